@@ -1,0 +1,6 @@
+//! One module per remote API. Clients know HTTP and the vendor's shapes, nothing of
+//! Terraform or the engine.
+pub mod secret;
+pub mod workbench;
+
+pub use secret::Secret;

@@ -1,0 +1,28 @@
+//! Entry point: handshake with Terraform and serve; nothing else.
+use std::process::ExitCode;
+
+use expel_provider::resources::{ExpelProvider, ADDRESS};
+use expel_provider::tfplugin::{log, serve};
+
+fn main() -> ExitCode {
+    let opts = match serve::options_from_args(ADDRESS) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("terraform-provider-expel: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    log::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("terraform-provider-expel: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(serve::serve(ExpelProvider, opts))
+}

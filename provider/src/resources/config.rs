@@ -1,0 +1,484 @@
+//! The provider block: Workbench, AWS, SentinelOne and Wiz settings, each also from the
+//! environment. Missing or malformed values name the attribute and the variable.
+use url::Url;
+
+use crate::clients::workbench::WorkbenchClient;
+use crate::clients::Secret;
+use crate::tfplugin::diag::{AttrPath, Diagnostics};
+use crate::tfplugin::schema::{validators, Attribute, Block, NestedBlock, Schema};
+use crate::tfplugin::value::Value;
+
+pub const DEFAULT_WORKBENCH_URL: &str = "https://workbench.expel.io";
+
+/// Where configuration falls back to when the provider block leaves a value out.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// AWS settings; the AWS default credential chain applies to whatever is left unset.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub assume_role: Option<AssumeRole>,
+    /// Per-service endpoint overrides (service name -> URL), for moto and private endpoints.
+    pub endpoints: Vec<(String, Url)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub external_id: Option<Secret>,
+    pub session_name: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SentinelOneSettings {
+    pub api_token: Secret,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WizSettings {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub auth_url: Url,
+    pub api_url: Url,
+}
+
+/// What resources and data sources receive once the provider is configured.
+pub struct ExpelData {
+    pub workbench: WorkbenchClient,
+    pub organization_id: Option<String>,
+    pub aws: AwsSettings,
+    pub sentinelone: Option<SentinelOneSettings>,
+    pub wiz: Option<WizSettings>,
+}
+
+const AWS_SERVICES: &[&str] = &[
+    "iam",
+    "kms",
+    "s3",
+    "sqs",
+    "sts",
+    "cloudtrail",
+    "organizations",
+];
+
+pub fn schema() -> Schema {
+    let mut endpoints = Block::new(
+        "Per-service endpoint URLs, for testing against an emulator or for private endpoints.",
+    );
+    for svc in AWS_SERVICES {
+        endpoints = endpoints.attr(
+            Attribute::string(svc)
+                .optional()
+                .description(&format!("Endpoint URL for {svc}."))
+                .validator(validators::url(&["http", "https"])),
+        );
+    }
+    let aws = Block::new("AWS account the CloudTrail resources are created in. Unset values come from the AWS default credential chain (environment, shared config, instance role).")
+        .attr(Attribute::string("region").optional().description("AWS region. Default: `AWS_REGION` / `AWS_DEFAULT_REGION` or the shared config.").validator(region_validator()))
+        .attr(Attribute::string("profile").optional().description("Shared config profile. Default: `AWS_PROFILE`."))
+        .block(
+            NestedBlock::single(
+                "assume_role",
+                Block::new("Role to assume before any AWS call, e.g. in each account of an AWS Organization.")
+                    .attr(Attribute::string("role_arn").required().description("ARN of the role to assume.").validator(arn_validator()))
+                    .attr(Attribute::string("external_id").optional().sensitive().description("External id the role's trust policy requires."))
+                    .attr(Attribute::string("session_name").optional().description("Session name. Default: `terraform-provider-expel`.")),
+            ),
+        )
+        .block(NestedBlock::single("endpoints", endpoints));
+    let s1 = Block::new("SentinelOne management console access.").attr(
+        Attribute::string("api_token")
+            .optional()
+            .sensitive()
+            .description("API token of a console user allowed to manage roles and users. Default: `SENTINELONE_API_TOKEN`."),
+    );
+    let wiz = Block::new("Wiz tenant access (a service account with admin scopes).")
+        .attr(Attribute::string("client_id").optional().description("Default: `WIZ_CLIENT_ID`."))
+        .attr(Attribute::string("client_secret").optional().sensitive().description("Default: `WIZ_CLIENT_SECRET`."))
+        .attr(Attribute::string("auth_url").optional().description("OAuth token URL. Default: `WIZ_AUTH_URL` or `https://auth.app.wiz.io/oauth/token`.").validator(validators::url(&["https", "http"])))
+        .attr(Attribute::string("api_url").optional().description("GraphQL endpoint of the tenant, e.g. `https://api.us17.app.wiz.io/graphql`. Default: `WIZ_API_URL`.").validator(validators::url(&["https", "http"])));
+    Schema::new(
+        0,
+        Block::new("Configures access to Expel Workbench and to the tools the onboarding guides connect to it.")
+            .attr(Attribute::string("workbench_url").optional().description("Workbench base URL. Default: `EXPEL_WORKBENCH_URL` or `https://workbench.expel.io`.").validator(validators::url(&["https", "http"])))
+            .attr(Attribute::string("api_key").optional().sensitive().description("Workbench API key of a service account (Organization Admin). Default: `EXPEL_API_KEY`."))
+            .attr(Attribute::string("organization_id").optional().description("Workbench organization id (a GUID); also the external id of ExpelServiceRole. Default: `EXPEL_ORGANIZATION_ID`.").validator(uuid_validator()))
+            .block(NestedBlock::single("aws", aws))
+            .block(NestedBlock::single("sentinelone", s1))
+            .block(NestedBlock::single("wiz", wiz)),
+    )
+}
+
+fn uuid_validator() -> impl crate::tfplugin::schema::Validator {
+    crate::tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
+        if let Some(s) = v.as_str() {
+            if !is_uuid(s) {
+                d.attr_error(p.clone(), "Malformed organization id", format!("`{p}` = {s:?} is not a GUID such as \"2a0a5e3c-6a4e-4b59-9d0c-2a8c8c8f2e10\"; copy it from Workbench (Settings > Organization)."));
+            }
+        }
+    })
+}
+
+fn arn_validator() -> impl crate::tfplugin::schema::Validator {
+    crate::tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
+        if let Some(s) = v.as_str() {
+            if !is_role_arn(s) {
+                d.attr_error(p.clone(), "Malformed role ARN", format!("`{p}` = {s:?} is not an IAM role ARN such as \"arn:aws:iam::123456789012:role/OrganizationAccountAccessRole\"."));
+            }
+        }
+    })
+}
+
+fn region_validator() -> impl crate::tfplugin::schema::Validator {
+    crate::tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
+        if let Some(s) = v.as_str() {
+            if !is_region(s) {
+                d.attr_error(
+                    p.clone(),
+                    "Malformed AWS region",
+                    format!("`{p}` = {s:?} is not an AWS region name such as \"us-east-1\"."),
+                );
+            }
+        }
+    })
+}
+
+pub fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+pub fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+pub fn is_role_arn(s: &str) -> bool {
+    let f: Vec<&str> = s.splitn(6, ':').collect();
+    f.len() == 6
+        && f[0] == "arn"
+        && f[1].starts_with("aws")
+        && f[2] == "iam"
+        && f[3].is_empty()
+        && f[4].len() == 12
+        && f[4].chars().all(|c| c.is_ascii_digit())
+        && f[5].strip_prefix("role/").is_some_and(|n| !n.is_empty())
+}
+
+/// Cross-attribute checks that need no remote call.
+pub fn validate(config: &Value, diags: &mut Diagnostics) {
+    if let Some(wiz) = config.get("wiz").filter(|w| !w.is_null()) {
+        let id = wiz.get("client_id").unwrap_or(&Value::Null);
+        let secret = wiz.get("client_secret").unwrap_or(&Value::Null);
+        if id.is_known() && secret.is_known() && id.is_null() != secret.is_null() {
+            diags.attr_error(
+                AttrPath::root("wiz"),
+                "Incomplete Wiz credentials",
+                "Set both `wiz.client_id` and `wiz.client_secret` (or WIZ_CLIENT_ID and WIZ_CLIENT_SECRET), or neither.",
+            );
+        }
+    }
+}
+
+fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str().filter(|s| !s.is_empty())
+}
+
+/// Resolves `attr` from config, else from `var`; records where the value came from.
+fn setting(config: &Value, path: &[&str], var: &str, env: &dyn Env) -> Option<(String, String)> {
+    if let Some(s) = get(config, path) {
+        return Some((s.to_string(), format!("`{}`", path.join("."))));
+    }
+    env.var(var)
+        .map(|s| (s, format!("the environment variable {var}")))
+}
+
+fn parse_url(value: &str, source: &str, path: AttrPath, diags: &mut Diagnostics) -> Option<Url> {
+    match Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(u),
+        _ => {
+            diags.attr_error(
+                path,
+                "Malformed URL",
+                format!("{source} = {value:?} is not an http(s) URL."),
+            );
+            None
+        }
+    }
+}
+
+/// Builds the provider data from the configuration and the environment.
+pub fn configure(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> Option<ExpelData> {
+    let url = setting(config, &["workbench_url"], "EXPEL_WORKBENCH_URL", env)
+        .unwrap_or((DEFAULT_WORKBENCH_URL.to_string(), "the default".to_string()));
+    let workbench_url = parse_url(&url.0, &url.1, AttrPath::root("workbench_url"), diags);
+
+    let api_key = setting(config, &["api_key"], "EXPEL_API_KEY", env).map(|(k, _)| Secret::new(k));
+    if api_key.is_none() {
+        diags.attr_error(
+            AttrPath::root("api_key"),
+            "Missing Workbench API key",
+            "Set `api_key` in the provider block or the environment variable EXPEL_API_KEY to the API key of a Workbench service account (Settings > Service Accounts > Generate API Key).",
+        );
+    }
+
+    let organization_id = setting(config, &["organization_id"], "EXPEL_ORGANIZATION_ID", env);
+    if let Some((id, source)) = &organization_id {
+        if !is_uuid(id) {
+            diags.attr_error(
+                AttrPath::root("organization_id"),
+                "Malformed organization id",
+                format!(
+                    "{source} = {id:?} is not a GUID; copy the organization id from Workbench."
+                ),
+            );
+        }
+    }
+
+    let aws = aws_settings(config, env, diags);
+    let sentinelone = setting(
+        config,
+        &["sentinelone", "api_token"],
+        "SENTINELONE_API_TOKEN",
+        env,
+    )
+    .map(|(t, _)| SentinelOneSettings {
+        api_token: Secret::new(t),
+    });
+    let wiz = wiz_settings(config, env, diags);
+
+    if diags.has_errors() {
+        return None;
+    }
+    let (workbench_url, api_key) = (workbench_url?, api_key?);
+    match WorkbenchClient::new(workbench_url, api_key) {
+        Ok(workbench) => Some(ExpelData {
+            workbench,
+            organization_id: organization_id.map(|(id, _)| id),
+            aws,
+            sentinelone,
+            wiz,
+        }),
+        Err(e) => {
+            diags.error("Cannot build the HTTP client", e.to_string());
+            None
+        }
+    }
+}
+
+fn aws_settings(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> AwsSettings {
+    let aws = config.get("aws").cloned().unwrap_or(Value::Null);
+    let region = setting(&aws, &["region"], "AWS_REGION", env).or_else(|| {
+        env.var("AWS_DEFAULT_REGION")
+            .map(|r| (r, "the environment variable AWS_DEFAULT_REGION".into()))
+    });
+    if let Some((r, source)) = &region {
+        if !is_region(r) {
+            diags.attr_error(
+                AttrPath::root("aws").attr("region"),
+                "Malformed AWS region",
+                format!("{source} = {r:?} is not an AWS region name such as \"us-east-1\"."),
+            );
+        }
+    }
+    let assume_role = aws
+        .get("assume_role")
+        .filter(|a| !a.is_null())
+        .and_then(|a| {
+            let arn = get(a, &["role_arn"])?.to_string();
+            if !is_role_arn(&arn) {
+                diags.attr_error(
+                    AttrPath::root("aws").attr("assume_role").attr("role_arn"),
+                    "Malformed role ARN",
+                    format!("{arn:?} is not an IAM role ARN."),
+                );
+            }
+            Some(AssumeRole {
+                role_arn: arn,
+                external_id: get(a, &["external_id"]).map(Secret::new),
+                session_name: get(a, &["session_name"])
+                    .unwrap_or("terraform-provider-expel")
+                    .to_string(),
+            })
+        });
+    let mut endpoints = Vec::new();
+    for svc in AWS_SERVICES {
+        let var = format!("AWS_ENDPOINT_URL_{}", svc.to_ascii_uppercase());
+        let found = setting(&aws, &["endpoints", svc], &var, env).or_else(|| {
+            env.var("AWS_ENDPOINT_URL")
+                .map(|u| (u, "the environment variable AWS_ENDPOINT_URL".into()))
+        });
+        if let Some((u, source)) = found {
+            if let Some(url) = parse_url(
+                &u,
+                &source,
+                AttrPath::root("aws").attr("endpoints").attr(*svc),
+                diags,
+            ) {
+                endpoints.push((svc.to_string(), url));
+            }
+        }
+    }
+    AwsSettings {
+        region: region.map(|(r, _)| r),
+        profile: setting(&aws, &["profile"], "AWS_PROFILE", env).map(|(p, _)| p),
+        assume_role,
+        endpoints,
+    }
+}
+
+fn wiz_settings(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> Option<WizSettings> {
+    let wiz = config.get("wiz").cloned().unwrap_or(Value::Null);
+    let id = setting(&wiz, &["client_id"], "WIZ_CLIENT_ID", env);
+    let secret = setting(&wiz, &["client_secret"], "WIZ_CLIENT_SECRET", env);
+    let (id, secret) = match (id, secret) {
+        (None, None) => return None,
+        (Some(i), Some(s)) => (i.0, Secret::new(s.0)),
+        (Some(_), None) => {
+            diags.attr_error(
+                AttrPath::root("wiz").attr("client_secret"),
+                "Missing Wiz client secret",
+                "Set `wiz.client_secret` or WIZ_CLIENT_SECRET, since a Wiz client id is given.",
+            );
+            return None;
+        }
+        (None, Some(_)) => {
+            diags.attr_error(
+                AttrPath::root("wiz").attr("client_id"),
+                "Missing Wiz client id",
+                "Set `wiz.client_id` or WIZ_CLIENT_ID, since a Wiz client secret is given.",
+            );
+            return None;
+        }
+    };
+    let auth = setting(&wiz, &["auth_url"], "WIZ_AUTH_URL", env).unwrap_or((
+        "https://auth.app.wiz.io/oauth/token".into(),
+        "the default".into(),
+    ));
+    let auth_url = parse_url(
+        &auth.0,
+        &auth.1,
+        AttrPath::root("wiz").attr("auth_url"),
+        diags,
+    );
+    let Some(api) = setting(&wiz, &["api_url"], "WIZ_API_URL", env) else {
+        diags.attr_error(AttrPath::root("wiz").attr("api_url"), "Missing Wiz API URL", "Set `wiz.api_url` or WIZ_API_URL to your tenant's GraphQL endpoint (Wiz: User Settings > Tenant > API Endpoint URL).");
+        return None;
+    };
+    let api_url = parse_url(&api.0, &api.1, AttrPath::root("wiz").attr("api_url"), diags);
+    Some(WizSettings {
+        client_id: id,
+        client_secret: secret,
+        auth_url: auth_url?,
+        api_url: api_url?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct FakeEnv(HashMap<&'static str, &'static str>);
+    impl Env for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|s| s.to_string())
+        }
+    }
+
+    fn null_config() -> Value {
+        let mut v = Value::Object(Default::default());
+        crate::tfplugin::schema::normalize_blocks(&schema().block, &mut v);
+        v
+    }
+
+    fn paths(d: &Diagnostics) -> Vec<String> {
+        d.iter()
+            .filter_map(|x| x.path.as_ref().map(|p| p.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn missing_api_key_names_attribute_and_variable() {
+        let mut d = Diagnostics::default();
+        assert!(configure(&null_config(), &FakeEnv(HashMap::new()), &mut d).is_none());
+        assert_eq!(paths(&d), vec!["api_key"]);
+        assert!(d.0[0].detail.contains("EXPEL_API_KEY"));
+    }
+
+    #[test]
+    fn environment_fills_in_and_is_checked() {
+        let env = FakeEnv(HashMap::from([
+            ("EXPEL_API_KEY", "k"),
+            ("EXPEL_ORGANIZATION_ID", "not-a-guid"),
+            ("AWS_REGION", "moon-1"),
+        ]));
+        let mut d = Diagnostics::default();
+        assert!(configure(&null_config(), &env, &mut d).is_none());
+        let p = paths(&d);
+        assert!(p.contains(&"organization_id".to_string()), "{p:?}");
+        assert!(p.contains(&"aws.region".to_string()), "{p:?}");
+        assert!(d.iter().any(|x| x.detail.contains("EXPEL_ORGANIZATION_ID")));
+    }
+
+    #[test]
+    fn valid_environment_configures() {
+        let env = FakeEnv(HashMap::from([
+            ("EXPEL_API_KEY", "k"),
+            ("EXPEL_WORKBENCH_URL", "http://127.0.0.1:9"),
+            (
+                "EXPEL_ORGANIZATION_ID",
+                "2a0a5e3c-6a4e-4b59-9d0c-2a8c8c8f2e10",
+            ),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("WIZ_CLIENT_ID", "id"),
+            ("WIZ_CLIENT_SECRET", "s"),
+            ("WIZ_API_URL", "https://api.us17.app.wiz.io/graphql"),
+        ]));
+        let mut d = Diagnostics::default();
+        let data = configure(&null_config(), &env, &mut d).expect("configures");
+        assert!(!d.has_errors(), "{d:?}");
+        assert_eq!(data.workbench.base_url().as_str(), "http://127.0.0.1:9/");
+        assert_eq!(data.aws.endpoints.len(), AWS_SERVICES.len());
+        assert_eq!(
+            data.wiz.map(|w| w.client_secret.expose().to_string()),
+            Some("s".into())
+        );
+    }
+
+    #[test]
+    fn shape_checks() {
+        assert!(is_uuid("2a0a5e3c-6a4e-4b59-9d0c-2a8c8c8f2e10"));
+        assert!(!is_uuid("2a0a5e3c6a4e4b599d0c2a8c8c8f2e10"));
+        assert!(is_region("us-east-1") && is_region("us-gov-west-1") && !is_region("useast1"));
+        assert!(is_role_arn("arn:aws:iam::123456789012:role/X"));
+        assert!(is_role_arn("arn:aws-us-gov:iam::123456789012:role/path/X"));
+        assert!(!is_role_arn("arn:aws:iam::1234:role/X") && !is_role_arn("arn:aws:s3:::b"));
+    }
+}

@@ -1,0 +1,91 @@
+//! hclog-style JSON log lines on stderr, so Terraform's `TF_LOG` shows them at their level.
+use std::fmt;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+struct HcLog;
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        self.record_str(field, &format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_string();
+        } else {
+            self.extra
+                .insert(field.name().to_string(), serde_json::Value::from(value));
+        }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for HcLog
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut ts = String::new();
+        SystemTime.format_time(&mut Writer::new(&mut ts))?;
+        let mut f = Fields::default();
+        event.record(&mut f);
+        let level = match *event.metadata().level() {
+            Level::ERROR => "error",
+            Level::WARN => "warn",
+            Level::INFO => "info",
+            Level::DEBUG => "debug",
+            Level::TRACE => "trace",
+        };
+        let mut line = f.extra;
+        line.insert("@level".into(), level.into());
+        line.insert("@message".into(), f.message.into());
+        line.insert("@module".into(), "provider.expel".into());
+        line.insert("@timestamp".into(), ts.into());
+        writeln!(writer, "{}", serde_json::Value::Object(line))
+    }
+}
+
+/// Installs the stderr logger. The level follows TF_LOG_PROVIDER, then TF_LOG (as Terraform
+/// does); without either, only warnings and errors are written.
+pub fn init() {
+    let level = std::env::var("TF_LOG_PROVIDER")
+        .or_else(|_| std::env::var("TF_LOG"))
+        .map(|l| match l.to_ascii_lowercase().as_str() {
+            "trace" | "json" => Level::TRACE,
+            "debug" => Level::DEBUG,
+            "info" => Level::INFO,
+            "error" => Level::ERROR,
+            _ => Level::WARN,
+        })
+        .unwrap_or(Level::WARN);
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // Our own lines at the requested level; libraries (TLS, HTTP/2) only when they warn.
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("expel_provider", level)
+        .with_target("terraform_provider_expel", level)
+        .with_default(Level::WARN);
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .event_format(HcLog),
+        )
+        .with(filter)
+        .try_init();
+}

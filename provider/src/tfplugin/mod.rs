@@ -1,0 +1,11 @@
+//! Generic Terraform plugin SDK: knows Terraform, knows nothing of Expel.
+pub mod diag;
+pub mod log;
+pub mod plan;
+pub mod proto;
+pub mod provider;
+pub mod schema;
+pub mod serve;
+pub mod server;
+pub mod tls;
+pub mod value;

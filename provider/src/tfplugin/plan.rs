@@ -1,0 +1,334 @@
+//! Terraform's plan and apply rules, enforced once for every resource.
+//!
+//! Planning starts from Terraform's proposed new state, applies defaults, nulls write-only
+//! attributes and marks computed attributes that the configuration leaves null as unknown on
+//! create. On update they keep their prior values unless the resource marks them unknown.
+//! The checks below turn a resource bug into a clear diagnostic instead of Terraform's
+//! "Provider produced invalid plan" / "inconsistent result after apply".
+use super::diag::AttrPath;
+use super::schema::{child, Block, Nesting};
+use super::value::Value;
+
+/// Computes the planned state of a create (`prior` null) or an update.
+pub fn plan_change(block: &Block, prior: &Value, proposed: &Value, config: &Value) -> Value {
+    let creating = prior.is_null();
+    let mut out = std::collections::BTreeMap::new();
+    for a in &block.attributes {
+        let cfg = config.get(&a.name).unwrap_or(&Value::Null);
+        let prop = proposed.get(&a.name).cloned().unwrap_or(Value::Null);
+        let v = if a.write_only {
+            Value::Null
+        } else if cfg.is_null() && a.default.is_some() {
+            a.default.clone().unwrap_or(Value::Null)
+        } else if cfg.is_null() && a.computed && creating {
+            Value::unknown()
+        } else {
+            prop
+        };
+        out.insert(a.name.clone(), v);
+    }
+    for b in &block.blocks {
+        let cfg = config.get(&b.name).unwrap_or(&Value::Null);
+        let prop = proposed.get(&b.name).unwrap_or(&Value::Null);
+        let pri = prior.get(&b.name).unwrap_or(&Value::Null);
+        let v = match (b.nesting, prop) {
+            (Nesting::Single, p) if p.is_null() || !p.is_known() => p.clone(),
+            (Nesting::Single, p) => plan_change(&b.block, pri, p, cfg),
+            (Nesting::List | Nesting::Set, Value::List(items) | Value::Set(items)) => {
+                let planned: Vec<Value> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let c = nth(cfg, i).unwrap_or(&Value::Null);
+                        let p = if b.nesting == Nesting::List {
+                            nth(pri, i).unwrap_or(&Value::Null)
+                        } else {
+                            &Value::Null
+                        };
+                        plan_change(&b.block, p, item, c)
+                    })
+                    .collect();
+                if b.nesting == Nesting::List {
+                    Value::List(planned)
+                } else {
+                    Value::Set(planned)
+                }
+            }
+            (_, p) => p.clone(),
+        };
+        out.insert(b.name.clone(), v);
+    }
+    Value::Object(out)
+}
+
+fn nth(v: &Value, i: usize) -> Option<&Value> {
+    match v {
+        Value::List(items) | Value::Set(items) | Value::Tuple(items) => items.get(i),
+        _ => None,
+    }
+}
+
+/// Paths of `requires_replace` attributes whose planned value differs from the prior one.
+pub fn requires_replace(block: &Block, prior: &Value, planned: &Value) -> Vec<AttrPath> {
+    let mut out = Vec::new();
+    collect_replace(block, prior, planned, &AttrPath::default(), &mut out);
+    out
+}
+
+fn collect_replace(
+    block: &Block,
+    prior: &Value,
+    planned: &Value,
+    path: &AttrPath,
+    out: &mut Vec<AttrPath>,
+) {
+    if prior.is_null() {
+        return;
+    }
+    for a in block.attributes.iter().filter(|a| a.requires_replace) {
+        let before = prior.get(&a.name).unwrap_or(&Value::Null);
+        let after = planned.get(&a.name).unwrap_or(&Value::Null);
+        if before != after {
+            out.push(child(path, &a.name));
+        }
+    }
+    for b in block.blocks.iter().filter(|b| b.nesting == Nesting::Single) {
+        if let (Some(pr), Some(pl)) = (prior.get(&b.name), planned.get(&b.name)) {
+            collect_replace(&b.block, pr, pl, &child(path, &b.name), out);
+        }
+    }
+}
+
+/// Checks a plan against the rules Terraform enforces; returns one message per violation.
+pub fn check_plan(block: &Block, prior: &Value, config: &Value, planned: &Value) -> Vec<String> {
+    let mut errs = Vec::new();
+    check_plan_at(
+        block,
+        prior,
+        config,
+        planned,
+        &AttrPath::default(),
+        &mut errs,
+    );
+    errs
+}
+
+fn check_plan_at(
+    block: &Block,
+    prior: &Value,
+    config: &Value,
+    planned: &Value,
+    path: &AttrPath,
+    errs: &mut Vec<String>,
+) {
+    for a in &block.attributes {
+        let p = child(path, &a.name);
+        let cfg = config.get(&a.name).unwrap_or(&Value::Null);
+        let pl = planned.get(&a.name).unwrap_or(&Value::Null);
+        let pr = prior.get(&a.name).unwrap_or(&Value::Null);
+        if a.write_only {
+            if !pl.is_null() {
+                errs.push(format!("{p}: a write-only attribute must be planned null"));
+            }
+        } else if !cfg.is_null() {
+            if pl != cfg && pl != pr && cfg.is_wholly_known() {
+                errs.push(format!(
+                    "{p}: planned value differs from both the configuration and the prior state"
+                ));
+            }
+        } else if !a.computed && !pl.is_null() {
+            errs.push(format!(
+                "{p}: a non-computed attribute left null in configuration must be planned null"
+            ));
+        }
+        if !a.computed && !pl.is_wholly_known() && cfg.is_wholly_known() {
+            errs.push(format!(
+                "{p}: planned unknown for a configured, non-computed value"
+            ));
+        }
+    }
+    for b in block.blocks.iter().filter(|b| b.nesting == Nesting::Single) {
+        let pl = planned.get(&b.name).unwrap_or(&Value::Null);
+        if pl.is_null() || !pl.is_known() {
+            continue;
+        }
+        check_plan_at(
+            &b.block,
+            prior.get(&b.name).unwrap_or(&Value::Null),
+            config.get(&b.name).unwrap_or(&Value::Null),
+            pl,
+            &child(path, &b.name),
+            errs,
+        );
+    }
+}
+
+/// Checks an apply result against its plan: every value known in the plan must come back
+/// unchanged, and nothing may remain unknown.
+pub fn check_applied(planned: &Value, applied: &Value) -> Vec<String> {
+    let mut errs = Vec::new();
+    check_applied_at(planned, applied, &AttrPath::default(), &mut errs);
+    errs
+}
+
+fn check_applied_at(planned: &Value, applied: &Value, path: &AttrPath, errs: &mut Vec<String>) {
+    let at = |p: &AttrPath| {
+        if p.is_empty() {
+            "the resource".to_string()
+        } else {
+            p.to_string()
+        }
+    };
+    if !applied.is_wholly_known() {
+        errs.push(format!("{}: still unknown after apply", at(path)));
+        return;
+    }
+    match (planned, applied) {
+        (Value::Unknown(_), _) => {}
+        (Value::Object(pm), Value::Object(am)) => {
+            for (k, pv) in pm {
+                let av = am.get(k).unwrap_or(&Value::Null);
+                check_applied_at(pv, av, &child(path, k), errs);
+            }
+        }
+        (Value::List(pl), Value::List(al)) | (Value::Tuple(pl), Value::Tuple(al))
+            if pl.len() == al.len() =>
+        {
+            for (i, (pv, av)) in pl.iter().zip(al).enumerate() {
+                check_applied_at(pv, av, &path.index(i), errs);
+            }
+        }
+        (p, a) if p.is_wholly_known() => {
+            if p != a {
+                errs.push(format!(
+                    "{}: planned {p:?} but apply produced {a:?}",
+                    at(path)
+                ));
+            }
+        }
+        // A partly unknown collection: its length must match.
+        (Value::List(pl) | Value::Set(pl), Value::List(al) | Value::Set(al)) => {
+            if pl.len() != al.len() {
+                errs.push(format!(
+                    "{}: planned {} elements, got {}",
+                    at(path),
+                    pl.len(),
+                    al.len()
+                ));
+            }
+        }
+        _ => errs.push(format!(
+            "{}: apply produced a value of another shape",
+            at(path)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tfplugin::schema::{Attribute, NestedBlock};
+
+    fn block() -> Block {
+        Block::new("test")
+            .attr(Attribute::string("name").required().requires_replace())
+            .attr(Attribute::string("id").computed())
+            .attr(Attribute::string("note").optional())
+            .attr(Attribute::bool("verify").default(Value::Bool(true)))
+            .attr(Attribute::string("secret").optional().write_only())
+            .block(NestedBlock::single(
+                "opts",
+                Block::new("opts")
+                    .attr(Attribute::string("region").optional())
+                    .attr(Attribute::string("arn").computed()),
+            ))
+    }
+
+    fn obj(pairs: &[(&str, Value)]) -> Value {
+        Value::object(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())))
+    }
+
+    #[test]
+    fn create_marks_computed_unknown_and_applies_defaults() {
+        let b = block();
+        let config = obj(&[
+            ("name", Value::string("a")),
+            ("id", Value::Null),
+            ("note", Value::Null),
+            ("verify", Value::Null),
+            ("secret", Value::string("s3cr3t")),
+            (
+                "opts",
+                obj(&[("region", Value::string("eu-west-1")), ("arn", Value::Null)]),
+            ),
+        ]);
+        let planned = plan_change(&b, &Value::Null, &config, &config);
+        assert_eq!(planned.get("id"), Some(&Value::unknown()));
+        assert_eq!(planned.get("note"), Some(&Value::Null));
+        assert_eq!(planned.get("verify"), Some(&Value::Bool(true)));
+        assert_eq!(
+            planned.get("secret"),
+            Some(&Value::Null),
+            "write-only is planned null"
+        );
+        let opts = planned.get("opts").cloned().unwrap_or(Value::Null);
+        assert_eq!(opts.get("arn"), Some(&Value::unknown()));
+        assert_eq!(opts.get("region"), Some(&Value::string("eu-west-1")));
+        assert!(check_plan(&b, &Value::Null, &config, &planned).is_empty());
+    }
+
+    #[test]
+    fn update_keeps_prior_computed_values_and_flags_replacement() {
+        let b = block();
+        let prior = obj(&[
+            ("name", Value::string("a")),
+            ("id", Value::string("dev-1")),
+            ("note", Value::Null),
+            ("verify", Value::Bool(true)),
+            ("secret", Value::Null),
+            ("opts", Value::Null),
+        ]);
+        let config = obj(&[
+            ("name", Value::string("b")),
+            ("id", Value::Null),
+            ("note", Value::Null),
+            ("verify", Value::Null),
+            ("secret", Value::Null),
+            ("opts", Value::Null),
+        ]);
+        let mut proposed = config.clone();
+        if let Some(v) = proposed.get_mut("id") {
+            *v = Value::string("dev-1");
+        }
+        let planned = plan_change(&b, &prior, &proposed, &config);
+        assert_eq!(planned.get("id"), Some(&Value::string("dev-1")));
+        let replace = requires_replace(&b, &prior, &planned);
+        assert_eq!(replace, vec![AttrPath::root("name")]);
+        // Planning twice from the same inputs gives the same plan (no clock, no randomness).
+        assert_eq!(planned, plan_change(&b, &prior, &proposed, &config));
+    }
+
+    #[test]
+    fn plan_checks_catch_resource_bugs() {
+        let b = block();
+        let config = obj(&[("name", Value::string("a")), ("note", Value::Null)]);
+        let bad = obj(&[
+            ("name", Value::string("other")),
+            ("note", Value::string("x")),
+        ]);
+        let errs = check_plan(&b, &Value::Null, &config, &bad);
+        assert!(errs.iter().any(|e| e.starts_with("name:")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("note:")), "{errs:?}");
+    }
+
+    #[test]
+    fn apply_checks_compare_with_plan() {
+        let planned = obj(&[("name", Value::string("a")), ("id", Value::unknown())]);
+        let good = obj(&[("name", Value::string("a")), ("id", Value::string("x"))]);
+        assert!(check_applied(&planned, &good).is_empty());
+        let changed = obj(&[("name", Value::string("b")), ("id", Value::string("x"))]);
+        assert_eq!(check_applied(&planned, &changed).len(), 1);
+        let unresolved = obj(&[("name", Value::string("a")), ("id", Value::unknown())]);
+        assert!(!check_applied(&planned, &unresolved).is_empty());
+    }
+}

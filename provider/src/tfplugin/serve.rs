@@ -1,0 +1,190 @@
+//! go-plugin handshake and the gRPC server: magic cookie, protocol 6, a unix socket,
+//! AutoMTLS, the health and controller services, and `--debug` (reattach) mode.
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use base64::Engine;
+use tokio::net::UnixListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tonic::transport::Server;
+use tonic::{Request, Response, Status};
+
+use super::proto::plugin as goplugin;
+use super::proto::tfplugin6::provider_server::ProviderServer;
+use super::provider::Provider;
+use super::server::PluginServer;
+use super::tls;
+
+pub const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
+pub const MAGIC_COOKIE_VALUE: &str =
+    "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+const MAX_MESSAGE: usize = 256 << 20;
+
+/// How the process was asked to serve.
+pub struct ServeOptions {
+    /// Full provider address, e.g. `registry.terraform.io/expel-io/expel`.
+    pub address: &'static str,
+    /// `--debug`: no cookie, plaintext, print `TF_REATTACH_PROVIDERS`.
+    pub debug: bool,
+}
+
+struct Controller {
+    shutdown: mpsc::Sender<()>,
+}
+
+#[tonic::async_trait]
+impl goplugin::grpc_controller_server::GrpcController for Controller {
+    async fn shutdown(
+        &self,
+        _r: Request<goplugin::Empty>,
+    ) -> Result<Response<goplugin::Empty>, Status> {
+        tracing::debug!("GRPCController.Shutdown: exiting");
+        let _ = self.shutdown.try_send(());
+        Ok(Response::new(goplugin::Empty {}))
+    }
+}
+
+/// Serves `provider` until Terraform shuts it down. Returns the process exit code.
+pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> ExitCode {
+    if !opts.debug && std::env::var(MAGIC_COOKIE_KEY).as_deref() != Ok(MAGIC_COOKIE_VALUE) {
+        eprintln!(
+            "This binary is a plugin. These are not meant to be executed directly.\n\
+             Please execute the program that consumes these plugins, which will\n\
+             load any plugins automatically (here: terraform, with `{}` in required_providers).\n\
+             To debug it, run it with --debug and export the TF_REATTACH_PROVIDERS line it prints.",
+            opts.address
+        );
+        return ExitCode::from(1);
+    }
+    if !opts.debug {
+        if let Ok(versions) = std::env::var("PLUGIN_PROTOCOL_VERSIONS") {
+            if !versions.split(',').any(|v| v.trim() == "6") {
+                eprintln!("terraform-provider-expel speaks plugin protocol 6; Terraform offered {versions:?}. Use Terraform 1.0 or newer.");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    match run(provider, opts).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("plugin server failed: {e}");
+            eprintln!("terraform-provider-expel: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run<P: Provider>(
+    provider: P,
+    opts: ServeOptions,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = match std::env::var_os("PLUGIN_UNIX_SOCKET_DIR") {
+        Some(d) => tempfile::Builder::new().prefix("plugin").tempdir_in(d)?,
+        None => tempfile::Builder::new().prefix("plugin").tempdir()?,
+    };
+    let socket: PathBuf = dir.path().join("plugin.sock");
+    let listener = UnixListener::bind(&socket)?;
+
+    let tls = match std::env::var("PLUGIN_CLIENT_CERT") {
+        Ok(pem) if !opts.debug && !pem.trim().is_empty() => Some(tls::server_tls(&pem)?),
+        _ => None,
+    };
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status("plugin", tonic_health::ServingStatus::Serving)
+        .await;
+    let (stop_tx, mut stop_rx) = mpsc::channel::<()>(1);
+    let provider_svc = ProviderServer::new(PluginServer::new(provider))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let router = Server::builder()
+        .add_service(health)
+        .add_service(goplugin::grpc_controller_server::GrpcControllerServer::new(
+            Controller {
+                shutdown: stop_tx.clone(),
+            },
+        ))
+        .add_service(provider_svc);
+
+    let cert_field = tls
+        .as_ref()
+        .map(|t| base64::engine::general_purpose::STANDARD_NO_PAD.encode(&t.cert_der))
+        .unwrap_or_default();
+    let socket_str = socket.to_string_lossy().to_string();
+    if opts.debug {
+        let reattach = serde_json::json!({ opts.address: {
+            "Protocol": "grpc", "ProtocolVersion": 6, "Pid": std::process::id(), "Test": true,
+            "Addr": { "Network": "unix", "String": socket_str }
+        }});
+        println!(
+            "Provider started. To attach Terraform CLI, set the TF_REATTACH_PROVIDERS environment variable with the following:\n\n\tTF_REATTACH_PROVIDERS='{reattach}'\n"
+        );
+    } else {
+        println!("1|6|unix|{socket_str}|grpc|{cert_field}");
+    }
+    std::io::stdout().flush()?;
+
+    // Terraform handles Ctrl-C itself and sends StopProvider; an interrupt must not kill us,
+    // except in debug mode, where it is how a person stops the server.
+    let debug = opts.debug;
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if debug {
+                let _ = stop_tx.try_send(());
+            }
+        }
+    });
+    let shutdown = async move {
+        stop_rx.recv().await;
+    };
+
+    match tls {
+        None => {
+            router
+                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+                .await?
+        }
+        Some(t) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(t.config);
+            let (tx, rx) = mpsc::channel(16);
+            tokio::spawn(async move {
+                while let Ok((sock, _)) = listener.accept().await {
+                    let acceptor = acceptor.clone();
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        match acceptor.accept(sock).await {
+                            Ok(stream) => {
+                                let _ = tx.send(Ok::<_, std::io::Error>(stream)).await;
+                            }
+                            Err(e) => tracing::warn!("TLS handshake refused: {e}"),
+                        }
+                    });
+                }
+            });
+            router
+                .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
+                .await?
+        }
+    }
+    drop(dir);
+    Ok(())
+}
+
+/// Parses the command line: `--debug` or nothing.
+pub fn options_from_args(address: &'static str) -> Result<ServeOptions, String> {
+    let mut debug = false;
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "--debug" | "-debug" => debug = true,
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; the only option is --debug"
+                ))
+            }
+        }
+    }
+    Ok(ServeOptions { address, debug })
+}

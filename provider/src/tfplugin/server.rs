@@ -1,0 +1,944 @@
+//! The tfplugin6 gRPC service: decodes requests, dispatches to the provider's resources,
+//! enforces Terraform's rules, and never lets a panic cross the gRPC boundary.
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::diag::{AttrPath, Diagnostics, PathStep, Severity};
+use super::plan;
+use super::proto::tfplugin6 as pb;
+use super::provider::{Ctx, DataSource, Function, PlanInput, Provider, Resource};
+use super::schema::{normalize_blocks, run_validators, Block, Nesting, Schema};
+use super::value::{self, Type, Value};
+
+type Res<D> = (Arc<dyn Resource<D>>, Schema);
+type Ds<D> = (Arc<dyn DataSource<D>>, Schema);
+
+struct Inner<P: Provider> {
+    provider: P,
+    provider_schema: Schema,
+    resources: HashMap<String, Res<P::Data>>,
+    data_sources: HashMap<String, Ds<P::Data>>,
+    functions: HashMap<String, Arc<dyn Function>>,
+    schema_response: pb::get_provider_schema::Response,
+    data: RwLock<Option<Arc<P::Data>>>,
+    /// Cancelled by StopProvider; replaced afterwards so later calls run normally.
+    stop: Mutex<CancellationToken>,
+}
+
+/// The gRPC service Terraform talks to.
+pub struct PluginServer<P: Provider> {
+    inner: Arc<Inner<P>>,
+}
+
+impl<P: Provider> PluginServer<P> {
+    pub fn new(provider: P) -> Self {
+        let provider_schema = provider.schema();
+        let resources: HashMap<_, _> = provider
+            .resources()
+            .into_iter()
+            .map(|r| (r.type_name().to_string(), (r.clone(), r.schema())))
+            .collect();
+        let data_sources: HashMap<_, _> = provider
+            .data_sources()
+            .into_iter()
+            .map(|d| (d.type_name().to_string(), (d.clone(), d.schema())))
+            .collect();
+        let functions: HashMap<_, _> = provider
+            .functions()
+            .into_iter()
+            .map(|f| (f.name().to_string(), f))
+            .collect();
+        let schema_response = pb::get_provider_schema::Response {
+            provider: Some(schema_to_proto(&provider_schema)),
+            resource_schemas: resources
+                .iter()
+                .map(|(k, (_, s))| (k.clone(), schema_to_proto(s)))
+                .collect(),
+            data_source_schemas: data_sources
+                .iter()
+                .map(|(k, (_, s))| (k.clone(), schema_to_proto(s)))
+                .collect(),
+            functions: functions
+                .iter()
+                .map(|(k, f)| (k.clone(), function_to_proto(f.as_ref())))
+                .collect(),
+            diagnostics: vec![],
+            provider_meta: None,
+            server_capabilities: Some(capabilities()),
+        };
+        PluginServer {
+            inner: Arc::new(Inner {
+                provider,
+                provider_schema,
+                resources,
+                data_sources,
+                functions,
+                schema_response,
+                data: RwLock::new(None),
+                stop: Mutex::new(CancellationToken::new()),
+            }),
+        }
+    }
+
+    /// Runs one RPC body on its own task: a panic becomes an error diagnostic and
+    /// StopProvider cancels it.
+    async fn guard<T, F, Fut>(&self, rpc: &'static str, f: F) -> Result<T, Diagnostics>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Inner<P>>, CancellationToken) -> Fut,
+        Fut: Future<Output = Result<T, Diagnostics>> + Send + 'static,
+    {
+        let token = match self.inner.stop.lock() {
+            Ok(t) => t.child_token(),
+            Err(p) => p.into_inner().child_token(),
+        };
+        tracing::debug!(rpc, "call");
+        let fut = f(self.inner.clone(), token.clone());
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                r = fut => r,
+                _ = token.cancelled() => {
+                    let mut d = Diagnostics::default();
+                    d.error("Operation cancelled", "Terraform asked the provider to stop (StopProvider); the operation was cancelled.");
+                    Err(d)
+                }
+            }
+        });
+        match task.await {
+            Ok(r) => r,
+            Err(e) => {
+                let mut d = Diagnostics::default();
+                let what = if e.is_panic() {
+                    "crashed"
+                } else {
+                    "was aborted"
+                };
+                tracing::error!(rpc, "provider {what}");
+                d.error(
+                    format!("The provider {what} in {rpc}"),
+                    "This is a bug in terraform-provider-expel; please report it with the TF_LOG=debug output.",
+                );
+                Err(d)
+            }
+        }
+    }
+}
+
+fn capabilities() -> pb::ServerCapabilities {
+    pb::ServerCapabilities {
+        plan_destroy: false,
+        get_provider_schema_optional: false,
+        move_resource_state: false,
+    }
+}
+
+impl<P: Provider> Inner<P> {
+    fn resource(&self, name: &str) -> Result<&Res<P::Data>, Diagnostics> {
+        self.resources.get(name).ok_or_else(|| {
+            one_error(
+                "Unknown resource type",
+                format!("This provider has no resource type {name:?}."),
+            )
+        })
+    }
+    fn data_source(&self, name: &str) -> Result<&Ds<P::Data>, Diagnostics> {
+        self.data_sources.get(name).ok_or_else(|| {
+            one_error(
+                "Unknown data source",
+                format!("This provider has no data source {name:?}."),
+            )
+        })
+    }
+    fn ctx(&self, cancel: CancellationToken) -> Result<Ctx<P::Data>, Diagnostics> {
+        let data = match self.data.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        data.map(|data| Ctx { data, cancel }).ok_or_else(|| {
+            one_error(
+                "Provider not configured",
+                "The provider was used before ConfigureProvider succeeded; fix the errors in the provider block first.",
+            )
+        })
+    }
+}
+
+fn one_error(summary: impl Into<String>, detail: impl Into<String>) -> Diagnostics {
+    let mut d = Diagnostics::default();
+    d.error(summary, detail);
+    d
+}
+
+fn decode(dv: Option<&pb::DynamicValue>, ty: &Type, what: &str) -> Result<Value, Diagnostics> {
+    let r = match dv {
+        None => return Ok(Value::Null),
+        Some(dv) if !dv.msgpack.is_empty() => value::decode_msgpack(&dv.msgpack, ty),
+        Some(dv) if !dv.json.is_empty() => value::decode_json(&dv.json, ty),
+        Some(_) => return Ok(Value::Null),
+    };
+    r.map_err(|e| one_error(format!("Invalid {what} from Terraform"), e.to_string()))
+}
+
+fn encode(v: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostics> {
+    value::encode_msgpack(v, ty)
+        .map(|msgpack| pb::DynamicValue {
+            msgpack,
+            json: vec![],
+        })
+        .map_err(|e| {
+            one_error(
+                "Provider produced a value that does not match its schema",
+                e.to_string(),
+            )
+        })
+}
+
+/// Encodes a state after making nested block collections non-null.
+fn encode_state(block: &Block, mut v: Value) -> Result<pb::DynamicValue, Diagnostics> {
+    normalize_blocks(block, &mut v);
+    encode(&v, &block.ty())
+}
+
+fn bug(summary: &str, errs: Vec<String>) -> Diagnostics {
+    one_error(
+        summary,
+        format!(
+            "This is a bug in terraform-provider-expel, caught before Terraform saw it:\n- {}",
+            errs.join("\n- ")
+        ),
+    )
+}
+
+fn diags_to_proto(d: &Diagnostics) -> Vec<pb::Diagnostic> {
+    d.iter()
+        .map(|d| pb::Diagnostic {
+            severity: match d.severity {
+                Severity::Error => pb::diagnostic::Severity::Error as i32,
+                Severity::Warning => pb::diagnostic::Severity::Warning as i32,
+            },
+            summary: d.summary.clone(),
+            detail: d.detail.clone(),
+            attribute: d.path.as_ref().map(path_to_proto),
+        })
+        .collect()
+}
+
+fn path_to_proto(p: &AttrPath) -> pb::AttributePath {
+    use pb::attribute_path::step::Selector;
+    pb::AttributePath {
+        steps: p
+            .0
+            .iter()
+            .map(|s| pb::attribute_path::Step {
+                selector: Some(match s {
+                    PathStep::Attr(a) => Selector::AttributeName(a.clone()),
+                    PathStep::Key(k) => Selector::ElementKeyString(k.clone()),
+                    PathStep::Index(i) => Selector::ElementKeyInt(*i),
+                }),
+            })
+            .collect(),
+    }
+}
+
+fn schema_to_proto(s: &Schema) -> pb::Schema {
+    pb::Schema {
+        version: s.version,
+        block: Some(block_to_proto(&s.block, s.version)),
+    }
+}
+
+fn block_to_proto(b: &Block, version: i64) -> pb::schema::Block {
+    use pb::schema::nested_block::NestingMode;
+    pb::schema::Block {
+        version,
+        attributes: b
+            .attributes
+            .iter()
+            .map(|a| pb::schema::Attribute {
+                name: a.name.clone(),
+                r#type: a.ty.json_bytes(),
+                nested_type: None,
+                description: a.description.clone(),
+                required: a.required,
+                optional: a.optional,
+                computed: a.computed,
+                sensitive: a.sensitive,
+                description_kind: pb::StringKind::Markdown as i32,
+                deprecated: a.deprecated.is_some(),
+                write_only: a.write_only,
+                deprecation_message: a.deprecated.clone().unwrap_or_default(),
+            })
+            .collect(),
+        block_types: b
+            .blocks
+            .iter()
+            .map(|n| pb::schema::NestedBlock {
+                type_name: n.name.clone(),
+                block: Some(block_to_proto(&n.block, version)),
+                nesting: match n.nesting {
+                    Nesting::Single => NestingMode::Single,
+                    Nesting::List => NestingMode::List,
+                    Nesting::Set => NestingMode::Set,
+                } as i32,
+                min_items: n.min_items,
+                max_items: n.max_items,
+            })
+            .collect(),
+        description: b.description.clone(),
+        description_kind: pb::StringKind::Markdown as i32,
+        deprecated: false,
+        deprecation_message: String::new(),
+    }
+}
+
+fn function_to_proto(f: &dyn Function) -> pb::Function {
+    let sig = f.signature();
+    pb::Function {
+        parameters: sig
+            .parameters
+            .iter()
+            .map(|p| pb::function::Parameter {
+                name: p.name.to_string(),
+                r#type: p.ty.json_bytes(),
+                allow_null_value: false,
+                allow_unknown_values: false,
+                description: p.description.to_string(),
+                description_kind: pb::StringKind::Markdown as i32,
+            })
+            .collect(),
+        variadic_parameter: None,
+        r#return: Some(pb::function::Return {
+            r#type: sig.returns.json_bytes(),
+        }),
+        summary: sig.summary.to_string(),
+        description: sig.description.to_string(),
+        description_kind: pb::StringKind::Markdown as i32,
+        deprecation_message: String::new(),
+    }
+}
+
+/// Unknowns cannot be saved in state; a partial result after a failure drops them.
+fn unknowns_to_null(v: Value) -> Value {
+    match v {
+        Value::Unknown(_) => Value::Null,
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k, unknowns_to_null(v)))
+                .collect(),
+        ),
+        Value::Map(m) => Value::Map(
+            m.into_iter()
+                .map(|(k, v)| (k, unknowns_to_null(v)))
+                .collect(),
+        ),
+        Value::List(l) => Value::List(l.into_iter().map(unknowns_to_null).collect()),
+        Value::Set(l) => Value::Set(l.into_iter().map(unknowns_to_null).collect()),
+        Value::Tuple(l) => Value::Tuple(l.into_iter().map(unknowns_to_null).collect()),
+        other => other,
+    }
+}
+
+macro_rules! respond {
+    ($result:expr, |$ok:ident, $d:ident| $build:expr, |$err:ident| $fail:expr) => {
+        Ok(Response::new(match $result {
+            Ok(($ok, $d)) => $build,
+            Err($err) => $fail,
+        }))
+    };
+}
+
+#[tonic::async_trait]
+impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
+    async fn get_metadata(
+        &self,
+        _r: Request<pb::get_metadata::Request>,
+    ) -> Result<Response<pb::get_metadata::Response>, Status> {
+        use pb::get_metadata as m;
+        let i = &self.inner;
+        Ok(Response::new(m::Response {
+            server_capabilities: Some(capabilities()),
+            diagnostics: vec![],
+            data_sources: i
+                .data_sources
+                .keys()
+                .map(|k| m::DataSourceMetadata {
+                    type_name: k.clone(),
+                })
+                .collect(),
+            resources: i
+                .resources
+                .keys()
+                .map(|k| m::ResourceMetadata {
+                    type_name: k.clone(),
+                })
+                .collect(),
+            functions: i
+                .functions
+                .keys()
+                .map(|k| m::FunctionMetadata { name: k.clone() })
+                .collect(),
+        }))
+    }
+
+    async fn get_provider_schema(
+        &self,
+        _r: Request<pb::get_provider_schema::Request>,
+    ) -> Result<Response<pb::get_provider_schema::Response>, Status> {
+        Ok(Response::new(self.inner.schema_response.clone()))
+    }
+
+    async fn validate_provider_config(
+        &self,
+        r: Request<pb::validate_provider_config::Request>,
+    ) -> Result<Response<pb::validate_provider_config::Response>, Status> {
+        let req = r.into_inner();
+        let res = self
+            .guard("ValidateProviderConfig", |i, _| async move {
+                let config = decode(
+                    req.config.as_ref(),
+                    &i.provider_schema.ty(),
+                    "configuration",
+                )?;
+                let mut d = Diagnostics::default();
+                run_validators(
+                    &i.provider_schema.block,
+                    &config,
+                    &AttrPath::default(),
+                    &mut d,
+                );
+                i.provider.validate(&config, &mut d);
+                Ok(((), d))
+            })
+            .await;
+        respond!(
+            res,
+            |_u, d| pb::validate_provider_config::Response {
+                diagnostics: diags_to_proto(&d)
+            },
+            |e| pb::validate_provider_config::Response {
+                diagnostics: diags_to_proto(&e)
+            }
+        )
+    }
+
+    async fn validate_resource_config(
+        &self,
+        r: Request<pb::validate_resource_config::Request>,
+    ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
+        let req = r.into_inner();
+        let res = self
+            .guard("ValidateResourceConfig", |i, _| async move {
+                let (res, schema) = i.resource(&req.type_name)?;
+                let config = decode(req.config.as_ref(), &schema.ty(), "configuration")?;
+                let mut d = Diagnostics::default();
+                run_validators(&schema.block, &config, &AttrPath::default(), &mut d);
+                res.validate(&config, &mut d);
+                Ok(((), d))
+            })
+            .await;
+        respond!(
+            res,
+            |_u, d| pb::validate_resource_config::Response {
+                diagnostics: diags_to_proto(&d)
+            },
+            |e| pb::validate_resource_config::Response {
+                diagnostics: diags_to_proto(&e)
+            }
+        )
+    }
+
+    async fn validate_data_resource_config(
+        &self,
+        r: Request<pb::validate_data_resource_config::Request>,
+    ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
+        let req = r.into_inner();
+        let res = self
+            .guard("ValidateDataResourceConfig", |i, _| async move {
+                let (ds, schema) = i.data_source(&req.type_name)?;
+                let config = decode(req.config.as_ref(), &schema.ty(), "configuration")?;
+                let mut d = Diagnostics::default();
+                run_validators(&schema.block, &config, &AttrPath::default(), &mut d);
+                ds.validate(&config, &mut d);
+                Ok(((), d))
+            })
+            .await;
+        respond!(
+            res,
+            |_u, d| pb::validate_data_resource_config::Response {
+                diagnostics: diags_to_proto(&d)
+            },
+            |e| pb::validate_data_resource_config::Response {
+                diagnostics: diags_to_proto(&e)
+            }
+        )
+    }
+
+    async fn upgrade_resource_state(
+        &self,
+        r: Request<pb::upgrade_resource_state::Request>,
+    ) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
+        let req = r.into_inner();
+        let res = self
+            .guard("UpgradeResourceState", |i, _| async move {
+                let (res, schema) = i.resource(&req.type_name)?;
+                let raw = req.raw_state.unwrap_or_default();
+                if raw.json.is_empty() {
+                    return Err(one_error(
+                        "Unsupported state format",
+                        "This resource's state is in the legacy flatmap format, which this provider never wrote.",
+                    ));
+                }
+                let mut d = Diagnostics::default();
+                let upgraded = if req.version == schema.version {
+                    value::decode_json(&raw.json, &schema.ty()).map_err(|e| {
+                        one_error("Stored state does not match the schema", e.to_string())
+                    })?
+                } else if req.version > schema.version {
+                    return Err(one_error(
+                        "Resource instance managed by a newer provider version",
+                        format!(
+                            "The state was written with schema version {}, newer than this provider's {}. Use a newer provider release.",
+                            req.version, schema.version
+                        ),
+                    ));
+                } else {
+                    let json: serde_json::Value = serde_json::from_slice(&raw.json)
+                        .map_err(|e| one_error("Stored state is not JSON", e.to_string()))?;
+                    match res.upgrade_state(req.version, &json, &mut d) {
+                        Some(v) => v,
+                        None => return Err(d),
+                    }
+                };
+                Ok((encode_state(&schema.block, upgraded)?, d))
+            })
+            .await;
+        respond!(
+            res,
+            |v, d| pb::upgrade_resource_state::Response {
+                upgraded_state: Some(v),
+                diagnostics: diags_to_proto(&d)
+            },
+            |e| pb::upgrade_resource_state::Response {
+                upgraded_state: None,
+                diagnostics: diags_to_proto(&e)
+            }
+        )
+    }
+
+    async fn configure_provider(
+        &self,
+        r: Request<pb::configure_provider::Request>,
+    ) -> Result<Response<pb::configure_provider::Response>, Status> {
+        let req = r.into_inner();
+        let res = self
+            .guard("ConfigureProvider", |i, _| async move {
+                let config = decode(
+                    req.config.as_ref(),
+                    &i.provider_schema.ty(),
+                    "configuration",
+                )?;
+                let mut d = Diagnostics::default();
+                let data = i
+                    .provider
+                    .configure(&config, &req.terraform_version, &mut d)
+                    .await;
+                if let (Some(data), false) = (data, d.has_errors()) {
+                    match i.data.write() {
+                        Ok(mut g) => *g = Some(Arc::new(data)),
+                        Err(p) => *p.into_inner() = Some(Arc::new(data)),
+                    }
+                }
+                Ok(((), d))
+            })
+            .await;
+        respond!(
+            res,
+            |_u, d| pb::configure_provider::Response {
+                diagnostics: diags_to_proto(&d)
+            },
+            |e| pb::configure_provider::Response {
+                diagnostics: diags_to_proto(&e)
+            }
+        )
+    }
+
+    async fn read_resource(
+        &self,
+        r: Request<pb::read_resource::Request>,
+    ) -> Result<Response<pb::read_resource::Response>, Status> {
+        let req = r.into_inner();
+        let private_in = req.private.clone();
+        let res = self
+            .guard("ReadResource", |i, cancel| async move {
+                let (res, schema) = i.resource(&req.type_name)?;
+                let current = decode(req.current_state.as_ref(), &schema.ty(), "state")?;
+                let mut d = Diagnostics::default();
+                if current.is_null() {
+                    return Ok(((None, req.private), d));
+                }
+                let ctx = i.ctx(cancel)?;
+                let out = res.read(&ctx, &current, &req.private, &mut d).await;
+                if d.has_errors() {
+                    // Keep what Terraform has: an error must never look like "gone".
+                    return Ok(((Some(encode(&current, &schema.ty())?), req.private), d));
+                }
+                let state = match out.state {
+                    Some(s) if !s.is_wholly_known() => {
+                        return Err(bug(
+                            "Provider read an unknown value",
+                            vec!["Read returned unknown values".into()],
+                        ))
+                    }
+                    Some(s) => Some(encode_state(&schema.block, s)?),
+                    None => None,
+                };
+                Ok(((state, out.private), d))
+            })
+            .await;
+        respond!(
+            res,
+            |sp, d| pb::read_resource::Response {
+                new_state: sp.0,
+                diagnostics: diags_to_proto(&d),
+                private: sp.1,
+                deferred: None
+            },
+            |e| pb::read_resource::Response {
+                new_state: None,
+                diagnostics: diags_to_proto(&e),
+                private: private_in,
+                deferred: None
+            }
+        )
+    }
+
+    async fn plan_resource_change(
+        &self,
+        r: Request<pb::plan_resource_change::Request>,
+    ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
+        let req = r.into_inner();
+        let res = self
+            .guard("PlanResourceChange", |i, _| async move {
+                let (res, schema) = i.resource(&req.type_name)?;
+                let ty = schema.ty();
+                let prior = decode(req.prior_state.as_ref(), &ty, "prior state")?;
+                let proposed = decode(req.proposed_new_state.as_ref(), &ty, "proposed state")?;
+                let config = decode(req.config.as_ref(), &ty, "configuration")?;
+                let mut d = Diagnostics::default();
+                if proposed.is_null() {
+                    return Ok(((encode(&Value::Null, &ty)?, vec![], req.prior_private), d));
+                }
+                let mut planned = plan::plan_change(&schema.block, &prior, &proposed, &config);
+                let input = PlanInput {
+                    prior: &prior,
+                    config: &config,
+                    private: &req.prior_private,
+                };
+                res.modify_plan(&input, &mut planned, &mut d);
+                normalize_blocks(&schema.block, &mut planned);
+                let errs = plan::check_plan(&schema.block, &prior, &config, &planned);
+                if !errs.is_empty() {
+                    return Err(bug("Provider produced an invalid plan", errs));
+                }
+                let replace = plan::requires_replace(&schema.block, &prior, &planned)
+                    .iter()
+                    .map(path_to_proto)
+                    .collect();
+                Ok(((encode(&planned, &ty)?, replace, req.prior_private), d))
+            })
+            .await;
+        respond!(
+            res,
+            |p, d| pb::plan_resource_change::Response {
+                planned_state: Some(p.0),
+                requires_replace: p.1,
+                planned_private: p.2,
+                diagnostics: diags_to_proto(&d),
+                legacy_type_system: false,
+                deferred: None
+            },
+            |e| pb::plan_resource_change::Response {
+                diagnostics: diags_to_proto(&e),
+                ..Default::default()
+            }
+        )
+    }
+
+    async fn apply_resource_change(
+        &self,
+        r: Request<pb::apply_resource_change::Request>,
+    ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
+        let req = r.into_inner();
+        let res = self
+            .guard("ApplyResourceChange", |i, cancel| async move {
+                let (res, schema) = i.resource(&req.type_name)?;
+                let ty = schema.ty();
+                let prior = decode(req.prior_state.as_ref(), &ty, "prior state")?;
+                let planned = decode(req.planned_state.as_ref(), &ty, "planned state")?;
+                let config = decode(req.config.as_ref(), &ty, "configuration")?;
+                let ctx = i.ctx(cancel)?;
+                let mut d = Diagnostics::default();
+                if planned.is_null() {
+                    res.delete(&ctx, &prior, &req.planned_private, &mut d).await;
+                    // A failed delete keeps the object in state so the next run finishes it.
+                    let left = if d.has_errors() { prior } else { Value::Null };
+                    return Ok(((encode(&left, &ty)?, req.planned_private), d));
+                }
+                let out = if prior.is_null() {
+                    res.create(&ctx, &planned, &config, &mut d).await
+                } else {
+                    res.update(
+                        &ctx,
+                        &prior,
+                        &planned,
+                        &config,
+                        &req.planned_private,
+                        &mut d,
+                    )
+                    .await
+                };
+                let state = match out.state {
+                    Some(s) if d.has_errors() => unknowns_to_null(s),
+                    Some(s) => {
+                        let mut s = s;
+                        normalize_blocks(&schema.block, &mut s);
+                        let errs = plan::check_applied(&planned, &s);
+                        if !errs.is_empty() {
+                            return Err(bug(
+                                "Provider produced an inconsistent result after apply",
+                                errs,
+                            ));
+                        }
+                        s
+                    }
+                    None if d.has_errors() && !prior.is_null() => prior,
+                    None if d.has_errors() => Value::Null,
+                    None => {
+                        return Err(bug(
+                            "Provider returned no state",
+                            vec!["create/update returned nothing".into()],
+                        ))
+                    }
+                };
+                Ok(((encode_state(&schema.block, state)?, out.private), d))
+            })
+            .await;
+        respond!(
+            res,
+            |sp, d| pb::apply_resource_change::Response {
+                new_state: Some(sp.0),
+                private: sp.1,
+                diagnostics: diags_to_proto(&d),
+                legacy_type_system: false
+            },
+            |e| pb::apply_resource_change::Response {
+                diagnostics: diags_to_proto(&e),
+                ..Default::default()
+            }
+        )
+    }
+
+    async fn import_resource_state(
+        &self,
+        r: Request<pb::import_resource_state::Request>,
+    ) -> Result<Response<pb::import_resource_state::Response>, Status> {
+        let req = r.into_inner();
+        let res = self
+            .guard("ImportResourceState", |i, cancel| async move {
+                let (res, schema) = i.resource(&req.type_name)?;
+                let ctx = i.ctx(cancel)?;
+                let mut d = Diagnostics::default();
+                let imported = match res.import(&ctx, &req.id, &mut d).await {
+                    Some(state) if !d.has_errors() => {
+                        vec![pb::import_resource_state::ImportedResource {
+                            type_name: req.type_name.clone(),
+                            state: Some(encode_state(&schema.block, unknowns_to_null(state))?),
+                            private: vec![],
+                        }]
+                    }
+                    _ => vec![],
+                };
+                Ok((imported, d))
+            })
+            .await;
+        respond!(
+            res,
+            |imp, d| pb::import_resource_state::Response {
+                imported_resources: imp,
+                diagnostics: diags_to_proto(&d),
+                deferred: None
+            },
+            |e| pb::import_resource_state::Response {
+                diagnostics: diags_to_proto(&e),
+                ..Default::default()
+            }
+        )
+    }
+
+    async fn move_resource_state(
+        &self,
+        r: Request<pb::move_resource_state::Request>,
+    ) -> Result<Response<pb::move_resource_state::Response>, Status> {
+        let req = r.into_inner();
+        let d = one_error(
+            "Moving state is not supported",
+            format!(
+                "{} cannot take state from {}; remove the `moved` block and import the object instead.",
+                req.target_type_name, req.source_type_name
+            ),
+        );
+        Ok(Response::new(pb::move_resource_state::Response {
+            diagnostics: diags_to_proto(&d),
+            ..Default::default()
+        }))
+    }
+
+    async fn read_data_source(
+        &self,
+        r: Request<pb::read_data_source::Request>,
+    ) -> Result<Response<pb::read_data_source::Response>, Status> {
+        let req = r.into_inner();
+        let res = self
+            .guard("ReadDataSource", |i, cancel| async move {
+                let (ds, schema) = i.data_source(&req.type_name)?;
+                let config = decode(req.config.as_ref(), &schema.ty(), "configuration")?;
+                let ctx = i.ctx(cancel)?;
+                let mut d = Diagnostics::default();
+                let state = match ds.read(&ctx, &config, &mut d).await {
+                    Some(s) if !d.has_errors() => {
+                        if !s.is_wholly_known() {
+                            return Err(bug(
+                                "Data source returned unknown values",
+                                vec![req.type_name.clone()],
+                            ));
+                        }
+                        Some(encode_state(&schema.block, s)?)
+                    }
+                    _ => None,
+                };
+                Ok((state, d))
+            })
+            .await;
+        respond!(
+            res,
+            |s, d| pb::read_data_source::Response {
+                state: s,
+                diagnostics: diags_to_proto(&d),
+                deferred: None
+            },
+            |e| pb::read_data_source::Response {
+                diagnostics: diags_to_proto(&e),
+                ..Default::default()
+            }
+        )
+    }
+
+    async fn get_functions(
+        &self,
+        _r: Request<pb::get_functions::Request>,
+    ) -> Result<Response<pb::get_functions::Response>, Status> {
+        Ok(Response::new(pb::get_functions::Response {
+            functions: self.inner.schema_response.functions.clone(),
+            diagnostics: vec![],
+        }))
+    }
+
+    async fn call_function(
+        &self,
+        r: Request<pb::call_function::Request>,
+    ) -> Result<Response<pb::call_function::Response>, Status> {
+        let req = r.into_inner();
+        let res = self
+            .guard("CallFunction", |i, _| async move {
+                let f = i.functions.get(&req.name).cloned().ok_or_else(|| {
+                    one_error(
+                        "Unknown function",
+                        format!("No function named {:?}.", req.name),
+                    )
+                })?;
+                let sig = f.signature();
+                let fail = |text: String, argument: Option<i64>| pb::FunctionError {
+                    text,
+                    function_argument: argument,
+                };
+                if req.arguments.len() != sig.parameters.len() {
+                    return Ok((
+                        Err(fail(
+                            format!(
+                                "{} takes {} argument(s), got {}",
+                                req.name,
+                                sig.parameters.len(),
+                                req.arguments.len()
+                            ),
+                            None,
+                        )),
+                        Diagnostics::default(),
+                    ));
+                }
+                let mut args = Vec::with_capacity(req.arguments.len());
+                for (n, (dv, p)) in req.arguments.iter().zip(&sig.parameters).enumerate() {
+                    match decode(Some(dv), &p.ty, "argument") {
+                        Ok(v) => args.push(v),
+                        Err(_) => {
+                            return Ok((
+                                Err(fail(
+                                    format!("argument {:?} has the wrong type", p.name),
+                                    Some(n as i64),
+                                )),
+                                Diagnostics::default(),
+                            ))
+                        }
+                    }
+                }
+                let out = match f.call(&args) {
+                    Ok(v) => Ok(encode(&v, &sig.returns)?),
+                    Err(e) => Err(fail(e.text, e.argument)),
+                };
+                Ok((out, Diagnostics::default()))
+            })
+            .await;
+        let resp = match res {
+            Ok((Ok(v), _)) => pb::call_function::Response {
+                result: Some(v),
+                error: None,
+            },
+            Ok((Err(e), _)) => pb::call_function::Response {
+                result: None,
+                error: Some(e),
+            },
+            Err(d) => pb::call_function::Response {
+                result: None,
+                error: Some(pb::FunctionError {
+                    text: d
+                        .iter()
+                        .map(|x| format!("{}: {}", x.summary, x.detail))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    function_argument: None,
+                }),
+            },
+        };
+        Ok(Response::new(resp))
+    }
+
+    async fn stop_provider(
+        &self,
+        _r: Request<pb::stop_provider::Request>,
+    ) -> Result<Response<pb::stop_provider::Response>, Status> {
+        // Cancel what is in flight; keep serving (Terraform may still call Shutdown or more RPCs).
+        let mut g = match self.inner.stop.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.cancel();
+        *g = CancellationToken::new();
+        tracing::info!("StopProvider: in-flight operations cancelled");
+        Ok(Response::new(pb::stop_provider::Response {
+            error: String::new(),
+        }))
+    }
+}
