@@ -1,1 +1,261 @@
-//! Test harness.
+//! End-to-end harness: the local stack (moto + sandbox, started by `scripts/stack`, the
+//! same mechanism as the demo) and Terraform working directories that drive the real
+//! `terraform` CLI against the built provider through dev_overrides.
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the repository")
+        .to_path_buf()
+}
+
+/// The directory holding the built `terraform-provider-expel` binary.
+pub fn provider_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("EXPEL_PROVIDER_DIR") {
+        return PathBuf::from(d);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("target"));
+    let dir = target.join("debug");
+    assert!(
+        dir.join("terraform-provider-expel").exists(),
+        "{} has no terraform-provider-expel: run `cargo build -p terraform-provider-expel` first (scripts/test does)",
+        dir.display()
+    );
+    dir
+}
+
+/// A running local stack, torn down on drop.
+pub struct Stack {
+    dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+}
+
+impl Stack {
+    pub fn up() -> Stack {
+        let dir = tempfile::Builder::new()
+            .prefix("expel-stack")
+            .tempdir()
+            .expect("tempdir");
+        let out = Command::new(repo_root().join("scripts/stack"))
+            .arg("up")
+            .env("EXPEL_STACK_DIR", dir.path())
+            .output()
+            .expect("run scripts/stack up");
+        assert!(
+            out.status.success(),
+            "scripts/stack up failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    v.trim_matches(|c| c == '\'' || c == '"').to_string(),
+                )
+            })
+            .collect();
+        Stack { dir, env }
+    }
+
+    pub fn var(&self, name: &str) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("scripts/stack up printed no {name}"))
+    }
+
+    /// Calls the sandbox's admin API (`/_admin/...`); returns status and JSON body.
+    pub fn admin(&self, method: &str, path: &str, body: Option<&Json>) -> (u16, Json) {
+        http(&self.var("EXPEL_SANDBOX_URL"), method, path, body, &[])
+    }
+
+    /// Calls the Workbench emulator as a client would (Bearer auth).
+    pub fn workbench(&self, method: &str, path: &str, body: Option<&Json>) -> (u16, Json) {
+        let auth = format!("Bearer {}", self.var("EXPEL_API_KEY"));
+        http(
+            &self.var("EXPEL_WORKBENCH_URL"),
+            method,
+            path,
+            body,
+            &[("Authorization", &auth)],
+        )
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/stack"))
+            .arg("down")
+            .env("EXPEL_STACK_DIR", self.dir.path())
+            .output();
+    }
+}
+
+/// A minimal HTTP/1.1 client for loopback test servers.
+pub fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Json>,
+    headers: &[(&str, &str)],
+) -> (u16, Json) {
+    let hostport = base
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("base URL has a host");
+    let mut s = TcpStream::connect(hostport).expect("connect to the sandbox");
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        payload.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&payload);
+    s.write_all(req.as_bytes()).expect("send request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("HTTP status line");
+    let json = serde_json::from_str(body).unwrap_or(Json::Null);
+    (status, json)
+}
+
+/// The result of one terraform command.
+pub struct TfOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TfOutput {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// A Terraform working directory wired to the built provider and a stack.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Workdir {
+    /// A working directory with a copy of `examples/<name>`.
+    pub fn from_example(name: &str, stack: &Stack) -> Workdir {
+        let w = Workdir::empty(stack);
+        let src = repo_root().join("examples").join(name);
+        for entry in std::fs::read_dir(&src).expect("example exists") {
+            let p = entry.expect("dir entry").path();
+            if p.extension().is_some_and(|e| e == "tf") {
+                std::fs::copy(&p, w.dir.path().join(p.file_name().expect("file name")))
+                    .expect("copy example");
+            }
+        }
+        w
+    }
+
+    /// A working directory holding `main.tf` with the given HCL.
+    pub fn with_hcl(hcl: &str, stack: &Stack) -> Workdir {
+        let w = Workdir::empty(stack);
+        w.write("main.tf", hcl);
+        w
+    }
+
+    fn empty(stack: &Stack) -> Workdir {
+        let dir = tempfile::Builder::new()
+            .prefix("expel-tf")
+            .tempdir()
+            .expect("tempdir");
+        let tfrc = dir.path().join("dev.tfrc");
+        std::fs::write(
+            &tfrc,
+            format!(
+                "provider_installation {{\n  dev_overrides {{\n    \"expel-io/expel\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                provider_dir().display()
+            ),
+        )
+        .expect("write dev.tfrc");
+        let mut env = stack.env.clone();
+        env.push(("TF_CLI_CONFIG_FILE".into(), tfrc.display().to_string()));
+        Workdir { dir, env }
+    }
+
+    pub fn write(&self, file: &str, content: &str) {
+        std::fs::write(self.dir.path().join(file), content).expect("write file");
+    }
+
+    /// Overrides (or with `None`, removes) one environment variable for later commands.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.env.push((key.to_string(), v.to_string()));
+        }
+    }
+
+    pub fn terraform(&self, args: &[&str]) -> TfOutput {
+        let mut cmd = Command::new("terraform");
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("TF_LOG")
+            .env_remove("TF_LOG_PATH")
+            .env_remove("TF_LOG_PROVIDER")
+            .env("TF_IN_AUTOMATION", "1")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env_remove("EXPEL_API_KEY")
+            .env_remove("EXPEL_ORGANIZATION_ID")
+            .env_remove("EXPEL_WORKBENCH_URL");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run terraform (is it on PATH?)");
+        TfOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs terraform and asserts its exit code, showing the output when it differs.
+    pub fn tf_expect(&self, args: &[&str], code: i32) -> TfOutput {
+        let out = self.terraform(args);
+        assert_eq!(
+            out.code,
+            code,
+            "terraform {} exited {} (expected {code}):\n{}",
+            args.join(" "),
+            out.code,
+            out.all()
+        );
+        out
+    }
+
+    /// `terraform output -json` as a JSON object.
+    pub fn outputs(&self) -> Json {
+        let out = self.tf_expect(&["output", "-json", "-no-color"], 0);
+        serde_json::from_str(&out.stdout).expect("terraform output -json is JSON")
+    }
+}

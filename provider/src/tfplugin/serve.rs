@@ -170,7 +170,20 @@ async fn run<P: Provider>(
         }
     }
     drop(dir);
+    tracing::info!(peak_rss_kib = peak_rss_kib(), "plugin exiting");
     Ok(())
+}
+
+/// The process's peak resident set size (VmHWM), for benchmarks reading the log.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Parses the command line: `--debug` or nothing.

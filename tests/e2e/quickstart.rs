@@ -1,0 +1,163 @@
+//! The real `terraform` CLI against the built provider and the local stack.
+use expel_e2e::{Stack, Workdir};
+use serde_json::json;
+
+const PROVIDER_HEADER: &str = r#"
+terraform {
+  required_providers {
+    expel = { source = "expel-io/expel" }
+  }
+}
+"#;
+
+#[test]
+fn quickstart_validates_plans_and_applies() {
+    let stack = Stack::up();
+    let w = Workdir::from_example("quickstart", &stack);
+    w.tf_expect(&["validate", "-no-color"], 0);
+    let plan = w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 2);
+    assert!(
+        plan.stdout.contains("soc+acme_corp@expel.io"),
+        "{}",
+        plan.stdout
+    );
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+
+    let out = w.outputs();
+    assert_eq!(out["organization"]["value"], json!("Acme Corp"));
+    assert_eq!(out["soc_email"]["value"], json!("soc+acme_corp@expel.io"));
+    let plugins = out["plugins"]["value"].as_object().expect("plugins map");
+    for slug in ["aws", "sentinelone", "wiz"] {
+        assert!(
+            plugins.contains_key(slug),
+            "catalogue lacks {slug}: {plugins:?}"
+        );
+    }
+    // Nothing changed remotely: the next plan is empty.
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+}
+
+#[test]
+fn plugin_catalogue_filters_and_exposes_device_spec_schema() {
+    let stack = Stack::up();
+    let hcl = format!(
+        r#"{PROVIDER_HEADER}
+provider "expel" {{}}
+data "expel_plugins" "aws" {{ slug = "aws" }}
+output "schema" {{ value = jsondecode(data.expel_plugins.aws.plugins[0].device_spec_schema) }}
+output "count" {{ value = length(data.expel_plugins.aws.plugins) }}
+"#
+    );
+    let w = Workdir::with_hcl(&hcl, &stack);
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    let out = w.outputs();
+    assert_eq!(out["count"]["value"], json!(1));
+    assert_eq!(out["schema"]["value"]["type"], json!("object"), "{out}");
+
+    w.write(
+        "main.tf",
+        &format!("{PROVIDER_HEADER}\nprovider \"expel\" {{}}\ndata \"expel_plugins\" \"x\" {{ slug = \"nope\" }}\n"),
+    );
+    let bad = w.tf_expect(&["plan", "-no-color"], 1);
+    assert!(bad.stderr.contains("Unknown plugin"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("aws"),
+        "lists the known slugs: {}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn bad_provider_config_names_the_attribute() {
+    let stack = Stack::up();
+    let hcl = format!(
+        "{PROVIDER_HEADER}\nprovider \"expel\" {{\n  organization_id = \"not-a-guid\"\n  workbench_url = \"ftp://workbench\"\n}}\ndata \"expel_organization\" \"this\" {{}}\n"
+    );
+    let w = Workdir::with_hcl(&hcl, &stack);
+    let out = w.tf_expect(&["plan", "-no-color"], 1);
+    let err = out.stderr;
+    assert!(err.contains("Malformed organization id"), "{err}");
+    assert!(err.contains("organization_id"), "{err}");
+    assert!(err.contains("Unsupported URL scheme"), "{err}");
+    assert!(err.contains("workbench_url"), "{err}");
+
+    // No key anywhere: the diagnostic names the attribute and the variable.
+    let mut w = Workdir::with_hcl(&format!("{PROVIDER_HEADER}\nprovider \"expel\" {{}}\ndata \"expel_organization\" \"this\" {{}}\n"), &stack);
+    w.set_env("EXPEL_API_KEY", None);
+    let out = w.tf_expect(&["plan", "-no-color"], 1);
+    assert!(
+        out.stderr.contains("Missing Workbench API key"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("EXPEL_API_KEY"), "{}", out.stderr);
+}
+
+#[test]
+fn unknown_organization_and_wrong_key_are_clear_errors() {
+    let stack = Stack::up();
+    let hcl = format!(
+        "{PROVIDER_HEADER}\nprovider \"expel\" {{}}\ndata \"expel_organization\" \"other\" {{ id = \"00000000-0000-4000-8000-000000000000\" }}\n"
+    );
+    let mut w = Workdir::with_hcl(&hcl, &stack);
+    let out = w.tf_expect(&["plan", "-no-color"], 1);
+    assert!(
+        out.stderr.contains("Unknown organization"),
+        "{}",
+        out.stderr
+    );
+
+    w.set_env("EXPEL_API_KEY", Some("wrong-key"));
+    let out = w.tf_expect(&["plan", "-no-color"], 1);
+    assert!(out.stderr.contains("401"), "{}", out.stderr);
+    assert!(
+        !out.all().contains("wrong-key"),
+        "the key must not be echoed"
+    );
+}
+
+#[test]
+fn workbench_faults_are_retried() {
+    let stack = Stack::up();
+    let w = Workdir::from_example("quickstart", &stack);
+    let (code, _) = stack.admin(
+        "POST",
+        "/_admin/faults",
+        Some(&json!({"route": "GET /api/v2/organizations", "nth": 1, "status": 503})),
+    );
+    assert!(code < 300, "fault accepted");
+    let (code, _) = stack.admin(
+        "POST",
+        "/_admin/faults",
+        Some(&json!({"route": "GET /api/v2/plugins", "nth": 1, "status": 429, "retry_after": 1})),
+    );
+    assert!(code < 300, "fault accepted");
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    assert_eq!(w.outputs()["organization"]["value"], json!("Acme Corp"));
+}
+
+#[test]
+fn api_key_never_appears_in_trace_logs() {
+    let stack = Stack::up();
+    let mut w = Workdir::from_example("quickstart", &stack);
+    let log = w.dir.path().join("trace.log");
+    w.set_env("TF_LOG_PATH", Some(&log.display().to_string()));
+    let mut out = w.terraform(&["apply", "-auto-approve", "-no-color"]);
+    // TF_LOG must be set for this one command only.
+    if out.code == 0 {
+        std::fs::remove_file(&log).ok();
+        w.set_env("TF_LOG", Some("trace"));
+        out = w.terraform(&["plan", "-no-color"]);
+    }
+    assert_eq!(out.code, 0, "{}", out.all());
+    let key = stack.var("EXPEL_API_KEY");
+    let trace = std::fs::read_to_string(&log).unwrap_or_default() + &out.all();
+    assert!(
+        trace.contains("provider.terraform-provider-expel"),
+        "the provider logged through TF_LOG"
+    );
+    assert!(
+        !trace.contains(&key),
+        "the API key leaked into TF_LOG=trace output"
+    );
+}

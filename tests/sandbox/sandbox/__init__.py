@@ -1,0 +1,21 @@
+"""Local emulators of the SaaS APIs the provider talks to (one process).
+
+Layout:
+  app.py        builds the Flask app: every emulator is a blueprint under its own URL
+                prefix, plus the admin blueprint under /_admin
+  emulator.py   the small interface every emulator implements (auth, error envelope,
+                reset, dump)
+  workbench.py  Expel Workbench JSON:API emulator (/api/v2)
+  plugins.json  the Workbench plugin catalogue (data; slugs and device_spec fields are
+                guesses, see the file's "_provenance")
+  schema.py     a small JSON Schema validator for the subset plugins.json uses
+  health.py     per-plugin device health checks (slug -> checker function)
+  faults.py     fault injection (fail the Nth call, latency, 429) and call counting
+  admin.py      /_admin routes for tests
+  __main__.py   `python -m sandbox --port 0 --port-file FILE ...`
+"""
+
+__all__ = ["create_app", "SandboxConfig"]
+
+from .config import SandboxConfig  # noqa: E402
+from .app import create_app  # noqa: E402

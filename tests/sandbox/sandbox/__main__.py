@@ -1,0 +1,73 @@
+"""python -m sandbox --port 0 --port-file FILE [--api-key K] [--org-id ID] [--org-name N]
+                    [--moto-url URL] [--health-delay SECONDS] [--quiet]
+
+Serves every emulator from one threaded Werkzeug server on 127.0.0.1. With --port 0 the
+kernel picks a free port; --port-file receives the port (written atomically) once the
+socket is listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from werkzeug.serving import make_server
+
+from .app import create_app
+from .config import DEFAULT_API_KEY, DEFAULT_ORG_ID, DEFAULT_ORG_NAME, SandboxConfig
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = pick one)")
+    p.add_argument("--port-file", help="write the listening port here once ready")
+    p.add_argument("--api-key", default=DEFAULT_API_KEY, help="Workbench API key to accept")
+    p.add_argument("--org-id", default=DEFAULT_ORG_ID, help="Workbench organization id")
+    p.add_argument("--org-name", default=DEFAULT_ORG_NAME, help="Workbench organization name")
+    p.add_argument("--moto-url", default=None, help="moto_server base URL (for health checks)")
+    p.add_argument("--health-delay", type=float, default=0.2,
+                   help="seconds from a device write to its health-check result")
+    p.add_argument("--quiet", action="store_true", help="do not log every request")
+    return p.parse_args(argv)
+
+
+def write_port_file(path: str, port: int) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(f"{port}\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.quiet:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    config = SandboxConfig(api_key=args.api_key, org_id=args.org_id, org_name=args.org_name,
+                           moto_url=args.moto_url, health_delay=args.health_delay)
+    app = create_app(config)
+    server = make_server("127.0.0.1", args.port, app, threaded=True)  # binds and listens
+    port = server.server_port
+    if args.port_file:
+        write_port_file(args.port_file, port)
+    logging.getLogger("sandbox").info("listening on http://127.0.0.1:%d", port)
+
+    def stop(signum, frame):  # shutdown() blocks until serve_forever returns: other thread
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve_forever(poll_interval=0.1)
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

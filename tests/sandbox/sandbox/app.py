@@ -1,0 +1,116 @@
+"""The one Flask app: every emulator as a blueprint under its prefix, plus /_admin.
+
+For every call under an emulator's prefix, in order:
+  1. count it (GET /_admin/calls),
+  2. apply injected faults (latency; an error in the emulator's own envelope, before or
+     after the handler runs),
+  3. let the emulator refuse it (auth, content negotiation),
+  4. run the handler.
+Errors that escape a blueprint (unknown route, wrong method, crash) are rendered by the
+emulator that owns the path, so clients always see that vendor's error envelope.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from . import admin
+from .config import SandboxConfig
+from .emulator import Emulator
+from .faults import CallLog, FaultBook
+from .workbench import WorkbenchEmulator
+
+log = logging.getLogger("sandbox")
+
+
+def build_emulators(config: SandboxConfig) -> list[Emulator]:
+    """Every emulator served by the sandbox. New vendors are appended here."""
+    return [WorkbenchEmulator(config)]
+
+
+def create_app(config: SandboxConfig | None = None) -> Flask:
+    config = config or SandboxConfig()
+    app = Flask("sandbox")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    emulators = build_emulators(config)
+    by_name = {e.name: e for e in emulators}
+    for emulator in emulators:
+        # Health checks may reach any emulator (e.g. Workbench -> SentinelOne).
+        health_context = getattr(emulator, "health_context", None)
+        if health_context is not None:
+            health_context.emulators = by_name
+    faults = FaultBook()
+    calls = CallLog()
+    app.extensions["sandbox"] = {
+        "config": config, "emulators": by_name, "faults": faults, "calls": calls,
+    }
+
+    for emulator in emulators:
+        app.register_blueprint(emulator.blueprint, url_prefix=emulator.prefix)
+    app.register_blueprint(admin.blueprint, url_prefix="/_admin")
+
+    def owner(path: str) -> Emulator | None:
+        for emulator in emulators:
+            if path == emulator.prefix or path.startswith(emulator.prefix + "/"):
+                return emulator
+        return None
+
+    @app.before_request
+    def intercept() -> Response | None:
+        emulator = owner(request.path)
+        if emulator is None:
+            return None
+        route = request.url_rule.rule if request.url_rule is not None else request.path
+        g.call_seq = calls.record(request.method, route, request.path)
+        decision = faults.decide(request.method, request.path)
+        decision.apply_latency()
+        if decision.status is not None:
+            headers = {}
+            if decision.retry_after is not None:
+                headers["Retry-After"] = str(decision.retry_after)
+            if decision.phase == "before":
+                return emulator.error_response(
+                    decision.status, f"injected fault {decision.fault_ids}", headers)
+            g.after_fault = (emulator, decision.status, headers, decision.fault_ids)
+        return emulator.check_request(request)
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        after = g.pop("after_fault", None)
+        if after is not None and response.status_code < 400:
+            emulator, status, headers, ids = after
+            response = emulator.error_response(
+                status, f"injected fault {ids} (the call was carried out)", headers)
+        seq = g.get("call_seq")
+        if seq is not None:
+            calls.set_status(seq, response.status_code)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException):
+        emulator = owner(request.path)
+        headers = {}
+        if err.code == 405 and err.valid_methods:  # type: ignore[attr-defined]
+            headers["Allow"] = ", ".join(err.valid_methods)  # type: ignore[attr-defined]
+        if emulator is not None:
+            detail = err.description or err.name
+            if err.code == 404:
+                detail = f"no route {request.method} {request.path}"
+            return emulator.error_response(err.code or 500, detail, headers)
+        return jsonify(error=err.name, detail=err.description), err.code
+
+    @app.errorhandler(Exception)
+    def crash(err: Exception):
+        log.error("unhandled error on %s %s\n%s", request.method, request.path,
+                  traceback.format_exc())
+        emulator = owner(request.path)
+        detail = f"sandbox bug: {type(err).__name__}: {err}"
+        if emulator is not None:
+            return emulator.error_response(500, detail)
+        return jsonify(error="Internal Server Error", detail=detail), 500
+
+    return app

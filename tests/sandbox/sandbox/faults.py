@@ -1,0 +1,234 @@
+"""Fault injection and call counting for the emulators (not for /_admin).
+
+A fault is registered with POST /_admin/faults:
+
+    {"route": "POST /api/v2/security_devices",  # "<METHOD> <path-prefix>"; METHOD may be "*",
+                                                #  or give only "<path-prefix>" for any method
+     "nth": 2,              # first matching call hit, counted from registration (default 1)
+     "count": 1,            # consecutive matching calls hit (default 1; -1 = every call from nth on)
+     "status": 503,         # answer this status (400-599) in the vendor's error envelope ...
+     "retry_after": 2,      # ... with a Retry-After header (seconds)
+     "latency_ms": 250,     # sleep this long first (alone: only slow the call down)
+     "phase": "before"}     # "before": fail without running the handler (state untouched);
+                            # "after": run the handler, then answer the error (lost response)
+
+At least one of status and latency_ms must be given.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+FAULT_KEYS = {"route", "nth", "count", "status", "retry_after", "latency_ms", "phase"}
+HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"}
+
+
+class FaultSpecError(ValueError):
+    pass
+
+
+@dataclass
+class Fault:
+    id: int
+    route: str
+    method: str
+    path_prefix: str
+    nth: int = 1
+    count: int = 1
+    status: int | None = None
+    retry_after: int | None = None
+    latency_ms: int = 0
+    phase: str = "before"
+    matched: int = 0  # matching calls seen since registration
+    fired: int = 0  # calls this fault acted on
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method == "*" or self.method == method) and path.startswith(self.path_prefix)
+
+    def window_contains(self, call_number: int) -> bool:
+        if call_number < self.nth:
+            return False
+        return self.count < 0 or call_number < self.nth + self.count
+
+    @property
+    def exhausted(self) -> bool:
+        return self.count >= 0 and self.matched >= self.nth + self.count - 1
+
+    def public(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["exhausted"] = self.exhausted
+        return out
+
+
+def _int_field(spec: dict[str, Any], key: str, default: int | None, minimum: int) -> int | None:
+    value = spec.get(key, default)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise FaultSpecError(f"{key} must be an integer >= {minimum}")
+    return value
+
+
+def parse_fault(spec: Any, fault_id: int) -> Fault:
+    if not isinstance(spec, dict):
+        raise FaultSpecError("body must be a JSON object")
+    unknown = set(spec) - FAULT_KEYS
+    if unknown:
+        raise FaultSpecError(f"unknown keys {sorted(unknown)}; allowed: {sorted(FAULT_KEYS)}")
+    route = spec.get("route")
+    if not isinstance(route, str) or not route.strip():
+        raise FaultSpecError('route must be a string like "POST /api/v2/security_devices"')
+    parts = route.split()
+    if len(parts) == 1:
+        method, prefix = "*", parts[0]
+    elif len(parts) == 2:
+        method, prefix = parts[0].upper(), parts[1]
+    else:
+        raise FaultSpecError('route must be "<METHOD> <path-prefix>" or "<path-prefix>"')
+    if method not in HTTP_METHODS:
+        raise FaultSpecError(f"unknown method {method!r}")
+    if not prefix.startswith("/"):
+        raise FaultSpecError("the path prefix must start with /")
+    nth = _int_field(spec, "nth", 1, 1)
+    count = spec.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count == 0 or count < -1:
+        raise FaultSpecError("count must be a positive integer, or -1 for every call")
+    status = _int_field(spec, "status", None, 400)
+    if status is not None and status > 599:
+        raise FaultSpecError("status must be 400-599")
+    retry_after = _int_field(spec, "retry_after", None, 0)
+    latency_ms = _int_field(spec, "latency_ms", 0, 0)
+    if status is None and not latency_ms:
+        raise FaultSpecError("give a status, a latency_ms, or both")
+    if retry_after is not None and status is None:
+        raise FaultSpecError("retry_after needs a status (429 or 503)")
+    phase = spec.get("phase", "before")
+    if phase not in ("before", "after"):
+        raise FaultSpecError('phase must be "before" or "after"')
+    return Fault(
+        id=fault_id,
+        route=route,
+        method=method,
+        path_prefix=prefix,
+        nth=nth or 1,
+        count=count,
+        status=status,
+        retry_after=retry_after,
+        latency_ms=latency_ms or 0,
+        phase=phase,
+    )
+
+
+@dataclass
+class FaultDecision:
+    """What the app does to one call: sleep, then maybe answer an error."""
+
+    latency_ms: int = 0
+    status: int | None = None
+    retry_after: int | None = None
+    phase: str = "before"
+    fault_ids: list[int] = field(default_factory=list)
+
+    def apply_latency(self) -> None:
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000.0)
+
+
+class FaultBook:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: dict[int, Fault] = {}
+        self._ids = itertools.count(1)
+
+    def add(self, spec: Any) -> Fault:
+        with self._lock:
+            fault = parse_fault(spec, next(self._ids))
+            self._faults[fault.id] = fault
+            return fault
+
+    def remove(self, fault_id: int) -> bool:
+        with self._lock:
+            return self._faults.pop(fault_id, None) is not None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [f.public() for f in self._faults.values()]
+
+    def decide(self, method: str, path: str) -> FaultDecision:
+        """Count this call against every matching fault and combine those that fire.
+
+        Latencies add up; the first (oldest) fault with a status decides the answer.
+        """
+        decision = FaultDecision()
+        with self._lock:
+            for fault in self._faults.values():
+                if not fault.matches(method, path):
+                    continue
+                fault.matched += 1
+                if not fault.window_contains(fault.matched):
+                    continue
+                fault.fired += 1
+                decision.fault_ids.append(fault.id)
+                decision.latency_ms += fault.latency_ms
+                if fault.status is not None and decision.status is None:
+                    decision.status = fault.status
+                    decision.retry_after = fault.retry_after
+                    decision.phase = fault.phase
+        return decision
+
+
+class CallLog:
+    """Counts calls per route template (ids collapsed) and keeps a bounded call log."""
+
+    MAX_LOG = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset_locked()
+
+    def _reset_locked(self) -> None:
+        self._seq = 0
+        self._routes: dict[str, int] = {}
+        self._log: list[dict[str, Any]] = []
+
+    def reset(self) -> None:
+        with self._lock:
+            self._reset_locked()
+
+    def record(self, method: str, route: str, path: str) -> int:
+        with self._lock:
+            self._seq += 1
+            key = f"{method} {route}"
+            self._routes[key] = self._routes.get(key, 0) + 1
+            self._log.append(
+                {"seq": self._seq, "method": method, "route": route, "path": path, "status": None}
+            )
+            if len(self._log) > self.MAX_LOG:
+                del self._log[: len(self._log) - self.MAX_LOG]
+            return self._seq
+
+    def set_status(self, seq: int, status: int) -> None:
+        with self._lock:
+            # The entry is near the end; scan backwards.
+            for entry in reversed(self._log):
+                if entry["seq"] == seq:
+                    entry["status"] = status
+                    break
+                if entry["seq"] < seq:
+                    break
+
+    def snapshot(self, since: int = 0) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": self._seq,
+                "routes": dict(sorted(self._routes.items())),
+                "log": [dict(e) for e in self._log if e["seq"] > since],
+            }

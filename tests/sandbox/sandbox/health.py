@@ -1,0 +1,59 @@
+"""Device health checks, the way Workbench runs them after a device is written.
+
+`HEALTH_CHECKS` maps a plugin slug to a checker. A checker gets the stored device
+(secrets included) and a `HealthContext`, and returns (status, status_details) with
+status "healthy" or "unhealthy". It runs on a timer thread, outside the store lock, so
+it may make HTTP calls (to moto, or to another emulator through `ctx.emulator(name)`).
+A slug without a checker gets "health_checks_not_supported". An exception in a checker
+makes the device "unhealthy" with the error in status_details.
+
+Real checks (assume the role with the org id as external id and read the queue; call
+SentinelOne with the token; fetch a Wiz token) replace the entries below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .config import SandboxConfig
+
+HealthResult = tuple[str, dict[str, Any]]
+
+
+@dataclass
+class HealthContext:
+    config: SandboxConfig
+    emulators: dict[str, Any] = field(default_factory=dict)
+
+    def emulator(self, name: str) -> Any:
+        return self.emulators[name]
+
+
+def spec_accepted(device: dict[str, Any], ctx: HealthContext) -> HealthResult:
+    """Healthy whenever the device_spec passed the plugin schema (it always has by now)."""
+    return "healthy", {"checks": [{"name": "device_spec", "result": "ok"}]}
+
+
+HealthCheck = Callable[[dict[str, Any], HealthContext], HealthResult]
+
+HEALTH_CHECKS: dict[str, HealthCheck] = {
+    "aws": spec_accepted,
+    "sentinelone": spec_accepted,
+    "wiz": spec_accepted,
+}
+
+NOT_SUPPORTED = "health_checks_not_supported"
+
+
+def run_check(device: dict[str, Any], ctx: HealthContext) -> HealthResult:
+    checker = HEALTH_CHECKS.get(device.get("plugin_slug") or "")
+    if checker is None:
+        return NOT_SUPPORTED, {}
+    try:
+        status, details = checker(device, ctx)
+    except Exception as err:  # a broken check is an unhealthy device, not a dead thread
+        return "unhealthy", {"error": f"{type(err).__name__}: {err}"}
+    if status not in ("healthy", "unhealthy", NOT_SUPPORTED):
+        return "unhealthy", {"error": f"checker returned unknown status {status!r}"}
+    return status, details

@@ -1,0 +1,471 @@
+"""Expel Workbench emulator: JSON:API under /api/v2 (organizations, plugins, security_devices).
+
+Shapes follow reference/APIS.md §1. Strict on purpose: Bearer auth on every route, JSON:API
+documents only, unknown/read-only attributes and wrong types are 422 with source.pointer,
+unknown query parameters are 400, duplicate device names in an organization are 409.
+
+Where the real behaviour is unknown ([G] in APIS.md) the choice made here is stated:
+- the plugin catalogue (slugs, device_spec fields) is data in plugins.json, labelled a guess;
+- device_spec fields marked writeOnly (secrets) are never returned: they are left out of
+  `device_spec` on every read;
+- PATCH replaces `device_spec` as a whole, except that secrets left out keep their stored
+  value while the plugin_slug stays the same (so a non-secret repair needs no rotation);
+- the `organization` relationship is required on create and must be the seeded org.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Request, Response, request
+
+from . import health, jsonapi, schema
+from .config import SandboxConfig
+from .emulator import Emulator
+from .jsonapi import ApiError, error_object
+
+PLUGINS_FILE = Path(__file__).with_name("plugins.json")
+
+DEVICE_TYPES = ["ENDPOINT", "NETWORK", "SIEM", "OTHER", "CLOUD"]
+TASK_SOURCES = ["CUSTOMER_PREMISE", "EXPEL_TASKPOOL"]
+
+# Writable attributes of security_devices and the JSON Schema of each.
+DEVICE_ATTRIBUTES: dict[str, dict[str, Any]] = {
+    "name": {"type": "string", "minLength": 1, "maxLength": 255},
+    "location": {"type": ["string", "null"], "maxLength": 255},
+    "device_type": {"type": "string", "enum": DEVICE_TYPES},
+    "plugin_slug": {"type": ["string", "null"]},
+    "device_spec": {"type": ["object", "null"]},
+    "properties": {"type": ["object", "null"]},
+    "task_source": {"type": ["string", "null"], "enum": TASK_SOURCES + [None]},
+    "no_alert_threshold_hours": {"type": ["number", "null"]},
+}
+REQUIRED_ON_CREATE = ("name", "device_type")
+READ_ONLY_ATTRIBUTES = {
+    "status", "status_details", "status_updated_at", "is_verifying_status",
+    "has_console_credentials", "has_two_factor_secret", "deleted_at", "created_at", "updated_at",
+}
+DEVICE_FILTERS = {"name", "plugin_slug", "device_type", "location", "organization.id"}
+DEVICE_SORTS = {"name", "created_at", "updated_at"}
+TOP_LEVEL_KEYS = {"data", "meta", "jsonapi", "id"}  # pyexclient adds a top-level "id" on PATCH
+DATA_KEYS = {"type", "id", "attributes", "relationships", "meta"}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def load_plugins(path: Path = PLUGINS_FILE) -> list[dict[str, Any]]:
+    catalogue = json.loads(path.read_text())
+    plugins = catalogue["plugins"]
+    for plugin in plugins:
+        slug = plugin["attributes"]["plugin_slug"]
+        schema.check_schema(plugin["attributes"]["device_spec_json"], f"plugins.json:{slug}")
+    return plugins
+
+
+class WorkbenchEmulator(Emulator):
+    name = "workbench"
+    prefix = "/api/v2"
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.health_context = health.HealthContext(config)
+        self.lock = threading.RLock()
+        self.devices: dict[str, dict[str, Any]] = {}
+        self.plugins = load_plugins()
+        self.plugins_by_slug = {p["attributes"]["plugin_slug"]: p for p in self.plugins}
+        self.organization = {
+            "id": config.org_id,
+            "attributes": {
+                "name": config.org_name,
+                "short_name": "".join(w[0] for w in config.org_name.split()).upper()[:8]
+                or "ORG",
+                "created_at": "2023-06-01T00:00:00.000Z",
+                "updated_at": "2023-06-01T00:00:00.000Z",
+            },
+        }
+        self.blueprint = self._build_blueprint()
+
+    # ---- Emulator interface -------------------------------------------------------------
+
+    def check_request(self, req: Request) -> Response | None:
+        auth = req.headers.get("Authorization", "")
+        if not auth.strip():
+            return self.error_response(
+                401, "missing Authorization header; send 'Authorization: Bearer <api key>'")
+        scheme, _, token = auth.strip().partition(" ")
+        if scheme.lower() != "bearer" or token.strip() != self.config.api_key:
+            return self.error_response(401, "invalid API key")
+        if req.headers.get("Accept") and req.accept_mimetypes.best_match(
+                ["application/vnd.api+json", "application/json"]) is None:
+            return self.error_response(406, "this API answers application/vnd.api+json")
+        return None
+
+    def error_response(self, status: int, detail: str,
+                       headers: dict[str, str] | None = None) -> Response:
+        return jsonapi.errors_response(status, [error_object(status, detail)], headers)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.devices.clear()
+
+    def dump(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "organizations": [copy.deepcopy(self.organization)],
+                "security_devices": [
+                    {"id": r["id"], "organization_id": r["organization_id"],
+                     "attributes": copy.deepcopy(r["attributes"])}
+                    for r in self.devices.values()
+                ],
+            }
+
+    # ---- admin hooks ----------------------------------------------------------------------
+
+    def force_status(self, device_id: str, status: str, details: dict[str, Any]) -> bool:
+        """Set a device's health out of band (cancels a pending check)."""
+        with self.lock:
+            record = self.devices.get(device_id)
+            if record is None:
+                return False
+            record["generation"] += 1
+            attrs = record["attributes"]
+            attrs.update(status=status, status_details=details,
+                         status_updated_at=now_iso(), is_verifying_status=False)
+            return True
+
+    # ---- serialisation --------------------------------------------------------------------
+
+    def _base(self) -> str:
+        return request.host_url.rstrip("/") + self.prefix
+
+    def _org_resource(self) -> dict[str, Any]:
+        org = copy.deepcopy(self.organization)
+        return {"type": "organizations", "id": org["id"], "attributes": org["attributes"],
+                "links": {"self": f"{self._base()}/organizations/{org['id']}"}}
+
+    def _plugin_resource(self, plugin: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "plugins", "id": plugin["id"],
+                "attributes": copy.deepcopy(plugin["attributes"]),
+                "links": {"self": f"{self._base()}/plugins/{plugin['id']}"},
+                "meta": {"sandbox_guess": "plugin_slug and device_spec_json are guesses [G]"}}
+
+    def _device_resource(self, record: dict[str, Any]) -> dict[str, Any]:
+        attrs = copy.deepcopy(record["attributes"])
+        plugin = self.plugins_by_slug.get(attrs.get("plugin_slug") or "")
+        if plugin is not None and isinstance(attrs.get("device_spec"), dict):
+            secrets = schema.write_only_fields(plugin["attributes"]["device_spec_json"])
+            attrs["device_spec"] = {k: v for k, v in attrs["device_spec"].items()
+                                    if k not in secrets}
+        base = self._base()
+        return {
+            "type": "security_devices",
+            "id": record["id"],
+            "attributes": attrs,
+            "relationships": {
+                "organization": {
+                    "data": {"type": "organizations", "id": record["organization_id"]},
+                    "links": {"related": f"{base}/security_devices/{record['id']}/organization"},
+                },
+            },
+            "links": {"self": f"{base}/security_devices/{record['id']}"},
+        }
+
+    # ---- validation -----------------------------------------------------------------------
+
+    def _document(self, body: Any, creating: bool, device_id: str | None = None
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(attributes, relationships) of a JSON:API document, or ApiError."""
+        if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+            raise ApiError(400, "body must be a JSON:API document {\"data\": {...}}", pointer="/data")
+        extra = set(body) - TOP_LEVEL_KEYS
+        if extra:
+            raise ApiError(400, f"unknown top-level member {sorted(extra)[0]!r}",
+                           pointer=f"/{sorted(extra)[0]}")
+        data = body["data"]
+        extra = set(data) - DATA_KEYS
+        if extra:
+            raise ApiError(400, f"unknown member {sorted(extra)[0]!r} in data",
+                           pointer=f"/data/{sorted(extra)[0]}")
+        if "type" not in data:
+            raise ApiError(400, "data.type is required", pointer="/data/type")
+        if data["type"] != "security_devices":
+            raise ApiError(409, f"data.type must be 'security_devices', got {data['type']!r}",
+                           pointer="/data/type")
+        if creating and "id" in data:
+            raise ApiError(403, "client-generated ids are not supported", pointer="/data/id")
+        if not creating and "id" in data and data["id"] != device_id:
+            raise ApiError(409, "data.id does not match the URL", pointer="/data/id")
+        attributes = data.get("attributes", {})
+        if not isinstance(attributes, dict):
+            raise ApiError(422, "data.attributes must be an object", pointer="/data/attributes")
+        relationships = data.get("relationships", {})
+        if not isinstance(relationships, dict):
+            raise ApiError(422, "data.relationships must be an object",
+                           pointer="/data/relationships")
+        return attributes, relationships
+
+    def _attribute_errors(self, attributes: dict[str, Any], creating: bool
+                          ) -> list[dict[str, Any]]:
+        errors = []
+        for name, value in attributes.items():
+            pointer = f"/data/attributes/{name}"
+            if name in READ_ONLY_ATTRIBUTES:
+                errors.append(error_object(422, f"{name} is read-only", pointer=pointer))
+            elif name not in DEVICE_ATTRIBUTES:
+                errors.append(error_object(
+                    422, f"unknown attribute {name!r}; allowed: {', '.join(DEVICE_ATTRIBUTES)}",
+                    pointer=pointer))
+            else:
+                for e in schema.validate(value, DEVICE_ATTRIBUTES[name], pointer, name):
+                    errors.append(error_object(422, e.detail, pointer=e.pointer))
+        if creating:
+            for name in REQUIRED_ON_CREATE:
+                if name not in attributes:
+                    errors.append(error_object(422, f"{name} is required",
+                                               pointer=f"/data/attributes/{name}"))
+        return errors
+
+    def _organization_id(self, relationships: dict[str, Any], creating: bool,
+                         current: str | None) -> str:
+        extra = set(relationships) - {"organization"}
+        if extra:
+            name = sorted(extra)[0]
+            raise ApiError(422, f"unknown or read-only relationship {name!r}",
+                           pointer=f"/data/relationships/{name}")
+        if "organization" not in relationships:
+            if creating:
+                raise ApiError(422, "relationship organization is required",
+                               pointer="/data/relationships/organization")
+            return current or self.config.org_id
+        rel = relationships["organization"]
+        data = rel.get("data") if isinstance(rel, dict) else None
+        if not isinstance(data, dict) or data.get("type") != "organizations" \
+                or not isinstance(data.get("id"), str):
+            raise ApiError(422, 'organization must be {"data": {"type": "organizations", "id": "<guid>"}}',
+                           pointer="/data/relationships/organization/data")
+        if data["id"] != self.config.org_id:
+            raise ApiError(422, f"organization {data['id']} does not exist or is not yours",
+                           pointer="/data/relationships/organization/data/id")
+        if current is not None and data["id"] != current:
+            raise ApiError(422, "a device cannot move to another organization",
+                           pointer="/data/relationships/organization/data/id")
+        return data["id"]
+
+    def _check_plugin_and_spec(self, attrs: dict[str, Any]) -> None:
+        """Validate plugin_slug and device_spec of the merged attributes; fill spec defaults."""
+        slug = attrs.get("plugin_slug")
+        spec = attrs.get("device_spec")
+        if not slug:
+            if spec is not None:
+                raise ApiError(422, "device_spec needs a plugin_slug (its schema comes from the plugin)",
+                               pointer="/data/attributes/device_spec")
+            return
+        plugin = self.plugins_by_slug.get(slug)
+        if plugin is None:
+            raise ApiError(422, f"unknown plugin_slug {slug!r}; known: "
+                                + ", ".join(sorted(self.plugins_by_slug)),
+                           pointer="/data/attributes/plugin_slug")
+        if not plugin["attributes"].get("active", True):
+            raise ApiError(422, f"plugin {slug!r} is not active",
+                           pointer="/data/attributes/plugin_slug")
+        spec_schema = plugin["attributes"]["device_spec_json"]
+        problems = schema.validate(spec, spec_schema, "/data/attributes/device_spec", "device_spec")
+        if problems:
+            raise ApiError(422, [error_object(422, p.detail, pointer=p.pointer) for p in problems])
+        attrs["device_spec"] = schema.apply_defaults(spec, spec_schema)
+
+    def _check_unique_name(self, org_id: str, name: str, except_id: str | None) -> None:
+        for record in self.devices.values():
+            if record["id"] != except_id and record["organization_id"] == org_id \
+                    and record["attributes"]["name"] == name:
+                raise ApiError(409, f"a security device named {name!r} already exists "
+                                    f"in this organization (id {record['id']})",
+                               pointer="/data/attributes/name")
+
+    # ---- health checks --------------------------------------------------------------------
+
+    def _schedule_health_check(self, record: dict[str, Any]) -> None:
+        record["generation"] += 1
+        record["attributes"]["is_verifying_status"] = True
+        timer = threading.Timer(self.config.health_delay, self._run_health_check,
+                                args=(record["id"], record["generation"]))
+        timer.daemon = True
+        timer.start()
+
+    def _run_health_check(self, device_id: str, generation: int) -> None:
+        with self.lock:
+            record = self.devices.get(device_id)
+            if record is None or record["generation"] != generation:
+                return
+            device = {"id": device_id, "organization_id": record["organization_id"],
+                      **copy.deepcopy(record["attributes"])}
+        status, details = health.run_check(device, self.health_context)
+        with self.lock:
+            record = self.devices.get(device_id)
+            if record is None or record["generation"] != generation:
+                return
+            record["attributes"].update(status=status, status_details=details,
+                                        status_updated_at=now_iso(), is_verifying_status=False)
+
+    # ---- routes ---------------------------------------------------------------------------
+
+    def _build_blueprint(self) -> Blueprint:
+        bp = Blueprint("workbench", __name__)
+
+        @bp.errorhandler(ApiError)
+        def api_error(err: ApiError):
+            return jsonapi.errors_response(err.status, err.errors, err.headers)
+
+        @bp.get("/organizations")
+        def list_organizations():
+            q = jsonapi.parse_query(request, {"name"}, {"name", "created_at"})
+            items = [self._org_resource()]
+            if "name" in q["filters"]:
+                items = [o for o in items if o["attributes"]["name"] == q["filters"]["name"]]
+            page, links, meta = jsonapi.paginate(request, items, q["limit"], q["offset"])
+            return jsonapi.response({"data": page, "links": links, "meta": meta})
+
+        @bp.get("/organizations/<org_id>")
+        def get_organization(org_id: str):
+            if org_id != self.config.org_id:
+                raise ApiError(404, f"organizations {org_id} not found")
+            return jsonapi.response({"data": self._org_resource()})
+
+        @bp.get("/plugins")
+        def list_plugins():
+            q = jsonapi.parse_query(request, {"plugin_slug", "vendor_name", "display_name"},
+                                    {"plugin_slug", "display_name", "vendor_name"})
+            items = self.plugins
+            for field, value in q["filters"].items():
+                items = [p for p in items if p["attributes"].get(field) == value]
+            items = jsonapi.sort_items(list(items), q["sort"],
+                                       lambda p, f: p["attributes"].get(f))
+            page, links, meta = jsonapi.paginate(request, items, q["limit"], q["offset"])
+            return jsonapi.response({"data": [self._plugin_resource(p) for p in page],
+                                     "links": links, "meta": meta})
+
+        @bp.get("/plugins/<plugin_id>")
+        def get_plugin(plugin_id: str):
+            for plugin in self.plugins:
+                if plugin["id"] == plugin_id:
+                    return jsonapi.response({"data": self._plugin_resource(plugin)})
+            raise ApiError(404, f"plugins {plugin_id} not found")
+
+        @bp.get("/security_devices")
+        def list_devices():
+            q = jsonapi.parse_query(request, DEVICE_FILTERS, DEVICE_SORTS,
+                                    includes={"organization"}, flags={"raw_status"})
+            with self.lock:
+                items = list(self.devices.values())
+                for field, value in q["filters"].items():
+                    if field == "organization.id":
+                        items = [r for r in items if r["organization_id"] == value]
+                    else:
+                        items = [r for r in items if r["attributes"].get(field) == value]
+                items = jsonapi.sort_items(items, q["sort"], lambda r, f: r["attributes"].get(f))
+                page, links, meta = jsonapi.paginate(request, items, q["limit"], q["offset"])
+                doc: dict[str, Any] = {"data": [self._device_resource(r) for r in page],
+                                       "links": links, "meta": meta}
+            if "include" in request.args and page:
+                doc["included"] = [self._org_resource()]
+            return jsonapi.response(doc)
+
+        @bp.post("/security_devices")
+        def create_device():
+            attributes, relationships = self._document(jsonapi.read_body(request), creating=True)
+            errors = self._attribute_errors(attributes, creating=True)
+            if errors:
+                raise ApiError(422, errors)
+            org_id = self._organization_id(relationships, creating=True, current=None)
+            attrs: dict[str, Any] = {
+                "name": None, "location": None, "device_type": None, "plugin_slug": None,
+                "device_spec": None, "properties": {}, "task_source": None,
+                "no_alert_threshold_hours": None,
+            }
+            attrs.update(copy.deepcopy(attributes))
+            self._check_plugin_and_spec(attrs)
+            now = now_iso()
+            attrs.update(status=None, status_details={}, status_updated_at=None,
+                         is_verifying_status=True, has_console_credentials=False,
+                         has_two_factor_secret=False, deleted_at=None,
+                         created_at=now, updated_at=now)
+            with self.lock:
+                self._check_unique_name(org_id, attrs["name"], except_id=None)
+                record = {"id": str(uuid.uuid4()), "organization_id": org_id,
+                          "attributes": attrs, "generation": 0}
+                self.devices[record["id"]] = record
+                self._schedule_health_check(record)
+                resource = self._device_resource(record)
+            return jsonapi.response({"data": resource}, 201,
+                                    {"Location": resource["links"]["self"]})
+
+        def find(device_id: str) -> dict[str, Any]:
+            record = self.devices.get(device_id)
+            if record is None:
+                raise ApiError(404, f"security_devices {device_id} not found")
+            return record
+
+        @bp.get("/security_devices/<device_id>")
+        def get_device(device_id: str):
+            jsonapi.parse_query(request, set(), set(), includes={"organization"},
+                                flags={"raw_status"})
+            with self.lock:
+                doc: dict[str, Any] = {"data": self._device_resource(find(device_id))}
+            if "include" in request.args:
+                doc["included"] = [self._org_resource()]
+            return jsonapi.response(doc)
+
+        @bp.get("/security_devices/<device_id>/organization")
+        def get_device_organization(device_id: str):
+            with self.lock:
+                find(device_id)
+            return jsonapi.response({"data": self._org_resource()})
+
+        @bp.patch("/security_devices/<device_id>")
+        def update_device(device_id: str):
+            body = jsonapi.read_body(request)
+            with self.lock:
+                record = find(device_id)
+                attributes, relationships = self._document(body, creating=False,
+                                                           device_id=device_id)
+                errors = self._attribute_errors(attributes, creating=False)
+                if errors:
+                    raise ApiError(422, errors)
+                self._organization_id(relationships, creating=False,
+                                      current=record["organization_id"])
+                old = record["attributes"]
+                attrs = copy.deepcopy(old)
+                attrs.update(copy.deepcopy(attributes))
+                same_plugin = attrs.get("plugin_slug") == old.get("plugin_slug")
+                plugin = self.plugins_by_slug.get(attrs.get("plugin_slug") or "")
+                if ("device_spec" in attributes and same_plugin and plugin is not None
+                        and isinstance(attrs.get("device_spec"), dict)
+                        and isinstance(old.get("device_spec"), dict)):
+                    for secret in schema.write_only_fields(plugin["attributes"]["device_spec_json"]):
+                        if secret not in attrs["device_spec"] and secret in old["device_spec"]:
+                            attrs["device_spec"][secret] = old["device_spec"][secret]
+                self._check_plugin_and_spec(attrs)
+                self._check_unique_name(record["organization_id"], attrs["name"],
+                                        except_id=device_id)
+                attrs["updated_at"] = now_iso()
+                record["attributes"] = attrs
+                self._schedule_health_check(record)
+                resource = self._device_resource(record)
+            return jsonapi.response({"data": resource})
+
+        @bp.delete("/security_devices/<device_id>")
+        def delete_device(device_id: str):
+            with self.lock:
+                find(device_id)
+                del self.devices[device_id]
+            return jsonapi.response(None, 204)
+
+        return bp
