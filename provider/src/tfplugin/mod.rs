@@ -7,5 +7,7 @@ pub mod provider;
 pub mod schema;
 pub mod serve;
 pub mod server;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 pub mod value;

@@ -61,6 +61,22 @@ pub fn plan_change(block: &Block, prior: &Value, proposed: &Value, config: &Valu
     Value::Object(out)
 }
 
+/// For an update the resource knows will change remote values: marks every computed
+/// attribute that the configuration leaves null as unknown, except those declared
+/// `use_state_for_unknown` (stable ids and ARNs) and those with a default, which keep
+/// their planned values.
+pub fn mark_computed_unknown(block: &Block, config: &Value, planned: &mut Value) {
+    let changes = |a: &&super::schema::Attribute| {
+        a.computed && !a.use_state_for_unknown && a.default.is_none()
+    };
+    for a in block.attributes.iter().filter(changes) {
+        let configured = config.get(&a.name).is_some_and(|v| !v.is_null());
+        if let (false, Some(v)) = (configured, planned.get_mut(&a.name)) {
+            *v = Value::unknown();
+        }
+    }
+}
+
 fn nth(v: &Value, i: usize) -> Option<&Value> {
     match v {
         Value::List(items) | Value::Set(items) | Value::Tuple(items) => items.get(i),
@@ -179,18 +195,20 @@ fn check_applied_at(planned: &Value, applied: &Value, path: &AttrPath, errs: &mu
             p.to_string()
         }
     };
-    if !applied.is_wholly_known() {
-        errs.push(format!("{}: still unknown after apply", at(path)));
-        return;
-    }
     match (planned, applied) {
-        (Value::Unknown(_), _) => {}
+        (_, Value::Unknown(_)) => errs.push(format!("{}: still unknown after apply", at(path))),
         (Value::Object(pm), Value::Object(am)) => {
             for (k, pv) in pm {
                 let av = am.get(k).unwrap_or(&Value::Null);
                 check_applied_at(pv, av, &child(path, k), errs);
             }
         }
+        (Value::Unknown(_) | Value::List(_) | Value::Tuple(_) | Value::Set(_), _)
+            if !applied.is_wholly_known() =>
+        {
+            errs.push(format!("{}: still partly unknown after apply", at(path)))
+        }
+        (Value::Unknown(_), _) => {}
         (Value::List(pl), Value::List(al)) | (Value::Tuple(pl), Value::Tuple(al))
             if pl.len() == al.len() =>
         {
@@ -306,6 +324,30 @@ mod tests {
         assert_eq!(replace, vec![AttrPath::root("name")]);
         // Planning twice from the same inputs gives the same plan (no clock, no randomness).
         assert_eq!(planned, plan_change(&b, &prior, &proposed, &config));
+    }
+
+    #[test]
+    fn changed_computed_values_become_unknown_except_stable_ones() {
+        let b = Block::new("t")
+            .attr(Attribute::string("name").required())
+            .attr(Attribute::string("id").computed().use_state_for_unknown())
+            .attr(Attribute::string("status").computed())
+            .attr(Attribute::bool("verify").default(Value::Bool(true)));
+        let config = obj(&[("name", Value::string("b")), ("verify", Value::Bool(false))]);
+        let mut planned = obj(&[
+            ("name", Value::string("b")),
+            ("id", Value::string("dev-1")),
+            ("status", Value::string("healthy")),
+            ("verify", Value::Bool(false)),
+        ]);
+        mark_computed_unknown(&b, &config, &mut planned);
+        assert_eq!(planned.get("id"), Some(&Value::string("dev-1")));
+        assert_eq!(planned.get("status"), Some(&Value::unknown()));
+        assert_eq!(
+            planned.get("verify"),
+            Some(&Value::Bool(false)),
+            "configured values stay"
+        );
     }
 
     #[test]
