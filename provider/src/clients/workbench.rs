@@ -95,57 +95,87 @@ impl WorkbenchClient {
         u
     }
 
-    /// GET a JSON:API document, retrying throttling and server errors.
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Json, WorkbenchError> {
-        let method = "GET";
+        self.send(reqwest::Method::GET, path, query, None).await
+    }
+
+    /// Sends one request. Idempotent methods are retried on throttling, server errors and
+    /// connection failures (honouring Retry-After); a POST is sent once, since repeating it
+    /// could register a device twice (the engine adopts by name instead).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Json>,
+    ) -> Result<Json, WorkbenchError> {
+        let verb: &'static str = match method.as_str() {
+            "GET" => "GET",
+            "POST" => "POST",
+            "PATCH" => "PATCH",
+            "DELETE" => "DELETE",
+            _ => "request",
+        };
+        let retries = if method == reqwest::Method::POST {
+            1
+        } else {
+            self.max_attempts
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let sent = self
+            let mut req = self
                 .http
-                .get(self.url(path))
+                .request(method.clone(), self.url(path))
                 .query(query)
                 .bearer_auth(self.api_key.expose())
-                .header("Accept", "application/vnd.api+json")
-                .send()
-                .await;
-            let resp = match sent {
+                .header("Accept", "application/vnd.api+json");
+            if let Some(b) = body {
+                req = req
+                    .header("Content-Type", "application/vnd.api+json")
+                    .body(b.to_string());
+            }
+            let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if attempt < self.max_attempts && (e.is_connect() || e.is_timeout()) => {
+                Err(e) if attempt < retries && (e.is_connect() || e.is_timeout()) => {
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
                 }
                 Err(e) => {
                     return Err(WorkbenchError::Transport {
                         base: self.base.to_string(),
-                        method,
+                        method: verb,
                         path: path.to_string(),
                         reason: e.without_url().to_string(),
                     })
                 }
             };
             let status = resp.status().as_u16();
-            if (status == 429 || status >= 500) && attempt < self.max_attempts {
+            if (status == 429 || status >= 500) && attempt < retries {
                 let wait = retry_after(&resp).unwrap_or_else(|| backoff(attempt));
                 tracing::debug!(status, path, attempt, "Workbench retry");
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            let body = resp.bytes().await.map_err(|e| WorkbenchError::Transport {
+            let bytes = resp.bytes().await.map_err(|e| WorkbenchError::Transport {
                 base: self.base.to_string(),
-                method,
+                method: verb,
                 path: path.to_string(),
                 reason: e.without_url().to_string(),
             })?;
-            let json: Json = serde_json::from_slice(&body).map_err(|e| WorkbenchError::Decode {
-                method,
-                path: path.to_string(),
-                reason: format!("not JSON ({e})"),
-            })?;
+            if bytes.is_empty() && status < 400 {
+                return Ok(Json::Null);
+            }
+            let json: Json =
+                serde_json::from_slice(&bytes).map_err(|e| WorkbenchError::Decode {
+                    method: verb,
+                    path: path.to_string(),
+                    reason: format!("not JSON ({e})"),
+                })?;
             if status >= 400 {
                 let (title, detail) = error_text(&json);
                 return Err(WorkbenchError::Api {
-                    method,
+                    method: verb,
                     path: path.to_string(),
                     status,
                     title,
@@ -211,6 +241,131 @@ impl WorkbenchClient {
             })
             .collect()
     }
+}
+
+/// A security device as Workbench reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SecurityDevice {
+    pub id: String,
+    pub name: String,
+    pub location: String,
+    pub plugin_slug: String,
+    /// `device_spec` as read back: secrets are never returned.
+    pub device_spec: Json,
+    pub status: Option<String>,
+    pub is_verifying_status: bool,
+    /// Everything else Workbench returned (e.g. webhook settings of some plugins).
+    pub attributes: Json,
+}
+
+/// What we register: the fields we own.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceSpec {
+    pub name: String,
+    pub location: String,
+    pub device_type: String,
+    pub plugin_slug: String,
+    pub device_spec: Json,
+}
+
+impl WorkbenchClient {
+    pub async fn create_device(
+        &self,
+        organization_id: &str,
+        d: &DeviceSpec,
+    ) -> Result<SecurityDevice, WorkbenchError> {
+        let body = serde_json::json!({"data": {
+            "type": "security_devices",
+            "attributes": {
+                "name": d.name, "location": d.location, "device_type": d.device_type,
+                "plugin_slug": d.plugin_slug, "device_spec": d.device_spec,
+                "task_source": "EXPEL_TASKPOOL",
+            },
+            "relationships": {"organization": {"data": {"type": "organizations", "id": organization_id}}},
+        }});
+        let doc = self
+            .send(reqwest::Method::POST, "security_devices", &[], Some(&body))
+            .await?;
+        device_from(doc.get("data").unwrap_or(&Json::Null))
+            .ok_or_else(|| decode_err("security_devices", "device without id"))
+    }
+
+    /// The device, or `None` when Workbench no longer has it.
+    pub async fn device(&self, id: &str) -> Result<Option<SecurityDevice>, WorkbenchError> {
+        let path = format!("security_devices/{id}");
+        match self.get(&path, &[]).await {
+            Ok(doc) => Ok(device_from(doc.get("data").unwrap_or(&Json::Null))),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn devices_named(
+        &self,
+        organization_id: &str,
+        name: &str,
+    ) -> Result<Vec<SecurityDevice>, WorkbenchError> {
+        let items = self
+            .list(
+                "security_devices",
+                &[
+                    ("filter[name]", name),
+                    ("filter[organization][id]", organization_id),
+                ],
+            )
+            .await?;
+        Ok(items.iter().filter_map(device_from).collect())
+    }
+
+    /// Updates the given attributes (`device_spec` is replaced whole; secrets left out keep
+    /// their stored values).
+    pub async fn update_device(
+        &self,
+        id: &str,
+        attributes: Json,
+    ) -> Result<SecurityDevice, WorkbenchError> {
+        let path = format!("security_devices/{id}");
+        let body = serde_json::json!({"data": {"type": "security_devices", "id": id, "attributes": attributes}});
+        let doc = self
+            .send(reqwest::Method::PATCH, &path, &[], Some(&body))
+            .await?;
+        device_from(doc.get("data").unwrap_or(&Json::Null))
+            .ok_or_else(|| decode_err(&path, "device without id"))
+    }
+
+    /// Deletes the device; one that is already gone counts as deleted.
+    pub async fn delete_device(&self, id: &str) -> Result<(), WorkbenchError> {
+        match self
+            .send(
+                reqwest::Method::DELETE,
+                &format!("security_devices/{id}"),
+                &[],
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn device_from(item: &Json) -> Option<SecurityDevice> {
+    Some(SecurityDevice {
+        id: item.get("id")?.as_str()?.to_string(),
+        name: attr_str(item, "name"),
+        location: attr_str(item, "location"),
+        plugin_slug: attr_str(item, "plugin_slug"),
+        device_spec: attr(item, "device_spec").cloned().unwrap_or(Json::Null),
+        status: attr(item, "status")
+            .and_then(Json::as_str)
+            .map(str::to_string),
+        is_verifying_status: attr(item, "is_verifying_status")
+            .and_then(Json::as_bool)
+            .unwrap_or(false),
+        attributes: item.get("attributes").cloned().unwrap_or(Json::Null),
+    })
 }
 
 fn decode_err(path: &str, reason: &str) -> WorkbenchError {

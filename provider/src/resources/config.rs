@@ -2,6 +2,7 @@
 //! environment. Missing or malformed values name the attribute and the variable.
 use url::Url;
 
+use crate::clients::aws::{AwsClientSettings, AwsClients, AwsError, AwsLocation};
 use crate::clients::workbench::WorkbenchClient;
 use crate::clients::Secret;
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
@@ -61,6 +62,40 @@ pub struct ExpelData {
     pub aws: AwsSettings,
     pub sentinelone: Option<SentinelOneSettings>,
     pub wiz: Option<WizSettings>,
+    /// Built on first use: configurations that use no AWS resource need no AWS credentials.
+    aws_clients: tokio::sync::OnceCell<AwsClients>,
+    aws_location: tokio::sync::OnceCell<AwsLocation>,
+}
+
+impl ExpelData {
+    pub async fn aws_clients(&self) -> &AwsClients {
+        self.aws_clients
+            .get_or_init(|| async {
+                AwsClients::new(&AwsClientSettings {
+                    region: self.aws.region.clone(),
+                    profile: self.aws.profile.clone(),
+                    assume_role: self.aws.assume_role.as_ref().map(|a| {
+                        (
+                            a.role_arn.clone(),
+                            a.external_id.as_ref().map(|x| x.expose().to_string()),
+                            a.session_name.clone(),
+                        )
+                    }),
+                    endpoints: self.aws.endpoints.clone(),
+                })
+                .await
+            })
+            .await
+    }
+
+    /// The AWS partition, account and region the provider points at (one STS call, cached).
+    pub async fn aws_location(&self) -> Result<AwsLocation, AwsError> {
+        let clients = self.aws_clients().await;
+        self.aws_location
+            .get_or_try_init(|| clients.location())
+            .await
+            .cloned()
+    }
 }
 
 const AWS_SERVICES: &[&str] = &[
@@ -284,6 +319,8 @@ pub fn configure(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> Opti
             aws,
             sentinelone,
             wiz,
+            aws_clients: Default::default(),
+            aws_location: Default::default(),
         }),
         Err(e) => {
             diags.error("Cannot build the HTTP client", e.to_string());

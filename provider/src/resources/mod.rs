@@ -8,6 +8,7 @@ use crate::tfplugin::provider::{DataSource, Function, Provider, Resource};
 use crate::tfplugin::schema::Schema;
 use crate::tfplugin::value::Value;
 
+pub mod cloudtrail;
 pub mod config;
 pub mod organization;
 pub mod plugins;
@@ -46,7 +47,7 @@ impl Provider for ExpelProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource<ExpelData>>> {
-        vec![]
+        vec![Arc::new(cloudtrail::CloudTrailIntegration)]
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource<ExpelData>>> {

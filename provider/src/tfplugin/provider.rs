@@ -67,9 +67,17 @@ pub trait Resource<D>: Send + Sync {
     fn schema(&self) -> Schema;
     /// Static checks beyond attribute validators; values may be unknown here.
     fn validate(&self, _config: &Value, _diags: &mut Diagnostics) {}
-    /// Adjusts the plan computed by the SDK: mark computed values that will change unknown.
-    /// Deterministic: no I/O, no clock.
-    fn modify_plan(&self, _input: &PlanInput<'_>, _planned: &mut Value, _diags: &mut Diagnostics) {}
+    /// Adjusts the plan computed by the SDK: fills defaults derived from the provider's
+    /// location, marks computed values that will change unknown. Terraform plans twice and
+    /// requires the same answer: no clock, no randomness, no reads of things that change.
+    async fn modify_plan(
+        &self,
+        _ctx: &Ctx<D>,
+        _input: &PlanInput<'_>,
+        _planned: &mut Value,
+        _diags: &mut Diagnostics,
+    ) {
+    }
     async fn create(
         &self,
         ctx: &Ctx<D>,

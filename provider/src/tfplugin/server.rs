@@ -622,7 +622,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
     ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
         let req = r.into_inner();
         let res = self
-            .guard("PlanResourceChange", |i, _| async move {
+            .guard("PlanResourceChange", |i, cancel| async move {
                 let (res, schema) = i.resource(&req.type_name)?;
                 let ty = schema.ty();
                 let prior = decode(req.prior_state.as_ref(), &ty, "prior state")?;
@@ -638,7 +638,8 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                     config: &config,
                     private: &req.prior_private,
                 };
-                res.modify_plan(&input, &mut planned, &mut d);
+                let ctx = i.ctx(cancel)?;
+                res.modify_plan(&ctx, &input, &mut planned, &mut d).await;
                 normalize_blocks(&schema.block, &mut planned);
                 let errs = plan::check_plan(&schema.block, &prior, &config, &planned);
                 if !errs.is_empty() {

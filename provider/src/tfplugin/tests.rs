@@ -104,7 +104,13 @@ impl Resource<Arc<Store>> for Widget {
     fn schema(&self) -> Schema {
         widget_schema()
     }
-    fn modify_plan(&self, input: &PlanInput<'_>, planned: &mut Value, _d: &mut Diagnostics) {
+    async fn modify_plan(
+        &self,
+        _ctx: &Ctx<Arc<Store>>,
+        input: &PlanInput<'_>,
+        planned: &mut Value,
+        _d: &mut Diagnostics,
+    ) {
         if !input.prior.is_null() && input.prior.get("name") != planned.get("name") {
             mark_computed_unknown(&widget_schema().block, input.config, planned);
         }

@@ -1,5 +1,7 @@
 """python -m sandbox --port 0 --port-file FILE [--api-key K] [--org-id ID] [--org-name N]
-                    [--moto-url URL] [--health-delay SECONDS] [--quiet]
+                    [--moto-url URL | --moto-url-file F] [--health-delay SECONDS]
+                    [--expel-account-id ID] [--s1-admin-token T]
+                    [--wiz-client-id ID] [--wiz-client-secret S] [--wiz-token-ttl SECONDS] [--quiet]
 
 Serves every emulator from one threaded Werkzeug server on 127.0.0.1. With --port 0 the
 kernel picks a free port; --port-file receives the port (written atomically) once the
@@ -18,7 +20,9 @@ import threading
 from werkzeug.serving import make_server
 
 from .app import create_app
-from .config import DEFAULT_API_KEY, DEFAULT_ORG_ID, DEFAULT_ORG_NAME, SandboxConfig
+from .config import (DEFAULT_API_KEY, DEFAULT_EXPEL_ACCOUNT_ID, DEFAULT_ORG_ID, DEFAULT_ORG_NAME,
+                     DEFAULT_S1_ADMIN_TOKEN,
+                     DEFAULT_WIZ_CLIENT_ID, DEFAULT_WIZ_CLIENT_SECRET, SandboxConfig)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -30,8 +34,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--org-id", default=DEFAULT_ORG_ID, help="Workbench organization id")
     p.add_argument("--org-name", default=DEFAULT_ORG_NAME, help="Workbench organization name")
     p.add_argument("--moto-url", default=None, help="moto_server base URL (for health checks)")
+    p.add_argument("--moto-url-file", default=None,
+                   help="or a file that will hold that URL (read when first needed)")
     p.add_argument("--health-delay", type=float, default=0.2,
                    help="seconds from a device write to its health-check result")
+    p.add_argument("--s1-admin-token", default=DEFAULT_S1_ADMIN_TOKEN,
+                   help="SentinelOne emulator: the seeded admin API token")
+    p.add_argument("--wiz-client-id", default=DEFAULT_WIZ_CLIENT_ID,
+                   help="Wiz emulator: client id of the seeded admin service account")
+    p.add_argument("--wiz-client-secret", default=DEFAULT_WIZ_CLIENT_SECRET,
+                   help="Wiz emulator: client secret of the seeded admin service account")
+    p.add_argument("--wiz-token-ttl", type=float, default=86400.0,
+                   help="Wiz emulator: OAuth token lifetime in seconds")
+    p.add_argument("--expel-account-id", default=DEFAULT_EXPEL_ACCOUNT_ID,
+                   help="AWS account the aws health check requires in the role's trust policy")
     p.add_argument("--quiet", action="store_true", help="do not log every request")
     return p.parse_args(argv)
 
@@ -49,7 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     config = SandboxConfig(api_key=args.api_key, org_id=args.org_id, org_name=args.org_name,
-                           moto_url=args.moto_url, health_delay=args.health_delay)
+                           moto_url=args.moto_url, moto_url_file=args.moto_url_file,
+                           health_delay=args.health_delay,
+                           expel_account_id=args.expel_account_id,
+                           s1_admin_token=args.s1_admin_token,
+                           wiz_client_id=args.wiz_client_id,
+                           wiz_client_secret=args.wiz_client_secret,
+                           wiz_token_ttl=args.wiz_token_ttl)
     app = create_app(config)
     server = make_server("127.0.0.1", args.port, app, threaded=True)  # binds and listens
     port = server.server_port

@@ -13,6 +13,22 @@
   PUT    /_admin/workbench/security_devices/<id>/status
                                         body {"status": "healthy|unhealthy|...", "status_details": {}}
                                         204, or 404 (sets health out of band)
+  GET    /_admin/workbench/alerts       200 {"alerts": [...]} received by Wiz webhook devices
+  POST   /_admin/wiz/issues             body {"severity", "title", "status"?, "type"?,
+                                        "project_ids"?, "resource"?}; 201 {"issue",
+                                        "deliveries": [{id, rule_id, integration_id}]}; 400
+  POST   /_admin/wiz/detections         body {"severity", "title", "description"?,
+                                        "cloud_platform"?}; 201 {"detection", "deliveries"}
+  GET    /_admin/wiz/deliveries         200 {"deliveries": [{id, rule_id, url, status:
+                                        pending|delivered|failed, status_code, error, body}]}
+  GET|PUT /_admin/wiz/settings          {"token_ttl_seconds", "unauthenticated_http_status":
+                                        200|401}; PUT changes them until /_admin/reset
+  POST   /_admin/wiz/expire-tokens      200 {"expired": n}: every issued token expires now
+  GET    /_admin/sentinelone/rate-limits  200 {"rules": [{"prefix", "rate", "burst"}]}
+  POST   /_admin/sentinelone/rate-limits  body {"rules": [...]} (replace; [] = none) or
+                                        {"defaults": true}; 200 as GET, or 400
+  POST   /_admin/sentinelone/expire-token body {"serviceUserId": id} or {"userId": id}
+                                        200 {"ownerKind", "ownerId", "expiresAt"}; 404; 400
 """
 
 from __future__ import annotations
@@ -46,7 +62,8 @@ def loopback_only():
 @blueprint.get("/health")
 def health():
     s = sandbox()
-    return jsonify(status="ok", emulators=sorted(s["emulators"]), moto_url=s["config"].moto_url,
+    return jsonify(status="ok", emulators=sorted(s["emulators"]),
+                   moto_url=s["config"].resolve_moto_url(wait=0),
                    organization_id=s["config"].org_id)
 
 
@@ -120,3 +137,65 @@ def force_device_status(device_id: str):
     if not workbench.force_status(device_id, body["status"], details):
         return jsonify(error=f"no security device {device_id}"), 404
     return no_content()
+
+
+@blueprint.route("/sentinelone/rate-limits", methods=["GET", "POST"])
+def sentinelone_rate_limits():
+    s1 = sandbox()["emulators"]["sentinelone"]
+    if request.method == "POST":
+        try:
+            s1.set_rate_limits(request.get_json(force=True, silent=True))
+        except ValueError as err:
+            return jsonify(error=str(err)), 400
+    return jsonify(s1.rate_limits())
+
+
+@blueprint.post("/sentinelone/expire-token")
+def sentinelone_expire_token():
+    try:
+        return jsonify(sandbox()["emulators"]["sentinelone"].expire_token(
+            request.get_json(force=True, silent=True)))
+    except LookupError as err:
+        return jsonify(error=str(err)), 404
+    except ValueError as err:
+        return jsonify(error=str(err)), 400
+
+
+def _wiz():
+    return sandbox()["emulators"]["wiz"]
+
+
+@blueprint.get("/workbench/alerts")
+def workbench_alerts():
+    return jsonify(alerts=sandbox()["emulators"]["workbench"].list_alerts())
+
+
+@blueprint.post("/wiz/issues")
+def wiz_create_issue():
+    status, body = _wiz().admin_create_issue(request.get_json(force=True, silent=True))
+    return jsonify(body), status
+
+
+@blueprint.post("/wiz/detections")
+def wiz_create_detection():
+    status, body = _wiz().admin_create_detection(request.get_json(force=True, silent=True))
+    return jsonify(body), status
+
+
+@blueprint.get("/wiz/deliveries")
+def wiz_deliveries():
+    return jsonify(deliveries=_wiz().admin_deliveries())
+
+
+@blueprint.route("/wiz/settings", methods=["GET", "PUT"])
+def wiz_settings():
+    body = request.get_json(force=True, silent=True) if request.method == "PUT" else None
+    if request.method == "PUT" and body is None:
+        return jsonify(error="body must be a JSON object"), 400
+    status, out = _wiz().admin_settings(body)
+    return jsonify(out), status
+
+
+@blueprint.post("/wiz/expire-tokens")
+def wiz_expire_tokens():
+    return jsonify(expired=_wiz().admin_expire_tokens())

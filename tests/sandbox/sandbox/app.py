@@ -22,6 +22,8 @@ from . import admin
 from .config import SandboxConfig
 from .emulator import Emulator
 from .faults import CallLog, FaultBook
+from .sentinelone import SentinelOneEmulator
+from .wiz import WizEmulator
 from .workbench import WorkbenchEmulator
 
 log = logging.getLogger("sandbox")
@@ -29,7 +31,8 @@ log = logging.getLogger("sandbox")
 
 def build_emulators(config: SandboxConfig) -> list[Emulator]:
     """Every emulator served by the sandbox. New vendors are appended here."""
-    return [WorkbenchEmulator(config)]
+    return [WorkbenchEmulator(config), SentinelOneEmulator(config),
+            WizEmulator(config)]
 
 
 def create_app(config: SandboxConfig | None = None) -> Flask:

@@ -1,11 +1,19 @@
 """Process-wide settings of the sandbox (from the command line)."""
 
+import time
 from dataclasses import dataclass
 
 DEFAULT_API_KEY = "sandbox-workbench-key"
 # Fixed so that runs are reproducible (it becomes the sts:ExternalId of the AWS role).
 DEFAULT_ORG_ID = "6e1a4f0c-2b7d-4c59-9a83-5d0f1e2b3c4a"
 DEFAULT_ORG_NAME = "Acme Corp"
+# Expel's AWS account: the trust principal the AWS health check requires.
+DEFAULT_EXPEL_ACCOUNT_ID = "012205512454"
+# The Wiz emulator's seeded admin service account (client credentials, scope admin:all).
+DEFAULT_WIZ_CLIENT_ID = "sandbox-wiz-admin-client"
+DEFAULT_WIZ_CLIENT_SECRET = "sandbox-wiz-admin-secret"
+# The SentinelOne emulator's seeded admin API token (Admin role on the seeded account).
+DEFAULT_S1_ADMIN_TOKEN = "sandbox-s1-admin-token"
 
 
 @dataclass
@@ -15,5 +23,29 @@ class SandboxConfig:
     org_name: str = DEFAULT_ORG_NAME
     # Where moto_server answers; kept for health checks that read AWS.
     moto_url: str | None = None
+    # Or a file that will hold that URL (scripts/stack starts moto and the sandbox together).
+    moto_url_file: str | None = None
     # Seconds between a device write and its health check result.
     health_delay: float = 0.2
+    # AWS health check: the account that must be trusted to assume the customer's role.
+    expel_account_id: str = DEFAULT_EXPEL_ACCOUNT_ID
+    # SentinelOne: the seeded admin user's API token (`Authorization: ApiToken <token>`).
+    s1_admin_token: str = DEFAULT_S1_ADMIN_TOKEN
+    # Wiz: the seeded admin service account and the lifetime of OAuth tokens (seconds).
+    wiz_client_id: str = DEFAULT_WIZ_CLIENT_ID
+    wiz_client_secret: str = DEFAULT_WIZ_CLIENT_SECRET
+    wiz_token_ttl: float = 86400.0
+
+    def resolve_moto_url(self, wait: float = 10.0) -> str | None:
+        """moto_url, else the URL in moto_url_file (waiting up to `wait` s for it)."""
+        deadline = time.monotonic() + wait
+        while self.moto_url is None and self.moto_url_file:
+            try:
+                with open(self.moto_url_file) as f:
+                    self.moto_url = f.read().strip() or None
+            except FileNotFoundError:
+                pass
+            if self.moto_url is not None or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        return self.moto_url

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .config import SandboxConfig
+from .awshealth import check_aws_cloudtrail
+from .sentinelone import check_device_health as sentinelone_check
+from .wiz import check_device_health as wiz_check
 
 HealthResult = tuple[str, dict[str, Any]]
 
@@ -38,9 +41,9 @@ def spec_accepted(device: dict[str, Any], ctx: HealthContext) -> HealthResult:
 HealthCheck = Callable[[dict[str, Any], HealthContext], HealthResult]
 
 HEALTH_CHECKS: dict[str, HealthCheck] = {
-    "aws": spec_accepted,
-    "sentinelone": spec_accepted,
-    "wiz": spec_accepted,
+    "aws": check_aws_cloudtrail,
+    "sentinelone": sentinelone_check,
+    "wiz": wiz_check,
 }
 
 NOT_SUPPORTED = "health_checks_not_supported"

@@ -10,13 +10,19 @@ Where the real behaviour is unknown ([G] in APIS.md) the choice made here is sta
   `device_spec` on every read;
 - PATCH replaces `device_spec` as a whole, except that secrets left out keep their stored
   value while the plugin_slug stays the same (so a non-secret repair needs no rotation);
-- the `organization` relationship is required on create and must be the seeded org.
+- the `organization` relationship is required on create and must be the seeded org;
+- a device with plugin_slug "wiz" gets read-only attributes webhook_url, webhook_username and
+  webhook_password (the guide's "Webhook credentials", shown on every read as the UI's Edit
+  page shows them); POST <webhook_url> with that basic auth records an alert
+  (GET /_admin/workbench/alerts). The URL path /api/v2/webhooks/wiz/<device id> is a guess.
 """
 
 from __future__ import annotations
 
 import copy
+import hmac
 import json
+import secrets
 import threading
 import uuid
 from datetime import datetime, timezone
@@ -50,7 +56,9 @@ REQUIRED_ON_CREATE = ("name", "device_type")
 READ_ONLY_ATTRIBUTES = {
     "status", "status_details", "status_updated_at", "is_verifying_status",
     "has_console_credentials", "has_two_factor_secret", "deleted_at", "created_at", "updated_at",
+    "webhook_url", "webhook_username", "webhook_password",
 }
+WEBHOOK_ATTRIBUTES = ("webhook_url", "webhook_username", "webhook_password")
 DEVICE_FILTERS = {"name", "plugin_slug", "device_type", "location", "organization.id"}
 DEVICE_SORTS = {"name", "created_at", "updated_at"}
 TOP_LEVEL_KEYS = {"data", "meta", "jsonapi", "id"}  # pyexclient adds a top-level "id" on PATCH
@@ -79,6 +87,7 @@ class WorkbenchEmulator(Emulator):
         self.health_context = health.HealthContext(config)
         self.lock = threading.RLock()
         self.devices: dict[str, dict[str, Any]] = {}
+        self.alerts: list[dict[str, Any]] = []  # received through Wiz webhooks
         self.plugins = load_plugins()
         self.plugins_by_slug = {p["attributes"]["plugin_slug"]: p for p in self.plugins}
         self.organization = {
@@ -96,6 +105,8 @@ class WorkbenchEmulator(Emulator):
     # ---- Emulator interface -------------------------------------------------------------
 
     def check_request(self, req: Request) -> Response | None:
+        if req.path.startswith(f"{self.prefix}/webhooks/"):
+            return None  # basic auth with the device's webhook credentials, in the handler
         auth = req.headers.get("Authorization", "")
         if not auth.strip():
             return self.error_response(
@@ -115,6 +126,7 @@ class WorkbenchEmulator(Emulator):
     def reset(self) -> None:
         with self.lock:
             self.devices.clear()
+            self.alerts.clear()
 
     def dump(self) -> dict[str, Any]:
         with self.lock:
@@ -125,7 +137,22 @@ class WorkbenchEmulator(Emulator):
                      "attributes": copy.deepcopy(r["attributes"])}
                     for r in self.devices.values()
                 ],
+                "alerts": copy.deepcopy(self.alerts),
             }
+
+    def list_alerts(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return copy.deepcopy(self.alerts)
+
+    def _sync_webhook_credentials(self, attrs: dict[str, Any], device_id: str) -> None:
+        """Wiz devices give back webhook credentials (kept across PATCHes); others have none."""
+        if attrs.get("plugin_slug") != "wiz":
+            for key in WEBHOOK_ATTRIBUTES:
+                attrs.pop(key, None)
+        elif not attrs.get("webhook_password"):
+            attrs["webhook_url"] = f"{self._base()}/webhooks/wiz/{device_id}"
+            attrs["webhook_username"] = f"wiz-{device_id[:8]}"
+            attrs["webhook_password"] = secrets.token_urlsafe(24)
 
     # ---- admin hooks ----------------------------------------------------------------------
 
@@ -401,6 +428,7 @@ class WorkbenchEmulator(Emulator):
                 self._check_unique_name(org_id, attrs["name"], except_id=None)
                 record = {"id": str(uuid.uuid4()), "organization_id": org_id,
                           "attributes": attrs, "generation": 0}
+                self._sync_webhook_credentials(attrs, record["id"])
                 self.devices[record["id"]] = record
                 self._schedule_health_check(record)
                 resource = self._device_resource(record)
@@ -456,6 +484,7 @@ class WorkbenchEmulator(Emulator):
                 self._check_unique_name(record["organization_id"], attrs["name"],
                                         except_id=device_id)
                 attrs["updated_at"] = now_iso()
+                self._sync_webhook_credentials(attrs, device_id)
                 record["attributes"] = attrs
                 self._schedule_health_check(record)
                 resource = self._device_resource(record)
@@ -467,5 +496,41 @@ class WorkbenchEmulator(Emulator):
                 find(device_id)
                 del self.devices[device_id]
             return jsonapi.response(None, 204)
+
+        @bp.post("/webhooks/wiz/<device_id>")
+        def wiz_webhook(device_id: str):
+            """A Wiz automation rule's webhook: basic auth with the device's credentials."""
+            with self.lock:
+                record = self.devices.get(device_id)
+                if record is None or record["attributes"].get("plugin_slug") != "wiz":
+                    raise ApiError(404, f"no Wiz security device {device_id}")
+                attrs = copy.deepcopy(record["attributes"])
+            cred = request.authorization
+            if cred is None or cred.type != "basic" or not (
+                    hmac.compare_digest((cred.username or "").encode(),
+                                        attrs["webhook_username"].encode())
+                    and hmac.compare_digest((cred.password or "").encode(),
+                                            attrs["webhook_password"].encode())):
+                raise ApiError(401, "webhook needs basic auth with the device's webhook "
+                                    "username and password",
+                               headers={"WWW-Authenticate": 'Basic realm="Expel Workbench"'})
+            payload = request.get_json(force=True, silent=True)
+            if not isinstance(payload, dict):
+                raise ApiError(400, "webhook body must be a JSON object")
+            product = (attrs.get("device_spec") or {}).get("product", "cloud")
+            subject = next((payload[k] for k in ("issue", "detection")
+                            if isinstance(payload.get(k), dict)), {})
+            control = payload.get("control") if isinstance(payload.get("control"), dict) else {}
+            title = subject.get("title") or control.get("name") or "webhook"
+            alert = {"id": str(uuid.uuid4()), "device_id": device_id,
+                     "name": f"Wiz {'Defend' if product == 'defend' else 'Cloud'}: {title}",
+                     "severity": subject.get("severity"), "source_id": subject.get("id"),
+                     "received_at": now_iso(), "payload": payload}
+            with self.lock:
+                if device_id not in self.devices:
+                    raise ApiError(404, f"no Wiz security device {device_id}")
+                self.alerts.append(alert)
+            return jsonapi.response({"data": {"type": "alerts", "id": alert["id"],
+                                              "attributes": {"name": alert["name"]}}}, 201)
 
         return bp

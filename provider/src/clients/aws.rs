@@ -1,0 +1,365 @@
+//! AWS through aws-sdk-rust: one set of service clients built from the provider's `aws`
+//! settings (region, profile, assume_role, per-service endpoints), the caller's location
+//! (partition and account, from STS), and errors classified for the engine's retries.
+use std::fmt;
+
+use aws_config::BehaviorVersion;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use url::Url;
+
+/// Where AWS calls land: read from STS, pinned in state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsLocation {
+    pub partition: String,
+    pub account_id: String,
+    pub region: String,
+}
+
+/// Settings the clients are built from.
+#[derive(Clone, Debug, Default)]
+pub struct AwsClientSettings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub assume_role: Option<(String, Option<String>, String)>,
+    pub endpoints: Vec<(String, Url)>,
+}
+
+#[derive(Clone)]
+pub struct AwsClients {
+    pub iam: aws_sdk_iam::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
+    pub organizations: aws_sdk_organizations::Client,
+    pub region: Option<String>,
+}
+
+impl AwsClients {
+    pub async fn new(s: &AwsClientSettings) -> AwsClients {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(r) = &s.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        if let Some(p) = &s.profile {
+            loader = loader.profile_name(p);
+        }
+        let mut shared = loader.load().await;
+        if let Some((role_arn, external_id, session)) = &s.assume_role {
+            let mut b = aws_config::sts::AssumeRoleProvider::builder(role_arn.clone())
+                .session_name(session.clone())
+                .configure(&shared);
+            if let Some(x) = external_id {
+                b = b.external_id(x.clone());
+            }
+            let provider = b.build().await;
+            shared = shared
+                .into_builder()
+                .credentials_provider(
+                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+                )
+                .build();
+        }
+        let endpoint = |svc: &str| {
+            s.endpoints
+                .iter()
+                .find(|(n, _)| n == svc)
+                .map(|(_, u)| u.as_str().trim_end_matches('/').to_string())
+        };
+        macro_rules! client {
+            ($krate:ident, $svc:literal) => {{
+                let mut b = $krate::config::Builder::from(&shared);
+                if let Some(u) = endpoint($svc) {
+                    b = b.endpoint_url(u);
+                }
+                $krate::Client::from_conf(b.build())
+            }};
+        }
+        let s3 = {
+            // Path-style addressing whenever an endpoint is overridden (emulators, private endpoints).
+            let mut b = aws_sdk_s3::config::Builder::from(&shared);
+            if let Some(u) = endpoint("s3") {
+                b = b.endpoint_url(u).force_path_style(true);
+            }
+            aws_sdk_s3::Client::from_conf(b.build())
+        };
+        AwsClients {
+            iam: client!(aws_sdk_iam, "iam"),
+            kms: client!(aws_sdk_kms, "kms"),
+            s3,
+            sqs: client!(aws_sdk_sqs, "sqs"),
+            sts: client!(aws_sdk_sts, "sts"),
+            cloudtrail: client!(aws_sdk_cloudtrail, "cloudtrail"),
+            organizations: client!(aws_sdk_organizations, "organizations"),
+            region: shared.region().map(|r| r.to_string()),
+        }
+    }
+
+    /// The caller's partition and account (STS GetCallerIdentity) and the region in use.
+    pub async fn location(&self) -> Result<AwsLocation, AwsError> {
+        let Some(region) = self.region.clone() else {
+            return Err(AwsError::user(
+                "sts",
+                "GetCallerIdentity",
+                "NoRegion",
+                "no AWS region is configured: set `aws.region` in the provider block or AWS_REGION",
+            ));
+        };
+        let id = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))?;
+        let arn = id.arn().unwrap_or_default();
+        let partition = arn
+            .split(':')
+            .nth(1)
+            .filter(|p| p.starts_with("aws"))
+            .unwrap_or("aws");
+        Ok(AwsLocation {
+            partition: partition.to_string(),
+            account_id: id.account().unwrap_or_default().to_string(),
+            region,
+        })
+    }
+}
+
+/// How the engine should treat a failed AWS call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    /// The object does not exist.
+    NotFound,
+    /// Throttling, 5xx, network: retry with backoff.
+    Transient,
+    /// AWS has not yet propagated a change we just made (a policy, a new role): retry.
+    Propagation,
+    /// Anything else: the request is wrong; report it, do not retry.
+    User,
+}
+
+#[derive(Clone, Debug)]
+pub struct AwsError {
+    pub service: &'static str,
+    pub operation: &'static str,
+    pub code: String,
+    pub message: String,
+    pub status: Option<u16>,
+    pub kind: AwsErrorKind,
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} failed", self.service, self.operation)?;
+        if !self.code.is_empty() {
+            write!(f, ": {}", self.code)?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AwsError {}
+
+const NOT_FOUND: &[&str] = &[
+    "NoSuchEntity",
+    "NotFoundException",
+    "NoSuchBucket",
+    "NoSuchBucketPolicy",
+    "NoSuchKey",
+    "NotFound",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+    "TrailNotFoundException",
+    "ServerSideEncryptionConfigurationNotFoundError",
+    "NoSuchTagSet",
+    "NoSuchPublicAccessBlockConfiguration",
+];
+
+const TRANSIENT: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "SlowDown",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "KMSInternalException",
+    "DependencyTimeoutException",
+    "ConcurrentModificationException",
+    "OperationAbortedException",
+    "OperationAborted",
+];
+
+const PROPAGATION: &[&str] = &[
+    "InsufficientEncryptionPolicyException",
+    "InsufficientS3BucketPolicyException",
+    "InsufficientSnsTopicPolicyException",
+    "AWS.SimpleQueueService.QueueDeletedRecently",
+    "QueueDeletedRecently",
+];
+
+impl AwsError {
+    pub fn user(service: &'static str, operation: &'static str, code: &str, message: &str) -> Self {
+        AwsError {
+            service,
+            operation,
+            code: code.to_string(),
+            message: message.to_string(),
+            status: None,
+            kind: AwsErrorKind::User,
+        }
+    }
+
+    pub fn from_sdk<E>(
+        service: &'static str,
+        operation: &'static str,
+        err: SdkError<E, HttpResponse>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let code = err.code().unwrap_or_default().to_string();
+        let message = match err.message() {
+            Some(m) => m.to_string(),
+            None if code.is_empty() => {
+                aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()
+            }
+            None => String::new(),
+        };
+        let network = matches!(
+            err,
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_)
+        );
+        let kind = Self::classify(&code, &message, status, network);
+        AwsError {
+            service,
+            operation,
+            code,
+            message,
+            status,
+            kind,
+        }
+    }
+
+    fn classify(code: &str, message: &str, status: Option<u16>, network: bool) -> AwsErrorKind {
+        if NOT_FOUND.contains(&code) || (status == Some(404) && code.is_empty()) {
+            AwsErrorKind::NotFound
+        } else if PROPAGATION.contains(&code)
+            || (code == "InvalidArgument"
+                && message.contains("Unable to validate the following destination configurations"))
+            || (code == "MalformedPolicyDocument" && message.contains("Invalid principal"))
+            || (code == "MalformedPolicyDocumentException"
+                && message.contains("invalid principals"))
+        {
+            AwsErrorKind::Propagation
+        } else if network
+            || TRANSIENT.contains(&code)
+            || status.is_some_and(|s| s == 429 || s >= 500)
+        {
+            AwsErrorKind::Transient
+        } else {
+            AwsErrorKind::User
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.kind == AwsErrorKind::NotFound
+    }
+}
+
+/// Shorthand for `map_err` on SDK calls.
+pub fn err<E>(
+    service: &'static str,
+    operation: &'static str,
+) -> impl FnOnce(SdkError<E, HttpResponse>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    move |e| AwsError::from_sdk(service, operation, e)
+}
+
+/// IAM returns policy documents percent-encoded through the Rust SDK; decode when needed.
+pub fn decode_policy_document(doc: &str) -> String {
+    if doc.trim_start().starts_with('{') {
+        return doc.to_string();
+    }
+    percent_encoding::percent_decode_str(doc)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        let c = AwsError::classify;
+        assert_eq!(
+            c("NoSuchEntity", "", Some(404), false),
+            AwsErrorKind::NotFound
+        );
+        assert_eq!(
+            c("Throttling", "", Some(400), false),
+            AwsErrorKind::Transient
+        );
+        assert_eq!(c("", "", Some(503), false), AwsErrorKind::Transient);
+        assert_eq!(c("", "", None, true), AwsErrorKind::Transient);
+        assert_eq!(
+            c(
+                "InsufficientEncryptionPolicyException",
+                "",
+                Some(400),
+                false
+            ),
+            AwsErrorKind::Propagation
+        );
+        assert_eq!(
+            c(
+                "InvalidArgument",
+                "Unable to validate the following destination configurations",
+                Some(400),
+                false
+            ),
+            AwsErrorKind::Propagation
+        );
+        assert_eq!(
+            c(
+                "MalformedPolicyDocument",
+                "Invalid principal in policy",
+                Some(400),
+                false
+            ),
+            AwsErrorKind::Propagation
+        );
+        assert_eq!(
+            c(
+                "MalformedPolicyDocument",
+                "Syntax errors in policy",
+                Some(400),
+                false
+            ),
+            AwsErrorKind::User
+        );
+        assert_eq!(c("AccessDenied", "", Some(403), false), AwsErrorKind::User);
+    }
+
+    #[test]
+    fn decodes_iam_documents() {
+        assert_eq!(decode_policy_document("%7B%22a%22%3A1%7D"), "{\"a\":1}");
+        assert_eq!(decode_policy_document("{\"a\":1}"), "{\"a\":1}");
+    }
+}

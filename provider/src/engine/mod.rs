@@ -1,0 +1,333 @@
+//! The provisioning engine: a resource is a set of named steps (one per guide step) with
+//! dependencies. The engine runs independent steps concurrently and dependents in order,
+//! observes every piece for drift, repairs or re-creates what drifted, and deletes in
+//! reverse order. Steps record the ids they make in the resource's journal as they go, so a
+//! failure leaves a state that lists everything that exists.
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+pub mod retry;
+
+pub use retry::{Deadline, RetryKind, Retryable};
+
+/// A failure of one step, in words for the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepError {
+    pub step: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.step, self.message)
+    }
+}
+
+/// What observing a piece found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observed {
+    /// Not created yet (nothing recorded in the journal).
+    NotCreated,
+    /// Recorded, but gone.
+    Gone,
+    /// Present; each string is one difference from the desired state, in words.
+    Present(Vec<String>),
+}
+
+impl Observed {
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            Observed::NotCreated => vec![],
+            Observed::Gone => vec!["deleted outside Terraform".to_string()],
+            Observed::Present(p) => p.clone(),
+        }
+    }
+}
+
+/// One guide step. `C` is the resource's context: clients, desired settings, journal.
+#[async_trait]
+pub trait Step<C: Sync>: Send + Sync {
+    /// Short key: the journal entry and the key of the `drift` map, e.g. `queue`.
+    fn key(&self) -> &'static str;
+    /// The guide step in words, e.g. "Step 3: SQS queue and access policy".
+    fn title(&self) -> &'static str;
+    fn needs(&self) -> &'static [&'static str];
+    /// Creates the object, or adopts it if one with our name and ownership marker exists.
+    async fn create(&self, cx: &C) -> Result<(), StepError>;
+    /// Reads the live object and compares it with the desired one.
+    async fn observe(&self, cx: &C) -> Result<Observed, StepError>;
+    /// Brings an existing object back to the desired state.
+    async fn repair(&self, cx: &C, problems: &[String]) -> Result<(), StepError>;
+    /// Deletes the object; "already gone" is success.
+    async fn delete(&self, cx: &C) -> Result<(), StepError>;
+}
+
+type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Result<(), StepError>)> + Send + 'a>>;
+
+/// Runs `run` for every step once all the steps it needs are done, concurrently.
+/// Stops starting new steps after the first failure, lets running ones finish, and returns
+/// every error.
+async fn in_order<'a, C, F>(steps: &'a [&'a dyn Step<C>], reverse: bool, run: F) -> Vec<StepError>
+where
+    C: Sync,
+    F: Fn(&'a dyn Step<C>) -> Pin<Box<dyn Future<Output = Result<(), StepError>> + Send + 'a>>,
+{
+    let keys: Vec<&str> = steps.iter().map(|s| s.key()).collect();
+    // waits_for[i]: the steps that must finish before step i starts.
+    let waits_for: Vec<HashSet<usize>> = (0..steps.len())
+        .map(|i| {
+            if reverse {
+                (0..steps.len())
+                    .filter(|&j| steps[j].needs().contains(&keys[i]))
+                    .collect()
+            } else {
+                steps[i]
+                    .needs()
+                    .iter()
+                    .filter_map(|n| keys.iter().position(|k| k == n))
+                    .collect()
+            }
+        })
+        .collect();
+    let mut done: HashSet<usize> = HashSet::new();
+    let mut started: HashSet<usize> = HashSet::new();
+    let mut running: FuturesUnordered<StepFuture<'a>> = FuturesUnordered::new();
+    let mut errors = Vec::new();
+    loop {
+        if errors.is_empty() {
+            for i in 0..steps.len() {
+                if !started.contains(&i) && waits_for[i].is_subset(&done) {
+                    started.insert(i);
+                    let fut = run(steps[i]);
+                    running.push(Box::pin(async move { (i, fut.await) }));
+                }
+            }
+        }
+        match running.next().await {
+            None => break,
+            Some((i, Ok(()))) => {
+                done.insert(i);
+            }
+            Some((_, Err(e))) => errors.push(e),
+        }
+    }
+    errors
+}
+
+/// Creates (or adopts) every piece, in dependency order.
+pub async fn create_all<C: Sync>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepError> {
+    in_order(steps, false, |s| {
+        Box::pin(async move {
+            tracing::debug!(step = s.title(), "create");
+            s.create(cx).await
+        })
+    })
+    .await
+}
+
+/// Observes every piece concurrently.
+pub async fn observe_all<C: Sync>(
+    steps: &[&dyn Step<C>],
+    cx: &C,
+) -> (HashMap<&'static str, Observed>, Vec<StepError>) {
+    let results = futures_util::future::join_all(
+        steps
+            .iter()
+            .map(|s| async move { (s.key(), s.observe(cx).await) }),
+    )
+    .await;
+    let mut seen = HashMap::new();
+    let mut errors = Vec::new();
+    for (k, r) in results {
+        match r {
+            Ok(o) => {
+                seen.insert(k, o);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    (seen, errors)
+}
+
+/// Re-creates what is gone and repairs what drifted, in dependency order (AWS enforces the
+/// same order for repair as for create). A step whose dependency was re-created is repaired
+/// too, since what it points at may have changed.
+pub async fn converge<C: Sync>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepError> {
+    in_order(steps, false, |s| {
+        Box::pin(async move {
+            match s.observe(cx).await? {
+                Observed::NotCreated | Observed::Gone => {
+                    tracing::info!(step = s.title(), "re-creating");
+                    s.create(cx).await
+                }
+                Observed::Present(p) if p.is_empty() => Ok(()),
+                Observed::Present(p) => {
+                    tracing::info!(step = s.title(), problems = ?p, "repairing");
+                    s.repair(cx, &p).await
+                }
+            }
+        })
+    })
+    .await
+}
+
+/// Deletes every piece in reverse dependency order.
+pub async fn delete_all<C: Sync>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepError> {
+    in_order(steps, true, |s| {
+        Box::pin(async move {
+            tracing::debug!(step = s.title(), "delete");
+            s.delete(cx).await
+        })
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    #[derive(Default)]
+    struct Cx {
+        log: Mutex<Vec<String>>,
+        live: Mutex<HashMap<&'static str, Vec<String>>>,
+        fail: Option<&'static str>,
+    }
+
+    struct S(&'static str, &'static [&'static str], u64);
+
+    #[async_trait]
+    impl Step<Cx> for S {
+        fn key(&self) -> &'static str {
+            self.0
+        }
+        fn title(&self) -> &'static str {
+            self.0
+        }
+        fn needs(&self) -> &'static [&'static str] {
+            self.1
+        }
+        async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+            cx.log.lock().unwrap().push(format!("start {}", self.0));
+            tokio::time::sleep(Duration::from_millis(self.2)).await;
+            if cx.fail == Some(self.0) {
+                return Err(StepError {
+                    step: self.0,
+                    message: "boom".into(),
+                });
+            }
+            cx.live.lock().unwrap().insert(self.0, vec![]);
+            cx.log.lock().unwrap().push(format!("end {}", self.0));
+            Ok(())
+        }
+        async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+            Ok(match cx.live.lock().unwrap().get(self.0) {
+                None => Observed::Gone,
+                Some(p) => Observed::Present(p.clone()),
+            })
+        }
+        async fn repair(&self, cx: &Cx, _p: &[String]) -> Result<(), StepError> {
+            cx.log.lock().unwrap().push(format!("repair {}", self.0));
+            cx.live.lock().unwrap().insert(self.0, vec![]);
+            Ok(())
+        }
+        async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+            cx.live.lock().unwrap().remove(self.0);
+            cx.log.lock().unwrap().push(format!("delete {}", self.0));
+            Ok(())
+        }
+    }
+
+    fn pos(log: &[String], what: &str) -> usize {
+        log.iter()
+            .position(|l| l == what)
+            .unwrap_or_else(|| panic!("{what} not in {log:?}"))
+    }
+
+    const KEY: S = S("key", &[], 30);
+    const BUCKET: S = S("bucket", &["key"], 10);
+    const QUEUE: S = S("queue", &["key"], 30);
+    const NOTICE: S = S("notice", &["bucket", "queue"], 1);
+
+    #[tokio::test]
+    async fn independent_steps_overlap_and_dependents_wait() {
+        let cx = Cx::default();
+        let steps: [&dyn Step<Cx>; 4] = [&NOTICE, &QUEUE, &BUCKET, &KEY];
+        assert!(create_all(&steps, &cx).await.is_empty());
+        let log = cx.log.lock().unwrap().clone();
+        assert!(pos(&log, "end key") < pos(&log, "start bucket"));
+        assert!(pos(&log, "end key") < pos(&log, "start queue"));
+        // bucket and queue run at the same time.
+        assert!(
+            pos(&log, "start queue") < pos(&log, "end bucket")
+                || pos(&log, "start bucket") < pos(&log, "end queue")
+        );
+        assert!(pos(&log, "end bucket") < pos(&log, "start notice"));
+        assert!(pos(&log, "end queue") < pos(&log, "start notice"));
+    }
+
+    #[tokio::test]
+    async fn failure_stops_dependents_and_reports_the_step() {
+        let cx = Cx {
+            fail: Some("queue"),
+            ..Default::default()
+        };
+        let steps: [&dyn Step<Cx>; 4] = [&KEY, &BUCKET, &QUEUE, &NOTICE];
+        let errs = create_all(&steps, &cx).await;
+        assert_eq!(
+            errs,
+            vec![StepError {
+                step: "queue",
+                message: "boom".into()
+            }]
+        );
+        let log = cx.log.lock().unwrap().clone();
+        assert!(!log.iter().any(|l| l == "start notice"), "{log:?}");
+        assert!(
+            log.iter().any(|l| l == "end bucket"),
+            "running steps finish: {log:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn converge_recreates_gone_and_repairs_drift_then_delete_reverses() {
+        let cx = Cx::default();
+        let steps: [&dyn Step<Cx>; 4] = [&KEY, &BUCKET, &QUEUE, &NOTICE];
+        assert!(create_all(&steps, &cx).await.is_empty());
+        cx.live.lock().unwrap().remove("queue");
+        cx.live
+            .lock()
+            .unwrap()
+            .insert("bucket", vec!["encryption removed".into()]);
+        let (seen, errs) = observe_all(&steps, &cx).await;
+        assert!(errs.is_empty());
+        assert_eq!(seen["queue"], Observed::Gone);
+        assert_eq!(
+            seen["bucket"].problems(),
+            vec!["encryption removed".to_string()]
+        );
+        cx.log.lock().unwrap().clear();
+        assert!(converge(&steps, &cx).await.is_empty());
+        let log = cx.log.lock().unwrap().clone();
+        assert!(
+            log.contains(&"end queue".to_string()) && log.contains(&"repair bucket".to_string()),
+            "{log:?}"
+        );
+        assert!(
+            !log.contains(&"start key".to_string()),
+            "healthy pieces are left alone: {log:?}"
+        );
+
+        cx.log.lock().unwrap().clear();
+        assert!(delete_all(&steps, &cx).await.is_empty());
+        let log = cx.log.lock().unwrap().clone();
+        assert!(pos(&log, "delete notice") < pos(&log, "delete bucket"));
+        assert!(pos(&log, "delete bucket") < pos(&log, "delete key"));
+        assert!(pos(&log, "delete queue") < pos(&log, "delete key"));
+    }
+}

@@ -1,0 +1,165 @@
+//! Retries with jittered exponential backoff inside a deadline (the resource's `timeouts`),
+//! for transient failures and for AWS's "not propagated yet" answers; never for user errors.
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::clients::aws::{AwsError, AwsErrorKind};
+use crate::clients::workbench::WorkbenchError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryKind {
+    Retry,
+    Fail,
+}
+
+/// Errors that know whether trying again can help.
+pub trait Retryable {
+    fn retry_kind(&self) -> RetryKind;
+}
+
+impl Retryable for AwsError {
+    fn retry_kind(&self) -> RetryKind {
+        match self.kind {
+            AwsErrorKind::Transient | AwsErrorKind::Propagation => RetryKind::Retry,
+            AwsErrorKind::NotFound | AwsErrorKind::User => RetryKind::Fail,
+        }
+    }
+}
+
+impl Retryable for WorkbenchError {
+    fn retry_kind(&self) -> RetryKind {
+        match self.status() {
+            Some(s) if s == 429 || s >= 500 => RetryKind::Retry,
+            Some(_) => RetryKind::Fail,
+            None => match self {
+                WorkbenchError::Transport { .. } => RetryKind::Retry,
+                _ => RetryKind::Fail,
+            },
+        }
+    }
+}
+
+/// When an operation must give up, and the token that cancels it (StopProvider).
+#[derive(Clone, Debug)]
+pub struct Deadline {
+    pub until: Instant,
+    pub cancel: CancellationToken,
+}
+
+impl Deadline {
+    pub fn after(timeout: Duration, cancel: CancellationToken) -> Self {
+        Deadline {
+            until: Instant::now() + timeout,
+            cancel,
+        }
+    }
+
+    /// Runs `op` until it succeeds, fails for good, the deadline passes or Terraform cancels.
+    /// The last error is returned in the last two cases.
+    pub async fn retry<T, E, F, Fut>(&self, mut op: F) -> Result<T, E>
+    where
+        E: Retryable + std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut attempt: u32 = 0;
+        loop {
+            let err = match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            attempt += 1;
+            if err.retry_kind() == RetryKind::Fail {
+                return Err(err);
+            }
+            let wait = backoff(attempt);
+            if Instant::now() + wait > self.until {
+                return Err(err);
+            }
+            tracing::debug!(attempt, error = %err, "retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.cancel.cancelled() => return Err(err),
+            }
+        }
+    }
+}
+
+/// 100 ms doubling to 5 s, with jitter from the clock's sub-millisecond noise (no RNG needed
+/// for spreading a handful of retries).
+fn backoff(attempt: u32) -> Duration {
+    let base = 100u64.saturating_mul(1 << attempt.min(6)).min(5_000);
+    let jitter = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_micros())
+            .unwrap_or(0),
+    ) % (base / 2 + 1);
+    Duration::from_millis(base / 2 + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn aws(kind: AwsErrorKind) -> AwsError {
+        AwsError {
+            service: "sqs",
+            operation: "CreateQueue",
+            code: "X".into(),
+            message: String::new(),
+            status: None,
+            kind,
+        }
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_retried_user_errors_are_not() {
+        let d = Deadline::after(Duration::from_secs(10), CancellationToken::new());
+        let n = AtomicU32::new(0);
+        let r: Result<u32, AwsError> = d
+            .retry(|| async {
+                let i = n.fetch_add(1, Ordering::SeqCst);
+                if i < 2 {
+                    Err(aws(AwsErrorKind::Propagation))
+                } else {
+                    Ok(i)
+                }
+            })
+            .await;
+        assert_eq!(r.ok(), Some(2));
+
+        let n = AtomicU32::new(0);
+        let r: Result<(), AwsError> = d
+            .retry(|| async {
+                n.fetch_add(1, Ordering::SeqCst);
+                Err(aws(AwsErrorKind::User))
+            })
+            .await;
+        assert!(r.is_err());
+        assert_eq!(n.load(Ordering::SeqCst), 1, "a user error is not retried");
+    }
+
+    #[tokio::test]
+    async fn deadline_and_cancellation_end_retries() {
+        let d = Deadline::after(Duration::from_millis(300), CancellationToken::new());
+        let start = Instant::now();
+        let r: Result<(), AwsError> = d
+            .retry(|| async { Err(aws(AwsErrorKind::Transient)) })
+            .await;
+        assert!(r.is_err());
+        assert!(start.elapsed() < Duration::from_secs(2));
+
+        let cancel = CancellationToken::new();
+        let d = Deadline::after(Duration::from_secs(60), cancel.clone());
+        cancel.cancel();
+        let start = Instant::now();
+        let r: Result<(), AwsError> = d
+            .retry(|| async { Err(aws(AwsErrorKind::Transient)) })
+            .await;
+        assert!(r.is_err() && start.elapsed() < Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,115 @@
+//! The policy documents of Expel's AWS CloudTrail guide (`seeds/aws-cloudtrail-new-trail.txt`),
+//! built from typed inputs, with a semantic comparison for drift detection and a linter.
+//!
+//! moto stores policies and evaluates none of them (MOTO.md §4), so the unit tests here check
+//! every document statement by statement against the guide, and [`lint_as`] checks what AWS
+//! would reject (shape, action names, ARNs, Sids, sizes) before we send a document.
+//!
+//! Documents are `serde_json::Value`s: that is what the AWS SDK calls take (as strings, via
+//! [`render`]) and return (via [`parse_document`]).
+
+mod arn;
+mod compare;
+mod documents;
+mod lint;
+#[cfg(test)]
+mod tests;
+
+pub use arn::{
+    account_root_arn, arn_problem, bucket_arn, expel_principal, key_arn, parse_arn, policy_arn,
+    queue_arn, role_arn, trail_arn, ArnParts,
+};
+pub use compare::{compare, merge_owned, StatementDiff};
+pub use documents::{
+    api_policy, bucket_policy, default_trust_principals, key_policy, member_api_policy,
+    queue_policy, sid, trust_policy, CLOUDTRAIL_SERVICE, EXPEL_ACCOUNT_ID, READ_ONLY_ACTIONS,
+    S3_SERVICE,
+};
+pub use lint::{lint, lint_as, PolicyKind};
+
+use serde_json::Value;
+
+/// The only policy language version AWS accepts for new documents.
+pub const POLICY_VERSION: &str = "2012-10-17";
+
+/// Where the documents live. `partition` comes from STS GetCallerIdentity (the ARN's second
+/// field), never from a literal, so GovCloud and China work unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// "aws", "aws-us-gov", "aws-cn".
+    pub partition: String,
+    /// 12-digit account id of the account the trail, bucket, queue and key live in.
+    pub account_id: String,
+    /// Home region of the trail (where the bucket and queue are).
+    pub region: String,
+}
+
+/// The names the guide asks the user to choose (Steps 1 and 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudTrailNames {
+    /// Trail name; the guide recommends `GlobalCloudTrail`.
+    pub trail_name: String,
+    /// Log bucket name.
+    pub bucket_name: String,
+    /// Notification queue name; the guide uses `ExpelMasterCloudTrailNotify`.
+    pub queue_name: String,
+    /// AWS Organizations id (`o-...`) when the trail is an organization trail.
+    pub organization_id: Option<String>,
+}
+
+/// A policy document that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("policy document is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("policy document is percent-encoded but does not decode to UTF-8: {0}")]
+    Encoding(#[from] std::str::Utf8Error),
+    #[error("policy document must be a JSON object, found {0}")]
+    NotAnObject(&'static str),
+}
+
+/// Parses a policy document as AWS returns it: plain JSON (KMS, S3, SQS) or percent-encoded
+/// JSON (IAM GetRole / GetPolicyVersion, which the Rust SDK does not decode; MOTO.md §2).
+pub fn parse_document(s: &str) -> Result<Value, PolicyError> {
+    let trimmed = s.trim();
+    let value = match serde_json::from_str::<Value>(trimmed) {
+        Ok(v) => v,
+        Err(plain) => {
+            // Percent-encoded JSON never parses as JSON (it starts with "%7B"), so decoding
+            // only after a failed parse cannot corrupt a plain document containing '%'.
+            if !trimmed.contains('%') {
+                return Err(plain.into());
+            }
+            let decoded = percent_encoding::percent_decode_str(trimmed).decode_utf8()?;
+            serde_json::from_str::<Value>(decoded.trim())?
+        }
+    };
+    match value {
+        Value::Object(_) => Ok(value),
+        Value::Null => Err(PolicyError::NotAnObject("null")),
+        Value::Bool(_) => Err(PolicyError::NotAnObject("a boolean")),
+        Value::Number(_) => Err(PolicyError::NotAnObject("a number")),
+        Value::String(_) => Err(PolicyError::NotAnObject("a string")),
+        Value::Array(_) => Err(PolicyError::NotAnObject("a list")),
+    }
+}
+
+/// Renders a document compactly, as we send it to AWS (compact keeps it far from the size
+/// limits, which count characters).
+pub fn render(v: &Value) -> String {
+    v.to_string()
+}
+
+/// The statements of a document: `Statement` may be a list or a single object.
+pub(crate) fn statements(doc: &Value) -> Vec<&Value> {
+    match doc.get("Statement") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(single @ Value::Object(_)) => vec![single],
+        _ => Vec::new(),
+    }
+}
+
+/// The Sid of a statement, if it has a string one.
+pub(crate) fn sid_of(statement: &Value) -> Option<&str> {
+    statement.get("Sid").and_then(Value::as_str)
+}

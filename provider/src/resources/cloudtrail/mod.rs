@@ -1,0 +1,698 @@
+//! Resource `expel_cloudtrail_integration`: the AWS CloudTrail guide as one resource.
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::config::is_role_arn;
+use super::ExpelData;
+use crate::engine::{self, Deadline, Observed, Step};
+use crate::policy::{self, Location};
+use crate::tfplugin::diag::{AttrPath, Diagnostics};
+use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
+use crate::tfplugin::schema::{validators, Attribute, Block, NestedBlock, Schema};
+use crate::tfplugin::value::{Type, Value};
+
+mod steps;
+
+use steps::{Cx, Journal, Settings};
+
+pub struct CloudTrailIntegration;
+
+const GONE: &str = "deleted outside Terraform";
+
+fn steps() -> Vec<&'static dyn Step<Cx>> {
+    vec![
+        &steps::KmsKey,
+        &steps::TrailBucket,
+        &steps::NotifyQueue,
+        &steps::BucketNotice,
+        &steps::Trail,
+        &steps::ApiPolicy,
+        &steps::ServiceRole,
+        &steps::Canary,
+        &steps::WorkbenchDevice,
+    ]
+}
+
+/// Computed attributes that hold the ids of each piece: unknown in a plan that re-creates it.
+const IDS_OF_PIECE: &[(&str, &[&str])] = &[
+    ("kms_key", &["key_arn", "key_id"]),
+    ("queue", &["queue_url"]),
+    ("workbench_device", &["id", "security_device_id"]),
+];
+
+fn schema() -> Schema {
+    let s = |n: &str, d: &str| Attribute::string(n).description(d);
+    let timeouts = Block::new("How long each operation may take, e.g. `30m`; transient AWS and Workbench errors are retried until then.")
+        .attr(s("create", "Default `20m`.").optional())
+        .attr(s("update", "Default `20m`.").optional())
+        .attr(s("delete", "Default `20m`.").optional());
+    Schema::new(
+        0,
+        Block::new("The AWS CloudTrail onboarding guide as one resource: KMS key, log bucket, notification queue, bucket notification, multi-region trail, `ExpelAPIPolicy`, `ExpelServiceRole`, and the security device in Workbench.")
+            .attr(s("name", "Name of the security device in Workbench.").required().validator(validators::non_empty()))
+            .attr(s("device_location", "Location shown for the device in Workbench. Default: the AWS region.").optional().computed())
+            .attr(s("trail_name", "Name of the trail (guide: `GlobalCloudTrail`).").default(Value::string("GlobalCloudTrail")).requires_replace().validator(validators::non_empty()))
+            .attr(s("bucket_name", "Log bucket. Default: `expel-cloudtrail-<account>-<region>`, known at plan time.").optional().computed().requires_replace().validator(validators::non_empty()))
+            .attr(s("queue_name", "Notification queue (guide: `ExpelMasterCloudTrailNotify`).").default(Value::string("ExpelMasterCloudTrailNotify")).requires_replace().validator(validators::non_empty()))
+            .attr(s("kms_alias", "Alias of the KMS key.").default(Value::string("alias/ExpelCloudTrail")).requires_replace().validator(alias_validator()))
+            .attr(s("policy_name", "IAM policy (guide: `ExpelAPIPolicy`).").default(Value::string("ExpelAPIPolicy")).requires_replace().validator(validators::non_empty()))
+            .attr(s("role_name", "IAM role (guide: `ExpelServiceRole`; the same name in every account of an organization).").default(Value::string("ExpelServiceRole")).requires_replace().validator(validators::non_empty()))
+            .attr(s("role_session_name", "Role session name Workbench uses.").default(Value::string("ExpelCloudTrail")).validator(validators::non_empty()))
+            .attr(Attribute::new("expel_principals", Type::list(Type::String)).optional().computed().description("Principals trusted to assume the role. Default: Expel's account `012205512454` in the caller's partition."))
+            .attr(s("external_id", "External id required in the trust policy. Default: the Workbench organization id.").optional().computed().validator(validators::non_empty()))
+            .attr(Attribute::bool("organization_trail").default(Value::Bool(false)).description("Log every account of the AWS Organization (run in the management account)."))
+            .attr(Attribute::bool("bucket_key_enabled").default(Value::Bool(true)).description("Use an S3 Bucket Key for SSE-KMS (fewer KMS calls)."))
+            .attr(Attribute::number("message_retention_seconds").default(Value::from(604800i64)).description("Queue retention (guide: 7 days)."))
+            .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("Tags for every AWS object made (the ownership tag `expel:managed-by` is always added)."))
+            .attr(Attribute::bool("verify").default(Value::Bool(true)).description("After apply, put a canary object in the bucket and wait for its ObjectCreated message in the queue."))
+            .attr(Attribute::bool("wait_for_healthy").default(Value::Bool(false)).description("Wait until Workbench reports the device healthy."))
+            .attr(Attribute::bool("force_destroy").default(Value::Bool(false)).description("On destroy, also empty and delete the log bucket and schedule the key for deletion. By default both are kept: logs are evidence."))
+            .attr(Attribute::number("key_deletion_window_days").default(Value::from(30i64)).description("Waiting period before a key scheduled for deletion (with `force_destroy`) is deleted, 7 to 30 days."))
+            .attr(s("plugin_slug", "Workbench plugin of the device.").default(Value::string("aws")))
+            .attr(s("id", "The Workbench security device id.").computed().use_state_for_unknown())
+            .attr(s("security_device_id", "The Workbench security device id.").computed().use_state_for_unknown())
+            .attr(s("account_id", "AWS account the integration lives in (pinned).").computed().use_state_for_unknown())
+            .attr(s("region", "Home region of the trail, bucket and queue (pinned).").computed().use_state_for_unknown())
+            .attr(s("partition", "AWS partition (pinned).").computed().use_state_for_unknown())
+            .attr(s("key_arn", "ARN of the KMS key.").computed().use_state_for_unknown())
+            .attr(s("key_id", "Id of the KMS key.").computed().use_state_for_unknown())
+            .attr(s("bucket_arn", "ARN of the log bucket.").computed())
+            .attr(s("queue_arn", "ARN of the notification queue.").computed())
+            .attr(s("queue_url", "URL of the notification queue (the Workbench device's SQS URL).").computed().use_state_for_unknown())
+            .attr(s("trail_arn", "ARN of the trail.").computed())
+            .attr(s("policy_arn", "ARN of ExpelAPIPolicy.").computed())
+            .attr(s("role_arn", "ARN of ExpelServiceRole (the Workbench device's role ARN).").computed())
+            .attr(s("device_status", "Workbench health of the device (`healthy`, `unhealthy`, ...); not drift.").computed())
+            .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece, in words; filled by refresh, emptied by the plan that repairs it."))
+            .block(NestedBlock::single("timeouts", timeouts)),
+    )
+}
+
+fn alias_validator() -> impl crate::tfplugin::schema::Validator {
+    crate::tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
+        if let Some(s) = v.as_str() {
+            if !s.starts_with("alias/") || s.len() <= 6 || s.starts_with("alias/aws/") {
+                d.attr_error(p.clone(), "Malformed KMS alias", format!("`{p}` = {s:?} must look like \"alias/ExpelCloudTrail\" (and not use the reserved alias/aws/ prefix)."));
+            }
+        }
+    })
+}
+
+fn str_of(v: &Value, k: &str) -> String {
+    v.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+fn bool_of(v: &Value, k: &str, default: bool) -> bool {
+    v.get(k).and_then(Value::as_bool).unwrap_or(default)
+}
+fn set(v: &mut Value, k: &str, x: Value) {
+    if let Value::Object(m) = v {
+        m.insert(k.to_string(), x);
+    }
+}
+fn opt(s: Option<String>) -> Value {
+    s.map(Value::string).unwrap_or(Value::Null)
+}
+
+/// Parses `30m`, `1h`, `90s`, `1h30m`.
+fn parse_duration(s: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        total += n * match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+    }
+    (num.is_empty() && total > 0).then(|| Duration::from_secs(total))
+}
+
+fn timeout(state: &Value, which: &str) -> Duration {
+    state
+        .get("timeouts")
+        .and_then(|t| t.get(which))
+        .and_then(Value::as_str)
+        .and_then(parse_duration)
+        .unwrap_or(Duration::from_secs(20 * 60))
+}
+
+fn default_bucket(loc: &Location) -> String {
+    format!("expel-cloudtrail-{}-{}", loc.account_id, loc.region)
+}
+
+fn settings(v: &Value, workbench_org: &str) -> Settings {
+    Settings {
+        name: str_of(v, "name"),
+        device_location: str_of(v, "device_location"),
+        trail_name: str_of(v, "trail_name"),
+        bucket_name: str_of(v, "bucket_name"),
+        queue_name: str_of(v, "queue_name"),
+        kms_alias: str_of(v, "kms_alias"),
+        policy_name: str_of(v, "policy_name"),
+        role_name: str_of(v, "role_name"),
+        role_session_name: str_of(v, "role_session_name"),
+        principals: v
+            .get("expel_principals")
+            .and_then(Value::as_list)
+            .map(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        external_id: str_of(v, "external_id"),
+        organization_trail: bool_of(v, "organization_trail", false),
+        bucket_key_enabled: bool_of(v, "bucket_key_enabled", true),
+        retention_seconds: v
+            .get("message_retention_seconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(604800),
+        tags: v
+            .get("tags")
+            .and_then(Value::as_map)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, x)| x.as_str().map(|s| (k.clone(), s.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        verify: bool_of(v, "verify", true),
+        wait_for_healthy: bool_of(v, "wait_for_healthy", false),
+        force_destroy: bool_of(v, "force_destroy", false),
+        key_deletion_window_days: v
+            .get("key_deletion_window_days")
+            .and_then(Value::as_i64)
+            .unwrap_or(30) as i32,
+        plugin_slug: str_of(v, "plugin_slug"),
+        workbench_org: workbench_org.to_string(),
+    }
+}
+
+fn journal(v: &Value) -> Journal {
+    let o = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    Journal {
+        key_arn: o("key_arn"),
+        key_id: o("key_id"),
+        queue_url: o("queue_url"),
+        device_id: o("id"),
+        device_status: o("device_status"),
+        aws_org_id: None,
+    }
+}
+
+/// The state after an operation: the plan's values with the journal's ids filled in.
+fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
+    let j = cx.journal.lock().map(|g| g.clone()).unwrap_or_default();
+    let mut v = base.clone();
+    set(&mut v, "key_arn", opt(j.key_arn));
+    set(&mut v, "key_id", opt(j.key_id));
+    set(&mut v, "queue_url", opt(j.queue_url));
+    set(&mut v, "id", opt(j.device_id.clone()));
+    set(&mut v, "security_device_id", opt(j.device_id));
+    set(&mut v, "device_status", opt(j.device_status));
+    set(
+        &mut v,
+        "drift",
+        Value::Map(
+            drift
+                .into_iter()
+                .map(|(k, x)| (k, Value::string(x)))
+                .collect(),
+        ),
+    );
+    v
+}
+
+impl CloudTrailIntegration {
+    /// The AWS location and Workbench organization the provider points at.
+    async fn location(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        diags: &mut Diagnostics,
+    ) -> Option<(Location, String)> {
+        let Some(org) = ctx.data.organization_id.clone() else {
+            diags.error("Missing Workbench organization id", "expel_cloudtrail_integration needs the organization id (the role's external id): set `organization_id` in the provider block or EXPEL_ORGANIZATION_ID.");
+            return None;
+        };
+        match ctx.data.aws_location().await {
+            Ok(l) => Some((
+                Location {
+                    partition: l.partition,
+                    account_id: l.account_id,
+                    region: l.region,
+                },
+                org,
+            )),
+            Err(e) => {
+                diags.error("Cannot determine the AWS account", format!("{e}. Configure AWS credentials and a region (provider `aws` block or the AWS environment variables)."));
+                None
+            }
+        }
+    }
+
+    /// State pins the location: a provider now pointing elsewhere is an error, never "gone".
+    fn check_pinned(&self, state: &Value, loc: &Location, diags: &mut Diagnostics) -> bool {
+        let pinned = (str_of(state, "account_id"), str_of(state, "region"));
+        if pinned.0.is_empty() || (pinned.0 == loc.account_id && pinned.1 == loc.region) {
+            return true;
+        }
+        diags.error(
+            "The provider points at another AWS account or region",
+            format!(
+                "This integration lives in account {} region {}, but the provider is configured for account {} region {}. Point the provider (aws.assume_role / aws.region) back at {} / {}, or remove the resource from state.",
+                pinned.0, pinned.1, loc.account_id, loc.region, pinned.0, pinned.1
+            ),
+        );
+        false
+    }
+
+    fn cx(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        aws: &crate::clients::aws::AwsClients,
+        loc: Location,
+        v: &Value,
+        org: &str,
+        timeout: Duration,
+    ) -> Cx {
+        Cx {
+            aws: aws.clone(),
+            data: ctx.data.clone(),
+            loc,
+            s: settings(v, org),
+            journal: Mutex::new(journal(v)),
+            deadline: Deadline::after(timeout, ctx.cancel.clone()),
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+fn report(diags: &mut Diagnostics, what: &str, errors: &[engine::StepError]) {
+    for e in errors {
+        diags.error(format!("{what} failed at {}", e.step), format!("{}\n\nWhat was made so far is saved in the state; run `terraform apply` again to finish (it adopts what exists), or `terraform destroy` to remove it.", e.message));
+    }
+}
+
+fn warnings(diags: &mut Diagnostics, cx: &Cx) {
+    for w in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
+        diags.warning("Security device is not healthy", w);
+    }
+}
+
+#[async_trait]
+impl Resource<ExpelData> for CloudTrailIntegration {
+    fn type_name(&self) -> &'static str {
+        "expel_cloudtrail_integration"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        if let Some(list) = config.get("expel_principals").and_then(Value::as_list) {
+            for (i, p) in list.iter().enumerate() {
+                if let Some(s) = p.as_str() {
+                    let ok = (s.len() == 12 && s.chars().all(|c| c.is_ascii_digit()))
+                        || policy::parse_arn(s).is_some_and(|a| a.service == "iam");
+                    if !ok {
+                        diags.attr_error(AttrPath::root("expel_principals").index(i), "Malformed principal", format!("{s:?} is neither a 12-digit account id nor an IAM ARN such as \"arn:aws:iam::012205512454:root\"."));
+                    }
+                }
+            }
+        }
+        if let Some(n) = config
+            .get("key_deletion_window_days")
+            .and_then(Value::as_i64)
+        {
+            if !(7..=30).contains(&n) {
+                diags.attr_error(
+                    AttrPath::root("key_deletion_window_days"),
+                    "Out of range",
+                    format!("`key_deletion_window_days` = {n}; AWS accepts 7 to 30 days."),
+                );
+            }
+        }
+        if let Some(n) = config
+            .get("message_retention_seconds")
+            .and_then(Value::as_i64)
+        {
+            if !(60..=1_209_600).contains(&n) {
+                diags.attr_error(
+                    AttrPath::root("message_retention_seconds"),
+                    "Out of range",
+                    format!(
+                        "`message_retention_seconds` = {n}; SQS accepts 60 to 1209600 (14 days)."
+                    ),
+                );
+            }
+        }
+        if let Some(t) = config.get("timeouts").filter(|t| !t.is_null()) {
+            for k in ["create", "update", "delete"] {
+                if let Some(s) = t.get(k).and_then(Value::as_str) {
+                    if parse_duration(s).is_none() {
+                        diags.attr_error(
+                            AttrPath::root("timeouts").attr(k),
+                            "Malformed duration",
+                            format!("{s:?} is not a duration such as \"30m\", \"1h\" or \"90s\"."),
+                        );
+                    }
+                }
+            }
+        }
+        let _ = is_role_arn;
+    }
+
+    async fn modify_plan(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        input: &PlanInput<'_>,
+        planned: &mut Value,
+        diags: &mut Diagnostics,
+    ) {
+        let Some((loc, org)) = self.location(ctx, diags).await else {
+            return;
+        };
+        if !input.prior.is_null() && !self.check_pinned(input.prior, &loc, diags) {
+            return;
+        }
+        let unknown_or_null =
+            |v: &Value, k: &str| v.get(k).is_none_or(|x| x.is_null() || !x.is_known());
+        if unknown_or_null(input.config, "bucket_name")
+            && !planned
+                .get("bucket_name")
+                .is_some_and(|v| v.is_known() && !v.is_null())
+        {
+            set(planned, "bucket_name", Value::string(default_bucket(&loc)));
+        }
+        if unknown_or_null(input.config, "device_location")
+            && !planned
+                .get("device_location")
+                .is_some_and(|v| v.is_known() && !v.is_null())
+        {
+            set(
+                planned,
+                "device_location",
+                Value::string(loc.region.clone()),
+            );
+        }
+        if unknown_or_null(input.config, "external_id")
+            && !planned
+                .get("external_id")
+                .is_some_and(|v| v.is_known() && !v.is_null())
+        {
+            set(planned, "external_id", Value::string(org.clone()));
+        }
+        if unknown_or_null(input.config, "expel_principals")
+            && !planned
+                .get("expel_principals")
+                .is_some_and(|v| v.is_known() && !v.is_null())
+        {
+            let p = policy::default_trust_principals(&loc.partition);
+            set(
+                planned,
+                "expel_principals",
+                Value::List(p.into_iter().map(Value::string).collect()),
+            );
+        }
+        set(planned, "account_id", Value::string(loc.account_id.clone()));
+        set(planned, "region", Value::string(loc.region.clone()));
+        set(planned, "partition", Value::string(loc.partition.clone()));
+        // ARNs follow from names and location: known at plan time.
+        let name = |k: &str| planned.get(k).and_then(Value::as_str).map(str::to_string);
+        let arns = [
+            (
+                "bucket_arn",
+                name("bucket_name").map(|b| policy::bucket_arn(&loc, &b)),
+            ),
+            (
+                "queue_arn",
+                name("queue_name").map(|q| policy::queue_arn(&loc, &q)),
+            ),
+            (
+                "trail_arn",
+                name("trail_name").map(|t| policy::trail_arn(&loc, &t)),
+            ),
+            (
+                "policy_arn",
+                name("policy_name").map(|p| policy::policy_arn(&loc, &p)),
+            ),
+            (
+                "role_arn",
+                name("role_name").map(|r| policy::role_arn(&loc, &r)),
+            ),
+        ];
+        for (k, v) in arns {
+            set(planned, k, v.map(Value::string).unwrap_or(Value::unknown()));
+        }
+        // Whatever drifted is repaired by this plan; ids of pieces that are gone change.
+        let prior_drift = input
+            .prior
+            .get("drift")
+            .and_then(Value::as_map)
+            .cloned()
+            .unwrap_or_default();
+        set(planned, "drift", Value::Map(BTreeMap::new()));
+        for (piece, ids) in IDS_OF_PIECE {
+            if prior_drift
+                .get(*piece)
+                .and_then(Value::as_str)
+                .is_some_and(|d| d.contains(GONE))
+            {
+                for id in *ids {
+                    set(planned, id, Value::unknown());
+                }
+            }
+        }
+        if !input.prior.is_null() && planned != input.prior {
+            set(planned, "device_status", Value::unknown());
+        }
+    }
+
+    async fn create(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        planned: &Value,
+        _config: &Value,
+        diags: &mut Diagnostics,
+    ) -> ApplyOutcome {
+        let Some((loc, org)) = self.location(ctx, diags).await else {
+            return ApplyOutcome {
+                state: None,
+                private: vec![],
+            };
+        };
+        let aws = ctx.data.aws_clients().await;
+        let cx = self.cx(ctx, aws, loc, planned, &org, timeout(planned, "create"));
+        if cx.s.organization_trail {
+            match aws.organizations.describe_organization().send().await {
+                Ok(o) => cx
+                    .journal
+                    .lock()
+                    .map(|mut j| {
+                        j.aws_org_id = o.organization().and_then(|o| o.id()).map(str::to_string)
+                    })
+                    .unwrap_or(()),
+                Err(e) => {
+                    diags.attr_error(AttrPath::root("organization_trail"), "Not in an AWS Organization", format!("organization_trail needs the management account of an AWS Organization: {}", crate::clients::aws::AwsError::from_sdk("organizations", "DescribeOrganization", e)));
+                    return ApplyOutcome {
+                        state: None,
+                        private: vec![],
+                    };
+                }
+            }
+        }
+        let steps = steps();
+        let errors = engine::create_all(&steps, &cx).await;
+        report(diags, "Creating the CloudTrail integration", &errors);
+        warnings(diags, &cx);
+        ApplyOutcome {
+            state: Some(state_from(planned, &cx, BTreeMap::new())),
+            private: vec![],
+        }
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        state: &Value,
+        private: &[u8],
+        diags: &mut Diagnostics,
+    ) -> ReadOutcome {
+        let keep = |s: &Value| ReadOutcome {
+            state: Some(s.clone()),
+            private: private.to_vec(),
+        };
+        let Some((loc, org)) = self.location(ctx, diags).await else {
+            return keep(state);
+        };
+        if !self.check_pinned(state, &loc, diags) {
+            return keep(state);
+        }
+        let aws = ctx.data.aws_clients().await;
+        let cx = self.cx(ctx, aws, loc, state, &org, Duration::from_secs(300));
+        let steps = steps();
+        let (seen, errors) = engine::observe_all(&steps, &cx).await;
+        if !errors.is_empty() {
+            report(diags, "Reading the CloudTrail integration", &errors);
+            return keep(state);
+        }
+        warnings(diags, &cx);
+        let persistent = |k: &str| k != "pipeline";
+        if seen
+            .iter()
+            .filter(|(k, _)| persistent(k))
+            .all(|(_, o)| matches!(o, Observed::Gone | Observed::NotCreated))
+        {
+            return ReadOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        }
+        let mut drift = BTreeMap::new();
+        for s in &steps {
+            if let Some(o) = seen.get(s.key()) {
+                let p = o.problems();
+                if !p.is_empty() {
+                    drift.insert(s.key().to_string(), p.join("; "));
+                }
+            }
+        }
+        for (k, d) in &drift {
+            diags.warning(format!("Drift in {k}"), d.clone());
+        }
+        ReadOutcome {
+            state: Some(state_from(state, &cx, drift)),
+            private: private.to_vec(),
+        }
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        prior: &Value,
+        planned: &Value,
+        _config: &Value,
+        private: &[u8],
+        diags: &mut Diagnostics,
+    ) -> ApplyOutcome {
+        let Some((loc, org)) = self.location(ctx, diags).await else {
+            return ApplyOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        };
+        if !self.check_pinned(prior, &loc, diags) {
+            return ApplyOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        }
+        let aws = ctx.data.aws_clients().await;
+        let mut base = planned.clone();
+        // Ids come from the prior state; the plan may hold unknowns for re-created pieces.
+        for k in ["key_arn", "key_id", "queue_url", "id"] {
+            if let Some(v) = prior.get(k) {
+                if !base.get(k).is_some_and(Value::is_known) {
+                    set(&mut base, k, v.clone());
+                }
+            }
+        }
+        let cx = self.cx(ctx, aws, loc, &base, &org, timeout(planned, "update"));
+        let steps = steps();
+        let errors = engine::converge(&steps, &cx).await;
+        report(diags, "Repairing the CloudTrail integration", &errors);
+        warnings(diags, &cx);
+        ApplyOutcome {
+            state: Some(state_from(planned, &cx, BTreeMap::new())),
+            private: private.to_vec(),
+        }
+    }
+
+    async fn delete(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        prior: &Value,
+        _private: &[u8],
+        diags: &mut Diagnostics,
+    ) {
+        let Some((loc, org)) = self.location(ctx, diags).await else {
+            return;
+        };
+        if !self.check_pinned(prior, &loc, diags) {
+            return;
+        }
+        let aws = ctx.data.aws_clients().await;
+        let cx = self.cx(ctx, aws, loc, prior, &org, timeout(prior, "delete"));
+        let steps = steps();
+        let errors = engine::delete_all(&steps, &cx).await;
+        report(diags, "Destroying the CloudTrail integration", &errors);
+    }
+
+    async fn import(
+        &self,
+        _ctx: &Ctx<ExpelData>,
+        _id: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        diags.error("Import is not available yet", "expel_cloudtrail_integration cannot be imported yet; create it with terraform apply (an existing set of objects made by this provider is adopted).");
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30"), None);
+        assert_eq!(parse_duration("x"), None);
+    }
+
+    #[test]
+    fn steps_follow_the_guide_order() {
+        let names: Vec<&str> = steps().iter().map(|s| s.key()).collect();
+        for s in steps() {
+            for n in s.needs() {
+                assert!(names.contains(n), "{} needs unknown step {n}", s.key());
+            }
+        }
+        // AWS enforces: the key and bucket policies before the trail, the queue policy
+        // before the bucket notification.
+        let trail = steps()
+            .into_iter()
+            .find(|s| s.key() == "trail")
+            .map(|s| s.needs().to_vec())
+            .unwrap_or_default();
+        assert!(trail.contains(&"kms_key") && trail.contains(&"bucket"));
+        let notice = steps()
+            .into_iter()
+            .find(|s| s.key() == "bucket_notification")
+            .map(|s| s.needs().to_vec())
+            .unwrap_or_default();
+        assert!(notice.contains(&"queue"));
+    }
+}

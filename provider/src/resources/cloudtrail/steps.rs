@@ -1,0 +1,2038 @@
+//! The AWS CloudTrail guide (seeds/aws-cloudtrail-new-trail.txt), one engine step per guide
+//! step. Each step creates or adopts its object, observes it for drift, repairs it and
+//! deletes it. Objects we create carry the ownership tag; we adopt or delete nothing else.
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde_json::{json, Value as Json};
+
+use crate::clients::aws::{err, AwsClients, AwsError};
+use crate::clients::workbench::{DeviceSpec, WorkbenchClient, WorkbenchError};
+use crate::engine::{Deadline, Observed, Step, StepError};
+use crate::policy::{self, CloudTrailNames, Location};
+
+/// The ownership marker every object we create carries.
+pub const MARKER_KEY: &str = "expel:managed-by";
+pub const MARKER_VALUE: &str = "terraform-provider-expel";
+const NOTIFICATION_ID: &str = "ExpelNotifyQueue";
+
+/// The desired state, from the plan.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub name: String,
+    pub device_location: String,
+    pub trail_name: String,
+    pub bucket_name: String,
+    pub queue_name: String,
+    pub kms_alias: String,
+    pub policy_name: String,
+    pub role_name: String,
+    pub role_session_name: String,
+    pub principals: Vec<String>,
+    pub external_id: String,
+    pub organization_trail: bool,
+    pub bucket_key_enabled: bool,
+    pub retention_seconds: i64,
+    pub tags: BTreeMap<String, String>,
+    pub verify: bool,
+    pub wait_for_healthy: bool,
+    pub force_destroy: bool,
+    pub key_deletion_window_days: i32,
+    pub plugin_slug: String,
+    pub workbench_org: String,
+}
+
+/// Ids only known once objects exist.
+#[derive(Clone, Debug, Default)]
+pub struct Journal {
+    pub key_arn: Option<String>,
+    pub key_id: Option<String>,
+    pub queue_url: Option<String>,
+    pub device_id: Option<String>,
+    pub device_status: Option<String>,
+    pub aws_org_id: Option<String>,
+}
+
+pub struct Cx {
+    pub aws: AwsClients,
+    pub data: std::sync::Arc<crate::resources::ExpelData>,
+    pub loc: Location,
+    pub s: Settings,
+    pub journal: Mutex<Journal>,
+    pub deadline: Deadline,
+    /// Warnings for the user (e.g. an unhealthy device): not drift.
+    pub warnings: Mutex<Vec<String>>,
+}
+
+impl Cx {
+    fn wbc(&self) -> &WorkbenchClient {
+        &self.data.workbench
+    }
+    fn j(&self) -> std::sync::MutexGuard<'_, Journal> {
+        match self.journal.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+    fn warn(&self, w: String) {
+        match self.warnings.lock() {
+            Ok(mut g) => g.push(w),
+            Err(p) => p.into_inner().push(w),
+        }
+    }
+    pub fn names(&self) -> CloudTrailNames {
+        CloudTrailNames {
+            trail_name: self.s.trail_name.clone(),
+            bucket_name: self.s.bucket_name.clone(),
+            queue_name: self.s.queue_name.clone(),
+            organization_id: if self.s.organization_trail {
+                self.j().aws_org_id.clone()
+            } else {
+                None
+            },
+        }
+    }
+    pub fn bucket_arn(&self) -> String {
+        policy::bucket_arn(&self.loc, &self.s.bucket_name)
+    }
+    pub fn queue_arn(&self) -> String {
+        policy::queue_arn(&self.loc, &self.s.queue_name)
+    }
+    pub fn policy_arn(&self) -> String {
+        policy::policy_arn(&self.loc, &self.s.policy_name)
+    }
+    pub fn role_arn(&self) -> String {
+        policy::role_arn(&self.loc, &self.s.role_name)
+    }
+    fn tags(&self) -> Vec<(String, String)> {
+        let mut t: Vec<(String, String)> = self
+            .s
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        t.push((MARKER_KEY.into(), MARKER_VALUE.into()));
+        t
+    }
+    async fn aws<T, F, Fut>(&self, step: &'static str, op: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AwsError>>,
+    {
+        self.deadline.retry(op).await.map_err(|e| fail(step, e))
+    }
+    /// Like `aws`, but "not found" is `None`.
+    async fn aws_opt<T, F, Fut>(&self, step: &'static str, op: F) -> Result<Option<T>, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AwsError>>,
+    {
+        match self.deadline.retry(op).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(fail(step, e)),
+        }
+    }
+    async fn wb<T, F, Fut>(&self, step: &'static str, op: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, WorkbenchError>>,
+    {
+        self.deadline.retry(op).await.map_err(|e| fail(step, e))
+    }
+}
+
+fn fail(step: &'static str, e: impl std::fmt::Display) -> StepError {
+    StepError {
+        step,
+        message: e.to_string(),
+    }
+}
+
+fn marked<'a>(mut tags: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
+    tags.any(|(k, v)| k == MARKER_KEY && v == MARKER_VALUE)
+}
+
+fn not_ours(step: &'static str, what: &str) -> StepError {
+    StepError {
+        step,
+        message: format!(
+            "{what} already exists and does not carry the tag {MARKER_KEY}={MARKER_VALUE}; \
+             it was not made by this provider. Import the integration (terraform import) or choose another name."
+        ),
+    }
+}
+
+fn policy_drift(what: &str, expected: &Json, actual: &str) -> Vec<String> {
+    match policy::parse_document(actual) {
+        Ok(doc) => policy::compare(expected, &doc)
+            .into_iter()
+            .map(|d| format!("{what} statement {:?}: {}", d.sid, d.problem))
+            .collect(),
+        Err(e) => vec![format!("{what} is unreadable: {e}")],
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct KmsKey;
+const KEY: &str = "Step 1/4: KMS key, key policy and alias";
+
+impl KmsKey {
+    async fn find(&self, cx: &Cx) -> Result<Option<(String, String, String)>, StepError> {
+        let id = cx
+            .j()
+            .key_id
+            .clone()
+            .unwrap_or_else(|| cx.s.kms_alias.clone());
+        let meta = cx
+            .aws_opt(KEY, || async {
+                cx.aws
+                    .kms
+                    .describe_key()
+                    .key_id(&id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "DescribeKey"))
+            })
+            .await?;
+        Ok(meta.and_then(|m| m.key_metadata).map(|m| {
+            let state = m
+                .key_state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default();
+            (
+                m.key_id().to_string(),
+                m.arn().unwrap_or_default().to_string(),
+                state,
+            )
+        }))
+    }
+    async fn owned(&self, cx: &Cx, key_id: &str) -> Result<bool, StepError> {
+        let tags = cx
+            .aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .list_resource_tags()
+                    .key_id(key_id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "ListResourceTags"))
+            })
+            .await?;
+        Ok(marked(
+            tags.tags().iter().map(|t| (t.tag_key(), t.tag_value())),
+        ))
+    }
+    fn policy(&self, cx: &Cx) -> String {
+        policy::render(&policy::key_policy(&cx.loc, &cx.names()))
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for KmsKey {
+    fn key(&self) -> &'static str {
+        "kms_key"
+    }
+    fn title(&self) -> &'static str {
+        KEY
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &[]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        if let Some((id, arn, _)) = self.find(cx).await? {
+            if !self.owned(cx, &id).await? {
+                return Err(not_ours(KEY, &format!("KMS key {}", cx.s.kms_alias)));
+            }
+            {
+                let mut j = cx.j();
+                j.key_id = Some(id.clone());
+                j.key_arn = Some(arn);
+            }
+            let problems = self.inspect(cx, &id).await?;
+            return if problems.is_empty() {
+                Ok(())
+            } else {
+                self.repair(cx, &problems).await
+            };
+        }
+        let tags: Vec<_> = cx
+            .tags()
+            .into_iter()
+            .filter_map(|(k, v)| {
+                aws_sdk_kms::types::Tag::builder()
+                    .tag_key(k)
+                    .tag_value(v)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let doc = self.policy(cx);
+        let created = cx
+            .aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .create_key()
+                    .description("Expel CloudTrail: encrypts the trail's logs, its bucket and the notification queue")
+                    .policy(&doc)
+                    .set_tags(Some(tags.clone()))
+                    .send()
+                    .await
+                    .map_err(err("kms", "CreateKey"))
+            })
+            .await?;
+        let meta = created
+            .key_metadata
+            .ok_or_else(|| fail(KEY, "CreateKey returned no key"))?;
+        let id = meta.key_id().to_string();
+        {
+            let mut j = cx.j();
+            j.key_id = Some(id.clone());
+            j.key_arn = meta.arn().map(str::to_string);
+        }
+        cx.aws(KEY, || async {
+            cx.aws
+                .kms
+                .create_alias()
+                .alias_name(&cx.s.kms_alias)
+                .target_key_id(&id)
+                .send()
+                .await
+                .map_err(err("kms", "CreateAlias"))
+        })
+        .await?;
+        Ok(())
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        match self.find(cx).await? {
+            None => Ok(Observed::Gone),
+            Some((id, arn, _)) => {
+                {
+                    let mut j = cx.j();
+                    j.key_id = Some(id.clone());
+                    j.key_arn = Some(arn);
+                }
+                Ok(Observed::Present(self.inspect(cx, &id).await?))
+            }
+        }
+    }
+    async fn repair(&self, cx: &Cx, problems: &[String]) -> Result<(), StepError> {
+        let id = cx
+            .j()
+            .key_id
+            .clone()
+            .ok_or_else(|| fail(KEY, "no key recorded"))?;
+        if problems
+            .iter()
+            .any(|p| p.contains("scheduled for deletion"))
+        {
+            cx.aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .cancel_key_deletion()
+                    .key_id(&id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "CancelKeyDeletion"))
+            })
+            .await?;
+        }
+        if problems
+            .iter()
+            .any(|p| p.contains("disabled") || p.contains("scheduled for deletion"))
+        {
+            cx.aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .enable_key()
+                    .key_id(&id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "EnableKey"))
+            })
+            .await?;
+        }
+        let doc = self.policy(cx);
+        cx.aws(KEY, || async {
+            cx.aws
+                .kms
+                .put_key_policy()
+                .key_id(&id)
+                .policy_name("default")
+                .policy(&doc)
+                .send()
+                .await
+                .map_err(err("kms", "PutKeyPolicy"))
+        })
+        .await?;
+        Ok(())
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        // Logs are evidence: the key stays unless force_destroy.
+        if !cx.s.force_destroy {
+            return Ok(());
+        }
+        let Some((id, _, state)) = self.find(cx).await? else {
+            return Ok(());
+        };
+        if !self.owned(cx, &id).await? {
+            return Err(not_ours(KEY, "the KMS key"));
+        }
+        cx.aws_opt(KEY, || async {
+            cx.aws
+                .kms
+                .delete_alias()
+                .alias_name(&cx.s.kms_alias)
+                .send()
+                .await
+                .map_err(err("kms", "DeleteAlias"))
+        })
+        .await?;
+        if state != "PendingDeletion" {
+            cx.aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .schedule_key_deletion()
+                    .key_id(&id)
+                    .pending_window_in_days(cx.s.key_deletion_window_days)
+                    .send()
+                    .await
+                    .map_err(err("kms", "ScheduleKeyDeletion"))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl KmsKey {
+    async fn inspect(&self, cx: &Cx, id: &str) -> Result<Vec<String>, StepError> {
+        let mut problems = Vec::new();
+        let meta = cx
+            .aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .describe_key()
+                    .key_id(id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "DescribeKey"))
+            })
+            .await?;
+        match meta
+            .key_metadata()
+            .and_then(|m| m.key_state())
+            .map(|s| s.as_str())
+        {
+            Some("PendingDeletion") => {
+                problems.push("KMS key is scheduled for deletion".to_string())
+            }
+            Some("Disabled") => problems.push("KMS key is disabled".to_string()),
+            _ => {}
+        }
+        let pol = cx
+            .aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .get_key_policy()
+                    .key_id(id)
+                    .policy_name("default")
+                    .send()
+                    .await
+                    .map_err(err("kms", "GetKeyPolicy"))
+            })
+            .await?;
+        let expected = policy::key_policy(&cx.loc, &cx.names());
+        problems.extend(policy_drift(
+            "key policy",
+            &expected,
+            pol.policy().unwrap_or_default(),
+        ));
+        Ok(problems)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct TrailBucket;
+const BUCKET: &str =
+    "Step 1/2: log bucket with SSE-KMS, public access block and CloudTrail bucket policy";
+
+impl TrailBucket {
+    async fn exists(&self, cx: &Cx) -> Result<bool, StepError> {
+        Ok(cx
+            .aws_opt(BUCKET, || async {
+                cx.aws
+                    .s3
+                    .head_bucket()
+                    .bucket(&cx.s.bucket_name)
+                    .send()
+                    .await
+                    .map_err(err("s3", "HeadBucket"))
+            })
+            .await?
+            .is_some())
+    }
+    async fn owned(&self, cx: &Cx) -> Result<bool, StepError> {
+        let tags = cx
+            .aws_opt(BUCKET, || async {
+                cx.aws
+                    .s3
+                    .get_bucket_tagging()
+                    .bucket(&cx.s.bucket_name)
+                    .send()
+                    .await
+                    .map_err(err("s3", "GetBucketTagging"))
+            })
+            .await?;
+        Ok(tags.is_some_and(|t| marked(t.tag_set().iter().map(|t| (t.key(), t.value())))))
+    }
+    async fn configure(&self, cx: &Cx) -> Result<(), StepError> {
+        use aws_sdk_s3::types::*;
+        let b = &cx.s.bucket_name;
+        let key_arn = cx
+            .j()
+            .key_arn
+            .clone()
+            .ok_or_else(|| fail(BUCKET, "the KMS key does not exist"))?;
+        let pab = PublicAccessBlockConfiguration::builder()
+            .block_public_acls(true)
+            .ignore_public_acls(true)
+            .block_public_policy(true)
+            .restrict_public_buckets(true)
+            .build();
+        cx.aws(BUCKET, || async {
+            cx.aws
+                .s3
+                .put_public_access_block()
+                .bucket(b)
+                .public_access_block_configuration(pab.clone())
+                .send()
+                .await
+                .map_err(err("s3", "PutPublicAccessBlock"))
+        })
+        .await?;
+        let rule = ServerSideEncryptionRule::builder()
+            .apply_server_side_encryption_by_default(
+                ServerSideEncryptionByDefault::builder()
+                    .sse_algorithm(ServerSideEncryption::AwsKms)
+                    .kms_master_key_id(&key_arn)
+                    .build()
+                    .map_err(|e| fail(BUCKET, e))?,
+            )
+            .bucket_key_enabled(cx.s.bucket_key_enabled)
+            .build();
+        let sse = ServerSideEncryptionConfiguration::builder()
+            .rules(rule)
+            .build()
+            .map_err(|e| fail(BUCKET, e))?;
+        cx.aws(BUCKET, || async {
+            cx.aws
+                .s3
+                .put_bucket_encryption()
+                .bucket(b)
+                .server_side_encryption_configuration(sse.clone())
+                .send()
+                .await
+                .map_err(err("s3", "PutBucketEncryption"))
+        })
+        .await?;
+        let doc = policy::render(&policy::bucket_policy(&cx.loc, &cx.names()));
+        cx.aws(BUCKET, || async {
+            cx.aws
+                .s3
+                .put_bucket_policy()
+                .bucket(b)
+                .policy(&doc)
+                .send()
+                .await
+                .map_err(err("s3", "PutBucketPolicy"))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for TrailBucket {
+    fn key(&self) -> &'static str {
+        "bucket"
+    }
+    fn title(&self) -> &'static str {
+        BUCKET
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["kms_key"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        use aws_sdk_s3::types::*;
+        let b = &cx.s.bucket_name;
+        if self.exists(cx).await? {
+            if !self.owned(cx).await? {
+                return Err(not_ours(BUCKET, &format!("S3 bucket {b}")));
+            }
+        } else {
+            let cfg = (cx.loc.region != "us-east-1").then(|| {
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(cx.loc.region.as_str()))
+                    .build()
+            });
+            cx.aws(BUCKET, || async {
+                cx.aws
+                    .s3
+                    .create_bucket()
+                    .bucket(b)
+                    .set_create_bucket_configuration(cfg.clone())
+                    .send()
+                    .await
+                    .map_err(err("s3", "CreateBucket"))
+            })
+            .await?;
+            let tagging = Tagging::builder()
+                .set_tag_set(Some(
+                    cx.tags()
+                        .into_iter()
+                        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+                        .collect(),
+                ))
+                .build()
+                .map_err(|e| fail(BUCKET, e))?;
+            cx.aws(BUCKET, || async {
+                cx.aws
+                    .s3
+                    .put_bucket_tagging()
+                    .bucket(b)
+                    .tagging(tagging.clone())
+                    .send()
+                    .await
+                    .map_err(err("s3", "PutBucketTagging"))
+            })
+            .await?;
+        }
+        self.configure(cx).await
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        if !self.exists(cx).await? {
+            return Ok(Observed::Gone);
+        }
+        let b = &cx.s.bucket_name;
+        let mut problems = Vec::new();
+        let enc = cx
+            .aws_opt(BUCKET, || async {
+                cx.aws
+                    .s3
+                    .get_bucket_encryption()
+                    .bucket(b)
+                    .send()
+                    .await
+                    .map_err(err("s3", "GetBucketEncryption"))
+            })
+            .await?;
+        let key_arn = cx.j().key_arn.clone().unwrap_or_default();
+        let rule = enc
+            .as_ref()
+            .and_then(|e| e.server_side_encryption_configuration())
+            .and_then(|c| c.rules().first())
+            .and_then(|r| r.apply_server_side_encryption_by_default());
+        match rule {
+            None => problems
+                .push("default encryption (SSE-KMS) removed from the log bucket".to_string()),
+            Some(r) if r.sse_algorithm().as_str() != "aws:kms" => problems.push(format!(
+                "log bucket encryption is {} instead of SSE-KMS",
+                r.sse_algorithm().as_str()
+            )),
+            Some(r)
+                if !key_arn.is_empty()
+                    && r.kms_master_key_id()
+                        .is_some_and(|k| k != key_arn && !key_arn.ends_with(k)) =>
+            {
+                problems.push(format!(
+                    "log bucket encrypts with {} instead of the integration's key",
+                    r.kms_master_key_id().unwrap_or_default()
+                ))
+            }
+            Some(_) => {}
+        }
+        let pol = cx
+            .aws_opt(BUCKET, || async {
+                cx.aws
+                    .s3
+                    .get_bucket_policy()
+                    .bucket(b)
+                    .send()
+                    .await
+                    .map_err(err("s3", "GetBucketPolicy"))
+            })
+            .await?;
+        let expected = policy::bucket_policy(&cx.loc, &cx.names());
+        match pol.and_then(|p| p.policy) {
+            None => {
+                problems.push("bucket policy removed: CloudTrail cannot write logs".to_string())
+            }
+            Some(p) => problems.extend(policy_drift("bucket policy", &expected, &p)),
+        }
+        let pab = cx
+            .aws_opt(BUCKET, || async {
+                cx.aws
+                    .s3
+                    .get_public_access_block()
+                    .bucket(b)
+                    .send()
+                    .await
+                    .map_err(err("s3", "GetPublicAccessBlock"))
+            })
+            .await?;
+        let blocked = pab
+            .and_then(|p| p.public_access_block_configuration)
+            .is_some_and(|c| {
+                c.block_public_acls() == Some(true)
+                    && c.ignore_public_acls() == Some(true)
+                    && c.block_public_policy() == Some(true)
+                    && c.restrict_public_buckets() == Some(true)
+            });
+        if !blocked {
+            problems.push("public access block of the log bucket is off".to_string());
+        }
+        Ok(Observed::Present(problems))
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        self.configure(cx).await
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        if !cx.s.force_destroy || !self.exists(cx).await? {
+            return Ok(());
+        }
+        if !self.owned(cx).await? {
+            return Err(not_ours(BUCKET, &format!("S3 bucket {}", cx.s.bucket_name)));
+        }
+        let b = &cx.s.bucket_name;
+        loop {
+            let page = cx
+                .aws(BUCKET, || async {
+                    cx.aws
+                        .s3
+                        .list_objects_v2()
+                        .bucket(b)
+                        .send()
+                        .await
+                        .map_err(err("s3", "ListObjectsV2"))
+                })
+                .await?;
+            let ids: Vec<_> = page
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .filter_map(|k| {
+                    aws_sdk_s3::types::ObjectIdentifier::builder()
+                        .key(k)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if ids.is_empty() {
+                break;
+            }
+            let del = aws_sdk_s3::types::Delete::builder()
+                .set_objects(Some(ids))
+                .build()
+                .map_err(|e| fail(BUCKET, e))?;
+            cx.aws(BUCKET, || async {
+                cx.aws
+                    .s3
+                    .delete_objects()
+                    .bucket(b)
+                    .delete(del.clone())
+                    .send()
+                    .await
+                    .map_err(err("s3", "DeleteObjects"))
+            })
+            .await?;
+        }
+        cx.aws_opt(BUCKET, || async {
+            cx.aws
+                .s3
+                .delete_bucket()
+                .bucket(b)
+                .send()
+                .await
+                .map_err(err("s3", "DeleteBucket"))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct NotifyQueue;
+const QUEUE: &str = "Step 3: SQS queue ExpelMasterCloudTrailNotify with SSE-KMS and access policy";
+
+impl NotifyQueue {
+    fn attributes(&self, cx: &Cx) -> Vec<(aws_sdk_sqs::types::QueueAttributeName, String)> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        vec![
+            (A::VisibilityTimeout, "30".into()),
+            (
+                A::MessageRetentionPeriod,
+                cx.s.retention_seconds.to_string(),
+            ),
+            (A::DelaySeconds, "0".into()),
+            (A::MaximumMessageSize, "262144".into()),
+            (A::ReceiveMessageWaitTimeSeconds, "0".into()),
+            (
+                A::KmsMasterKeyId,
+                cx.j().key_arn.clone().unwrap_or_default(),
+            ),
+            (
+                A::Policy,
+                policy::render(&policy::queue_policy(&cx.queue_arn(), &cx.bucket_arn())),
+            ),
+        ]
+    }
+    async fn url(&self, cx: &Cx) -> Result<Option<String>, StepError> {
+        let r = cx
+            .aws_opt(QUEUE, || async {
+                cx.aws
+                    .sqs
+                    .get_queue_url()
+                    .queue_name(&cx.s.queue_name)
+                    .send()
+                    .await
+                    .map_err(err("sqs", "GetQueueUrl"))
+            })
+            .await?;
+        Ok(r.and_then(|r| r.queue_url))
+    }
+    async fn owned(&self, cx: &Cx, url: &str) -> Result<bool, StepError> {
+        let t = cx
+            .aws(QUEUE, || async {
+                cx.aws
+                    .sqs
+                    .list_queue_tags()
+                    .queue_url(url)
+                    .send()
+                    .await
+                    .map_err(err("sqs", "ListQueueTags"))
+            })
+            .await?;
+        Ok(t.tags()
+            .is_some_and(|m| m.get(MARKER_KEY).is_some_and(|v| v == MARKER_VALUE)))
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for NotifyQueue {
+    fn key(&self) -> &'static str {
+        "queue"
+    }
+    fn title(&self) -> &'static str {
+        QUEUE
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["kms_key"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        let attrs = self.attributes(cx);
+        if let Some(url) = self.url(cx).await? {
+            if !self.owned(cx, &url).await? {
+                return Err(not_ours(QUEUE, &format!("SQS queue {}", cx.s.queue_name)));
+            }
+            cx.j().queue_url = Some(url);
+            return self.repair(cx, &[]).await;
+        }
+        let tags: std::collections::HashMap<String, String> = cx.tags().into_iter().collect();
+        let r = cx
+            .aws(QUEUE, || async {
+                cx.aws
+                    .sqs
+                    .create_queue()
+                    .queue_name(&cx.s.queue_name)
+                    .set_attributes(Some(attrs.iter().cloned().collect()))
+                    .set_tags(Some(tags.clone()))
+                    .send()
+                    .await
+                    .map_err(err("sqs", "CreateQueue"))
+            })
+            .await?;
+        cx.j().queue_url = r.queue_url;
+        Ok(())
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let Some(url) = self.url(cx).await? else {
+            return Ok(Observed::Gone);
+        };
+        cx.j().queue_url = Some(url.clone());
+        let got = cx
+            .aws(QUEUE, || async {
+                cx.aws
+                    .sqs
+                    .get_queue_attributes()
+                    .queue_url(&url)
+                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+                    .send()
+                    .await
+                    .map_err(err("sqs", "GetQueueAttributes"))
+            })
+            .await?;
+        let live = got.attributes().cloned().unwrap_or_default();
+        let mut problems = Vec::new();
+        for (name, want) in self.attributes(cx) {
+            let have = live.get(&name).cloned().unwrap_or_default();
+            if name == aws_sdk_sqs::types::QueueAttributeName::Policy {
+                if have.is_empty() {
+                    problems.push(
+                        "queue access policy removed: S3 cannot notify the queue".to_string(),
+                    );
+                } else if let Ok(expected) = serde_json::from_str::<Json>(&want) {
+                    problems.extend(policy_drift("queue access policy", &expected, &have));
+                }
+            } else if have != want {
+                problems.push(format!(
+                    "queue {} is {:?} instead of {want:?}",
+                    name.as_str(),
+                    have
+                ));
+            }
+        }
+        Ok(Observed::Present(problems))
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        let url = cx
+            .j()
+            .queue_url
+            .clone()
+            .ok_or_else(|| fail(QUEUE, "no queue recorded"))?;
+        let attrs = self.attributes(cx);
+        cx.aws(QUEUE, || async {
+            cx.aws
+                .sqs
+                .set_queue_attributes()
+                .queue_url(&url)
+                .set_attributes(Some(attrs.iter().cloned().collect()))
+                .send()
+                .await
+                .map_err(err("sqs", "SetQueueAttributes"))
+        })
+        .await?;
+        Ok(())
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        let Some(url) = self.url(cx).await? else {
+            return Ok(());
+        };
+        if !self.owned(cx, &url).await? {
+            return Err(not_ours(QUEUE, &format!("SQS queue {}", cx.s.queue_name)));
+        }
+        cx.aws_opt(QUEUE, || async {
+            cx.aws
+                .sqs
+                .delete_queue()
+                .queue_url(&url)
+                .send()
+                .await
+                .map_err(err("sqs", "DeleteQueue"))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct BucketNotice;
+const NOTICE: &str =
+    "Step 5: S3 event notification ExpelNotifyQueue (all object-create events to the queue)";
+
+impl BucketNotice {
+    async fn current(&self, cx: &Cx) -> Result<Option<aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput>, StepError>{
+        cx.aws_opt(NOTICE, || async {
+            cx.aws
+                .s3
+                .get_bucket_notification_configuration()
+                .bucket(&cx.s.bucket_name)
+                .send()
+                .await
+                .map_err(err("s3", "GetBucketNotificationConfiguration"))
+        })
+        .await
+    }
+    /// Writes the bucket's notification configuration with ours replaced (`keep_ours`) or
+    /// removed, leaving everyone else's configurations alone.
+    async fn put(&self, cx: &Cx, keep_ours: bool) -> Result<(), StepError> {
+        use aws_sdk_s3::types::*;
+        let cur = self.current(cx).await?;
+        let mut queues: Vec<QueueConfiguration> = cur
+            .as_ref()
+            .map(|c| {
+                c.queue_configurations()
+                    .iter()
+                    .filter(|q| q.id() != Some(NOTIFICATION_ID))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if keep_ours {
+            queues.push(
+                QueueConfiguration::builder()
+                    .id(NOTIFICATION_ID)
+                    .queue_arn(cx.queue_arn())
+                    .events(Event::from("s3:ObjectCreated:*"))
+                    .build()
+                    .map_err(|e| fail(NOTICE, e))?,
+            );
+        }
+        let conf = NotificationConfiguration::builder()
+            .set_queue_configurations(Some(queues))
+            .set_topic_configurations(cur.as_ref().map(|c| c.topic_configurations().to_vec()))
+            .set_lambda_function_configurations(
+                cur.as_ref()
+                    .map(|c| c.lambda_function_configurations().to_vec()),
+            )
+            .set_event_bridge_configuration(
+                cur.as_ref()
+                    .and_then(|c| c.event_bridge_configuration().cloned()),
+            )
+            .build();
+        cx.aws(NOTICE, || async {
+            cx.aws
+                .s3
+                .put_bucket_notification_configuration()
+                .bucket(&cx.s.bucket_name)
+                .notification_configuration(conf.clone())
+                .send()
+                .await
+                .map_err(err("s3", "PutBucketNotificationConfiguration"))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for BucketNotice {
+    fn key(&self) -> &'static str {
+        "bucket_notification"
+    }
+    fn title(&self) -> &'static str {
+        NOTICE
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["bucket", "queue"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        self.put(cx, true).await
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let Some(cur) = self.current(cx).await? else {
+            return Ok(Observed::Gone);
+        };
+        let ours = cur
+            .queue_configurations()
+            .iter()
+            .find(|q| q.id() == Some(NOTIFICATION_ID));
+        Ok(match ours {
+            None => Observed::Gone,
+            Some(q) => {
+                let mut p = Vec::new();
+                if q.queue_arn() != cx.queue_arn() {
+                    p.push(format!(
+                        "notification targets {} instead of {}",
+                        q.queue_arn(),
+                        cx.queue_arn()
+                    ));
+                }
+                if !q
+                    .events()
+                    .iter()
+                    .any(|e| e.as_str() == "s3:ObjectCreated:*")
+                {
+                    p.push("notification no longer covers all object-create events".to_string());
+                }
+                Observed::Present(p)
+            }
+        })
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        self.put(cx, true).await
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        if self.current(cx).await?.is_none() {
+            return Ok(());
+        }
+        self.put(cx, false).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct Trail;
+const TRAIL: &str = "Step 1: multi-region trail with log file validation, SSE-KMS and management events; logging on";
+
+impl Trail {
+    async fn get(&self, cx: &Cx) -> Result<Option<aws_sdk_cloudtrail::types::Trail>, StepError> {
+        let r = cx
+            .aws_opt(TRAIL, || async {
+                cx.aws
+                    .cloudtrail
+                    .get_trail()
+                    .name(&cx.s.trail_name)
+                    .send()
+                    .await
+                    .map_err(err("cloudtrail", "GetTrail"))
+            })
+            .await?;
+        Ok(r.and_then(|r| r.trail))
+    }
+    async fn owned(&self, cx: &Cx, arn: &str) -> Result<bool, StepError> {
+        let r = cx
+            .aws(TRAIL, || async {
+                cx.aws
+                    .cloudtrail
+                    .list_tags()
+                    .resource_id_list(arn)
+                    .send()
+                    .await
+                    .map_err(err("cloudtrail", "ListTags"))
+            })
+            .await?;
+        Ok(r.resource_tag_list().iter().any(|t| {
+            marked(
+                t.tags_list()
+                    .iter()
+                    .map(|t| (t.key(), t.value().unwrap_or_default())),
+            )
+        }))
+    }
+    async fn settle(&self, cx: &Cx) -> Result<(), StepError> {
+        use aws_sdk_cloudtrail::types::*;
+        let sel = EventSelector::builder()
+            .read_write_type(ReadWriteType::All)
+            .include_management_events(true)
+            .build();
+        cx.aws(TRAIL, || async {
+            cx.aws
+                .cloudtrail
+                .put_event_selectors()
+                .trail_name(&cx.s.trail_name)
+                .event_selectors(sel.clone())
+                .send()
+                .await
+                .map_err(err("cloudtrail", "PutEventSelectors"))
+        })
+        .await?;
+        cx.aws(TRAIL, || async {
+            cx.aws
+                .cloudtrail
+                .start_logging()
+                .name(&cx.s.trail_name)
+                .send()
+                .await
+                .map_err(err("cloudtrail", "StartLogging"))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for Trail {
+    fn key(&self) -> &'static str {
+        "trail"
+    }
+    fn title(&self) -> &'static str {
+        TRAIL
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["kms_key", "bucket", "bucket_notification"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        if let Some(t) = self.get(cx).await? {
+            if !self.owned(cx, t.trail_arn().unwrap_or_default()).await? {
+                return Err(not_ours(TRAIL, &format!("trail {}", cx.s.trail_name)));
+            }
+            return self.repair(cx, &[]).await;
+        }
+        let key = cx
+            .j()
+            .key_arn
+            .clone()
+            .ok_or_else(|| fail(TRAIL, "the KMS key does not exist"))?;
+        let tags: Vec<_> = cx
+            .tags()
+            .into_iter()
+            .filter_map(|(k, v)| {
+                aws_sdk_cloudtrail::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        cx.aws(TRAIL, || async {
+            cx.aws
+                .cloudtrail
+                .create_trail()
+                .name(&cx.s.trail_name)
+                .s3_bucket_name(&cx.s.bucket_name)
+                .is_multi_region_trail(true)
+                .include_global_service_events(true)
+                .enable_log_file_validation(true)
+                .kms_key_id(&key)
+                .is_organization_trail(cx.s.organization_trail)
+                .set_tags_list(Some(tags.clone()))
+                .send()
+                .await
+                .map_err(err("cloudtrail", "CreateTrail"))
+        })
+        .await?;
+        self.settle(cx).await
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let Some(t) = self.get(cx).await? else {
+            return Ok(Observed::Gone);
+        };
+        let mut p = Vec::new();
+        if t.is_multi_region_trail() != Some(true) {
+            p.push("trail is no longer multi-region".to_string());
+        }
+        if t.log_file_validation_enabled() != Some(true) {
+            p.push("trail log file validation is off".to_string());
+        }
+        let key = cx.j().key_arn.clone().unwrap_or_default();
+        if t.kms_key_id().unwrap_or_default() != key {
+            p.push("trail logs are no longer encrypted with the integration's KMS key".to_string());
+        }
+        if t.s3_bucket_name().unwrap_or_default() != cx.s.bucket_name {
+            p.push(format!(
+                "trail writes to {} instead of {}",
+                t.s3_bucket_name().unwrap_or_default(),
+                cx.s.bucket_name
+            ));
+        }
+        if t.is_organization_trail().unwrap_or(false) != cx.s.organization_trail {
+            p.push("trail's organization setting differs".to_string());
+        }
+        let status = cx
+            .aws(TRAIL, || async {
+                cx.aws
+                    .cloudtrail
+                    .get_trail_status()
+                    .name(&cx.s.trail_name)
+                    .send()
+                    .await
+                    .map_err(err("cloudtrail", "GetTrailStatus"))
+            })
+            .await?;
+        if status.is_logging() != Some(true) {
+            p.push("trail logging is stopped".to_string());
+        }
+        let sel = cx
+            .aws(TRAIL, || async {
+                cx.aws
+                    .cloudtrail
+                    .get_event_selectors()
+                    .trail_name(&cx.s.trail_name)
+                    .send()
+                    .await
+                    .map_err(err("cloudtrail", "GetEventSelectors"))
+            })
+            .await?;
+        let mgmt_rw = sel.event_selectors().iter().any(|s| {
+            s.include_management_events() == Some(true)
+                && s.read_write_type().map(|r| r.as_str()) == Some("All")
+                && s.exclude_management_event_sources().is_empty()
+        });
+        if !mgmt_rw {
+            p.push("trail no longer records all read and write management events".to_string());
+        }
+        Ok(Observed::Present(p))
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        let key = cx
+            .j()
+            .key_arn
+            .clone()
+            .ok_or_else(|| fail(TRAIL, "the KMS key does not exist"))?;
+        cx.aws(TRAIL, || async {
+            cx.aws
+                .cloudtrail
+                .update_trail()
+                .name(&cx.s.trail_name)
+                .s3_bucket_name(&cx.s.bucket_name)
+                .is_multi_region_trail(true)
+                .include_global_service_events(true)
+                .enable_log_file_validation(true)
+                .kms_key_id(&key)
+                .is_organization_trail(cx.s.organization_trail)
+                .send()
+                .await
+                .map_err(err("cloudtrail", "UpdateTrail"))
+        })
+        .await?;
+        self.settle(cx).await
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        let Some(t) = self.get(cx).await? else {
+            return Ok(());
+        };
+        if !self.owned(cx, t.trail_arn().unwrap_or_default()).await? {
+            return Err(not_ours(TRAIL, &format!("trail {}", cx.s.trail_name)));
+        }
+        cx.aws_opt(TRAIL, || async {
+            cx.aws
+                .cloudtrail
+                .delete_trail()
+                .name(&cx.s.trail_name)
+                .send()
+                .await
+                .map_err(err("cloudtrail", "DeleteTrail"))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct ApiPolicy;
+const POLICY: &str = "Step 6: IAM policy ExpelAPIPolicy";
+
+impl ApiPolicy {
+    fn document(&self, cx: &Cx) -> Json {
+        policy::api_policy(
+            &cx.queue_arn(),
+            &cx.bucket_arn(),
+            &cx.j().key_arn.clone().unwrap_or_default(),
+        )
+    }
+    async fn get(&self, cx: &Cx) -> Result<Option<aws_sdk_iam::types::Policy>, StepError> {
+        let arn = cx.policy_arn();
+        let r = cx
+            .aws_opt(POLICY, || async {
+                cx.aws
+                    .iam
+                    .get_policy()
+                    .policy_arn(&arn)
+                    .send()
+                    .await
+                    .map_err(err("iam", "GetPolicy"))
+            })
+            .await?;
+        Ok(r.and_then(|r| r.policy))
+    }
+    async fn owned(&self, cx: &Cx) -> Result<bool, StepError> {
+        let arn = cx.policy_arn();
+        let r = cx
+            .aws(POLICY, || async {
+                cx.aws
+                    .iam
+                    .list_policy_tags()
+                    .policy_arn(&arn)
+                    .send()
+                    .await
+                    .map_err(err("iam", "ListPolicyTags"))
+            })
+            .await?;
+        Ok(marked(r.tags().iter().map(|t| (t.key(), t.value()))))
+    }
+    async fn versions(&self, cx: &Cx) -> Result<Vec<aws_sdk_iam::types::PolicyVersion>, StepError> {
+        let arn = cx.policy_arn();
+        let r = cx
+            .aws(POLICY, || async {
+                cx.aws
+                    .iam
+                    .list_policy_versions()
+                    .policy_arn(&arn)
+                    .send()
+                    .await
+                    .map_err(err("iam", "ListPolicyVersions"))
+            })
+            .await?;
+        Ok(r.versions().to_vec())
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for ApiPolicy {
+    fn key(&self) -> &'static str {
+        "api_policy"
+    }
+    fn title(&self) -> &'static str {
+        POLICY
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["kms_key", "bucket", "queue"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        if self.get(cx).await?.is_some() {
+            if !self.owned(cx).await? {
+                return Err(not_ours(
+                    POLICY,
+                    &format!("IAM policy {}", cx.s.policy_name),
+                ));
+            }
+            let problems = match self.observe(cx).await? {
+                Observed::Present(p) => p,
+                _ => vec![],
+            };
+            return if problems.is_empty() {
+                Ok(())
+            } else {
+                self.repair(cx, &problems).await
+            };
+        }
+        let doc = policy::render(&self.document(cx));
+        let tags: Vec<_> = cx
+            .tags()
+            .into_iter()
+            .filter_map(|(k, v)| {
+                aws_sdk_iam::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        cx.aws(POLICY, || async {
+            cx.aws
+                .iam
+                .create_policy()
+                .policy_name(&cx.s.policy_name)
+                .description("Expel Workbench: read-only investigation access plus the CloudTrail queue, logs and key")
+                .policy_document(&doc)
+                .set_tags(Some(tags.clone()))
+                .send()
+                .await
+                .map_err(err("iam", "CreatePolicy"))
+        })
+        .await?;
+        Ok(())
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let Some(p) = self.get(cx).await? else {
+            return Ok(Observed::Gone);
+        };
+        let arn = cx.policy_arn();
+        let version = p.default_version_id().unwrap_or("v1").to_string();
+        let v = cx
+            .aws(POLICY, || async {
+                cx.aws
+                    .iam
+                    .get_policy_version()
+                    .policy_arn(&arn)
+                    .version_id(&version)
+                    .send()
+                    .await
+                    .map_err(err("iam", "GetPolicyVersion"))
+            })
+            .await?;
+        let doc = v
+            .policy_version()
+            .and_then(|v| v.document())
+            .unwrap_or_default()
+            .to_string();
+        Ok(Observed::Present(policy_drift(
+            "ExpelAPIPolicy",
+            &self.document(cx),
+            &doc,
+        )))
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        let arn = cx.policy_arn();
+        // IAM keeps at most five versions: retire the oldest non-default one first.
+        let mut old: Vec<_> = self
+            .versions(cx)
+            .await?
+            .into_iter()
+            .filter(|v| !v.is_default_version())
+            .collect();
+        if old.len() >= 4 {
+            old.sort_by_key(|v| v.create_date().map(|d| d.secs()).unwrap_or(0));
+            if let Some(id) = old.first().and_then(|v| v.version_id()).map(str::to_string) {
+                cx.aws(POLICY, || async {
+                    cx.aws
+                        .iam
+                        .delete_policy_version()
+                        .policy_arn(&arn)
+                        .version_id(&id)
+                        .send()
+                        .await
+                        .map_err(err("iam", "DeletePolicyVersion"))
+                })
+                .await?;
+            }
+        }
+        let doc = policy::render(&self.document(cx));
+        cx.aws(POLICY, || async {
+            cx.aws
+                .iam
+                .create_policy_version()
+                .policy_arn(&arn)
+                .policy_document(&doc)
+                .set_as_default(true)
+                .send()
+                .await
+                .map_err(err("iam", "CreatePolicyVersion"))
+        })
+        .await?;
+        Ok(())
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        if self.get(cx).await?.is_none() {
+            return Ok(());
+        }
+        if !self.owned(cx).await? {
+            return Err(not_ours(
+                POLICY,
+                &format!("IAM policy {}", cx.s.policy_name),
+            ));
+        }
+        let arn = cx.policy_arn();
+        for v in self
+            .versions(cx)
+            .await?
+            .into_iter()
+            .filter(|v| !v.is_default_version())
+        {
+            let id = v.version_id().unwrap_or_default().to_string();
+            cx.aws_opt(POLICY, || async {
+                cx.aws
+                    .iam
+                    .delete_policy_version()
+                    .policy_arn(&arn)
+                    .version_id(&id)
+                    .send()
+                    .await
+                    .map_err(err("iam", "DeletePolicyVersion"))
+            })
+            .await?;
+        }
+        cx.aws_opt(POLICY, || async {
+            cx.aws
+                .iam
+                .delete_policy()
+                .policy_arn(&arn)
+                .send()
+                .await
+                .map_err(err("iam", "DeletePolicy"))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct ServiceRole;
+const ROLE: &str =
+    "Step 7: IAM role ExpelServiceRole trusting Expel with the organization's external id";
+
+impl ServiceRole {
+    fn trust(&self, cx: &Cx) -> Json {
+        policy::trust_policy(&cx.s.principals, &cx.s.external_id)
+    }
+    async fn get(&self, cx: &Cx) -> Result<Option<aws_sdk_iam::types::Role>, StepError> {
+        let r = cx
+            .aws_opt(ROLE, || async {
+                cx.aws
+                    .iam
+                    .get_role()
+                    .role_name(&cx.s.role_name)
+                    .send()
+                    .await
+                    .map_err(err("iam", "GetRole"))
+            })
+            .await?;
+        Ok(r.and_then(|r| r.role))
+    }
+    async fn owned(&self, cx: &Cx) -> Result<bool, StepError> {
+        let r = cx
+            .aws(ROLE, || async {
+                cx.aws
+                    .iam
+                    .list_role_tags()
+                    .role_name(&cx.s.role_name)
+                    .send()
+                    .await
+                    .map_err(err("iam", "ListRoleTags"))
+            })
+            .await?;
+        Ok(marked(r.tags().iter().map(|t| (t.key(), t.value()))))
+    }
+    async fn attached(&self, cx: &Cx) -> Result<bool, StepError> {
+        let r = cx
+            .aws(ROLE, || async {
+                cx.aws
+                    .iam
+                    .list_attached_role_policies()
+                    .role_name(&cx.s.role_name)
+                    .send()
+                    .await
+                    .map_err(err("iam", "ListAttachedRolePolicies"))
+            })
+            .await?;
+        let arn = cx.policy_arn();
+        Ok(r.attached_policies()
+            .iter()
+            .any(|p| p.policy_arn() == Some(arn.as_str())))
+    }
+    async fn attach(&self, cx: &Cx) -> Result<(), StepError> {
+        let arn = cx.policy_arn();
+        cx.aws(ROLE, || async {
+            cx.aws
+                .iam
+                .attach_role_policy()
+                .role_name(&cx.s.role_name)
+                .policy_arn(&arn)
+                .send()
+                .await
+                .map_err(err("iam", "AttachRolePolicy"))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for ServiceRole {
+    fn key(&self) -> &'static str {
+        "service_role"
+    }
+    fn title(&self) -> &'static str {
+        ROLE
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["api_policy"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        if self.get(cx).await?.is_some() {
+            if !self.owned(cx).await? {
+                return Err(not_ours(ROLE, &format!("IAM role {}", cx.s.role_name)));
+            }
+            return self.repair(cx, &["adopted".into()]).await;
+        }
+        let doc = policy::render(&self.trust(cx));
+        let tags: Vec<_> = cx
+            .tags()
+            .into_iter()
+            .filter_map(|(k, v)| {
+                aws_sdk_iam::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        cx.aws(ROLE, || async {
+            cx.aws
+                .iam
+                .create_role()
+                .role_name(&cx.s.role_name)
+                .description(
+                    "Expel Workbench assumes this role to read CloudTrail logs and investigate",
+                )
+                .assume_role_policy_document(&doc)
+                .set_tags(Some(tags.clone()))
+                .send()
+                .await
+                .map_err(err("iam", "CreateRole"))
+        })
+        .await?;
+        self.attach(cx).await
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let Some(role) = self.get(cx).await? else {
+            return Ok(Observed::Gone);
+        };
+        let mut p = policy_drift(
+            "trust policy",
+            &self.trust(cx),
+            role.assume_role_policy_document().unwrap_or_default(),
+        );
+        if !self.attached(cx).await? {
+            p.push(format!("{} is detached from the role", cx.s.policy_name));
+        }
+        Ok(Observed::Present(p))
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        let doc = policy::render(&self.trust(cx));
+        cx.aws(ROLE, || async {
+            cx.aws
+                .iam
+                .update_assume_role_policy()
+                .role_name(&cx.s.role_name)
+                .policy_document(&doc)
+                .send()
+                .await
+                .map_err(err("iam", "UpdateAssumeRolePolicy"))
+        })
+        .await?;
+        if !self.attached(cx).await? {
+            self.attach(cx).await?;
+        }
+        Ok(())
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        if self.get(cx).await?.is_none() {
+            return Ok(());
+        }
+        if !self.owned(cx).await? {
+            return Err(not_ours(ROLE, &format!("IAM role {}", cx.s.role_name)));
+        }
+        if self.attached(cx).await? {
+            let arn = cx.policy_arn();
+            cx.aws_opt(ROLE, || async {
+                cx.aws
+                    .iam
+                    .detach_role_policy()
+                    .role_name(&cx.s.role_name)
+                    .policy_arn(&arn)
+                    .send()
+                    .await
+                    .map_err(err("iam", "DetachRolePolicy"))
+            })
+            .await?;
+        }
+        cx.aws_opt(ROLE, || async {
+            cx.aws
+                .iam
+                .delete_role()
+                .role_name(&cx.s.role_name)
+                .send()
+                .await
+                .map_err(err("iam", "DeleteRole"))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct Canary;
+const CANARY: &str =
+    "Verify: a canary object in the bucket reaches the queue as an ObjectCreated message";
+
+#[async_trait]
+impl Step<Cx> for Canary {
+    fn key(&self) -> &'static str {
+        "pipeline"
+    }
+    fn title(&self) -> &'static str {
+        CANARY
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["bucket_notification", "trail"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        if !cx.s.verify {
+            return Ok(());
+        }
+        let url = cx
+            .j()
+            .queue_url
+            .clone()
+            .ok_or_else(|| fail(CANARY, "no queue recorded"))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        // No "/" in the key: S3 URL-encodes keys in event records.
+        let key = format!("expel-canary-{nanos}.txt");
+        let b = &cx.s.bucket_name;
+        cx.aws(CANARY, || async {
+            cx.aws
+                .s3
+                .put_object()
+                .bucket(b)
+                .key(&key)
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                    b"terraform-provider-expel pipeline check",
+                ))
+                .send()
+                .await
+                .map_err(err("s3", "PutObject"))
+        })
+        .await?;
+        let started = std::time::Instant::now();
+        let mut delivered = false;
+        while !delivered
+            && started.elapsed() < std::time::Duration::from_secs(60)
+            && std::time::Instant::now() < cx.deadline.until
+        {
+            let r = cx
+                .aws(CANARY, || async {
+                    cx.aws
+                        .sqs
+                        .receive_message()
+                        .queue_url(&url)
+                        .max_number_of_messages(10)
+                        .wait_time_seconds(1)
+                        .send()
+                        .await
+                        .map_err(err("sqs", "ReceiveMessage"))
+                })
+                .await?;
+            for m in r.messages() {
+                let body = m.body().unwrap_or_default();
+                // Only our own messages are removed: S3's test event and the canary's.
+                let ours = body.contains(&key) || body.contains("s3:TestEvent");
+                if body.contains(&key) {
+                    delivered = true;
+                }
+                if let (true, Some(h)) = (ours, m.receipt_handle()) {
+                    cx.aws(CANARY, || async {
+                        cx.aws
+                            .sqs
+                            .delete_message()
+                            .queue_url(&url)
+                            .receipt_handle(h)
+                            .send()
+                            .await
+                            .map_err(err("sqs", "DeleteMessage"))
+                    })
+                    .await?;
+                }
+            }
+        }
+        cx.aws_opt(CANARY, || async {
+            cx.aws
+                .s3
+                .delete_object()
+                .bucket(b)
+                .key(&key)
+                .send()
+                .await
+                .map_err(err("s3", "DeleteObject"))
+        })
+        .await?;
+        if delivered {
+            Ok(())
+        } else {
+            Err(fail(
+                CANARY,
+                format!("the canary object {key} in {b} produced no ObjectCreated message in {} within 60 s; check the bucket notification, the queue policy and the key policy (S3 must be allowed to use the key)", cx.s.queue_name),
+            ))
+        }
+    }
+    async fn observe(&self, _cx: &Cx) -> Result<Observed, StepError> {
+        Ok(Observed::Present(vec![]))
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        self.create(cx).await
+    }
+    async fn delete(&self, _cx: &Cx) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct WorkbenchDevice;
+const DEVICE: &str = "Step 8: register AWS CloudTrail as a security device in Workbench";
+
+impl WorkbenchDevice {
+    pub fn spec(cx: &Cx) -> DeviceSpec {
+        DeviceSpec {
+            name: cx.s.name.clone(),
+            location: cx.s.device_location.clone(),
+            device_type: "CLOUD".into(),
+            plugin_slug: cx.s.plugin_slug.clone(),
+            device_spec: json!({
+                "role_arn": cx.role_arn(),
+                "role_session_name": cx.s.role_session_name,
+                "region": cx.loc.region,
+                "sqs_queue_url": cx.j().queue_url.clone().unwrap_or_default(),
+            }),
+        }
+    }
+    /// Validates the device_spec against the plugin's JSON schema before any call.
+    async fn check_spec(&self, cx: &Cx, spec: &DeviceSpec) -> Result<(), StepError> {
+        let plugins = cx.wb(DEVICE, || cx.wbc().plugins()).await?;
+        let Some(plugin) = plugins.iter().find(|p| p.slug == spec.plugin_slug) else {
+            let known: Vec<_> = plugins.iter().map(|p| p.slug.as_str()).collect();
+            return Err(fail(
+                DEVICE,
+                format!(
+                    "Workbench has no plugin {:?} (known: {}); set plugin_slug",
+                    spec.plugin_slug,
+                    known.join(", ")
+                ),
+            ));
+        };
+        let validator = jsonschema::validator_for(&plugin.device_spec_schema).map_err(|e| {
+            fail(
+                DEVICE,
+                format!(
+                    "plugin {:?} publishes an unusable device_spec schema: {e}",
+                    plugin.slug
+                ),
+            )
+        })?;
+        let problems: Vec<String> = validator
+            .iter_errors(&spec.device_spec)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(fail(
+                DEVICE,
+                format!(
+                    "device_spec does not match the {:?} plugin's schema: {}",
+                    plugin.slug,
+                    problems.join("; ")
+                ),
+            ))
+        }
+    }
+    async fn wait_healthy(&self, cx: &Cx, id: &str) -> Result<(), StepError> {
+        loop {
+            let d = cx
+                .wb(DEVICE, || cx.wbc().device(id))
+                .await?
+                .ok_or_else(|| fail(DEVICE, "the device vanished while Workbench checked it"))?;
+            if !d.is_verifying_status {
+                cx.j().device_status = d.status.clone();
+                return match d.status.as_deref() {
+                    Some("healthy") | Some("health_checks_not_supported") => Ok(()),
+                    other => Err(fail(
+                        DEVICE,
+                        format!(
+                            "Workbench reports the device {}: {}",
+                            other.unwrap_or("without a status"),
+                            d.attributes
+                                .get("status_details")
+                                .cloned()
+                                .unwrap_or(Json::Null)
+                        ),
+                    )),
+                };
+            }
+            if std::time::Instant::now() > cx.deadline.until {
+                return Err(fail(
+                    DEVICE,
+                    "Workbench was still checking the device when the timeout passed",
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    fn differences(&self, cx: &Cx, d: &crate::clients::workbench::SecurityDevice) -> Vec<String> {
+        let want = Self::spec(cx);
+        let mut p = Vec::new();
+        if d.name != want.name {
+            p.push(format!(
+                "device name is {:?} instead of {:?}",
+                d.name, want.name
+            ));
+        }
+        if d.location != want.location {
+            p.push(format!(
+                "device location is {:?} instead of {:?}",
+                d.location, want.location
+            ));
+        }
+        if d.plugin_slug != want.plugin_slug {
+            p.push(format!(
+                "device plugin is {:?} instead of {:?}",
+                d.plugin_slug, want.plugin_slug
+            ));
+        }
+        if let Some(fields) = want.device_spec.as_object() {
+            for (k, v) in fields {
+                if d.device_spec.get(k) != Some(v) {
+                    p.push(format!(
+                        "device {k} is {} instead of {v}",
+                        d.device_spec.get(k).cloned().unwrap_or(Json::Null)
+                    ));
+                }
+            }
+        }
+        p
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for WorkbenchDevice {
+    fn key(&self) -> &'static str {
+        "workbench_device"
+    }
+    fn title(&self) -> &'static str {
+        DEVICE
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["service_role", "queue", "pipeline"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        let spec = Self::spec(cx);
+        self.check_spec(cx, &spec).await?;
+        let org = cx.s.workbench_org.clone();
+        let existing = cx
+            .wb(DEVICE, || cx.wbc().devices_named(&org, &spec.name))
+            .await?;
+        let id = match existing.into_iter().next() {
+            // Ours when it points at our role: a rerun after a crash adopts it.
+            Some(d) if d.device_spec.get("role_arn").and_then(Json::as_str) == Some(cx.role_arn().as_str()) => {
+                cx.j().device_id = Some(d.id.clone());
+                if !self.differences(cx, &d).is_empty() {
+                    self.repair(cx, &[]).await?;
+                }
+                d.id
+            }
+            Some(_) => {
+                return Err(fail(
+                    DEVICE,
+                    format!("Workbench already has a device named {:?} for another role; import it (terraform import) or choose another name", spec.name),
+                ))
+            }
+            None => {
+                let d = cx.wb(DEVICE, || cx.wbc().create_device(&org, &spec)).await?;
+                cx.j().device_id = Some(d.id.clone());
+                cx.j().device_status = d.status.clone();
+                d.id
+            }
+        };
+        if cx.s.wait_for_healthy {
+            self.wait_healthy(cx, &id).await?;
+        }
+        Ok(())
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let Some(id) = cx.j().device_id.clone() else {
+            return Ok(Observed::NotCreated);
+        };
+        let Some(d) = cx.wb(DEVICE, || cx.wbc().device(&id)).await? else {
+            return Ok(Observed::Gone);
+        };
+        cx.j().device_status = d.status.clone();
+        if d.status.as_deref() == Some("unhealthy") {
+            cx.warn(format!(
+                "Workbench reports the security device {:?} unhealthy: {}",
+                d.name,
+                d.attributes
+                    .get("status_details")
+                    .cloned()
+                    .unwrap_or(Json::Null)
+            ));
+        }
+        Ok(Observed::Present(self.differences(cx, &d)))
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        let id = cx
+            .j()
+            .device_id
+            .clone()
+            .ok_or_else(|| fail(DEVICE, "no device recorded"))?;
+        let spec = Self::spec(cx);
+        self.check_spec(cx, &spec).await?;
+        let attrs = json!({"name": spec.name, "location": spec.location, "plugin_slug": spec.plugin_slug, "device_spec": spec.device_spec});
+        let d = cx
+            .wb(DEVICE, || cx.wbc().update_device(&id, attrs.clone()))
+            .await?;
+        cx.j().device_status = d.status.clone();
+        if cx.s.wait_for_healthy {
+            self.wait_healthy(cx, &id).await?;
+        }
+        Ok(())
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        let Some(id) = cx.j().device_id.clone() else {
+            return Ok(());
+        };
+        cx.wb(DEVICE, || cx.wbc().delete_device(&id)).await
+    }
+}

@@ -1,0 +1,833 @@
+"""A fault-injecting HTTP proxy in front of moto_server (DESIGN §6).
+
+    python -m sandbox.awsproxy --upstream http://127.0.0.1:M --port 0 --port-file F
+    python tests/sandbox/sandbox/awsproxy.py ...   (the same; stdlib only, starts fast)
+    --upstream-file FILE instead of --upstream: read moto's URL from FILE when the first
+    call needs it (scripts/stack starts the proxy and moto side by side this way)
+
+Clients (the provider's AWS SDK, boto3) point their endpoint at the proxy. Every request
+is forwarded to moto with its method, path, headers and body unchanged (a chunked body is
+passed on chunked, trailers included); the answer comes back with its headers, its body
+re-framed with a Content-Length. moto keeps the state, so a fault never loses it.
+
+Each call is classified as <service>.<Operation>:
+  service    the SigV4 credential scope (`Credential=AKID/date/region/<service>/aws4_request`,
+             from the Authorization header or X-Amz-Credential of a presigned URL)
+  operation  X-Amz-Target (JSON protocols: SQS, KMS, CloudTrail), else the `Action` of a
+             query-protocol form (IAM, STS), else for S3 the method, path and sub-resource
+             (`PUT /b?notification` = PutBucketNotificationConfiguration, `PUT /b/k` =
+             PutObject, ...; the SDKs' `x-id=` parameter wins when present)
+
+Admin API on the same port (JSON; the server listens on 127.0.0.1 only):
+  GET    /_proxy/health          {"status": "ok", "upstream": URL (null while not known)}
+  POST   /_proxy/faults          201 fault; 400 {"error"}. Body:
+           {"service": "sqs",             # credential-scope service, or "*" (default)
+            "operation": "CreateQueue",   # or "*" (default); case-insensitive
+            "nth": 1,                     # first matching call hit, counted from registration
+            "count": 1,                   # consecutive calls hit; -1 = every call from nth on
+            "kind": "status",             # "status": answer an error in the protocol's envelope
+                                          # "reset": close the connection without an answer (RST)
+                                          # "latency": only delay the call
+            "status": 500,                # (status) HTTP status 400-599
+            "code": "ThrottlingException",# (status) error code; default from status+protocol
+            "message": "...",             # (status) error message
+            "latency_ms": 50,             # delay (any kind); required for "latency"
+            "phase": "before"}            # "before": moto never sees the call;
+                                          # "after": forward to moto first, then fail/delay
+                                          # (lost response: state changed, client saw an error)
+  GET    /_proxy/faults          {"faults": [... with matched, fired, exhausted]}
+  DELETE /_proxy/faults          204;  DELETE /_proxy/faults/<id>  204 or 404
+  GET    /_proxy/calls[?since=SEQ]
+                                 {"total": N, "operations": {"sqs.CreateQueue": 2, ...},
+                                  "log": [{"seq", "service", "operation", "method", "path",
+                                           "status", "outcome", "fault_ids", "ms"}]}
+  DELETE /_proxy/calls           204
+  POST   /_proxy/reset           204 (faults and calls)
+Paths under /moto-api/ pass straight through: never counted, never faulted.
+
+Several faults may match one call: their latencies add up; the oldest matching status or
+reset fault decides the outcome. A fault counts only the calls it matches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from xml.sax.saxutils import escape as xml_escape
+
+log = logging.getLogger("awsproxy")
+
+ADMIN_PREFIX = "/_proxy/"
+PASSTHROUGH_PREFIX = "/moto-api/"
+MAX_LINE = 65536
+
+# Hop-by-hop request headers, not forwarded. Transfer-Encoding and Trailer are kept: a
+# chunked body is forwarded chunked, byte for byte. Expect is answered here (100 Continue).
+REQUEST_HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "te", "upgrade",
+                       "expect", "proxy-authorization"}
+# The body of a response is read whole and re-framed with Content-Length.
+RESPONSE_HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                        "trailer", "upgrade", "proxy-authenticate"}
+
+# ---------------------------------------------------------------------------------------
+# Classification: which service and operation a request is
+
+
+@dataclass
+class Call:
+    service: str
+    operation: str
+    protocol: str  # "json" | "query" | "s3" | "rest"
+    content_type: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.service}.{self.operation}"
+
+
+CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/aws4_request")
+TARGET_SERVICES = {"amazonsqs": "sqs", "trentservice": "kms", "cloudtrail_20131101": "cloudtrail",
+                   "awsorganizationsv20161128": "organizations"}
+QUERY_VERSIONS = {"2010-05-08": "iam", "2011-06-15": "sts", "2012-11-05": "sqs"}
+
+# S3 sub-resources of a bucket: name -> (GET, PUT, DELETE) operation names.
+S3_BUCKET_SUBRESOURCES: dict[str, tuple[str | None, str | None, str | None]] = {
+    "accelerate": ("GetBucketAccelerateConfiguration", "PutBucketAccelerateConfiguration", None),
+    "acl": ("GetBucketAcl", "PutBucketAcl", None),
+    "analytics": ("GetBucketAnalyticsConfiguration", "PutBucketAnalyticsConfiguration",
+                  "DeleteBucketAnalyticsConfiguration"),
+    "cors": ("GetBucketCors", "PutBucketCors", "DeleteBucketCors"),
+    "encryption": ("GetBucketEncryption", "PutBucketEncryption", "DeleteBucketEncryption"),
+    "intelligent-tiering": ("GetBucketIntelligentTieringConfiguration",
+                            "PutBucketIntelligentTieringConfiguration",
+                            "DeleteBucketIntelligentTieringConfiguration"),
+    "inventory": ("GetBucketInventoryConfiguration", "PutBucketInventoryConfiguration",
+                  "DeleteBucketInventoryConfiguration"),
+    "lifecycle": ("GetBucketLifecycleConfiguration", "PutBucketLifecycleConfiguration",
+                  "DeleteBucketLifecycle"),
+    "location": ("GetBucketLocation", None, None),
+    "logging": ("GetBucketLogging", "PutBucketLogging", None),
+    "metrics": ("GetBucketMetricsConfiguration", "PutBucketMetricsConfiguration",
+                "DeleteBucketMetricsConfiguration"),
+    "notification": ("GetBucketNotificationConfiguration", "PutBucketNotificationConfiguration",
+                     None),
+    "object-lock": ("GetObjectLockConfiguration", "PutObjectLockConfiguration", None),
+    "ownershipControls": ("GetBucketOwnershipControls", "PutBucketOwnershipControls",
+                          "DeleteBucketOwnershipControls"),
+    "policy": ("GetBucketPolicy", "PutBucketPolicy", "DeleteBucketPolicy"),
+    "policyStatus": ("GetBucketPolicyStatus", None, None),
+    "publicAccessBlock": ("GetPublicAccessBlock", "PutPublicAccessBlock",
+                          "DeletePublicAccessBlock"),
+    "replication": ("GetBucketReplication", "PutBucketReplication", "DeleteBucketReplication"),
+    "requestPayment": ("GetBucketRequestPayment", "PutBucketRequestPayment", None),
+    "tagging": ("GetBucketTagging", "PutBucketTagging", "DeleteBucketTagging"),
+    "uploads": ("ListMultipartUploads", None, None),
+    "versioning": ("GetBucketVersioning", "PutBucketVersioning", None),
+    "versions": ("ListObjectVersions", None, None),
+    "website": ("GetBucketWebsite", "PutBucketWebsite", "DeleteBucketWebsite"),
+}
+S3_OBJECT_SUBRESOURCES: dict[str, tuple[str | None, str | None, str | None]] = {
+    "acl": ("GetObjectAcl", "PutObjectAcl", None),
+    "attributes": ("GetObjectAttributes", None, None),
+    "legal-hold": ("GetObjectLegalHold", "PutObjectLegalHold", None),
+    "retention": ("GetObjectRetention", "PutObjectRetention", None),
+    "tagging": ("GetObjectTagging", "PutObjectTagging", "DeleteObjectTagging"),
+    "torrent": ("GetObjectTorrent", None, None),
+}
+S3_METHOD_INDEX = {"GET": 0, "PUT": 1, "DELETE": 2}
+
+
+def _camel(word: str) -> str:
+    return "".join(p[:1].upper() + p[1:] for p in re.split(r"[-_]", word) if p)
+
+
+def s3_operation(method: str, path: str, query: list[tuple[str, str]],
+                 headers: Any) -> str:
+    params = dict(query)
+    if params.get("x-id"):
+        return params["x-id"]
+    bucket, _, key = path.lstrip("/").partition("/")
+    keys = [k for k, _ in query]
+    if not bucket:
+        return "ListBuckets" if method == "GET" else f"{method.title()}Service"
+    copy_source = headers.get("x-amz-copy-source") is not None
+    if not key:
+        for k in keys:
+            if k in S3_BUCKET_SUBRESOURCES and method in S3_METHOD_INDEX:
+                name = S3_BUCKET_SUBRESOURCES[k][S3_METHOD_INDEX[method]]
+                return name or f"{method.title()}Bucket{_camel(k)}"
+        if method == "POST" and "delete" in params:
+            return "DeleteObjects"
+        return {"GET": "ListObjectsV2" if params.get("list-type") == "2" else "ListObjects",
+                "PUT": "CreateBucket", "DELETE": "DeleteBucket",
+                "HEAD": "HeadBucket"}.get(method, f"{method.title()}Bucket")
+    for k in keys:
+        if k in S3_OBJECT_SUBRESOURCES and method in S3_METHOD_INDEX:
+            name = S3_OBJECT_SUBRESOURCES[k][S3_METHOD_INDEX[method]]
+            return name or f"{method.title()}Object{_camel(k)}"
+    if "uploadId" in params:
+        if method == "PUT":
+            return "UploadPartCopy" if copy_source else "UploadPart"
+        return {"GET": "ListParts", "DELETE": "AbortMultipartUpload",
+                "POST": "CompleteMultipartUpload"}.get(method, f"{method.title()}Upload")
+    if method == "POST":
+        for k, name in (("uploads", "CreateMultipartUpload"), ("restore", "RestoreObject"),
+                        ("select", "SelectObjectContent")):
+            if k in params:
+                return name
+    if method == "PUT" and copy_source:
+        return "CopyObject"
+    return {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject",
+            "DELETE": "DeleteObject"}.get(method, f"{method.title()}Object")
+
+
+def classify(method: str, target: str, headers: Any, body: bytes) -> Call:
+    """<service>.<Operation> of a request (see the module docstring)."""
+    split = urllib.parse.urlsplit(target)
+    query = urllib.parse.parse_qsl(split.query, keep_blank_values=True)
+    params = dict(query)
+    content_type = headers.get("Content-Type", "") or ""
+    service = ""
+    scope = CREDENTIAL_SCOPE.search(headers.get("Authorization", "") or "")
+    if scope:
+        service = scope.group(4)
+    elif params.get("X-Amz-Credential"):
+        parts = params["X-Amz-Credential"].split("/")
+        if len(parts) >= 5:
+            service = parts[3]
+    amz_target = headers.get("X-Amz-Target")
+    if amz_target:
+        prefix, _, operation = amz_target.rpartition(".")
+        if not service:
+            service = TARGET_SERVICES.get(prefix.rsplit(".", 1)[-1].lower(), "unknown")
+        return Call(service.lower(), operation, "json", content_type)
+    form: dict[str, str] = {}
+    if "x-www-form-urlencoded" in content_type.lower() and body:
+        try:
+            form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"),
+                                               keep_blank_values=True))
+        except ValueError:
+            form = {}
+    action = form.get("Action") or params.get("Action")
+    if service == "s3" or (not service and not action and params.get("x-id")):
+        return Call("s3", s3_operation(method, split.path, query, headers), "s3", content_type)
+    if action:
+        if not service:
+            version = form.get("Version") or params.get("Version") or ""
+            service = QUERY_VERSIONS.get(version, "unknown")
+        return Call(service.lower(), action, "query", content_type)
+    return Call((service or "unknown").lower(), f"{method} {split.path}", "rest", content_type)
+
+
+# ---------------------------------------------------------------------------------------
+# Error envelopes, by protocol
+
+DEFAULT_CODES = {
+    "json": {400: "ValidationException", 403: "AccessDeniedException",
+             404: "ResourceNotFoundException", 409: "ConflictException",
+             429: "ThrottlingException", 500: "InternalFailure", 503: "ServiceUnavailable"},
+    "rest": {400: "ValidationException", 403: "AccessDeniedException",
+             404: "ResourceNotFoundException", 409: "ConflictException",
+             429: "ThrottlingException", 500: "InternalFailure", 503: "ServiceUnavailable"},
+    "query": {400: "ValidationError", 403: "AccessDenied", 404: "NoSuchEntity",
+              409: "EntityAlreadyExists", 429: "Throttling", 500: "InternalFailure",
+              503: "ServiceUnavailable"},
+    "s3": {400: "InvalidRequest", 403: "AccessDenied", 404: "NoSuchKey", 409: "Conflict",
+           429: "SlowDown", 500: "InternalError", 503: "SlowDown"},
+}
+QUERY_NAMESPACES = {"iam": "https://iam.amazonaws.com/doc/2010-05-08/",
+                    "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
+                    "sqs": "http://queue.amazonaws.com/doc/2012-11-05/"}
+THROTTLE_CODES = {"throttling", "throttlingexception", "throttledexception", "slowdown",
+                  "requestlimitexceeded", "toomanyrequestsexception", "requestthrottled",
+                  "requestthrottledexception", "provisionedthroughputexceededexception",
+                  "limitexceededexception", "bandwidthlimitexceeded"}
+
+
+def default_status(code: str | None, protocol: str) -> int:
+    if code is None:
+        return 500
+    low = code.lower()
+    if low == "slowdown" or low.startswith("serviceunavailable"):
+        return 503
+    if low in THROTTLE_CODES:
+        return 503 if protocol == "s3" else 400
+    if "internal" in low or low == "servicefailure":
+        return 500
+    return 400
+
+
+def error_reply(call: Call, status: int, code: str | None, message: str, request_id: str,
+                head: bool) -> tuple[int, list[tuple[str, str]], bytes]:
+    code = code or DEFAULT_CODES[call.protocol].get(status) or "InjectedFault"
+    if call.protocol in ("json", "rest"):
+        ctype = call.content_type if call.content_type.startswith("application/x-amz-json") \
+            else ("application/x-amz-json-1.0" if call.protocol == "json" else "application/json")
+        body = json.dumps({"__type": code, "message": message}).encode()
+        headers = [("Content-Type", ctype), ("x-amzn-RequestId", request_id),
+                   ("x-amzn-ErrorType", code)]
+    elif call.protocol == "query":
+        ns = QUERY_NAMESPACES.get(call.service)
+        kind = "Sender" if status < 500 else "Receiver"
+        body = (f'<ErrorResponse{f" xmlns={chr(34)}{ns}{chr(34)}" if ns else ""}>'
+                f"<Error><Type>{kind}</Type><Code>{xml_escape(code)}</Code>"
+                f"<Message>{xml_escape(message)}</Message></Error>"
+                f"<RequestId>{request_id}</RequestId></ErrorResponse>").encode()
+        headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
+    else:  # s3
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+                f"<Error><Code>{xml_escape(code)}</Code><Message>{xml_escape(message)}</Message>"
+                f"<RequestId>{request_id}</RequestId><HostId>awsproxy</HostId></Error>").encode()
+        headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id),
+                   ("x-amz-id-2", "awsproxy")]
+    if head:
+        body = b""
+    return status, headers, body
+
+
+# ---------------------------------------------------------------------------------------
+# Faults and the call log
+
+FAULT_KEYS = {"service", "operation", "nth", "count", "kind", "status", "code", "message",
+              "latency_ms", "phase"}
+KINDS = ("status", "reset", "latency")
+
+
+class FaultSpecError(ValueError):
+    pass
+
+
+@dataclass
+class Fault:
+    id: int
+    service: str = "*"
+    operation: str = "*"
+    nth: int = 1
+    count: int = 1
+    kind: str = "status"
+    status: int | None = None
+    code: str | None = None
+    message: str | None = None
+    latency_ms: int = 0
+    phase: str = "before"
+    matched: int = 0
+    fired: int = 0
+
+    def matches(self, call: Call) -> bool:
+        return (self.service == "*" or self.service.lower() == call.service.lower()) and \
+            (self.operation == "*" or self.operation.lower() == call.operation.lower())
+
+    def in_window(self, n: int) -> bool:
+        return n >= self.nth and (self.count < 0 or n < self.nth + self.count)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.count >= 0 and self.matched >= self.nth + self.count - 1
+
+    def public(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["exhausted"] = self.exhausted
+        return out
+
+
+def _int(spec: dict[str, Any], key: str, default: int | None, lo: int, hi: int | None = None
+         ) -> int | None:
+    value = spec.get(key, default)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < lo or \
+            (hi is not None and value > hi):
+        raise FaultSpecError(f"{key} must be an integer in [{lo}, {hi if hi else '...'}]")
+    return value
+
+
+def _str(spec: dict[str, Any], key: str, default: str | None) -> str | None:
+    value = spec.get(key, default)
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise FaultSpecError(f"{key} must be a non-empty string")
+    return value
+
+
+def parse_fault(spec: Any, fault_id: int) -> Fault:
+    if not isinstance(spec, dict):
+        raise FaultSpecError("body must be a JSON object")
+    unknown = set(spec) - FAULT_KEYS
+    if unknown:
+        raise FaultSpecError(f"unknown keys {sorted(unknown)}; allowed: {sorted(FAULT_KEYS)}")
+    kind = spec.get("kind")
+    if kind is None:
+        kind = "status" if ("status" in spec or "code" in spec) else "latency"
+    if kind not in KINDS:
+        raise FaultSpecError(f"kind must be one of {list(KINDS)}")
+    count = spec.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count == 0 or count < -1:
+        raise FaultSpecError("count must be a positive integer, or -1 for every call")
+    status = _int(spec, "status", None, 400, 599)
+    code = _str(spec, "code", None)
+    latency_ms = _int(spec, "latency_ms", 0, 0) or 0
+    if kind != "status" and (status is not None or code is not None or "message" in spec):
+        raise FaultSpecError(f"status, code and message belong to kind \"status\", not {kind!r}")
+    if kind == "latency" and not latency_ms:
+        raise FaultSpecError("kind \"latency\" needs latency_ms > 0")
+    phase = spec.get("phase", "before")
+    if phase not in ("before", "after"):
+        raise FaultSpecError('phase must be "before" or "after"')
+    return Fault(id=fault_id, service=_str(spec, "service", "*") or "*",
+                 operation=_str(spec, "operation", "*") or "*",
+                 nth=_int(spec, "nth", 1, 1) or 1, count=count, kind=kind, status=status,
+                 code=code, message=_str(spec, "message", None), latency_ms=latency_ms,
+                 phase=phase)
+
+
+@dataclass
+class Decision:
+    latency_before_ms: int = 0
+    latency_after_ms: int = 0
+    action: Fault | None = None  # the status/reset fault that decides the outcome
+    fault_ids: list[int] = field(default_factory=list)
+
+
+class FaultBook:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: dict[int, Fault] = {}
+        self._ids = itertools.count(1)
+
+    def add(self, spec: Any) -> Fault:
+        with self._lock:
+            fault = parse_fault(spec, next(self._ids))
+            self._faults[fault.id] = fault
+            return fault
+
+    def remove(self, fault_id: int) -> bool:
+        with self._lock:
+            return self._faults.pop(fault_id, None) is not None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [f.public() for f in self._faults.values()]
+
+    def decide(self, call: Call) -> Decision:
+        d = Decision()
+        with self._lock:
+            for fault in self._faults.values():
+                if not fault.matches(call):
+                    continue
+                fault.matched += 1
+                if not fault.in_window(fault.matched):
+                    continue
+                fault.fired += 1
+                d.fault_ids.append(fault.id)
+                if fault.phase == "before":
+                    d.latency_before_ms += fault.latency_ms
+                else:
+                    d.latency_after_ms += fault.latency_ms
+                if fault.kind != "latency" and d.action is None:
+                    d.action = fault
+        return d
+
+
+class CallLog:
+    MAX_LOG = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._seq = 0
+            self._ops: dict[str, int] = {}
+            self._log: list[dict[str, Any]] = []
+
+    def record(self, call: Call, method: str, path: str) -> dict[str, Any]:
+        with self._lock:
+            self._seq += 1
+            self._ops[call.key] = self._ops.get(call.key, 0) + 1
+            entry = {"seq": self._seq, "service": call.service, "operation": call.operation,
+                     "method": method, "path": path, "status": None, "outcome": None,
+                     "fault_ids": [], "ms": None}
+            self._log.append(entry)
+            if len(self._log) > self.MAX_LOG:
+                del self._log[: len(self._log) - self.MAX_LOG]
+            return entry
+
+    def finish(self, entry: dict[str, Any], **values: Any) -> None:
+        with self._lock:
+            entry.update(values)
+
+    def snapshot(self, since: int = 0) -> dict[str, Any]:
+        with self._lock:
+            return {"total": self._seq, "operations": dict(sorted(self._ops.items())),
+                    "log": [dict(e) for e in self._log if e["seq"] > since]}
+
+
+# ---------------------------------------------------------------------------------------
+# The server
+
+
+class UpstreamError(Exception):
+    pass
+
+
+def parse_upstream(url: str) -> tuple[str, str, int]:
+    split = urllib.parse.urlsplit(url.strip())
+    if split.scheme != "http" or not split.hostname:
+        raise ValueError(f"the upstream must be http://host:port, got {url!r}")
+    return url.strip().rstrip("/"), split.hostname, split.port or 80
+
+
+class ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the SDKs open many connections at once
+
+    def __init__(self, address: tuple[str, int], upstream: str | None = None,
+                 upstream_file: str | None = None, upstream_wait: float = 30.0) -> None:
+        if (upstream is None) == (upstream_file is None):
+            raise ValueError("give exactly one of upstream and upstream_file")
+        self._upstream: tuple[str, str, int] | None = \
+            parse_upstream(upstream) if upstream is not None else None
+        self.upstream_file = upstream_file
+        self.upstream_wait = upstream_wait
+        self._upstream_lock = threading.Lock()
+        self.faults = FaultBook()
+        self.calls = CallLog()
+        super().__init__(address, ProxyHandler)
+
+    @property
+    def upstream(self) -> str | None:
+        return self._upstream[0] if self._upstream else None
+
+    def upstream_address(self, wait: float | None = None) -> tuple[str, int]:
+        """(host, port) of moto; with upstream_file, wait for the file to appear."""
+        if self._upstream is None:
+            with self._upstream_lock:
+                deadline = time.monotonic() + (self.upstream_wait if wait is None else wait)
+                while self._upstream is None:
+                    try:
+                        with open(self.upstream_file) as f:  # type: ignore[arg-type]
+                            text = f.read().strip()
+                        if text:
+                            self._upstream = parse_upstream(text)
+                            break
+                    except FileNotFoundError:
+                        pass
+                    except ValueError as err:
+                        raise UpstreamError(f"{self.upstream_file}: {err}") from err
+                    if time.monotonic() > deadline:
+                        raise UpstreamError(f"no upstream URL in {self.upstream_file}")
+                    time.sleep(0.02)
+        return self._upstream[1], self._upstream[2]
+
+
+class ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; every answer carries a Content-Length
+    disable_nagle_algorithm = True
+    server: ProxyServer
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def read_body(self) -> tuple[bytes, bytes]:
+        """(bytes as received, decoded body). Chunked bodies keep their framing."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            raw, decoded = bytearray(), bytearray()
+            while True:
+                line = self.rfile.readline(MAX_LINE)
+                if not line.endswith(b"\n"):
+                    raise ConnectionError("truncated chunked body")
+                raw += line
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while True:  # trailers, then the blank line
+                        line = self.rfile.readline(MAX_LINE)
+                        raw += line
+                        if line in (b"\r\n", b"\n", b""):
+                            break
+                    return bytes(raw), bytes(decoded)
+                chunk = self.rfile.read(size + 2)
+                if len(chunk) < size + 2:
+                    raise ConnectionError("truncated chunk")
+                raw += chunk
+                decoded += chunk[:size]
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(length) if length > 0 else b""
+        if len(data) < length:
+            raise ConnectionError("truncated body")
+        return data, data
+
+    def reply(self, status: int, headers: list[tuple[str, str]], body: bytes,
+              reason: str | None = None, keep_length: bool = False) -> None:
+        """Send a whole answer in one write. keep_length: HEAD/204/304 pass their
+        Content-Length through and send no body."""
+        lines = [f"HTTP/1.1 {status} {reason or self.responses.get(status, ('',))[0]}"]
+        has_length = False
+        for name, value in headers:
+            if name.lower() in RESPONSE_HOP_HEADERS:
+                continue
+            if name.lower() == "content-length":
+                if not keep_length:
+                    continue
+                has_length = True
+            lines.append(f"{name}: {value}")
+        if not keep_length:
+            lines.append(f"Content-Length: {len(body)}")
+            payload = body
+        else:
+            payload = b""
+            if not has_length and status not in (204, 304) and status >= 200:
+                lines.append("Content-Length: 0")
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head + payload)
+
+    def reply_json(self, status: int, doc: Any = None) -> None:
+        body = b"" if doc is None else json.dumps(doc).encode()
+        headers = [] if doc is None else [("Content-Type", "application/json")]
+        self.reply(status, headers, body)
+
+    def reset_connection(self) -> None:
+        """Close the client connection with an RST and without an answer."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        # The fd closes (RST) when finish() drops the file objects; no FIN before it.
+        self.connection.close()
+
+    def forward(self, raw_body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        host, port = self.server.upstream_address()
+        conn = http.client.HTTPConnection(host, port, timeout=120)
+        try:
+            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for name, value in self.headers.items():
+                if name.lower() not in REQUEST_HOP_HEADERS:
+                    conn.putheader(name, value)
+            conn.endheaders(raw_body or None)
+            resp = conn.getresponse()
+            body = resp.read()
+            return resp.status, resp.reason, resp.getheaders(), body
+        except (OSError, http.client.HTTPException) as err:
+            raise UpstreamError(f"{type(err).__name__}: {err}") from err
+        finally:
+            conn.close()
+
+    def no_body_answer(self, status: int) -> bool:
+        return self.command == "HEAD" or status in (204, 304) or status < 200
+
+    # -- dispatch ---------------------------------------------------------------------
+
+    def handle_any(self) -> None:
+        try:
+            raw, decoded = self.read_body()
+        except (ConnectionError, ValueError):
+            self.close_connection = True
+            return
+        path = urllib.parse.urlsplit(self.path).path
+        if path.startswith(ADMIN_PREFIX) or path == ADMIN_PREFIX.rstrip("/"):
+            self.admin(decoded)
+        elif path.startswith(PASSTHROUGH_PREFIX) or path == PASSTHROUGH_PREFIX.rstrip("/"):
+            self.passthrough(raw)
+        else:
+            self.proxy(raw, decoded)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = handle_any
+
+    def passthrough(self, raw: bytes) -> None:
+        try:
+            status, reason, headers, body = self.forward(raw)
+        except UpstreamError as err:
+            self.reply(502, [("Content-Type", "text/plain")], f"awsproxy: {err}".encode())
+            return
+        self.reply(status, headers, body, reason, keep_length=self.no_body_answer(status))
+
+    def proxy(self, raw: bytes, decoded: bytes) -> None:
+        started = time.monotonic()
+        call = classify(self.command, self.path, self.headers, decoded)
+        calls = self.server.calls
+        entry = calls.record(call, self.command, self.path)
+        d = self.server.faults.decide(call)
+        done = {"fault_ids": d.fault_ids}
+        request_id = str(uuid.uuid4())
+
+        def elapsed() -> float:
+            return round((time.monotonic() - started) * 1000, 1)
+
+        def act(fault: Fault, carried_out: bool) -> None:
+            if fault.kind == "reset":
+                calls.finish(entry, outcome="reset", ms=elapsed(), **done)
+                self.reset_connection()
+                return
+            status = fault.status or default_status(fault.code, call.protocol)
+            message = fault.message or (f"injected fault {d.fault_ids} by awsproxy"
+                                        + (" (the call was carried out)" if carried_out else ""))
+            status, headers, body = error_reply(call, status, fault.code, message, request_id,
+                                                head=self.command == "HEAD")
+            calls.finish(entry, status=status, outcome="fault", ms=elapsed(), **done)
+            self.reply(status, headers, body, keep_length=False)
+
+        if d.latency_before_ms:
+            time.sleep(d.latency_before_ms / 1000.0)
+        if d.action is not None and d.action.phase == "before":
+            act(d.action, carried_out=False)
+            return
+        try:
+            status, reason, headers, body = self.forward(raw)
+        except UpstreamError as err:
+            calls.finish(entry, status=502, outcome=f"upstream error: {err}", ms=elapsed(),
+                         **done)
+            self.reply(502, [("Content-Type", "text/plain")], f"awsproxy: {err}".encode())
+            return
+        if d.latency_after_ms:
+            time.sleep(d.latency_after_ms / 1000.0)
+        if d.action is not None:  # phase "after": moto has carried the call out
+            act(d.action, carried_out=True)
+            return
+        body = fix_moto_answer(call, status, body)
+        calls.finish(entry, status=status, outcome="forwarded", ms=elapsed(), **done)
+        self.reply(status, headers, body, reason, keep_length=self.no_body_answer(status))
+
+    # -- admin ------------------------------------------------------------------------
+
+    def admin(self, body: bytes) -> None:
+        split = urllib.parse.urlsplit(self.path)
+        route = split.path[len(ADMIN_PREFIX):].strip("/")
+        method = self.command
+        faults, calls = self.server.faults, self.server.calls
+        if route == "health" and method == "GET":
+            try:
+                self.server.upstream_address(wait=0)
+            except UpstreamError:
+                pass  # not known yet (upstream_file not written)
+            return self.reply_json(200, {"status": "ok", "upstream": self.server.upstream})
+        if route == "faults":
+            if method == "POST":
+                try:
+                    spec = json.loads(body or b"null")
+                    fault = faults.add(spec)
+                except ValueError as err:  # FaultSpecError or bad JSON
+                    return self.reply_json(400, {"error": str(err)})
+                return self.reply_json(201, fault.public())
+            if method == "GET":
+                return self.reply_json(200, {"faults": faults.list()})
+            if method == "DELETE":
+                faults.clear()
+                return self.reply_json(204)
+        if route.startswith("faults/") and method == "DELETE":
+            try:
+                fault_id = int(route.split("/", 1)[1])
+            except ValueError:
+                return self.reply_json(404, {"error": f"no fault {route.split('/', 1)[1]}"})
+            if not faults.remove(fault_id):
+                return self.reply_json(404, {"error": f"no fault {fault_id}"})
+            return self.reply_json(204)
+        if route == "calls":
+            if method == "GET":
+                try:
+                    since = int(urllib.parse.parse_qs(split.query).get("since", ["0"])[0])
+                except ValueError:
+                    return self.reply_json(400, {"error": "since must be an integer"})
+                return self.reply_json(200, calls.snapshot(since))
+            if method == "DELETE":
+                calls.reset()
+                return self.reply_json(204)
+        if route == "reset" and method == "POST":
+            faults.clear()
+            calls.reset()
+            return self.reply_json(204)
+        return self.reply_json(404, {"error": f"no admin route {method} {split.path}"})
+
+
+# ---------------------------------------------------------------------------------------
+# Command line
+
+
+# moto answers GetBucketNotificationConfiguration of a bucket without notifications with an
+# empty <GetBucketNotificationResponse/>, which AWS never sends (it sends an empty
+# <NotificationConfiguration/>) and the Rust SDK rejects. The proxy restores AWS's shape so
+# the provider sees what it would see in AWS.
+_EMPTY_NOTIFICATION = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?<GetBucketNotificationResponse[^>]*/>\s*$")
+
+
+def fix_moto_answer(call: Call, status: int, body: bytes) -> bytes:
+    if (status == 200 and call.service == "s3"
+            and call.operation == "GetBucketNotificationConfiguration"
+            and _EMPTY_NOTIFICATION.match(body)):
+        return (b'<?xml version="1.0" encoding="UTF-8"?>\n'
+                b'<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>')
+    return body
+
+
+def write_port_file(path: str, port: int) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(f"{port}\n")
+    os.replace(tmp, path)
+
+
+def serve(upstream: str | None, port: int = 0, host: str = "127.0.0.1",
+          upstream_file: str | None = None) -> ProxyServer:
+    """Bind (and listen); the caller runs serve_forever (tests may use a thread)."""
+    return ProxyServer((host, port), upstream, upstream_file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sandbox.awsproxy",
+                                description="fault-injecting proxy in front of moto_server")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--upstream", help="moto_server base URL, http://host:port")
+    where.add_argument("--upstream-file",
+                       help="file that will hold the moto_server base URL (read when needed)")
+    p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = pick one)")
+    p.add_argument("--port-file", help="write the listening port here once ready")
+    p.add_argument("--verbose", action="store_true", help="log every request")
+    p.add_argument("--quiet", action="store_true", help="(default) log only errors")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(message)s")
+    server = serve(args.upstream, args.port, upstream_file=args.upstream_file)
+    port = server.server_address[1]
+    if args.port_file:
+        write_port_file(args.port_file, port)
+    log.info("listening on http://127.0.0.1:%d, upstream %s", port,
+             server.upstream or f"from {args.upstream_file}")
+
+    def stop(signum: int, frame: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve_forever(poll_interval=0.1)
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
