@@ -83,6 +83,36 @@ impl Stack {
         http(&self.var("EXPEL_SANDBOX_URL"), method, path, body, &[])
     }
 
+    /// Calls the fault proxy in front of moto (`/_proxy/...`).
+    pub fn aws_proxy(&self, method: &str, path: &str, body: Option<&Json>) -> (u16, Json) {
+        http(&self.var("AWS_PROXY_URL"), method, path, body, &[])
+    }
+
+    /// Runs an out-of-band action in moto (tests/e2e/oob.py) and returns its output.
+    pub fn oob(&self, action: &str) -> String {
+        let venv = std::env::var("EXPEL_VENV_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join(".stack/venv"));
+        let out = Command::new(venv.join("bin/python"))
+            .arg(repo_root().join("tests/e2e/oob.py"))
+            .arg(action)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run tests/e2e/oob.py");
+        assert!(
+            out.status.success(),
+            "oob.py {action} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What exists in moto (keys with their state, aliases, buckets, queues, trails, roles,
+    /// customer policies).
+    pub fn aws_listing(&self) -> Json {
+        serde_json::from_str(&self.oob("list")).expect("oob.py list prints JSON")
+    }
+
     /// Calls the Workbench emulator as a client would (Bearer auth).
     pub fn workbench(&self, method: &str, path: &str, body: Option<&Json>) -> (u16, Json) {
         let auth = format!("Bearer {}", self.var("EXPEL_API_KEY"));

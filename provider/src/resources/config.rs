@@ -340,7 +340,9 @@ fn aws_settings(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> AwsSe
             diags.attr_error(
                 AttrPath::root("aws").attr("region"),
                 "Malformed AWS region",
-                format!("{source} = {r:?} is not an AWS region name such as \"us-east-1\"."),
+                format!(
+                    "`aws.region` = {r:?} (from {source}) is not an AWS region name such as \"us-east-1\"."
+                ),
             );
         }
     }

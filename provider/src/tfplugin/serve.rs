@@ -137,36 +137,65 @@ async fn run<P: Provider>(
             }
         }
     });
+    // go-plugin force-kills a plugin that has not exited 2 s after Shutdown: give calls in
+    // flight 1.5 s to finish, then go.
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         stop_rx.recv().await;
+        let _ = drained_tx.send(());
+    };
+    let grace = async move {
+        if drained_rx.await.is_ok() {
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
     };
 
     match tls {
         None => {
-            router
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-                .await?
+            let serve =
+                router.serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown);
+            tokio::select! {
+                r = serve => r?,
+                _ = grace => tracing::warn!("calls still running at shutdown were abandoned"),
+            }
         }
         Some(t) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(t.config);
             let (tx, rx) = mpsc::channel(16);
             tokio::spawn(async move {
-                while let Ok((sock, _)) = listener.accept().await {
+                loop {
+                    let sock = match listener.accept().await {
+                        Ok((sock, _)) => sock,
+                        Err(e) => {
+                            // E.g. out of file descriptors: keep serving, try again shortly.
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
                     let acceptor = acceptor.clone();
                     let tx = tx.clone();
                     tokio::spawn(async move {
-                        match acceptor.accept(sock).await {
-                            Ok(stream) => {
+                        let handshake = acceptor.accept(sock);
+                        match tokio::time::timeout(std::time::Duration::from_secs(10), handshake)
+                            .await
+                        {
+                            Ok(Ok(stream)) => {
                                 let _ = tx.send(Ok::<_, std::io::Error>(stream)).await;
                             }
-                            Err(e) => tracing::warn!("TLS handshake refused: {e}"),
+                            Ok(Err(e)) => tracing::warn!("TLS handshake refused: {e}"),
+                            Err(_) => tracing::warn!("TLS handshake timed out"),
                         }
                     });
                 }
             });
-            router
-                .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
-                .await?
+            let serve = router.serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown);
+            tokio::select! {
+                r = serve => r?,
+                _ = grace => tracing::warn!("calls still running at shutdown were abandoned"),
+            }
         }
     }
     drop(dir);

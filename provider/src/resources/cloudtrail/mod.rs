@@ -395,6 +395,17 @@ impl Resource<ExpelData> for CloudTrailIntegration {
         if !input.prior.is_null() && !self.check_pinned(input.prior, &loc, diags) {
             return;
         }
+        if input.prior.is_null() {
+            if let Err(e) = ctx.data.workbench.organization(&org).await {
+                let what = if e.status() == Some(404) {
+                    "Unknown Workbench organization"
+                } else {
+                    "Cannot read the Workbench organization"
+                };
+                diags.error(what, format!("{e}. Check the provider's `organization_id` (or EXPEL_ORGANIZATION_ID): it is the role's external id and the organization the device is registered in."));
+                return;
+            }
+        }
         let unknown_or_null =
             |v: &Value, k: &str| v.get(k).is_none_or(|x| x.is_null() || !x.is_known());
         if unknown_or_null(input.config, "bucket_name")

@@ -1961,29 +1961,39 @@ impl Step<Cx> for WorkbenchDevice {
         let spec = Self::spec(cx);
         self.check_spec(cx, &spec).await?;
         let org = cx.s.workbench_org.clone();
-        let existing = cx
-            .wb(DEVICE, || cx.wbc().devices_named(&org, &spec.name))
+        let role_arn = cx.role_arn();
+        // Look up before every attempt: a create whose answer was lost must not register the
+        // device twice.
+        let found = cx
+            .wb(DEVICE, || async {
+                let existing = cx.wbc().devices_named(&org, &spec.name).await?;
+                match existing.into_iter().next() {
+                    Some(d) => Ok((d, false)),
+                    None => cx.wbc().create_device(&org, &spec).await.map(|d| (d, true)),
+                }
+            })
             .await?;
-        let id = match existing.into_iter().next() {
+        let id = match found {
+            (d, true) => {
+                cx.j().device_id = Some(d.id.clone());
+                cx.j().device_status = d.status.clone();
+                d.id
+            }
             // Ours when it points at our role: a rerun after a crash adopts it.
-            Some(d) if d.device_spec.get("role_arn").and_then(Json::as_str) == Some(cx.role_arn().as_str()) => {
+            (d, false)
+                if d.device_spec.get("role_arn").and_then(Json::as_str) == Some(role_arn.as_str()) =>
+            {
                 cx.j().device_id = Some(d.id.clone());
                 if !self.differences(cx, &d).is_empty() {
                     self.repair(cx, &[]).await?;
                 }
                 d.id
             }
-            Some(_) => {
+            (d, false) => {
                 return Err(fail(
                     DEVICE,
-                    format!("Workbench already has a device named {:?} for another role; import it (terraform import) or choose another name", spec.name),
+                    format!("Workbench already has a device named {:?} ({}) for another role; import it (terraform import) or choose another name", d.name, d.id),
                 ))
-            }
-            None => {
-                let d = cx.wb(DEVICE, || cx.wbc().create_device(&org, &spec)).await?;
-                cx.j().device_id = Some(d.id.clone());
-                cx.j().device_status = d.status.clone();
-                d.id
             }
         };
         if cx.s.wait_for_healthy {

@@ -1,0 +1,235 @@
+//! expel_cloudtrail_integration through the real terraform CLI, moto (behind the fault proxy)
+//! and the Workbench emulator.
+use expel_e2e::{Stack, Workdir};
+use serde_json::{json, Value};
+
+const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
+const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
+
+fn devices(stack: &Stack) -> Vec<Value> {
+    let (_, state) = stack.admin("GET", "/_admin/state", None);
+    state["workbench"]["security_devices"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn apply_detects_and_repairs_every_drift_then_destroys() {
+    let stack = Stack::up();
+    let w = Workdir::from_example("cloudtrail", &stack);
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    let device_id = w.outputs()["security_device_id"]["value"]
+        .as_str()
+        .map(str::to_string);
+    assert_eq!(devices(&stack).len(), 1);
+
+    // Several pieces changed behind Terraform's back: one plan names each, one apply fixes all.
+    for action in [
+        "key-policy-edit",
+        "bucket-encryption-remove",
+        "notification-remove",
+        "queue-policy-change",
+        "trail-stop",
+        "role-trust-change",
+        "policy-detach",
+    ] {
+        stack.oob(action);
+    }
+    let plan = w.tf_expect(PLAN, 2);
+    let out = plan.all();
+    for words in [
+        "Allow cloudtrail bucket to encrypt/decrypt SQS",
+        "default encryption (SSE-KMS) removed",
+        "bucket_notification",
+        "queue access policy",
+        "trail logging is stopped",
+        "trust policy",
+        "ExpelAPIPolicy is detached from the role",
+    ] {
+        assert!(out.contains(words), "plan does not name {words:?}:\n{out}");
+    }
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+
+    // A disabled key, then one scheduled for deletion.
+    for (action, words) in [
+        ("key-disable", "KMS key is disabled"),
+        ("key-schedule-deletion", "scheduled for deletion"),
+    ] {
+        stack.oob(action);
+        let plan = w.tf_expect(PLAN, 2);
+        assert!(
+            plan.all().contains(words),
+            "plan does not name {words:?}:\n{}",
+            plan.all()
+        );
+        w.tf_expect(APPLY, 0);
+        w.tf_expect(PLAN, 0);
+    }
+
+    // Deleted pieces are re-created: the trail in AWS and the device in Workbench.
+    stack.oob("trail-delete");
+    let id = device_id.expect("device id output");
+    let (code, _) = stack.workbench("DELETE", &format!("/api/v2/security_devices/{id}"), None);
+    assert_eq!(code, 204);
+    let plan = w.tf_expect(PLAN, 2);
+    assert!(
+        plan.all().contains("deleted outside Terraform"),
+        "{}",
+        plan.all()
+    );
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    assert_eq!(devices(&stack).len(), 1);
+    assert_eq!(stack.aws_listing()["trails"], json!(["GlobalCloudTrail"]));
+
+    // Destroy removes everything but the key and the log bucket (kept: logs are evidence).
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    let left = stack.aws_listing();
+    assert!(names(&left["trails"]).is_empty(), "{left}");
+    assert!(
+        left["queues"].as_array().is_some_and(|q| q.is_empty()),
+        "{left}"
+    );
+    assert!(
+        !names(&left["roles"]).contains(&"ExpelServiceRole".to_string()),
+        "{left}"
+    );
+    assert!(names(&left["policies"]).is_empty(), "{left}");
+    assert_eq!(
+        names(&left["buckets"]),
+        vec!["expel-cloudtrail-123456789012-us-east-1"],
+        "{left}"
+    );
+    assert!(devices(&stack).is_empty());
+}
+
+#[test]
+fn force_destroy_removes_the_bucket_and_schedules_the_key() {
+    let stack = Stack::up();
+    let w = Workdir::from_example("cloudtrail", &stack);
+    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
+    w.write(
+        "main.tf",
+        &main.replace(
+            "  tags = {",
+            "  force_destroy = true\n  key_deletion_window_days = 7\n\n  tags = {",
+        ),
+    );
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    let left = stack.aws_listing();
+    assert!(names(&left["buckets"]).is_empty(), "{left}");
+    assert!(names(&left["aliases"]).is_empty(), "{left}");
+    let states: Vec<&str> = left["keys"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(states, vec!["PendingDeletion"], "{left}");
+}
+
+#[test]
+fn faults_leave_nothing_orphaned_and_a_rerun_converges() {
+    let stack = Stack::up();
+    let w = Workdir::from_example("cloudtrail", &stack);
+    // Throttling storms and server errors are retried within the apply.
+    for fault in [
+        json!({"service": "iam", "operation": "CreateRole", "nth": 1, "count": 3, "kind": "status", "status": 400, "code": "Throttling"}),
+        json!({"service": "sqs", "operation": "CreateQueue", "nth": 1, "count": 1, "kind": "status", "status": 500, "phase": "after"}),
+        json!({"service": "kms", "operation": "*", "nth": 2, "count": 1, "kind": "reset"}),
+    ] {
+        let (code, body) = stack.aws_proxy("POST", "/_proxy/faults", Some(&fault));
+        assert!(code < 300, "{body}");
+    }
+    let (code, _) = stack.admin("POST", "/_admin/faults", Some(&json!({"route": "POST /api/v2/security_devices", "nth": 1, "status": 500, "phase": "after"})));
+    assert!(code < 300);
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    assert_eq!(
+        devices(&stack).len(),
+        1,
+        "a lost create answer does not register the device twice"
+    );
+
+    // A user error stops the apply; the state lists what exists; the rerun finishes the job.
+    let (code, body) = stack.aws_proxy("POST", "/_proxy/faults", Some(&json!({"service": "cloudtrail", "operation": "CreateTrail", "nth": 1, "count": 1, "kind": "status", "status": 400, "code": "InvalidParameterCombinationException"})));
+    assert!(code < 300, "{body}");
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    let failed = w.tf_expect(APPLY, 1);
+    assert!(
+        failed.all().contains("Step 1: multi-region trail"),
+        "{}",
+        failed.all()
+    );
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    let left = stack.aws_listing();
+    assert!(
+        names(&left["trails"]).is_empty() && names(&left["policies"]).is_empty(),
+        "{left}"
+    );
+    assert!(devices(&stack).is_empty());
+}
+
+#[test]
+fn bad_inputs_name_the_attribute() {
+    let stack = Stack::up();
+    let hcl = r#"
+terraform {
+  required_providers {
+    expel = { source = "expel-io/expel" }
+  }
+}
+provider "expel" {}
+resource "expel_cloudtrail_integration" "bad" {
+  name                     = " "
+  kms_alias                = "ExpelCloudTrail"
+  expel_principals         = ["arn:aws:s3:::not-a-principal"]
+  key_deletion_window_days = 3
+}
+"#;
+    let w = Workdir::with_hcl(hcl, &stack);
+    let out = w.tf_expect(&["plan", "-no-color"], 1).stderr;
+    for words in [
+        "name",
+        "Malformed KMS alias",
+        "Malformed principal",
+        "key_deletion_window_days",
+    ] {
+        assert!(out.contains(words), "{words:?} missing:\n{out}");
+    }
+
+    let ok = hcl
+        .replace("= \" \"", "= \"Acme\"")
+        .replace("\"ExpelCloudTrail\"", "\"alias/ExpelCloudTrail\"")
+        .replace("[\"arn:aws:s3:::not-a-principal\"]", "null")
+        .replace("= 3", "= 7");
+    let mut w = Workdir::with_hcl(&ok, &stack);
+    w.set_env("AWS_REGION", Some("moon"));
+    let out = w.tf_expect(&["plan", "-no-color"], 1).stderr;
+    assert!(out.contains("aws.region") && out.contains("moon"), "{out}");
+
+    w.set_env("AWS_REGION", Some("us-east-1"));
+    w.set_env(
+        "EXPEL_ORGANIZATION_ID",
+        Some("00000000-0000-4000-8000-000000000000"),
+    );
+    let out = w.tf_expect(&["plan", "-no-color"], 1).stderr;
+    assert!(
+        out.contains("Unknown Workbench organization") && out.contains("organization_id"),
+        "{out}"
+    );
+}
