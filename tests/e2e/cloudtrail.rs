@@ -233,3 +233,71 @@ resource "expel_cloudtrail_integration" "bad" {
         "{out}"
     );
 }
+
+#[test]
+fn import_by_device_id_then_by_role_name() {
+    let stack = Stack::up();
+    let w = Workdir::from_example("cloudtrail", &stack);
+    w.tf_expect(APPLY, 0);
+    let id = w.outputs()["security_device_id"]["value"]
+        .as_str()
+        .map(str::to_string)
+        .expect("device id");
+    let addr = "expel_cloudtrail_integration.this";
+
+    w.tf_expect(&["state", "rm", addr], 0);
+    w.tf_expect(&["import", "-no-color", addr, &id], 0);
+    w.tf_expect(PLAN, 0);
+
+    // No device yet: import by role name; the plan registers the device.
+    w.tf_expect(&["state", "rm", addr], 0);
+    let (code, _) = stack.workbench("DELETE", &format!("/api/v2/security_devices/{id}"), None);
+    assert_eq!(code, 204);
+    w.tf_expect(&["import", "-no-color", addr, "ExpelServiceRole"], 0);
+    w.tf_expect(PLAN, 2);
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    assert_eq!(devices(&stack).len(), 1);
+
+    // Something that is not ours cannot be imported.
+    let mut bad = Workdir::from_example("cloudtrail", &stack);
+    bad.set_env("TF_IN_AUTOMATION", Some("1"));
+    let out = bad.tf_expect(
+        &[
+            "import",
+            "-no-color",
+            addr,
+            "00000000-0000-4000-8000-000000000000",
+        ],
+        1,
+    );
+    assert!(out.stderr.contains("no security device"), "{}", out.stderr);
+}
+
+#[test]
+fn untaint_resumes_a_failed_apply() {
+    let stack = Stack::up();
+    let w = Workdir::from_example("cloudtrail", &stack);
+    let (code, _) = stack.admin(
+        "POST",
+        "/_admin/faults",
+        Some(&json!({"route": "POST /api/v2/security_devices", "nth": 1, "status": 422})),
+    );
+    assert!(code < 300);
+    let failed = w.tf_expect(APPLY, 1);
+    assert!(
+        failed.all().contains("Step 8: register AWS CloudTrail"),
+        "{}",
+        failed.all()
+    );
+    assert!(
+        failed.all().contains("terraform untaint"),
+        "the error says how to resume"
+    );
+    w.tf_expect(&["untaint", "expel_cloudtrail_integration.this"], 0);
+    let plan = w.tf_expect(PLAN, 2);
+    assert!(plan.all().contains("not created yet"), "{}", plan.all());
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    assert_eq!(devices(&stack).len(), 1);
+}

@@ -30,7 +30,7 @@ impl std::fmt::Display for StepError {
 /// What observing a piece found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Observed {
-    /// Not created yet (nothing recorded in the journal).
+    /// Not created yet (nothing recorded in the journal): a failed create stopped before it.
     NotCreated,
     /// Recorded, but gone.
     Gone,
@@ -41,7 +41,7 @@ pub enum Observed {
 impl Observed {
     pub fn problems(&self) -> Vec<String> {
         match self {
-            Observed::NotCreated => vec![],
+            Observed::NotCreated => vec!["not created yet".to_string()],
             Observed::Gone => vec!["deleted outside Terraform".to_string()],
             Observed::Present(p) => p.clone(),
         }

@@ -101,7 +101,7 @@ pub fn render(v: &Value) -> String {
 }
 
 /// The statements of a document: `Statement` may be a list or a single object.
-pub(crate) fn statements(doc: &Value) -> Vec<&Value> {
+pub fn statements(doc: &Value) -> Vec<&Value> {
     match doc.get("Statement") {
         Some(Value::Array(list)) => list.iter().collect(),
         Some(single @ Value::Object(_)) => vec![single],

@@ -14,6 +14,7 @@ use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resou
 use crate::tfplugin::schema::{validators, Attribute, Block, NestedBlock, Schema};
 use crate::tfplugin::value::{Type, Value};
 
+mod import;
 mod steps;
 
 use steps::{Cx, Journal, Settings};
@@ -239,6 +240,16 @@ fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
                 .collect(),
         ),
     );
+    // Derived from names and location, as the plan computes them (import leaves them out).
+    set(&mut v, "bucket_arn", Value::string(cx.bucket_arn()));
+    set(&mut v, "queue_arn", Value::string(cx.queue_arn()));
+    set(
+        &mut v,
+        "trail_arn",
+        Value::string(policy::trail_arn(&cx.loc, &cx.s.trail_name)),
+    );
+    set(&mut v, "policy_arn", Value::string(cx.policy_arn()));
+    set(&mut v, "role_arn", Value::string(cx.role_arn()));
     v
 }
 
@@ -285,6 +296,38 @@ impl CloudTrailIntegration {
         false
     }
 
+    /// An organization trail writes under `AWSLogs/<org id>/`: the AWS Organization id is
+    /// needed by every operation that builds the bucket policy.
+    async fn organization(
+        &self,
+        aws: &crate::clients::aws::AwsClients,
+        cx: &Cx,
+        diags: &mut Diagnostics,
+    ) -> bool {
+        if !cx.s.organization_trail {
+            return true;
+        }
+        match aws.organizations.describe_organization().send().await {
+            Ok(o) => {
+                if let Ok(mut j) = cx.journal.lock() {
+                    j.aws_org_id = o.organization().and_then(|o| o.id()).map(str::to_string);
+                }
+                true
+            }
+            Err(e) => {
+                diags.attr_error(
+                    AttrPath::root("organization_trail"),
+                    "Not in an AWS Organization",
+                    format!(
+                        "organization_trail needs the management account of an AWS Organization: {}",
+                        crate::clients::aws::AwsError::from_sdk("organizations", "DescribeOrganization", e)
+                    ),
+                );
+                false
+            }
+        }
+    }
+
     fn cx(
         &self,
         ctx: &Ctx<ExpelData>,
@@ -308,7 +351,7 @@ impl CloudTrailIntegration {
 
 fn report(diags: &mut Diagnostics, what: &str, errors: &[engine::StepError]) {
     for e in errors {
-        diags.error(format!("{what} failed at {}", e.step), format!("{}\n\nWhat was made so far is saved in the state; run `terraform apply` again to finish (it adopts what exists), or `terraform destroy` to remove it.", e.message));
+        diags.error(format!("{what} failed at {}", e.step), format!("{}\n\nWhat was made so far is saved in the state, which Terraform marks tainted. To finish instead of re-creating: `terraform untaint <address>` then `terraform apply` (it repairs and completes what is missing). `terraform destroy` removes what was made.", e.message));
     }
 }
 
@@ -487,7 +530,7 @@ impl Resource<ExpelData> for CloudTrailIntegration {
             if prior_drift
                 .get(*piece)
                 .and_then(Value::as_str)
-                .is_some_and(|d| d.contains(GONE))
+                .is_some_and(|d| d.contains(GONE) || d.contains("not created yet"))
             {
                 for id in *ids {
                     set(planned, id, Value::unknown());
@@ -514,23 +557,11 @@ impl Resource<ExpelData> for CloudTrailIntegration {
         };
         let aws = ctx.data.aws_clients().await;
         let cx = self.cx(ctx, aws, loc, planned, &org, timeout(planned, "create"));
-        if cx.s.organization_trail {
-            match aws.organizations.describe_organization().send().await {
-                Ok(o) => cx
-                    .journal
-                    .lock()
-                    .map(|mut j| {
-                        j.aws_org_id = o.organization().and_then(|o| o.id()).map(str::to_string)
-                    })
-                    .unwrap_or(()),
-                Err(e) => {
-                    diags.attr_error(AttrPath::root("organization_trail"), "Not in an AWS Organization", format!("organization_trail needs the management account of an AWS Organization: {}", crate::clients::aws::AwsError::from_sdk("organizations", "DescribeOrganization", e)));
-                    return ApplyOutcome {
-                        state: None,
-                        private: vec![],
-                    };
-                }
-            }
+        if !self.organization(aws, &cx, diags).await {
+            return ApplyOutcome {
+                state: None,
+                private: vec![],
+            };
         }
         let steps = steps();
         let errors = engine::create_all(&steps, &cx).await;
@@ -561,6 +592,9 @@ impl Resource<ExpelData> for CloudTrailIntegration {
         }
         let aws = ctx.data.aws_clients().await;
         let cx = self.cx(ctx, aws, loc, state, &org, Duration::from_secs(300));
+        if !self.organization(aws, &cx, diags).await {
+            return keep(state);
+        }
         let steps = steps();
         let (seen, errors) = engine::observe_all(&steps, &cx).await;
         if !errors.is_empty() {
@@ -629,6 +663,12 @@ impl Resource<ExpelData> for CloudTrailIntegration {
             }
         }
         let cx = self.cx(ctx, aws, loc, &base, &org, timeout(planned, "update"));
+        if !self.organization(aws, &cx, diags).await {
+            return ApplyOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        }
         let steps = steps();
         let errors = engine::converge(&steps, &cx).await;
         report(diags, "Repairing the CloudTrail integration", &errors);
@@ -661,12 +701,28 @@ impl Resource<ExpelData> for CloudTrailIntegration {
 
     async fn import(
         &self,
-        _ctx: &Ctx<ExpelData>,
-        _id: &str,
+        ctx: &Ctx<ExpelData>,
+        id: &str,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        diags.error("Import is not available yet", "expel_cloudtrail_integration cannot be imported yet; create it with terraform apply (an existing set of objects made by this provider is adopted).");
-        None
+        let (loc, _org) = self.location(ctx, diags).await?;
+        let aws = ctx.data.aws_clients().await;
+        match import::find(&ctx.data, aws, id).await {
+            Ok(found) => {
+                let mut v = import::state(found);
+                set(&mut v, "account_id", Value::string(loc.account_id));
+                set(&mut v, "region", Value::string(loc.region));
+                set(&mut v, "partition", Value::string(loc.partition));
+                Some(v)
+            }
+            Err(e) => {
+                diags.error(
+                    "Cannot import the CloudTrail integration",
+                    format!("{e}. Import by the Workbench security device id, or by the role name (e.g. ExpelServiceRole) when no device exists yet."),
+                );
+                None
+            }
+        }
     }
 }
 
