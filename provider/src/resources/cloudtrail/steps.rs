@@ -629,6 +629,18 @@ impl Step<Cx> for TrailBucket {
             })
             .await?;
         let key_arn = cx.j().key_arn.clone().unwrap_or_default();
+        let bucket_key = enc
+            .as_ref()
+            .and_then(|e| e.server_side_encryption_configuration())
+            .and_then(|c| c.rules().first())
+            .map(|r| r.bucket_key_enabled().unwrap_or(false));
+        if bucket_key.is_some_and(|b| b != cx.s.bucket_key_enabled) {
+            problems.push(format!(
+                "log bucket's S3 Bucket Key is {} instead of {}",
+                if cx.s.bucket_key_enabled { "off" } else { "on" },
+                if cx.s.bucket_key_enabled { "on" } else { "off" }
+            ));
+        }
         let rule = enc
             .as_ref()
             .and_then(|e| e.server_side_encryption_configuration())
