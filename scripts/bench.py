@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -149,7 +150,8 @@ class RssSampler(threading.Thread):
 
     def stop(self):
         self.stop_event.set()
-        self.join(timeout=2)
+        if self.is_alive():
+            self.join(timeout=2)
 
     def peak_kib(self, kind):
         with self.lock:
@@ -173,9 +175,13 @@ class Terraform:
     def __init__(self, sampler):
         self.sampler = sampler
         self.running = None
+        self.cpu = None
 
     def __call__(self, side, workdir, env, *args, ok=(0,)):
-        """Runs `terraform args` in workdir; returns (seconds, exit code)."""
+        """Runs `terraform args` in workdir; returns (seconds, exit code). self.cpu is the CPU
+        time (user + system) of terraform and its plugins, which the machine's load barely
+        changes (commands run one at a time, so RUSAGE_CHILDREN grows by theirs alone)."""
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         p = subprocess.Popen(["terraform", *args], cwd=workdir, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -187,6 +193,8 @@ class Terraform:
             self.sampler.unwatch(p.pid)
             self.running = None
         dt = time.perf_counter() - t0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         if p.returncode not in ok:
             tail = "\n".join(out.splitlines()[-60:])
             die(f"[{side}] `terraform {' '.join(args)}` in {workdir} exited {p.returncode} "
@@ -194,13 +202,28 @@ class Terraform:
         return dt, p.returncode
 
     def kill(self):
+        """Stops the running terraform and then any plugin it leaves behind (ours only)."""
         p = self.running
-        if p and p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        if not p or p.poll() is not None:
+            return
+        plugins = set()
+        for task in glob.glob(f"/proc/{p.pid}/task/*/children"):
+            plugins.update(int(x) for x in (_read(task) or b"").split())
+        plugins = {x for x in plugins
+                   if (_read(f"/proc/{x}/comm") or b"").startswith(b"terraform-provi")}
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        for pid in plugins:
+            # Orphans now; the comm check guards against a reused pid.
+            if (_read(f"/proc/{pid}/comm") or b"").startswith(b"terraform-provi"):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except OSError:
+                    pass
 
 
 def http(method, url, body=None, token=None):
@@ -310,25 +333,28 @@ def run_side(side, workdir, env, tf, stack, fig, plan_runs, apply_args=()):
     dt, _ = tf(side, workdir, env, "apply", "-auto-approve", "-input=false", "-no-color", *apply_args)
     calls, errors = stack.calls()
     put("apply (s)", dt)
+    put("  CPU of terraform + plugin in apply (s)", tf.cpu)
     put("  AWS calls in apply", calls)
     put("  of which answered 4xx/5xx (mostly not-found probes)", errors)
 
     say(f"[{side}] {plan_runs} no-op plans")
-    plans, plan_calls = [], []
+    plans, plan_calls, plan_cpu = [], [], []
     for _ in range(plan_runs):
         stack.clear_calls()
         dt, _ = tf(side, workdir, env, "plan", "-detailed-exitcode", "-input=false", "-no-color",
                    *apply_args)
         plans.append(dt)
+        plan_cpu.append(tf.cpu)
         plan_calls.append(stack.calls()[0])
     put(f"no-op plan, median of {plan_runs} (s)", statistics.median(plans))
+    put("  CPU of terraform + plugin in a no-op plan (s)", statistics.median(plan_cpu))
     put("  AWS calls in a no-op plan", int(statistics.median(plan_calls)))
 
     say(f"[{side}] drift: trail logging stopped out of band")
     stack.oob("trail-stop")
     stack.clear_calls()
-    dt, rc = tf(side, workdir, env, "plan", "-detailed-exitcode", "-input=false", "-no-color",
-                *apply_args, ok=(2,))
+    dt, _ = tf(side, workdir, env, "plan", "-detailed-exitcode", "-input=false", "-no-color",
+               *apply_args, ok=(2,))
     put("plan after drift: trail stopped (s)", dt)
     say(f"[{side}] apply repairing the drift")
     dt, _ = tf(side, workdir, env, "apply", "-auto-approve", "-input=false", "-no-color", *apply_args)
@@ -367,7 +393,7 @@ def fmt(v):
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:.1f}" if v >= 100 else f"{v:.2f}" if v >= 1 else f"{v:.3f}"
+        return f"{v:.1f}" if v >= 10 else f"{v:.2f}" if v >= 1 else f"{v:.3f}"
     return str(v)
 
 
@@ -507,11 +533,13 @@ def bench(a, tmp, stack, sampler, tf):
     calls_aws = fig["  AWS calls in apply"][AWS]
     rows += [
         row("apply (s)"),
+        row("  CPU of terraform + plugin in apply (s)"),
         ("apply, verify = false (s)", nv_s, apply_aws),
         row("  AWS calls in apply"),
         ("  AWS calls in apply, verify = false", nv_calls, calls_aws),
         row("  of which answered 4xx/5xx (mostly not-found probes)"),
         row(f"no-op plan, median of {a.plan_runs} (s)"),
+        row("  CPU of terraform + plugin in a no-op plan (s)"),
         row("  AWS calls in a no-op plan"),
         row("plan after drift: trail stopped (s)"),
         row("apply repairing the drift (s)"),

@@ -167,6 +167,27 @@ impl<P: Provider> Inner<P> {
     }
 }
 
+/// Validation shared by the provider block, resources and data sources: decode, run the
+/// attribute validators, then the object's own checks.
+fn validate_config(
+    schema: &Schema,
+    config: Option<&pb::DynamicValue>,
+    own_checks: impl FnOnce(&Value, &mut Diagnostics),
+) -> Result<Diagnostics, Diagnostics> {
+    let config = decode(config, &schema.ty(), "configuration")?;
+    let mut d = Diagnostics::default();
+    run_validators(&schema.block, &config, &AttrPath::default(), &mut d);
+    own_checks(&config, &mut d);
+    Ok(d)
+}
+
+/// The diagnostics of a call whose response carries nothing else.
+fn only_diags(r: Result<Diagnostics, Diagnostics>) -> Vec<pb::Diagnostic> {
+    match r {
+        Ok(d) | Err(d) => diags_to_proto(&d),
+    }
+}
+
 fn one_error(summary: impl Into<String>, detail: impl Into<String>) -> Diagnostics {
     let mut d = Diagnostics::default();
     d.error(summary, detail);
@@ -398,31 +419,14 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         let req = r.into_inner();
         let res = self
             .guard("ValidateProviderConfig", |i, _| async move {
-                let config = decode(
-                    req.config.as_ref(),
-                    &i.provider_schema.ty(),
-                    "configuration",
-                )?;
-                let mut d = Diagnostics::default();
-                run_validators(
-                    &i.provider_schema.block,
-                    &config,
-                    &AttrPath::default(),
-                    &mut d,
-                );
-                i.provider.validate(&config, &mut d);
-                Ok(((), d))
+                validate_config(&i.provider_schema, req.config.as_ref(), |c, d| {
+                    i.provider.validate(c, d)
+                })
             })
             .await;
-        respond!(
-            res,
-            |_u, d| pb::validate_provider_config::Response {
-                diagnostics: diags_to_proto(&d)
-            },
-            |e| pb::validate_provider_config::Response {
-                diagnostics: diags_to_proto(&e)
-            }
-        )
+        Ok(Response::new(pb::validate_provider_config::Response {
+            diagnostics: only_diags(res),
+        }))
     }
 
     async fn validate_resource_config(
@@ -433,22 +437,12 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         let res = self
             .guard("ValidateResourceConfig", |i, _| async move {
                 let (res, schema) = i.resource(&req.type_name)?;
-                let config = decode(req.config.as_ref(), &schema.ty(), "configuration")?;
-                let mut d = Diagnostics::default();
-                run_validators(&schema.block, &config, &AttrPath::default(), &mut d);
-                res.validate(&config, &mut d);
-                Ok(((), d))
+                validate_config(schema, req.config.as_ref(), |c, d| res.validate(c, d))
             })
             .await;
-        respond!(
-            res,
-            |_u, d| pb::validate_resource_config::Response {
-                diagnostics: diags_to_proto(&d)
-            },
-            |e| pb::validate_resource_config::Response {
-                diagnostics: diags_to_proto(&e)
-            }
-        )
+        Ok(Response::new(pb::validate_resource_config::Response {
+            diagnostics: only_diags(res),
+        }))
     }
 
     async fn validate_data_resource_config(
@@ -459,22 +453,12 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         let res = self
             .guard("ValidateDataResourceConfig", |i, _| async move {
                 let (ds, schema) = i.data_source(&req.type_name)?;
-                let config = decode(req.config.as_ref(), &schema.ty(), "configuration")?;
-                let mut d = Diagnostics::default();
-                run_validators(&schema.block, &config, &AttrPath::default(), &mut d);
-                ds.validate(&config, &mut d);
-                Ok(((), d))
+                validate_config(schema, req.config.as_ref(), |c, d| ds.validate(c, d))
             })
             .await;
-        respond!(
-            res,
-            |_u, d| pb::validate_data_resource_config::Response {
-                diagnostics: diags_to_proto(&d)
-            },
-            |e| pb::validate_data_resource_config::Response {
-                diagnostics: diags_to_proto(&e)
-            }
-        )
+        Ok(Response::new(pb::validate_data_resource_config::Response {
+            diagnostics: only_diags(res),
+        }))
     }
 
     async fn upgrade_resource_state(
