@@ -123,6 +123,26 @@ fn org_example_applies_detects_member_drift_repairs_and_destroys() {
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
 
+    // The state pins each member's account: aliases swapped to the other account are an
+    // error naming both, never "gone" (nothing is re-created in the wrong account).
+    w.write(
+        "terraform.tfvars",
+        &format!("member_account_ids = [\"{}\", \"{}\"]\n", ids[1], ids[0]),
+    );
+    let plan = w.tf_expect(PLAN, 1);
+    let text = plan.all();
+    assert!(
+        text.contains("The provider points at another AWS account")
+            && text.contains(&ids[0])
+            && text.contains(&ids[1]),
+        "{text}"
+    );
+    w.write(
+        "terraform.tfvars",
+        &format!("member_account_ids = [\"{}\", \"{}\"]\n", ids[0], ids[1]),
+    );
+    w.tf_expect(PLAN, 0);
+
     // Destroy leaves no role or policy of ours in any member account.
     w.tf_expect(DESTROY, 0);
     for id in &ids {
@@ -226,4 +246,38 @@ resource "expel_aws_member_role" "this" {
     let text = out.all();
     assert!(text.contains("Malformed principal"), "{text}");
     assert!(text.contains("expel_principals"), "{text}");
+}
+
+#[test]
+fn an_unmarked_role_in_a_member_account_is_not_adopted() {
+    let stack = Stack::up();
+    let ids = organization(&stack);
+    stack.oob_with("role-foreign", &[&in_account(&ids[0])]);
+    let w = org_workdir(&stack, &ids);
+    let out = w.tf_expect(APPLY, 1);
+    // Terraform wraps long diagnostics.
+    let text = out.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        text.contains("does not carry the tag expel:managed-by"),
+        "{text}"
+    );
+    // Destroy removes what we made and leaves the foreign role, saying so.
+    let out = w.tf_expect(DESTROY, 0);
+    assert!(
+        out.all()
+            .contains("Left in place: not made by this provider"),
+        "{}",
+        out.all()
+    );
+    let l = stack.aws_listing_in(&ids[0]);
+    assert!(
+        names(&l["roles"]).contains(&"ExpelServiceRole".to_string()),
+        "{l}"
+    );
+    for id in &ids {
+        assert!(
+            names(&stack.aws_listing_in(id)["policies"]).is_empty(),
+            "{id}"
+        );
+    }
 }

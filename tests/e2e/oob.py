@@ -115,6 +115,13 @@ def role_delete(a):
     iam.delete_role(RoleName=a["role"])
 
 
+def role_foreign(a):
+    """A role with our name that this provider did not make (no ownership tag)."""
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+                                                    "Action": "sts:AssumeRole"}]}
+    client("iam").create_role(RoleName=a["role"], AssumeRolePolicyDocument=json.dumps(trust))
+
+
 def org_setup(a):
     """An AWS Organization with CloudTrail trusted access and member accounts, each with the
     OrganizationAccountAccessRole that AWS (and moto) creates in accounts made by CreateAccount. Prints
@@ -161,7 +168,7 @@ def listing(a):
 
 ACTIONS = {f.__name__.replace("_", "-"): f for f in (
     key_policy_edit, key_disable, key_schedule_deletion, bucket_encryption_remove, notification_remove,
-    queue_policy_change, trail_stop, trail_delete, role_trust_change, policy_detach, policy_edit, role_delete,
+    queue_policy_change, trail_stop, trail_delete, role_trust_change, policy_detach, policy_edit, role_delete, role_foreign,
     org_setup, org_trust_off)}
 ACTIONS["list"] = listing
 

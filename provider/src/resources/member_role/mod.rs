@@ -153,6 +153,7 @@ impl AwsMemberRole {
             loc,
             s: settings(v),
             deadline: Deadline::after(timeout, ctx.cancel.clone()),
+            warnings: Default::default(),
         }
     }
 }
@@ -374,6 +375,9 @@ impl Resource<ExpelData> for AwsMemberRole {
         let cx = self.cx(ctx, loc, prior, DEFAULT_TIMEOUT).await;
         let errors = engine::delete_all(&steps(), &cx).await;
         report(diags, "Destroying the member role", &errors);
+        for w in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
+            diags.warning("Left in place: not made by this provider", w);
+        }
     }
 
     async fn import(

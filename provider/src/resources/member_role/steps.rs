@@ -28,9 +28,24 @@ pub struct Cx {
     pub loc: Location,
     pub s: Settings,
     pub deadline: Deadline,
+    /// Said to the user as warnings (e.g. an object destroy left because it is not ours).
+    pub warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl Cx {
+    fn warn(&self, w: String) {
+        match self.warnings.lock() {
+            Ok(mut g) => g.push(w),
+            Err(p) => p.into_inner().push(w),
+        }
+    }
+    /// Destroy leaves an object it did not make, and says so.
+    fn leave_foreign(&self, what: &str) {
+        self.warn(format!(
+            "{what} in account {} does not carry the tag {MARKER_KEY}={MARKER_VALUE}: it was not made by this provider and was left in place.",
+            self.loc.account_id
+        ));
+    }
     pub fn policy_arn(&self) -> String {
         policy::policy_arn(&self.loc, &self.s.policy_name)
     }
@@ -289,10 +304,8 @@ impl Step<Cx> for MemberPolicy {
             return Ok(());
         }
         if !self.owned(cx).await? {
-            return Err(not_ours(
-                POLICY,
-                &format!("IAM policy {}", cx.s.policy_name),
-            ));
+            cx.leave_foreign(&format!("IAM policy {}", cx.s.policy_name));
+            return Ok(());
         }
         let arn = cx.policy_arn();
         for v in self
@@ -486,7 +499,8 @@ impl Step<Cx> for MemberRole {
             return Ok(());
         }
         if !self.owned(cx).await? {
-            return Err(not_ours(ROLE, &format!("IAM role {}", cx.s.role_name)));
+            cx.leave_foreign(&format!("IAM role {}", cx.s.role_name));
+            return Ok(());
         }
         if self.attached(cx).await? {
             let arn = cx.policy_arn();
