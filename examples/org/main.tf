@@ -4,9 +4,10 @@
 #
 # The default provider points at the management account; one alias per member account
 # assumes the role AWS Organizations creates there (OrganizationAccountAccessRole).
-# Run against the local stack:
+# Run against the local stack (from the repository root, dev_overrides as in the README):
 #   eval "$(scripts/stack up)"
-#   python tests/e2e/oob.py org-setup      # prints two member account ids
+#   .stack/venv/bin/python tests/e2e/oob.py org-setup   # organization, trusted access, two member accounts; prints their ids
+#   cd examples/org && terraform get                      # links the local module
 #   terraform apply -var 'member_account_ids=["<id1>","<id2>"]'
 terraform {
   required_providers {
