@@ -3,6 +3,9 @@ console access might do behind Terraform's back). Talks to moto directly (MOTO_U
 proxy's call counts only show the provider's calls.
 
     python oob.py <action> [name=value ...]
+
+`account=<id>` acts in another account of the organization, through its
+OrganizationAccountAccessRole (moto maps the assumed role's credentials to that account).
 """
 import json
 import os
@@ -19,12 +22,22 @@ DEFAULTS = {
     "alias": "alias/ExpelCloudTrail",
     "role": "ExpelServiceRole",
     "policy": "ExpelAPIPolicy",
+    "account": ACCOUNT,
+    "members": "2",
 }
+ORG_ROLE = "OrganizationAccountAccessRole"
+_ACCOUNT = [ACCOUNT]
 
 
 def client(name):
-    return boto3.client(name, endpoint_url=os.environ["MOTO_URL"], region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    kw = dict(endpoint_url=os.environ["MOTO_URL"], region_name=REGION,
+              aws_access_key_id="testing", aws_secret_access_key="testing")
+    if _ACCOUNT[0] != ACCOUNT:
+        creds = boto3.client("sts", **kw).assume_role(
+            RoleArn=f"arn:aws:iam::{_ACCOUNT[0]}:role/{ORG_ROLE}", RoleSessionName="oob")["Credentials"]
+        kw.update(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                  aws_session_token=creds["SessionToken"])
+    return boto3.client(name, **kw)
 
 
 def key_id(a):
@@ -36,7 +49,7 @@ def queue_url(a):
 
 
 def policy_arn(a):
-    return f"arn:aws:iam::{ACCOUNT}:policy/{a['policy']}"
+    return f"arn:aws:iam::{_ACCOUNT[0]}:policy/{a['policy']}"
 
 
 def key_policy_edit(a):
@@ -89,6 +102,52 @@ def policy_detach(a):
     client("iam").detach_role_policy(RoleName=a["role"], PolicyArn=policy_arn(a))
 
 
+def policy_edit(a):
+    iam = client("iam")
+    doc = {"Version": "2012-10-17", "Statement": [{"Sid": "ExpelReadOnly", "Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    iam.create_policy_version(PolicyArn=policy_arn(a), PolicyDocument=json.dumps(doc), SetAsDefault=True)
+
+
+def role_delete(a):
+    iam = client("iam")
+    for p in iam.list_attached_role_policies(RoleName=a["role"])["AttachedPolicies"]:
+        iam.detach_role_policy(RoleName=a["role"], PolicyArn=p["PolicyArn"])
+    iam.delete_role(RoleName=a["role"])
+
+
+def role_foreign(a):
+    """A role with our name that this provider did not make (no ownership tag)."""
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+                                                    "Action": "sts:AssumeRole"}]}
+    client("iam").create_role(RoleName=a["role"], AssumeRolePolicyDocument=json.dumps(trust))
+
+
+def org_setup(a):
+    """An AWS Organization with CloudTrail trusted access and member accounts, each with the
+    OrganizationAccountAccessRole that AWS (and moto) creates in accounts made by CreateAccount. Prints
+    the member account ids, one a line."""
+    org = client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    org.enable_aws_service_access(ServicePrincipal="cloudtrail.amazonaws.com")
+    ids = []
+    for i in range(int(a["members"])):
+        st = org.create_account(Email=f"member{i}@example.com", AccountName=f"member{i}")["CreateAccountStatus"]
+        ids.append(st["AccountId"])
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                                                    "Action": "sts:AssumeRole"}]}
+    for acct in ids:
+        # moto's CreateAccount makes the role, as AWS does; older versions did not.
+        _ACCOUNT[0] = acct
+        iam = client("iam")
+        if ORG_ROLE not in [r["RoleName"] for r in iam.list_roles()["Roles"]]:
+            iam.create_role(RoleName=ORG_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+    print("\n".join(ids))
+
+
+def org_trust_off(a):
+    client("organizations").disable_aws_service_access(ServicePrincipal="cloudtrail.amazonaws.com")
+
+
 def listing(a):
     """What exists, as JSON: the tests check destroy leaves only what is retained on purpose."""
     kms, s3, sqs, ct, iam = (client(n) for n in ("kms", "s3", "sqs", "cloudtrail", "iam"))
@@ -109,9 +168,11 @@ def listing(a):
 
 ACTIONS = {f.__name__.replace("_", "-"): f for f in (
     key_policy_edit, key_disable, key_schedule_deletion, bucket_encryption_remove, notification_remove,
-    queue_policy_change, trail_stop, trail_delete, role_trust_change, policy_detach)}
+    queue_policy_change, trail_stop, trail_delete, role_trust_change, policy_detach, policy_edit, role_delete, role_foreign,
+    org_setup, org_trust_off)}
 ACTIONS["list"] = listing
 
 if __name__ == "__main__":
     args = dict(DEFAULTS, **dict(kv.split("=", 1) for kv in sys.argv[2:]))
+    _ACCOUNT[0] = args["account"]
     ACTIONS[sys.argv[1]](args)

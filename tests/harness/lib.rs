@@ -90,12 +90,18 @@ impl Stack {
 
     /// Runs an out-of-band action in moto (tests/e2e/oob.py) and returns its output.
     pub fn oob(&self, action: &str) -> String {
+        self.oob_with(action, &[])
+    }
+
+    /// Like `oob`, with `name=value` arguments (e.g. `account=<id>` to act in a member account).
+    pub fn oob_with(&self, action: &str, args: &[&str]) -> String {
         let venv = std::env::var("EXPEL_VENV_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|_| repo_root().join(".stack/venv"));
         let out = Command::new(venv.join("bin/python"))
             .arg(repo_root().join("tests/e2e/oob.py"))
             .arg(action)
+            .args(args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
             .expect("run tests/e2e/oob.py");
@@ -111,6 +117,12 @@ impl Stack {
     /// customer policies).
     pub fn aws_listing(&self) -> Json {
         serde_json::from_str(&self.oob("list")).expect("oob.py list prints JSON")
+    }
+
+    /// What exists in another account of the organization.
+    pub fn aws_listing_in(&self, account: &str) -> Json {
+        serde_json::from_str(&self.oob_with("list", &[&format!("account={account}")]))
+            .expect("oob.py list prints JSON")
     }
 
     /// Calls the Workbench emulator as a client would (Bearer auth).
@@ -187,6 +199,20 @@ impl TfOutput {
     }
 }
 
+/// Copies the `.tf` files of `src` and its subfolders (local modules) into `dst`.
+fn copy_tf(src: &Path, dst: &Path) {
+    for entry in std::fs::read_dir(src).expect("example exists") {
+        let p = entry.expect("dir entry").path();
+        let to = dst.join(p.file_name().expect("file name"));
+        if p.is_dir() {
+            std::fs::create_dir_all(&to).expect("create module folder");
+            copy_tf(&p, &to);
+        } else if p.extension().is_some_and(|e| e == "tf") {
+            std::fs::copy(&p, &to).expect("copy example");
+        }
+    }
+}
+
 /// A Terraform working directory wired to the built provider and a stack.
 pub struct Workdir {
     pub dir: tempfile::TempDir,
@@ -197,14 +223,7 @@ impl Workdir {
     /// A working directory with a copy of `examples/<name>`.
     pub fn from_example(name: &str, stack: &Stack) -> Workdir {
         let w = Workdir::empty(stack);
-        let src = repo_root().join("examples").join(name);
-        for entry in std::fs::read_dir(&src).expect("example exists") {
-            let p = entry.expect("dir entry").path();
-            if p.extension().is_some_and(|e| e == "tf") {
-                std::fs::copy(&p, w.dir.path().join(p.file_name().expect("file name")))
-                    .expect("copy example");
-            }
-        }
+        copy_tf(&repo_root().join("examples").join(name), w.dir.path());
         w
     }
 

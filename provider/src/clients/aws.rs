@@ -49,9 +49,17 @@ impl AwsClients {
         }
         let mut shared = loader.load().await;
         if let Some((role_arn, external_id, session)) = &s.assume_role {
+            // AssumeRole goes to the configured STS endpoint too (an emulator, a private one).
+            let sts_conf = match s.endpoints.iter().find(|(n, _)| n == "sts") {
+                Some((_, u)) => shared
+                    .to_builder()
+                    .endpoint_url(u.as_str().trim_end_matches('/'))
+                    .build(),
+                None => shared.clone(),
+            };
             let mut b = aws_config::sts::AssumeRoleProvider::builder(role_arn.clone())
                 .session_name(session.clone())
-                .configure(&shared);
+                .configure(&sts_conf);
             if let Some(x) = external_id {
                 b = b.external_id(x.clone());
             }

@@ -10,6 +10,7 @@ use crate::tfplugin::value::Value;
 
 pub mod cloudtrail;
 pub mod config;
+pub mod member_role;
 pub mod organization;
 pub mod plugins;
 pub mod soc_email;
@@ -47,7 +48,10 @@ impl Provider for ExpelProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource<ExpelData>>> {
-        vec![Arc::new(cloudtrail::CloudTrailIntegration)]
+        vec![
+            Arc::new(cloudtrail::CloudTrailIntegration),
+            Arc::new(member_role::AwsMemberRole),
+        ]
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource<ExpelData>>> {

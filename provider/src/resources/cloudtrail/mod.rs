@@ -18,6 +18,7 @@ mod import;
 mod steps;
 
 use steps::{Cx, Journal, Settings};
+pub use steps::{MARKER_KEY, MARKER_VALUE};
 
 pub struct CloudTrailIntegration;
 
@@ -349,6 +350,61 @@ impl CloudTrailIntegration {
     }
 }
 
+/// The service principal AWS Organizations must trust for an organization trail.
+pub const CLOUDTRAIL_PRINCIPAL: &str = "cloudtrail.amazonaws.com";
+
+/// What to tell the user when CloudTrail trusted access is off.
+pub fn trusted_access_missing() -> (&'static str, String) {
+    ("CloudTrail trusted access is not enabled in AWS Organizations", format!(
+        "organization_trail = true needs trusted access for {CLOUDTRAIL_PRINCIPAL} in AWS Organizations. \
+         In the management account, enable it from the CloudTrail console (Settings > Organization > enable trusted access) \
+         or with `aws organizations enable-aws-service-access --service-principal {CLOUDTRAIL_PRINCIPAL}`, then apply again; \
+         or set organization_trail = false."
+    ))
+}
+
+/// Organization trails need CloudTrail trusted access (ListAWSServiceAccessForOrganization).
+async fn cloudtrail_trusted_access(
+    aws: &crate::clients::aws::AwsClients,
+) -> Result<(), (&'static str, String)> {
+    let mut token: Option<String> = None;
+    loop {
+        let page = aws
+            .organizations
+            .list_aws_service_access_for_organization()
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                (
+                    "Cannot check CloudTrail trusted access",
+                    format!(
+                        "organization_trail = true needs the management (or delegated administrator) account of the AWS Organization: {}",
+                        crate::clients::aws::AwsError::from_sdk(
+                            "organizations",
+                            "ListAWSServiceAccessForOrganization",
+                            e
+                        )
+                    ),
+                )
+            })?;
+        if page
+            .enabled_service_principals()
+            .iter()
+            .any(|p| p.service_principal() == Some(CLOUDTRAIL_PRINCIPAL))
+        {
+            return Ok(());
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => {
+                let (s, d) = trusted_access_missing();
+                return Err((s, d));
+            }
+        }
+    }
+}
+
 fn report(diags: &mut Diagnostics, what: &str, errors: &[engine::StepError]) {
     for e in errors {
         diags.error(format!("{what} failed at {}", e.step), format!("{}\n\nWhat was made so far is saved in the state, which Terraform marks tainted. To finish instead of re-creating: `terraform untaint <address>` then `terraform apply` (it repairs and completes what is missing). `terraform destroy` removes what was made.", e.message));
@@ -563,6 +619,15 @@ impl Resource<ExpelData> for CloudTrailIntegration {
                 private: vec![],
             };
         }
+        if cx.s.organization_trail {
+            if let Err((summary, detail)) = cloudtrail_trusted_access(aws).await {
+                diags.attr_error(AttrPath::root("organization_trail"), summary, detail);
+                return ApplyOutcome {
+                    state: None,
+                    private: vec![],
+                };
+            }
+        }
         let steps = steps();
         let errors = engine::create_all(&steps, &cx).await;
         report(diags, "Creating the CloudTrail integration", &errors);
@@ -729,6 +794,15 @@ impl Resource<ExpelData> for CloudTrailIntegration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_trusted_access_says_how_to_enable_it() {
+        let (summary, detail) = trusted_access_missing();
+        assert!(summary.contains("trusted access"));
+        assert!(detail
+            .contains("enable-aws-service-access --service-principal cloudtrail.amazonaws.com"));
+        assert!(detail.contains("organization_trail"));
+    }
 
     #[test]
     fn durations() {

@@ -1,0 +1,488 @@
+//! Resource `expel_aws_member_role`: ExpelServiceRole and a read-only ExpelAPIPolicy in a
+//! member account of an AWS Organization (the guide's Step 6 note and Step 7: the role and
+//! policy replicated in every account, the role with the same name everywhere, the policy
+//! without the SQS, S3 and KMS statements, which only the account holding the trail needs).
+//!
+//! One instance per account: point a provider alias at the account (`aws.assume_role`), and
+//! use this resource with that alias.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::ExpelData;
+use crate::engine::{self, Deadline, Observed, Step};
+use crate::policy::{self, Location};
+use crate::tfplugin::diag::{AttrPath, Diagnostics};
+use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
+use crate::tfplugin::schema::{validators, Attribute, Block, Schema};
+use crate::tfplugin::value::{Type, Value};
+
+mod steps;
+
+use steps::{Cx, MemberPolicy, MemberRole, Settings};
+
+pub struct AwsMemberRole;
+
+fn steps() -> Vec<&'static dyn Step<Cx>> {
+    vec![&MemberPolicy, &MemberRole]
+}
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+fn schema() -> Schema {
+    let s = |n: &str, d: &str| Attribute::string(n).description(d);
+    Schema::new(
+        0,
+        Block::new("`ExpelServiceRole` and a read-only `ExpelAPIPolicy` in a member account of an AWS Organization (CloudTrail guide, Step 6 note and Step 7). The account is the one the provider points at: use one provider alias per account, each with `aws { assume_role { role_arn = ... } }`.")
+            .attr(s("role_name", "IAM role; the guide requires the same name in every account of the organization.").default(Value::string("ExpelServiceRole")).requires_replace().validator(validators::non_empty()))
+            .attr(s("policy_name", "IAM policy attached to the role.").default(Value::string("ExpelAPIPolicy")).requires_replace().validator(validators::non_empty()))
+            .attr(Attribute::new("expel_principals", Type::list(Type::String)).optional().computed().description("Principals trusted to assume the role. Default: Expel's account `012205512454` in the account's partition."))
+            .attr(s("external_id", "External id required in the trust policy. Default: the provider's Workbench `organization_id`.").optional().computed().validator(validators::non_empty()))
+            .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("Tags for the role and the policy (the ownership tag `expel:managed-by` is always added)."))
+            .attr(s("id", "ARN of the role.").computed().use_state_for_unknown())
+            .attr(s("account_id", "AWS account the role lives in (pinned).").computed().use_state_for_unknown())
+            .attr(s("partition", "AWS partition (pinned).").computed().use_state_for_unknown())
+            .attr(s("role_arn", "ARN of the role.").computed())
+            .attr(s("policy_arn", "ARN of the policy.").computed())
+            .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece (`api_policy`, `service_role`), in words; filled by refresh, emptied by the plan that repairs it.")),
+    )
+}
+
+fn str_of(v: &Value, k: &str) -> String {
+    v.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+fn set(v: &mut Value, k: &str, x: Value) {
+    if let Value::Object(m) = v {
+        m.insert(k.to_string(), x);
+    }
+}
+
+fn settings(v: &Value) -> Settings {
+    Settings {
+        role_name: str_of(v, "role_name"),
+        policy_name: str_of(v, "policy_name"),
+        principals: v
+            .get("expel_principals")
+            .and_then(Value::as_list)
+            .map(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        external_id: str_of(v, "external_id"),
+        tags: v
+            .get("tags")
+            .and_then(Value::as_map)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, x)| x.as_str().map(|s| (k.clone(), s.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn with_drift(base: &Value, drift: BTreeMap<String, String>) -> Value {
+    let mut v = base.clone();
+    set(
+        &mut v,
+        "drift",
+        Value::Map(
+            drift
+                .into_iter()
+                .map(|(k, x)| (k, Value::string(x)))
+                .collect(),
+        ),
+    );
+    v
+}
+
+/// A principal is a 12-digit account id or an IAM ARN.
+pub fn principal_ok(s: &str) -> bool {
+    (s.len() == 12 && s.chars().all(|c| c.is_ascii_digit()))
+        || policy::parse_arn(s).is_some_and(|a| a.service == "iam")
+}
+
+impl AwsMemberRole {
+    async fn location(&self, ctx: &Ctx<ExpelData>, diags: &mut Diagnostics) -> Option<Location> {
+        match ctx.data.aws_location().await {
+            Ok(l) => Some(Location {
+                partition: l.partition,
+                account_id: l.account_id,
+                region: l.region,
+            }),
+            Err(e) => {
+                let how = match &ctx.data.aws.assume_role {
+                    Some(a) => format!(
+                        " The provider assumes {}: check that the role exists in the member account and trusts the caller.",
+                        a.role_arn
+                    ),
+                    None => String::new(),
+                };
+                diags.error("Cannot determine the AWS account", format!("{e}. Configure AWS credentials and a region (provider `aws` block or the AWS environment variables).{how}"));
+                None
+            }
+        }
+    }
+
+    /// State pins the account: a provider now pointing elsewhere is an error, never "gone".
+    fn check_pinned(&self, state: &Value, loc: &Location, diags: &mut Diagnostics) -> bool {
+        let pinned = str_of(state, "account_id");
+        if pinned.is_empty() || pinned == loc.account_id {
+            return true;
+        }
+        diags.error(
+            "The provider points at another AWS account",
+            format!(
+                "This role lives in account {pinned}, but the provider is configured for account {}. Point the provider (aws.assume_role) back at {pinned}, or remove the resource from state.",
+                loc.account_id
+            ),
+        );
+        false
+    }
+
+    async fn cx(&self, ctx: &Ctx<ExpelData>, loc: Location, v: &Value, timeout: Duration) -> Cx {
+        Cx {
+            aws: ctx.data.aws_clients().await.clone(),
+            loc,
+            s: settings(v),
+            deadline: Deadline::after(timeout, ctx.cancel.clone()),
+            warnings: Default::default(),
+        }
+    }
+}
+
+fn report(diags: &mut Diagnostics, what: &str, errors: &[engine::StepError]) {
+    for e in errors {
+        diags.error(format!("{what} failed at {}", e.step), format!("{}\n\nWhat was made so far is saved in the state; run `terraform apply` again to finish (it adopts what exists), or `terraform destroy` to remove it.", e.message));
+    }
+}
+
+#[async_trait]
+impl Resource<ExpelData> for AwsMemberRole {
+    fn type_name(&self) -> &'static str {
+        "expel_aws_member_role"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        if let Some(list) = config.get("expel_principals").and_then(Value::as_list) {
+            if list.is_empty() {
+                diags.attr_error(
+                    AttrPath::root("expel_principals"),
+                    "No principal",
+                    "`expel_principals` must name at least one principal; leave it unset for Expel's account.",
+                );
+            }
+            for (i, p) in list.iter().enumerate() {
+                if let Some(s) = p.as_str() {
+                    if !principal_ok(s) {
+                        diags.attr_error(AttrPath::root("expel_principals").index(i), "Malformed principal", format!("{s:?} is neither a 12-digit account id nor an IAM ARN such as \"arn:aws:iam::012205512454:root\"."));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn modify_plan(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        input: &PlanInput<'_>,
+        planned: &mut Value,
+        diags: &mut Diagnostics,
+    ) {
+        let Some(loc) = self.location(ctx, diags).await else {
+            return;
+        };
+        if !input.prior.is_null() && !self.check_pinned(input.prior, &loc, diags) {
+            return;
+        }
+        let unknown_or_null =
+            |v: &Value, k: &str| v.get(k).is_none_or(|x| x.is_null() || !x.is_known());
+        let planned_known =
+            |p: &Value, k: &str| p.get(k).is_some_and(|v| v.is_known() && !v.is_null());
+        if unknown_or_null(input.config, "external_id") && !planned_known(planned, "external_id") {
+            match &ctx.data.organization_id {
+                Some(org) => set(planned, "external_id", Value::string(org.clone())),
+                None if input
+                    .config
+                    .get("external_id")
+                    .is_some_and(|x| !x.is_known()) => {}
+                None => {
+                    diags.attr_error(AttrPath::root("external_id"), "Missing external id", "Set `external_id`, or the provider's `organization_id` (or EXPEL_ORGANIZATION_ID): the Workbench organization id is the role's external id.");
+                    return;
+                }
+            }
+        }
+        if unknown_or_null(input.config, "expel_principals")
+            && !planned_known(planned, "expel_principals")
+        {
+            let p = policy::default_trust_principals(&loc.partition);
+            set(
+                planned,
+                "expel_principals",
+                Value::List(p.into_iter().map(Value::string).collect()),
+            );
+        }
+        set(planned, "account_id", Value::string(loc.account_id.clone()));
+        set(planned, "partition", Value::string(loc.partition.clone()));
+        let name = |k: &str| planned.get(k).and_then(Value::as_str).map(str::to_string);
+        let role = name("role_name").map(|r| policy::role_arn(&loc, &r));
+        let pol = name("policy_name").map(|p| policy::policy_arn(&loc, &p));
+        let or_unknown = |v: Option<String>| v.map(Value::string).unwrap_or(Value::unknown());
+        set(planned, "id", or_unknown(role.clone()));
+        set(planned, "role_arn", or_unknown(role));
+        set(planned, "policy_arn", or_unknown(pol));
+        // Whatever drifted is repaired by this plan.
+        set(planned, "drift", Value::Map(BTreeMap::new()));
+    }
+
+    async fn create(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        planned: &Value,
+        _config: &Value,
+        diags: &mut Diagnostics,
+    ) -> ApplyOutcome {
+        let Some(loc) = self.location(ctx, diags).await else {
+            return ApplyOutcome {
+                state: None,
+                private: vec![],
+            };
+        };
+        let cx = self.cx(ctx, loc, planned, DEFAULT_TIMEOUT).await;
+        let errors = engine::create_all(&steps(), &cx).await;
+        report(diags, "Creating the member role", &errors);
+        ApplyOutcome {
+            state: Some(with_drift(planned, BTreeMap::new())),
+            private: vec![],
+        }
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        state: &Value,
+        private: &[u8],
+        diags: &mut Diagnostics,
+    ) -> ReadOutcome {
+        let keep = |s: &Value| ReadOutcome {
+            state: Some(s.clone()),
+            private: private.to_vec(),
+        };
+        let Some(loc) = self.location(ctx, diags).await else {
+            return keep(state);
+        };
+        if !self.check_pinned(state, &loc, diags) {
+            return keep(state);
+        }
+        let cx = self.cx(ctx, loc, state, Duration::from_secs(300)).await;
+        let steps = steps();
+        let (seen, errors) = engine::observe_all(&steps, &cx).await;
+        if !errors.is_empty() {
+            report(diags, "Reading the member role", &errors);
+            return keep(state);
+        }
+        if seen
+            .values()
+            .all(|o| matches!(o, Observed::Gone | Observed::NotCreated))
+        {
+            return ReadOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        }
+        let mut drift = BTreeMap::new();
+        for s in &steps {
+            if let Some(o) = seen.get(s.key()) {
+                let p = o.problems();
+                if !p.is_empty() {
+                    drift.insert(s.key().to_string(), p.join("; "));
+                }
+            }
+        }
+        for (k, d) in &drift {
+            diags.warning(
+                format!("Drift in {k} (account {})", cx.loc.account_id),
+                d.clone(),
+            );
+        }
+        ReadOutcome {
+            state: Some(with_drift(state, drift)),
+            private: private.to_vec(),
+        }
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        prior: &Value,
+        planned: &Value,
+        _config: &Value,
+        private: &[u8],
+        diags: &mut Diagnostics,
+    ) -> ApplyOutcome {
+        let Some(loc) = self.location(ctx, diags).await else {
+            return ApplyOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        };
+        if !self.check_pinned(prior, &loc, diags) {
+            return ApplyOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        }
+        let cx = self.cx(ctx, loc, planned, DEFAULT_TIMEOUT).await;
+        let mut errors = engine::converge(&steps(), &cx).await;
+        if errors.is_empty() && prior.get("tags") != planned.get("tags") {
+            for r in [MemberPolicy.retag(&cx).await, MemberRole.retag(&cx).await] {
+                if let Err(e) = r {
+                    errors.push(e);
+                }
+            }
+        }
+        report(diags, "Repairing the member role", &errors);
+        ApplyOutcome {
+            state: Some(with_drift(planned, BTreeMap::new())),
+            private: private.to_vec(),
+        }
+    }
+
+    async fn delete(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        prior: &Value,
+        _private: &[u8],
+        diags: &mut Diagnostics,
+    ) {
+        let Some(loc) = self.location(ctx, diags).await else {
+            return;
+        };
+        if !self.check_pinned(prior, &loc, diags) {
+            return;
+        }
+        let cx = self.cx(ctx, loc, prior, DEFAULT_TIMEOUT).await;
+        let errors = engine::delete_all(&steps(), &cx).await;
+        report(diags, "Destroying the member role", &errors);
+        for w in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
+            diags.warning("Left in place: not made by this provider", w);
+        }
+    }
+
+    async fn import(
+        &self,
+        _ctx: &Ctx<ExpelData>,
+        _id: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        diags.error("Import is not available yet", "expel_aws_member_role cannot be imported yet; create it with terraform apply (a role and policy made by this provider are adopted).");
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn policy_is_then_role() {
+        let s = steps();
+        assert_eq!(
+            s.iter().map(|s| s.key()).collect::<Vec<_>>(),
+            ["api_policy", "service_role"]
+        );
+        assert!(s[1].needs().contains(&"api_policy"));
+        assert!(s[0].needs().is_empty());
+    }
+
+    #[test]
+    fn member_policy_holds_only_the_read_only_statement() {
+        let doc = MemberPolicy::document();
+        let st = doc["Statement"].as_array().expect("statements");
+        assert_eq!(st.len(), 1, "{doc}");
+        let text = doc.to_string();
+        for absent in [
+            "sqs:",
+            "s3:GetObject",
+            "kms:Decrypt",
+            "arn:aws:sqs",
+            "arn:aws:s3",
+        ] {
+            assert!(!text.contains(absent), "{absent} in {doc}");
+        }
+        assert!(policy::lint(&doc).is_empty(), "{:?}", policy::lint(&doc));
+    }
+
+    #[test]
+    fn settings_and_trust_follow_the_plan() {
+        let m = |pairs: Vec<(&str, Value)>| {
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let v = Value::Object(m(vec![
+            ("role_name", Value::string("ExpelServiceRole")),
+            ("policy_name", Value::string("ExpelAPIPolicy")),
+            (
+                "expel_principals",
+                Value::List(vec![Value::string("arn:aws:iam::012205512454:root")]),
+            ),
+            (
+                "external_id",
+                Value::string("2a0a5e3c-6a4e-4b59-9d0c-2a8c8c8f2e10"),
+            ),
+            ("tags", Value::Map(m(vec![("team", Value::string("sec"))]))),
+        ]));
+        let s = settings(&v);
+        assert_eq!(s.role_name, "ExpelServiceRole");
+        assert_eq!(s.tags.get("team").map(String::as_str), Some("sec"));
+        let trust = MemberRole::trust(&s);
+        let t = trust.to_string();
+        assert!(t.contains("arn:aws:iam::012205512454:root"), "{t}");
+        assert!(t.contains("2a0a5e3c-6a4e-4b59-9d0c-2a8c8c8f2e10"), "{t}");
+        assert!(t.contains("sts:AssumeRole"), "{t}");
+    }
+
+    #[test]
+    fn trust_drift_is_named_and_equal_documents_are_not() {
+        let s = Settings {
+            principals: vec!["arn:aws:iam::012205512454:root".into()],
+            external_id: "x".into(),
+            ..Default::default()
+        };
+        let ours = MemberRole::trust(&s);
+        assert!(steps::policy_drift("trust policy", &ours, &ours.to_string()).is_empty());
+        let other = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "sts:AssumeRole"}]});
+        let d = steps::policy_drift("trust policy", &ours, &other.to_string());
+        assert!(!d.is_empty() && d[0].starts_with("trust policy"), "{d:?}");
+        // IAM returns documents percent-encoded.
+        let encoded: String = percent_encoding::utf8_percent_encode(
+            &ours.to_string(),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
+        assert!(steps::policy_drift("trust policy", &ours, &encoded).is_empty());
+    }
+
+    #[test]
+    fn principals_are_account_ids_or_iam_arns() {
+        assert!(principal_ok("012205512454"));
+        assert!(principal_ok("arn:aws:iam::012205512454:root"));
+        assert!(principal_ok("arn:aws-us-gov:iam::012205512454:role/x"));
+        assert!(!principal_ok("12345"));
+        assert!(!principal_ok("arn:aws:s3:::bucket"));
+    }
+}

@@ -1,0 +1,283 @@
+//! expel_aws_member_role across the accounts of an AWS Organization (examples/org): provider
+//! aliases that assume OrganizationAccountAccessRole in each member account, the real
+//! terraform CLI, moto (one organization, two member accounts) and the Workbench emulator.
+use expel_e2e::{Stack, Workdir};
+use serde_json::Value;
+
+const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
+const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
+const DESTROY: &[&str] = &["destroy", "-auto-approve", "-no-color"];
+
+fn names(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An organization with CloudTrail trusted access and two member accounts; their ids.
+fn organization(stack: &Stack) -> Vec<String> {
+    let ids: Vec<String> = stack
+        .oob("org-setup")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ids.len(), 2, "org-setup prints two account ids: {ids:?}");
+    ids
+}
+
+fn org_workdir(stack: &Stack, ids: &[String]) -> Workdir {
+    let w = Workdir::from_example("org", stack);
+    w.write(
+        "terraform.tfvars",
+        &format!("member_account_ids = [\"{}\", \"{}\"]\n", ids[0], ids[1]),
+    );
+    // Local modules are linked by `terraform get` (the provider comes from dev_overrides).
+    w.tf_expect(&["get", "-no-color"], 0);
+    w
+}
+
+fn in_account(id: &str) -> String {
+    format!("account={id}")
+}
+
+#[test]
+fn org_example_applies_detects_member_drift_repairs_and_destroys() {
+    let stack = Stack::up();
+    let ids = organization(&stack);
+    let w = org_workdir(&stack, &ids);
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+
+    // Each member account has the role (same name everywhere) with the read-only policy.
+    let out = w.outputs();
+    let arns = names(&out["member_role_arns"]["value"]);
+    assert_eq!(
+        arns,
+        vec![
+            format!("arn:aws:iam::{}:role/ExpelServiceRole", ids[0]),
+            format!("arn:aws:iam::{}:role/ExpelServiceRole", ids[1]),
+        ]
+    );
+    for id in &ids {
+        let l = stack.aws_listing_in(id);
+        assert!(
+            names(&l["roles"]).contains(&"ExpelServiceRole".to_string()),
+            "{id}: {l}"
+        );
+        assert_eq!(names(&l["policies"]), vec!["ExpelAPIPolicy"], "{id}: {l}");
+        // Nothing of the trail's own objects in a member account.
+        assert!(names(&l["trails"]).is_empty(), "{id}: {l}");
+        assert!(names(&l["buckets"]).is_empty(), "{id}: {l}");
+    }
+    let mgmt = stack.aws_listing();
+    assert_eq!(names(&mgmt["trails"]), vec!["GlobalCloudTrail"], "{mgmt}");
+
+    // Drift in the member accounts: the trust changed in one, the policy detached in the other.
+    stack.oob_with("role-trust-change", &[&in_account(&ids[0])]);
+    stack.oob_with("policy-detach", &[&in_account(&ids[1])]);
+    let plan = w.tf_expect(PLAN, 2);
+    let text = plan.all();
+    for words in [
+        "module.member_a.expel_aws_member_role.this",
+        "module.member_b.expel_aws_member_role.this",
+        "trust policy",
+        "ExpelAPIPolicy is detached from the role",
+        &format!("account {}", ids[0]),
+        &format!("account {}", ids[1]),
+    ] {
+        assert!(
+            text.contains(words),
+            "plan does not name {words:?}:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("expel_cloudtrail_integration.org will be updated"),
+        "the management account did not drift:\n{text}"
+    );
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+
+    // The policy document edited, then the role deleted.
+    stack.oob_with("policy-edit", &[&in_account(&ids[0])]);
+    let plan = w.tf_expect(PLAN, 2);
+    assert!(
+        plan.all().contains("ExpelAPIPolicy statement"),
+        "{}",
+        plan.all()
+    );
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    stack.oob_with("role-delete", &[&in_account(&ids[1])]);
+    let plan = w.tf_expect(PLAN, 2);
+    assert!(
+        plan.all().contains("deleted outside Terraform"),
+        "{}",
+        plan.all()
+    );
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+
+    // The state pins each member's account: aliases swapped to the other account are an
+    // error naming both, never "gone" (nothing is re-created in the wrong account).
+    w.write(
+        "terraform.tfvars",
+        &format!("member_account_ids = [\"{}\", \"{}\"]\n", ids[1], ids[0]),
+    );
+    let plan = w.tf_expect(PLAN, 1);
+    let text = plan.all();
+    assert!(
+        text.contains("The provider points at another AWS account")
+            && text.contains(&ids[0])
+            && text.contains(&ids[1]),
+        "{text}"
+    );
+    w.write(
+        "terraform.tfvars",
+        &format!("member_account_ids = [\"{}\", \"{}\"]\n", ids[0], ids[1]),
+    );
+    w.tf_expect(PLAN, 0);
+
+    // Destroy leaves no role or policy of ours in any member account.
+    w.tf_expect(DESTROY, 0);
+    for id in &ids {
+        let l = stack.aws_listing_in(id);
+        assert!(
+            !names(&l["roles"]).contains(&"ExpelServiceRole".to_string()),
+            "{id}: {l}"
+        );
+        assert!(names(&l["policies"]).is_empty(), "{id}: {l}");
+        // The access role the organization made is not ours and stays.
+        assert!(
+            names(&l["roles"]).contains(&"OrganizationAccountAccessRole".to_string()),
+            "{id}: {l}"
+        );
+    }
+}
+
+#[test]
+fn organization_trail_needs_cloudtrail_trusted_access() {
+    let stack = Stack::up();
+    organization(&stack);
+    stack.oob("org-trust-off");
+    let w = Workdir::with_hcl(
+        r#"
+terraform {
+  required_providers {
+    expel = { source = "expel-io/expel" }
+  }
+}
+provider "expel" {}
+resource "expel_cloudtrail_integration" "org" {
+  name               = "Org trail"
+  organization_trail = true
+}
+"#,
+        &stack,
+    );
+    let out = w.tf_expect(APPLY, 1);
+    let text = out.all();
+    for words in [
+        "CloudTrail trusted access is not enabled",
+        "organization_trail",
+        "enable-aws-service-access",
+    ] {
+        assert!(text.contains(words), "no {words:?} in:\n{text}");
+    }
+    // Nothing was made.
+    let l = stack.aws_listing();
+    assert!(names(&l["trails"]).is_empty(), "{l}");
+    assert!(names(&l["policies"]).is_empty(), "{l}");
+}
+
+#[test]
+fn malformed_assume_role_arn_in_an_alias_names_the_attribute() {
+    let stack = Stack::up();
+    let w = Workdir::with_hcl(
+        r#"
+terraform {
+  required_providers {
+    expel = { source = "expel-io/expel" }
+  }
+}
+provider "expel" {
+  alias = "member"
+  aws {
+    assume_role {
+      role_arn = "arn:aws:iam::12345:OrganizationAccountAccessRole"
+    }
+  }
+}
+resource "expel_aws_member_role" "this" {
+  provider = expel.member
+}
+"#,
+        &stack,
+    );
+    let out = w.tf_expect(PLAN, 1);
+    let text = out.all();
+    assert!(text.contains("Malformed role ARN"), "{text}");
+    assert!(text.contains("role_arn"), "{text}");
+}
+
+#[test]
+fn malformed_principal_names_the_attribute() {
+    let stack = Stack::up();
+    let w = Workdir::with_hcl(
+        r#"
+terraform {
+  required_providers {
+    expel = { source = "expel-io/expel" }
+  }
+}
+provider "expel" {}
+resource "expel_aws_member_role" "this" {
+  expel_principals = ["arn:aws:s3:::not-a-principal"]
+}
+"#,
+        &stack,
+    );
+    let out = w.tf_expect(PLAN, 1);
+    let text = out.all();
+    assert!(text.contains("Malformed principal"), "{text}");
+    assert!(text.contains("expel_principals"), "{text}");
+}
+
+#[test]
+fn an_unmarked_role_in_a_member_account_is_not_adopted() {
+    let stack = Stack::up();
+    let ids = organization(&stack);
+    stack.oob_with("role-foreign", &[&in_account(&ids[0])]);
+    let w = org_workdir(&stack, &ids);
+    let out = w.tf_expect(APPLY, 1);
+    // Terraform wraps long diagnostics.
+    let text = out.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        text.contains("does not carry the tag expel:managed-by"),
+        "{text}"
+    );
+    // Destroy removes what we made and leaves the foreign role, saying so.
+    let out = w.tf_expect(DESTROY, 0);
+    assert!(
+        out.all()
+            .contains("Left in place: not made by this provider"),
+        "{}",
+        out.all()
+    );
+    let l = stack.aws_listing_in(&ids[0]);
+    assert!(
+        names(&l["roles"]).contains(&"ExpelServiceRole".to_string()),
+        "{l}"
+    );
+    for id in &ids {
+        assert!(
+            names(&stack.aws_listing_in(id)["policies"]).is_empty(),
+            "{id}"
+        );
+    }
+}
