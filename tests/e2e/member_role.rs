@@ -77,6 +77,16 @@ fn org_example_applies_detects_member_drift_repairs_and_destroys() {
     }
     let mgmt = stack.aws_listing();
     assert_eq!(names(&mgmt["trails"]), vec!["GlobalCloudTrail"], "{mgmt}");
+    // The management account's trail logs the whole organization, into AWSLogs/<org id>/.
+    let trail: Value = serde_json::from_str(&stack.oob("org-trail")).expect("org-trail JSON");
+    assert_eq!(trail["is_organization_trail"], Value::Bool(true), "{trail}");
+    let org_id = trail["org_id"].as_str().expect("organization id");
+    assert!(
+        trail["bucket_policy"]
+            .to_string()
+            .contains(&format!("AWSLogs/{org_id}/")),
+        "{trail}"
+    );
 
     // Drift in the member accounts: the trust changed in one, the policy detached in the other.
     stack.oob_with("role-trust-change", &[&in_account(&ids[0])]);
@@ -122,6 +132,30 @@ fn org_example_applies_detects_member_drift_repairs_and_destroys() {
     );
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
+
+    // Tags changed in the configuration are applied to the role (the ownership tag stays).
+    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
+    w.write(
+        "main.tf",
+        &main.replacen(
+            "tags      = { team = \"platform\" }",
+            "tags      = { owner = \"security\" }",
+            1,
+        ),
+    );
+    w.tf_expect(PLAN, 2);
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    let tags = &stack.aws_listing_in(&ids[0])["role_tags"]["ExpelServiceRole"];
+    assert_eq!(tags["owner"], "security", "{tags}");
+    assert!(
+        tags.get("team").is_none(),
+        "a tag removed from the configuration: {tags}"
+    );
+    assert_eq!(
+        tags["expel:managed-by"], "terraform-provider-expel",
+        "{tags}"
+    );
 
     // The state pins each member's account: aliases swapped to the other account are an
     // error naming both, never "gone" (nothing is re-created in the wrong account).

@@ -144,6 +144,16 @@ def org_setup(a):
     print("\n".join(ids))
 
 
+def org_trail(a):
+    """The organization id, the trail's organization flag and the log bucket's policy."""
+    trail = client("cloudtrail").get_trail(Name=a["trail"])["Trail"]
+    print(json.dumps({
+        "org_id": client("organizations").describe_organization()["Organization"]["Id"],
+        "is_organization_trail": trail.get("IsOrganizationTrail", False),
+        "bucket_policy": json.loads(client("s3").get_bucket_policy(Bucket=a["bucket"])["Policy"]),
+    }))
+
+
 def org_trust_off(a):
     client("organizations").disable_aws_service_access(ServicePrincipal="cloudtrail.amazonaws.com")
 
@@ -162,6 +172,8 @@ def listing(a):
         "trails": [t["Name"] for t in ct.describe_trails()["trailList"]],
         "roles": [r["RoleName"] for r in iam.list_roles()["Roles"]],
         "policies": [p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]],
+        "role_tags": {r["RoleName"]: {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=r["RoleName"])["Tags"]}
+                      for r in iam.list_roles()["Roles"]},
     }
     print(json.dumps(out))
 
@@ -169,7 +181,7 @@ def listing(a):
 ACTIONS = {f.__name__.replace("_", "-"): f for f in (
     key_policy_edit, key_disable, key_schedule_deletion, bucket_encryption_remove, notification_remove,
     queue_policy_change, trail_stop, trail_delete, role_trust_change, policy_detach, policy_edit, role_delete, role_foreign,
-    org_setup, org_trust_off)}
+    org_setup, org_trail, org_trust_off)}
 ACTIONS["list"] = listing
 
 if __name__ == "__main__":

@@ -346,7 +346,17 @@ impl Resource<ExpelData> for AwsMemberRole {
         let cx = self.cx(ctx, loc, planned, DEFAULT_TIMEOUT).await;
         let mut errors = engine::converge(&steps(), &cx).await;
         if errors.is_empty() && prior.get("tags") != planned.get("tags") {
-            for r in [MemberPolicy.retag(&cx).await, MemberRole.retag(&cx).await] {
+            let removed: Vec<String> = settings(prior)
+                .tags
+                .into_keys()
+                .filter(|k| {
+                    !cx.s.tags.contains_key(k) && k != crate::resources::cloudtrail::MARKER_KEY
+                })
+                .collect();
+            for r in [
+                MemberPolicy.retag(&cx, &removed).await,
+                MemberRole.retag(&cx, &removed).await,
+            ] {
                 if let Err(e) = r {
                     errors.push(e);
                 }

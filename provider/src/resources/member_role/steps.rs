@@ -170,9 +170,23 @@ impl MemberPolicy {
             .await?;
         Ok(r.versions().to_vec())
     }
-    /// Brings the policy's tags to the desired set (ours only: others' tags stay).
-    pub async fn retag(&self, cx: &Cx) -> Result<(), StepError> {
+    /// Brings the policy's tags to the desired set: `removed` are keys the configuration
+    /// no longer has (others' tags stay).
+    pub async fn retag(&self, cx: &Cx, removed: &[String]) -> Result<(), StepError> {
         let arn = cx.policy_arn();
+        if !removed.is_empty() {
+            cx.aws(POLICY, || async {
+                cx.aws
+                    .iam
+                    .untag_policy()
+                    .policy_arn(&arn)
+                    .set_tag_keys(Some(removed.to_vec()))
+                    .send()
+                    .await
+                    .map_err(err("iam", "UntagPolicy"))
+            })
+            .await?;
+        }
         let tags = cx.tags();
         cx.aws(POLICY, || async {
             cx.aws
@@ -409,8 +423,22 @@ impl MemberRole {
         .await?;
         Ok(())
     }
-    /// Brings the role's tags to the desired set (ours only: others' tags stay).
-    pub async fn retag(&self, cx: &Cx) -> Result<(), StepError> {
+    /// Brings the role's tags to the desired set: `removed` are keys the configuration no
+    /// longer has (others' tags stay).
+    pub async fn retag(&self, cx: &Cx, removed: &[String]) -> Result<(), StepError> {
+        if !removed.is_empty() {
+            cx.aws(ROLE, || async {
+                cx.aws
+                    .iam
+                    .untag_role()
+                    .role_name(&cx.s.role_name)
+                    .set_tag_keys(Some(removed.to_vec()))
+                    .send()
+                    .await
+                    .map_err(err("iam", "UntagRole"))
+            })
+            .await?;
+        }
         let tags = cx.tags();
         cx.aws(ROLE, || async {
             cx.aws
