@@ -12,6 +12,7 @@ pub mod cloudtrail;
 pub mod config;
 pub mod organization;
 pub mod plugins;
+pub mod sentinelone;
 pub mod soc_email;
 
 pub use config::ExpelData;
@@ -47,7 +48,10 @@ impl Provider for ExpelProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource<ExpelData>>> {
-        vec![Arc::new(cloudtrail::CloudTrailIntegration)]
+        vec![
+            Arc::new(cloudtrail::CloudTrailIntegration),
+            Arc::new(sentinelone::SentinelOneDevice),
+        ]
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource<ExpelData>>> {
