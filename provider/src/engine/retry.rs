@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::clients::aws::{AwsError, AwsErrorKind};
+use crate::clients::sentinelone::SentinelOneError;
 use crate::clients::workbench::WorkbenchError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +38,18 @@ impl Retryable for WorkbenchError {
                 WorkbenchError::Transport { .. } => RetryKind::Retry,
                 _ => RetryKind::Fail,
             },
+        }
+    }
+}
+
+impl Retryable for SentinelOneError {
+    fn retry_kind(&self) -> RetryKind {
+        match self {
+            SentinelOneError::Api { status, .. } if *status == 429 || *status >= 500 => {
+                RetryKind::Retry
+            }
+            SentinelOneError::Transport { .. } => RetryKind::Retry,
+            _ => RetryKind::Fail,
         }
     }
 }

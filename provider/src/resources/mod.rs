@@ -13,6 +13,7 @@ pub mod config;
 pub mod member_role;
 pub mod organization;
 pub mod plugins;
+pub mod sentinelone;
 pub mod soc_email;
 
 pub use config::ExpelData;
@@ -51,6 +52,7 @@ impl Provider for ExpelProvider {
         vec![
             Arc::new(cloudtrail::CloudTrailIntegration),
             Arc::new(member_role::AwsMemberRole),
+            Arc::new(sentinelone::SentinelOneDevice),
         ]
     }
 

@@ -1,0 +1,843 @@
+//! Resource `expel_sentinelone_device`: the SentinelOne Singularity Endpoint guide as one
+//! resource (role, console user, service user and token, Workbench device).
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use url::Url;
+
+use super::soc_email::soc_email;
+use super::ExpelData;
+use crate::clients::sentinelone::SentinelOneClient;
+use crate::engine::{self, Deadline, Observed, Step};
+use crate::tfplugin::diag::{AttrPath, Diagnostics};
+use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
+use crate::tfplugin::schema::{validators, Attribute, Block, FnValidator, NestedBlock, Schema};
+use crate::tfplugin::value::{Type, Value};
+
+mod steps;
+pub mod when;
+
+use steps::{Cx, Journal, Settings, TOKEN_PROBLEM};
+
+pub struct SentinelOneDevice;
+
+const GONE: &str = "deleted outside Terraform";
+
+/// The guide's extra permissions for "Viewer - Expel", as "Page: Title".
+pub const DEFAULT_EXTRA_PERMISSIONS: &[&str] = &[
+    "Endpoints: Remote Shell",
+    "Endpoints: Initiate Scan",
+    "Endpoints: File Fetch",
+    "Endpoints: Fetch Logs",
+    "Endpoint Threats: Fetch Threat File",
+];
+
+fn steps() -> Vec<&'static dyn Step<Cx>> {
+    vec![
+        &steps::ViewerRole,
+        &steps::ConsoleUser,
+        &steps::ApiServiceUser,
+        &steps::WorkbenchDevice,
+    ]
+}
+
+/// Computed attributes holding the ids of each piece: unknown in a plan that re-creates it.
+const IDS_OF_PIECE: &[(&str, &[&str])] = &[
+    ("role", &["role_id"]),
+    ("console_user", &["console_user_id"]),
+    ("service_user", &["service_user_id", "token_expires_at"]),
+    (
+        "workbench_device",
+        &["id", "security_device_id", "token_expires_at"],
+    ),
+];
+
+fn schema() -> Schema {
+    let s = |n: &str, d: &str| Attribute::string(n).description(d);
+    let timeouts = Block::new("How long each operation may take, e.g. `30m`; throttling and transient errors are retried until then.")
+        .attr(s("create", "Default `10m`.").optional())
+        .attr(s("update", "Default `10m`.").optional())
+        .attr(s("delete", "Default `10m`.").optional());
+    Schema::new(
+        0,
+        Block::new("The SentinelOne Singularity Endpoint onboarding guide as one resource: the role \"Viewer - Expel\", the console user \"Expel SOC\" (invited), the service user \"Expel API\" with its API token, and the security device in Workbench. The token is handed to Workbench and never kept in state.")
+            .attr(s("name", "Name of the security device in Workbench, e.g. `Acme - S1 EDR`.").required().validator(validators::non_empty()))
+            .attr(s("console_url", "Server address of the SentinelOne console, e.g. `https://usea1-1001.sentinelone.net`. Must be https (plain http only for a console on this machine, such as a local emulator). A host outside `*.sentinelone.net` is a warning (GovCloud and private consoles exist).").required().requires_replace().validator(console_url_validator()))
+            .attr(s("account_id", "SentinelOne account the role, users and token are scoped to.").required().requires_replace().validator(validators::non_empty()))
+            .attr(s("organization_name", "Your organization's name as Expel knows it; the console user is `soc+<organization>@expel.io` (see `provider::expel::soc_email`).").required().validator(validators::non_empty()).validator(org_validator()))
+            .attr(s("role_name", "Name of the role made from Viewer plus the extra permissions.").default(Value::string("Viewer - Expel")).validator(validators::non_empty()))
+            .attr(Attribute::new("extra_permissions", Type::list(Type::String)).default(Value::List(DEFAULT_EXTRA_PERMISSIONS.iter().map(|p| Value::string(*p)).collect())).description("Permissions added to Viewer's, as `\"Page: Title\"` of the console's role editor; what they depend on is added too. Default: the guide's list (Endpoints: Remote Shell, Initiate Scan, File Fetch, Fetch Logs; Endpoint Threats: Fetch Threat File)."))
+            .attr(s("console_user_name", "Full name of the console user (the guide: `Expel SOC`).").default(Value::string("Expel SOC")).validator(validators::non_empty()))
+            .attr(s("service_user_name", "Name of the service user (the guide: `Expel API`). A change makes a new service user and retires the old one.").default(Value::string("Expel API")).validator(validators::non_empty()))
+            .attr(s("token_expires_in", "Lifetime of the API token, e.g. `365d`, `2160h`; resolved to a date when the token is made (`token_expires_at`). Default `365d`. Conflicts with `token_expiration_date`.").optional())
+            .attr(s("token_expiration_date", "Expiry of the API token as a date (`2027-06-30`) or RFC 3339 date-time. Conflicts with `token_expires_in`.").optional())
+            .attr(s("rotate_before", "Refresh marks the token due for rotation when it expires within this duration; the next apply makes a new one. Default `30d`.").default(Value::string("30d")))
+            .attr(Attribute::bool("status_syncing").default(Value::Bool(false)).description("Enable status syncing in the Workbench device (needs the Manage level: Change Incident Status, Change Analyst Verdict, Add Notes)."))
+            .attr(s("status_syncing_user", "Whose role must grant the Manage level for status syncing: `api` (the service user, whose token Workbench uses; default) or `console` (the console user's role; the three permissions are then added to it).").default(Value::string("api")).validator(validators::one_of(&["api", "console"])))
+            .attr(s("device_location", "Location of the device in Workbench (the guide: `cloud` or `on-prem`).").default(Value::string("cloud")))
+            .attr(s("plugin_slug", "Workbench plugin of the device.").default(Value::string("sentinelone")))
+            .attr(s("id", "The Workbench security device id.").computed().use_state_for_unknown())
+            .attr(s("security_device_id", "The Workbench security device id.").computed().use_state_for_unknown())
+            .attr(s("workbench_organization_id", "Workbench organization of the device (pinned).").computed().use_state_for_unknown())
+            .attr(s("role_id", "Id of the role.").computed().use_state_for_unknown())
+            .attr(s("console_user_id", "Id of the console user.").computed().use_state_for_unknown())
+            .attr(s("console_user_email", "E-mail of the console user, `soc+<organization>@expel.io`.").computed())
+            .attr(s("service_user_id", "Id of the service user.").computed().use_state_for_unknown())
+            .attr(s("token_expires_at", "When the API token in Workbench expires (RFC 3339).").computed().use_state_for_unknown())
+            .attr(s("device_status", "Workbench health of the device (`healthy`, `unhealthy`, ...); not drift.").computed())
+            .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece (`role`, `console_user`, `service_user`, `workbench_device`), in words; filled by refresh, emptied by the plan that repairs it."))
+            .block(NestedBlock::single("timeouts", timeouts)),
+    )
+}
+
+/// https, or http on this machine only; an unfamiliar host is a warning.
+fn console_url_validator() -> impl crate::tfplugin::schema::Validator {
+    FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
+        let Some(s) = v.as_str() else { return };
+        match console_url_problem(s) {
+            Some(Ok(w)) => d.attr_warning(p.clone(), "Unfamiliar SentinelOne console", w),
+            Some(Err(e)) => d.attr_error(p.clone(), "Invalid console URL", e),
+            None => {}
+        }
+    })
+}
+
+const LOOPBACK: &[&str] = &["127.0.0.1", "localhost", "[::1]", "::1"];
+
+/// `Some(Err)`: unusable; `Some(Ok)`: usable with a warning; `None`: fine.
+pub fn console_url_problem(s: &str) -> Option<Result<String, String>> {
+    let u = match Url::parse(s) {
+        Ok(u) if u.host_str().is_some() => u,
+        _ => return Some(Err(format!(
+            "`console_url` = {s:?} is not a URL such as \"https://usea1-1001.sentinelone.net\"."
+        ))),
+    };
+    let host = u.host_str().unwrap_or_default().to_ascii_lowercase();
+    let local = LOOPBACK.contains(&host.as_str());
+    if u.scheme() != "https" && !(u.scheme() == "http" && local) {
+        return Some(Err(format!("`console_url` must use https (got {:?}); the console's API token travels in every request.", u.scheme())));
+    }
+    if !u.username().is_empty()
+        || u.password().is_some()
+        || u.query().is_some()
+        || u.fragment().is_some()
+    {
+        return Some(Err("`console_url` must be the console's address only, without credentials, query or fragment.".into()));
+    }
+    if u.path().trim_end_matches('/').ends_with("/web/api/v2.1") {
+        return Some(Err(
+            "`console_url` is the console's address, without /web/api/v2.1.".into(),
+        ));
+    }
+    if !local && !host.ends_with(".sentinelone.net") {
+        return Some(Ok(format!("{host} is not a *.sentinelone.net console; fine for GovCloud or private consoles, otherwise check the address.")));
+    }
+    None
+}
+
+fn org_validator() -> impl crate::tfplugin::schema::Validator {
+    FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
+        if let Some(s) = v.as_str() {
+            if !s.trim().is_empty() && soc_email(s).is_none() {
+                d.attr_error(p.clone(), "Unusable organization name", format!("`{p}` = {s:?} has no letter or digit to build soc+<organization>@expel.io from."));
+            }
+        }
+    })
+}
+
+fn str_of(v: &Value, k: &str) -> String {
+    v.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+fn opt_str(v: &Value, k: &str) -> Option<String> {
+    v.get(k)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+fn set(v: &mut Value, k: &str, x: Value) {
+    if let Value::Object(m) = v {
+        m.insert(k.to_string(), x);
+    }
+}
+fn opt(s: Option<String>) -> Value {
+    s.map(Value::string).unwrap_or(Value::Null)
+}
+
+fn timeout(v: &Value, which: &str) -> Duration {
+    v.get("timeouts")
+        .and_then(|t| t.get(which))
+        .and_then(Value::as_str)
+        .and_then(when::parse_duration)
+        .map(|s| Duration::from_secs(s as u64))
+        .unwrap_or(Duration::from_secs(600))
+}
+
+fn parse_permission(s: &str) -> Option<(String, String)> {
+    let (page, title) = s.split_once(':')?;
+    let (page, title) = (page.trim(), title.trim());
+    (!page.is_empty() && !title.is_empty()).then(|| (page.to_string(), title.to_string()))
+}
+
+fn settings(v: &Value, workbench_org: &str) -> Settings {
+    Settings {
+        name: str_of(v, "name"),
+        device_location: str_of(v, "device_location"),
+        console_url: str_of(v, "console_url"),
+        account_id: str_of(v, "account_id"),
+        role_name: str_of(v, "role_name"),
+        extra_permissions: v
+            .get("extra_permissions")
+            .and_then(Value::as_list)
+            .map(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(parse_permission)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        console_user_name: str_of(v, "console_user_name"),
+        console_email: soc_email(&str_of(v, "organization_name")).unwrap_or_default(),
+        service_user_name: str_of(v, "service_user_name"),
+        token_expires_in: opt_str(v, "token_expires_in")
+            .as_deref()
+            .and_then(when::parse_duration),
+        token_expiration_date: opt_str(v, "token_expiration_date")
+            .as_deref()
+            .and_then(when::parse),
+        rotate_before: opt_str(v, "rotate_before")
+            .as_deref()
+            .and_then(when::parse_duration)
+            .unwrap_or(30 * 86_400),
+        status_syncing: v
+            .get("status_syncing")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        status_syncing_user: opt_str(v, "status_syncing_user").unwrap_or_else(|| "api".into()),
+        plugin_slug: opt_str(v, "plugin_slug").unwrap_or_else(|| "sentinelone".into()),
+        workbench_org: workbench_org.to_string(),
+        force_rotate: false,
+    }
+}
+
+fn journal(v: &Value) -> Journal {
+    Journal {
+        role_id: opt_str(v, "role_id"),
+        console_user_id: opt_str(v, "console_user_id"),
+        service_user_id: opt_str(v, "service_user_id"),
+        device_id: opt_str(v, "id"),
+        device_status: opt_str(v, "device_status"),
+        token_expires_at: opt_str(v, "token_expires_at"),
+        new_token: None,
+    }
+}
+
+/// The state after an operation: the plan's values with the journal's ids filled in.
+fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
+    let j = cx.j().clone();
+    let mut v = base.clone();
+    set(&mut v, "role_id", opt(j.role_id));
+    set(&mut v, "console_user_id", opt(j.console_user_id));
+    set(&mut v, "service_user_id", opt(j.service_user_id));
+    set(&mut v, "id", opt(j.device_id.clone()));
+    set(&mut v, "security_device_id", opt(j.device_id));
+    set(&mut v, "device_status", opt(j.device_status));
+    set(&mut v, "token_expires_at", opt(j.token_expires_at));
+    set(
+        &mut v,
+        "console_user_email",
+        opt(Some(cx.s.console_email.clone()).filter(|e| !e.is_empty())),
+    );
+    set(
+        &mut v,
+        "workbench_organization_id",
+        Value::string(cx.s.workbench_org.clone()),
+    );
+    set(
+        &mut v,
+        "drift",
+        Value::Map(
+            drift
+                .into_iter()
+                .map(|(k, x)| (k, Value::string(x)))
+                .collect(),
+        ),
+    );
+    v
+}
+
+fn empty() -> ApplyOutcome {
+    ApplyOutcome {
+        state: None,
+        private: vec![],
+    }
+}
+
+impl SentinelOneDevice {
+    /// The Workbench organization and a SentinelOne client for the console in `v`.
+    fn clients(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        v: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<(String, SentinelOneClient)> {
+        let Some(org) = ctx.data.organization_id.clone() else {
+            diags.error("Missing Workbench organization id", "expel_sentinelone_device registers the device in a Workbench organization: set `organization_id` in the provider block or EXPEL_ORGANIZATION_ID.");
+            return None;
+        };
+        let Some(s1) = ctx.data.sentinelone.as_ref() else {
+            diags.error("Missing SentinelOne API token", "expel_sentinelone_device needs the API token of a console user allowed to manage roles and users: set `sentinelone { api_token = ... }` in the provider block or SENTINELONE_API_TOKEN.");
+            return None;
+        };
+        let url = match Url::parse(&str_of(v, "console_url")) {
+            Ok(u) => u,
+            Err(e) => {
+                diags.attr_error(
+                    AttrPath::root("console_url"),
+                    "Invalid console URL",
+                    e.to_string(),
+                );
+                return None;
+            }
+        };
+        match SentinelOneClient::new(url, s1.api_token.clone()) {
+            Ok(c) => Some((org, c)),
+            Err(e) => {
+                diags.error("Cannot build the HTTP client", e.to_string());
+                None
+            }
+        }
+    }
+
+    /// State pins the Workbench organization and the S1 account: a provider now pointing
+    /// elsewhere (or a token that cannot see the account) is an error, never "gone".
+    async fn check_pinned(
+        &self,
+        state: &Value,
+        org: &str,
+        s1: &SentinelOneClient,
+        diags: &mut Diagnostics,
+    ) -> bool {
+        let pinned = str_of(state, "workbench_organization_id");
+        if !pinned.is_empty() && pinned != org {
+            diags.error("The provider points at another Workbench organization", format!("This device lives in Workbench organization {pinned}, but the provider is configured for {org}. Point the provider back, or remove the resource from state."));
+            return false;
+        }
+        let acct = str_of(state, "account_id");
+        match s1.account(&acct).await {
+            Ok(Some(_)) => true,
+            Ok(None) => {
+                diags.attr_error(AttrPath::root("account_id"), "SentinelOne account not visible", format!("The SentinelOne API token cannot see account {acct} on {}; check that the provider's token belongs to this console and account.", s1.console()));
+                false
+            }
+            Err(e) => {
+                diags.error("Cannot read the SentinelOne account", e.to_string());
+                false
+            }
+        }
+    }
+
+    fn cx(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        s1: SentinelOneClient,
+        v: &Value,
+        org: &str,
+        timeout: Duration,
+    ) -> Cx {
+        Cx::new(
+            s1,
+            ctx.data.clone(),
+            settings(v, org),
+            journal(v),
+            Deadline::after(timeout, ctx.cancel.clone()),
+        )
+    }
+}
+
+fn report(diags: &mut Diagnostics, what: &str, errors: &[engine::StepError]) {
+    for e in errors {
+        diags.error(format!("{what} failed at {}", e.step), format!("{}\n\nWhat was made so far is saved in the state (tainted); run `terraform untaint` and `terraform apply` to finish (it adopts what exists), or `terraform destroy` to remove it.", e.message));
+    }
+}
+
+fn warnings(diags: &mut Diagnostics, cx: &Cx) {
+    for w in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
+        diags.warning("SentinelOne device", w);
+    }
+}
+
+#[async_trait]
+impl Resource<ExpelData> for SentinelOneDevice {
+    fn type_name(&self) -> &'static str {
+        "expel_sentinelone_device"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        let known = |k: &str| config.get(k).and_then(Value::as_str).map(str::to_string);
+        let expires_in = known("token_expires_in");
+        let date = known("token_expiration_date");
+        if expires_in.is_some() && date.is_some() {
+            diags.attr_error(
+                AttrPath::root("token_expiration_date"),
+                "Conflicting settings",
+                "Set either `token_expires_in` or `token_expiration_date`, not both.",
+            );
+        }
+        let rotate = known("rotate_before").as_deref().map(when::parse_duration);
+        if let Some(None) = rotate {
+            diags.attr_error(
+                AttrPath::root("rotate_before"),
+                "Malformed duration",
+                "`rotate_before` must be a duration such as \"30d\" or \"720h\".",
+            );
+        }
+        let rotate = rotate.flatten().unwrap_or(30 * 86_400);
+        if let Some(s) = expires_in {
+            match when::parse_duration(&s) {
+                None => diags.attr_error(AttrPath::root("token_expires_in"), "Malformed duration", format!("{s:?} is not a duration such as \"365d\" or \"2160h\".")),
+                Some(secs) if secs <= rotate => diags.attr_error(AttrPath::root("token_expires_in"), "Token lifetime too short", format!("`token_expires_in` ({s}) must be longer than `rotate_before`, or every refresh would find the token due.")),
+                Some(_) => {}
+            }
+        }
+        if let Some(s) = date {
+            match when::parse(&s) {
+                None => diags.attr_error(AttrPath::root("token_expiration_date"), "Malformed date", format!("{s:?} is not a date (\"2027-06-30\") or RFC 3339 date-time.")),
+                // A static check on the user's input: it changes no planned value.
+                Some(t) if t <= when::now() => diags.attr_error(AttrPath::root("token_expiration_date"), "Expiration date in the past", format!("`token_expiration_date` = {s} has passed; SentinelOne only makes tokens that expire in the future.")),
+                Some(_) => {}
+            }
+        }
+        if let Some(list) = config.get("extra_permissions").and_then(Value::as_list) {
+            for (i, p) in list.iter().enumerate() {
+                if let Some(s) = p.as_str() {
+                    if parse_permission(s).is_none() {
+                        diags.attr_error(AttrPath::root("extra_permissions").index(i), "Malformed permission", format!("{s:?} must read \"Page: Title\", e.g. \"Endpoints: Remote Shell\"."));
+                    }
+                }
+            }
+        }
+        if let Some(t) = config.get("timeouts").filter(|t| !t.is_null()) {
+            for k in ["create", "update", "delete"] {
+                if let Some(s) = t.get(k).and_then(Value::as_str) {
+                    if when::parse_duration(s).is_none() {
+                        diags.attr_error(
+                            AttrPath::root("timeouts").attr(k),
+                            "Malformed duration",
+                            format!("{s:?} is not a duration such as \"30m\"."),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    async fn modify_plan(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        input: &PlanInput<'_>,
+        planned: &mut Value,
+        diags: &mut Diagnostics,
+    ) {
+        if planned.is_null() {
+            return;
+        }
+        let org_name = planned
+            .get("organization_name")
+            .cloned()
+            .unwrap_or(Value::Null);
+        match org_name.as_str() {
+            Some(n) => set(planned, "console_user_email", opt(soc_email(n))),
+            None if !org_name.is_known() => set(planned, "console_user_email", Value::unknown()),
+            None => {}
+        }
+        if let Some(org) = ctx.data.organization_id.clone() {
+            set(planned, "workbench_organization_id", Value::string(org));
+        }
+        let known = |k: &str| planned.get(k).is_some_and(|v| v.is_known() && !v.is_null());
+        if input.prior.is_null() && known("console_url") && known("account_id") {
+            // The account must exist for the provider's token (stable: not a clock or a counter).
+            if let Some((_, s1)) = self.clients(ctx, planned, diags) {
+                let acct = str_of(planned, "account_id");
+                match s1.account(&acct).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => diags.attr_error(AttrPath::root("account_id"), "Unknown SentinelOne account", format!("The console {} has no account {acct} visible to the provider's API token; copy the account id from Settings > Accounts.", s1.console())),
+                    Err(e) if e.status() == Some(401) => diags.error("SentinelOne refused the API token", format!("{e}. Check `sentinelone {{ api_token }}` / SENTINELONE_API_TOKEN.")),
+                    Err(e) => diags.attr_error(AttrPath::root("console_url"), "Cannot reach the SentinelOne console", e.to_string()),
+                }
+            }
+            return;
+        }
+        if input.prior.is_null() {
+            return;
+        }
+        // Whatever drifted is repaired by this plan; ids of pieces that are gone change.
+        let prior_drift = input
+            .prior
+            .get("drift")
+            .and_then(Value::as_map)
+            .cloned()
+            .unwrap_or_default();
+        set(planned, "drift", Value::Map(BTreeMap::new()));
+        for (piece, ids) in IDS_OF_PIECE {
+            if prior_drift
+                .get(*piece)
+                .and_then(Value::as_str)
+                .is_some_and(|d| d.contains(GONE))
+            {
+                for id in *ids {
+                    set(planned, id, Value::unknown());
+                }
+            }
+        }
+        let token_due = prior_drift
+            .get("service_user")
+            .and_then(Value::as_str)
+            .is_some_and(|d| d.contains(TOKEN_PROBLEM) || d.contains("service user is named"));
+        let token_settings_changed = [
+            "token_expires_in",
+            "token_expiration_date",
+            "service_user_name",
+        ]
+        .iter()
+        .any(|k| input.prior.get(k) != planned.get(k));
+        if token_due || token_settings_changed {
+            set(planned, "token_expires_at", Value::unknown());
+        }
+        if str_of(input.prior, "service_user_name") != str_of(planned, "service_user_name") {
+            set(planned, "service_user_id", Value::unknown());
+        }
+        if planned != input.prior {
+            set(planned, "device_status", Value::unknown());
+        }
+    }
+
+    async fn create(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        planned: &Value,
+        _config: &Value,
+        diags: &mut Diagnostics,
+    ) -> ApplyOutcome {
+        let Some((org, s1)) = self.clients(ctx, planned, diags) else {
+            return empty();
+        };
+        let acct = str_of(planned, "account_id");
+        match s1.account(&acct).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                diags.attr_error(
+                    AttrPath::root("account_id"),
+                    "Unknown SentinelOne account",
+                    format!(
+                        "The console {} has no account {acct} visible to the provider's API token.",
+                        s1.console()
+                    ),
+                );
+                return empty();
+            }
+            Err(e) => {
+                diags.error("Cannot read the SentinelOne account", e.to_string());
+                return empty();
+            }
+        }
+        let cx = self.cx(ctx, s1, planned, &org, timeout(planned, "create"));
+        // The guide's prerequisite (Deep Visibility) is a license the management API does not
+        // show to an account token: say so once, at create.
+        diags.warning("Check the Deep Visibility prerequisite", "Expel's SOC needs the SentinelOne Deep Visibility module for deeper investigations; the API cannot confirm the license, so check it in the console (Settings > Licenses).");
+        let steps = steps();
+        let errors = engine::create_all(&steps, &cx).await;
+        report(diags, "Creating the SentinelOne device", &errors);
+        warnings(diags, &cx);
+        ApplyOutcome {
+            state: Some(state_from(planned, &cx, BTreeMap::new())),
+            private: vec![],
+        }
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        state: &Value,
+        private: &[u8],
+        diags: &mut Diagnostics,
+    ) -> ReadOutcome {
+        let keep = |s: &Value| ReadOutcome {
+            state: Some(s.clone()),
+            private: private.to_vec(),
+        };
+        let Some((org, s1)) = self.clients(ctx, state, diags) else {
+            return keep(state);
+        };
+        if !self.check_pinned(state, &org, &s1, diags).await {
+            return keep(state);
+        }
+        let cx = self.cx(ctx, s1, state, &org, Duration::from_secs(300));
+        let steps = steps();
+        let (seen, errors) = engine::observe_all(&steps, &cx).await;
+        if !errors.is_empty() {
+            report(diags, "Reading the SentinelOne device", &errors);
+            return keep(state);
+        }
+        warnings(diags, &cx);
+        if seen
+            .values()
+            .all(|o| matches!(o, Observed::Gone | Observed::NotCreated))
+        {
+            return ReadOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        }
+        let mut drift = BTreeMap::new();
+        for s in &steps {
+            if let Some(o) = seen.get(s.key()) {
+                let p = o.problems();
+                if !p.is_empty() {
+                    drift.insert(s.key().to_string(), p.join("; "));
+                }
+            }
+        }
+        for (k, d) in &drift {
+            diags.warning(format!("Drift in {k}"), d.clone());
+        }
+        ReadOutcome {
+            state: Some(state_from(state, &cx, drift)),
+            private: private.to_vec(),
+        }
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        prior: &Value,
+        planned: &Value,
+        _config: &Value,
+        private: &[u8],
+        diags: &mut Diagnostics,
+    ) -> ApplyOutcome {
+        let fail = || ApplyOutcome {
+            state: None,
+            private: private.to_vec(),
+        };
+        let Some((org, s1)) = self.clients(ctx, planned, diags) else {
+            return fail();
+        };
+        if !self.check_pinned(prior, &org, &s1, diags).await {
+            return fail();
+        }
+        let mut base = planned.clone();
+        // Ids come from the prior state; the plan holds unknowns for re-created pieces.
+        for k in [
+            "role_id",
+            "console_user_id",
+            "service_user_id",
+            "id",
+            "token_expires_at",
+        ] {
+            if let Some(v) = prior.get(k) {
+                if !base.get(k).is_some_and(Value::is_known) {
+                    set(&mut base, k, v.clone());
+                }
+            }
+        }
+        let mut cx = self.cx(ctx, s1, &base, &org, timeout(planned, "update"));
+        cx.s.force_rotate = ["token_expires_in", "token_expiration_date"]
+            .iter()
+            .any(|k| prior.get(k) != planned.get(k));
+        let steps = steps();
+        let errors = engine::converge(&steps, &cx).await;
+        report(diags, "Repairing the SentinelOne device", &errors);
+        warnings(diags, &cx);
+        ApplyOutcome {
+            state: Some(state_from(planned, &cx, BTreeMap::new())),
+            private: private.to_vec(),
+        }
+    }
+
+    async fn delete(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        prior: &Value,
+        _private: &[u8],
+        diags: &mut Diagnostics,
+    ) {
+        let Some((org, s1)) = self.clients(ctx, prior, diags) else {
+            return;
+        };
+        if !self.check_pinned(prior, &org, &s1, diags).await {
+            return;
+        }
+        let cx = self.cx(ctx, s1, prior, &org, timeout(prior, "delete"));
+        let steps = steps();
+        let errors = engine::delete_all(&steps, &cx).await;
+        report(diags, "Destroying the SentinelOne device", &errors);
+        warnings(diags, &cx);
+    }
+
+    /// Import by Workbench device id (`<device id>`, or `<device id>/<S1 account id>` when
+    /// the token sees several accounts). The pieces are found by their names and markers.
+    async fn import(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        id: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let (device_id, account) = match id.split_once('/') {
+            Some((d, a)) => (d.trim(), Some(a.trim().to_string())),
+            None => (id.trim(), None),
+        };
+        let device = match ctx.data.workbench.device(device_id).await {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                diags.error(
+                    "No such security device",
+                    format!("Workbench has no security device {device_id}."),
+                );
+                return None;
+            }
+            Err(e) => {
+                diags.error("Cannot read the security device", e.to_string());
+                return None;
+            }
+        };
+        let console = device
+            .device_spec
+            .get("console_url")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let sync = device
+            .device_spec
+            .get("status_syncing")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let mut v = Value::Object(BTreeMap::new());
+        for a in &schema().block.attributes {
+            set(&mut v, &a.name, a.default.clone().unwrap_or(Value::Null));
+        }
+        set(&mut v, "name", Value::string(device.name.clone()));
+        set(
+            &mut v,
+            "device_location",
+            Value::string(device.location.clone()),
+        );
+        set(
+            &mut v,
+            "plugin_slug",
+            Value::string(device.plugin_slug.clone()),
+        );
+        set(&mut v, "console_url", Value::string(console));
+        set(&mut v, "status_syncing", Value::Bool(sync));
+        set(&mut v, "id", Value::string(device.id.clone()));
+        set(
+            &mut v,
+            "security_device_id",
+            Value::string(device.id.clone()),
+        );
+        set(&mut v, "drift", Value::Map(BTreeMap::new()));
+        let (org, s1) = self.clients(ctx, &v, diags)?;
+        set(&mut v, "workbench_organization_id", Value::string(org));
+        let account = match account {
+            Some(a) => a,
+            None => {
+                match s1.accounts().await {
+                    Ok(a) if a.len() == 1 => a[0].id.clone(),
+                    Ok(a) => {
+                        diags.error("Which SentinelOne account?", format!("The token sees {} accounts; import with \"{device_id}/<account id>\".", a.len()));
+                        return None;
+                    }
+                    Err(e) => {
+                        diags.error("Cannot list SentinelOne accounts", e.to_string());
+                        return None;
+                    }
+                }
+            }
+        };
+        set(&mut v, "account_id", Value::string(account.clone()));
+        let marked = |d: &Option<String>| d.as_deref().unwrap_or("").contains(steps::MARKER);
+        if let Ok(roles) = s1.roles_named(&account, "Viewer - Expel").await {
+            if let Some(r) = roles.into_iter().find(|r| marked(&r.description)) {
+                set(&mut v, "role_id", Value::string(r.id));
+            }
+        }
+        if let Ok(sus) = s1.service_users_named(&account, "Expel API").await {
+            if let Some(su) = sus.into_iter().find(|s| marked(&s.description)) {
+                set(&mut v, "service_user_id", Value::string(su.id));
+                let exp = su
+                    .api_token
+                    .and_then(|t| t.expires_at)
+                    .as_deref()
+                    .and_then(when::parse);
+                set(&mut v, "token_expires_at", opt(exp.map(when::format)));
+            }
+        }
+        Some(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_urls() {
+        assert!(console_url_problem("https://usea1-1001.sentinelone.net").is_none());
+        assert!(console_url_problem("http://127.0.0.1:8080").is_none());
+        assert!(matches!(
+            console_url_problem("http://usea1-1001.sentinelone.net"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            console_url_problem("usea1-1001.sentinelone.net"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            console_url_problem("https://u:p@x.sentinelone.net"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            console_url_problem("https://x.sentinelone.net/web/api/v2.1"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            console_url_problem("https://s1.example.gov"),
+            Some(Ok(_))
+        ));
+    }
+
+    #[test]
+    fn permissions_read_page_and_title() {
+        assert_eq!(
+            parse_permission("Endpoints: Remote Shell"),
+            Some(("Endpoints".into(), "Remote Shell".into()))
+        );
+        assert_eq!(parse_permission("Remote Shell"), None);
+        assert_eq!(parse_permission(": x"), None);
+        for p in DEFAULT_EXTRA_PERMISSIONS {
+            assert!(parse_permission(p).is_some());
+        }
+    }
+
+    #[test]
+    fn destroy_order_is_device_service_user_console_user_role() {
+        // delete_all reverses `needs`: each piece is needed by the next one in guide order.
+        let s = steps();
+        let need = |k: &str| {
+            s.iter()
+                .find(|x| x.key() == k)
+                .map(|x| x.needs().to_vec())
+                .unwrap_or_default()
+        };
+        assert!(need("workbench_device").contains(&"service_user"));
+        assert!(need("service_user").contains(&"console_user"));
+        assert!(need("console_user").contains(&"role"));
+    }
+}

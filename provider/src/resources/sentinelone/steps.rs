@@ -1,0 +1,1067 @@
+//! The SentinelOne Singularity Endpoint guide (seeds/sentinelone-singularity-endpoint.txt),
+//! one engine step per guide step: the "Viewer - Expel" role, the "Expel SOC" console user,
+//! the "Expel API" service user with its token, and the security device in Workbench.
+//!
+//! Ownership markers (S1 objects have no tags):
+//! - role and service user: their `description` contains [`MARKER`];
+//! - console user (no description field): the e-mail is Expel's own SOC address for the
+//!   organization (`soc+<org>@expel.io`) *and* the full name is ours ("Expel SOC" by default).
+//!   Nobody else has a reason to hold that pair, so it is what adoption checks.
+//!
+//! The service user's token is never kept in state. It lives in the journal only during the
+//! apply that made it, long enough to hand it to Workbench; a repair that needs it (device
+//! re-created, token revoked, expired or due) makes a new one.
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde_json::{json, Value as Json};
+
+use super::when;
+use crate::clients::sentinelone::{
+    NewToken, PermissionPage, SentinelOneClient, SentinelOneError, ServiceUser,
+};
+use crate::clients::workbench::{DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError};
+use crate::clients::Secret;
+use crate::engine::{Deadline, Observed, Step, StepError};
+
+/// The ownership marker in the description of every role and service user we create.
+pub const MARKER: &str = "managed-by: terraform-provider-expel";
+/// The predefined role the guide gives the service user.
+pub const SERVICE_ROLE: &str = "IR Team";
+/// The predefined role the guide duplicates.
+pub const BASE_ROLE: &str = "Viewer";
+/// What Workbench needs of the role that syncs statuses (APIS.md 3.6): page and title.
+pub const STATUS_SYNC_PERMISSIONS: &[(&str, &str)] = &[
+    ("Endpoint Threats", "Change Incident Status"),
+    ("Endpoint Threats", "Change Analyst Verdict"),
+    ("Endpoint Threats", "Add Notes"),
+];
+/// Said of the token in drift messages; the plan marks the expiry unknown when it sees it.
+pub const TOKEN_PROBLEM: &str = "API token";
+
+/// The desired state, from the plan.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub name: String,
+    pub device_location: String,
+    pub console_url: String,
+    pub account_id: String,
+    pub role_name: String,
+    /// (page, title) pairs added to the Viewer permissions.
+    pub extra_permissions: Vec<(String, String)>,
+    pub console_user_name: String,
+    pub console_email: String,
+    pub service_user_name: String,
+    pub token_expires_in: Option<i64>,
+    pub token_expiration_date: Option<i64>,
+    pub rotate_before: i64,
+    pub status_syncing: bool,
+    /// "api" (the service user) or "console" (the console user's role).
+    pub status_syncing_user: String,
+    pub plugin_slug: String,
+    pub workbench_org: String,
+    /// The token expiry settings changed: make a new token.
+    pub force_rotate: bool,
+}
+
+/// Ids only known once objects exist, and the token while it is fresh.
+#[derive(Clone, Debug, Default)]
+pub struct Journal {
+    pub role_id: Option<String>,
+    pub console_user_id: Option<String>,
+    pub service_user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub device_status: Option<String>,
+    pub token_expires_at: Option<String>,
+    /// Made during this operation; never written to state.
+    pub new_token: Option<Secret>,
+}
+
+/// What the role must grant: permission id -> "Page / Title".
+#[derive(Clone, Debug, Default)]
+pub struct Desired {
+    pub permissions: BTreeMap<String, String>,
+    pub status_sync: BTreeMap<String, String>,
+    pub service_role_id: String,
+}
+
+pub struct Cx {
+    pub s1: SentinelOneClient,
+    pub data: std::sync::Arc<crate::resources::ExpelData>,
+    pub s: Settings,
+    pub journal: Mutex<Journal>,
+    pub deadline: Deadline,
+    pub warnings: Mutex<Vec<String>>,
+    desired: tokio::sync::OnceCell<Desired>,
+}
+
+impl Cx {
+    pub fn new(
+        s1: SentinelOneClient,
+        data: std::sync::Arc<crate::resources::ExpelData>,
+        s: Settings,
+        journal: Journal,
+        deadline: Deadline,
+    ) -> Cx {
+        Cx {
+            s1,
+            data,
+            s,
+            journal: Mutex::new(journal),
+            deadline,
+            warnings: Mutex::new(Vec::new()),
+            desired: tokio::sync::OnceCell::new(),
+        }
+    }
+    fn wbc(&self) -> &WorkbenchClient {
+        &self.data.workbench
+    }
+    pub fn j(&self) -> std::sync::MutexGuard<'_, Journal> {
+        match self.journal.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+    fn warn(&self, w: String) {
+        match self.warnings.lock() {
+            Ok(mut g) => g.push(w),
+            Err(p) => p.into_inner().push(w),
+        }
+    }
+    async fn s1<T, F, Fut>(&self, step: &'static str, op: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SentinelOneError>>,
+    {
+        self.deadline.retry(op).await.map_err(|e| fail(step, e))
+    }
+    async fn wb<T, F, Fut>(&self, step: &'static str, op: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, WorkbenchError>>,
+    {
+        self.deadline.retry(op).await.map_err(|e| fail(step, e))
+    }
+
+    /// The expiry of a token made now: the configured date, or now + the duration.
+    pub fn expiration(&self, step: &'static str) -> Result<String, StepError> {
+        let now = when::now();
+        match (self.s.token_expiration_date, self.s.token_expires_in) {
+            (Some(d), _) if d <= now => Err(fail(
+                step,
+                format!(
+                    "token_expiration_date {} has passed; set a later date (or token_expires_in) to make a new token",
+                    when::format(d)
+                ),
+            )),
+            (Some(d), _) => Ok(when::format(d)),
+            (None, Some(secs)) => Ok(when::format(now + secs)),
+            (None, None) => Ok(when::format(now + DEFAULT_EXPIRES_IN)),
+        }
+    }
+
+    fn record_token(&self, t: NewToken, fallback_expiry: &str) {
+        let mut j = self.j();
+        j.token_expires_at = Some(
+            t.expires_at
+                .as_deref()
+                .and_then(when::parse)
+                .map(when::format)
+                .unwrap_or_else(|| fallback_expiry.to_string()),
+        );
+        j.new_token = Some(t.value);
+    }
+
+    /// The Viewer permissions plus the extra ones (with what they depend on), found by page
+    /// and title in the role template; read once per operation.
+    pub async fn desired(&self) -> Result<&Desired, StepError> {
+        self.desired
+            .get_or_try_init(|| async {
+                let acct = self.s.account_id.as_str();
+                let viewer = self
+                    .s1(ROLE, || self.s1.predefined_role(acct, BASE_ROLE))
+                    .await?
+                    .ok_or_else(|| {
+                        fail(
+                            ROLE,
+                            format!(
+                                "the account has no predefined {BASE_ROLE:?} role to start from"
+                            ),
+                        )
+                    })?;
+                let viewer = self
+                    .s1(ROLE, || self.s1.role(&viewer.id, acct))
+                    .await?
+                    .ok_or_else(|| {
+                        fail(ROLE, format!("the predefined {BASE_ROLE:?} role vanished"))
+                    })?;
+                let template = self.s1(ROLE, || self.s1.role_template(acct)).await?;
+                let service = self
+                    .s1(SERVICE_USER, || self.s1.predefined_role(acct, SERVICE_ROLE))
+                    .await?
+                    .ok_or_else(|| {
+                        fail(
+                            SERVICE_USER,
+                            format!("the account has no predefined {SERVICE_ROLE:?} role"),
+                        )
+                    })?;
+                let mut extra = self.s.extra_permissions.clone();
+                let sync: Vec<(String, String)> = STATUS_SYNC_PERMISSIONS
+                    .iter()
+                    .map(|(p, t)| (p.to_string(), t.to_string()))
+                    .collect();
+                if self.s.status_syncing && self.s.status_syncing_user == "console" {
+                    extra.extend(sync.iter().cloned());
+                }
+                let mut permissions = BTreeMap::new();
+                for id in viewer.granted() {
+                    permissions.insert(id.clone(), describe(&template, &id));
+                }
+                for id in resolve(&template, &extra).map_err(|m| fail(ROLE, m))? {
+                    permissions.insert(id.clone(), describe(&template, &id));
+                }
+                let status_sync = resolve(&template, &sync)
+                    .map_err(|m| fail(ROLE, m))?
+                    .into_iter()
+                    .map(|id| {
+                        let d = describe(&template, &id);
+                        (id, d)
+                    })
+                    .collect();
+                Ok(Desired {
+                    permissions,
+                    status_sync,
+                    service_role_id: service.id,
+                })
+            })
+            .await
+    }
+
+    /// Makes a new token for the service user (the old one stops working).
+    async fn rotate_token(&self, step: &'static str) -> Result<(), StepError> {
+        let id = self
+            .j()
+            .service_user_id
+            .clone()
+            .ok_or_else(|| fail(step, "no service user recorded to make a token for"))?;
+        let exp = self.expiration(step)?;
+        let t = self.s1(step, || self.s1.generate_token(&id, &exp)).await?;
+        self.record_token(t, &exp);
+        Ok(())
+    }
+}
+
+/// Default token lifetime when neither `token_expires_in` nor `token_expiration_date` is set.
+pub const DEFAULT_EXPIRES_IN: i64 = 365 * 86_400;
+
+fn fail(step: &'static str, e: impl std::fmt::Display) -> StepError {
+    StepError {
+        step,
+        message: e.to_string(),
+    }
+}
+
+/// "Page / Title (identifier)" for messages.
+fn describe(pages: &[PermissionPage], id: &str) -> String {
+    for p in pages {
+        if let Some(x) = p.permissions.iter().find(|x| x.identifier == id) {
+            return format!("{} / {}", p.name, x.title);
+        }
+    }
+    id.to_string()
+}
+
+/// Permission ids of the (page, title) pairs, with everything they depend on.
+pub fn resolve(
+    pages: &[PermissionPage],
+    wanted: &[(String, String)],
+) -> Result<BTreeSet<String>, String> {
+    let mut out = BTreeSet::new();
+    let mut todo = Vec::new();
+    for (page, title) in wanted {
+        let Some(p) = pages.iter().find(|p| p.name.eq_ignore_ascii_case(page)) else {
+            let known: Vec<&str> = pages.iter().map(|p| p.name.as_str()).collect();
+            return Err(format!(
+                "the role template has no page {page:?} (pages: {})",
+                known.join(", ")
+            ));
+        };
+        let Some(x) = p
+            .permissions
+            .iter()
+            .find(|x| x.title.eq_ignore_ascii_case(title))
+        else {
+            let known: Vec<&str> = p.permissions.iter().map(|x| x.title.as_str()).collect();
+            return Err(format!(
+                "the role template's page {page:?} has no permission {title:?} (it has: {})",
+                known.join(", ")
+            ));
+        };
+        todo.push(x.identifier.clone());
+    }
+    let deps: BTreeMap<&str, &[String]> = pages
+        .iter()
+        .flat_map(|p| p.permissions.iter())
+        .map(|x| (x.identifier.as_str(), x.depends_on.as_slice()))
+        .collect();
+    while let Some(id) = todo.pop() {
+        if out.insert(id.clone()) {
+            for d in deps.get(id.as_str()).copied().unwrap_or_default() {
+                todo.push(d.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn not_ours(step: &'static str, what: &str) -> StepError {
+    fail(
+        step,
+        format!(
+            "{what} already exists and was not made by this provider (no \"{MARKER}\" marker); \
+             import the device (terraform import) or choose another name"
+        ),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct ViewerRole;
+const ROLE: &str = "Step 1: role \"Viewer - Expel\" (Viewer + investigation permissions)";
+
+impl ViewerRole {
+    fn description() -> String {
+        format!("Viewer plus the permissions Expel's SOC needs to investigate ({MARKER})")
+    }
+    async fn write(&self, cx: &Cx, id: &str) -> Result<(), StepError> {
+        let ids: Vec<String> = cx.desired().await?.permissions.keys().cloned().collect();
+        let desc = Self::description();
+        cx.s1(ROLE, || cx.s1.update_role(id, &cx.s.role_name, &desc, &ids))
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for ViewerRole {
+    fn key(&self) -> &'static str {
+        "role"
+    }
+    fn title(&self) -> &'static str {
+        ROLE
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &[]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        let acct = cx.s.account_id.as_str();
+        let existing = cx
+            .s1(ROLE, || cx.s1.roles_named(acct, &cx.s.role_name))
+            .await?;
+        if let Some(r) = existing.iter().find(|r| r.predefined_role) {
+            return Err(fail(ROLE, format!("{:?} is a predefined role; the guide duplicates Viewer into a new role: choose another role_name", r.name)));
+        }
+        if let Some(r) = existing.into_iter().next() {
+            if !r.description.as_deref().unwrap_or("").contains(MARKER) {
+                return Err(not_ours(ROLE, &format!("the role {:?}", r.name)));
+            }
+            cx.j().role_id = Some(r.id.clone());
+            return self.write(cx, &r.id).await;
+        }
+        let ids: Vec<String> = cx.desired().await?.permissions.keys().cloned().collect();
+        let desc = Self::description();
+        let r = cx
+            .s1(ROLE, || {
+                cx.s1.create_role(acct, &cx.s.role_name, &desc, &ids)
+            })
+            .await?;
+        cx.j().role_id = Some(r.id);
+        Ok(())
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let Some(id) = cx.j().role_id.clone() else {
+            return Ok(Observed::NotCreated);
+        };
+        let Some(role) = cx.s1(ROLE, || cx.s1.role(&id, &cx.s.account_id)).await? else {
+            return Ok(Observed::Gone);
+        };
+        let want = &cx.desired().await?.permissions;
+        let have = role.granted();
+        let mut p = Vec::new();
+        if role.name != cx.s.role_name {
+            p.push(format!(
+                "role is named {:?} instead of {:?}",
+                role.name, cx.s.role_name
+            ));
+        }
+        let missing: Vec<&str> = want
+            .iter()
+            .filter(|(k, _)| !have.contains(*k))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if !missing.is_empty() {
+            p.push(format!("permissions removed: {}", missing.join(", ")));
+        }
+        let extra: Vec<&str> = have
+            .iter()
+            .filter(|k| !want.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        if !extra.is_empty() {
+            p.push(format!("permissions added: {}", extra.join(", ")));
+        }
+        Ok(Observed::Present(p))
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        let id = cx
+            .j()
+            .role_id
+            .clone()
+            .ok_or_else(|| fail(ROLE, "no role recorded"))?;
+        self.write(cx, &id).await
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        let Some(id) = cx.j().role_id.clone() else {
+            return Ok(());
+        };
+        // Never delete a role that lost our marker (someone took it over).
+        if let Some(r) = cx.s1(ROLE, || cx.s1.role(&id, &cx.s.account_id)).await? {
+            if !r.description.as_deref().unwrap_or("").contains(MARKER) {
+                cx.warn(format!(
+                    "the role {:?} no longer carries our marker; it was left in place",
+                    r.name
+                ));
+                return Ok(());
+            }
+        }
+        cx.s1(ROLE, || cx.s1.delete_role(&id)).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct ConsoleUser;
+const CONSOLE_USER: &str = "Step 1: console user \"Expel SOC\" (invitation)";
+
+impl ConsoleUser {
+    /// The user's scope roles with ours for the account, others kept.
+    fn scope_roles(
+        cx: &Cx,
+        u: &crate::clients::sentinelone::User,
+        role: &str,
+    ) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = u
+            .scope_roles
+            .iter()
+            .filter(|sr| sr.id != cx.s.account_id)
+            .map(|sr| (sr.id.clone(), sr.role_id.clone()))
+            .collect();
+        out.push((cx.s.account_id.clone(), role.to_string()));
+        out
+    }
+    async fn set_role(
+        &self,
+        cx: &Cx,
+        u: &crate::clients::sentinelone::User,
+    ) -> Result<(), StepError> {
+        let role = cx
+            .j()
+            .role_id
+            .clone()
+            .ok_or_else(|| fail(CONSOLE_USER, "the role is not made yet"))?;
+        let sr = Self::scope_roles(cx, u, &role);
+        cx.s1(CONSOLE_USER, || {
+            cx.s1.set_user_scope_roles(&u.id, "account", &sr)
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for ConsoleUser {
+    fn key(&self) -> &'static str {
+        "console_user"
+    }
+    fn title(&self) -> &'static str {
+        CONSOLE_USER
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["role"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        let email = cx.s.console_email.clone();
+        let existing = cx
+            .s1(CONSOLE_USER, || cx.s1.users_with_email(&email))
+            .await?;
+        if let Some(u) = existing.into_iter().next() {
+            // The console e-mail is per organization: another account of the tenant may
+            // already have it. Ours (Expel's address and our full name): add this account.
+            if u.full_name != cx.s.console_user_name {
+                return Err(fail(CONSOLE_USER, format!("a console user {email} named {:?} (not {:?}) already exists and was not made by this provider; rename it to {:?} to let Terraform adopt it, or import the device", u.full_name, cx.s.console_user_name, cx.s.console_user_name)));
+            }
+            cx.j().console_user_id = Some(u.id.clone());
+            let role = cx.j().role_id.clone().unwrap_or_default();
+            if !u
+                .scope_roles
+                .iter()
+                .any(|sr| sr.id == cx.s.account_id && sr.role_id == role)
+            {
+                self.set_role(cx, &u).await?;
+            }
+            return Ok(());
+        }
+        let role = cx
+            .j()
+            .role_id
+            .clone()
+            .ok_or_else(|| fail(CONSOLE_USER, "the role is not made yet"))?;
+        let u = cx
+            .s1(CONSOLE_USER, || {
+                cx.s1
+                    .create_user(&email, &cx.s.console_user_name, &cx.s.account_id, &role)
+            })
+            .await?;
+        cx.j().console_user_id = Some(u.id);
+        Ok(())
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let Some(id) = cx.j().console_user_id.clone() else {
+            return Ok(Observed::NotCreated);
+        };
+        let Some(u) = cx.s1(CONSOLE_USER, || cx.s1.user(&id)).await? else {
+            return Ok(Observed::Gone);
+        };
+        let role = cx.j().role_id.clone().unwrap_or_default();
+        let mut p = Vec::new();
+        match u.scope_roles.iter().find(|sr| sr.id == cx.s.account_id) {
+            None => p.push(format!(
+                "console user {} no longer has access to account {}",
+                u.email, cx.s.account_id
+            )),
+            Some(sr) if sr.role_id != role => p.push(format!(
+                "console user {} has the role {:?} instead of {:?}",
+                u.email,
+                sr.role_name.clone().unwrap_or_else(|| sr.role_id.clone()),
+                cx.s.role_name
+            )),
+            Some(_) => {}
+        }
+        if u.full_name != cx.s.console_user_name {
+            p.push(format!(
+                "console user is named {:?} instead of {:?}",
+                u.full_name, cx.s.console_user_name
+            ));
+        }
+        Ok(Observed::Present(p))
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        let id = cx
+            .j()
+            .console_user_id
+            .clone()
+            .ok_or_else(|| fail(CONSOLE_USER, "no console user recorded"))?;
+        let u = cx
+            .s1(CONSOLE_USER, || cx.s1.user(&id))
+            .await?
+            .ok_or_else(|| fail(CONSOLE_USER, "the console user vanished"))?;
+        self.set_role(cx, &u).await
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        let Some(id) = cx.j().console_user_id.clone() else {
+            return Ok(());
+        };
+        cx.s1(CONSOLE_USER, || cx.s1.delete_user(&id)).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct ApiServiceUser;
+const SERVICE_USER: &str = "Step 2: service user \"Expel API\" (IR Team) and its API token";
+
+impl ApiServiceUser {
+    fn description() -> String {
+        format!("API Service user for Expel integration ({MARKER})")
+    }
+    async fn make(&self, cx: &Cx) -> Result<(), StepError> {
+        let role = cx.desired().await?.service_role_id.clone();
+        let exp = cx.expiration(SERVICE_USER)?;
+        let desc = Self::description();
+        let (su, token) = cx
+            .s1(SERVICE_USER, || {
+                cx.s1.create_service_user(
+                    &cx.s.service_user_name,
+                    &desc,
+                    &exp,
+                    &cx.s.account_id,
+                    &role,
+                )
+            })
+            .await?;
+        cx.j().service_user_id = Some(su.id);
+        cx.record_token(token, &exp);
+        Ok(())
+    }
+    fn problems(&self, cx: &Cx, su: &ServiceUser, service_role: &str) -> Vec<String> {
+        let mut p = Vec::new();
+        if su.name != cx.s.service_user_name {
+            p.push(format!(
+                "service user is named {:?} instead of {:?}",
+                su.name, cx.s.service_user_name
+            ));
+        }
+        match su.scope_roles.iter().find(|sr| sr.id == cx.s.account_id) {
+            Some(sr) if sr.role_id == service_role => {}
+            Some(sr) => p.push(format!(
+                "service user has the role {:?} instead of {SERVICE_ROLE:?}",
+                sr.role_name.clone().unwrap_or_else(|| sr.role_id.clone())
+            )),
+            None => p.push(format!(
+                "service user no longer has access to account {}",
+                cx.s.account_id
+            )),
+        }
+        let now = when::now();
+        match su.api_token.as_ref().and_then(|t| t.expires_at.as_deref()) {
+            None => p.push(format!("{TOKEN_PROBLEM} was revoked (the service user has no live token)")),
+            Some(exp) => match when::parse(exp) {
+                Some(e) if e <= now => p.push(format!("{TOKEN_PROBLEM} expired at {}", when::format(e))),
+                // A fixed date is the user's choice: near it, say so rather than rotate.
+                Some(e) if e - now < cx.s.rotate_before && cx.s.token_expiration_date.is_some() => cx.warn(format!(
+                    "the SentinelOne API token expires at {}, within rotate_before; set a later token_expiration_date (or use token_expires_in) to rotate it",
+                    when::format(e)
+                )),
+                Some(e) if e - now < cx.s.rotate_before => p.push(format!(
+                    "{TOKEN_PROBLEM} expires at {}, within rotate_before: rotation due",
+                    when::format(e)
+                )),
+                Some(e) => {
+                    let recorded = cx.j().token_expires_at.as_deref().and_then(when::parse);
+                    if recorded.is_some_and(|r| (r - e).abs() > 1) && cx.j().new_token.is_none() {
+                        p.push(format!("{TOKEN_PROBLEM} was regenerated outside Terraform (Workbench holds the old one)"));
+                    }
+                }
+                None => p.push(format!("{TOKEN_PROBLEM} has an unreadable expiry {exp:?}")),
+            },
+        }
+        if cx.s.force_rotate && cx.j().new_token.is_none() {
+            p.push(format!(
+                "{TOKEN_PROBLEM} expiry settings changed: a new token is due"
+            ));
+        }
+        p
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for ApiServiceUser {
+    fn key(&self) -> &'static str {
+        "service_user"
+    }
+    fn title(&self) -> &'static str {
+        SERVICE_USER
+    }
+    // After the console user, so that destroy removes it first (guide order, reversed).
+    fn needs(&self) -> &'static [&'static str] {
+        &["console_user"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        let existing = cx
+            .s1(SERVICE_USER, || {
+                cx.s1
+                    .service_users_named(&cx.s.account_id, &cx.s.service_user_name)
+            })
+            .await?;
+        if let Some(su) = existing.into_iter().next() {
+            if !su.description.as_deref().unwrap_or("").contains(MARKER) {
+                return Err(not_ours(
+                    SERVICE_USER,
+                    &format!("the service user {:?}", su.name),
+                ));
+            }
+            // Adopted after a crash: its token was lost with the crash; make a new one.
+            cx.j().service_user_id = Some(su.id.clone());
+            let role = cx.desired().await?.service_role_id.clone();
+            if !su
+                .scope_roles
+                .iter()
+                .any(|sr| sr.id == cx.s.account_id && sr.role_id == role)
+            {
+                cx.s1(SERVICE_USER, || {
+                    cx.s1.set_service_user_role(&su.id, &cx.s.account_id, &role)
+                })
+                .await?;
+            }
+            return cx.rotate_token(SERVICE_USER).await;
+        }
+        self.make(cx).await
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let Some(id) = cx.j().service_user_id.clone() else {
+            return Ok(Observed::NotCreated);
+        };
+        let Some(su) = cx.s1(SERVICE_USER, || cx.s1.service_user(&id)).await? else {
+            return Ok(Observed::Gone);
+        };
+        let role = cx.desired().await?.service_role_id.clone();
+        Ok(Observed::Present(self.problems(cx, &su, &role)))
+    }
+    async fn repair(&self, cx: &Cx, problems: &[String]) -> Result<(), StepError> {
+        let id = cx
+            .j()
+            .service_user_id
+            .clone()
+            .ok_or_else(|| fail(SERVICE_USER, "no service user recorded"))?;
+        if problems
+            .iter()
+            .any(|p| p.starts_with("service user is named"))
+        {
+            // The name cannot change through the API: make the new one, retire the old.
+            self.make(cx).await?;
+            return cx.s1(SERVICE_USER, || cx.s1.delete_service_user(&id)).await;
+        }
+        if problems.iter().any(|p| p.starts_with("service user")) {
+            let role = cx.desired().await?.service_role_id.clone();
+            cx.s1(SERVICE_USER, || {
+                cx.s1.set_service_user_role(&id, &cx.s.account_id, &role)
+            })
+            .await?;
+        }
+        if problems.iter().any(|p| p.starts_with(TOKEN_PROBLEM)) {
+            cx.rotate_token(SERVICE_USER).await?;
+        }
+        Ok(())
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        let Some(id) = cx.j().service_user_id.clone() else {
+            return Ok(());
+        };
+        cx.s1(SERVICE_USER, || cx.s1.delete_service_user(&id)).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct WorkbenchDevice;
+const DEVICE: &str = "Step 3: register SentinelOne as a security device in Workbench";
+
+impl WorkbenchDevice {
+    /// The device as we register it; `api_token` only when a fresh one is at hand.
+    fn spec(cx: &Cx, token: Option<&Secret>) -> DeviceSpec {
+        let mut spec = json!({
+            "console_url": cx.s.console_url,
+            "status_syncing": cx.s.status_syncing,
+        });
+        if let (Some(t), Some(o)) = (token, spec.as_object_mut()) {
+            o.insert("api_token".into(), Json::String(t.expose().to_string()));
+        }
+        DeviceSpec {
+            name: cx.s.name.clone(),
+            location: cx.s.device_location.clone(),
+            device_type: "ENDPOINT".into(),
+            plugin_slug: cx.s.plugin_slug.clone(),
+            device_spec: spec,
+        }
+    }
+    /// Validates the device_spec against the plugin's JSON schema before any call. Without a
+    /// fresh token (a PATCH that keeps the stored one) a stand-in takes its place.
+    async fn check_spec(&self, cx: &Cx, spec: &DeviceSpec) -> Result<(), StepError> {
+        let plugins = cx.wb(DEVICE, || cx.wbc().plugins()).await?;
+        let Some(plugin) = plugins.iter().find(|p| p.slug == spec.plugin_slug) else {
+            let known: Vec<_> = plugins.iter().map(|p| p.slug.as_str()).collect();
+            return Err(fail(
+                DEVICE,
+                format!(
+                    "Workbench has no plugin {:?} (known: {}); set plugin_slug",
+                    spec.plugin_slug,
+                    known.join(", ")
+                ),
+            ));
+        };
+        let validator = jsonschema::validator_for(&plugin.device_spec_schema).map_err(|e| {
+            fail(
+                DEVICE,
+                format!(
+                    "plugin {:?} publishes an unusable device_spec schema: {e}",
+                    plugin.slug
+                ),
+            )
+        })?;
+        let mut doc = spec.device_spec.clone();
+        if let Some(o) = doc.as_object_mut() {
+            o.entry("api_token")
+                .or_insert_with(|| Json::String("stored-token".into()));
+        }
+        // Messages name the field, never its value (the token is in the document).
+        let problems: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| {
+                format!(
+                    "{} does not match the schema ({:?})",
+                    e.instance_path(),
+                    e.kind().keyword()
+                )
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(fail(
+                DEVICE,
+                format!(
+                    "device_spec does not match the {:?} plugin's schema: {}",
+                    plugin.slug,
+                    problems.join("; ")
+                ),
+            ))
+        }
+    }
+    /// With status syncing on, the role Workbench syncs with must grant what it needs.
+    async fn check_status_sync(&self, cx: &Cx) -> Result<(), StepError> {
+        if !cx.s.status_syncing {
+            return Ok(());
+        }
+        let desired = cx.desired().await?;
+        let (role_id, who) = if cx.s.status_syncing_user == "console" {
+            (
+                cx.j().role_id.clone().unwrap_or_default(),
+                format!("the console user's role {:?}", cx.s.role_name),
+            )
+        } else {
+            (
+                desired.service_role_id.clone(),
+                format!("the service user's role {SERVICE_ROLE:?}"),
+            )
+        };
+        let role = cx
+            .s1(DEVICE, || cx.s1.role(&role_id, &cx.s.account_id))
+            .await?
+            .ok_or_else(|| fail(DEVICE, format!("{who} does not exist")))?;
+        let have = role.granted();
+        let missing: Vec<&str> = desired
+            .status_sync
+            .iter()
+            .filter(|(k, _)| !have.contains(*k))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(fail(DEVICE, format!("status_syncing needs the Manage level: {who} lacks {}; grant them or set status_syncing = false", missing.join(", "))))
+        }
+    }
+    fn differences(cx: &Cx, d: &SecurityDevice) -> Vec<String> {
+        let want = Self::spec(cx, None);
+        let mut p = Vec::new();
+        if d.name != want.name {
+            p.push(format!(
+                "device name is {:?} instead of {:?}",
+                d.name, want.name
+            ));
+        }
+        if d.location != want.location {
+            p.push(format!(
+                "device location is {:?} instead of {:?}",
+                d.location, want.location
+            ));
+        }
+        if d.plugin_slug != want.plugin_slug {
+            p.push(format!(
+                "device plugin is {:?} instead of {:?}",
+                d.plugin_slug, want.plugin_slug
+            ));
+        }
+        let url = d
+            .device_spec
+            .get("console_url")
+            .and_then(Json::as_str)
+            .unwrap_or("");
+        if url != cx.s.console_url {
+            p.push(format!(
+                "device server address is {url:?} instead of {:?}",
+                cx.s.console_url
+            ));
+        }
+        let sync = d
+            .device_spec
+            .get("status_syncing")
+            .and_then(Json::as_bool)
+            .unwrap_or(false);
+        if sync != cx.s.status_syncing {
+            p.push(format!(
+                "device status syncing is {} instead of {}",
+                on_off(sync),
+                on_off(cx.s.status_syncing)
+            ));
+        }
+        if cx.j().new_token.is_some() {
+            p.push("the API token was replaced; the device needs the new one".into());
+        }
+        p
+    }
+    async fn patch(&self, cx: &Cx, id: &str) -> Result<(), StepError> {
+        let token = cx.j().new_token.clone();
+        let spec = Self::spec(cx, token.as_ref());
+        self.check_spec(cx, &spec).await?;
+        self.check_status_sync(cx).await?;
+        let attrs = json!({"name": spec.name, "location": spec.location, "plugin_slug": spec.plugin_slug, "device_spec": spec.device_spec});
+        let d = cx
+            .wb(DEVICE, || cx.wbc().update_device(id, attrs.clone()))
+            .await?;
+        let mut j = cx.j();
+        j.device_status = d.status;
+        j.new_token = None;
+        Ok(())
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for WorkbenchDevice {
+    fn key(&self) -> &'static str {
+        "workbench_device"
+    }
+    fn title(&self) -> &'static str {
+        DEVICE
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["role", "console_user", "service_user"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        let org = cx.s.workbench_org.clone();
+        let existing = cx
+            .wb(DEVICE, || cx.wbc().devices_named(&org, &cx.s.name))
+            .await?;
+        if let Some(d) = existing.into_iter().next() {
+            // Ours when it is a SentinelOne device for this console: a rerun adopts it.
+            let url = d.device_spec.get("console_url").and_then(Json::as_str);
+            if d.plugin_slug != cx.s.plugin_slug || url != Some(cx.s.console_url.as_str()) {
+                return Err(fail(DEVICE, format!("Workbench already has a device named {:?} for another console; import it (terraform import) or choose another name", cx.s.name)));
+            }
+            cx.j().device_id = Some(d.id.clone());
+            if cx.j().new_token.is_none() {
+                cx.rotate_token(DEVICE).await?;
+            }
+            return self.patch(cx, &d.id).await;
+        }
+        // The token is needed again (the device was deleted in Workbench): make a new one.
+        if cx.j().new_token.is_none() {
+            cx.rotate_token(DEVICE).await?;
+        }
+        let token = cx.j().new_token.clone();
+        let spec = Self::spec(cx, token.as_ref());
+        self.check_spec(cx, &spec).await?;
+        self.check_status_sync(cx).await?;
+        let d = cx
+            .wb(DEVICE, || cx.wbc().create_device(&org, &spec))
+            .await?;
+        let mut j = cx.j();
+        j.device_id = Some(d.id);
+        j.device_status = d.status;
+        j.new_token = None;
+        Ok(())
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let Some(id) = cx.j().device_id.clone() else {
+            return Ok(Observed::NotCreated);
+        };
+        let Some(d) = cx.wb(DEVICE, || cx.wbc().device(&id)).await? else {
+            return Ok(Observed::Gone);
+        };
+        cx.j().device_status = d.status.clone();
+        if d.status.as_deref() == Some("unhealthy") {
+            cx.warn(format!(
+                "Workbench reports the security device {:?} unhealthy: {}",
+                d.name,
+                d.attributes
+                    .get("status_details")
+                    .cloned()
+                    .unwrap_or(Json::Null)
+            ));
+        }
+        Ok(Observed::Present(Self::differences(cx, &d)))
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        let id = cx
+            .j()
+            .device_id
+            .clone()
+            .ok_or_else(|| fail(DEVICE, "no device recorded"))?;
+        self.patch(cx, &id).await
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        let Some(id) = cx.j().device_id.clone() else {
+            return Ok(());
+        };
+        cx.wb(DEVICE, || cx.wbc().delete_device(&id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clients::sentinelone::Permission;
+
+    fn perm(id: &str, title: &str, deps: &[&str]) -> Permission {
+        Permission {
+            identifier: id.into(),
+            title: title.into(),
+            value: false,
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    fn pages() -> Vec<PermissionPage> {
+        vec![
+            PermissionPage {
+                name: "Endpoints".into(),
+                identifier: "endpoints".into(),
+                permissions: vec![
+                    perm("Endpoints.view", "View", &[]),
+                    perm("Endpoints.fileFetch", "File Fetch", &["Endpoints.view"]),
+                    perm(
+                        "Endpoints.remoteShell",
+                        "Remote Shell",
+                        &["Endpoints.view", "Endpoints.fileFetch"],
+                    ),
+                ],
+            },
+            PermissionPage {
+                name: "Endpoint Threats".into(),
+                identifier: "threats".into(),
+                permissions: vec![perm("Threats.view", "View", &[])],
+            },
+        ]
+    }
+
+    #[test]
+    fn permissions_are_found_by_page_and_title_with_their_dependencies() {
+        let got = resolve(&pages(), &[("endpoints".into(), "Remote Shell".into())]).unwrap();
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            vec![
+                "Endpoints.fileFetch",
+                "Endpoints.remoteShell",
+                "Endpoints.view"
+            ]
+        );
+        let err = resolve(&pages(), &[("Endpoints".into(), "Fly".into())]).unwrap_err();
+        assert!(err.contains("Remote Shell"), "lists what exists: {err}");
+        let err = resolve(&pages(), &[("Nope".into(), "View".into())]).unwrap_err();
+        assert!(err.contains("Endpoint Threats"), "{err}");
+    }
+
+    #[test]
+    fn describe_names_page_and_title() {
+        assert_eq!(
+            describe(&pages(), "Endpoints.fileFetch"),
+            "Endpoints / File Fetch"
+        );
+        assert_eq!(describe(&pages(), "X.y"), "X.y");
+    }
+}

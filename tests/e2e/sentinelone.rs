@@ -1,0 +1,394 @@
+//! `expel_sentinelone_device` with the real `terraform` CLI against the SentinelOne and
+//! Workbench emulators: apply, no-op plan, each out-of-band change -> plan exit 2 naming it
+//! -> apply repairs -> plan exit 0, destroy leaves nothing, bad inputs, no token in logs.
+use expel_e2e::{http, Stack, Workdir};
+use serde_json::{json, Value as Json};
+
+const HEADER: &str = r#"
+terraform {
+  required_providers {
+    expel = { source = "expel-io/expel" }
+  }
+}
+provider "expel" {}
+"#;
+
+fn hcl(stack: &Stack, extra: &str) -> String {
+    format!(
+        r#"{HEADER}
+resource "expel_sentinelone_device" "edr" {{
+  name              = "Acme - S1 EDR"
+  console_url       = "{}"
+  account_id        = "{}"
+  organization_name = "Acme Corp"
+  status_syncing    = true
+{extra}
+}}
+"#,
+        stack.var("SENTINELONE_CONSOLE_URL"),
+        stack.var("SENTINELONE_ACCOUNT_ID")
+    )
+}
+
+/// Calls the SentinelOne emulator with the admin token.
+fn s1(stack: &Stack, method: &str, path: &str, body: Option<&Json>) -> (u16, Json) {
+    let auth = format!("ApiToken {}", stack.var("SENTINELONE_API_TOKEN"));
+    http(
+        &stack.var("SENTINELONE_CONSOLE_URL"),
+        method,
+        &format!("/web/api/v2.1{path}"),
+        body,
+        &[("Authorization", &auth)],
+    )
+}
+
+/// The resource's attributes in the state.
+fn attrs(w: &Workdir) -> Json {
+    let out = w.tf_expect(&["show", "-json", "-no-color"], 0);
+    let doc: Json = serde_json::from_str(&out.stdout).expect("show -json");
+    doc["values"]["root_module"]["resources"][0]["values"].clone()
+}
+
+fn id(a: &Json, k: &str) -> String {
+    a[k].as_str()
+        .unwrap_or_else(|| panic!("no {k} in {a}"))
+        .to_string()
+}
+
+/// plan exits 2 and names `words`; apply repairs; the next plan is empty.
+fn drift_repaired(w: &Workdir, case: &str, words: &[&str]) {
+    let plan = w.terraform(&["plan", "-detailed-exitcode", "-no-color"]);
+    assert_eq!(
+        plan.code,
+        2,
+        "{case}: plan should show drift:\n{}",
+        plan.all()
+    );
+    for word in words {
+        assert!(
+            plan.all().contains(word),
+            "{case}: plan does not name {word:?}:\n{}",
+            plan.all()
+        );
+    }
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    let after = w.terraform(&["plan", "-detailed-exitcode", "-no-color"]);
+    assert_eq!(
+        after.code,
+        0,
+        "{case}: plan after repair not empty:\n{}",
+        after.all()
+    );
+}
+
+fn state(stack: &Stack) -> Json {
+    let (code, s) = stack.admin("GET", "/_admin/state", None);
+    assert_eq!(code, 200);
+    s
+}
+
+#[test]
+fn apply_drift_repair_destroy() {
+    let stack = Stack::up();
+    let w = Workdir::with_hcl(&hcl(&stack, ""), &stack);
+    let out = w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    assert!(!out.all().contains("Error"), "{}", out.all());
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+
+    let a = attrs(&w);
+    assert_eq!(a["console_user_email"], json!("soc+acme_corp@expel.io"));
+    let (role_id, su_id, dev_id) = (id(&a, "role_id"), id(&a, "service_user_id"), id(&a, "id"));
+    assert!(a["token_expires_at"].as_str().is_some(), "{a}");
+
+    // What was made matches the guide.
+    let st = state(&stack);
+    let s1s = &st["sentinelone"];
+    let role = s1s["custom_roles"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["id"] == json!(role_id)))
+        .expect("role exists")
+        .clone();
+    assert_eq!(role["name"], json!("Viewer - Expel"));
+    let perms: Vec<&str> = role["permissionIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    for p in [
+        "Endpoints.remoteShell",
+        "Endpoints.initiateScan",
+        "Endpoints.fileFetch",
+        "Endpoints.fetchLogs",
+        "Threats.fetchThreatFile",
+        "Threats.view",
+        "Dashboard.view",
+    ] {
+        assert!(perms.contains(&p), "role lacks {p}: {perms:?}");
+    }
+    let user = s1s["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == json!("soc+acme_corp@expel.io"))
+        .expect("console user")
+        .clone();
+    assert_eq!(user["fullName"], json!("Expel SOC"));
+    assert_eq!(user["invitationSent"], json!(true));
+    assert_eq!(user["scopeRoles"][0]["roleId"], json!(role_id));
+    let dev = st["workbench"]["security_devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == json!(dev_id))
+        .expect("device")
+        .clone();
+    assert_eq!(dev["attributes"]["plugin_slug"], json!("sentinelone"));
+    assert_eq!(
+        dev["attributes"]["device_spec"]["status_syncing"],
+        json!(true)
+    );
+    // The device's token is the service user's live token, and it is not in the state.
+    let token = dev["attributes"]["device_spec"]["api_token"]
+        .as_str()
+        .expect("token stored in Workbench")
+        .to_string();
+    let live: Vec<&Json> = s1s["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["ownerId"] == json!(su_id) && t["active"] == json!(true))
+        .collect();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0]["value"], json!(token));
+    let tfstate = std::fs::read_to_string(w.dir.path().join("terraform.tfstate")).unwrap();
+    assert!(!tfstate.contains(&token), "the token leaked into the state");
+
+    // Drift 1: a permission removed from the role.
+    let (code, r) = s1(&stack, "GET", &format!("/rbac/role/{role_id}"), None);
+    assert_eq!(code, 200);
+    let keep: Vec<String> = r["data"]["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["permissions"].as_array().unwrap().iter())
+        .filter(|p| p["value"] == json!(true) && p["identifier"] != json!("Endpoints.remoteShell"))
+        .map(|p| p["identifier"].as_str().unwrap().to_string())
+        .collect();
+    let body = json!({"data": {"name": "Viewer - Expel", "description": r["data"]["description"], "permissionIds": keep}});
+    assert_eq!(
+        s1(&stack, "PUT", &format!("/rbac/role/{role_id}"), Some(&body)).0,
+        200
+    );
+    drift_repaired(&w, "permission removed", &["role", "Remote Shell"]);
+
+    // Drift 2: the role deleted (its holder moved to Viewer).
+    let (_, roles) = s1(
+        &stack,
+        "GET",
+        "/rbac/roles?name=Viewer&predefinedRole=true",
+        None,
+    );
+    let viewer = roles["data"][0]["id"].as_str().unwrap().to_string();
+    let (code, body) = s1(
+        &stack,
+        "DELETE",
+        &format!("/rbac/role/{role_id}"),
+        Some(&json!({"data": {"targetId": viewer}})),
+    );
+    assert_eq!(code, 200, "{body}");
+    drift_repaired(&w, "role deleted", &["role", "deleted outside Terraform"]);
+    let a = attrs(&w);
+    assert_ne!(id(&a, "role_id"), role_id);
+
+    // Drift 3: the console user deleted.
+    let cu = id(&a, "console_user_id");
+    assert_eq!(s1(&stack, "DELETE", &format!("/users/{cu}"), None).0, 200);
+    drift_repaired(
+        &w,
+        "console user deleted",
+        &["console_user", "deleted outside Terraform"],
+    );
+
+    // Drift 4: the token revoked.
+    let su = id(&attrs(&w), "service_user_id");
+    let (code, body) = s1(
+        &stack,
+        "POST",
+        "/users/revoke-api-token",
+        Some(&json!({"data": {"id": su}})),
+    );
+    assert_eq!(code, 200, "{body}");
+    drift_repaired(&w, "token revoked", &["service_user", "revoked"]);
+
+    // Drift 5: the token expired.
+    let (code, body) = stack.admin(
+        "POST",
+        "/_admin/sentinelone/expire-token",
+        Some(&json!({"serviceUserId": su})),
+    );
+    assert_eq!(code, 200, "{body}");
+    drift_repaired(&w, "token expired", &["service_user", "expired"]);
+
+    // Drift 6: the service user deleted.
+    assert_eq!(
+        s1(&stack, "DELETE", &format!("/service-users/{su}"), None).0,
+        200
+    );
+    drift_repaired(
+        &w,
+        "service user deleted",
+        &["service_user", "deleted outside Terraform"],
+    );
+
+    // Drift 7: the device edited in Workbench.
+    let dev = id(&attrs(&w), "id");
+    let (code, body) = stack.workbench(
+        "PATCH",
+        &format!("/api/v2/security_devices/{dev}"),
+        Some(&json!({"data": {"type": "security_devices", "id": dev, "attributes": {"name": "renamed", "device_spec": {"console_url": stack.var("SENTINELONE_CONSOLE_URL"), "status_syncing": false}}}})),
+    );
+    assert_eq!(code, 200, "{body}");
+    drift_repaired(
+        &w,
+        "device edited",
+        &["workbench_device", "renamed", "status syncing"],
+    );
+
+    // Drift 8: the device deleted in Workbench (its token is needed again: a new one is made).
+    assert_eq!(
+        stack
+            .workbench("DELETE", &format!("/api/v2/security_devices/{dev}"), None)
+            .0,
+        204
+    );
+    drift_repaired(
+        &w,
+        "device deleted",
+        &["workbench_device", "deleted outside Terraform"],
+    );
+
+    // The device's token works: Workbench's health check calls SentinelOne with it.
+    let a = attrs(&w);
+    let dev = id(&a, "id");
+    let mut status = Json::Null;
+    for _ in 0..50 {
+        let (_, d) = stack.workbench("GET", &format!("/api/v2/security_devices/{dev}"), None);
+        status = d["data"]["attributes"]["status"].clone();
+        if d["data"]["attributes"]["is_verifying_status"] == json!(false) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(status, json!("healthy"));
+
+    // Destroy leaves nothing behind.
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    let st = state(&stack);
+    assert_eq!(
+        st["sentinelone"]["custom_roles"],
+        json!([]),
+        "{}",
+        st["sentinelone"]["custom_roles"]
+    );
+    assert_eq!(st["sentinelone"]["service_users"], json!([]));
+    assert_eq!(
+        st["sentinelone"]["users"].as_array().map(Vec::len),
+        Some(1),
+        "only the admin remains: {}",
+        st["sentinelone"]["users"]
+    );
+    assert_eq!(st["workbench"]["security_devices"], json!([]));
+}
+
+#[test]
+fn bad_inputs_name_the_attribute() {
+    let stack = Stack::up();
+    let url = stack.var("SENTINELONE_CONSOLE_URL");
+    let acct = stack.var("SENTINELONE_ACCOUNT_ID");
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            hcl(&stack, "").replace(&url, "http://usea1-1001.sentinelone.net"),
+            "console_url",
+            "https",
+        ),
+        (
+            hcl(&stack, "").replace(&acct, "999"),
+            "account_id",
+            "Unknown SentinelOne account",
+        ),
+        (
+            hcl(&stack, "  token_expiration_date = \"2020-01-01\"\n"),
+            "token_expiration_date",
+            "past",
+        ),
+        (
+            hcl(&stack, "").replace("\"Acme Corp\"", "\"\""),
+            "organization_name",
+            "empty",
+        ),
+    ];
+    for (text, attr, words) in cases {
+        let w = Workdir::with_hcl(&text, &stack);
+        let out = w.tf_expect(&["plan", "-no-color"], 1);
+        assert!(out.stderr.contains(attr), "{attr}: {}", out.stderr);
+        assert!(out.stderr.contains(words), "{attr}: {}", out.stderr);
+    }
+    // An unfamiliar host is a warning, not an error.
+    let w = Workdir::with_hcl(
+        &hcl(&stack, "").replace(&url, "https://s1.example.gov"),
+        &stack,
+    );
+    let out = w.terraform(&["validate", "-no-color"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.all().contains("Unfamiliar SentinelOne console"),
+        "{}",
+        out.all()
+    );
+    // Nothing was made.
+    let st = state(&stack);
+    assert_eq!(st["sentinelone"]["custom_roles"], json!([]));
+}
+
+#[test]
+fn token_never_in_trace_logs() {
+    let stack = Stack::up();
+    let w = Workdir::with_hcl(&hcl(&stack, ""), &stack);
+    let log = w.dir.path().join("trace.log");
+    let out = {
+        // The harness clears TF_LOG; run terraform directly with trace logging.
+        let mut cmd = std::process::Command::new("terraform");
+        cmd.args(["apply", "-auto-approve", "-no-color"])
+            .current_dir(w.dir.path())
+            .env("TF_LOG", "trace")
+            .env("TF_LOG_PATH", &log)
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_CLI_CONFIG_FILE", w.dir.path().join("dev.tfrc"));
+        for (k, v) in &stack.env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("terraform")
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = state(&stack);
+    let token = st["workbench"]["security_devices"][0]["attributes"]["device_spec"]["api_token"]
+        .as_str()
+        .expect("device token")
+        .to_string();
+    let trace = std::fs::read_to_string(&log).expect("trace log");
+    assert!(trace.len() > 10_000, "trace logging was on");
+    assert!(
+        !trace.contains(&token),
+        "the S1 token appears in TF_LOG=trace output"
+    );
+    assert!(
+        !trace.contains(&stack.var("SENTINELONE_API_TOKEN")),
+        "the provider's S1 token appears in the trace"
+    );
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+}
