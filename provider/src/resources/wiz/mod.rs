@@ -745,13 +745,13 @@ impl Resource<ExpelData> for WizDevice {
             return keep(state);
         }
         let mut state = state.clone();
-        if state.get("name").is_none_or(Value::is_null) {
-            if self.hydrate_import(ctx, &mut state, diags).await.is_none() {
-                return ReadOutcome {
-                    state: None,
-                    private: private.to_vec(),
-                };
-            }
+        if state.get("name").is_none_or(Value::is_null)
+            && self.hydrate_import(ctx, &mut state, diags).await.is_none()
+        {
+            return ReadOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
         }
         let cx = self.cx(ctx, &state, private, &org, Duration::from_secs(300));
         let steps = steps();
@@ -825,7 +825,9 @@ impl Resource<ExpelData> for WizDevice {
             "domain_verification_code",
         ] {
             if let Some(v) = prior.get(k) {
-                if !base.get(k).is_some_and(Value::is_known) {
+                // Unknown (re-created) or null (to be removed): the journal starts from what
+                // exists.
+                if !base.get(k).is_some_and(|x| x.is_known() && !x.is_null()) {
                     set(&mut base, k, v.clone());
                 }
             }
