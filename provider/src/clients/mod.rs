@@ -3,6 +3,7 @@
 pub mod aws;
 pub mod secret;
 pub mod sentinelone;
+pub mod wiz;
 pub mod workbench;
 
 pub use secret::Secret;

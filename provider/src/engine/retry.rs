@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clients::aws::{AwsError, AwsErrorKind};
 use crate::clients::sentinelone::SentinelOneError;
+use crate::clients::wiz::WizError;
 use crate::clients::workbench::WorkbenchError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +51,16 @@ impl Retryable for SentinelOneError {
             }
             SentinelOneError::Transport { .. } => RetryKind::Retry,
             _ => RetryKind::Fail,
+        }
+    }
+}
+
+impl Retryable for WizError {
+    fn retry_kind(&self) -> RetryKind {
+        if self.is_transient() {
+            RetryKind::Retry
+        } else {
+            RetryKind::Fail
         }
     }
 }

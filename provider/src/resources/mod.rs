@@ -15,6 +15,7 @@ pub mod organization;
 pub mod plugins;
 pub mod sentinelone;
 pub mod soc_email;
+pub mod wiz;
 
 pub use config::ExpelData;
 
@@ -53,6 +54,7 @@ impl Provider for ExpelProvider {
             Arc::new(cloudtrail::CloudTrailIntegration),
             Arc::new(member_role::AwsMemberRole),
             Arc::new(sentinelone::SentinelOneDevice),
+            Arc::new(wiz::WizDevice),
         ]
     }
 
