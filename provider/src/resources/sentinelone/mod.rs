@@ -109,9 +109,11 @@ const LOOPBACK: &[&str] = &["127.0.0.1", "localhost", "[::1]", "::1"];
 pub fn console_url_problem(s: &str) -> Option<Result<String, String>> {
     let u = match Url::parse(s) {
         Ok(u) if u.host_str().is_some() => u,
-        _ => return Some(Err(format!(
+        _ => {
+            return Some(Err(format!(
             "`console_url` = {s:?} is not a URL such as \"https://usea1-1001.sentinelone.net\"."
-        ))),
+        )))
+        }
     };
     let host = u.host_str().unwrap_or_default().to_ascii_lowercase();
     let local = LOOPBACK.contains(&host.as_str());
