@@ -2,6 +2,7 @@
 //! Terraform or the engine.
 pub mod aws;
 pub mod secret;
+pub mod wiz;
 pub mod workbench;
 
 pub use secret::Secret;

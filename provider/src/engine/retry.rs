@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::clients::aws::{AwsError, AwsErrorKind};
+use crate::clients::wiz::WizError;
 use crate::clients::workbench::WorkbenchError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +38,16 @@ impl Retryable for WorkbenchError {
                 WorkbenchError::Transport { .. } => RetryKind::Retry,
                 _ => RetryKind::Fail,
             },
+        }
+    }
+}
+
+impl Retryable for WizError {
+    fn retry_kind(&self) -> RetryKind {
+        if self.is_transient() {
+            RetryKind::Retry
+        } else {
+            RetryKind::Fail
         }
     }
 }

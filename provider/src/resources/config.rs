@@ -62,6 +62,8 @@ pub struct ExpelData {
     pub aws: AwsSettings,
     pub sentinelone: Option<SentinelOneSettings>,
     pub wiz: Option<WizSettings>,
+    /// The Wiz client (token cached for the life of the provider process), when `wiz` is set.
+    pub wiz_client: Option<crate::clients::wiz::WizClient>,
     /// Built on first use: configurations that use no AWS resource need no AWS credentials.
     aws_clients: tokio::sync::OnceCell<AwsClients>,
     aws_location: tokio::sync::OnceCell<AwsLocation>,
@@ -318,6 +320,15 @@ pub fn configure(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> Opti
             organization_id: organization_id.map(|(id, _)| id),
             aws,
             sentinelone,
+            wiz_client: wiz.as_ref().and_then(|w| {
+                crate::clients::wiz::WizClient::new(
+                    w.auth_url.clone(),
+                    w.api_url.clone(),
+                    w.client_id.clone(),
+                    w.client_secret.clone(),
+                )
+                .ok()
+            }),
             wiz,
             aws_clients: Default::default(),
             aws_location: Default::default(),

@@ -13,6 +13,7 @@ pub mod config;
 pub mod organization;
 pub mod plugins;
 pub mod soc_email;
+pub mod wiz;
 
 pub use config::ExpelData;
 
@@ -47,7 +48,10 @@ impl Provider for ExpelProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource<ExpelData>>> {
-        vec![Arc::new(cloudtrail::CloudTrailIntegration)]
+        vec![
+            Arc::new(cloudtrail::CloudTrailIntegration),
+            Arc::new(wiz::WizDevice),
+        ]
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource<ExpelData>>> {

@@ -1,0 +1,1024 @@
+//! Wiz API client: OAuth client-credentials tokens (`audience=wiz-api`, form-encoded, cached
+//! until shortly before expiry) and GraphQL over HTTP POST with variables.
+//!
+//! Wiz reports GraphQL errors with HTTP 200 in `errors[]`; they become
+//! [`WizError::Graphql`] with the `extensions.code`. An UNAUTHENTICATED answer (HTTP 200 or
+//! 401) drops the cached token and the call is sent once more with a fresh one. Queries are
+//! retried on 429, 5xx and connection failures; mutations are sent once (repeating a create
+//! could make a second object). Secrets travel as [`Secret`] and never reach an error or log.
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value as Json};
+use url::Url;
+
+use super::Secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WizError {
+    #[error("Wiz refused {operation}: {code}: {message}")]
+    Graphql {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    #[error("Wiz answered HTTP {status} to {operation}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Http {
+        operation: &'static str,
+        status: u16,
+        detail: Option<String>,
+    },
+    #[error("Wiz token request failed (HTTP {status}): {error}{}", description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Auth {
+        status: u16,
+        error: String,
+        description: Option<String>,
+    },
+    #[error("cannot reach Wiz ({operation}): {reason}")]
+    Transport {
+        operation: &'static str,
+        reason: String,
+    },
+    #[error("Wiz sent an unexpected answer to {operation}: {reason}")]
+    Decode {
+        operation: &'static str,
+        reason: String,
+    },
+}
+
+impl WizError {
+    /// The GraphQL `extensions.code`, when Wiz gave one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            WizError::Graphql { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+    pub fn is_not_found(&self) -> bool {
+        self.code() == Some("NOT_FOUND")
+    }
+    /// Throttling, server trouble or a lost connection: trying again may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            WizError::Graphql { code, .. } => {
+                matches!(
+                    code.as_str(),
+                    "INTERNAL" | "RATE_LIMITED" | "TOO_MANY_REQUESTS"
+                )
+            }
+            WizError::Http { status, .. } => *status == 429 || *status >= 500,
+            WizError::Auth { status, .. } => *status == 429 || *status >= 500,
+            WizError::Transport { .. } => true,
+            WizError::Decode { .. } => false,
+        }
+    }
+}
+
+struct Token {
+    value: Secret,
+    token_type: String,
+    until: Instant,
+}
+
+pub struct WizClient {
+    http: reqwest::Client,
+    auth_url: Url,
+    api_url: Url,
+    client_id: String,
+    client_secret: Secret,
+    token: tokio::sync::Mutex<Option<Token>>,
+    max_attempts: u32,
+}
+
+impl std::fmt::Debug for WizClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WizClient")
+            .field("api_url", &self.api_url.as_str())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One page of a GraphQL connection.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Page<T> {
+    nodes: Vec<T>,
+    page_info: PageInfo,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageInfo {
+    has_next_page: bool,
+    end_cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccount {
+    pub id: String,
+    pub name: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub last_rotated_at: Option<String>,
+    #[serde(default)]
+    pub assigned_projects: Vec<IdOnly>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct IdOnly {
+    pub id: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRole {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub role: IdOnly,
+    pub expires_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginSettings {
+    pub domain_verification_code: String,
+    pub allowed_domains: Vec<String>,
+}
+
+/// A WEBHOOK integration as read back (the password is never returned).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookIntegration {
+    pub id: String,
+    pub name: String,
+    pub all_projects: bool,
+    pub url: String,
+    pub username: Option<String>,
+}
+
+/// An automation rule as read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutomationRule {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub trigger_source: String,
+    pub trigger_type: Vec<String>,
+    pub severities: Option<Vec<String>>,
+    pub project_id: Option<String>,
+    /// (action type, integration id) of each action.
+    pub actions: Vec<(String, Option<String>)>,
+}
+
+/// What we want an automation rule to be.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleSpec {
+    pub name: String,
+    pub description: String,
+    pub trigger_source: String,
+    pub trigger_type: Vec<String>,
+    pub severities: Vec<String>,
+    pub integration_id: String,
+}
+
+const SA_FIELDS: &str = "id name clientId scopes type lastRotatedAt assignedProjects { id }";
+const USER_FIELDS: &str = "id name email role { id } expiresAt";
+const INTEGRATION_FIELDS: &str = "id name isAccessibleToAllProjects params { ... on WebhookIntegrationParams { url authorization { ... on WebhookIntegrationBasicAuthorization { username } } } }";
+const RULE_FIELDS: &str = "id name description enabled triggerSource triggerType filters project { id } actions { actionTemplateType integration { id } }";
+
+impl WizClient {
+    pub fn new(
+        auth_url: Url,
+        api_url: Url,
+        client_id: String,
+        client_secret: Secret,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!(
+                "terraform-provider-expel/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(WizClient {
+            http,
+            auth_url,
+            api_url,
+            client_id,
+            client_secret,
+            token: tokio::sync::Mutex::new(None),
+            max_attempts: 4,
+        })
+    }
+
+    pub fn api_url(&self) -> &Url {
+        &self.api_url
+    }
+
+    /// A valid access token: the cached one, or a new one from the token endpoint.
+    async fn token(&self) -> Result<(String, Secret), WizError> {
+        let mut guard = self.token.lock().await;
+        if let Some(t) = guard.as_ref() {
+            if Instant::now() < t.until {
+                return Ok((t.token_type.clone(), t.value.clone()));
+            }
+        }
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("client_id", &self.client_id)
+            .append_pair("client_secret", self.client_secret.expose())
+            .append_pair("audience", "wiz-api")
+            .finish();
+        let mut attempt = 0;
+        let resp = loop {
+            attempt += 1;
+            let r = self
+                .http
+                .post(self.auth_url.clone())
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(form.clone())
+                .send()
+                .await;
+            match r {
+                Ok(r)
+                    if (r.status().as_u16() == 429 || r.status().is_server_error())
+                        && attempt < self.max_attempts =>
+                {
+                    tokio::time::sleep(backoff(attempt)).await
+                }
+                Ok(r) => break r,
+                Err(e) if attempt < self.max_attempts && (e.is_connect() || e.is_timeout()) => {
+                    tokio::time::sleep(backoff(attempt)).await
+                }
+                Err(e) => {
+                    return Err(WizError::Transport {
+                        operation: "token",
+                        reason: e.without_url().to_string(),
+                    })
+                }
+            }
+        };
+        let status = resp.status().as_u16();
+        let body: Json = resp.json().await.unwrap_or(Json::Null);
+        if status != 200 {
+            return Err(WizError::Auth {
+                status,
+                error: body
+                    .get("error")
+                    .and_then(Json::as_str)
+                    .unwrap_or("error")
+                    .to_string(),
+                description: body
+                    .get("error_description")
+                    .and_then(Json::as_str)
+                    .map(str::to_string),
+            });
+        }
+        let value = body
+            .get("access_token")
+            .and_then(Json::as_str)
+            .ok_or_else(|| WizError::Decode {
+                operation: "token",
+                reason: "no access_token".into(),
+            })?;
+        let token_type = body
+            .get("token_type")
+            .and_then(Json::as_str)
+            .unwrap_or("Bearer")
+            .to_string();
+        let ttl = body
+            .get("expires_in")
+            .and_then(Json::as_u64)
+            .unwrap_or(3600);
+        // Renew a minute early (or at half-life for short tokens) so no call carries a token
+        // that dies in flight.
+        let margin = (ttl / 2).min(60);
+        let t = Token {
+            value: Secret::new(value),
+            token_type: token_type.clone(),
+            until: Instant::now() + Duration::from_secs(ttl.saturating_sub(margin)),
+        };
+        let out = (token_type, t.value.clone());
+        *guard = Some(t);
+        Ok(out)
+    }
+
+    async fn forget_token(&self) {
+        *self.token.lock().await = None;
+    }
+
+    /// Runs one GraphQL document; `data` on success.
+    pub async fn graphql(
+        &self,
+        operation: &'static str,
+        document: &str,
+        variables: Json,
+    ) -> Result<Json, WizError> {
+        let is_query = !document.trim_start().starts_with("mutation");
+        let attempts = if is_query { self.max_attempts } else { 1 };
+        let body = json!({"query": document, "variables": variables, "operationName": operation});
+        let mut attempt = 0;
+        let mut reauthenticated = false;
+        loop {
+            attempt += 1;
+            let (kind, token) = self.token().await?;
+            let sent = self
+                .http
+                .post(self.api_url.clone())
+                .header("Authorization", format!("{kind} {}", token.expose()))
+                .header("Content-Type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await;
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) if attempt < attempts && (e.is_connect() || e.is_timeout()) => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(WizError::Transport {
+                        operation,
+                        reason: e.without_url().to_string(),
+                    })
+                }
+            };
+            let status = resp.status().as_u16();
+            if (status == 429 || status >= 500) && attempt < attempts {
+                let wait = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .map(|s| Duration::from_secs(s.min(30)))
+                    .unwrap_or_else(|| backoff(attempt));
+                tracing::debug!(status, operation, attempt, "Wiz retry");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let doc: Json = match resp.bytes().await {
+                Ok(b) => serde_json::from_slice(&b).unwrap_or(Json::Null),
+                Err(e) => {
+                    return Err(WizError::Transport {
+                        operation,
+                        reason: e.without_url().to_string(),
+                    })
+                }
+            };
+            let first = doc.pointer("/errors/0");
+            let code = first
+                .and_then(|e| e.pointer("/extensions/code"))
+                .and_then(Json::as_str)
+                .map(str::to_string);
+            if (status == 401 || code.as_deref() == Some("UNAUTHENTICATED")) && !reauthenticated {
+                // The token died (expired, revoked): get a new one and try once more.
+                self.forget_token().await;
+                reauthenticated = true;
+                continue;
+            }
+            if let Some(e) = first {
+                let err = WizError::Graphql {
+                    operation,
+                    code: code.unwrap_or_else(|| "UNKNOWN".into()),
+                    message: e
+                        .get("message")
+                        .and_then(Json::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                };
+                if is_query && err.is_transient() && attempt < attempts {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+                return Err(err);
+            }
+            if status >= 400 {
+                return Err(WizError::Http {
+                    operation,
+                    status,
+                    detail: None,
+                });
+            }
+            return doc.get("data").cloned().ok_or(WizError::Decode {
+                operation,
+                reason: "no `data`".into(),
+            });
+        }
+    }
+
+    /// Runs a query and decodes `data.<field>`.
+    async fn get<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        document: &str,
+        field: &str,
+        variables: Json,
+    ) -> Result<T, WizError> {
+        let data = self.graphql(operation, document, variables).await?;
+        decode(operation, data.get(field).cloned().unwrap_or(Json::Null))
+    }
+
+    /// Every node of a connection, following `pageInfo.endCursor`. The document takes
+    /// `$first: Int` and `$after: String` besides `vars`.
+    async fn all<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        document: &str,
+        field: &str,
+        vars: Json,
+    ) -> Result<Vec<T>, WizError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut v = vars.clone();
+            if let Json::Object(m) = &mut v {
+                m.insert("first".into(), json!(100));
+                m.insert("after".into(), json!(after));
+            }
+            let page: Page<T> = self.get(operation, document, field, v).await?;
+            out.extend(page.nodes);
+            match (page.page_info.has_next_page, page.page_info.end_cursor) {
+                (true, Some(c)) => after = Some(c),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Optional object by id: NOT_FOUND (or null) is `None`.
+    async fn by_id<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        document: &str,
+        field: &str,
+        id: &str,
+    ) -> Result<Option<T>, WizError> {
+        match self.graphql(operation, document, json!({"id": id})).await {
+            Ok(data) => match data.get(field) {
+                None | Some(Json::Null) => Ok(None),
+                Some(v) => decode(operation, v.clone()).map(Some),
+            },
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The values of an enum type, by GraphQL introspection.
+    pub async fn enum_values(&self, type_name: &str) -> Result<Vec<String>, WizError> {
+        let data = self
+            .graphql(
+                "EnumValues",
+                "query EnumValues($name: String!) { __type(name: $name) { enumValues { name } } }",
+                json!({"name": type_name}),
+            )
+            .await?;
+        Ok(data
+            .pointer("/__type/enumValues")
+            .and_then(Json::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.get("name").and_then(Json::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    // ---- service accounts -----------------------------------------------------------------
+
+    pub async fn service_account(&self, id: &str) -> Result<Option<ServiceAccount>, WizError> {
+        let doc = format!(
+            "query ServiceAccount($id: ID!) {{ serviceAccount(id: $id) {{ {SA_FIELDS} }} }}"
+        );
+        self.by_id("ServiceAccount", &doc, "serviceAccount", id)
+            .await
+    }
+
+    pub async fn service_accounts_named(
+        &self,
+        name: &str,
+    ) -> Result<Vec<ServiceAccount>, WizError> {
+        let doc = format!("query ServiceAccounts($first: Int, $after: String, $search: String) {{ serviceAccounts(first: $first, after: $after, filterBy: {{search: $search}}) {{ nodes {{ {SA_FIELDS} }} pageInfo {{ hasNextPage endCursor }} }} }}");
+        let all: Vec<ServiceAccount> = self
+            .all(
+                "ServiceAccounts",
+                &doc,
+                "serviceAccounts",
+                json!({"search": name}),
+            )
+            .await?;
+        Ok(all.into_iter().filter(|s| s.name == name).collect())
+    }
+
+    pub async fn service_account_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ServiceAccount>, WizError> {
+        let doc = format!("query ServiceAccounts($first: Int, $after: String) {{ serviceAccounts(first: $first, after: $after) {{ nodes {{ {SA_FIELDS} }} pageInfo {{ hasNextPage endCursor }} }} }}");
+        let all: Vec<ServiceAccount> = self
+            .all("ServiceAccounts", &doc, "serviceAccounts", json!({}))
+            .await?;
+        Ok(all.into_iter().find(|s| s.client_id == client_id))
+    }
+
+    /// A THIRD_PARTY (API integration) service account on all projects, and its secret.
+    pub async fn create_service_account(
+        &self,
+        name: &str,
+        scopes: &[String],
+    ) -> Result<(ServiceAccount, Secret), WizError> {
+        let doc = format!("mutation CreateServiceAccount($input: CreateServiceAccountInput!) {{ createServiceAccount(input: $input) {{ serviceAccount {{ {SA_FIELDS} clientSecret }} }} }}");
+        let data = self
+            .graphql(
+                "CreateServiceAccount",
+                &doc,
+                json!({"input": {"name": name, "type": "THIRD_PARTY", "scopes": scopes, "assignedProjectIds": []}}),
+            )
+            .await?;
+        with_secret(
+            "CreateServiceAccount",
+            data.pointer("/createServiceAccount/serviceAccount"),
+        )
+    }
+
+    /// A new client secret; the old one stops working.
+    pub async fn rotate_secret(&self, id: &str) -> Result<(ServiceAccount, Secret), WizError> {
+        let doc = format!("mutation RotateServiceAccountSecret($id: String!) {{ rotateServiceAccountSecret(ID: $id) {{ serviceAccount {{ {SA_FIELDS} clientSecret }} }} }}");
+        let data = self
+            .graphql("RotateServiceAccountSecret", &doc, json!({"id": id}))
+            .await?;
+        with_secret(
+            "RotateServiceAccountSecret",
+            data.pointer("/rotateServiceAccountSecret/serviceAccount"),
+        )
+    }
+
+    pub async fn delete_service_account(&self, id: &str) -> Result<(), WizError> {
+        self.delete(
+            "DeleteServiceAccount",
+            "deleteServiceAccount",
+            "DeleteServiceAccountInput",
+            id,
+        )
+        .await
+    }
+
+    async fn delete(
+        &self,
+        operation: &'static str,
+        field: &str,
+        input: &str,
+        id: &str,
+    ) -> Result<(), WizError> {
+        let doc = format!(
+            "mutation {operation}($input: {input}!) {{ {field}(input: $input) {{ _stub }} }}"
+        );
+        match self
+            .graphql(operation, &doc, json!({"input": {"id": id}}))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- users, roles, login settings -----------------------------------------------------
+
+    pub async fn user_roles(&self) -> Result<Vec<UserRole>, WizError> {
+        self.all(
+            "UserRoles",
+            "query UserRoles($first: Int, $after: String) { userRoles(first: $first, after: $after) { nodes { id name } pageInfo { hasNextPage endCursor } } }",
+            "userRoles",
+            json!({}),
+        )
+        .await
+    }
+
+    pub async fn user(&self, id: &str) -> Result<Option<User>, WizError> {
+        let doc = format!("query User($id: ID!) {{ user(id: $id) {{ {USER_FIELDS} }} }}");
+        self.by_id("User", &doc, "user", id).await
+    }
+
+    pub async fn users_by_email(&self, email: &str) -> Result<Vec<User>, WizError> {
+        let doc = format!("query Users($first: Int, $after: String, $email: String) {{ users(first: $first, after: $after, filterBy: {{email: $email}}) {{ nodes {{ {USER_FIELDS} }} pageInfo {{ hasNextPage endCursor }} }} }}");
+        self.all("Users", &doc, "users", json!({"email": email}))
+            .await
+    }
+
+    /// Invites a user (Wiz identity provider, no expiry, global role).
+    pub async fn create_user(
+        &self,
+        name: &str,
+        email: &str,
+        role_id: &str,
+    ) -> Result<User, WizError> {
+        let doc = format!("mutation CreateUser($input: CreateUserInput!) {{ createUser(input: $input) {{ user {{ {USER_FIELDS} }} }} }}");
+        let data = self
+            .graphql(
+                "CreateUser",
+                &doc,
+                json!({"input": {"name": name, "email": email, "role": role_id, "sendEmailInvite": true}}),
+            )
+            .await?;
+        decode(
+            "CreateUser",
+            data.pointer("/createUser/user")
+                .cloned()
+                .unwrap_or(Json::Null),
+        )
+    }
+
+    pub async fn update_user(&self, id: &str, name: &str, role_id: &str) -> Result<User, WizError> {
+        let doc = format!("mutation UpdateUser($input: UpdateUserInput!) {{ updateUser(input: $input) {{ user {{ {USER_FIELDS} }} }} }}");
+        let data = self
+            .graphql(
+                "UpdateUser",
+                &doc,
+                json!({"input": {"id": id, "patch": {"name": name, "role": role_id, "expiresAt": null}}}),
+            )
+            .await?;
+        decode(
+            "UpdateUser",
+            data.pointer("/updateUser/user")
+                .cloned()
+                .unwrap_or(Json::Null),
+        )
+    }
+
+    pub async fn delete_user(&self, id: &str) -> Result<(), WizError> {
+        self.delete("DeleteUser", "deleteUser", "DeleteUserInput", id)
+            .await
+    }
+
+    pub async fn login_settings(&self) -> Result<LoginSettings, WizError> {
+        self.get(
+            "LoginSettings",
+            "query LoginSettings { loginSettings { domainVerificationCode allowedDomains } }",
+            "loginSettings",
+            json!({}),
+        )
+        .await
+    }
+
+    pub async fn add_allowed_domain(&self, domain: &str) -> Result<(), WizError> {
+        self.graphql(
+            "AddAllowedLoginDomain",
+            "mutation AddAllowedLoginDomain($input: AddAllowedLoginDomainInput!) { addAllowedLoginDomain(input: $input) { loginSettings { allowedDomains } } }",
+            json!({"input": {"domain": domain}}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Removes one allowed login domain; one that is not there counts as removed.
+    pub async fn remove_allowed_domain(&self, domain: &str) -> Result<(), WizError> {
+        match self
+            .graphql(
+                "RemoveAllowedLoginDomain",
+                "mutation RemoveAllowedLoginDomain($input: RemoveAllowedLoginDomainInput!) { removeAllowedLoginDomain(input: $input) { loginSettings { allowedDomains } } }",
+                json!({"input": {"domain": domain}}),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- webhook integrations -------------------------------------------------------------
+
+    pub async fn integration(&self, id: &str) -> Result<Option<WebhookIntegration>, WizError> {
+        let doc = format!(
+            "query Integration($id: ID!) {{ integration(id: $id) {{ {INTEGRATION_FIELDS} }} }}"
+        );
+        let raw: Option<Json> = self.by_id("Integration", &doc, "integration", id).await?;
+        raw.map(|r| integration_from(&r)).transpose()
+    }
+
+    pub async fn integrations_named(
+        &self,
+        name: &str,
+    ) -> Result<Vec<WebhookIntegration>, WizError> {
+        let doc = format!("query Integrations($first: Int, $after: String, $search: String) {{ integrations(first: $first, after: $after, filterBy: {{search: $search, type: [WEBHOOK]}}) {{ nodes {{ {INTEGRATION_FIELDS} }} pageInfo {{ hasNextPage endCursor }} }} }}");
+        let all: Vec<Json> = self
+            .all(
+                "Integrations",
+                &doc,
+                "integrations",
+                json!({"search": name}),
+            )
+            .await?;
+        Ok(all
+            .iter()
+            .map(integration_from)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|i| i.name == name)
+            .collect())
+    }
+
+    /// A WEBHOOK integration on all projects with basic auth.
+    pub async fn create_webhook_integration(
+        &self,
+        name: &str,
+        url: &str,
+        username: &str,
+        password: &Secret,
+    ) -> Result<WebhookIntegration, WizError> {
+        let doc = format!("mutation CreateIntegration($input: CreateIntegrationInput!) {{ createIntegration(input: $input) {{ integration {{ {INTEGRATION_FIELDS} }} }} }}");
+        let data = self
+            .graphql(
+                "CreateIntegration",
+                &doc,
+                json!({"input": {"name": name, "type": "WEBHOOK", "isAccessibleToAllProjects": true,
+                    "params": {"webhook": {"url": url, "isOnPrem": false, "headers": [],
+                        "authorization": {"username": username, "password": password.expose()}}}}}),
+            )
+            .await?;
+        integration_from(
+            data.pointer("/createIntegration/integration")
+                .unwrap_or(&Json::Null),
+        )
+    }
+
+    pub async fn update_webhook_integration(
+        &self,
+        id: &str,
+        name: &str,
+        url: &str,
+        username: &str,
+        password: &Secret,
+    ) -> Result<WebhookIntegration, WizError> {
+        let doc = format!("mutation UpdateIntegration($input: UpdateIntegrationInput!) {{ updateIntegration(input: $input) {{ integration {{ {INTEGRATION_FIELDS} }} }} }}");
+        let data = self
+            .graphql(
+                "UpdateIntegration",
+                &doc,
+                json!({"input": {"id": id, "patch": {"name": name, "isAccessibleToAllProjects": true,
+                    "params": {"webhook": {"url": url,
+                        "authorization": {"username": username, "password": password.expose()}}}}}}),
+            )
+            .await?;
+        integration_from(
+            data.pointer("/updateIntegration/integration")
+                .unwrap_or(&Json::Null),
+        )
+    }
+
+    pub async fn delete_integration(&self, id: &str) -> Result<(), WizError> {
+        self.delete(
+            "DeleteIntegration",
+            "deleteIntegration",
+            "DeleteIntegrationInput",
+            id,
+        )
+        .await
+    }
+
+    // ---- automation rules -----------------------------------------------------------------
+
+    pub async fn automation_rule(&self, id: &str) -> Result<Option<AutomationRule>, WizError> {
+        let doc = format!(
+            "query AutomationRule($id: ID!) {{ automationRule(id: $id) {{ {RULE_FIELDS} }} }}"
+        );
+        let raw: Option<Json> = self
+            .by_id("AutomationRule", &doc, "automationRule", id)
+            .await?;
+        raw.map(|r| rule_from(&r)).transpose()
+    }
+
+    pub async fn automation_rules_named(
+        &self,
+        name: &str,
+    ) -> Result<Vec<AutomationRule>, WizError> {
+        let doc = format!("query AutomationRules($first: Int, $after: String, $search: String) {{ automationRules(first: $first, after: $after, filterBy: {{search: $search}}) {{ nodes {{ {RULE_FIELDS} }} pageInfo {{ hasNextPage endCursor }} }} }}");
+        let all: Vec<Json> = self
+            .all(
+                "AutomationRules",
+                &doc,
+                "automationRules",
+                json!({"search": name}),
+            )
+            .await?;
+        Ok(all
+            .iter()
+            .map(rule_from)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|r| r.name == name)
+            .collect())
+    }
+
+    fn rule_input(spec: &RuleSpec) -> Json {
+        json!({
+            "name": spec.name, "description": spec.description, "enabled": true,
+            "triggerSource": spec.trigger_source, "triggerType": spec.trigger_type,
+            "filters": {"severity": spec.severities},
+            "actions": [{"integrationId": spec.integration_id, "actionTemplateType": "WEBHOOK",
+                         "actionTemplateParams": {"webhook": {"headers": []}}}],
+        })
+    }
+
+    pub async fn create_automation_rule(
+        &self,
+        spec: &RuleSpec,
+    ) -> Result<AutomationRule, WizError> {
+        let doc = format!("mutation CreateAutomationRule($input: CreateAutomationRuleInput!) {{ createAutomationRule(input: $input) {{ automationRule {{ {RULE_FIELDS} }} }} }}");
+        let data = self
+            .graphql(
+                "CreateAutomationRule",
+                &doc,
+                json!({"input": Self::rule_input(spec)}),
+            )
+            .await?;
+        rule_from(
+            data.pointer("/createAutomationRule/automationRule")
+                .unwrap_or(&Json::Null),
+        )
+    }
+
+    pub async fn update_automation_rule(
+        &self,
+        id: &str,
+        spec: &RuleSpec,
+    ) -> Result<AutomationRule, WizError> {
+        let doc = format!("mutation UpdateAutomationRule($input: UpdateAutomationRuleInput!) {{ updateAutomationRule(input: $input) {{ automationRule {{ {RULE_FIELDS} }} }} }}");
+        let data = self
+            .graphql(
+                "UpdateAutomationRule",
+                &doc,
+                json!({"input": {"id": id, "patch": Self::rule_input(spec)}}),
+            )
+            .await?;
+        rule_from(
+            data.pointer("/updateAutomationRule/automationRule")
+                .unwrap_or(&Json::Null),
+        )
+    }
+
+    pub async fn delete_automation_rule(&self, id: &str) -> Result<(), WizError> {
+        self.delete(
+            "DeleteAutomationRule",
+            "deleteAutomationRule",
+            "DeleteAutomationRuleInput",
+            id,
+        )
+        .await
+    }
+}
+
+fn decode<T: DeserializeOwned>(operation: &'static str, v: Json) -> Result<T, WizError> {
+    serde_json::from_value(v).map_err(|e| WizError::Decode {
+        operation,
+        reason: e.to_string(),
+    })
+}
+
+fn with_secret(
+    operation: &'static str,
+    sa: Option<&Json>,
+) -> Result<(ServiceAccount, Secret), WizError> {
+    let sa = sa.cloned().unwrap_or(Json::Null);
+    let secret = sa
+        .get("clientSecret")
+        .and_then(Json::as_str)
+        .map(Secret::new)
+        .ok_or(WizError::Decode {
+            operation,
+            reason: "no clientSecret in the answer".into(),
+        })?;
+    Ok((decode(operation, sa)?, secret))
+}
+
+fn integration_from(v: &Json) -> Result<WebhookIntegration, WizError> {
+    let s = |p: &str| v.pointer(p).and_then(Json::as_str).map(str::to_string);
+    Ok(WebhookIntegration {
+        id: s("/id").ok_or(WizError::Decode {
+            operation: "Integration",
+            reason: "integration without id".into(),
+        })?,
+        name: s("/name").unwrap_or_default(),
+        all_projects: v
+            .get("isAccessibleToAllProjects")
+            .and_then(Json::as_bool)
+            .unwrap_or(false),
+        url: s("/params/url").unwrap_or_default(),
+        username: s("/params/authorization/username"),
+    })
+}
+
+fn rule_from(v: &Json) -> Result<AutomationRule, WizError> {
+    let s = |p: &str| v.pointer(p).and_then(Json::as_str).map(str::to_string);
+    let strings = |x: Option<&Json>| -> Option<Vec<String>> {
+        x.and_then(Json::as_array).map(|a| {
+            a.iter()
+                .filter_map(Json::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+    };
+    // `filters` is a JSON scalar: an object, or (some servers) a string holding JSON.
+    let filters = match v.get("filters") {
+        Some(Json::String(s)) => serde_json::from_str(s).unwrap_or(Json::Null),
+        Some(f) => f.clone(),
+        None => Json::Null,
+    };
+    Ok(AutomationRule {
+        id: s("/id").ok_or(WizError::Decode {
+            operation: "AutomationRule",
+            reason: "rule without id".into(),
+        })?,
+        name: s("/name").unwrap_or_default(),
+        description: s("/description"),
+        enabled: v.get("enabled").and_then(Json::as_bool).unwrap_or(false),
+        trigger_source: s("/triggerSource").unwrap_or_default(),
+        trigger_type: strings(v.get("triggerType")).unwrap_or_default(),
+        severities: strings(filters.get("severity")),
+        project_id: s("/project/id"),
+        actions: v
+            .get("actions")
+            .and_then(Json::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|x| {
+                        (
+                            x.get("actionTemplateType")
+                                .and_then(Json::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
+                            x.pointer("/integration/id")
+                                .and_then(Json::as_str)
+                                .map(str::to_string),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200u64.saturating_mul(1 << attempt.min(5)).min(5_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_never_carry_secrets_and_classify() {
+        let e = WizError::Graphql {
+            operation: "CreateUser",
+            code: "BAD_USER_INPUT".into(),
+            message: "bad".into(),
+        };
+        assert_eq!(e.code(), Some("BAD_USER_INPUT"));
+        assert!(!e.is_transient());
+        assert!(WizError::Http {
+            operation: "x",
+            status: 503,
+            detail: None
+        }
+        .is_transient());
+        let c = WizClient::new(
+            Url::parse("https://auth.example/oauth/token").unwrap(),
+            Url::parse("https://api.example/graphql").unwrap(),
+            "id".into(),
+            Secret::new("hunter2"),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn rules_decode_filters_as_object_or_string() {
+        let r = rule_from(
+            &json!({"id": "r", "name": "n", "enabled": true, "triggerSource": "ISSUES",
+            "triggerType": ["CREATED"], "filters": "{\"severity\":[\"LOW\"]}",
+            "actions": [{"actionTemplateType": "WEBHOOK", "integration": {"id": "i"}}]}),
+        )
+        .unwrap();
+        assert_eq!(r.severities, Some(vec!["LOW".to_string()]));
+        assert_eq!(r.actions, vec![("WEBHOOK".into(), Some("i".into()))]);
+        let i = integration_from(
+            &json!({"id": "i", "name": "n", "isAccessibleToAllProjects": true,
+            "params": {"url": "https://x", "authorization": {"username": "u"}}}),
+        )
+        .unwrap();
+        assert_eq!(i.username.as_deref(), Some("u"));
+    }
+}

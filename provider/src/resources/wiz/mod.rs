@@ -1,0 +1,952 @@
+//! Resource `expel_wiz_device`: the Wiz guide (Wiz Cloud and Wiz Defend) as one resource.
+//!
+//! Secrets: the service account's client secret goes straight to the Workbench device and is
+//! never stored; a repair that needs it (device deleted, secret rotated outside Terraform)
+//! rotates it. The device's webhook password is read from Workbench whenever the Wiz
+//! integration is created or repaired, so it is not kept in state either.
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::soc_email::soc_email;
+use super::ExpelData;
+use crate::engine::{self, Deadline, Observed, Step};
+use crate::tfplugin::diag::{AttrPath, Diagnostics};
+use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
+use crate::tfplugin::schema::{validators, Attribute, Block, FnValidator, NestedBlock, Schema};
+use crate::tfplugin::value::{Type, Value};
+
+mod steps;
+
+use steps::{Cx, Journal, Settings, GONE};
+
+pub struct WizDevice;
+
+/// Every severity of the Wiz UI; checked against the tenant's `Severity` enum.
+pub const ALL_SEVERITIES: &[&str] = &["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"];
+/// Our best reading of the scopes behind the guide's fixed "Expel API" permissions: read
+/// what Expel triages (issues, detections, resources, cloud events, projects) and write
+/// issues (status changes and comments from synchronization rules).
+pub const DEFAULT_SCOPES: &[&str] = &[
+    "read:issues",
+    "write:issues",
+    "read:detections",
+    "read:projects",
+    "read:resources",
+    "read:cloud_events",
+];
+const DEFAULT_ROLE: &str = "Global Incident Response Analyst";
+
+fn steps() -> Vec<&'static dyn Step<Cx>> {
+    vec![
+        &steps::ServiceAccount,
+        &steps::WorkbenchDevice,
+        &steps::ConsoleAccess,
+        &steps::WebhookIntegration,
+        &steps::AutomationRule,
+    ]
+}
+
+/// Computed ids of each piece: unknown in a plan that re-creates it.
+const IDS_OF_PIECE: &[(&str, &[&str])] = &[
+    ("service_account", &["service_account_id", "client_id"]),
+    (
+        "workbench_device",
+        &["id", "security_device_id", "webhook_url"],
+    ),
+    ("webhook_integration", &["integration_id"]),
+    ("automation_rule", &["automation_rule_id"]),
+    ("console_access", &["user_id"]),
+];
+
+fn schema() -> Schema {
+    let s = |n: &str, d: &str| Attribute::string(n).description(d);
+    let strings = |n: &str| Attribute::new(n, Type::list(Type::String));
+    let console = Block::new("Guide step 3: console access for Expel's analysts.")
+        .attr(Attribute::bool("domain_validated").default(Value::Bool(false)).description("Set to `true` once Expel has told you the domain verification code (`domain_verification_code`) is validated. Then `expel.io` is added to the tenant's allowed login domains and the Expel Analyst user is invited. Setting it back to `false` removes both."))
+        .attr(s("role_name", "Wiz role of the Expel Analyst user, looked up by name.").default(Value::string(DEFAULT_ROLE)).validator(validators::non_empty()));
+    let timeouts = Block::new("How long each operation may take, e.g. `10m`.")
+        .attr(s("create", "Default `10m`.").optional())
+        .attr(s("update", "Default `10m`.").optional())
+        .attr(s("delete", "Default `10m`.").optional());
+    Schema::new(
+        0,
+        Block::new("The Wiz onboarding guide (Wiz Cloud or Wiz Defend) as one resource: the Expel API service account, the Wiz security device in Workbench, console access for Expel, the Expel Webhook integration and the Expel Webhook Rule.")
+            .attr(s("name", "Name of the security device in Workbench, e.g. `Acme Wiz`.").required().validator(validators::non_empty()))
+            .attr(s("product", "`cloud` (Wiz Cloud: issues) or `defend` (Wiz Defend: detections). Changing it replaces the resource.").default(Value::string("cloud")).requires_replace().validator(validators::one_of(&["cloud", "defend"])))
+            .attr(s("device_location", "Location shown for the device in Workbench.").default(Value::string("cloud")).validator(validators::non_empty()))
+            .attr(s("api_endpoint_url", "The tenant's GraphQL endpoint given to Workbench. Default: the provider's `wiz.api_url`. Must be https and end in `/graphql` (http is accepted for loopback test servers only).").optional().computed().validator(FnValidator(check_api_url)))
+            .attr(s("service_account_name", "Name of the Wiz service account (guide: `Expel Workbench`).").default(Value::string("Expel Workbench")).validator(validators::non_empty()))
+            .attr(strings("scopes").optional().computed().description(&format!("Scopes of the service account. The guide's \"Expel API\" deployment has fixed permissions that are not published; the default is our best reading: `{}`.", DEFAULT_SCOPES.join("`, `"))))
+            .attr(s("organization_name", "Your organization's name as Expel knows it; the Expel Analyst is `soc+<organization>@expel.io`. Default: the Workbench organization's name.").optional().computed().validator(validators::non_empty()))
+            .attr(Attribute::bool("sync_rules").optional().computed().description("Guide step 4: Expel's synchronization rules (status syncing). Default `true` for Wiz Cloud; Wiz Defend has no status syncing, so it cannot be set to `true` there. No public API toggles them: the value is recorded and documented, Expel enables them at onboarding."))
+            .attr(strings("severities").optional().computed().description("Severities the automation rule forwards. Default: every severity the tenant offers (`INFORMATIONAL`, `LOW`, `MEDIUM`, `HIGH`, `CRITICAL`). Checked against the tenant's `Severity` enum."))
+            .attr(s("webhook_name", "Name of the Wiz webhook integration.").default(Value::string("Expel Webhook")).validator(validators::non_empty()))
+            .attr(s("rule_name", "Name of the Wiz automation rule.").default(Value::string("Expel Webhook Rule")).validator(validators::non_empty()))
+            .attr(s("id", "The Workbench security device id (import id).").computed().use_state_for_unknown())
+            .attr(s("security_device_id", "The Workbench security device id.").computed().use_state_for_unknown())
+            .attr(s("wiz_api_url", "The Wiz tenant (GraphQL URL of the provider) this resource lives in; pinned.").computed().use_state_for_unknown())
+            .attr(s("service_account_id", "Id of the Wiz service account.").computed().use_state_for_unknown())
+            .attr(s("client_id", "Client id of the Wiz service account (its secret is handed to Workbench and never stored).").computed().use_state_for_unknown())
+            .attr(s("domain_verification_code", "The tenant's domain verification code (SPF value). Send it to Expel (support@expel.com, subject \"Wiz Integration\"); set `console_access.domain_validated = true` once Expel confirms.").computed().use_state_for_unknown())
+            .attr(s("expel_user_email", "E-mail of the Expel Analyst user, `soc+<organization>@expel.io`.").computed())
+            .attr(s("user_id", "Id of the Expel Analyst user in Wiz (null until console access is validated).").computed())
+            .attr(s("webhook_url", "The Workbench webhook URL the integration posts to.").computed().use_state_for_unknown())
+            .attr(s("integration_id", "Id of the Wiz webhook integration.").computed().use_state_for_unknown())
+            .attr(s("automation_rule_id", "Id of the Wiz automation rule.").computed().use_state_for_unknown())
+            .attr(s("device_status", "Workbench health of the device; not drift.").computed())
+            .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece, in words; filled by refresh, emptied by the plan that repairs it."))
+            .block(NestedBlock::single("console_access", console))
+            .block(NestedBlock::single("timeouts", timeouts)),
+    )
+}
+
+/// https, ending in `/graphql`; http only for loopback test servers.
+fn api_url_problem(s: &str) -> Option<String> {
+    let u = match url::Url::parse(s) {
+        Ok(u) => u,
+        Err(_) => {
+            return Some(format!(
+                "{s:?} is not an absolute URL such as \"https://api.us17.app.wiz.io/graphql\""
+            ))
+        }
+    };
+    let loopback = matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
+        return Some(format!(
+            "{s:?} must use https (Wiz serves its API over TLS only)"
+        ));
+    }
+    if !u.path().trim_end_matches('/').ends_with("/graphql") {
+        return Some(format!("{s:?} is not a GraphQL endpoint: the path must end in /graphql, e.g. \"https://api.us17.app.wiz.io/graphql\""));
+    }
+    None
+}
+
+fn check_api_url(v: &Value, p: &AttrPath, d: &mut Diagnostics) {
+    if let Some(problem) = v.as_str().and_then(api_url_problem) {
+        d.attr_error(
+            p.clone(),
+            "Unusable Wiz API endpoint URL",
+            format!("`{p}`: {problem}."),
+        );
+    }
+}
+
+fn str_of(v: &Value, k: &str) -> String {
+    v.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+fn opt_str(v: &Value, k: &str) -> Option<String> {
+    v.get(k)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+fn strings_of(v: &Value, k: &str) -> Option<Vec<String>> {
+    v.get(k).and_then(Value::as_list).map(|l| {
+        l.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    })
+}
+fn set(v: &mut Value, k: &str, x: Value) {
+    if let Value::Object(m) = v {
+        m.insert(k.to_string(), x);
+    }
+}
+fn opt(s: Option<String>) -> Value {
+    s.map(Value::string).unwrap_or(Value::Null)
+}
+fn list(v: &[String]) -> Value {
+    Value::List(v.iter().cloned().map(Value::string).collect())
+}
+fn known(v: &Value, k: &str) -> bool {
+    v.get(k).is_some_and(|x| x.is_known() && !x.is_null())
+}
+
+fn console(v: &Value) -> (bool, String) {
+    let c = v.get("console_access").filter(|c| !c.is_null());
+    (
+        c.and_then(|c| c.get("domain_validated"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        c.and_then(|c| c.get("role_name"))
+            .and_then(Value::as_str)
+            .unwrap_or(DEFAULT_ROLE)
+            .to_string(),
+    )
+}
+
+fn timeout(v: &Value, which: &str) -> Duration {
+    v.get("timeouts")
+        .and_then(|t| t.get(which))
+        .and_then(Value::as_str)
+        .and_then(parse_duration)
+        .unwrap_or(Duration::from_secs(600))
+}
+
+fn parse_duration(s: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        total += n * match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+    }
+    (num.is_empty() && total > 0).then(|| Duration::from_secs(total))
+}
+
+fn settings(v: &Value, org: &str) -> Settings {
+    let (domain_validated, role_name) = console(v);
+    Settings {
+        name: str_of(v, "name"),
+        product: opt_str(v, "product").unwrap_or_else(|| "cloud".into()),
+        service_account_name: str_of(v, "service_account_name"),
+        scopes: strings_of(v, "scopes")
+            .unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect()),
+        device_location: str_of(v, "device_location"),
+        api_endpoint_url: str_of(v, "api_endpoint_url"),
+        soc_email: str_of(v, "expel_user_email"),
+        domain_validated,
+        role_name,
+        severities: strings_of(v, "severities")
+            .unwrap_or_else(|| ALL_SEVERITIES.iter().map(|s| s.to_string()).collect()),
+        webhook_name: str_of(v, "webhook_name"),
+        rule_name: str_of(v, "rule_name"),
+        workbench_org: org.to_string(),
+    }
+}
+
+/// Private state: what must survive between runs but is not a value for the user.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Private {
+    #[serde(default)]
+    sa_rotated_at: Option<String>,
+    #[serde(default)]
+    sa_rotation_known: bool,
+    #[serde(default)]
+    domain_added: bool,
+}
+
+fn journal(v: &Value, private: &[u8]) -> Journal {
+    let p: Private = serde_json::from_slice(private).unwrap_or_default();
+    Journal {
+        sa_id: opt_str(v, "service_account_id"),
+        client_id: opt_str(v, "client_id"),
+        sa_rotated_at: p.sa_rotated_at,
+        sa_rotation_known: p.sa_rotation_known,
+        secret: None,
+        device_id: opt_str(v, "id"),
+        device_status: opt_str(v, "device_status"),
+        webhook_url: opt_str(v, "webhook_url"),
+        domain_code: opt_str(v, "domain_verification_code"),
+        domain_added: p.domain_added,
+        user_id: opt_str(v, "user_id"),
+        integration_id: opt_str(v, "integration_id"),
+        rule_id: opt_str(v, "automation_rule_id"),
+    }
+}
+
+fn private_of(cx: &Cx) -> Vec<u8> {
+    let j = cx.j();
+    serde_json::to_vec(&Private {
+        sa_rotated_at: j.sa_rotated_at.clone(),
+        sa_rotation_known: j.sa_rotation_known,
+        domain_added: j.domain_added,
+    })
+    .unwrap_or_default()
+}
+
+/// The state after an operation: the plan's values with the journal's ids filled in.
+fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
+    let j = cx.j().clone();
+    let mut v = base.clone();
+    set(&mut v, "id", opt(j.device_id.clone()));
+    set(&mut v, "security_device_id", opt(j.device_id));
+    set(&mut v, "service_account_id", opt(j.sa_id));
+    set(&mut v, "client_id", opt(j.client_id));
+    set(&mut v, "domain_verification_code", opt(j.domain_code));
+    set(&mut v, "user_id", opt(j.user_id));
+    set(&mut v, "webhook_url", opt(j.webhook_url));
+    set(&mut v, "integration_id", opt(j.integration_id));
+    set(&mut v, "automation_rule_id", opt(j.rule_id));
+    set(&mut v, "device_status", opt(j.device_status));
+    set(
+        &mut v,
+        "drift",
+        Value::Map(
+            drift
+                .into_iter()
+                .map(|(k, x)| (k, Value::string(x)))
+                .collect(),
+        ),
+    );
+    v
+}
+
+fn report(diags: &mut Diagnostics, what: &str, errors: &[engine::StepError]) {
+    for e in errors {
+        diags.error(format!("{what} failed at {}", e.step), format!("{}\n\nWhat was made so far is saved in the state; run `terraform apply` again to finish (after a failed create, `terraform untaint` first keeps what exists), or `terraform destroy` to remove it.", e.message));
+    }
+}
+
+fn warnings(diags: &mut Diagnostics, cx: &Cx) {
+    for w in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
+        diags.warning("Security device is not healthy", w);
+    }
+}
+
+impl WizDevice {
+    fn org(&self, ctx: &Ctx<ExpelData>, diags: &mut Diagnostics) -> Option<String> {
+        if ctx.data.wiz_client.is_none() {
+            diags.error("Wiz access is not configured", "expel_wiz_device needs a Wiz service account with admin scopes: set the provider block `wiz { client_id, client_secret, api_url }` or WIZ_CLIENT_ID, WIZ_CLIENT_SECRET and WIZ_API_URL.");
+            return None;
+        }
+        let Some(org) = ctx.data.organization_id.clone() else {
+            diags.error("Missing Workbench organization id", "expel_wiz_device needs the Workbench organization id: set `organization_id` in the provider block or EXPEL_ORGANIZATION_ID.");
+            return None;
+        };
+        Some(org)
+    }
+
+    fn tenant(&self, ctx: &Ctx<ExpelData>) -> String {
+        ctx.data
+            .wiz_client
+            .as_ref()
+            .map(|w| w.api_url().to_string())
+            .unwrap_or_default()
+    }
+
+    /// State pins the Wiz tenant: a provider now pointing elsewhere is an error, never "gone".
+    fn check_pinned(&self, ctx: &Ctx<ExpelData>, state: &Value, diags: &mut Diagnostics) -> bool {
+        let pinned = str_of(state, "wiz_api_url");
+        let now = self.tenant(ctx);
+        if pinned.is_empty() || pinned == now {
+            return true;
+        }
+        diags.error("The provider points at another Wiz tenant", format!("This device's Wiz objects live in the tenant {pinned}, but the provider is configured for {now}. Point `wiz.api_url` back at {pinned}, or remove the resource from state."));
+        false
+    }
+
+    fn cx(&self, ctx: &Ctx<ExpelData>, v: &Value, private: &[u8], org: &str, t: Duration) -> Cx {
+        Cx {
+            data: ctx.data.clone(),
+            s: settings(v, org),
+            journal: Mutex::new(journal(v, private)),
+            deadline: Deadline::after(t, ctx.cancel.clone()),
+            warnings: Mutex::new(Vec::new()),
+            device: Mutex::new(None),
+        }
+    }
+
+    /// After `terraform import <device id>`: fills the configuration-like attributes and
+    /// the ids of the other pieces from what Workbench and Wiz hold.
+    async fn hydrate_import(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        state: &mut Value,
+        diags: &mut Diagnostics,
+    ) -> Option<()> {
+        let id = opt_str(state, "id")?;
+        let d = match ctx.data.workbench.device(&id).await {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                diags.error(
+                    "No such security device",
+                    format!("Workbench has no security device {id:?}."),
+                );
+                return None;
+            }
+            Err(e) => {
+                diags.error("Cannot read the security device", e.to_string());
+                return None;
+            }
+        };
+        if d.plugin_slug != "wiz" {
+            diags.error(
+                "Not a Wiz device",
+                format!(
+                    "Security device {id:?} uses the plugin {:?}, not \"wiz\".",
+                    d.plugin_slug
+                ),
+            );
+            return None;
+        }
+        let wiz = ctx.data.wiz_client.as_ref()?;
+        let spec = |k: &str| {
+            d.device_spec
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        set(state, "name", Value::string(d.name.clone()));
+        set(state, "device_location", Value::string(d.location.clone()));
+        set(
+            state,
+            "product",
+            Value::string(spec("product").unwrap_or_else(|| "cloud".into())),
+        );
+        set(state, "api_endpoint_url", opt(spec("api_endpoint_url")));
+        set(state, "security_device_id", Value::string(id.clone()));
+        set(state, "wiz_api_url", Value::string(self.tenant(ctx)));
+        set(state, "webhook_name", Value::string("Expel Webhook"));
+        set(state, "rule_name", Value::string("Expel Webhook Rule"));
+        let product = spec("product").unwrap_or_else(|| "cloud".into());
+        set(state, "sync_rules", Value::Bool(product == "cloud"));
+        if let Some(cid) = spec("client_id") {
+            match wiz.service_account_by_client_id(&cid).await {
+                Ok(Some(sa)) => {
+                    set(state, "service_account_id", Value::string(sa.id));
+                    set(state, "service_account_name", Value::string(sa.name));
+                    set(state, "scopes", list(&sa.scopes));
+                    set(state, "client_id", Value::string(cid));
+                }
+                Ok(None) => diags.warning("Service account not found", format!("No Wiz service account has the device's client id {cid:?}; the next apply creates one.")),
+                Err(e) => diags.warning("Cannot look up the service account", e.to_string()),
+            }
+        }
+        let hook_url = steps::webhook_credentials(&d).map(|c| c.0);
+        let mut integration_id = None;
+        if let Ok(found) = wiz.integrations_named("Expel Webhook").await {
+            integration_id = found
+                .into_iter()
+                .find(|i| Some(&i.url) == hook_url.as_ref())
+                .map(|i| i.id);
+        }
+        set(state, "integration_id", opt(integration_id.clone()));
+        let mut severities: Vec<String> = ALL_SEVERITIES.iter().map(|s| s.to_string()).collect();
+        if let (Some(iid), Ok(rules)) = (
+            &integration_id,
+            wiz.automation_rules_named("Expel Webhook Rule").await,
+        ) {
+            if let Some(r) = rules
+                .into_iter()
+                .find(|r| r.actions.iter().any(|a| a.1.as_ref() == Some(iid)))
+            {
+                if let Some(s) = r.severities.clone() {
+                    severities = s;
+                }
+                set(state, "automation_rule_id", Value::string(r.id));
+            }
+        }
+        set(state, "severities", list(&severities));
+        let org = ctx
+            .data
+            .workbench
+            .organization(ctx.data.organization_id.as_deref().unwrap_or_default())
+            .await
+            .map(|o| o.name)
+            .unwrap_or_default();
+        let email = soc_email(&org).unwrap_or_default();
+        set(state, "organization_name", Value::string(org));
+        set(state, "expel_user_email", Value::string(email.clone()));
+        let user = wiz
+            .users_by_email(&email)
+            .await
+            .ok()
+            .and_then(|u| u.into_iter().next());
+        if user.is_some() {
+            set(
+                state,
+                "console_access",
+                Value::object([
+                    ("domain_validated", Value::Bool(true)),
+                    ("role_name", Value::string(DEFAULT_ROLE)),
+                ]),
+            );
+        }
+        set(state, "user_id", opt(user.map(|u| u.id)));
+        Some(())
+    }
+}
+
+#[async_trait]
+impl Resource<ExpelData> for WizDevice {
+    fn type_name(&self) -> &'static str {
+        "expel_wiz_device"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        let product = config
+            .get("product")
+            .and_then(Value::as_str)
+            .unwrap_or("cloud");
+        if product == "defend" && config.get("sync_rules").and_then(Value::as_bool) == Some(true) {
+            diags.attr_error(AttrPath::root("sync_rules"), "Synchronization rules are not available for Wiz Defend", "`sync_rules` cannot be true with product = \"defend\": Wiz status syncing exists for Wiz Cloud issues only (guide step 4). Remove `sync_rules` or set it to false.");
+        }
+        if let Some(l) = config.get("severities").and_then(Value::as_list) {
+            if l.is_empty() {
+                diags.attr_error(AttrPath::root("severities"), "No severities", "`severities` is empty, so the automation rule would forward nothing. Remove it (every severity, as the guide says) or list at least one of INFORMATIONAL, LOW, MEDIUM, HIGH, CRITICAL.");
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, s) in l.iter().enumerate() {
+                if let Some(s) = s.as_str() {
+                    if !seen.insert(s) {
+                        diags.attr_error(
+                            AttrPath::root("severities").index(i),
+                            "Duplicate severity",
+                            format!("{s:?} is listed twice in `severities`."),
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(l) = config.get("scopes").and_then(Value::as_list) {
+            if l.is_empty() {
+                diags.attr_error(AttrPath::root("scopes"), "No scopes", "`scopes` is empty; an API-integration service account needs at least one scope. Remove it for the default.");
+            }
+        }
+        if let Some(t) = config.get("timeouts").filter(|t| !t.is_null()) {
+            for k in ["create", "update", "delete"] {
+                if let Some(s) = t.get(k).and_then(Value::as_str) {
+                    if parse_duration(s).is_none() {
+                        diags.attr_error(
+                            AttrPath::root("timeouts").attr(k),
+                            "Malformed duration",
+                            format!("{s:?} is not a duration such as \"10m\"."),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    async fn modify_plan(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        input: &PlanInput<'_>,
+        planned: &mut Value,
+        diags: &mut Diagnostics,
+    ) {
+        if planned.is_null() {
+            return;
+        }
+        let Some(org) = self.org(ctx, diags) else {
+            return;
+        };
+        if !input.prior.is_null() && !self.check_pinned(ctx, input.prior, diags) {
+            return;
+        }
+        let Some(wiz) = ctx.data.wiz_client.as_ref() else {
+            return;
+        };
+        set(planned, "wiz_api_url", Value::string(self.tenant(ctx)));
+        // Defaults derived from inputs and the provider: the same answer at plan and apply.
+        if !known(input.config, "api_endpoint_url") && !known(planned, "api_endpoint_url") {
+            let url = wiz.api_url().to_string();
+            if let Some(problem) = api_url_problem(&url) {
+                diags.attr_error(AttrPath::root("api_endpoint_url"), "Unusable Wiz API endpoint URL", format!("`api_endpoint_url` defaults to the provider's wiz.api_url, and {problem}. Set `api_endpoint_url` or fix wiz.api_url."));
+            }
+            set(planned, "api_endpoint_url", Value::string(url));
+        }
+        if !known(input.config, "scopes") && !known(planned, "scopes") {
+            set(
+                planned,
+                "scopes",
+                Value::List(DEFAULT_SCOPES.iter().map(|s| Value::string(*s)).collect()),
+            );
+        }
+        let product = str_of(planned, "product");
+        if !known(input.config, "sync_rules") {
+            if input
+                .config
+                .get("sync_rules")
+                .is_some_and(|v| !v.is_known())
+            {
+                set(planned, "sync_rules", Value::unknown());
+            } else {
+                set(planned, "sync_rules", Value::Bool(product != "defend"));
+            }
+        }
+        if !known(input.config, "organization_name") && !known(planned, "organization_name") {
+            match ctx.data.workbench.organization(&org).await {
+                Ok(o) => set(planned, "organization_name", Value::string(o.name)),
+                Err(e) => diags.error(
+                    "Cannot read the Workbench organization",
+                    format!("{e}. Set `organization_name`."),
+                ),
+            }
+        }
+        if let Some(name) = planned
+            .get("organization_name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        {
+            match soc_email(&name) {
+                Some(e) => set(planned, "expel_user_email", Value::string(e)),
+                None => diags.attr_error(AttrPath::root("organization_name"), "Unusable organization name", format!("{name:?} has no letters or digits to build soc+<organization>@expel.io from.")),
+            }
+        } else {
+            set(planned, "expel_user_email", Value::unknown());
+        }
+        // Severities and role names are checked against what the tenant offers.
+        let enum_check = !known(input.config, "severities")
+            || input
+                .config
+                .get("severities")
+                .and_then(Value::as_list)
+                .is_some_and(|l| !l.is_empty());
+        if enum_check {
+            match wiz.enum_values("Severity").await {
+                Ok(offered) if !offered.is_empty() => {
+                    if !known(input.config, "severities") && !known(planned, "severities") {
+                        let all: Vec<String> = ALL_SEVERITIES
+                            .iter()
+                            .map(|s| s.to_string())
+                            .filter(|s| offered.contains(s))
+                            .collect();
+                        set(planned, "severities", list(&all));
+                    } else if let Some(l) = strings_of(input.config, "severities") {
+                        for (i, s) in l.iter().enumerate() {
+                            if !offered.contains(s) {
+                                diags.attr_error(AttrPath::root("severities").index(i), "Unknown severity", format!("{s:?} is not a severity of this Wiz tenant; it offers: {}.", offered.join(", ")));
+                            }
+                        }
+                    }
+                }
+                Ok(_) | Err(_) => {
+                    if !known(input.config, "severities") && !known(planned, "severities") {
+                        set(
+                            planned,
+                            "severities",
+                            Value::List(ALL_SEVERITIES.iter().map(|s| Value::string(*s)).collect()),
+                        );
+                    }
+                }
+            }
+        }
+        let (validated, role_name) = console(planned);
+        if validated {
+            match wiz.user_roles().await {
+                Ok(roles) if !roles.iter().any(|r| r.name == role_name) => {
+                    diags.attr_error(
+                        AttrPath::root("console_access").attr("role_name"),
+                        "Unknown Wiz role",
+                        format!(
+                            "This Wiz tenant has no role named {role_name:?}. Roles: {}.",
+                            roles
+                                .iter()
+                                .map(|r| r.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => diags.warning("Cannot list Wiz roles", e.to_string()),
+            }
+        } else {
+            let code = opt_str(input.prior, "domain_verification_code");
+            diags.warning(
+                "Wiz console access: waiting for Expel to validate your domain verification code",
+                match code {
+                    Some(c) => format!("Send the domain verification code {c:?} (attribute `domain_verification_code`) to support@expel.com with the subject \"Wiz Integration\". Once Expel confirms it is validated, set `console_access {{ domain_validated = true }}` and apply: that adds expel.io to the allowed login domains and invites the Expel Analyst."),
+                    None => "After this apply, send the value of `domain_verification_code` to support@expel.com with the subject \"Wiz Integration\". Once Expel confirms it is validated, set `console_access { domain_validated = true }` and apply again: that adds expel.io to the allowed login domains and invites the Expel Analyst.".to_string(),
+                },
+            );
+        }
+        if input.prior.is_null() {
+            return;
+        }
+        // Whatever drifted is repaired by this plan; ids of pieces that are gone change.
+        let prior_drift = input
+            .prior
+            .get("drift")
+            .and_then(Value::as_map)
+            .cloned()
+            .unwrap_or_default();
+        set(planned, "drift", Value::Map(BTreeMap::new()));
+        for (piece, ids) in IDS_OF_PIECE {
+            if prior_drift
+                .get(*piece)
+                .and_then(Value::as_str)
+                .is_some_and(|d| d.contains(GONE))
+            {
+                for id in *ids {
+                    set(planned, id, Value::unknown());
+                }
+            }
+        }
+        let changed = |k: &str| input.prior.get(k) != planned.get(k);
+        if changed("service_account_name") || changed("scopes") {
+            for id in ["service_account_id", "client_id"] {
+                set(planned, id, Value::unknown());
+            }
+        }
+        let (was_validated, _) = console(input.prior);
+        if validated && (!was_validated || !known(input.prior, "user_id")) {
+            set(planned, "user_id", Value::unknown());
+        } else if !validated {
+            set(planned, "user_id", Value::Null);
+        }
+        if planned != input.prior {
+            set(planned, "device_status", Value::unknown());
+        }
+    }
+
+    async fn create(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        planned: &Value,
+        _config: &Value,
+        diags: &mut Diagnostics,
+    ) -> ApplyOutcome {
+        let Some(org) = self.org(ctx, diags) else {
+            return ApplyOutcome {
+                state: None,
+                private: vec![],
+            };
+        };
+        let cx = self.cx(ctx, planned, &[], &org, timeout(planned, "create"));
+        let steps = steps();
+        let errors = engine::create_all(&steps, &cx).await;
+        report(diags, "Creating the Wiz integration", &errors);
+        warnings(diags, &cx);
+        ApplyOutcome {
+            state: Some(state_from(planned, &cx, BTreeMap::new())),
+            private: private_of(&cx),
+        }
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        state: &Value,
+        private: &[u8],
+        diags: &mut Diagnostics,
+    ) -> ReadOutcome {
+        let keep = |s: &Value| ReadOutcome {
+            state: Some(s.clone()),
+            private: private.to_vec(),
+        };
+        let Some(org) = self.org(ctx, diags) else {
+            return keep(state);
+        };
+        if !self.check_pinned(ctx, state, diags) {
+            return keep(state);
+        }
+        let mut state = state.clone();
+        if state.get("name").is_none_or(Value::is_null)
+            && self.hydrate_import(ctx, &mut state, diags).await.is_none()
+        {
+            return ReadOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        }
+        let cx = self.cx(ctx, &state, private, &org, Duration::from_secs(300));
+        let steps = steps();
+        let (seen, errors) = engine::observe_all(&steps, &cx).await;
+        if !errors.is_empty() {
+            report(diags, "Reading the Wiz integration", &errors);
+            return keep(&state);
+        }
+        warnings(diags, &cx);
+        // Console access always "exists" (it is tenant settings); the rest decides "gone".
+        if seen
+            .iter()
+            .filter(|(k, _)| **k != "console_access")
+            .all(|(_, o)| matches!(o, Observed::Gone | Observed::NotCreated))
+        {
+            return ReadOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        }
+        let mut drift = BTreeMap::new();
+        for s in &steps {
+            if let Some(o) = seen.get(s.key()) {
+                let p = o.problems();
+                if !p.is_empty() {
+                    drift.insert(s.key().to_string(), p.join("; "));
+                }
+            }
+        }
+        for (k, d) in &drift {
+            diags.warning(format!("Drift in {k}"), d.clone());
+        }
+        // Ids of gone pieces stay in state (so plan can name them) until apply re-creates.
+        ReadOutcome {
+            private: private_of(&cx),
+            state: Some(state_from(&state, &cx, drift)),
+        }
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        prior: &Value,
+        planned: &Value,
+        _config: &Value,
+        private: &[u8],
+        diags: &mut Diagnostics,
+    ) -> ApplyOutcome {
+        let Some(org) = self.org(ctx, diags) else {
+            return ApplyOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        };
+        if !self.check_pinned(ctx, prior, diags) {
+            return ApplyOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        }
+        let mut base = planned.clone();
+        // Ids come from the prior state; the plan holds unknowns for re-created pieces.
+        for k in [
+            "id",
+            "service_account_id",
+            "client_id",
+            "user_id",
+            "integration_id",
+            "automation_rule_id",
+            "webhook_url",
+            "domain_verification_code",
+        ] {
+            if let Some(v) = prior.get(k) {
+                if !base.get(k).is_some_and(Value::is_known) {
+                    set(&mut base, k, v.clone());
+                }
+            }
+        }
+        let cx = self.cx(ctx, &base, private, &org, timeout(planned, "update"));
+        let steps = steps();
+        let errors = engine::converge(&steps, &cx).await;
+        report(diags, "Repairing the Wiz integration", &errors);
+        warnings(diags, &cx);
+        ApplyOutcome {
+            state: Some(state_from(planned, &cx, BTreeMap::new())),
+            private: private_of(&cx),
+        }
+    }
+
+    async fn delete(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        prior: &Value,
+        private: &[u8],
+        diags: &mut Diagnostics,
+    ) {
+        let Some(org) = self.org(ctx, diags) else {
+            return;
+        };
+        if !self.check_pinned(ctx, prior, diags) {
+            return;
+        }
+        let cx = self.cx(ctx, prior, private, &org, timeout(prior, "delete"));
+        let steps = steps();
+        let errors = engine::delete_all(&steps, &cx).await;
+        report(diags, "Destroying the Wiz integration", &errors);
+    }
+
+    async fn import(
+        &self,
+        _ctx: &Ctx<ExpelData>,
+        id: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        if id.trim().is_empty() {
+            diags.error("Missing import id", "Import an expel_wiz_device by its Workbench security device id: terraform import expel_wiz_device.x <device id>.");
+            return None;
+        }
+        let mut v = Value::object(
+            schema()
+                .block
+                .attributes
+                .iter()
+                .map(|a| (a.name.clone(), Value::Null)),
+        );
+        set(&mut v, "id", Value::string(id.trim()));
+        set(&mut v, "console_access", Value::Null);
+        set(&mut v, "timeouts", Value::Null);
+        Some(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_url_must_be_https_graphql() {
+        assert!(api_url_problem("https://api.us17.app.wiz.io/graphql").is_none());
+        assert!(api_url_problem("http://127.0.0.1:5000/wiz/graphql").is_none());
+        assert!(api_url_problem("http://api.us17.app.wiz.io/graphql")
+            .unwrap()
+            .contains("https"));
+        assert!(api_url_problem("https://api.us17.app.wiz.io/v1")
+            .unwrap()
+            .contains("GraphQL"));
+        assert!(api_url_problem("nope").is_some());
+    }
+
+    #[test]
+    fn steps_follow_the_guide_order() {
+        let names: Vec<&str> = steps().iter().map(|s| s.key()).collect();
+        for s in steps() {
+            for n in s.needs() {
+                assert!(names.contains(n), "{} needs unknown step {n}", s.key());
+            }
+        }
+        let needs = |k: &str| {
+            steps()
+                .into_iter()
+                .find(|s| s.key() == k)
+                .map(|s| s.needs().to_vec())
+                .unwrap_or_default()
+        };
+        assert!(needs("workbench_device").contains(&"service_account"));
+        assert!(needs("webhook_integration").contains(&"workbench_device"));
+        assert!(needs("automation_rule").contains(&"webhook_integration"));
+    }
+
+    #[test]
+    fn defend_with_sync_rules_is_an_error_naming_it() {
+        let mut d = Diagnostics::default();
+        let cfg = Value::object([
+            ("product", Value::string("defend")),
+            ("sync_rules", Value::Bool(true)),
+            ("severities", Value::List(vec![])),
+        ]);
+        WizDevice.validate(&cfg, &mut d);
+        let paths: Vec<String> = d
+            .iter()
+            .filter_map(|x| x.path.as_ref().map(|p| p.to_string()))
+            .collect();
+        assert!(paths.iter().any(|p| p == "sync_rules"), "{paths:?}");
+        assert!(paths.iter().any(|p| p == "severities"), "{paths:?}");
+    }
+
+    #[test]
+    fn private_state_round_trips() {
+        let j = journal(
+            &Value::Null,
+            br#"{"sa_rotated_at":"t","sa_rotation_known":true,"domain_added":true}"#,
+        );
+        assert_eq!(j.sa_rotated_at.as_deref(), Some("t"));
+        assert!(j.sa_rotation_known && j.domain_added);
+        let j = journal(&Value::Null, b"");
+        assert!(!j.sa_rotation_known);
+    }
+}

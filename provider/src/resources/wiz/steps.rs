@@ -1,0 +1,951 @@
+//! The Wiz guide (seeds/wiz.txt), one engine step per guide step. Wiz objects carry no tags:
+//! the automation rule carries our ownership marker in its description; the service account,
+//! integration and user are recognised by the ids in the journal (and, for adoption, by
+//! pointing at our own device or being Expel's own address).
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::{json, Value as Json};
+
+use crate::clients::wiz::{RuleSpec, WizClient, WizError};
+use crate::clients::workbench::{DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError};
+use crate::clients::Secret;
+use crate::engine::{Deadline, Observed, Step, StepError};
+use crate::resources::ExpelData;
+
+/// Ownership marker in the automation rule's description.
+pub const RULE_MARKER: &str = "Managed by terraform-provider-expel (expel_wiz_device).";
+pub const EXPEL_DOMAIN: &str = "expel.io";
+pub const ANALYST_NAME: &str = "Expel Analyst";
+pub const GONE: &str = "deleted outside Terraform";
+
+/// The desired state, from the plan.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    pub name: String,
+    pub product: String,
+    pub service_account_name: String,
+    pub scopes: Vec<String>,
+    pub device_location: String,
+    pub api_endpoint_url: String,
+    pub soc_email: String,
+    pub domain_validated: bool,
+    pub role_name: String,
+    pub severities: Vec<String>,
+    pub webhook_name: String,
+    pub rule_name: String,
+    pub workbench_org: String,
+}
+
+impl Settings {
+    /// Wiz Cloud rules fire on issues, Wiz Defend rules on detections.
+    pub fn trigger_source(&self) -> &'static str {
+        if self.product == "defend" {
+            "DETECTIONS"
+        } else {
+            "ISSUES"
+        }
+    }
+}
+
+/// Ids only known once objects exist, and the fresh client secret on its way to Workbench.
+#[derive(Clone, Debug, Default)]
+pub struct Journal {
+    pub sa_id: Option<String>,
+    pub client_id: Option<String>,
+    /// `lastRotatedAt` of the service account when we last set its secret (private state).
+    pub sa_rotated_at: Option<String>,
+    /// `sa_rotated_at` is what we last saw (false after an import: nothing to compare yet).
+    pub sa_rotation_known: bool,
+    /// A secret made in this run and not yet handed to the device. Never stored.
+    pub secret: Option<Secret>,
+    pub device_id: Option<String>,
+    pub device_status: Option<String>,
+    pub webhook_url: Option<String>,
+    pub domain_code: Option<String>,
+    /// We added expel.io to the allowed login domains (so we remove it again).
+    pub domain_added: bool,
+    pub user_id: Option<String>,
+    pub integration_id: Option<String>,
+    pub rule_id: Option<String>,
+}
+
+pub struct Cx {
+    pub data: Arc<ExpelData>,
+    pub s: Settings,
+    pub journal: Mutex<Journal>,
+    pub deadline: Deadline,
+    pub warnings: Mutex<Vec<String>>,
+    /// The device as last read or written in this operation.
+    pub device: Mutex<Option<SecurityDevice>>,
+}
+
+impl Cx {
+    pub fn wiz(&self) -> Result<&WizClient, StepError> {
+        self.data.wiz_client.as_ref().ok_or_else(|| StepError {
+            step: "wiz",
+            message: "the provider has no Wiz access configured (provider block `wiz { ... }` or WIZ_* variables)".into(),
+        })
+    }
+    fn wbc(&self) -> &WorkbenchClient {
+        &self.data.workbench
+    }
+    pub fn j(&self) -> std::sync::MutexGuard<'_, Journal> {
+        match self.journal.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+    fn warn(&self, w: String) {
+        match self.warnings.lock() {
+            Ok(mut g) => g.push(w),
+            Err(p) => p.into_inner().push(w),
+        }
+    }
+    fn cache_device(&self, d: Option<SecurityDevice>) {
+        match self.device.lock() {
+            Ok(mut g) => *g = d,
+            Err(p) => *p.into_inner() = d,
+        }
+    }
+    fn cached_device(&self) -> Option<SecurityDevice> {
+        match self.device.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+    async fn w<T, F, Fut>(&self, step: &'static str, op: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, WizError>>,
+    {
+        self.deadline.retry(op).await.map_err(|e| fail(step, e))
+    }
+    async fn wb<T, F, Fut>(&self, step: &'static str, op: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, WorkbenchError>>,
+    {
+        self.deadline.retry(op).await.map_err(|e| fail(step, e))
+    }
+    /// Our device, read once per operation (and after each write).
+    async fn device(&self, step: &'static str) -> Result<Option<SecurityDevice>, StepError> {
+        if let Some(d) = self.cached_device() {
+            return Ok(Some(d));
+        }
+        let Some(id) = self.j().device_id.clone() else {
+            return Ok(None);
+        };
+        let d = self.wb(step, || self.wbc().device(&id)).await?;
+        self.cache_device(d.clone());
+        Ok(d)
+    }
+    /// Rotates the service account's secret: the only way to hand Workbench a secret we do
+    /// not keep.
+    async fn rotate_secret(&self, step: &'static str) -> Result<(), StepError> {
+        let id = self
+            .j()
+            .sa_id
+            .clone()
+            .ok_or_else(|| fail(step, "no service account recorded"))?;
+        let wiz = self.wiz()?;
+        let (sa, secret) = wiz.rotate_secret(&id).await.map_err(|e| fail(step, e))?;
+        let mut j = self.j();
+        j.sa_rotated_at = sa.last_rotated_at;
+        j.sa_rotation_known = true;
+        j.client_id = Some(sa.client_id);
+        j.secret = Some(secret);
+        Ok(())
+    }
+}
+
+fn fail(step: &'static str, e: impl std::fmt::Display) -> StepError {
+    StepError {
+        step,
+        message: e.to_string(),
+    }
+}
+
+fn sorted(v: &[String]) -> BTreeSet<String> {
+    v.iter().cloned().collect()
+}
+
+/// Webhook URL, username and password the device gives back (guide step 5).
+pub fn webhook_credentials(d: &SecurityDevice) -> Option<(String, String, Secret)> {
+    let a = &d.attributes;
+    let s = |k: &str| a.get(k).and_then(Json::as_str).map(str::to_string);
+    Some((
+        s("webhook_url")?,
+        s("webhook_username")?,
+        Secret::new(s("webhook_password")?),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct ServiceAccount;
+const SA: &str = "Step 1: Expel API integration (service account) in Wiz";
+
+impl ServiceAccount {
+    async fn make(&self, cx: &Cx) -> Result<(), StepError> {
+        let wiz = cx.wiz()?;
+        let (sa, secret) = wiz
+            .create_service_account(&cx.s.service_account_name, &cx.s.scopes)
+            .await
+            .map_err(|e| fail(SA, e))?;
+        let mut j = cx.j();
+        j.sa_id = Some(sa.id);
+        j.client_id = Some(sa.client_id);
+        j.sa_rotated_at = sa.last_rotated_at;
+        j.sa_rotation_known = true;
+        j.secret = Some(secret);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for ServiceAccount {
+    fn key(&self) -> &'static str {
+        "service_account"
+    }
+    fn title(&self) -> &'static str {
+        SA
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &[]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        let wiz = cx.wiz()?;
+        let name = cx.s.service_account_name.clone();
+        let existing = cx.w(SA, || wiz.service_accounts_named(&name)).await?;
+        if !existing.is_empty() {
+            // Service accounts carry no marker, and their secret cannot be read back.
+            return Err(fail(SA, format!("Wiz already has a service account named {name:?} that this resource did not record; delete it, import the device (terraform import <security device id>), or set service_account_name")));
+        }
+        self.make(cx).await
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let Some(id) = cx.j().sa_id.clone() else {
+            return Ok(Observed::NotCreated);
+        };
+        let wiz = cx.wiz()?;
+        let Some(sa) = cx.w(SA, || wiz.service_account(&id)).await? else {
+            return Ok(Observed::Gone);
+        };
+        let mut p = Vec::new();
+        if sa.name != cx.s.service_account_name {
+            p.push(format!(
+                "service account name is {:?} instead of {:?}",
+                sa.name, cx.s.service_account_name
+            ));
+        }
+        if sorted(&sa.scopes) != sorted(&cx.s.scopes) {
+            p.push(format!(
+                "service account scopes are {:?} instead of {:?}",
+                sa.scopes, cx.s.scopes
+            ));
+        }
+        if !sa.assigned_projects.is_empty() {
+            p.push("service account is limited to some projects instead of all".into());
+        }
+        {
+            let mut j = cx.j();
+            j.client_id = Some(sa.client_id.clone());
+            if !j.sa_rotation_known {
+                // Imported: nothing to compare with yet.
+                j.sa_rotated_at = sa.last_rotated_at.clone();
+                j.sa_rotation_known = true;
+            } else if sa.last_rotated_at != j.sa_rotated_at {
+                p.push("client secret was rotated outside Terraform: the Workbench device's secret no longer works".into());
+            }
+        }
+        Ok(Observed::Present(p))
+    }
+    async fn repair(&self, cx: &Cx, problems: &[String]) -> Result<(), StepError> {
+        let only_rotated = problems.iter().all(|p| p.contains("rotated"));
+        if only_rotated {
+            return cx.rotate_secret(SA).await;
+        }
+        // Name, scopes and projects cannot be changed in place: make the new account, let
+        // the device move to it (its client id changes), then retire the old one.
+        let old = cx.j().sa_id.clone();
+        self.make(cx).await?;
+        if let Some(old) = old {
+            let wiz = cx.wiz()?;
+            cx.w(SA, || wiz.delete_service_account(&old)).await?;
+        }
+        Ok(())
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        let Some(id) = cx.j().sa_id.clone() else {
+            return Ok(());
+        };
+        let wiz = cx.wiz()?;
+        cx.w(SA, || wiz.delete_service_account(&id)).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct WorkbenchDevice;
+const DEVICE: &str = "Step 2: Wiz security device in Workbench (step 5: its webhook credentials)";
+
+impl WorkbenchDevice {
+    pub fn spec(cx: &Cx) -> DeviceSpec {
+        let j = cx.j();
+        let mut spec = json!({
+            "api_endpoint_url": cx.s.api_endpoint_url,
+            "client_id": j.client_id.clone().unwrap_or_default(),
+            "product": cx.s.product,
+        });
+        if let (Some(secret), Json::Object(m)) = (&j.secret, &mut spec) {
+            m.insert(
+                "client_secret".into(),
+                Json::String(secret.expose().to_string()),
+            );
+        }
+        DeviceSpec {
+            name: cx.s.name.clone(),
+            location: cx.s.device_location.clone(),
+            device_type: "CLOUD".into(),
+            plugin_slug: "wiz".into(),
+            device_spec: spec,
+        }
+    }
+    /// Validates the device_spec against the plugin's JSON schema before any call (with a
+    /// stand-in for a secret Workbench already holds).
+    async fn check_spec(&self, cx: &Cx, spec: &DeviceSpec) -> Result<(), StepError> {
+        let plugins = cx.wb(DEVICE, || cx.wbc().plugins()).await?;
+        let Some(plugin) = plugins.iter().find(|p| p.slug == spec.plugin_slug) else {
+            return Err(fail(DEVICE, "Workbench has no \"wiz\" plugin"));
+        };
+        let validator = jsonschema::validator_for(&plugin.device_spec_schema)
+            .map_err(|e| fail(DEVICE, format!("the wiz plugin's schema is unusable: {e}")))?;
+        let mut probe = spec.device_spec.clone();
+        if let Json::Object(m) = &mut probe {
+            m.entry("client_secret")
+                .or_insert_with(|| Json::String("stored-in-workbench".into()));
+        }
+        let problems: Vec<String> = validator
+            .iter_errors(&probe)
+            .map(|e| {
+                // Never echo a value: it may be the secret.
+                format!("{} does not match the schema", e.instance_path())
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(fail(
+                DEVICE,
+                format!(
+                    "device_spec does not match the wiz plugin's schema: {}",
+                    problems.join("; ")
+                ),
+            ))
+        }
+    }
+    fn differences(&self, cx: &Cx, d: &SecurityDevice) -> Vec<String> {
+        let want = Self::spec(cx);
+        let mut p = Vec::new();
+        if d.name != want.name {
+            p.push(format!(
+                "device name is {:?} instead of {:?}",
+                d.name, want.name
+            ));
+        }
+        if d.location != want.location {
+            p.push(format!(
+                "device location is {:?} instead of {:?}",
+                d.location, want.location
+            ));
+        }
+        if d.plugin_slug != want.plugin_slug {
+            p.push(format!(
+                "device plugin is {:?} instead of \"wiz\"",
+                d.plugin_slug
+            ));
+        }
+        for k in ["api_endpoint_url", "client_id", "product"] {
+            let v = &want.device_spec[k];
+            if d.device_spec.get(k) != Some(v) {
+                p.push(format!(
+                    "device {k} is {} instead of {v}",
+                    d.device_spec.get(k).cloned().unwrap_or(Json::Null)
+                ));
+            }
+        }
+        if cx.j().secret.is_some() {
+            p.push("the service account's client secret changed and Workbench does not have the new one".into());
+        }
+        p
+    }
+    fn record(&self, cx: &Cx, d: &SecurityDevice) {
+        let mut j = cx.j();
+        j.device_id = Some(d.id.clone());
+        j.device_status = d.status.clone();
+        j.webhook_url = webhook_credentials(d).map(|c| c.0);
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for WorkbenchDevice {
+    fn key(&self) -> &'static str {
+        "workbench_device"
+    }
+    fn title(&self) -> &'static str {
+        DEVICE
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["service_account"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        let org = cx.s.workbench_org.clone();
+        let name = cx.s.name.clone();
+        let existing = cx
+            .wb(DEVICE, || cx.wbc().devices_named(&org, &name))
+            .await?;
+        let client_id = cx.j().client_id.clone();
+        if let Some(d) = existing.into_iter().next() {
+            // Ours when it uses our service account: a rerun after a crash adopts it.
+            if d.device_spec.get("client_id").and_then(Json::as_str) == client_id.as_deref() {
+                self.record(cx, &d);
+                cx.cache_device(Some(d.clone()));
+                if !self.differences(cx, &d).is_empty() {
+                    self.repair(cx, &[]).await?;
+                }
+                return Ok(());
+            }
+            return Err(fail(DEVICE, format!("Workbench already has a device named {name:?} for another Wiz client; import it (terraform import <device id>) or choose another name")));
+        }
+        if cx.j().secret.is_none() {
+            // The device was deleted: Workbench needs a secret we do not keep.
+            cx.rotate_secret(DEVICE).await?;
+        }
+        let spec = Self::spec(cx);
+        self.check_spec(cx, &spec).await?;
+        let d = cx
+            .wbc()
+            .create_device(&org, &spec)
+            .await
+            .map_err(|e| fail(DEVICE, e))?;
+        cx.j().secret = None;
+        self.record(cx, &d);
+        cx.cache_device(Some(d));
+        Ok(())
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        if cx.j().device_id.is_none() {
+            return Ok(Observed::NotCreated);
+        }
+        cx.cache_device(None);
+        let Some(d) = cx.device(DEVICE).await? else {
+            return Ok(Observed::Gone);
+        };
+        self.record(cx, &d);
+        if d.status.as_deref() == Some("unhealthy") {
+            cx.warn(format!(
+                "Workbench reports the Wiz device {:?} unhealthy: {}",
+                d.name,
+                d.attributes
+                    .get("status_details")
+                    .cloned()
+                    .unwrap_or(Json::Null)
+            ));
+        }
+        Ok(Observed::Present(self.differences(cx, &d)))
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        let id = cx
+            .j()
+            .device_id
+            .clone()
+            .ok_or_else(|| fail(DEVICE, "no device recorded"))?;
+        let spec = Self::spec(cx);
+        self.check_spec(cx, &spec).await?;
+        let attrs = json!({"name": spec.name, "location": spec.location, "plugin_slug": spec.plugin_slug, "device_spec": spec.device_spec});
+        let d = cx
+            .wb(DEVICE, || cx.wbc().update_device(&id, attrs.clone()))
+            .await?;
+        cx.j().secret = None;
+        self.record(cx, &d);
+        cx.cache_device(Some(d));
+        Ok(())
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        let Some(id) = cx.j().device_id.clone() else {
+            return Ok(());
+        };
+        cx.wb(DEVICE, || cx.wbc().delete_device(&id)).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct ConsoleAccess;
+const CONSOLE: &str =
+    "Step 3: Wiz console access for Expel (domain verification, expel.io, Expel Analyst)";
+
+impl ConsoleAccess {
+    /// Brings console access to the desired state: always the domain verification code;
+    /// with `domain_validated`, expel.io allowed and the Expel Analyst invited; without it,
+    /// neither (removing only what we added).
+    async fn ensure(&self, cx: &Cx) -> Result<(), StepError> {
+        let wiz = cx.wiz()?;
+        let settings = cx.w(CONSOLE, || wiz.login_settings()).await?;
+        cx.j().domain_code = Some(settings.domain_verification_code.clone());
+        let allowed = settings.allowed_domains.iter().any(|d| d == EXPEL_DOMAIN);
+        if cx.s.domain_validated {
+            if !allowed {
+                wiz.add_allowed_domain(EXPEL_DOMAIN)
+                    .await
+                    .map_err(|e| fail(CONSOLE, e))?;
+                cx.j().domain_added = true;
+            }
+            let role = self.role_id(cx).await?;
+            let user_id = cx.j().user_id.clone();
+            let current = match user_id {
+                Some(id) => cx.w(CONSOLE, || wiz.user(&id)).await?,
+                None => None,
+            };
+            let current = match current {
+                Some(u) => Some(u),
+                None => {
+                    let email = cx.s.soc_email.clone();
+                    // Expel's own address: a user with it is Expel's, so we adopt it.
+                    cx.w(CONSOLE, || wiz.users_by_email(&email))
+                        .await?
+                        .into_iter()
+                        .next()
+                }
+            };
+            let user = match current {
+                Some(u)
+                    if u.role.id == role && u.name == ANALYST_NAME && u.expires_at.is_none() =>
+                {
+                    u
+                }
+                Some(u) => wiz
+                    .update_user(&u.id, ANALYST_NAME, &role)
+                    .await
+                    .map_err(|e| fail(CONSOLE, e))?,
+                None => wiz
+                    .create_user(ANALYST_NAME, &cx.s.soc_email, &role)
+                    .await
+                    .map_err(|e| fail(CONSOLE, e))?,
+            };
+            cx.j().user_id = Some(user.id);
+        } else {
+            self.remove(cx).await?;
+        }
+        Ok(())
+    }
+    async fn role_id(&self, cx: &Cx) -> Result<String, StepError> {
+        let wiz = cx.wiz()?;
+        let roles = cx.w(CONSOLE, || wiz.user_roles()).await?;
+        roles
+            .iter()
+            .find(|r| r.name == cx.s.role_name)
+            .map(|r| r.id.clone())
+            .ok_or_else(|| {
+                fail(
+                    CONSOLE,
+                    format!(
+                        "Wiz has no role named {:?} (console_access.role_name); roles: {}",
+                        cx.s.role_name,
+                        roles
+                            .iter()
+                            .map(|r| r.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })
+    }
+    async fn remove(&self, cx: &Cx) -> Result<(), StepError> {
+        let wiz = cx.wiz()?;
+        let user_id = cx.j().user_id.clone();
+        if let Some(id) = user_id {
+            cx.w(CONSOLE, || wiz.delete_user(&id)).await?;
+        }
+        cx.j().user_id = None;
+        let added = cx.j().domain_added;
+        if added {
+            cx.w(CONSOLE, || wiz.remove_allowed_domain(EXPEL_DOMAIN))
+                .await?;
+            cx.j().domain_added = false;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for ConsoleAccess {
+    fn key(&self) -> &'static str {
+        "console_access"
+    }
+    fn title(&self) -> &'static str {
+        CONSOLE
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &[]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        self.ensure(cx).await
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let wiz = cx.wiz()?;
+        let settings = cx.w(CONSOLE, || wiz.login_settings()).await?;
+        cx.j().domain_code = Some(settings.domain_verification_code.clone());
+        let allowed = settings.allowed_domains.iter().any(|d| d == EXPEL_DOMAIN);
+        let mut p = Vec::new();
+        let user_id = cx.j().user_id.clone();
+        if cx.s.domain_validated {
+            if !allowed {
+                p.push(format!("{EXPEL_DOMAIN} is not an allowed login domain"));
+            }
+            match user_id {
+                None => p.push(format!(
+                    "user {ANALYST_NAME} ({}) is not invited",
+                    cx.s.soc_email
+                )),
+                Some(id) => match cx.w(CONSOLE, || wiz.user(&id)).await? {
+                    None => p.push(format!("user {ANALYST_NAME} ({}) {GONE}", cx.s.soc_email)),
+                    Some(u) => {
+                        let role = self.role_id(cx).await?;
+                        if u.role.id != role {
+                            p.push(format!(
+                                "user {ANALYST_NAME} has role {:?} instead of {:?}",
+                                u.role.id, cx.s.role_name
+                            ));
+                        }
+                        if u.expires_at.is_some() {
+                            p.push(format!(
+                                "user {ANALYST_NAME} expires; the guide sets no expiry"
+                            ));
+                        }
+                    }
+                },
+            }
+        } else if user_id.is_some() || (cx.j().domain_added && allowed) {
+            p.push("console access is turned off: the Expel Analyst user and the expel.io login domain will be removed".into());
+        }
+        Ok(Observed::Present(p))
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        self.ensure(cx).await
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        self.remove(cx).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct WebhookIntegration;
+const HOOK: &str = "Step 6: Expel Webhook integration in Wiz";
+
+impl WebhookIntegration {
+    async fn credentials(&self, cx: &Cx) -> Result<(String, String, Secret), StepError> {
+        let d = cx
+            .device(HOOK)
+            .await?
+            .ok_or_else(|| fail(HOOK, "the Workbench device is missing"))?;
+        webhook_credentials(&d).ok_or_else(|| {
+            fail(
+                HOOK,
+                "the Workbench device gives no webhook URL/username/password",
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for WebhookIntegration {
+    fn key(&self) -> &'static str {
+        "webhook_integration"
+    }
+    fn title(&self) -> &'static str {
+        HOOK
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["workbench_device"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        let wiz = cx.wiz()?;
+        let (url, user, password) = self.credentials(cx).await?;
+        let name = cx.s.webhook_name.clone();
+        let existing = cx.w(HOOK, || wiz.integrations_named(&name)).await?;
+        if let Some(i) = existing.into_iter().next() {
+            // Ours when it points at our device's webhook (a rerun after a crash).
+            if i.url == url {
+                cx.j().integration_id = Some(i.id.clone());
+                return self.repair(cx, &[]).await;
+            }
+            return Err(fail(HOOK, format!("Wiz already has an integration named {name:?} pointing elsewhere; delete it or set webhook_name")));
+        }
+        let i = wiz
+            .create_webhook_integration(&name, &url, &user, &password)
+            .await
+            .map_err(|e| fail(HOOK, e))?;
+        cx.j().integration_id = Some(i.id);
+        Ok(())
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let Some(id) = cx.j().integration_id.clone() else {
+            return Ok(Observed::NotCreated);
+        };
+        let wiz = cx.wiz()?;
+        let Some(i) = cx.w(HOOK, || wiz.integration(&id)).await? else {
+            return Ok(Observed::Gone);
+        };
+        let mut p = Vec::new();
+        if i.name != cx.s.webhook_name {
+            p.push(format!(
+                "integration name is {:?} instead of {:?}",
+                i.name, cx.s.webhook_name
+            ));
+        }
+        if !i.all_projects {
+            p.push("integration is limited to one project instead of all".into());
+        }
+        if let Some(d) = cx.device(HOOK).await? {
+            if let Some((url, user, _)) = webhook_credentials(&d) {
+                if i.url != url {
+                    p.push(format!(
+                        "integration URL is {:?} instead of the device's webhook URL {url:?}",
+                        i.url
+                    ));
+                }
+                if i.username.as_deref() != Some(user.as_str()) {
+                    p.push("integration basic-auth username differs from the device's webhook username".into());
+                }
+            }
+        }
+        Ok(Observed::Present(p))
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        let wiz = cx.wiz()?;
+        let id = cx
+            .j()
+            .integration_id
+            .clone()
+            .ok_or_else(|| fail(HOOK, "no integration recorded"))?;
+        let (url, user, password) = self.credentials(cx).await?;
+        wiz.update_webhook_integration(&id, &cx.s.webhook_name, &url, &user, &password)
+            .await
+            .map_err(|e| fail(HOOK, e))?;
+        Ok(())
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        let Some(id) = cx.j().integration_id.clone() else {
+            return Ok(());
+        };
+        let wiz = cx.wiz()?;
+        cx.w(HOOK, || wiz.delete_integration(&id)).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+pub struct AutomationRule;
+const RULE: &str = "Step 7: Expel Webhook Rule (automation rule) in Wiz";
+
+impl AutomationRule {
+    fn spec(cx: &Cx) -> RuleSpec {
+        RuleSpec {
+            name: cx.s.rule_name.clone(),
+            description: RULE_MARKER.into(),
+            trigger_source: cx.s.trigger_source().into(),
+            trigger_type: vec!["CREATED".into()],
+            severities: cx.s.severities.clone(),
+            integration_id: cx.j().integration_id.clone().unwrap_or_default(),
+        }
+    }
+    /// The trigger and severity values must exist in the tenant's schema (introspection).
+    async fn check_enums(&self, cx: &Cx, spec: &RuleSpec) -> Result<(), StepError> {
+        let wiz = cx.wiz()?;
+        let sources = cx
+            .w(RULE, || wiz.enum_values("AutomationRuleTriggerSource"))
+            .await?;
+        if !sources.contains(&spec.trigger_source) {
+            return Err(fail(RULE, format!("this Wiz tenant offers no trigger source {:?} (it has {sources:?}); product {:?} cannot be wired", spec.trigger_source, cx.s.product)));
+        }
+        let types = cx
+            .w(RULE, || wiz.enum_values("AutomationRuleTriggerType"))
+            .await?;
+        if !types.iter().any(|t| t == "CREATED") {
+            return Err(fail(
+                RULE,
+                format!("this Wiz tenant offers no CREATED trigger (it has {types:?})"),
+            ));
+        }
+        let sev = cx.w(RULE, || wiz.enum_values("Severity")).await?;
+        let unknown: Vec<&String> = spec
+            .severities
+            .iter()
+            .filter(|s| !sev.contains(s))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(fail(
+                RULE,
+                format!(
+                    "severities {unknown:?} are not offered by this Wiz tenant (it has {sev:?})"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for AutomationRule {
+    fn key(&self) -> &'static str {
+        "automation_rule"
+    }
+    fn title(&self) -> &'static str {
+        RULE
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["webhook_integration"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        let wiz = cx.wiz()?;
+        let spec = Self::spec(cx);
+        self.check_enums(cx, &spec).await?;
+        let name = spec.name.clone();
+        let existing = cx.w(RULE, || wiz.automation_rules_named(&name)).await?;
+        if let Some(r) = existing.into_iter().next() {
+            if r.description.as_deref() == Some(RULE_MARKER) {
+                cx.j().rule_id = Some(r.id.clone());
+                return self.repair(cx, &[]).await;
+            }
+            return Err(fail(RULE, format!("Wiz already has an automation rule named {name:?} not made by this provider; delete it or set rule_name")));
+        }
+        let r = wiz
+            .create_automation_rule(&spec)
+            .await
+            .map_err(|e| fail(RULE, e))?;
+        cx.j().rule_id = Some(r.id);
+        Ok(())
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let Some(id) = cx.j().rule_id.clone() else {
+            return Ok(Observed::NotCreated);
+        };
+        let wiz = cx.wiz()?;
+        let Some(r) = cx.w(RULE, || wiz.automation_rule(&id)).await? else {
+            return Ok(Observed::Gone);
+        };
+        let want = Self::spec(cx);
+        Ok(Observed::Present(rule_differences(&want, &r)))
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        let wiz = cx.wiz()?;
+        let id = cx
+            .j()
+            .rule_id
+            .clone()
+            .ok_or_else(|| fail(RULE, "no rule recorded"))?;
+        let spec = Self::spec(cx);
+        self.check_enums(cx, &spec).await?;
+        wiz.update_automation_rule(&id, &spec)
+            .await
+            .map_err(|e| fail(RULE, e))?;
+        Ok(())
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        let Some(id) = cx.j().rule_id.clone() else {
+            return Ok(());
+        };
+        let wiz = cx.wiz()?;
+        cx.w(RULE, || wiz.delete_automation_rule(&id)).await
+    }
+}
+
+/// What differs between the rule we want and the one Wiz has, in words.
+pub fn rule_differences(want: &RuleSpec, r: &crate::clients::wiz::AutomationRule) -> Vec<String> {
+    let mut p = Vec::new();
+    if r.name != want.name {
+        p.push(format!(
+            "rule name is {:?} instead of {:?}",
+            r.name, want.name
+        ));
+    }
+    if !r.enabled {
+        p.push("rule is disabled".into());
+    }
+    if r.trigger_source != want.trigger_source
+        || sorted(&r.trigger_type) != sorted(&want.trigger_type)
+    {
+        p.push(format!(
+            "rule trigger is {} {:?} instead of {} {:?}",
+            r.trigger_source, r.trigger_type, want.trigger_source, want.trigger_type
+        ));
+    }
+    match &r.severities {
+        Some(s) if sorted(s) == sorted(&want.severities) => {}
+        None if want.severities.is_empty() => {}
+        Some(s) => p.push(format!(
+            "rule severity filter is {s:?} instead of {:?}",
+            want.severities
+        )),
+        None => p.push("rule has no severity filter".into()),
+    }
+    if r.project_id.is_some() {
+        p.push("rule is limited to one project instead of all".into());
+    }
+    let want_actions = vec![("WEBHOOK".to_string(), Some(want.integration_id.clone()))];
+    if r.actions != want_actions {
+        p.push(format!(
+            "rule actions are {:?} instead of one WEBHOOK action on the Expel integration",
+            r.actions
+        ));
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(enabled: bool, sev: &[&str], source: &str) -> crate::clients::wiz::AutomationRule {
+        crate::clients::wiz::AutomationRule {
+            id: "r".into(),
+            name: "Expel Webhook Rule".into(),
+            description: Some(RULE_MARKER.into()),
+            enabled,
+            trigger_source: source.into(),
+            trigger_type: vec!["CREATED".into()],
+            severities: Some(sev.iter().map(|s| s.to_string()).collect()),
+            project_id: None,
+            actions: vec![("WEBHOOK".into(), Some("i".into()))],
+        }
+    }
+
+    fn want() -> RuleSpec {
+        RuleSpec {
+            name: "Expel Webhook Rule".into(),
+            description: RULE_MARKER.into(),
+            trigger_source: "ISSUES".into(),
+            trigger_type: vec!["CREATED".into()],
+            severities: vec!["LOW".into(), "HIGH".into()],
+            integration_id: "i".into(),
+        }
+    }
+
+    #[test]
+    fn rule_drift_is_named() {
+        assert!(rule_differences(&want(), &rule(true, &["HIGH", "LOW"], "ISSUES")).is_empty());
+        let p = rule_differences(&want(), &rule(false, &["HIGH"], "DETECTIONS")).join("; ");
+        assert!(
+            p.contains("disabled") && p.contains("severity") && p.contains("trigger"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn defend_fires_on_detections() {
+        let s = Settings {
+            product: "defend".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.trigger_source(), "DETECTIONS");
+    }
+}
