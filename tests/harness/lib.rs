@@ -96,6 +96,43 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// Runs a GraphQL document against the Wiz emulator as the seeded admin (out-of-band
+    /// changes, as someone in the Wiz console would make them); returns the whole answer.
+    pub fn wiz(&self, query: &str, variables: Json) -> Json {
+        let form = format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}&audience=wiz-api",
+            self.var("WIZ_CLIENT_ID"),
+            self.var("WIZ_CLIENT_SECRET")
+        );
+        let base = self.var("EXPEL_SANDBOX_URL");
+        let (status, token) = http_body(
+            &base,
+            "POST",
+            "/wiz/oauth/token",
+            &form,
+            "application/x-www-form-urlencoded",
+            &[],
+        );
+        assert_eq!(status, 200, "Wiz token: {token}");
+        let auth = format!(
+            "Bearer {}",
+            token["access_token"].as_str().unwrap_or_default()
+        );
+        let body = serde_json::json!({"query": query, "variables": variables}).to_string();
+        let (status, answer) = http_body(
+            &base,
+            "POST",
+            "/wiz/graphql",
+            &body,
+            "application/json",
+            &[("Authorization", &auth)],
+        );
+        assert_eq!(status, 200, "Wiz GraphQL: {answer}");
+        answer
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         let _ = Command::new(repo_root().join("scripts/stack"))
@@ -113,6 +150,19 @@ pub fn http(
     body: Option<&Json>,
     headers: &[(&str, &str)],
 ) -> (u16, Json) {
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    http_body(base, method, path, &payload, "application/json", headers)
+}
+
+/// Like `http`, with a raw body of the given content type.
+pub fn http_body(
+    base: &str,
+    method: &str,
+    path: &str,
+    payload: &str,
+    content_type: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Json) {
     let hostport = base
         .trim_start_matches("http://")
         .split('/')
@@ -120,16 +170,15 @@ pub fn http(
         .expect("base URL has a host");
     let mut s = TcpStream::connect(hostport).expect("connect to the sandbox");
     s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
         payload.len()
     );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    req.push_str(&payload);
+    req.push_str(payload);
     s.write_all(req.as_bytes()).expect("send request");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read response");

@@ -825,7 +825,9 @@ impl Resource<ExpelData> for WizDevice {
             "domain_verification_code",
         ] {
             if let Some(v) = prior.get(k) {
-                if !base.get(k).is_some_and(Value::is_known) {
+                // Unknown (re-created) or null (to be removed): the journal starts from what
+                // exists.
+                if !base.get(k).is_some_and(|x| x.is_known() && !x.is_null()) {
                     set(&mut base, k, v.clone());
                 }
             }

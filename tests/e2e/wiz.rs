@@ -1,0 +1,515 @@
+//! expel_wiz_device with the real `terraform` CLI against the sandbox's Workbench and Wiz
+//! emulators: apply, no-op plan, drift made through the emulators' APIs, repair, the
+//! two-phase console access, an issue reaching Workbench, import, destroy, bad inputs and
+//! secrets kept out of logs.
+use expel_e2e::{Stack, Workdir};
+use serde_json::{json, Value as Json};
+
+const HEADER: &str = r#"
+terraform {
+  required_providers {
+    expel = { source = "expel-io/expel" }
+  }
+}
+provider "expel" {}
+"#;
+
+fn hcl(body: &str) -> String {
+    format!("{HEADER}\n{body}\n")
+}
+
+fn wiz_state(stack: &Stack) -> Json {
+    let (s, st) = stack.admin("GET", "/_admin/state", None);
+    assert_eq!(s, 200);
+    st["wiz"].clone()
+}
+
+fn devices(stack: &Stack) -> Vec<Json> {
+    let (_, st) = stack.admin("GET", "/_admin/state", None);
+    st["workbench"]["security_devices"]
+        .as_array()
+        .cloned()
+        .or_else(|| {
+            st["workbench"]["security_devices"]
+                .as_object()
+                .map(|m| m.values().cloned().collect())
+        })
+        .unwrap_or_default()
+}
+
+fn state_attr(w: &Workdir, addr: &str, attr: &str) -> Json {
+    let out = w.tf_expect(&["show", "-json", "-no-color"], 0);
+    let v: Json = serde_json::from_str(&out.stdout).expect("show -json");
+    v["values"]["root_module"]["resources"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["address"] == addr))
+        .map(|r| r["values"][attr].clone())
+        .unwrap_or(Json::Null)
+}
+
+/// Out-of-band change -> plan exits 2 naming `expect` -> apply -> plan exits 0.
+fn drift_and_repair(w: &Workdir, what: &str, expect: &str) {
+    let plan = w.terraform(&["plan", "-detailed-exitcode", "-no-color"]);
+    assert_eq!(
+        plan.code,
+        2,
+        "{what}: plan should see drift:\n{}",
+        plan.all()
+    );
+    assert!(
+        plan.all().contains(expect),
+        "{what}: plan does not name {expect:?}:\n{}",
+        plan.all()
+    );
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    let after = w.terraform(&["plan", "-detailed-exitcode", "-no-color"]);
+    assert_eq!(after.code, 0, "{what}: not repaired:\n{}", after.all());
+}
+
+fn wiz_ok(stack: &Stack, q: &str, vars: Json) -> Json {
+    let a = stack.wiz(q, vars);
+    assert!(a.get("errors").is_none_or(Json::is_null), "{a}");
+    a["data"].clone()
+}
+
+const CLOUD: &str = r#"
+variable "validated" {
+  type    = bool
+  default = false
+}
+resource "expel_wiz_device" "w" {
+  name = "Acme Wiz"
+  console_access {
+    domain_validated = var.validated
+  }
+}
+"#;
+
+#[test]
+fn cloud_apply_drift_repair_console_access_webhook_and_destroy() {
+    let stack = Stack::up();
+    let w = Workdir::with_hcl(&hcl(CLOUD), &stack);
+    let first = w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    assert!(
+        first.all().contains("domain_verification_code"),
+        "the plan says what to do next:\n{}",
+        first.all()
+    );
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    let addr = "expel_wiz_device.w";
+    let rule_id = state_attr(&w, addr, "automation_rule_id");
+    let integ_id = state_attr(&w, addr, "integration_id");
+    let sa_id = state_attr(&w, addr, "service_account_id");
+    let dev_id = state_attr(&w, addr, "security_device_id");
+    assert!(rule_id.is_string() && integ_id.is_string() && sa_id.is_string());
+    assert!(state_attr(&w, addr, "domain_verification_code").is_string());
+    // The client secret is not in state.
+    let st = wiz_state(&stack);
+    let secret = st["service_accounts"][0]["clientSecret"]
+        .as_str()
+        .expect("secret in the emulator")
+        .to_string();
+    let raw = std::fs::read_to_string(w.dir.path().join("terraform.tfstate")).unwrap();
+    assert!(!raw.contains(&secret), "client secret in state");
+
+    // An issue reaches Workbench through the rule and the webhook.
+    let (s, _) = stack.admin(
+        "POST",
+        "/_admin/wiz/issues",
+        Some(&json!({"severity": "HIGH", "title": "Exposed bucket"})),
+    );
+    assert_eq!(s, 201);
+    let mut alerts = Json::Null;
+    for _ in 0..50 {
+        let (_, a) = stack.admin("GET", "/_admin/workbench/alerts", None);
+        if a["alerts"].as_array().is_some_and(|l| !l.is_empty()) {
+            alerts = a;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        alerts["alerts"][0]["name"],
+        json!("Wiz Cloud: Exposed bucket"),
+        "{alerts}"
+    );
+
+    // Drift through the Wiz API.
+    let upd_rule = "mutation($input: UpdateAutomationRuleInput!) { updateAutomationRule(input: $input) { automationRule { id } } }";
+    wiz_ok(
+        &stack,
+        upd_rule,
+        json!({"input": {"id": rule_id, "patch": {"enabled": false}}}),
+    );
+    drift_and_repair(&w, "rule disabled", "rule is disabled");
+    wiz_ok(
+        &stack,
+        upd_rule,
+        json!({"input": {"id": rule_id, "patch": {"filters": {"severity": ["CRITICAL"]}}}}),
+    );
+    drift_and_repair(&w, "severities narrowed", "severity filter");
+    wiz_ok(
+        &stack,
+        upd_rule,
+        json!({"input": {"id": rule_id, "patch": {"triggerSource": "CLOUD_EVENTS"}}}),
+    );
+    drift_and_repair(&w, "trigger changed", "rule trigger");
+    wiz_ok(&stack, "mutation($input: DeleteAutomationRuleInput!) { deleteAutomationRule(input: $input) { _stub } }", json!({"input": {"id": rule_id}}));
+    drift_and_repair(&w, "rule deleted", "automation_rule");
+    wiz_ok(&stack, "mutation($input: UpdateIntegrationInput!) { updateIntegration(input: $input) { integration { id } } }",
+        json!({"input": {"id": integ_id, "patch": {"params": {"webhook": {"url": "https://evil.example/hook", "authorization": {"username": "x", "password": "y"}}}}}}));
+    drift_and_repair(
+        &w,
+        "integration URL and credentials changed",
+        "integration URL",
+    );
+    wiz_ok(
+        &stack,
+        "mutation($id: String!) { rotateServiceAccountSecret(ID: $id) { serviceAccount { id } } }",
+        json!({"id": sa_id}),
+    );
+    drift_and_repair(&w, "secret rotated", "rotated outside Terraform");
+    // The device holds a working secret again: Workbench's health check gets a token.
+    let sa_id = state_attr(&w, addr, "service_account_id");
+    wiz_ok(&stack, "mutation($input: DeleteServiceAccountInput!) { deleteServiceAccount(input: $input) { _stub } }", json!({"input": {"id": sa_id}}));
+    drift_and_repair(&w, "service account deleted", "service_account");
+    let dev = dev_id.as_str().unwrap();
+    let (s, _) = stack.workbench(
+        "PATCH",
+        &format!("/api/v2/security_devices/{dev}"),
+        Some(&json!({"data": {"type": "security_devices", "id": dev, "attributes": {"name": "Renamed", "location": "elsewhere"}}})),
+    );
+    assert_eq!(s, 200);
+    drift_and_repair(&w, "device edited", "device name");
+    let (s, _) = stack.workbench("DELETE", &format!("/api/v2/security_devices/{dev}"), None);
+    assert!(s == 200 || s == 204, "{s}");
+    drift_and_repair(&w, "device deleted", "workbench_device");
+    // After all that, an issue still reaches Workbench (new device, new webhook).
+    let before = stack.admin("GET", "/_admin/workbench/alerts", None).1["alerts"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
+    stack.admin(
+        "POST",
+        "/_admin/wiz/issues",
+        Some(&json!({"severity": "LOW", "title": "Again"})),
+    );
+    let mut got = 0;
+    for _ in 0..50 {
+        got = stack.admin("GET", "/_admin/workbench/alerts", None).1["alerts"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0);
+        if got > before {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        got > before,
+        "no alert after repairs: {:?}",
+        stack.admin("GET", "/_admin/wiz/deliveries", None).1
+    );
+
+    // Two-phase console access.
+    assert!(state_attr(&w, addr, "user_id").is_null());
+    w.tf_expect(
+        &[
+            "apply",
+            "-auto-approve",
+            "-no-color",
+            "-var",
+            "validated=true",
+        ],
+        0,
+    );
+    let st = wiz_state(&stack);
+    assert!(
+        st["allowed_domains"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("expel.io")),
+        "{st}"
+    );
+    let users = st["users"].as_array().unwrap();
+    assert_eq!(users.len(), 1, "{st}");
+    assert_eq!(users[0]["email"], json!("soc+acme_corp@expel.io"));
+    assert_eq!(users[0]["name"], json!("Expel Analyst"));
+    assert_eq!(users[0]["expiresAt"], Json::Null);
+    w.tf_expect(
+        &[
+            "plan",
+            "-detailed-exitcode",
+            "-no-color",
+            "-var",
+            "validated=true",
+        ],
+        0,
+    );
+    let uid = users[0]["id"].clone();
+    wiz_ok(
+        &stack,
+        "mutation($input: DeleteUserInput!) { deleteUser(input: $input) { _stub } }",
+        json!({"input": {"id": uid}}),
+    );
+    let plan = w.terraform(&[
+        "plan",
+        "-detailed-exitcode",
+        "-no-color",
+        "-var",
+        "validated=true",
+    ]);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(plan.all().contains("Expel Analyst"), "{}", plan.all());
+    w.tf_expect(
+        &[
+            "apply",
+            "-auto-approve",
+            "-no-color",
+            "-var",
+            "validated=true",
+        ],
+        0,
+    );
+    w.tf_expect(
+        &[
+            "plan",
+            "-detailed-exitcode",
+            "-no-color",
+            "-var",
+            "validated=true",
+        ],
+        0,
+    );
+    // Back to false: user and domain entry removed, the seeded domain kept.
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    let st = wiz_state(&stack);
+    assert!(st["users"].as_array().unwrap().is_empty(), "{st}");
+    assert_eq!(st["allowed_domains"], json!(["acme.example"]));
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+
+    // Destroy leaves nothing.
+    w.tf_expect(
+        &[
+            "apply",
+            "-auto-approve",
+            "-no-color",
+            "-var",
+            "validated=true",
+        ],
+        0,
+    );
+    w.tf_expect(
+        &[
+            "destroy",
+            "-auto-approve",
+            "-no-color",
+            "-var",
+            "validated=true",
+        ],
+        0,
+    );
+    let st = wiz_state(&stack);
+    for k in [
+        "service_accounts",
+        "users",
+        "integrations",
+        "automation_rules",
+    ] {
+        assert!(st[k].as_array().unwrap().is_empty(), "{k} left: {st}");
+    }
+    assert_eq!(st["allowed_domains"], json!(["acme.example"]));
+    assert!(devices(&stack).is_empty(), "devices left");
+}
+
+#[test]
+fn defend_variant_fires_on_detections_and_refuses_sync_rules() {
+    let stack = Stack::up();
+    let bad = hcl(r#"resource "expel_wiz_device" "d" {
+  name       = "Acme Wiz Defend"
+  product    = "defend"
+  sync_rules = true
+}"#);
+    let w = Workdir::with_hcl(&bad, &stack);
+    let out = w.terraform(&["plan", "-no-color"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.all().contains("sync_rules") && out.all().contains("Wiz Defend"),
+        "{}",
+        out.all()
+    );
+
+    w.write(
+        "main.tf",
+        &hcl(r#"resource "expel_wiz_device" "d" {
+  name    = "Acme Wiz Defend"
+  product = "defend"
+}"#),
+    );
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    assert_eq!(
+        state_attr(&w, "expel_wiz_device.d", "sync_rules"),
+        json!(false)
+    );
+    let st = wiz_state(&stack);
+    assert_eq!(
+        st["automation_rules"][0]["triggerSource"],
+        json!("DETECTIONS"),
+        "{st}"
+    );
+    let (s, _) = stack.admin(
+        "POST",
+        "/_admin/wiz/detections",
+        Some(&json!({"severity": "CRITICAL", "title": "Crypto miner"})),
+    );
+    assert_eq!(s, 201);
+    let mut name = Json::Null;
+    for _ in 0..50 {
+        let (_, a) = stack.admin("GET", "/_admin/workbench/alerts", None);
+        if let Some(n) = a["alerts"].get(0).map(|x| x["name"].clone()) {
+            name = n;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(name, json!("Wiz Defend: Crypto miner"));
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    let st = wiz_state(&stack);
+    assert!(
+        st["service_accounts"].as_array().unwrap().is_empty(),
+        "{st}"
+    );
+    assert!(devices(&stack).is_empty());
+}
+
+#[test]
+fn bad_inputs_are_diagnostics_naming_the_attribute() {
+    let stack = Stack::up();
+    let cases = [
+        (
+            r#"api_endpoint_url = "http://api.us17.app.wiz.io/graphql""#,
+            "api_endpoint_url",
+            "https",
+        ),
+        (
+            r#"api_endpoint_url = "https://api.us17.app.wiz.io/v1""#,
+            "api_endpoint_url",
+            "GraphQL",
+        ),
+        (r#"severities = []"#, "severities", "empty"),
+        (r#"severities = ["URGENT"]"#, "severities", "URGENT"),
+        (
+            r#"console_access {
+    domain_validated = true
+    role_name        = "Chief Everything Officer"
+  }"#,
+            "role_name",
+            "Chief Everything Officer",
+        ),
+    ];
+    for (body, attr, words) in cases {
+        let w = Workdir::with_hcl(
+            &hcl(&format!(
+                "resource \"expel_wiz_device\" \"b\" {{\n  name = \"Bad\"\n  {body}\n}}"
+            )),
+            &stack,
+        );
+        let out = w.terraform(&["plan", "-no-color"]);
+        assert_eq!(out.code, 1, "{body}: plan should fail:\n{}", out.all());
+        assert!(
+            out.all().contains(attr) && out.all().contains(words),
+            "{body}: diagnostic should name {attr} and say {words:?}:\n{}",
+            out.all()
+        );
+    }
+    // Nothing was made.
+    let st = wiz_state(&stack);
+    assert!(st["service_accounts"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn import_by_device_id_then_empty_plan_and_secrets_never_logged() {
+    let stack = Stack::up();
+    let mut w = Workdir::with_hcl(&hcl(CLOUD), &stack);
+    w.set_env("TF_LOG", Some("trace"));
+    let out = w.tf_expect(
+        &[
+            "apply",
+            "-auto-approve",
+            "-no-color",
+            "-var",
+            "validated=true",
+        ],
+        0,
+    );
+    let plan = w.tf_expect(&["plan", "-no-color", "-var", "validated=true"], 0);
+    let st = wiz_state(&stack);
+    let secret = st["service_accounts"][0]["clientSecret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dev = state_attr(&w, "expel_wiz_device.w", "security_device_id");
+    let dev = dev.as_str().unwrap().to_string();
+    let (_, d) = stack.workbench("GET", &format!("/api/v2/security_devices/{dev}"), None);
+    let password = d["data"]["attributes"]["webhook_password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let logs = format!("{}{}", out.all(), plan.all());
+    assert!(logs.len() > 10_000, "trace logging is on");
+    assert!(
+        !logs.contains(&secret),
+        "client secret in TF_LOG=trace output"
+    );
+    assert!(
+        !logs.contains(&password),
+        "webhook password in TF_LOG=trace output"
+    );
+    assert!(
+        !logs.contains(&stack.var("WIZ_CLIENT_SECRET")),
+        "provider secret in the log"
+    );
+    w.set_env("TF_LOG", None);
+
+    // Forget it, import it by device id: the next plan is empty.
+    w.tf_expect(&["state", "rm", "expel_wiz_device.w"], 0);
+    w.tf_expect(
+        &[
+            "import",
+            "-no-color",
+            "-var",
+            "validated=true",
+            "expel_wiz_device.w",
+            &dev,
+        ],
+        0,
+    );
+    let p = w.terraform(&[
+        "plan",
+        "-detailed-exitcode",
+        "-no-color",
+        "-var",
+        "validated=true",
+    ]);
+    assert_eq!(p.code, 0, "plan after import:\n{}", p.all());
+    w.tf_expect(
+        &[
+            "destroy",
+            "-auto-approve",
+            "-no-color",
+            "-var",
+            "validated=true",
+        ],
+        0,
+    );
+    let st = wiz_state(&stack);
+    for k in [
+        "service_accounts",
+        "users",
+        "integrations",
+        "automation_rules",
+    ] {
+        assert!(st[k].as_array().unwrap().is_empty(), "{k} left: {st}");
+    }
+}
