@@ -513,3 +513,77 @@ fn import_by_device_id_then_empty_plan_and_secrets_never_logged() {
         assert!(st[k].as_array().unwrap().is_empty(), "{k} left: {st}");
     }
 }
+
+/// A fault at each call of the first apply: the failed apply keeps what it made in state,
+/// the next apply converges, and destroy leaves nothing behind.
+#[test]
+fn fault_at_each_step_leaves_no_orphan_and_rerun_converges() {
+    let stack = Stack::up();
+    let w = Workdir::with_hcl(&hcl(CLOUD), &stack);
+    // Mutations are sent once (a retried create could duplicate), so a 500 on any of them
+    // fails the apply; queries are retried by the client.
+    let routes = [
+        ("POST /wiz/graphql", 1),
+        ("POST /wiz/graphql", 3),
+        ("POST /wiz/graphql", 5),
+        ("POST /wiz/graphql", 7),
+        ("POST /wiz/graphql", 9),
+        ("POST /api/v2/security_devices", 1),
+    ];
+    let mut failed = 0;
+    for (route, nth) in routes {
+        stack.admin("DELETE", "/_admin/faults", None);
+        let (s, f) = stack.admin(
+            "POST",
+            "/_admin/faults",
+            Some(&json!({"route": route, "nth": nth, "count": 1, "status": 500})),
+        );
+        assert!(s == 200 || s == 201, "{f}");
+        let first = w.terraform(&["apply", "-auto-approve", "-no-color"]);
+        if first.code != 0 {
+            failed += 1;
+            assert!(first.all().contains("failed at"), "{}", first.all());
+        }
+        stack.admin("DELETE", "/_admin/faults", None);
+        w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+        let p = w.terraform(&["plan", "-detailed-exitcode", "-no-color"]);
+        assert_eq!(
+            p.code,
+            0,
+            "{route} #{nth}: rerun did not converge:\n{}",
+            p.all()
+        );
+        let st = wiz_state(&stack);
+        assert_eq!(
+            st["service_accounts"].as_array().unwrap().len(),
+            1,
+            "{route} #{nth}: {st}"
+        );
+        assert_eq!(
+            st["integrations"].as_array().unwrap().len(),
+            1,
+            "{route} #{nth}: {st}"
+        );
+        assert_eq!(
+            st["automation_rules"].as_array().unwrap().len(),
+            1,
+            "{route} #{nth}: {st}"
+        );
+        assert_eq!(devices(&stack).len(), 1, "{route} #{nth}");
+        w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+        let st = wiz_state(&stack);
+        for k in [
+            "service_accounts",
+            "users",
+            "integrations",
+            "automation_rules",
+        ] {
+            assert!(
+                st[k].as_array().unwrap().is_empty(),
+                "{route} #{nth}: {k} left: {st}"
+            );
+        }
+        assert!(devices(&stack).is_empty(), "{route} #{nth}: device left");
+    }
+    assert!(failed >= 3, "only {failed} injected faults failed an apply");
+}
