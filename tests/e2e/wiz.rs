@@ -330,7 +330,7 @@ fn defend_variant_fires_on_detections_and_refuses_sync_rules() {
   product    = "defend"
   sync_rules = true
 }"#);
-    let w = Workdir::with_hcl(&bad, &stack);
+    let mut w = Workdir::with_hcl(&bad, &stack);
     let out = w.terraform(&["plan", "-no-color"]);
     assert_ne!(out.code, 0);
     assert!(
@@ -374,6 +374,13 @@ fn defend_variant_fires_on_detections_and_refuses_sync_rules() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(name, json!("Wiz Defend: Crypto miner"));
+    // State pins the tenant: the provider pointing at another one is an error, not "gone".
+    let other = stack.var("WIZ_API_URL").replace("127.0.0.1", "localhost");
+    w.set_env("WIZ_API_URL", Some(&other));
+    let p = w.terraform(&["plan", "-no-color"]);
+    assert_eq!(p.code, 1, "{}", p.all());
+    assert!(p.all().contains("another Wiz tenant"), "{}", p.all());
+    w.set_env("WIZ_API_URL", Some(&stack.var("WIZ_API_URL")));
     w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
     let st = wiz_state(&stack);
     assert!(

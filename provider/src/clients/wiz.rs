@@ -1021,4 +1021,152 @@ mod tests {
         .unwrap();
         assert_eq!(i.username.as_deref(), Some("u"));
     }
+
+    /// A fake Wiz: `/token` counts token requests; `/graphql` answers from a script.
+    async fn fake(
+        script: Vec<(u16, Json)>,
+    ) -> (Url, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let mut script = script.into_iter();
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Read headers and the body (Content-Length).
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(i) = text.find("\r\n\r\n") {
+                        let len = text[..i]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= i + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf).to_string();
+                log.lock().unwrap().push(text.clone());
+                let (status, body) = if text.starts_with("POST /token") {
+                    (
+                        200,
+                        json!({"access_token": format!("tok{}", log.lock().unwrap().len()), "token_type": "Bearer", "expires_in": 3600}),
+                    )
+                } else {
+                    script.next().unwrap_or((200, json!({"data": {}})))
+                };
+                let body = body.to_string();
+                let resp = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = sock.write_all(resp.as_bytes()).await;
+            }
+        });
+        (base, seen)
+    }
+
+    fn client(base: &Url) -> WizClient {
+        WizClient::new(
+            base.join("token").unwrap(),
+            base.join("graphql").unwrap(),
+            "cid".into(),
+            Secret::new("s3cr3t-value"),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn token_is_form_encoded_cached_and_renewed_on_unauthenticated() {
+        let unauth = json!({"errors": [{"message": "token expired", "extensions": {"code": "UNAUTHENTICATED"}}]});
+        let (base, seen) = fake(vec![
+            (200, json!({"data": {"a": 1}})),
+            (200, unauth),
+            (200, json!({"data": {"a": 2}})),
+        ])
+        .await;
+        let c = client(&base);
+        assert_eq!(
+            c.graphql("A", "query A { a }", json!({})).await.unwrap()["a"],
+            json!(1)
+        );
+        assert_eq!(
+            c.graphql("A", "query A { a }", json!({})).await.unwrap()["a"],
+            json!(2)
+        );
+        let log = seen.lock().unwrap().clone();
+        let tokens: Vec<&String> = log
+            .iter()
+            .filter(|r| r.starts_with("POST /token"))
+            .collect();
+        assert_eq!(
+            tokens.len(),
+            2,
+            "one token, then a new one after UNAUTHENTICATED"
+        );
+        assert!(tokens[0].contains("application/x-www-form-urlencoded"));
+        assert!(
+            tokens[0].contains("grant_type=client_credentials")
+                && tokens[0].contains("audience=wiz-api")
+        );
+    }
+
+    #[tokio::test]
+    async fn queries_retry_server_errors_mutations_do_not_and_errors_carry_the_code() {
+        let (base, _) = fake(vec![
+            (503, json!({})),
+            (200, json!({"data": {"ok": true}})),
+            (503, json!({})),
+            (200, json!({"errors": [{"message": "no such thing", "extensions": {"code": "NOT_FOUND"}}]})),
+        ]).await;
+        let c = client(&base);
+        assert_eq!(
+            c.graphql("Q", "query Q { ok }", json!({})).await.unwrap()["ok"],
+            json!(true)
+        );
+        let e = c
+            .graphql("M", "mutation M { x }", json!({}))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, WizError::Http { status: 503, .. }), "{e}");
+        let e = c
+            .graphql("Q", "query Q { x }", json!({}))
+            .await
+            .unwrap_err();
+        assert!(e.is_not_found(), "{e}");
+        assert!(!format!("{e} {e:?}").contains("s3cr3t-value"));
+    }
+
+    #[tokio::test]
+    async fn connections_are_followed_page_by_page() {
+        let sa = |id: &str, name: &str| json!({"id": id, "name": name, "clientId": id, "scopes": ["read:issues"], "type": "THIRD_PARTY", "lastRotatedAt": null, "assignedProjects": []});
+        let (base, seen) = fake(vec![
+            (200, json!({"data": {"serviceAccounts": {"nodes": [sa("1", "Expel Workbench"), sa("2", "Expel Workbench 2")], "pageInfo": {"hasNextPage": true, "endCursor": "c1"}}}})),
+            (200, json!({"data": {"serviceAccounts": {"nodes": [sa("3", "Expel Workbench")], "pageInfo": {"hasNextPage": false, "endCursor": null}}}})),
+        ]).await;
+        let c = client(&base);
+        let found = c.service_accounts_named("Expel Workbench").await.unwrap();
+        assert_eq!(
+            found.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            vec!["1", "3"]
+        );
+        let log = seen.lock().unwrap().clone();
+        assert!(
+            log.last().unwrap().contains("\"after\":\"c1\""),
+            "second page asks after the cursor"
+        );
+    }
 }
