@@ -1537,7 +1537,8 @@ class SentinelOneEmulator(Emulator):
 def _http_threats(console_url: str, token: str) -> tuple[int, str]:
     url = console_url.rstrip("/") + API_PREFIX + "/threats?limit=1"
     req = urllib.request.Request(url, headers={"Authorization": f"ApiToken {token}",
-                                               "Accept": "application/json"})
+                                               "Accept": "application/json",
+                                               "User-Agent": "sandbox-workbench-health"})
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, "ok"
