@@ -109,9 +109,11 @@ const LOOPBACK: &[&str] = &["127.0.0.1", "localhost", "[::1]", "::1"];
 pub fn console_url_problem(s: &str) -> Option<Result<String, String>> {
     let u = match Url::parse(s) {
         Ok(u) if u.host_str().is_some() => u,
-        _ => return Some(Err(format!(
+        _ => {
+            return Some(Err(format!(
             "`console_url` = {s:?} is not a URL such as \"https://usea1-1001.sentinelone.net\"."
-        ))),
+        )))
+        }
     };
     let host = u.host_str().unwrap_or_default().to_ascii_lowercase();
     let local = LOOPBACK.contains(&host.as_str());
@@ -493,6 +495,15 @@ impl Resource<ExpelData> for SentinelOneDevice {
                 .is_some_and(|d| d.contains(GONE))
             {
                 for id in *ids {
+                    set(planned, id, Value::unknown());
+                }
+            }
+        }
+        // Pieces not recorded yet (after an import, or a create that failed early) are
+        // created or adopted by this apply: their ids are not known before.
+        for (_, ids) in IDS_OF_PIECE {
+            for id in *ids {
+                if input.prior.get(id).is_none_or(Value::is_null) {
                     set(planned, id, Value::unknown());
                 }
             }
