@@ -501,9 +501,13 @@ impl Resource<ExpelData> for SentinelOneDevice {
         }
         // Pieces not recorded yet (after an import, or a create that failed early) are
         // created or adopted by this apply: their ids are not known before.
+        // (A device made again needs a new token: its expiry changes too.)
         for (_, ids) in IDS_OF_PIECE {
-            for id in *ids {
-                if input.prior.get(id).is_none_or(Value::is_null) {
+            if ids
+                .iter()
+                .any(|id| input.prior.get(id).is_none_or(Value::is_null))
+            {
+                for id in *ids {
                     set(planned, id, Value::unknown());
                 }
             }
