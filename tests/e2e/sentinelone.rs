@@ -398,6 +398,20 @@ fn more_drift_rotation_and_import() {
     let stack = Stack::up();
     let w = Workdir::with_hcl(&hcl(&stack, ""), &stack);
     w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    // A refresh reads each piece once (plus the account pin); the role template and the
+    // Viewer permissions come from private state. Workbench's own health check calls
+    // /threats with the device's token: not ours.
+    stack.admin("DELETE", "/_admin/calls", None);
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    let (_, calls) = stack.admin("GET", "/_admin/calls", None);
+    let ours: u64 = calls["routes"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| !k.contains("/threats"))
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(ours, 5, "calls per refresh: {calls}");
     let a = attrs(&w);
     let (role_id, cu, su, dev) = (
         id(&a, "role_id"),

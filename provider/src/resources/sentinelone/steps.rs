@@ -78,9 +78,12 @@ pub struct Journal {
     pub new_token: Option<Secret>,
 }
 
-/// What the role must grant: permission id -> "Page / Title".
-#[derive(Clone, Debug, Default)]
+/// What the role must grant: permission id -> "Page / Title". Kept in private state so a
+/// refresh need not read Viewer and the role template again while the settings that shape
+/// it (`key`) are unchanged.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Desired {
+    pub key: String,
     pub permissions: BTreeMap<String, String>,
     pub status_sync: BTreeMap<String, String>,
     pub service_role_id: String,
@@ -113,6 +116,17 @@ impl Cx {
             warnings: Mutex::new(Vec::new()),
             desired: tokio::sync::OnceCell::new(),
         }
+    }
+    /// Starts from a cached `Desired` when it was made for the same settings.
+    pub fn with_cached(self, cached: Option<Desired>) -> Cx {
+        if let Some(d) = cached.filter(|d| d.key == desired_key(&self.s)) {
+            let _ = self.desired.set(d);
+        }
+        self
+    }
+    /// The `Desired` this operation used, to keep in private state.
+    pub fn cached(&self) -> Option<&Desired> {
+        self.desired.get()
     }
     fn wbc(&self) -> &WorkbenchClient {
         &self.data.workbench
@@ -230,6 +244,7 @@ impl Cx {
                     })
                     .collect();
                 Ok(Desired {
+                    key: desired_key(&self.s),
                     permissions,
                     status_sync,
                     service_role_id: service.id,
@@ -250,6 +265,14 @@ impl Cx {
         self.record_token(t, &exp);
         Ok(())
     }
+}
+
+/// What shapes `Desired`: a change reads Viewer and the template again.
+pub fn desired_key(s: &Settings) -> String {
+    format!(
+        "v1|{}|{:?}|{}|{}",
+        s.account_id, s.extra_permissions, s.status_syncing, s.status_syncing_user
+    )
 }
 
 /// Default token lifetime when neither `token_expires_in` nor `token_expiration_date` is set.
