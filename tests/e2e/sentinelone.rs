@@ -392,3 +392,172 @@ fn token_never_in_trace_logs() {
     );
     w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
 }
+
+#[test]
+fn more_drift_rotation_and_import() {
+    let stack = Stack::up();
+    let w = Workdir::with_hcl(&hcl(&stack, ""), &stack);
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    // A refresh reads each piece once (plus the account pin); the role template and the
+    // Viewer permissions come from private state. Workbench's own health check calls
+    // /threats with the device's token: not ours.
+    stack.admin("DELETE", "/_admin/calls", None);
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    let (_, calls) = stack.admin("GET", "/_admin/calls", None);
+    let ours: u64 = calls["routes"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| !k.contains("/threats"))
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(ours, 5, "calls per refresh: {calls}");
+    let a = attrs(&w);
+    let (role_id, cu, su, dev) = (
+        id(&a, "role_id"),
+        id(&a, "console_user_id"),
+        id(&a, "service_user_id"),
+        id(&a, "id"),
+    );
+
+    // A permission added to the role.
+    let (_, r) = s1(&stack, "GET", &format!("/rbac/role/{role_id}"), None);
+    let mut ids: Vec<String> = r["data"]["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["permissions"].as_array().unwrap().iter())
+        .filter(|p| p["value"] == json!(true))
+        .map(|p| p["identifier"].as_str().unwrap().to_string())
+        .collect();
+    ids.push("Endpoints.uninstall".into());
+    let body = json!({"data": {"name": "Viewer - Expel", "description": r["data"]["description"], "permissionIds": ids}});
+    assert_eq!(
+        s1(&stack, "PUT", &format!("/rbac/role/{role_id}"), Some(&body)).0,
+        200
+    );
+    drift_repaired(
+        &w,
+        "permission added",
+        &["role", "permissions added", "Endpoints.uninstall"],
+    );
+
+    // The console user given another role.
+    let (_, roles) = s1(
+        &stack,
+        "GET",
+        "/rbac/roles?name=Viewer&predefinedRole=true",
+        None,
+    );
+    let viewer = roles["data"][0]["id"].as_str().unwrap().to_string();
+    let acct = stack.var("SENTINELONE_ACCOUNT_ID");
+    let body = json!({"data": {"scopeRoles": [{"id": acct, "roleId": viewer}]}});
+    let (code, out) = s1(&stack, "PUT", &format!("/users/{cu}"), Some(&body));
+    assert_eq!(code, 200, "{out}");
+    drift_repaired(&w, "console user role", &["console_user", "Viewer"]);
+
+    // Rotation: the token regenerated out of band to expire in 10 days, within rotate_before
+    // (30d): refresh marks it due, the plan shows a new expiry, apply rotates.
+    let in_10_days = {
+        let out = std::process::Command::new("date")
+            .args(["-u", "-d", "+10 days", "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .expect("date");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (code, out) = s1(
+        &stack,
+        "POST",
+        &format!("/service-users/{su}/generate-api-token"),
+        Some(&json!({"data": {"expirationDate": in_10_days}})),
+    );
+    assert_eq!(code, 200, "{out}");
+    let before = id(&attrs(&w), "token_expires_at");
+    drift_repaired(
+        &w,
+        "token rotation due",
+        &["service_user", "rotation due", "token_expires_at"],
+    );
+    let after = id(&attrs(&w), "token_expires_at");
+    assert_ne!(before, after);
+    assert!(
+        after.as_str() > in_10_days.as_str(),
+        "{after} vs {in_10_days}"
+    );
+
+    // Import by Workbench device id: a fresh state finds every piece again.
+    w.tf_expect(&["state", "rm", "expel_sentinelone_device.edr"], 0);
+    w.tf_expect(
+        &["import", "-no-color", "expel_sentinelone_device.edr", &dev],
+        0,
+    );
+    let a = attrs(&w);
+    assert_eq!(id(&a, "role_id"), role_id);
+    assert_eq!(id(&a, "service_user_id"), su);
+    // The import cannot know organization_name: one apply records it (no remote change).
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    assert_eq!(id(&attrs(&w), "console_user_id"), cu);
+
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    let st = state(&stack);
+    assert_eq!(st["sentinelone"]["custom_roles"], json!([]));
+    assert_eq!(st["sentinelone"]["service_users"], json!([]));
+    assert_eq!(st["workbench"]["security_devices"], json!([]));
+}
+
+/// A fault at each step: apply fails, nothing is orphaned (the state lists what was made),
+/// and a rerun converges. Throttling (429 with Retry-After) is retried, not reported.
+#[test]
+fn faults_leave_no_orphans_and_rerun_converges() {
+    let stack = Stack::up();
+    let w = Workdir::with_hcl(
+        &hcl(
+            &stack,
+            "  timeouts {\n    create = \"3s\"\n    update = \"3s\"\n  }\n",
+        ),
+        &stack,
+    );
+    // Throttled role creation: retried after Retry-After.
+    let fault = json!({"route": "POST /web/api/v2.1/rbac/role", "count": 2, "status": 429, "retry_after": 1});
+    assert_eq!(stack.admin("POST", "/_admin/faults", Some(&fault)).0, 201);
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    stack.admin("DELETE", "/_admin/faults", None);
+
+    for (route, phase) in [
+        ("POST /web/api/v2.1/rbac/role", "before"),
+        ("POST /web/api/v2.1/users", "before"),
+        ("POST /web/api/v2.1/users", "after"),
+        ("POST /web/api/v2.1/service-users", "before"),
+        ("POST /web/api/v2.1/service-users", "after"),
+        ("POST /api/v2/security_devices", "before"),
+        ("POST /api/v2/security_devices", "after"),
+    ] {
+        let fault = json!({"route": route, "count": -1, "status": 500, "phase": phase});
+        let (code, body) = stack.admin("POST", "/_admin/faults", Some(&fault));
+        assert!(code == 201 || code == 200, "{body}");
+        let out = w.terraform(&["apply", "-auto-approve", "-no-color"]);
+        if phase == "before" {
+            assert_eq!(out.code, 1, "{route}: apply should fail:\n{}", out.all());
+            assert!(out.stderr.contains("failed at"), "{route}: {}", out.stderr);
+        }
+        // A lost answer ("after") is adopted on a second look, or the rerun adopts it.
+        stack.admin("DELETE", "/_admin/faults", None);
+        // Resume: untaint and apply adopts what exists.
+        let _ = w.terraform(&["untaint", "expel_sentinelone_device.edr"]);
+        w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+        w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+        w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+        let st = state(&stack);
+        assert_eq!(st["sentinelone"]["custom_roles"], json!([]), "{route}");
+        assert_eq!(st["sentinelone"]["service_users"], json!([]), "{route}");
+        assert_eq!(
+            st["sentinelone"]["users"].as_array().map(Vec::len),
+            Some(1),
+            "{route}: {}",
+            st["sentinelone"]["users"]
+        );
+        assert_eq!(st["workbench"]["security_devices"], json!([]), "{route}");
+    }
+}

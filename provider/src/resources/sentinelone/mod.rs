@@ -271,6 +271,13 @@ fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
     v
 }
 
+/// Private state: the cached `Desired` (or what came in, when this operation made none).
+fn private_of(cx: &Cx, previous: &[u8]) -> Vec<u8> {
+    cx.cached()
+        .and_then(|d| serde_json::to_vec(d).ok())
+        .unwrap_or_else(|| previous.to_vec())
+}
+
 fn empty() -> ApplyOutcome {
     ApplyOutcome {
         state: None,
@@ -349,6 +356,7 @@ impl SentinelOneDevice {
         v: &Value,
         org: &str,
         timeout: Duration,
+        private: &[u8],
     ) -> Cx {
         Cx::new(
             s1,
@@ -357,6 +365,7 @@ impl SentinelOneDevice {
             journal(v),
             Deadline::after(timeout, ctx.cancel.clone()),
         )
+        .with_cached(serde_json::from_slice(private).ok())
     }
 }
 
@@ -499,6 +508,19 @@ impl Resource<ExpelData> for SentinelOneDevice {
                 }
             }
         }
+        // Pieces not recorded yet (after an import, or a create that failed early) are
+        // created or adopted by this apply: their ids are not known before.
+        // (A device made again needs a new token: its expiry changes too.)
+        for (_, ids) in IDS_OF_PIECE {
+            if ids
+                .iter()
+                .any(|id| input.prior.get(id).is_none_or(Value::is_null))
+            {
+                for id in *ids {
+                    set(planned, id, Value::unknown());
+                }
+            }
+        }
         let token_due = prior_drift
             .get("service_user")
             .and_then(Value::as_str)
@@ -550,7 +572,7 @@ impl Resource<ExpelData> for SentinelOneDevice {
                 return empty();
             }
         }
-        let cx = self.cx(ctx, s1, planned, &org, timeout(planned, "create"));
+        let cx = self.cx(ctx, s1, planned, &org, timeout(planned, "create"), &[]);
         // The guide's prerequisite (Deep Visibility) is a license the management API does not
         // show to an account token: say so once, at create.
         diags.warning("Check the Deep Visibility prerequisite", "Expel's SOC needs the SentinelOne Deep Visibility module for deeper investigations; the API cannot confirm the license, so check it in the console (Settings > Licenses).");
@@ -560,7 +582,7 @@ impl Resource<ExpelData> for SentinelOneDevice {
         warnings(diags, &cx);
         ApplyOutcome {
             state: Some(state_from(planned, &cx, BTreeMap::new())),
-            private: vec![],
+            private: private_of(&cx, &[]),
         }
     }
 
@@ -581,7 +603,7 @@ impl Resource<ExpelData> for SentinelOneDevice {
         if !self.check_pinned(state, &org, &s1, diags).await {
             return keep(state);
         }
-        let cx = self.cx(ctx, s1, state, &org, Duration::from_secs(300));
+        let cx = self.cx(ctx, s1, state, &org, Duration::from_secs(300), private);
         let steps = steps();
         let (seen, errors) = engine::observe_all(&steps, &cx).await;
         if !errors.is_empty() {
@@ -612,7 +634,7 @@ impl Resource<ExpelData> for SentinelOneDevice {
         }
         ReadOutcome {
             state: Some(state_from(state, &cx, drift)),
-            private: private.to_vec(),
+            private: private_of(&cx, private),
         }
     }
 
@@ -650,7 +672,7 @@ impl Resource<ExpelData> for SentinelOneDevice {
                 }
             }
         }
-        let mut cx = self.cx(ctx, s1, &base, &org, timeout(planned, "update"));
+        let mut cx = self.cx(ctx, s1, &base, &org, timeout(planned, "update"), private);
         cx.s.force_rotate = ["token_expires_in", "token_expiration_date"]
             .iter()
             .any(|k| prior.get(k) != planned.get(k));
@@ -660,7 +682,7 @@ impl Resource<ExpelData> for SentinelOneDevice {
         warnings(diags, &cx);
         ApplyOutcome {
             state: Some(state_from(planned, &cx, BTreeMap::new())),
-            private: private.to_vec(),
+            private: private_of(&cx, private),
         }
     }
 
@@ -668,7 +690,7 @@ impl Resource<ExpelData> for SentinelOneDevice {
         &self,
         ctx: &Ctx<ExpelData>,
         prior: &Value,
-        _private: &[u8],
+        private: &[u8],
         diags: &mut Diagnostics,
     ) {
         let Some((org, s1)) = self.clients(ctx, prior, diags) else {
@@ -677,7 +699,7 @@ impl Resource<ExpelData> for SentinelOneDevice {
         if !self.check_pinned(prior, &org, &s1, diags).await {
             return;
         }
-        let cx = self.cx(ctx, s1, prior, &org, timeout(prior, "delete"));
+        let cx = self.cx(ctx, s1, prior, &org, timeout(prior, "delete"), private);
         let steps = steps();
         let errors = engine::delete_all(&steps, &cx).await;
         report(diags, "Destroying the SentinelOne device", &errors);

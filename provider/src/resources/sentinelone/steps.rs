@@ -78,9 +78,12 @@ pub struct Journal {
     pub new_token: Option<Secret>,
 }
 
-/// What the role must grant: permission id -> "Page / Title".
-#[derive(Clone, Debug, Default)]
+/// What the role must grant: permission id -> "Page / Title". Kept in private state so a
+/// refresh need not read Viewer and the role template again while the settings that shape
+/// it (`key`) are unchanged.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Desired {
+    pub key: String,
     pub permissions: BTreeMap<String, String>,
     pub status_sync: BTreeMap<String, String>,
     pub service_role_id: String,
@@ -113,6 +116,17 @@ impl Cx {
             warnings: Mutex::new(Vec::new()),
             desired: tokio::sync::OnceCell::new(),
         }
+    }
+    /// Starts from a cached `Desired` when it was made for the same settings.
+    pub fn with_cached(self, cached: Option<Desired>) -> Cx {
+        if let Some(d) = cached.filter(|d| d.key == desired_key(&self.s)) {
+            let _ = self.desired.set(d);
+        }
+        self
+    }
+    /// The `Desired` this operation used, to keep in private state.
+    pub fn cached(&self) -> Option<&Desired> {
+        self.desired.get()
     }
     fn wbc(&self) -> &WorkbenchClient {
         &self.data.workbench
@@ -230,6 +244,7 @@ impl Cx {
                     })
                     .collect();
                 Ok(Desired {
+                    key: desired_key(&self.s),
                     permissions,
                     status_sync,
                     service_role_id: service.id,
@@ -250,6 +265,14 @@ impl Cx {
         self.record_token(t, &exp);
         Ok(())
     }
+}
+
+/// What shapes `Desired`: a change reads Viewer and the template again.
+pub fn desired_key(s: &Settings) -> String {
+    format!(
+        "v1|{}|{:?}|{}|{}",
+        s.account_id, s.extra_permissions, s.status_syncing, s.status_syncing_user
+    )
 }
 
 /// Default token lifetime when neither `token_expires_in` nor `token_expiration_date` is set.
@@ -342,18 +365,8 @@ impl ViewerRole {
     }
 }
 
-#[async_trait]
-impl Step<Cx> for ViewerRole {
-    fn key(&self) -> &'static str {
-        "role"
-    }
-    fn title(&self) -> &'static str {
-        ROLE
-    }
-    fn needs(&self) -> &'static [&'static str] {
-        &[]
-    }
-    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+impl ViewerRole {
+    async fn create_once(&self, cx: &Cx) -> Result<(), StepError> {
         let acct = cx.s.account_id.as_str();
         let existing = cx
             .s1(ROLE, || cx.s1.roles_named(acct, &cx.s.role_name))
@@ -377,6 +390,26 @@ impl Step<Cx> for ViewerRole {
             .await?;
         cx.j().role_id = Some(r.id);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for ViewerRole {
+    fn key(&self) -> &'static str {
+        "role"
+    }
+    fn title(&self) -> &'static str {
+        ROLE
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &[]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        match self.create_once(cx).await {
+            // A lost answer may have made the object: look once more (adopting it if ours).
+            Err(e) if cx.j().role_id.is_none() => self.create_once(cx).await.map_err(|_| e),
+            r => r,
+        }
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
         let Some(id) = cx.j().role_id.clone() else {
@@ -477,18 +510,8 @@ impl ConsoleUser {
     }
 }
 
-#[async_trait]
-impl Step<Cx> for ConsoleUser {
-    fn key(&self) -> &'static str {
-        "console_user"
-    }
-    fn title(&self) -> &'static str {
-        CONSOLE_USER
-    }
-    fn needs(&self) -> &'static [&'static str] {
-        &["role"]
-    }
-    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+impl ConsoleUser {
+    async fn create_once(&self, cx: &Cx) -> Result<(), StepError> {
         let email = cx.s.console_email.clone();
         let existing = cx
             .s1(CONSOLE_USER, || cx.s1.users_with_email(&email))
@@ -523,6 +546,26 @@ impl Step<Cx> for ConsoleUser {
             .await?;
         cx.j().console_user_id = Some(u.id);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for ConsoleUser {
+    fn key(&self) -> &'static str {
+        "console_user"
+    }
+    fn title(&self) -> &'static str {
+        CONSOLE_USER
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["role"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        match self.create_once(cx).await {
+            // A lost answer may have made the object: look once more (adopting it if ours).
+            Err(e) if cx.j().console_user_id.is_none() => self.create_once(cx).await.map_err(|_| e),
+            r => r,
+        }
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
         let Some(id) = cx.j().console_user_id.clone() else {
@@ -652,19 +695,8 @@ impl ApiServiceUser {
     }
 }
 
-#[async_trait]
-impl Step<Cx> for ApiServiceUser {
-    fn key(&self) -> &'static str {
-        "service_user"
-    }
-    fn title(&self) -> &'static str {
-        SERVICE_USER
-    }
-    // After the console user, so that destroy removes it first (guide order, reversed).
-    fn needs(&self) -> &'static [&'static str] {
-        &["console_user"]
-    }
-    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+impl ApiServiceUser {
+    async fn create_once(&self, cx: &Cx) -> Result<(), StepError> {
         let existing = cx
             .s1(SERVICE_USER, || {
                 cx.s1
@@ -694,6 +726,27 @@ impl Step<Cx> for ApiServiceUser {
             return cx.rotate_token(SERVICE_USER).await;
         }
         self.make(cx).await
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for ApiServiceUser {
+    fn key(&self) -> &'static str {
+        "service_user"
+    }
+    fn title(&self) -> &'static str {
+        SERVICE_USER
+    }
+    // After the console user, so that destroy removes it first (guide order, reversed).
+    fn needs(&self) -> &'static [&'static str] {
+        &["console_user"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        match self.create_once(cx).await {
+            // A lost answer may have made the object: look once more (adopting it if ours).
+            Err(e) if cx.j().service_user_id.is_none() => self.create_once(cx).await.map_err(|_| e),
+            r => r,
+        }
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
         let Some(id) = cx.j().service_user_id.clone() else {
@@ -921,18 +974,8 @@ fn on_off(b: bool) -> &'static str {
     }
 }
 
-#[async_trait]
-impl Step<Cx> for WorkbenchDevice {
-    fn key(&self) -> &'static str {
-        "workbench_device"
-    }
-    fn title(&self) -> &'static str {
-        DEVICE
-    }
-    fn needs(&self) -> &'static [&'static str] {
-        &["role", "console_user", "service_user"]
-    }
-    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+impl WorkbenchDevice {
+    async fn create_once(&self, cx: &Cx) -> Result<(), StepError> {
         let org = cx.s.workbench_org.clone();
         let existing = cx
             .wb(DEVICE, || cx.wbc().devices_named(&org, &cx.s.name))
@@ -965,6 +1008,26 @@ impl Step<Cx> for WorkbenchDevice {
         j.device_status = d.status;
         j.new_token = None;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for WorkbenchDevice {
+    fn key(&self) -> &'static str {
+        "workbench_device"
+    }
+    fn title(&self) -> &'static str {
+        DEVICE
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["role", "console_user", "service_user"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        match self.create_once(cx).await {
+            // A lost answer may have made the object: look once more (adopting it if ours).
+            Err(e) if cx.j().device_id.is_none() => self.create_once(cx).await.map_err(|_| e),
+            r => r,
+        }
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
         let Some(id) = cx.j().device_id.clone() else {
