@@ -301,3 +301,32 @@ fn untaint_resumes_a_failed_apply() {
     w.tf_expect(PLAN, 0);
     assert_eq!(devices(&stack).len(), 1);
 }
+
+#[test]
+fn tag_changes_update_every_piece_in_place() {
+    let stack = Stack::up();
+    let w = Workdir::from_example("cloudtrail", &stack);
+    w.tf_expect(APPLY, 0);
+    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
+    w.write(
+        "main.tf",
+        &main.replace("team = \"platform\"", "env = \"prod\""),
+    );
+    let plan = w.tf_expect(PLAN, 2);
+    assert!(plan.all().contains("update in-place"), "{}", plan.all());
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    let tags: Value = serde_json::from_str(&stack.oob("tags")).expect("tags JSON");
+    for piece in ["key", "bucket", "queue", "trail", "policy", "role"] {
+        assert_eq!(tags[piece]["env"], json!("prod"), "{piece}: {tags}");
+        assert!(
+            tags[piece].get("team").is_none(),
+            "{piece} keeps a removed tag: {tags}"
+        );
+        assert_eq!(
+            tags[piece]["expel:managed-by"],
+            json!("terraform-provider-expel"),
+            "{piece}: {tags}"
+        );
+    }
+}

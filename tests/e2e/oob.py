@@ -178,11 +178,27 @@ def listing(a):
     print(json.dumps(out))
 
 
+def tags(a):
+    """The tags of every piece, as JSON (name -> {key: value})."""
+    kms, s3, sqs, ct, iam = (client(n) for n in ("kms", "s3", "sqs", "cloudtrail", "iam"))
+    trail_arn = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/{a['trail']}"
+    out = {
+        "key": {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id(a))["Tags"]},
+        "bucket": {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=a["bucket"])["TagSet"]},
+        "queue": sqs.list_queue_tags(QueueUrl=queue_url(a)).get("Tags", {}),
+        "trail": {t["Key"]: t["Value"] for t in ct.list_tags(ResourceIdList=[trail_arn])["ResourceTagList"][0]["TagsList"]},
+        "policy": {t["Key"]: t["Value"] for t in iam.list_policy_tags(PolicyArn=policy_arn(a))["Tags"]},
+        "role": {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=a["role"])["Tags"]},
+    }
+    print(json.dumps(out))
+
+
 ACTIONS = {f.__name__.replace("_", "-"): f for f in (
     key_policy_edit, key_disable, key_schedule_deletion, bucket_encryption_remove, notification_remove,
     queue_policy_change, trail_stop, trail_delete, role_trust_change, policy_detach, policy_edit, role_delete, role_foreign,
     org_setup, org_trail, org_trust_off)}
 ACTIONS["list"] = listing
+ACTIONS["tags"] = tags
 
 if __name__ == "__main__":
     args = dict(DEFAULTS, **dict(kv.split("=", 1) for kv in sys.argv[2:]))

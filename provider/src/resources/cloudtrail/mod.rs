@@ -735,7 +735,28 @@ impl Resource<ExpelData> for CloudTrailIntegration {
             };
         }
         let steps = steps();
-        let errors = engine::converge(&steps, &cx).await;
+        let mut errors = engine::converge(&steps, &cx).await;
+        let tags_of = |v: &Value| -> BTreeMap<String, String> {
+            v.get("tags")
+                .and_then(Value::as_map)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, x)| x.as_str().map(|s| (k.clone(), s.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (before, after) = (tags_of(prior), tags_of(planned));
+        if errors.is_empty() && before != after {
+            let removed: Vec<String> = before
+                .keys()
+                .filter(|k| !after.contains_key(*k))
+                .cloned()
+                .collect();
+            if let Err(e) = steps::retag(&cx, &removed).await {
+                errors.push(e);
+            }
+        }
         report(diags, "Repairing the CloudTrail integration", &errors);
         warnings(diags, &cx);
         ApplyOutcome {

@@ -2058,3 +2058,228 @@ impl Step<Cx> for WorkbenchDevice {
         cx.wb(DEVICE, || cx.wbc().delete_device(&id)).await
     }
 }
+
+// ---------------------------------------------------------------------------------------
+const TAGS: &str = "Tags of every AWS object of the integration";
+
+/// Applies the configured tags to every AWS object (the ownership tag stays) and removes the
+/// keys the configuration dropped. Tags others add are left alone.
+pub async fn retag(cx: &Cx, removed: &[String]) -> Result<(), StepError> {
+    let tags = cx.tags();
+    let key_id = cx.j().key_id.clone();
+    let queue_url = cx.j().queue_url.clone();
+    if let Some(k) = &key_id {
+        let t: Vec<_> = tags
+            .iter()
+            .filter_map(|(k, v)| {
+                aws_sdk_kms::types::Tag::builder()
+                    .tag_key(k)
+                    .tag_value(v)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        cx.aws(TAGS, || async {
+            cx.aws
+                .kms
+                .tag_resource()
+                .key_id(k)
+                .set_tags(Some(t.clone()))
+                .send()
+                .await
+                .map_err(err("kms", "TagResource"))
+        })
+        .await?;
+        if !removed.is_empty() {
+            cx.aws(TAGS, || async {
+                cx.aws
+                    .kms
+                    .untag_resource()
+                    .key_id(k)
+                    .set_tag_keys(Some(removed.to_vec()))
+                    .send()
+                    .await
+                    .map_err(err("kms", "UntagResource"))
+            })
+            .await?;
+        }
+    }
+    let b = &cx.s.bucket_name;
+    let current = cx
+        .aws_opt(TAGS, || async {
+            cx.aws
+                .s3
+                .get_bucket_tagging()
+                .bucket(b)
+                .send()
+                .await
+                .map_err(err("s3", "GetBucketTagging"))
+        })
+        .await?;
+    let mut set: BTreeMap<String, String> = current
+        .map(|c| {
+            c.tag_set()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for k in removed {
+        set.remove(k);
+    }
+    set.extend(tags.iter().cloned());
+    let tagging = aws_sdk_s3::types::Tagging::builder()
+        .set_tag_set(Some(
+            set.into_iter()
+                .filter_map(|(k, v)| {
+                    aws_sdk_s3::types::Tag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                        .ok()
+                })
+                .collect(),
+        ))
+        .build()
+        .map_err(|e| fail(TAGS, e))?;
+    cx.aws(TAGS, || async {
+        cx.aws
+            .s3
+            .put_bucket_tagging()
+            .bucket(b)
+            .tagging(tagging.clone())
+            .send()
+            .await
+            .map_err(err("s3", "PutBucketTagging"))
+    })
+    .await?;
+    if let Some(url) = &queue_url {
+        let map: std::collections::HashMap<String, String> = tags.iter().cloned().collect();
+        cx.aws(TAGS, || async {
+            cx.aws
+                .sqs
+                .tag_queue()
+                .queue_url(url)
+                .set_tags(Some(map.clone()))
+                .send()
+                .await
+                .map_err(err("sqs", "TagQueue"))
+        })
+        .await?;
+        if !removed.is_empty() {
+            cx.aws(TAGS, || async {
+                cx.aws
+                    .sqs
+                    .untag_queue()
+                    .queue_url(url)
+                    .set_tag_keys(Some(removed.to_vec()))
+                    .send()
+                    .await
+                    .map_err(err("sqs", "UntagQueue"))
+            })
+            .await?;
+        }
+    }
+    let trail = policy::trail_arn(&cx.loc, &cx.s.trail_name);
+    let ct: Vec<_> = tags
+        .iter()
+        .filter_map(|(k, v)| {
+            aws_sdk_cloudtrail::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .ok()
+        })
+        .collect();
+    cx.aws(TAGS, || async {
+        cx.aws
+            .cloudtrail
+            .add_tags()
+            .resource_id(&trail)
+            .set_tags_list(Some(ct.clone()))
+            .send()
+            .await
+            .map_err(err("cloudtrail", "AddTags"))
+    })
+    .await?;
+    if !removed.is_empty() {
+        let gone: Vec<_> = removed
+            .iter()
+            .filter_map(|k| {
+                aws_sdk_cloudtrail::types::Tag::builder()
+                    .key(k)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        cx.aws(TAGS, || async {
+            cx.aws
+                .cloudtrail
+                .remove_tags()
+                .resource_id(&trail)
+                .set_tags_list(Some(gone.clone()))
+                .send()
+                .await
+                .map_err(err("cloudtrail", "RemoveTags"))
+        })
+        .await?;
+    }
+    let iam: Vec<_> = tags
+        .iter()
+        .filter_map(|(k, v)| {
+            aws_sdk_iam::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .ok()
+        })
+        .collect();
+    let policy_arn = cx.policy_arn();
+    cx.aws(TAGS, || async {
+        cx.aws
+            .iam
+            .tag_policy()
+            .policy_arn(&policy_arn)
+            .set_tags(Some(iam.clone()))
+            .send()
+            .await
+            .map_err(err("iam", "TagPolicy"))
+    })
+    .await?;
+    cx.aws(TAGS, || async {
+        cx.aws
+            .iam
+            .tag_role()
+            .role_name(&cx.s.role_name)
+            .set_tags(Some(iam.clone()))
+            .send()
+            .await
+            .map_err(err("iam", "TagRole"))
+    })
+    .await?;
+    if !removed.is_empty() {
+        cx.aws(TAGS, || async {
+            cx.aws
+                .iam
+                .untag_policy()
+                .policy_arn(&policy_arn)
+                .set_tag_keys(Some(removed.to_vec()))
+                .send()
+                .await
+                .map_err(err("iam", "UntagPolicy"))
+        })
+        .await?;
+        cx.aws(TAGS, || async {
+            cx.aws
+                .iam
+                .untag_role()
+                .role_name(&cx.s.role_name)
+                .set_tag_keys(Some(removed.to_vec()))
+                .send()
+                .await
+                .map_err(err("iam", "UntagRole"))
+        })
+        .await?;
+    }
+    Ok(())
+}
