@@ -164,7 +164,7 @@ class RssSampler(threading.Thread):
             counts = [sum(1 for p in pids if self.kind_of.get(p) == kind)
                       for _, pids in self.commands.values()]
         counts = [c for c in counts if c]
-        return round(statistics.mean(counts), 1) if counts else None
+        return round(float(statistics.mean(counts)), 1) if counts else None
 
 
 # ---------------------------------------------------------------------------------------
@@ -533,8 +533,8 @@ def bench(a, tmp, stack, sampler, tf):
     calls_aws = fig["  AWS calls in apply"][AWS]
     rows += [
         row("apply (s)"),
-        row("  CPU of terraform + plugin in apply (s)"),
         ("apply, verify = false (s)", nv_s, apply_aws),
+        row("  CPU of terraform + plugin in apply (s)"),
         row("  AWS calls in apply"),
         ("  AWS calls in apply, verify = false", nv_calls, calls_aws),
         row("  of which answered 4xx/5xx (mostly not-found probes)"),
