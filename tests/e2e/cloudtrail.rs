@@ -330,3 +330,82 @@ fn tag_changes_update_every_piece_in_place() {
         );
     }
 }
+
+#[test]
+fn a_fault_at_each_step_is_retried_or_leaves_nothing_orphaned() {
+    let stack = Stack::up();
+    let w = Workdir::from_example("cloudtrail", &stack);
+    // Destroy everything each round, so that every round creates every piece again.
+    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
+    w.write(
+        "main.tf",
+        &main.replace(
+            "  tags = {",
+            "  force_destroy = true\n  key_deletion_window_days = 7\n\n  tags = {",
+        ),
+    );
+    // One create call per guide step.
+    let steps = [
+        ("kms", "CreateKey"),
+        ("s3", "CreateBucket"),
+        ("sqs", "CreateQueue"),
+        ("s3", "PutBucketNotificationConfiguration"),
+        ("cloudtrail", "CreateTrail"),
+        ("iam", "CreatePolicy"),
+        ("iam", "CreateRole"),
+    ];
+    for (service, operation) in steps {
+        // A server error or a reset is retried inside the apply.
+        for fault in [
+            json!({"service": service, "operation": operation, "nth": 1, "count": 2, "kind": "status", "status": 503}),
+            json!({"service": service, "operation": operation, "nth": 1, "count": 1, "kind": "reset"}),
+        ] {
+            let (code, body) = stack.aws_proxy("POST", "/_proxy/faults", Some(&fault));
+            assert!(code < 300, "{body}");
+            w.tf_expect(APPLY, 0);
+            w.tf_expect(PLAN, 0);
+            w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+            stack.aws_proxy("DELETE", "/_proxy/faults", None);
+        }
+        // A refusal stops the apply; destroy then leaves nothing behind.
+        let refusal = json!({"service": service, "operation": operation, "nth": 1, "count": 1, "kind": "status", "status": 400, "code": "ValidationError"});
+        let (code, body) = stack.aws_proxy("POST", "/_proxy/faults", Some(&refusal));
+        assert!(code < 300, "{body}");
+        let failed = w.tf_expect(APPLY, 1);
+        assert!(
+            failed.all().contains("failed at"),
+            "{service}.{operation}: {}",
+            failed.all()
+        );
+        w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+        let left = stack.aws_listing();
+        assert!(
+            names(&left["trails"]).is_empty(),
+            "{service}.{operation}: {left}"
+        );
+        assert!(
+            left["queues"].as_array().is_some_and(|q| q.is_empty()),
+            "{service}.{operation}: {left}"
+        );
+        assert!(
+            !names(&left["roles"]).contains(&"ExpelServiceRole".to_string()),
+            "{service}.{operation}: {left}"
+        );
+        assert!(
+            names(&left["policies"]).is_empty(),
+            "{service}.{operation}: {left}"
+        );
+        assert!(devices(&stack).is_empty(), "{service}.{operation}");
+    }
+    // Workbench failing the registration for good: nothing orphaned in Workbench either.
+    let (code, _) = stack.admin(
+        "POST",
+        "/_admin/faults",
+        Some(&json!({"route": "POST /api/v2/security_devices", "nth": 1, "status": 422})),
+    );
+    assert!(code < 300);
+    w.tf_expect(APPLY, 1);
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    assert!(devices(&stack).is_empty());
+    assert!(names(&stack.aws_listing()["trails"]).is_empty());
+}
