@@ -9,6 +9,7 @@ use crate::tfplugin::schema::Schema;
 use crate::tfplugin::value::Value;
 
 pub mod cloudtrail;
+pub mod common;
 pub mod config;
 pub mod member_role;
 pub mod organization;

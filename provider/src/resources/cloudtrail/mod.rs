@@ -1,4 +1,5 @@
 //! Resource `expel_cloudtrail_integration`: the AWS CloudTrail guide as one resource.
+use super::common::{bool_of, opt, parse_duration, set, str_of, timeout};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -19,6 +20,9 @@ mod steps;
 
 use steps::{Cx, Journal, Settings};
 pub use steps::{MARKER_KEY, MARKER_VALUE};
+
+/// How long an operation may take when `timeouts` does not say.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
 pub struct CloudTrailIntegration;
 
@@ -101,54 +105,6 @@ fn alias_validator() -> impl crate::tfplugin::schema::Validator {
             }
         }
     })
-}
-
-fn str_of(v: &Value, k: &str) -> String {
-    v.get(k)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-fn bool_of(v: &Value, k: &str, default: bool) -> bool {
-    v.get(k).and_then(Value::as_bool).unwrap_or(default)
-}
-fn set(v: &mut Value, k: &str, x: Value) {
-    if let Value::Object(m) = v {
-        m.insert(k.to_string(), x);
-    }
-}
-fn opt(s: Option<String>) -> Value {
-    s.map(Value::string).unwrap_or(Value::Null)
-}
-
-/// Parses `30m`, `1h`, `90s`, `1h30m`.
-fn parse_duration(s: &str) -> Option<Duration> {
-    let mut total = 0u64;
-    let mut num = String::new();
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num.parse().ok()?;
-        num.clear();
-        total += n * match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return None,
-        };
-    }
-    (num.is_empty() && total > 0).then(|| Duration::from_secs(total))
-}
-
-fn timeout(state: &Value, which: &str) -> Duration {
-    state
-        .get("timeouts")
-        .and_then(|t| t.get(which))
-        .and_then(Value::as_str)
-        .and_then(parse_duration)
-        .unwrap_or(Duration::from_secs(20 * 60))
 }
 
 fn default_bucket(loc: &Location) -> String {
@@ -612,7 +568,14 @@ impl Resource<ExpelData> for CloudTrailIntegration {
             };
         };
         let aws = ctx.data.aws_clients().await;
-        let cx = self.cx(ctx, aws, loc, planned, &org, timeout(planned, "create"));
+        let cx = self.cx(
+            ctx,
+            aws,
+            loc,
+            planned,
+            &org,
+            timeout(planned, "create", DEFAULT_TIMEOUT),
+        );
         if !self.organization(aws, &cx, diags).await {
             return ApplyOutcome {
                 state: None,
@@ -727,7 +690,14 @@ impl Resource<ExpelData> for CloudTrailIntegration {
                 }
             }
         }
-        let cx = self.cx(ctx, aws, loc, &base, &org, timeout(planned, "update"));
+        let cx = self.cx(
+            ctx,
+            aws,
+            loc,
+            &base,
+            &org,
+            timeout(planned, "update", DEFAULT_TIMEOUT),
+        );
         if !self.organization(aws, &cx, diags).await {
             return ApplyOutcome {
                 state: None,
@@ -779,7 +749,14 @@ impl Resource<ExpelData> for CloudTrailIntegration {
             return;
         }
         let aws = ctx.data.aws_clients().await;
-        let cx = self.cx(ctx, aws, loc, prior, &org, timeout(prior, "delete"));
+        let cx = self.cx(
+            ctx,
+            aws,
+            loc,
+            prior,
+            &org,
+            timeout(prior, "delete", DEFAULT_TIMEOUT),
+        );
         let steps = steps();
         let errors = engine::delete_all(&steps, &cx).await;
         report(diags, "Destroying the CloudTrail integration", &errors);
@@ -823,15 +800,6 @@ mod tests {
         assert!(detail
             .contains("enable-aws-service-access --service-principal cloudtrail.amazonaws.com"));
         assert!(detail.contains("organization_trail"));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("30"), None);
-        assert_eq!(parse_duration("x"), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //!
 //! One instance per account: point a provider alias at the account (`aws.assume_role`), and
 //! use this resource with that alias.
+use super::common::{set, str_of};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -47,18 +48,6 @@ fn schema() -> Schema {
             .attr(s("policy_arn", "ARN of the policy.").computed())
             .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece (`api_policy`, `service_role`), in words; filled by refresh, emptied by the plan that repairs it.")),
     )
-}
-
-fn str_of(v: &Value, k: &str) -> String {
-    v.get(k)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-fn set(v: &mut Value, k: &str, x: Value) {
-    if let Value::Object(m) = v {
-        m.insert(k.to_string(), x);
-    }
 }
 
 fn settings(v: &Value) -> Settings {

@@ -1,5 +1,6 @@
 //! Resource `expel_sentinelone_device`: the SentinelOne Singularity Endpoint guide as one
 //! resource (role, console user, service user and token, Workbench device).
+use super::common::{opt, set, str_of};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -148,25 +149,11 @@ fn org_validator() -> impl crate::tfplugin::schema::Validator {
     })
 }
 
-fn str_of(v: &Value, k: &str) -> String {
-    v.get(k)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
 fn opt_str(v: &Value, k: &str) -> Option<String> {
     v.get(k)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
-}
-fn set(v: &mut Value, k: &str, x: Value) {
-    if let Value::Object(m) = v {
-        m.insert(k.to_string(), x);
-    }
-}
-fn opt(s: Option<String>) -> Value {
-    s.map(Value::string).unwrap_or(Value::Null)
 }
 
 fn timeout(v: &Value, which: &str) -> Duration {

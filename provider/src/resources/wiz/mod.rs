@@ -4,6 +4,7 @@
 //! never stored; a repair that needs it (device deleted, secret rotated outside Terraform)
 //! rotates it. The device's webhook password is read from Workbench whenever the Wiz
 //! integration is created or repaired, so it is not kept in state either.
+use super::common::{opt, parse_duration, set, str_of, timeout};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,6 +22,9 @@ use crate::tfplugin::value::{Type, Value};
 mod steps;
 
 use steps::{Cx, Journal, Settings, GONE};
+
+/// How long an operation may take when `timeouts` does not say.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub struct WizDevice;
 
@@ -135,12 +139,6 @@ fn check_api_url(v: &Value, p: &AttrPath, d: &mut Diagnostics) {
     }
 }
 
-fn str_of(v: &Value, k: &str) -> String {
-    v.get(k)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
 fn opt_str(v: &Value, k: &str) -> Option<String> {
     v.get(k)
         .and_then(Value::as_str)
@@ -154,14 +152,6 @@ fn strings_of(v: &Value, k: &str) -> Option<Vec<String>> {
             .map(str::to_string)
             .collect()
     })
-}
-fn set(v: &mut Value, k: &str, x: Value) {
-    if let Value::Object(m) = v {
-        m.insert(k.to_string(), x);
-    }
-}
-fn opt(s: Option<String>) -> Value {
-    s.map(Value::string).unwrap_or(Value::Null)
 }
 fn list(v: &[String]) -> Value {
     Value::List(v.iter().cloned().map(Value::string).collect())
@@ -181,34 +171,6 @@ fn console(v: &Value) -> (bool, String) {
             .unwrap_or(DEFAULT_ROLE)
             .to_string(),
     )
-}
-
-fn timeout(v: &Value, which: &str) -> Duration {
-    v.get("timeouts")
-        .and_then(|t| t.get(which))
-        .and_then(Value::as_str)
-        .and_then(parse_duration)
-        .unwrap_or(Duration::from_secs(600))
-}
-
-fn parse_duration(s: &str) -> Option<Duration> {
-    let mut total = 0u64;
-    let mut num = String::new();
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num.parse().ok()?;
-        num.clear();
-        total += n * match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return None,
-        };
-    }
-    (num.is_empty() && total > 0).then(|| Duration::from_secs(total))
 }
 
 fn settings(v: &Value, org: &str) -> Settings {
@@ -716,7 +678,13 @@ impl Resource<ExpelData> for WizDevice {
                 private: vec![],
             };
         };
-        let cx = self.cx(ctx, planned, &[], &org, timeout(planned, "create"));
+        let cx = self.cx(
+            ctx,
+            planned,
+            &[],
+            &org,
+            timeout(planned, "create", DEFAULT_TIMEOUT),
+        );
         let steps = steps();
         let errors = engine::create_all(&steps, &cx).await;
         report(diags, "Creating the Wiz integration", &errors);
@@ -832,7 +800,13 @@ impl Resource<ExpelData> for WizDevice {
                 }
             }
         }
-        let cx = self.cx(ctx, &base, private, &org, timeout(planned, "update"));
+        let cx = self.cx(
+            ctx,
+            &base,
+            private,
+            &org,
+            timeout(planned, "update", DEFAULT_TIMEOUT),
+        );
         let steps = steps();
         let errors = engine::converge(&steps, &cx).await;
         report(diags, "Repairing the Wiz integration", &errors);
@@ -856,7 +830,13 @@ impl Resource<ExpelData> for WizDevice {
         if !self.check_pinned(ctx, prior, diags) {
             return;
         }
-        let cx = self.cx(ctx, prior, private, &org, timeout(prior, "delete"));
+        let cx = self.cx(
+            ctx,
+            prior,
+            private,
+            &org,
+            timeout(prior, "delete", DEFAULT_TIMEOUT),
+        );
         let steps = steps();
         let errors = engine::delete_all(&steps, &cx).await;
         report(diags, "Destroying the Wiz integration", &errors);

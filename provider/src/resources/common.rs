@@ -1,0 +1,72 @@
+//! Small helpers every resource uses to read and write its state object.
+use std::time::Duration;
+
+use crate::tfplugin::value::Value;
+
+/// A string attribute, empty when null or absent.
+pub fn str_of(v: &Value, k: &str) -> String {
+    v.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub fn bool_of(v: &Value, k: &str, default: bool) -> bool {
+    v.get(k).and_then(Value::as_bool).unwrap_or(default)
+}
+
+/// Sets an attribute of an object value (no-op on anything else).
+pub fn set(v: &mut Value, k: &str, x: Value) {
+    if let Value::Object(m) = v {
+        m.insert(k.to_string(), x);
+    }
+}
+
+/// A string, or null.
+pub fn opt(s: Option<String>) -> Value {
+    s.map(Value::string).unwrap_or(Value::Null)
+}
+
+/// Parses `30m`, `1h`, `90s`, `1h30m`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        total += n * match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+    }
+    (num.is_empty() && total > 0).then(|| Duration::from_secs(total))
+}
+
+/// The `timeouts.<which>` duration of a state or plan, or `default`.
+pub fn timeout(v: &Value, which: &str, default: Duration) -> Duration {
+    v.get("timeouts")
+        .and_then(|t| t.get(which))
+        .and_then(Value::as_str)
+        .and_then(parse_duration)
+        .unwrap_or(default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30"), None);
+        assert_eq!(parse_duration("x"), None);
+    }
+}
