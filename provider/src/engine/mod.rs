@@ -154,8 +154,9 @@ pub async fn observe_all<C: Sync>(
 }
 
 /// Re-creates what is gone and repairs what drifted, in dependency order (AWS enforces the
-/// same order for repair as for create). A step whose dependency was re-created is repaired
-/// too, since what it points at may have changed.
+/// same order for repair as for create). Each step is observed only after the steps it needs
+/// have converged, so it compares itself with what they are now (e.g. a re-created queue's
+/// new URL) and is repaired if it points at the old one.
 pub async fn converge<C: Sync>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepError> {
     in_order(steps, false, |s| {
         Box::pin(async move {
