@@ -444,3 +444,66 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(200u64.saturating_mul(1 << attempt.min(6)))
 }
+
+/// Checks a `device_spec` against the JSON schema its plugin publishes in the catalogue, so
+/// a bad device is refused before any call. Messages name the field and the rule, never a
+/// value: device specs hold secrets.
+pub fn check_device_spec(plugins: &[Plugin], slug: &str, device_spec: &Json) -> Result<(), String> {
+    let Some(plugin) = plugins.iter().find(|p| p.slug == slug) else {
+        let known: Vec<_> = plugins.iter().map(|p| p.slug.as_str()).collect();
+        return Err(format!(
+            "Workbench has no plugin {slug:?} (known: {}); set plugin_slug",
+            known.join(", ")
+        ));
+    };
+    let validator = jsonschema::validator_for(&plugin.device_spec_schema)
+        .map_err(|e| format!("plugin {slug:?} publishes an unusable device_spec schema: {e}"))?;
+    let problems: Vec<String> = validator
+        .iter_errors(device_spec)
+        .map(|e| {
+            format!(
+                "{} does not match the schema ({:?})",
+                e.instance_path(),
+                e.kind().keyword()
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "device_spec does not match the {slug:?} plugin's schema: {}",
+            problems.join("; ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn device_spec_checked_against_the_plugin_schema_without_echoing_values() {
+        let plugins = vec![Plugin {
+            id: "p1".into(),
+            slug: "sentinelone".into(),
+            display_name: "SentinelOne".into(),
+            vendor_name: "SentinelOne".into(),
+            device_spec_schema: json!({
+                "type": "object",
+                "required": ["console_url", "api_token"],
+                "properties": {"console_url": {"type": "string"}, "api_token": {"type": "string"}},
+                "additionalProperties": false
+            }),
+        }];
+        let ok = json!({"console_url": "https://x", "api_token": "s3cr3t"});
+        assert!(check_device_spec(&plugins, "sentinelone", &ok).is_ok());
+        let bad = json!({"console_url": 5, "api_token": "s3cr3t", "extra": "s3cr3t"});
+        let e = check_device_spec(&plugins, "sentinelone", &bad).unwrap_err();
+        assert!(e.contains("/console_url"), "{e}");
+        assert!(!e.contains("s3cr3t"), "a value leaked: {e}");
+        let e = check_device_spec(&plugins, "wiz", &ok).unwrap_err();
+        assert!(e.contains("known: sentinelone"), "{e}");
+    }
+}

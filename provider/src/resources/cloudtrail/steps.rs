@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value as Json};
 
 use crate::clients::aws::{err, AwsClients, AwsError};
-use crate::clients::workbench::{DeviceSpec, WorkbenchClient, WorkbenchError};
+use crate::clients::workbench::{check_device_spec, DeviceSpec, WorkbenchClient, WorkbenchError};
 use crate::engine::{Deadline, Observed, Step, StepError};
 use crate::policy::{self, CloudTrailNames, Location};
 
@@ -1854,42 +1854,8 @@ impl WorkbenchDevice {
     /// Validates the device_spec against the plugin's JSON schema before any call.
     async fn check_spec(&self, cx: &Cx, spec: &DeviceSpec) -> Result<(), StepError> {
         let plugins = cx.wb(DEVICE, || cx.wbc().plugins()).await?;
-        let Some(plugin) = plugins.iter().find(|p| p.slug == spec.plugin_slug) else {
-            let known: Vec<_> = plugins.iter().map(|p| p.slug.as_str()).collect();
-            return Err(fail(
-                DEVICE,
-                format!(
-                    "Workbench has no plugin {:?} (known: {}); set plugin_slug",
-                    spec.plugin_slug,
-                    known.join(", ")
-                ),
-            ));
-        };
-        let validator = jsonschema::validator_for(&plugin.device_spec_schema).map_err(|e| {
-            fail(
-                DEVICE,
-                format!(
-                    "plugin {:?} publishes an unusable device_spec schema: {e}",
-                    plugin.slug
-                ),
-            )
-        })?;
-        let problems: Vec<String> = validator
-            .iter_errors(&spec.device_spec)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(fail(
-                DEVICE,
-                format!(
-                    "device_spec does not match the {:?} plugin's schema: {}",
-                    plugin.slug,
-                    problems.join("; ")
-                ),
-            ))
-        }
+        check_device_spec(&plugins, &spec.plugin_slug, &spec.device_spec)
+            .map_err(|e| fail(DEVICE, e))
     }
     async fn wait_healthy(&self, cx: &Cx, id: &str) -> Result<(), StepError> {
         loop {

@@ -21,7 +21,9 @@ use super::when;
 use crate::clients::sentinelone::{
     NewToken, PermissionPage, SentinelOneClient, SentinelOneError, ServiceUser,
 };
-use crate::clients::workbench::{DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError};
+use crate::clients::workbench::{
+    check_device_spec, DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError,
+};
 use crate::clients::Secret;
 use crate::engine::{Deadline, Observed, Step, StepError};
 
@@ -818,54 +820,12 @@ impl WorkbenchDevice {
     /// fresh token (a PATCH that keeps the stored one) a stand-in takes its place.
     async fn check_spec(&self, cx: &Cx, spec: &DeviceSpec) -> Result<(), StepError> {
         let plugins = cx.wb(DEVICE, || cx.wbc().plugins()).await?;
-        let Some(plugin) = plugins.iter().find(|p| p.slug == spec.plugin_slug) else {
-            let known: Vec<_> = plugins.iter().map(|p| p.slug.as_str()).collect();
-            return Err(fail(
-                DEVICE,
-                format!(
-                    "Workbench has no plugin {:?} (known: {}); set plugin_slug",
-                    spec.plugin_slug,
-                    known.join(", ")
-                ),
-            ));
-        };
-        let validator = jsonschema::validator_for(&plugin.device_spec_schema).map_err(|e| {
-            fail(
-                DEVICE,
-                format!(
-                    "plugin {:?} publishes an unusable device_spec schema: {e}",
-                    plugin.slug
-                ),
-            )
-        })?;
         let mut doc = spec.device_spec.clone();
         if let Some(o) = doc.as_object_mut() {
             o.entry("api_token")
                 .or_insert_with(|| Json::String("stored-token".into()));
         }
-        // Messages name the field, never its value (the token is in the document).
-        let problems: Vec<String> = validator
-            .iter_errors(&doc)
-            .map(|e| {
-                format!(
-                    "{} does not match the schema ({:?})",
-                    e.instance_path(),
-                    e.kind().keyword()
-                )
-            })
-            .collect();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(fail(
-                DEVICE,
-                format!(
-                    "device_spec does not match the {:?} plugin's schema: {}",
-                    plugin.slug,
-                    problems.join("; ")
-                ),
-            ))
-        }
+        check_device_spec(&plugins, &spec.plugin_slug, &doc).map_err(|e| fail(DEVICE, e))
     }
     /// With status syncing on, the role Workbench syncs with must grant what it needs.
     async fn check_status_sync(&self, cx: &Cx) -> Result<(), StepError> {

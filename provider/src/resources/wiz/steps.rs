@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use serde_json::{json, Value as Json};
 
 use crate::clients::wiz::{RuleSpec, WizClient, WizError};
-use crate::clients::workbench::{DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError};
+use crate::clients::workbench::{
+    check_device_spec, DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError,
+};
 use crate::clients::Secret;
 use crate::engine::{Deadline, Observed, Step, StepError};
 use crate::resources::ExpelData;
@@ -315,34 +317,12 @@ impl WorkbenchDevice {
     /// stand-in for a secret Workbench already holds).
     async fn check_spec(&self, cx: &Cx, spec: &DeviceSpec) -> Result<(), StepError> {
         let plugins = cx.wb(DEVICE, || cx.wbc().plugins()).await?;
-        let Some(plugin) = plugins.iter().find(|p| p.slug == spec.plugin_slug) else {
-            return Err(fail(DEVICE, "Workbench has no \"wiz\" plugin"));
-        };
-        let validator = jsonschema::validator_for(&plugin.device_spec_schema)
-            .map_err(|e| fail(DEVICE, format!("the wiz plugin's schema is unusable: {e}")))?;
         let mut probe = spec.device_spec.clone();
         if let Json::Object(m) = &mut probe {
             m.entry("client_secret")
                 .or_insert_with(|| Json::String("stored-in-workbench".into()));
         }
-        let problems: Vec<String> = validator
-            .iter_errors(&probe)
-            .map(|e| {
-                // Never echo a value: it may be the secret.
-                format!("{} does not match the schema", e.instance_path())
-            })
-            .collect();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(fail(
-                DEVICE,
-                format!(
-                    "device_spec does not match the wiz plugin's schema: {}",
-                    problems.join("; ")
-                ),
-            ))
-        }
+        check_device_spec(&plugins, &spec.plugin_slug, &probe).map_err(|e| fail(DEVICE, e))
     }
     fn differences(&self, cx: &Cx, d: &SecurityDevice) -> Vec<String> {
         let want = Self::spec(cx);
