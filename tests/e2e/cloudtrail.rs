@@ -409,3 +409,101 @@ fn a_fault_at_each_step_is_retried_or_leaves_nothing_orphaned() {
     assert!(devices(&stack).is_empty());
     assert!(names(&stack.aws_listing()["trails"]).is_empty());
 }
+
+#[test]
+fn renaming_every_piece_updates_in_place_and_retires_the_old_ones() {
+    let stack = Stack::up();
+    let w = Workdir::from_example("cloudtrail", &stack);
+    w.tf_expect(APPLY, 0);
+    let before = w.outputs();
+    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
+    let renamed = |queue: &str| {
+        main.replace(
+            "  tags = {",
+            &format!(
+                "  trail_name  = \"ExpelTrail2\"\n  bucket_name = \"expel-logs-renamed\"\n  queue_name  = \"{queue}\"\n  kms_alias   = \"alias/Expel2\"\n  policy_name = \"ExpelAPIPolicy2\"\n  role_name   = \"ExpelServiceRole2\"\n\n  tags = {{"
+            ),
+        )
+    };
+    w.write("main.tf", &renamed("ExpelQueue2"));
+    let plan = w.tf_expect(PLAN, 2);
+    assert!(plan.all().contains("update in-place"), "{}", plan.all());
+    assert!(!plan.all().contains("must be replaced"), "{}", plan.all());
+    let applied = w.tf_expect(APPLY, 0);
+    assert!(
+        applied.all().contains("previous log bucket is kept"),
+        "{}",
+        applied.all()
+    );
+    w.tf_expect(PLAN, 0);
+    let after = w.outputs();
+    // The device is updated, not re-registered; it now names the new role and queue.
+    assert_eq!(
+        before["security_device_id"]["value"],
+        after["security_device_id"]["value"]
+    );
+    let d = devices(&stack);
+    assert_eq!(d.len(), 1);
+    let spec = &d[0]["attributes"]["device_spec"];
+    assert!(
+        spec["role_arn"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(":role/ExpelServiceRole2"),
+        "{spec}"
+    );
+    assert!(
+        spec["sqs_queue_url"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/ExpelQueue2"),
+        "{spec}"
+    );
+    let left = stack.aws_listing();
+    assert_eq!(names(&left["trails"]), vec!["ExpelTrail2"], "{left}");
+    assert_eq!(names(&left["policies"]), vec!["ExpelAPIPolicy2"], "{left}");
+    let roles = names(&left["roles"]);
+    assert!(
+        roles.contains(&"ExpelServiceRole2".into()) && !roles.contains(&"ExpelServiceRole".into()),
+        "{left}"
+    );
+    assert_eq!(names(&left["aliases"]), vec!["alias/Expel2"], "{left}");
+    let queues = names(&left["queues"]);
+    assert!(
+        queues.len() == 1 && queues[0].ends_with("/ExpelQueue2"),
+        "{left}"
+    );
+    let mut buckets = names(&left["buckets"]);
+    buckets.sort();
+    assert_eq!(
+        buckets,
+        vec![
+            "expel-cloudtrail-123456789012-us-east-1",
+            "expel-logs-renamed"
+        ],
+        "{left}"
+    );
+
+    // Retiring the old queue fails: state keeps the old name, so the next apply finishes the
+    // rename instead of forgetting the old queue.
+    let refusal = json!({"service": "sqs", "operation": "DeleteQueue", "nth": 1, "count": 1, "kind": "status", "status": 400, "code": "ValidationError"});
+    let (code, body) = stack.aws_proxy("POST", "/_proxy/faults", Some(&refusal));
+    assert!(code < 300, "{body}");
+    w.write("main.tf", &renamed("ExpelQueue3"));
+    w.tf_expect(APPLY, 1);
+    let shown = w.tf_expect(&["show", "-json"], 0);
+    let state: Value = serde_json::from_str(&shown.stdout).expect("show -json");
+    assert_eq!(
+        state["values"]["root_module"]["resources"][0]["values"]["queue_name"],
+        json!("ExpelQueue2"),
+        "{state}"
+    );
+    stack.aws_proxy("DELETE", "/_proxy/faults", None);
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    let queues = names(&stack.aws_listing()["queues"]);
+    assert!(
+        queues.len() == 1 && queues[0].ends_with("/ExpelQueue3"),
+        "{queues:?}"
+    );
+}

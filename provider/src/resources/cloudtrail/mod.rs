@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::config::is_role_arn;
 use super::ExpelData;
 use crate::engine::{self, Deadline, Observed, Step};
 use crate::policy::{self, Location};
@@ -60,12 +59,12 @@ fn schema() -> Schema {
         Block::new("The AWS CloudTrail onboarding guide as one resource: KMS key, log bucket, notification queue, bucket notification, multi-region trail, `ExpelAPIPolicy`, `ExpelServiceRole`, and the security device in Workbench.")
             .attr(s("name", "Name of the security device in Workbench.").required().validator(validators::non_empty()))
             .attr(s("device_location", "Location shown for the device in Workbench. Default: the AWS region.").optional().computed())
-            .attr(s("trail_name", "Name of the trail (guide: `GlobalCloudTrail`).").default(Value::string("GlobalCloudTrail")).requires_replace().validator(validators::non_empty()))
-            .attr(s("bucket_name", "Log bucket. Default: `expel-cloudtrail-<account>-<region>`, known at plan time.").optional().computed().requires_replace().validator(validators::non_empty()))
-            .attr(s("queue_name", "Notification queue (guide: `ExpelMasterCloudTrailNotify`).").default(Value::string("ExpelMasterCloudTrailNotify")).requires_replace().validator(validators::non_empty()))
-            .attr(s("kms_alias", "Alias of the KMS key.").default(Value::string("alias/ExpelCloudTrail")).requires_replace().validator(alias_validator()))
-            .attr(s("policy_name", "IAM policy (guide: `ExpelAPIPolicy`).").default(Value::string("ExpelAPIPolicy")).requires_replace().validator(validators::non_empty()))
-            .attr(s("role_name", "IAM role (guide: `ExpelServiceRole`; the same name in every account of an organization).").default(Value::string("ExpelServiceRole")).requires_replace().validator(validators::non_empty()))
+            .attr(s("trail_name", "Name of the trail (guide: `GlobalCloudTrail`).").default(Value::string("GlobalCloudTrail")).validator(validators::non_empty()))
+            .attr(s("bucket_name", "Log bucket. Default: `expel-cloudtrail-<account>-<region>`, known at plan time.").optional().computed().validator(validators::non_empty()))
+            .attr(s("queue_name", "Notification queue (guide: `ExpelMasterCloudTrailNotify`).").default(Value::string("ExpelMasterCloudTrailNotify")).validator(validators::non_empty()))
+            .attr(s("kms_alias", "Alias of the KMS key.").default(Value::string("alias/ExpelCloudTrail")).validator(alias_validator()))
+            .attr(s("policy_name", "IAM policy (guide: `ExpelAPIPolicy`).").default(Value::string("ExpelAPIPolicy")).validator(validators::non_empty()))
+            .attr(s("role_name", "IAM role (guide: `ExpelServiceRole`; the same name in every account of an organization).").default(Value::string("ExpelServiceRole")).validator(validators::non_empty()))
             .attr(s("role_session_name", "Role session name Workbench uses.").default(Value::string("ExpelCloudTrail")).validator(validators::non_empty()))
             .attr(Attribute::new("expel_principals", Type::list(Type::String)).optional().computed().description("Principals trusted to assume the role. Default: Expel's account `012205512454` in the caller's partition."))
             .attr(s("external_id", "External id required in the trust policy. Default: the Workbench organization id.").optional().computed().validator(validators::non_empty()))
@@ -361,6 +360,44 @@ async fn cloudtrail_trusted_access(
     }
 }
 
+/// An organization trail without CloudTrail trusted access cannot log the organization:
+/// create and update stop before touching anything, naming what to enable.
+async fn trusted_access_ok(
+    aws: &crate::clients::aws::AwsClients,
+    cx: &Cx,
+    diags: &mut Diagnostics,
+) -> bool {
+    if !cx.s.organization_trail {
+        return true;
+    }
+    match cloudtrail_trusted_access(aws).await {
+        Ok(()) => true,
+        Err((summary, detail)) => {
+            diags.attr_error(AttrPath::root("organization_trail"), summary, detail);
+            false
+        }
+    }
+}
+
+/// Names AWS cannot change in place, with the computed attributes that follow from each.
+const RENAMABLE: &[(&str, &[&str])] = &[
+    ("trail_name", &["trail_arn"]),
+    ("bucket_name", &["bucket_arn"]),
+    ("queue_name", &["queue_arn", "queue_url"]),
+    ("kms_alias", &[]),
+    ("policy_name", &["policy_arn"]),
+    ("role_name", &["role_arn"]),
+];
+
+/// The names an update changes (a piece under a new name is a new piece).
+fn renamed(prior: &Value, planned: &Value) -> Vec<&'static str> {
+    RENAMABLE
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| !str_of(prior, k).is_empty() && str_of(prior, k) != str_of(planned, k))
+        .collect()
+}
+
 fn report(diags: &mut Diagnostics, what: &str, errors: &[engine::StepError]) {
     for e in errors {
         diags.error(format!("{what} failed at {}", e.step), format!("{}\n\nWhat was made so far is saved in the state, which Terraform marks tainted. To finish instead of re-creating: `terraform untaint <address>` then `terraform apply` (it repairs and completes what is missing). `terraform destroy` removes what was made.", e.message));
@@ -368,8 +405,8 @@ fn report(diags: &mut Diagnostics, what: &str, errors: &[engine::StepError]) {
 }
 
 fn warnings(diags: &mut Diagnostics, cx: &Cx) {
-    for w in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
-        diags.warning("Security device is not healthy", w);
+    for (summary, detail) in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
+        diags.warning(summary, detail);
     }
 }
 
@@ -434,7 +471,6 @@ impl Resource<ExpelData> for CloudTrailIntegration {
                 }
             }
         }
-        let _ = is_role_arn;
     }
 
     async fn modify_plan(
@@ -549,6 +585,10 @@ impl Resource<ExpelData> for CloudTrailIntegration {
                 }
             }
         }
+        // A renamed queue is a new queue: its URL is known once it exists.
+        if !input.prior.is_null() && renamed(input.prior, planned).contains(&"queue_name") {
+            set(planned, "queue_url", Value::unknown());
+        }
         if !input.prior.is_null() && planned != input.prior {
             set(planned, "device_status", Value::unknown());
         }
@@ -582,14 +622,11 @@ impl Resource<ExpelData> for CloudTrailIntegration {
                 private: vec![],
             };
         }
-        if cx.s.organization_trail {
-            if let Err((summary, detail)) = cloudtrail_trusted_access(aws).await {
-                diags.attr_error(AttrPath::root("organization_trail"), summary, detail);
-                return ApplyOutcome {
-                    state: None,
-                    private: vec![],
-                };
-            }
+        if !trusted_access_ok(aws, &cx, diags).await {
+            return ApplyOutcome {
+                state: None,
+                private: vec![],
+            };
         }
         let steps = steps();
         let errors = engine::create_all(&steps, &cx).await;
@@ -622,6 +659,11 @@ impl Resource<ExpelData> for CloudTrailIntegration {
         let cx = self.cx(ctx, aws, loc, state, &org, Duration::from_secs(300));
         if !self.organization(aws, &cx, diags).await {
             return keep(state);
+        }
+        if cx.s.organization_trail {
+            if let Err((summary, detail)) = cloudtrail_trusted_access(aws).await {
+                diags.warning(summary, detail);
+            }
         }
         let steps = steps();
         let (seen, errors) = engine::observe_all(&steps, &cx).await;
@@ -698,7 +740,7 @@ impl Resource<ExpelData> for CloudTrailIntegration {
             &org,
             timeout(planned, "update", DEFAULT_TIMEOUT),
         );
-        if !self.organization(aws, &cx, diags).await {
+        if !self.organization(aws, &cx, diags).await || !trusted_access_ok(aws, &cx, diags).await {
             return ApplyOutcome {
                 state: None,
                 private: private.to_vec(),
@@ -727,10 +769,35 @@ impl Resource<ExpelData> for CloudTrailIntegration {
                 errors.push(e);
             }
         }
+        let renames = renamed(prior, planned);
+        if errors.is_empty() && !renames.is_empty() {
+            let old = cx.with_settings(Settings {
+                trail_name: str_of(prior, "trail_name"),
+                bucket_name: str_of(prior, "bucket_name"),
+                queue_name: str_of(prior, "queue_name"),
+                kms_alias: str_of(prior, "kms_alias"),
+                policy_name: str_of(prior, "policy_name"),
+                role_name: str_of(prior, "role_name"),
+                ..cx.s.clone()
+            });
+            if let Err(e) = steps::retire(&cx, &old).await {
+                errors.push(e);
+            }
+        }
         report(diags, "Repairing the CloudTrail integration", &errors);
         warnings(diags, &cx);
+        let mut state = state_from(planned, &cx, BTreeMap::new());
+        if !errors.is_empty() {
+            // The previous pieces may still exist: state keeps their names so that the next
+            // apply finishes the rename and retires them, instead of forgetting them.
+            for (name, derived) in RENAMABLE.iter().filter(|(k, _)| renames.contains(k)) {
+                for k in std::iter::once(name).chain(derived.iter()) {
+                    set(&mut state, k, prior.get(k).cloned().unwrap_or(Value::Null));
+                }
+            }
+        }
         ApplyOutcome {
-            state: Some(state_from(planned, &cx, BTreeMap::new())),
+            state: Some(state),
             private: private.to_vec(),
         }
     }

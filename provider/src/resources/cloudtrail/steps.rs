@@ -61,8 +61,8 @@ pub struct Cx {
     pub s: Settings,
     pub journal: Mutex<Journal>,
     pub deadline: Deadline,
-    /// Warnings for the user (e.g. an unhealthy device): not drift.
-    pub warnings: Mutex<Vec<String>>,
+    /// Warnings for the user (summary, detail), e.g. an unhealthy device: not drift.
+    pub warnings: Mutex<Vec<(&'static str, String)>>,
 }
 
 impl Cx {
@@ -75,10 +75,22 @@ impl Cx {
             Err(p) => p.into_inner(),
         }
     }
-    fn warn(&self, w: String) {
+    fn warn(&self, summary: &'static str, detail: String) {
         match self.warnings.lock() {
-            Ok(mut g) => g.push(w),
-            Err(p) => p.into_inner().push(w),
+            Ok(mut g) => g.push((summary, detail)),
+            Err(p) => p.into_inner().push((summary, detail)),
+        }
+    }
+    /// The same integration under other settings: the names it had before a rename.
+    pub fn with_settings(&self, s: Settings) -> Cx {
+        Cx {
+            aws: self.aws.clone(),
+            data: self.data.clone(),
+            loc: self.loc.clone(),
+            s,
+            journal: Mutex::new(self.j().clone()),
+            deadline: self.deadline.clone(),
+            warnings: Mutex::new(Vec::new()),
         }
     }
     pub fn names(&self) -> CloudTrailNames {
@@ -177,6 +189,8 @@ fn policy_drift(what: &str, expected: &Json, actual: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 pub struct KmsKey;
 const KEY: &str = "Step 1/4: KMS key, key policy and alias";
+const ALIAS_MISSING: &str = "does not exist";
+const ALIAS_ELSEWHERE: &str = "points at another key";
 
 impl KmsKey {
     async fn find(&self, cx: &Cx) -> Result<Option<(String, String, String)>, StepError> {
@@ -366,7 +380,7 @@ impl Step<Cx> for KmsKey {
                 .map_err(err("kms", "PutKeyPolicy"))
         })
         .await?;
-        Ok(())
+        self.point_alias(cx, &id, problems).await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
         // Logs are evidence: the key stays unless force_destroy.
@@ -449,7 +463,86 @@ impl KmsKey {
             &expected,
             pol.policy().unwrap_or_default(),
         ));
+        match self.alias_target(cx, &cx.s.kms_alias).await? {
+            None => problems.push(format!("alias {} {ALIAS_MISSING}", cx.s.kms_alias)),
+            Some(k) if k != id => {
+                problems.push(format!("alias {} {ALIAS_ELSEWHERE} ({k})", cx.s.kms_alias))
+            }
+            Some(_) => {}
+        }
         Ok(problems)
+    }
+    /// The id of the key an alias points at, if the alias exists.
+    async fn alias_target(&self, cx: &Cx, alias: &str) -> Result<Option<String>, StepError> {
+        let meta = cx
+            .aws_opt(KEY, || async {
+                cx.aws
+                    .kms
+                    .describe_key()
+                    .key_id(alias)
+                    .send()
+                    .await
+                    .map_err(err("kms", "DescribeKey"))
+            })
+            .await?;
+        Ok(meta
+            .and_then(|m| m.key_metadata)
+            .map(|m| m.key_id().to_string()))
+    }
+    /// Points the configured alias at the key: created when missing, moved when it names
+    /// another key.
+    async fn point_alias(&self, cx: &Cx, id: &str, problems: &[String]) -> Result<(), StepError> {
+        let about_alias = |what: &str| {
+            problems
+                .iter()
+                .any(|p| p.starts_with("alias ") && p.ends_with(what))
+        };
+        if about_alias(ALIAS_MISSING) {
+            cx.aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .create_alias()
+                    .alias_name(&cx.s.kms_alias)
+                    .target_key_id(id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "CreateAlias"))
+            })
+            .await?;
+        } else if problems
+            .iter()
+            .any(|p| p.starts_with("alias ") && p.contains(ALIAS_ELSEWHERE))
+        {
+            cx.aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .update_alias()
+                    .alias_name(&cx.s.kms_alias)
+                    .target_key_id(id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "UpdateAlias"))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+    /// Removes an alias the configuration no longer names, only while it points at our key.
+    async fn retire_alias(&self, old: &Cx, id: &str) -> Result<(), StepError> {
+        if self.alias_target(old, &old.s.kms_alias).await?.as_deref() != Some(id) {
+            return Ok(());
+        }
+        old.aws_opt(KEY, || async {
+            old.aws
+                .kms
+                .delete_alias()
+                .alias_name(&old.s.kms_alias)
+                .send()
+                .await
+                .map_err(err("kms", "DeleteAlias"))
+        })
+        .await?;
+        Ok(())
     }
 }
 
@@ -1583,6 +1676,20 @@ impl ServiceRole {
             .iter()
             .any(|p| p.policy_arn() == Some(arn.as_str())))
     }
+    async fn detach(&self, cx: &Cx, role: &str, policy_arn: &str) -> Result<(), StepError> {
+        cx.aws_opt(ROLE, || async {
+            cx.aws
+                .iam
+                .detach_role_policy()
+                .role_name(role)
+                .policy_arn(policy_arn)
+                .send()
+                .await
+                .map_err(err("iam", "DetachRolePolicy"))
+        })
+        .await?;
+        Ok(())
+    }
     async fn attach(&self, cx: &Cx) -> Result<(), StepError> {
         let arn = cx.policy_arn();
         cx.aws(ROLE, || async {
@@ -1687,18 +1794,7 @@ impl Step<Cx> for ServiceRole {
             return Err(not_ours(ROLE, &format!("IAM role {}", cx.s.role_name)));
         }
         if self.attached(cx).await? {
-            let arn = cx.policy_arn();
-            cx.aws_opt(ROLE, || async {
-                cx.aws
-                    .iam
-                    .detach_role_policy()
-                    .role_name(&cx.s.role_name)
-                    .policy_arn(&arn)
-                    .send()
-                    .await
-                    .map_err(err("iam", "DetachRolePolicy"))
-            })
-            .await?;
+            self.detach(cx, &cx.s.role_name, &cx.policy_arn()).await?;
         }
         cx.aws_opt(ROLE, || async {
             cx.aws
@@ -1988,14 +2084,17 @@ impl Step<Cx> for WorkbenchDevice {
         };
         cx.j().device_status = d.status.clone();
         if d.status.as_deref() == Some("unhealthy") {
-            cx.warn(format!(
-                "Workbench reports the security device {:?} unhealthy: {}",
-                d.name,
-                d.attributes
-                    .get("status_details")
-                    .cloned()
-                    .unwrap_or(Json::Null)
-            ));
+            cx.warn(
+                "Security device is not healthy",
+                format!(
+                    "Workbench reports the security device {:?} unhealthy: {}",
+                    d.name,
+                    d.attributes
+                        .get("status_details")
+                        .cloned()
+                        .unwrap_or(Json::Null)
+                ),
+            );
         }
         Ok(Observed::Present(self.differences(cx, &d)))
     }
@@ -2023,6 +2122,55 @@ impl Step<Cx> for WorkbenchDevice {
         };
         cx.wb(DEVICE, || cx.wbc().delete_device(&id)).await
     }
+}
+
+// ---------------------------------------------------------------------------------------
+/// AWS renames none of the trail, queue, bucket, policy, role or alias. An update that
+/// renames one has already made the new piece and repointed what depends on it (converge);
+/// this retires the old one, dependents first, and only what carries our marker. `old` is
+/// the integration under its previous names.
+pub async fn retire(cx: &Cx, old: &Cx) -> Result<(), StepError> {
+    let (n, o) = (&cx.s, &old.s);
+    if o.trail_name != n.trail_name {
+        Trail.delete(old).await?;
+    }
+    if o.bucket_name != n.bucket_name {
+        // The old bucket no longer notifies anyone.
+        BucketNotice.delete(old).await?;
+    }
+    if o.queue_name != n.queue_name {
+        NotifyQueue.delete(old).await?;
+    }
+    if o.role_name != n.role_name {
+        ServiceRole.delete(old).await?;
+    }
+    if o.policy_name != n.policy_name {
+        ServiceRole
+            .detach(cx, &n.role_name, &old.policy_arn())
+            .await?;
+        ApiPolicy.delete(old).await?;
+    }
+    if o.kms_alias != n.kms_alias {
+        let key_id = cx.j().key_id.clone();
+        if let Some(id) = key_id {
+            KmsKey.retire_alias(old, &id).await?;
+        }
+    }
+    if o.bucket_name != n.bucket_name {
+        if n.force_destroy {
+            TrailBucket.delete(old).await?;
+        } else if TrailBucket.exists(old).await? {
+            cx.warn(
+                "The previous log bucket is kept",
+                format!(
+                    "The trail now writes to {}. {} still holds the logs written so far and is kept: logs are evidence. \
+                     Delete it yourself when it is no longer needed (set force_destroy = true before a rename to have it emptied and deleted).",
+                    n.bucket_name, o.bucket_name
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
