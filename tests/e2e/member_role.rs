@@ -227,6 +227,36 @@ resource "expel_cloudtrail_integration" "org" {
     let l = stack.aws_listing();
     assert!(names(&l["trails"]).is_empty(), "{l}");
     assert!(names(&l["policies"]).is_empty(), "{l}");
+
+    // Enabled: the organization trail is made. Disabled again later: refresh warns, and an
+    // update stops before touching anything, naming the attribute.
+    stack.oob("org-trust-on");
+    w.tf_expect(APPLY, 0);
+    stack.oob("org-trust-off");
+    let plan = w.tf_expect(PLAN, 0);
+    assert!(
+        plan.all()
+            .contains("CloudTrail trusted access is not enabled"),
+        "{}",
+        plan.all()
+    );
+    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
+    w.write("main.tf", &main.replace("\"Org trail\"", "\"Org trail 2\""));
+    let out = w.tf_expect(APPLY, 1);
+    assert!(out.all().contains("organization_trail"), "{}", out.all());
+    let (_, all) = stack.admin("GET", "/_admin/state", None);
+    let d = all["workbench"]["security_devices"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        d[0]["attributes"]["name"], "Org trail",
+        "the device was not touched"
+    );
+    stack.oob("org-trust-on");
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
 }
 
 #[test]

@@ -158,6 +158,10 @@ def org_trust_off(a):
     client("organizations").disable_aws_service_access(ServicePrincipal="cloudtrail.amazonaws.com")
 
 
+def org_trust_on(a):
+    client("organizations").enable_aws_service_access(ServicePrincipal="cloudtrail.amazonaws.com")
+
+
 def listing(a):
     """What exists, as JSON: the tests check destroy leaves only what is retained on purpose."""
     kms, s3, sqs, ct, iam = (client(n) for n in ("kms", "s3", "sqs", "cloudtrail", "iam"))
@@ -196,7 +200,7 @@ def tags(a):
 ACTIONS = {f.__name__.replace("_", "-"): f for f in (
     key_policy_edit, key_disable, key_schedule_deletion, bucket_encryption_remove, notification_remove,
     queue_policy_change, trail_stop, trail_delete, role_trust_change, policy_detach, policy_edit, role_delete, role_foreign,
-    org_setup, org_trail, org_trust_off)}
+    org_setup, org_trail, org_trust_off, org_trust_on)}
 ACTIONS["list"] = listing
 ACTIONS["tags"] = tags
 
