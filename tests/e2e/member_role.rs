@@ -345,3 +345,135 @@ fn an_unmarked_role_in_a_member_account_is_not_adopted() {
         );
     }
 }
+
+#[test]
+fn member_role_imports_by_name_or_arn_and_renames_in_place() {
+    let stack = Stack::up();
+    let hcl = |role: &str, extra: &str| {
+        format!(
+            r#"
+terraform {{
+  required_providers {{
+    expel = {{ source = "expel-io/expel" }}
+  }}
+}}
+provider "expel" {{}}
+resource "expel_aws_member_role" "this" {{
+  role_name = "{role}"
+  tags      = {{ team = "sec" }}
+{extra}
+}}
+"#
+        )
+    };
+    let w = Workdir::with_hcl(&hcl("ExpelServiceRole", ""), &stack);
+
+    // A malformed timeout is named before anything is made.
+    w.write(
+        "main.tf",
+        &hcl(
+            "ExpelServiceRole",
+            "  timeouts {\n    create = \"ten minutes\"\n  }",
+        ),
+    );
+    let bad = w.tf_expect(PLAN, 1);
+    assert!(
+        bad.all().contains("Malformed duration") && bad.all().contains("timeouts"),
+        "{}",
+        bad.all()
+    );
+    w.write(
+        "main.tf",
+        &hcl("ExpelServiceRole", "  timeouts {\n    create = \"5m\"\n  }"),
+    );
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    let arn = w.tf_expect(
+        &["state", "show", "-no-color", "expel_aws_member_role.this"],
+        0,
+    );
+    assert!(arn.stdout.contains("ExpelAPIPolicy"), "{}", arn.stdout);
+
+    // Forgotten by Terraform, then imported by name and by ARN: the plan after is empty.
+    // (Import cannot see the configuration: a `timeouts` block would show as a one-time
+    // update that changes nothing, as with every Terraform provider.)
+    w.write("main.tf", &hcl("ExpelServiceRole", ""));
+    w.tf_expect(PLAN, 2);
+    w.tf_expect(APPLY, 0);
+    for id in [
+        "ExpelServiceRole",
+        "arn:aws:iam::123456789012:role/ExpelServiceRole",
+    ] {
+        w.tf_expect(&["state", "rm", "expel_aws_member_role.this"], 0);
+        w.tf_expect(
+            &["import", "-no-color", "expel_aws_member_role.this", id],
+            0,
+        );
+        w.tf_expect(PLAN, 0);
+    }
+    // A role in another account, or one not made by this provider, is refused with a reason.
+    w.tf_expect(&["state", "rm", "expel_aws_member_role.this"], 0);
+    let other = w.tf_expect(
+        &[
+            "import",
+            "-no-color",
+            "expel_aws_member_role.this",
+            "arn:aws:iam::210987654321:role/ExpelServiceRole",
+        ],
+        1,
+    );
+    assert!(
+        other.all().contains("another AWS account"),
+        "{}",
+        other.all()
+    );
+    stack.oob_with("role-foreign", &["role=SomeoneElsesRole"]);
+    let foreign = w.tf_expect(
+        &[
+            "import",
+            "-no-color",
+            "expel_aws_member_role.this",
+            "SomeoneElsesRole",
+        ],
+        1,
+    );
+    assert!(
+        foreign.all().contains("not made by this provider"),
+        "{}",
+        foreign.all()
+    );
+    w.tf_expect(
+        &[
+            "import",
+            "-no-color",
+            "expel_aws_member_role.this",
+            "ExpelServiceRole",
+        ],
+        0,
+    );
+
+    // Renaming the role is an in-place update: the new role exists, the old one is gone.
+    w.write("main.tf", &hcl("ExpelServiceRoleV2", ""));
+    let plan = w.tf_expect(PLAN, 2);
+    assert!(plan.all().contains("update in-place"), "{}", plan.all());
+    assert!(!plan.all().contains("must be replaced"), "{}", plan.all());
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    let roles = names(&stack.aws_listing()["roles"]);
+    assert!(
+        roles.contains(&"ExpelServiceRoleV2".to_string()),
+        "{roles:?}"
+    );
+    assert!(
+        !roles.contains(&"ExpelServiceRole".to_string()),
+        "{roles:?}"
+    );
+    assert!(roles.contains(&"SomeoneElsesRole".to_string()), "{roles:?}");
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    let l = stack.aws_listing();
+    assert!(
+        !names(&l["roles"]).contains(&"ExpelServiceRoleV2".to_string()),
+        "{l}"
+    );
+    assert!(names(&l["policies"]).is_empty(), "{l}");
+}

@@ -1,6 +1,8 @@
 //! Small helpers every resource uses to read and write its state object.
 use std::time::Duration;
 
+use crate::tfplugin::diag::{AttrPath, Diagnostics};
+use crate::tfplugin::schema::{Attribute, Block, NestedBlock};
 use crate::tfplugin::value::Value;
 
 /// A string attribute, empty when null or absent.
@@ -55,6 +57,34 @@ pub fn timeout(v: &Value, which: &str, default: Duration) -> Duration {
         .and_then(Value::as_str)
         .and_then(parse_duration)
         .unwrap_or(default)
+}
+
+/// The `timeouts` block: `create`, `update` and `delete` durations, each `default` when unset.
+pub fn timeouts_block(default: &str) -> NestedBlock {
+    let d = format!("Default `{default}`.");
+    let b = Block::new("How long each operation may take, e.g. `30m`; throttling and transient errors are retried until then.")
+        .attr(Attribute::string("create").description(&d).optional())
+        .attr(Attribute::string("update").description(&d).optional())
+        .attr(Attribute::string("delete").description(&d).optional());
+    NestedBlock::single("timeouts", b)
+}
+
+/// Names each malformed duration of the `timeouts` block.
+pub fn check_timeouts(config: &Value, diags: &mut Diagnostics) {
+    let Some(t) = config.get("timeouts").filter(|t| !t.is_null()) else {
+        return;
+    };
+    for k in ["create", "update", "delete"] {
+        if let Some(s) = t.get(k).and_then(Value::as_str) {
+            if parse_duration(s).is_none() {
+                diags.attr_error(
+                    AttrPath::root("timeouts").attr(k),
+                    "Malformed duration",
+                    format!("`timeouts.{k}` = {s:?} is not a duration such as \"30m\", \"1h\" or \"90s\"."),
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -50,34 +50,22 @@ fn aws_err(e: AwsError) -> String {
     e.to_string()
 }
 
-pub async fn find(data: &ExpelData, aws: &AwsClients, id: &str) -> Result<Found, String> {
-    let (device, role_name) = if is_uuid(id) {
-        let d = data
-            .workbench
-            .device(id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("Workbench has no security device {id}"))?;
-        let role_arn = d
-            .device_spec
-            .get("role_arn")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if role_arn.is_empty() {
-            return Err(format!(
-                "security device {id} has no role_arn: it is not an AWS CloudTrail device"
-            ));
-        }
-        (Some(d), last_segment(&role_arn, '/'))
-    } else {
-        (None, id.to_string())
-    };
+/// What a role made by this provider says of itself: whom it trusts, with which external id,
+/// its tags (the ownership tag aside) and the attached policy carrying our tag.
+pub struct RoleParts {
+    pub principals: Vec<String>,
+    pub external_id: String,
+    pub tags: Vec<(String, String)>,
+    pub policy_arn: String,
+    pub policy_name: String,
+}
 
+/// Reads `role_name` back; an error names what is missing (the role, our tag, our policy).
+pub async fn role_parts(aws: &AwsClients, role_name: &str) -> Result<RoleParts, String> {
     let role = aws
         .iam
         .get_role()
-        .role_name(&role_name)
+        .role_name(role_name)
         .send()
         .await
         .map_err(err("iam", "GetRole"))
@@ -86,7 +74,7 @@ pub async fn find(data: &ExpelData, aws: &AwsClients, id: &str) -> Result<Found,
     let role_tags = aws
         .iam
         .list_role_tags()
-        .role_name(&role_name)
+        .role_name(role_name)
         .send()
         .await
         .map_err(err("iam", "ListRoleTags"))
@@ -130,7 +118,7 @@ pub async fn find(data: &ExpelData, aws: &AwsClients, id: &str) -> Result<Found,
     let attached = aws
         .iam
         .list_attached_role_policies()
-        .role_name(&role_name)
+        .role_name(role_name)
         .send()
         .await
         .map_err(err("iam", "ListAttachedRolePolicies"))
@@ -159,6 +147,46 @@ pub async fn find(data: &ExpelData, aws: &AwsClients, id: &str) -> Result<Found,
     }
     let (policy_arn, policy_name) = api
         .ok_or_else(|| format!("role {role_name} has no attached policy made by this provider"))?;
+    Ok(RoleParts {
+        principals,
+        external_id,
+        tags,
+        policy_arn,
+        policy_name,
+    })
+}
+
+pub async fn find(data: &ExpelData, aws: &AwsClients, id: &str) -> Result<Found, String> {
+    let (device, role_name) = if is_uuid(id) {
+        let d = data
+            .workbench
+            .device(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("Workbench has no security device {id}"))?;
+        let role_arn = d
+            .device_spec
+            .get("role_arn")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if role_arn.is_empty() {
+            return Err(format!(
+                "security device {id} has no role_arn: it is not an AWS CloudTrail device"
+            ));
+        }
+        (Some(d), last_segment(&role_arn, '/'))
+    } else {
+        (None, id.to_string())
+    };
+
+    let RoleParts {
+        principals,
+        external_id,
+        tags,
+        policy_arn,
+        policy_name,
+    } = role_parts(aws, &role_name).await?;
     let pol = aws
         .iam
         .get_policy()

@@ -1,5 +1,5 @@
 //! Resource `expel_cloudtrail_integration`: the AWS CloudTrail guide as one resource.
-use super::common::{bool_of, opt, parse_duration, set, str_of, timeout};
+use super::common::{bool_of, check_timeouts, opt, set, str_of, timeout, timeouts_block};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,10 +11,10 @@ use crate::engine::{self, Deadline, Observed, Step};
 use crate::policy::{self, Location};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
 use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
-use crate::tfplugin::schema::{validators, Attribute, Block, NestedBlock, Schema};
+use crate::tfplugin::schema::{validators, Attribute, Block, Schema};
 use crate::tfplugin::value::{Type, Value};
 
-mod import;
+pub(crate) mod import;
 mod steps;
 
 use steps::{Cx, Journal, Settings};
@@ -50,10 +50,6 @@ const IDS_OF_PIECE: &[(&str, &[&str])] = &[
 
 fn schema() -> Schema {
     let s = |n: &str, d: &str| Attribute::string(n).description(d);
-    let timeouts = Block::new("How long each operation may take, e.g. `30m`; transient AWS and Workbench errors are retried until then.")
-        .attr(s("create", "Default `20m`.").optional())
-        .attr(s("update", "Default `20m`.").optional())
-        .attr(s("delete", "Default `20m`.").optional());
     Schema::new(
         0,
         Block::new("The AWS CloudTrail onboarding guide as one resource: KMS key, log bucket, notification queue, bucket notification, multi-region trail, `ExpelAPIPolicy`, `ExpelServiceRole`, and the security device in Workbench.")
@@ -92,7 +88,7 @@ fn schema() -> Schema {
             .attr(s("role_arn", "ARN of ExpelServiceRole (the Workbench device's role ARN).").computed())
             .attr(s("device_status", "Workbench health of the device (`healthy`, `unhealthy`, ...); not drift.").computed())
             .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece, in words; filled by refresh, emptied by the plan that repairs it."))
-            .block(NestedBlock::single("timeouts", timeouts)),
+            .block(timeouts_block("20m")),
     )
 }
 
@@ -458,19 +454,7 @@ impl Resource<ExpelData> for CloudTrailIntegration {
                 );
             }
         }
-        if let Some(t) = config.get("timeouts").filter(|t| !t.is_null()) {
-            for k in ["create", "update", "delete"] {
-                if let Some(s) = t.get(k).and_then(Value::as_str) {
-                    if parse_duration(s).is_none() {
-                        diags.attr_error(
-                            AttrPath::root("timeouts").attr(k),
-                            "Malformed duration",
-                            format!("{s:?} is not a duration such as \"30m\", \"1h\" or \"90s\"."),
-                        );
-                    }
-                }
-            }
-        }
+        check_timeouts(config, diags);
     }
 
     async fn modify_plan(

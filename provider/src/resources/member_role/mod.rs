@@ -5,7 +5,7 @@
 //!
 //! One instance per account: point a provider alias at the account (`aws.assume_role`), and
 //! use this resource with that alias.
-use super::common::{set, str_of};
+use super::common::{check_timeouts, set, str_of, timeout, timeouts_block};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -36,8 +36,8 @@ fn schema() -> Schema {
     Schema::new(
         0,
         Block::new("`ExpelServiceRole` and a read-only `ExpelAPIPolicy` in a member account of an AWS Organization (CloudTrail guide, Step 6 note and Step 7). The account is the one the provider points at: use one provider alias per account, each with `aws { assume_role { role_arn = ... } }`.")
-            .attr(s("role_name", "IAM role; the guide requires the same name in every account of the organization.").default(Value::string("ExpelServiceRole")).requires_replace().validator(validators::non_empty()))
-            .attr(s("policy_name", "IAM policy attached to the role.").default(Value::string("ExpelAPIPolicy")).requires_replace().validator(validators::non_empty()))
+            .attr(s("role_name", "IAM role; the guide requires the same name in every account of the organization. Renaming updates in place: a new role, then the old one deleted.").default(Value::string("ExpelServiceRole")).validator(validators::non_empty()))
+            .attr(s("policy_name", "IAM policy attached to the role. Renaming updates in place: a new policy attached, then the old one detached and deleted.").default(Value::string("ExpelAPIPolicy")).validator(validators::non_empty()))
             .attr(Attribute::new("expel_principals", Type::list(Type::String)).optional().computed().description("Principals trusted to assume the role. Default: Expel's account `012205512454` in the account's partition."))
             .attr(s("external_id", "External id required in the trust policy. Default: the provider's Workbench `organization_id`.").optional().computed().validator(validators::non_empty()))
             .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("Tags for the role and the policy (the ownership tag `expel:managed-by` is always added)."))
@@ -46,7 +46,8 @@ fn schema() -> Schema {
             .attr(s("partition", "AWS partition (pinned).").computed().use_state_for_unknown())
             .attr(s("role_arn", "ARN of the role.").computed())
             .attr(s("policy_arn", "ARN of the policy.").computed())
-            .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece (`api_policy`, `service_role`), in words; filled by refresh, emptied by the plan that repairs it.")),
+            .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece (`api_policy`, `service_role`), in words; filled by refresh, emptied by the plan that repairs it."))
+            .block(timeouts_block("10m")),
     )
 }
 
@@ -164,6 +165,7 @@ impl Resource<ExpelData> for AwsMemberRole {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        check_timeouts(config, diags);
         if let Some(list) = config.get("expel_principals").and_then(Value::as_list) {
             if list.is_empty() {
                 diags.attr_error(
@@ -248,7 +250,14 @@ impl Resource<ExpelData> for AwsMemberRole {
                 private: vec![],
             };
         };
-        let cx = self.cx(ctx, loc, planned, DEFAULT_TIMEOUT).await;
+        let cx = self
+            .cx(
+                ctx,
+                loc,
+                planned,
+                timeout(planned, "create", DEFAULT_TIMEOUT),
+            )
+            .await;
         let errors = engine::create_all(&steps(), &cx).await;
         report(diags, "Creating the member role", &errors);
         ApplyOutcome {
@@ -332,8 +341,37 @@ impl Resource<ExpelData> for AwsMemberRole {
                 private: private.to_vec(),
             };
         }
-        let cx = self.cx(ctx, loc, planned, DEFAULT_TIMEOUT).await;
+        let cx = self
+            .cx(
+                ctx,
+                loc,
+                planned,
+                timeout(planned, "update", DEFAULT_TIMEOUT),
+            )
+            .await;
         let mut errors = engine::converge(&steps(), &cx).await;
+        let renamed = ["role_name", "policy_name"]
+            .into_iter()
+            .any(|k| str_of(prior, k) != str_of(planned, k));
+        if errors.is_empty() && renamed {
+            let old = Cx {
+                aws: cx.aws.clone(),
+                loc: cx.loc.clone(),
+                s: Settings {
+                    role_name: str_of(prior, "role_name"),
+                    policy_name: str_of(prior, "policy_name"),
+                    ..cx.s.clone()
+                },
+                deadline: cx.deadline.clone(),
+                warnings: Default::default(),
+            };
+            if let Err(e) = steps::retire(&cx, &old).await {
+                errors.push(e);
+            }
+            for w in old.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
+                diags.warning("Left in place: not made by this provider", w);
+            }
+        }
         if errors.is_empty() && prior.get("tags") != planned.get("tags") {
             let removed: Vec<String> = settings(prior)
                 .tags
@@ -352,8 +390,15 @@ impl Resource<ExpelData> for AwsMemberRole {
             }
         }
         report(diags, "Repairing the member role", &errors);
+        let mut state = with_drift(planned, BTreeMap::new());
+        if !errors.is_empty() && renamed {
+            // The old role or policy may still exist: keep its name so the next apply retires it.
+            for k in ["role_name", "policy_name", "id", "role_arn", "policy_arn"] {
+                set(&mut state, k, prior.get(k).cloned().unwrap_or(Value::Null));
+            }
+        }
         ApplyOutcome {
-            state: Some(with_drift(planned, BTreeMap::new())),
+            state: Some(state),
             private: private.to_vec(),
         }
     }
@@ -371,7 +416,9 @@ impl Resource<ExpelData> for AwsMemberRole {
         if !self.check_pinned(prior, &loc, diags) {
             return;
         }
-        let cx = self.cx(ctx, loc, prior, DEFAULT_TIMEOUT).await;
+        let cx = self
+            .cx(ctx, loc, prior, timeout(prior, "delete", DEFAULT_TIMEOUT))
+            .await;
         let errors = engine::delete_all(&steps(), &cx).await;
         report(diags, "Destroying the member role", &errors);
         for w in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
@@ -381,12 +428,68 @@ impl Resource<ExpelData> for AwsMemberRole {
 
     async fn import(
         &self,
-        _ctx: &Ctx<ExpelData>,
-        _id: &str,
+        ctx: &Ctx<ExpelData>,
+        id: &str,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        diags.error("Import is not available yet", "expel_aws_member_role cannot be imported yet; create it with terraform apply (a role and policy made by this provider are adopted).");
-        None
+        let loc = self.location(ctx, diags).await?;
+        let role_name = match policy::parse_arn(id) {
+            None if !id.starts_with("arn:") && !id.is_empty() => id.to_string(),
+            Some(a) if a.service == "iam" && a.resource.starts_with("role/") => {
+                if a.account != loc.account_id {
+                    diags.error("The role is in another AWS account", format!("{id} is in account {}, but the provider points at account {}. Import it into a resource whose `provider` is the alias for account {}.", a.account, loc.account_id, a.account));
+                    return None;
+                }
+                a.resource
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            }
+            _ => {
+                diags.error("Malformed import id", format!("{id:?} is neither a role name (e.g. ExpelServiceRole) nor a role ARN (arn:aws:iam::<account>:role/ExpelServiceRole)."));
+                return None;
+            }
+        };
+        let aws = ctx.data.aws_clients().await;
+        match crate::resources::cloudtrail::import::role_parts(aws, &role_name).await {
+            Ok(p) => {
+                let role_arn = policy::role_arn(&loc, &role_name);
+                let tags = if p.tags.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Map(
+                        p.tags
+                            .into_iter()
+                            .map(|(k, v)| (k, Value::string(v)))
+                            .collect(),
+                    )
+                };
+                Some(Value::object([
+                    ("id", Value::string(role_arn.clone())),
+                    ("role_arn", Value::string(role_arn)),
+                    ("role_name", Value::string(role_name)),
+                    ("policy_name", Value::string(p.policy_name)),
+                    ("policy_arn", Value::string(p.policy_arn)),
+                    (
+                        "expel_principals",
+                        Value::List(p.principals.into_iter().map(Value::string).collect()),
+                    ),
+                    ("external_id", Value::string(p.external_id)),
+                    ("tags", tags),
+                    ("account_id", Value::string(loc.account_id)),
+                    ("partition", Value::string(loc.partition)),
+                    ("drift", Value::Map(BTreeMap::new())),
+                ]))
+            }
+            Err(e) => {
+                diags.error(
+                    "Cannot import the member role",
+                    format!("{e}. Import by the role's name (e.g. ExpelServiceRole) or ARN, in the account the provider points at."),
+                );
+                None
+            }
+        }
     }
 }
 

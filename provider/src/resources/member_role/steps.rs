@@ -408,6 +408,21 @@ impl MemberRole {
             .iter()
             .any(|p| p.policy_arn() == Some(arn.as_str())))
     }
+    /// Detaches `policy_arn` from the configured role ("not attached" is done).
+    async fn detach(&self, cx: &Cx, policy_arn: &str) -> Result<(), StepError> {
+        cx.aws_opt(ROLE, || async {
+            cx.aws
+                .iam
+                .detach_role_policy()
+                .role_name(&cx.s.role_name)
+                .policy_arn(policy_arn)
+                .send()
+                .await
+                .map_err(err("iam", "DetachRolePolicy"))
+        })
+        .await?;
+        Ok(())
+    }
     async fn attach(&self, cx: &Cx) -> Result<(), StepError> {
         let arn = cx.policy_arn();
         cx.aws(ROLE, || async {
@@ -531,18 +546,7 @@ impl Step<Cx> for MemberRole {
             return Ok(());
         }
         if self.attached(cx).await? {
-            let arn = cx.policy_arn();
-            cx.aws_opt(ROLE, || async {
-                cx.aws
-                    .iam
-                    .detach_role_policy()
-                    .role_name(&cx.s.role_name)
-                    .policy_arn(&arn)
-                    .send()
-                    .await
-                    .map_err(err("iam", "DetachRolePolicy"))
-            })
-            .await?;
+            self.detach(cx, &cx.policy_arn()).await?;
         }
         cx.aws_opt(ROLE, || async {
             cx.aws
@@ -556,4 +560,19 @@ impl Step<Cx> for MemberRole {
         .await?;
         Ok(())
     }
+}
+
+// ---------------------------------------------------------------------------------------
+/// IAM renames neither roles nor policies. An update that renames one has already made the
+/// new one and attached the policy (converge); this retires the old one (only if it carries
+/// our marker). `old` is the member role under its previous names.
+pub async fn retire(cx: &Cx, old: &Cx) -> Result<(), StepError> {
+    if old.s.role_name != cx.s.role_name {
+        MemberRole.delete(old).await?;
+    }
+    if old.s.policy_name != cx.s.policy_name {
+        MemberRole.detach(cx, &old.policy_arn()).await?;
+        MemberPolicy.delete(old).await?;
+    }
+    Ok(())
 }
