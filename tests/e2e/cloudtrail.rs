@@ -355,16 +355,30 @@ fn a_fault_at_each_step_is_retried_or_leaves_nothing_orphaned() {
         ("iam", "CreateRole"),
     ];
     for (service, operation) in steps {
-        // A server error or a reset is retried inside the apply.
-        for fault in [
-            json!({"service": service, "operation": operation, "nth": 1, "count": 2, "kind": "status", "status": 503}),
-            json!({"service": service, "operation": operation, "nth": 1, "count": 1, "kind": "reset"}),
+        // Server errors then a 429 storm, or a reset: retried inside the apply.
+        for round in [
+            vec![
+                json!({"service": service, "operation": operation, "nth": 1, "count": 2, "kind": "status", "status": 503}),
+                json!({"service": service, "operation": operation, "nth": 3, "count": 3, "kind": "status", "status": 429}),
+            ],
+            vec![
+                json!({"service": service, "operation": operation, "nth": 1, "count": 1, "kind": "reset"}),
+            ],
         ] {
-            let (code, body) = stack.aws_proxy("POST", "/_proxy/faults", Some(&fault));
-            assert!(code < 300, "{body}");
+            for fault in &round {
+                let (code, body) = stack.aws_proxy("POST", "/_proxy/faults", Some(fault));
+                assert!(code < 300, "{body}");
+            }
             w.tf_expect(APPLY, 0);
             w.tf_expect(PLAN, 0);
             w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+            let (_, faults) = stack.aws_proxy("GET", "/_proxy/faults", None);
+            for f in faults["faults"].as_array().into_iter().flatten() {
+                assert!(
+                    f["exhausted"] == json!(true),
+                    "{service}.{operation}: a fault never fired, the step did not retry: {f}"
+                );
+            }
             stack.aws_proxy("DELETE", "/_proxy/faults", None);
         }
         // A refusal stops the apply; destroy then leaves nothing behind.
