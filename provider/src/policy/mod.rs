@@ -94,6 +94,19 @@ pub fn parse_document(s: &str) -> Result<Value, PolicyError> {
     }
 }
 
+/// What differs between our document and the live one (`actual`, as AWS returns it), in
+/// words, each prefixed with `what` ("key policy", "trust policy", ...). Only our statements
+/// (by Sid) count; others' extra statements are not drift.
+pub fn drift(what: &str, expected: &Value, actual: &str) -> Vec<String> {
+    match parse_document(actual) {
+        Ok(doc) => compare(expected, &doc)
+            .into_iter()
+            .map(|d| format!("{what} statement {:?}: {}", d.sid, d.problem))
+            .collect(),
+        Err(e) => vec![format!("{what} is unreadable: {e}")],
+    }
+}
+
 /// Renders a document compactly, as we send it to AWS (compact keeps it far from the size
 /// limits, which count characters).
 pub fn render(v: &Value) -> String {

@@ -11,6 +11,7 @@ use crate::clients::aws::{err, AwsClients, AwsError};
 use crate::clients::workbench::{check_device_spec, DeviceSpec, WorkbenchClient, WorkbenchError};
 use crate::engine::{Deadline, Observed, Step, StepError};
 use crate::policy::{self, CloudTrailNames, Location};
+use crate::resources::iam::{tags_with_marker, Iam};
 
 /// The ownership marker every object we create carries.
 pub const MARKER_KEY: &str = "expel:managed-by";
@@ -80,6 +81,16 @@ impl Cx {
             Ok(mut g) => g.push((summary, detail)),
             Err(p) => p.into_inner().push((summary, detail)),
         }
+    }
+    fn iam(&self, step: &'static str) -> Iam<'_> {
+        Iam {
+            aws: &self.aws,
+            deadline: &self.deadline,
+            step,
+        }
+    }
+    fn iam_tags(&self) -> Vec<aws_sdk_iam::types::Tag> {
+        tags_with_marker(self.s.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
     /// The same integration under other settings: the names it had before a rename.
     pub fn with_settings(&self, s: Settings) -> Cx {
@@ -173,16 +184,6 @@ fn not_ours(step: &'static str, what: &str) -> StepError {
             "{what} already exists and does not carry the tag {MARKER_KEY}={MARKER_VALUE}; \
              it was not made by this provider. Import the integration (terraform import) or choose another name."
         ),
-    }
-}
-
-fn policy_drift(what: &str, expected: &Json, actual: &str) -> Vec<String> {
-    match policy::parse_document(actual) {
-        Ok(doc) => policy::compare(expected, &doc)
-            .into_iter()
-            .map(|d| format!("{what} statement {:?}: {}", d.sid, d.problem))
-            .collect(),
-        Err(e) => vec![format!("{what} is unreadable: {e}")],
     }
 }
 
@@ -458,7 +459,7 @@ impl KmsKey {
             })
             .await?;
         let expected = policy::key_policy(&cx.loc, &cx.names());
-        problems.extend(policy_drift(
+        problems.extend(policy::drift(
             "key policy",
             &expected,
             pol.policy().unwrap_or_default(),
@@ -774,7 +775,7 @@ impl Step<Cx> for TrailBucket {
             None => {
                 problems.push("bucket policy removed: CloudTrail cannot write logs".to_string())
             }
-            Some(p) => problems.extend(policy_drift("bucket policy", &expected, &p)),
+            Some(p) => problems.extend(policy::drift("bucket policy", &expected, &p)),
         }
         let pab = cx
             .aws_opt(BUCKET, || async {
@@ -988,7 +989,7 @@ impl Step<Cx> for NotifyQueue {
                         "queue access policy removed: S3 cannot notify the queue".to_string(),
                     );
                 } else if let Ok(expected) = serde_json::from_str::<Json>(&want) {
-                    problems.extend(policy_drift("queue access policy", &expected, &have));
+                    problems.extend(policy::drift("queue access policy", &expected, &have));
                 }
             } else if have != want {
                 problems.push(format!(
@@ -1406,51 +1407,6 @@ impl ApiPolicy {
             &cx.j().key_arn.clone().unwrap_or_default(),
         )
     }
-    async fn get(&self, cx: &Cx) -> Result<Option<aws_sdk_iam::types::Policy>, StepError> {
-        let arn = cx.policy_arn();
-        let r = cx
-            .aws_opt(POLICY, || async {
-                cx.aws
-                    .iam
-                    .get_policy()
-                    .policy_arn(&arn)
-                    .send()
-                    .await
-                    .map_err(err("iam", "GetPolicy"))
-            })
-            .await?;
-        Ok(r.and_then(|r| r.policy))
-    }
-    async fn owned(&self, cx: &Cx) -> Result<bool, StepError> {
-        let arn = cx.policy_arn();
-        let r = cx
-            .aws(POLICY, || async {
-                cx.aws
-                    .iam
-                    .list_policy_tags()
-                    .policy_arn(&arn)
-                    .send()
-                    .await
-                    .map_err(err("iam", "ListPolicyTags"))
-            })
-            .await?;
-        Ok(marked(r.tags().iter().map(|t| (t.key(), t.value()))))
-    }
-    async fn versions(&self, cx: &Cx) -> Result<Vec<aws_sdk_iam::types::PolicyVersion>, StepError> {
-        let arn = cx.policy_arn();
-        let r = cx
-            .aws(POLICY, || async {
-                cx.aws
-                    .iam
-                    .list_policy_versions()
-                    .policy_arn(&arn)
-                    .send()
-                    .await
-                    .map_err(err("iam", "ListPolicyVersions"))
-            })
-            .await?;
-        Ok(r.versions().to_vec())
-    }
 }
 
 #[async_trait]
@@ -1465,160 +1421,57 @@ impl Step<Cx> for ApiPolicy {
         &["kms_key", "bucket", "queue"]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
-        if self.get(cx).await?.is_some() {
-            if !self.owned(cx).await? {
+        let iam = cx.iam(POLICY);
+        if iam.policy(&cx.policy_arn()).await?.is_some() {
+            if !iam.policy_owned(&cx.policy_arn()).await? {
                 return Err(not_ours(
                     POLICY,
                     &format!("IAM policy {}", cx.s.policy_name),
                 ));
             }
-            let problems = match self.observe(cx).await? {
-                Observed::Present(p) => p,
-                _ => vec![],
-            };
-            return if problems.is_empty() {
-                Ok(())
-            } else {
-                self.repair(cx, &problems).await
+            return match self.observe(cx).await? {
+                Observed::Present(p) if !p.is_empty() => self.repair(cx, &p).await,
+                _ => Ok(()),
             };
         }
-        let doc = policy::render(&self.document(cx));
-        let tags: Vec<_> = cx
-            .tags()
-            .into_iter()
-            .filter_map(|(k, v)| {
-                aws_sdk_iam::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        cx.aws(POLICY, || async {
-            cx.aws
-                .iam
-                .create_policy()
-                .policy_name(&cx.s.policy_name)
-                .description("Expel Workbench: read-only investigation access plus the CloudTrail queue, logs and key")
-                .policy_document(&doc)
-                .set_tags(Some(tags.clone()))
-                .send()
-                .await
-                .map_err(err("iam", "CreatePolicy"))
-        })
-        .await?;
-        Ok(())
+        iam.create_policy(
+            &cx.s.policy_name,
+            "Expel Workbench: read-only investigation access plus the CloudTrail queue, logs and key",
+            &policy::render(&self.document(cx)),
+            &cx.iam_tags(),
+        )
+        .await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
-        let Some(p) = self.get(cx).await? else {
+        let iam = cx.iam(POLICY);
+        let Some(p) = iam.policy(&cx.policy_arn()).await? else {
             return Ok(Observed::Gone);
         };
-        let arn = cx.policy_arn();
-        let version = p.default_version_id().unwrap_or("v1").to_string();
-        let v = cx
-            .aws(POLICY, || async {
-                cx.aws
-                    .iam
-                    .get_policy_version()
-                    .policy_arn(&arn)
-                    .version_id(&version)
-                    .send()
-                    .await
-                    .map_err(err("iam", "GetPolicyVersion"))
-            })
-            .await?;
-        let doc = v
-            .policy_version()
-            .and_then(|v| v.document())
-            .unwrap_or_default()
-            .to_string();
-        Ok(Observed::Present(policy_drift(
+        let doc = iam.policy_document(&p).await?;
+        Ok(Observed::Present(policy::drift(
             "ExpelAPIPolicy",
             &self.document(cx),
             &doc,
         )))
     }
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
-        let arn = cx.policy_arn();
-        // IAM keeps at most five versions: retire the oldest non-default one first.
-        let mut old: Vec<_> = self
-            .versions(cx)
-            .await?
-            .into_iter()
-            .filter(|v| !v.is_default_version())
-            .collect();
-        if old.len() >= 4 {
-            old.sort_by_key(|v| v.create_date().map(|d| d.secs()).unwrap_or(0));
-            if let Some(id) = old.first().and_then(|v| v.version_id()).map(str::to_string) {
-                cx.aws(POLICY, || async {
-                    cx.aws
-                        .iam
-                        .delete_policy_version()
-                        .policy_arn(&arn)
-                        .version_id(&id)
-                        .send()
-                        .await
-                        .map_err(err("iam", "DeletePolicyVersion"))
-                })
-                .await?;
-            }
-        }
-        let doc = policy::render(&self.document(cx));
-        cx.aws(POLICY, || async {
-            cx.aws
-                .iam
-                .create_policy_version()
-                .policy_arn(&arn)
-                .policy_document(&doc)
-                .set_as_default(true)
-                .send()
-                .await
-                .map_err(err("iam", "CreatePolicyVersion"))
-        })
-        .await?;
-        Ok(())
+        cx.iam(POLICY)
+            .put_policy_document(&cx.policy_arn(), &policy::render(&self.document(cx)))
+            .await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
-        if self.get(cx).await?.is_none() {
+        let iam = cx.iam(POLICY);
+        let arn = cx.policy_arn();
+        if iam.policy(&arn).await?.is_none() {
             return Ok(());
         }
-        if !self.owned(cx).await? {
+        if !iam.policy_owned(&arn).await? {
             return Err(not_ours(
                 POLICY,
                 &format!("IAM policy {}", cx.s.policy_name),
             ));
         }
-        let arn = cx.policy_arn();
-        for v in self
-            .versions(cx)
-            .await?
-            .into_iter()
-            .filter(|v| !v.is_default_version())
-        {
-            let id = v.version_id().unwrap_or_default().to_string();
-            cx.aws_opt(POLICY, || async {
-                cx.aws
-                    .iam
-                    .delete_policy_version()
-                    .policy_arn(&arn)
-                    .version_id(&id)
-                    .send()
-                    .await
-                    .map_err(err("iam", "DeletePolicyVersion"))
-            })
-            .await?;
-        }
-        cx.aws_opt(POLICY, || async {
-            cx.aws
-                .iam
-                .delete_policy()
-                .policy_arn(&arn)
-                .send()
-                .await
-                .map_err(err("iam", "DeletePolicy"))
-        })
-        .await?;
-        Ok(())
+        iam.delete_policy(&arn).await
     }
 }
 
@@ -1630,80 +1483,6 @@ const ROLE: &str =
 impl ServiceRole {
     fn trust(&self, cx: &Cx) -> Json {
         policy::trust_policy(&cx.s.principals, &cx.s.external_id)
-    }
-    async fn get(&self, cx: &Cx) -> Result<Option<aws_sdk_iam::types::Role>, StepError> {
-        let r = cx
-            .aws_opt(ROLE, || async {
-                cx.aws
-                    .iam
-                    .get_role()
-                    .role_name(&cx.s.role_name)
-                    .send()
-                    .await
-                    .map_err(err("iam", "GetRole"))
-            })
-            .await?;
-        Ok(r.and_then(|r| r.role))
-    }
-    async fn owned(&self, cx: &Cx) -> Result<bool, StepError> {
-        let r = cx
-            .aws(ROLE, || async {
-                cx.aws
-                    .iam
-                    .list_role_tags()
-                    .role_name(&cx.s.role_name)
-                    .send()
-                    .await
-                    .map_err(err("iam", "ListRoleTags"))
-            })
-            .await?;
-        Ok(marked(r.tags().iter().map(|t| (t.key(), t.value()))))
-    }
-    async fn attached(&self, cx: &Cx) -> Result<bool, StepError> {
-        let r = cx
-            .aws(ROLE, || async {
-                cx.aws
-                    .iam
-                    .list_attached_role_policies()
-                    .role_name(&cx.s.role_name)
-                    .send()
-                    .await
-                    .map_err(err("iam", "ListAttachedRolePolicies"))
-            })
-            .await?;
-        let arn = cx.policy_arn();
-        Ok(r.attached_policies()
-            .iter()
-            .any(|p| p.policy_arn() == Some(arn.as_str())))
-    }
-    async fn detach(&self, cx: &Cx, role: &str, policy_arn: &str) -> Result<(), StepError> {
-        cx.aws_opt(ROLE, || async {
-            cx.aws
-                .iam
-                .detach_role_policy()
-                .role_name(role)
-                .policy_arn(policy_arn)
-                .send()
-                .await
-                .map_err(err("iam", "DetachRolePolicy"))
-        })
-        .await?;
-        Ok(())
-    }
-    async fn attach(&self, cx: &Cx) -> Result<(), StepError> {
-        let arn = cx.policy_arn();
-        cx.aws(ROLE, || async {
-            cx.aws
-                .iam
-                .attach_role_policy()
-                .role_name(&cx.s.role_name)
-                .policy_arn(&arn)
-                .send()
-                .await
-                .map_err(err("iam", "AttachRolePolicy"))
-        })
-        .await?;
-        Ok(())
     }
 }
 
@@ -1719,94 +1498,55 @@ impl Step<Cx> for ServiceRole {
         &["api_policy"]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
-        if self.get(cx).await?.is_some() {
-            if !self.owned(cx).await? {
+        let iam = cx.iam(ROLE);
+        if iam.role(&cx.s.role_name).await?.is_some() {
+            if !iam.role_owned(&cx.s.role_name).await? {
                 return Err(not_ours(ROLE, &format!("IAM role {}", cx.s.role_name)));
             }
             return self.repair(cx, &["adopted".into()]).await;
         }
-        let doc = policy::render(&self.trust(cx));
-        let tags: Vec<_> = cx
-            .tags()
-            .into_iter()
-            .filter_map(|(k, v)| {
-                aws_sdk_iam::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        cx.aws(ROLE, || async {
-            cx.aws
-                .iam
-                .create_role()
-                .role_name(&cx.s.role_name)
-                .description(
-                    "Expel Workbench assumes this role to read CloudTrail logs and investigate",
-                )
-                .assume_role_policy_document(&doc)
-                .set_tags(Some(tags.clone()))
-                .send()
-                .await
-                .map_err(err("iam", "CreateRole"))
-        })
+        iam.create_role(
+            &cx.s.role_name,
+            "Expel Workbench assumes this role to read CloudTrail logs and investigate",
+            &policy::render(&self.trust(cx)),
+            &cx.iam_tags(),
+        )
         .await?;
-        self.attach(cx).await
+        iam.attach(&cx.s.role_name, &cx.policy_arn()).await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
-        let Some(role) = self.get(cx).await? else {
+        let iam = cx.iam(ROLE);
+        let Some(role) = iam.role(&cx.s.role_name).await? else {
             return Ok(Observed::Gone);
         };
-        let mut p = policy_drift(
+        let mut p = policy::drift(
             "trust policy",
             &self.trust(cx),
             role.assume_role_policy_document().unwrap_or_default(),
         );
-        if !self.attached(cx).await? {
+        if !iam.attached(&cx.s.role_name, &cx.policy_arn()).await? {
             p.push(format!("{} is detached from the role", cx.s.policy_name));
         }
         Ok(Observed::Present(p))
     }
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
-        let doc = policy::render(&self.trust(cx));
-        cx.aws(ROLE, || async {
-            cx.aws
-                .iam
-                .update_assume_role_policy()
-                .role_name(&cx.s.role_name)
-                .policy_document(&doc)
-                .send()
-                .await
-                .map_err(err("iam", "UpdateAssumeRolePolicy"))
-        })
-        .await?;
-        if !self.attached(cx).await? {
-            self.attach(cx).await?;
+        let iam = cx.iam(ROLE);
+        iam.put_trust(&cx.s.role_name, &policy::render(&self.trust(cx)))
+            .await?;
+        if !iam.attached(&cx.s.role_name, &cx.policy_arn()).await? {
+            iam.attach(&cx.s.role_name, &cx.policy_arn()).await?;
         }
         Ok(())
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
-        if self.get(cx).await?.is_none() {
+        let iam = cx.iam(ROLE);
+        if iam.role(&cx.s.role_name).await?.is_none() {
             return Ok(());
         }
-        if !self.owned(cx).await? {
+        if !iam.role_owned(&cx.s.role_name).await? {
             return Err(not_ours(ROLE, &format!("IAM role {}", cx.s.role_name)));
         }
-        if self.attached(cx).await? {
-            self.detach(cx, &cx.s.role_name, &cx.policy_arn()).await?;
-        }
-        cx.aws_opt(ROLE, || async {
-            cx.aws
-                .iam
-                .delete_role()
-                .role_name(&cx.s.role_name)
-                .send()
-                .await
-                .map_err(err("iam", "DeleteRole"))
-        })
-        .await?;
-        Ok(())
+        iam.delete_role(&cx.s.role_name, &cx.policy_arn()).await
     }
 }
 
@@ -2145,9 +1885,7 @@ pub async fn retire(cx: &Cx, old: &Cx) -> Result<(), StepError> {
         ServiceRole.delete(old).await?;
     }
     if o.policy_name != n.policy_name {
-        ServiceRole
-            .detach(cx, &n.role_name, &old.policy_arn())
-            .await?;
+        cx.iam(ROLE).detach(&n.role_name, &old.policy_arn()).await?;
         ApiPolicy.delete(old).await?;
     }
     if o.kms_alias != n.kms_alias {
@@ -2338,62 +2076,10 @@ pub async fn retag(cx: &Cx, removed: &[String]) -> Result<(), StepError> {
         })
         .await?;
     }
-    let iam: Vec<_> = tags
-        .iter()
-        .filter_map(|(k, v)| {
-            aws_sdk_iam::types::Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .ok()
-        })
-        .collect();
-    let policy_arn = cx.policy_arn();
-    cx.aws(TAGS, || async {
-        cx.aws
-            .iam
-            .tag_policy()
-            .policy_arn(&policy_arn)
-            .set_tags(Some(iam.clone()))
-            .send()
-            .await
-            .map_err(err("iam", "TagPolicy"))
-    })
-    .await?;
-    cx.aws(TAGS, || async {
-        cx.aws
-            .iam
-            .tag_role()
-            .role_name(&cx.s.role_name)
-            .set_tags(Some(iam.clone()))
-            .send()
-            .await
-            .map_err(err("iam", "TagRole"))
-    })
-    .await?;
-    if !removed.is_empty() {
-        cx.aws(TAGS, || async {
-            cx.aws
-                .iam
-                .untag_policy()
-                .policy_arn(&policy_arn)
-                .set_tag_keys(Some(removed.to_vec()))
-                .send()
-                .await
-                .map_err(err("iam", "UntagPolicy"))
-        })
+    let iam = cx.iam(TAGS);
+    iam.retag_policy(&cx.policy_arn(), &cx.iam_tags(), removed)
         .await?;
-        cx.aws(TAGS, || async {
-            cx.aws
-                .iam
-                .untag_role()
-                .role_name(&cx.s.role_name)
-                .set_tag_keys(Some(removed.to_vec()))
-                .send()
-                .await
-                .map_err(err("iam", "UntagRole"))
-        })
+    iam.retag_role(&cx.s.role_name, &cx.iam_tags(), removed)
         .await?;
-    }
     Ok(())
 }

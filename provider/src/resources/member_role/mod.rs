@@ -566,9 +566,9 @@ mod tests {
             ..Default::default()
         };
         let ours = MemberRole::trust(&s);
-        assert!(steps::policy_drift("trust policy", &ours, &ours.to_string()).is_empty());
+        assert!(policy::drift("trust policy", &ours, &ours.to_string()).is_empty());
         let other = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "sts:AssumeRole"}]});
-        let d = steps::policy_drift("trust policy", &ours, &other.to_string());
+        let d = policy::drift("trust policy", &ours, &other.to_string());
         assert!(!d.is_empty() && d[0].starts_with("trust policy"), "{d:?}");
         // IAM returns documents percent-encoded.
         let encoded: String = percent_encoding::utf8_percent_encode(
@@ -576,7 +576,7 @@ mod tests {
             percent_encoding::NON_ALPHANUMERIC,
         )
         .to_string();
-        assert!(steps::policy_drift("trust policy", &ours, &encoded).is_empty());
+        assert!(policy::drift("trust policy", &ours, &encoded).is_empty());
     }
 
     #[test]

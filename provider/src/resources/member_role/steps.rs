@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
-use crate::clients::aws::{err, AwsClients, AwsError};
+use crate::clients::aws::AwsClients;
 use crate::engine::{Deadline, Observed, Step, StepError};
 use crate::policy::{self, Location};
 use crate::resources::cloudtrail::{MARKER_KEY, MARKER_VALUE};
+use crate::resources::iam::{tags_with_marker, Iam};
 
 /// The desired state, from the plan.
 #[derive(Clone, Debug, Default)]
@@ -50,50 +51,15 @@ impl Cx {
         policy::policy_arn(&self.loc, &self.s.policy_name)
     }
     pub fn tags(&self) -> Vec<aws_sdk_iam::types::Tag> {
-        self.s
-            .tags
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .chain([(MARKER_KEY, MARKER_VALUE)])
-            .filter_map(|(k, v)| {
-                aws_sdk_iam::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .ok()
-            })
-            .collect()
+        tags_with_marker(self.s.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
-    async fn aws<T, F, Fut>(&self, step: &'static str, op: F) -> Result<T, StepError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, AwsError>>,
-    {
-        self.deadline.retry(op).await.map_err(|e| fail(step, e))
-    }
-    /// Like `aws`, but "not found" is `None`.
-    async fn aws_opt<T, F, Fut>(&self, step: &'static str, op: F) -> Result<Option<T>, StepError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, AwsError>>,
-    {
-        match self.deadline.retry(op).await {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(fail(step, e)),
+    fn iam(&self, step: &'static str) -> Iam<'_> {
+        Iam {
+            aws: &self.aws,
+            deadline: &self.deadline,
+            step,
         }
     }
-}
-
-fn fail(step: &'static str, e: impl std::fmt::Display) -> StepError {
-    StepError {
-        step,
-        message: e.to_string(),
-    }
-}
-
-fn marked<'a>(mut tags: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
-    tags.any(|(k, v)| k == MARKER_KEY && v == MARKER_VALUE)
 }
 
 fn not_ours(step: &'static str, what: &str) -> StepError {
@@ -106,17 +72,6 @@ fn not_ours(step: &'static str, what: &str) -> StepError {
     }
 }
 
-/// Differences between our document and the live one, in words.
-pub fn policy_drift(what: &str, expected: &Json, actual: &str) -> Vec<String> {
-    match policy::parse_document(actual) {
-        Ok(doc) => policy::compare(expected, &doc)
-            .into_iter()
-            .map(|d| format!("{what} statement {:?}: {}", d.sid, d.problem))
-            .collect(),
-        Err(e) => vec![format!("{what} is unreadable: {e}")],
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 pub struct MemberPolicy;
 const POLICY: &str = "Step 6 (member account): IAM policy ExpelAPIPolicy, read-only statement only";
@@ -125,81 +80,12 @@ impl MemberPolicy {
     pub fn document() -> Json {
         policy::member_api_policy()
     }
-    async fn get(&self, cx: &Cx) -> Result<Option<aws_sdk_iam::types::Policy>, StepError> {
-        let arn = cx.policy_arn();
-        let r = cx
-            .aws_opt(POLICY, || async {
-                cx.aws
-                    .iam
-                    .get_policy()
-                    .policy_arn(&arn)
-                    .send()
-                    .await
-                    .map_err(err("iam", "GetPolicy"))
-            })
-            .await?;
-        Ok(r.and_then(|r| r.policy))
-    }
-    async fn owned(&self, cx: &Cx) -> Result<bool, StepError> {
-        let arn = cx.policy_arn();
-        let r = cx
-            .aws(POLICY, || async {
-                cx.aws
-                    .iam
-                    .list_policy_tags()
-                    .policy_arn(&arn)
-                    .send()
-                    .await
-                    .map_err(err("iam", "ListPolicyTags"))
-            })
-            .await?;
-        Ok(marked(r.tags().iter().map(|t| (t.key(), t.value()))))
-    }
-    async fn versions(&self, cx: &Cx) -> Result<Vec<aws_sdk_iam::types::PolicyVersion>, StepError> {
-        let arn = cx.policy_arn();
-        let r = cx
-            .aws(POLICY, || async {
-                cx.aws
-                    .iam
-                    .list_policy_versions()
-                    .policy_arn(&arn)
-                    .send()
-                    .await
-                    .map_err(err("iam", "ListPolicyVersions"))
-            })
-            .await?;
-        Ok(r.versions().to_vec())
-    }
     /// Brings the policy's tags to the desired set: `removed` are keys the configuration
     /// no longer has (others' tags stay).
     pub async fn retag(&self, cx: &Cx, removed: &[String]) -> Result<(), StepError> {
-        let arn = cx.policy_arn();
-        if !removed.is_empty() {
-            cx.aws(POLICY, || async {
-                cx.aws
-                    .iam
-                    .untag_policy()
-                    .policy_arn(&arn)
-                    .set_tag_keys(Some(removed.to_vec()))
-                    .send()
-                    .await
-                    .map_err(err("iam", "UntagPolicy"))
-            })
-            .await?;
-        }
-        let tags = cx.tags();
-        cx.aws(POLICY, || async {
-            cx.aws
-                .iam
-                .tag_policy()
-                .policy_arn(&arn)
-                .set_tags(Some(tags.clone()))
-                .send()
-                .await
-                .map_err(err("iam", "TagPolicy"))
-        })
-        .await?;
-        Ok(())
+        cx.iam(POLICY)
+            .retag_policy(&cx.policy_arn(), &cx.tags(), removed)
+            .await
     }
 }
 
@@ -215,8 +101,9 @@ impl Step<Cx> for MemberPolicy {
         &[]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
-        if self.get(cx).await?.is_some() {
-            if !self.owned(cx).await? {
+        let iam = cx.iam(POLICY);
+        if iam.policy(&cx.policy_arn()).await?.is_some() {
+            if !iam.policy_owned(&cx.policy_arn()).await? {
                 return Err(not_ours(
                     POLICY,
                     &format!("IAM policy {}", cx.s.policy_name),
@@ -227,131 +114,42 @@ impl Step<Cx> for MemberPolicy {
                 _ => Ok(()),
             };
         }
-        let doc = policy::render(&Self::document());
-        let tags = cx.tags();
-        cx.aws(POLICY, || async {
-            cx.aws
-                .iam
-                .create_policy()
-                .policy_name(&cx.s.policy_name)
-                .description("Expel Workbench: read-only investigation access (member account of an AWS Organization)")
-                .policy_document(&doc)
-                .set_tags(Some(tags.clone()))
-                .send()
-                .await
-                .map_err(err("iam", "CreatePolicy"))
-        })
-        .await?;
-        Ok(())
+        iam.create_policy(
+            &cx.s.policy_name,
+            "Expel Workbench: read-only investigation access (member account of an AWS Organization)",
+            &policy::render(&Self::document()),
+            &cx.tags(),
+        )
+        .await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
-        let Some(p) = self.get(cx).await? else {
+        let iam = cx.iam(POLICY);
+        let Some(p) = iam.policy(&cx.policy_arn()).await? else {
             return Ok(Observed::Gone);
         };
-        let arn = cx.policy_arn();
-        let version = p.default_version_id().unwrap_or("v1").to_string();
-        let v = cx
-            .aws(POLICY, || async {
-                cx.aws
-                    .iam
-                    .get_policy_version()
-                    .policy_arn(&arn)
-                    .version_id(&version)
-                    .send()
-                    .await
-                    .map_err(err("iam", "GetPolicyVersion"))
-            })
-            .await?;
-        let doc = v
-            .policy_version()
-            .and_then(|v| v.document())
-            .unwrap_or_default()
-            .to_string();
-        Ok(Observed::Present(policy_drift(
+        let doc = iam.policy_document(&p).await?;
+        Ok(Observed::Present(policy::drift(
             &cx.s.policy_name,
             &Self::document(),
             &doc,
         )))
     }
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
-        let arn = cx.policy_arn();
-        // IAM keeps at most five versions: retire the oldest non-default one first.
-        let mut old: Vec<_> = self
-            .versions(cx)
-            .await?
-            .into_iter()
-            .filter(|v| !v.is_default_version())
-            .collect();
-        if old.len() >= 4 {
-            old.sort_by_key(|v| v.create_date().map(|d| d.secs()).unwrap_or(0));
-            if let Some(id) = old.first().and_then(|v| v.version_id()).map(str::to_string) {
-                cx.aws(POLICY, || async {
-                    cx.aws
-                        .iam
-                        .delete_policy_version()
-                        .policy_arn(&arn)
-                        .version_id(&id)
-                        .send()
-                        .await
-                        .map_err(err("iam", "DeletePolicyVersion"))
-                })
-                .await?;
-            }
-        }
-        let doc = policy::render(&Self::document());
-        cx.aws(POLICY, || async {
-            cx.aws
-                .iam
-                .create_policy_version()
-                .policy_arn(&arn)
-                .policy_document(&doc)
-                .set_as_default(true)
-                .send()
-                .await
-                .map_err(err("iam", "CreatePolicyVersion"))
-        })
-        .await?;
-        Ok(())
+        cx.iam(POLICY)
+            .put_policy_document(&cx.policy_arn(), &policy::render(&Self::document()))
+            .await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
-        if self.get(cx).await?.is_none() {
+        let iam = cx.iam(POLICY);
+        let arn = cx.policy_arn();
+        if iam.policy(&arn).await?.is_none() {
             return Ok(());
         }
-        if !self.owned(cx).await? {
+        if !iam.policy_owned(&arn).await? {
             cx.leave_foreign(&format!("IAM policy {}", cx.s.policy_name));
             return Ok(());
         }
-        let arn = cx.policy_arn();
-        for v in self
-            .versions(cx)
-            .await?
-            .into_iter()
-            .filter(|v| !v.is_default_version())
-        {
-            let id = v.version_id().unwrap_or_default().to_string();
-            cx.aws_opt(POLICY, || async {
-                cx.aws
-                    .iam
-                    .delete_policy_version()
-                    .policy_arn(&arn)
-                    .version_id(&id)
-                    .send()
-                    .await
-                    .map_err(err("iam", "DeletePolicyVersion"))
-            })
-            .await?;
-        }
-        cx.aws_opt(POLICY, || async {
-            cx.aws
-                .iam
-                .delete_policy()
-                .policy_arn(&arn)
-                .send()
-                .await
-                .map_err(err("iam", "DeletePolicy"))
-        })
-        .await?;
-        Ok(())
+        iam.delete_policy(&arn).await
     }
 }
 
@@ -363,110 +161,12 @@ impl MemberRole {
     pub fn trust(s: &Settings) -> Json {
         policy::trust_policy(&s.principals, &s.external_id)
     }
-    async fn get(&self, cx: &Cx) -> Result<Option<aws_sdk_iam::types::Role>, StepError> {
-        let r = cx
-            .aws_opt(ROLE, || async {
-                cx.aws
-                    .iam
-                    .get_role()
-                    .role_name(&cx.s.role_name)
-                    .send()
-                    .await
-                    .map_err(err("iam", "GetRole"))
-            })
-            .await?;
-        Ok(r.and_then(|r| r.role))
-    }
-    async fn owned(&self, cx: &Cx) -> Result<bool, StepError> {
-        let r = cx
-            .aws(ROLE, || async {
-                cx.aws
-                    .iam
-                    .list_role_tags()
-                    .role_name(&cx.s.role_name)
-                    .send()
-                    .await
-                    .map_err(err("iam", "ListRoleTags"))
-            })
-            .await?;
-        Ok(marked(r.tags().iter().map(|t| (t.key(), t.value()))))
-    }
-    async fn attached(&self, cx: &Cx) -> Result<bool, StepError> {
-        let r = cx
-            .aws(ROLE, || async {
-                cx.aws
-                    .iam
-                    .list_attached_role_policies()
-                    .role_name(&cx.s.role_name)
-                    .send()
-                    .await
-                    .map_err(err("iam", "ListAttachedRolePolicies"))
-            })
-            .await?;
-        let arn = cx.policy_arn();
-        Ok(r.attached_policies()
-            .iter()
-            .any(|p| p.policy_arn() == Some(arn.as_str())))
-    }
-    /// Detaches `policy_arn` from the configured role ("not attached" is done).
-    async fn detach(&self, cx: &Cx, policy_arn: &str) -> Result<(), StepError> {
-        cx.aws_opt(ROLE, || async {
-            cx.aws
-                .iam
-                .detach_role_policy()
-                .role_name(&cx.s.role_name)
-                .policy_arn(policy_arn)
-                .send()
-                .await
-                .map_err(err("iam", "DetachRolePolicy"))
-        })
-        .await?;
-        Ok(())
-    }
-    async fn attach(&self, cx: &Cx) -> Result<(), StepError> {
-        let arn = cx.policy_arn();
-        cx.aws(ROLE, || async {
-            cx.aws
-                .iam
-                .attach_role_policy()
-                .role_name(&cx.s.role_name)
-                .policy_arn(&arn)
-                .send()
-                .await
-                .map_err(err("iam", "AttachRolePolicy"))
-        })
-        .await?;
-        Ok(())
-    }
     /// Brings the role's tags to the desired set: `removed` are keys the configuration no
     /// longer has (others' tags stay).
     pub async fn retag(&self, cx: &Cx, removed: &[String]) -> Result<(), StepError> {
-        if !removed.is_empty() {
-            cx.aws(ROLE, || async {
-                cx.aws
-                    .iam
-                    .untag_role()
-                    .role_name(&cx.s.role_name)
-                    .set_tag_keys(Some(removed.to_vec()))
-                    .send()
-                    .await
-                    .map_err(err("iam", "UntagRole"))
-            })
-            .await?;
-        }
-        let tags = cx.tags();
-        cx.aws(ROLE, || async {
-            cx.aws
-                .iam
-                .tag_role()
-                .role_name(&cx.s.role_name)
-                .set_tags(Some(tags.clone()))
-                .send()
-                .await
-                .map_err(err("iam", "TagRole"))
-        })
-        .await?;
-        Ok(())
+        cx.iam(ROLE)
+            .retag_role(&cx.s.role_name, &cx.tags(), removed)
+            .await
     }
 }
 
@@ -482,83 +182,56 @@ impl Step<Cx> for MemberRole {
         &["api_policy"]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
-        if self.get(cx).await?.is_some() {
-            if !self.owned(cx).await? {
+        let iam = cx.iam(ROLE);
+        if iam.role(&cx.s.role_name).await?.is_some() {
+            if !iam.role_owned(&cx.s.role_name).await? {
                 return Err(not_ours(ROLE, &format!("IAM role {}", cx.s.role_name)));
             }
             return self.repair(cx, &["adopted".into()]).await;
         }
-        let doc = policy::render(&Self::trust(&cx.s));
-        let tags = cx.tags();
-        cx.aws(ROLE, || async {
-            cx.aws
-                .iam
-                .create_role()
-                .role_name(&cx.s.role_name)
-                .description("Expel Workbench assumes this role to investigate in this account")
-                .assume_role_policy_document(&doc)
-                .set_tags(Some(tags.clone()))
-                .send()
-                .await
-                .map_err(err("iam", "CreateRole"))
-        })
+        iam.create_role(
+            &cx.s.role_name,
+            "Expel Workbench assumes this role to investigate in this account",
+            &policy::render(&Self::trust(&cx.s)),
+            &cx.tags(),
+        )
         .await?;
-        self.attach(cx).await
+        iam.attach(&cx.s.role_name, &cx.policy_arn()).await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
-        let Some(role) = self.get(cx).await? else {
+        let iam = cx.iam(ROLE);
+        let Some(role) = iam.role(&cx.s.role_name).await? else {
             return Ok(Observed::Gone);
         };
-        let mut p = policy_drift(
+        let mut p = policy::drift(
             "trust policy",
             &Self::trust(&cx.s),
             role.assume_role_policy_document().unwrap_or_default(),
         );
-        if !self.attached(cx).await? {
+        if !iam.attached(&cx.s.role_name, &cx.policy_arn()).await? {
             p.push(format!("{} is detached from the role", cx.s.policy_name));
         }
         Ok(Observed::Present(p))
     }
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
-        let doc = policy::render(&Self::trust(&cx.s));
-        cx.aws(ROLE, || async {
-            cx.aws
-                .iam
-                .update_assume_role_policy()
-                .role_name(&cx.s.role_name)
-                .policy_document(&doc)
-                .send()
-                .await
-                .map_err(err("iam", "UpdateAssumeRolePolicy"))
-        })
-        .await?;
-        if !self.attached(cx).await? {
-            self.attach(cx).await?;
+        let iam = cx.iam(ROLE);
+        iam.put_trust(&cx.s.role_name, &policy::render(&Self::trust(&cx.s)))
+            .await?;
+        if !iam.attached(&cx.s.role_name, &cx.policy_arn()).await? {
+            iam.attach(&cx.s.role_name, &cx.policy_arn()).await?;
         }
         Ok(())
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
-        if self.get(cx).await?.is_none() {
+        let iam = cx.iam(ROLE);
+        if iam.role(&cx.s.role_name).await?.is_none() {
             return Ok(());
         }
-        if !self.owned(cx).await? {
+        if !iam.role_owned(&cx.s.role_name).await? {
             cx.leave_foreign(&format!("IAM role {}", cx.s.role_name));
             return Ok(());
         }
-        if self.attached(cx).await? {
-            self.detach(cx, &cx.policy_arn()).await?;
-        }
-        cx.aws_opt(ROLE, || async {
-            cx.aws
-                .iam
-                .delete_role()
-                .role_name(&cx.s.role_name)
-                .send()
-                .await
-                .map_err(err("iam", "DeleteRole"))
-        })
-        .await?;
-        Ok(())
+        iam.delete_role(&cx.s.role_name, &cx.policy_arn()).await
     }
 }
 
@@ -571,7 +244,9 @@ pub async fn retire(cx: &Cx, old: &Cx) -> Result<(), StepError> {
         MemberRole.delete(old).await?;
     }
     if old.s.policy_name != cx.s.policy_name {
-        MemberRole.detach(cx, &old.policy_arn()).await?;
+        cx.iam(ROLE)
+            .detach(&cx.s.role_name, &old.policy_arn())
+            .await?;
         MemberPolicy.delete(old).await?;
     }
     Ok(())

@@ -1,0 +1,397 @@
+//! The IAM calls of the guide's Steps 6 and 7 (ExpelAPIPolicy and ExpelServiceRole), shared by
+//! the CloudTrail integration and the member-account role: each call retried within the
+//! step's deadline, failures named after the step.
+use aws_sdk_iam::types::{Policy, Role, Tag};
+
+use crate::clients::aws::{err, AwsClients, AwsError};
+use crate::engine::{Deadline, StepError};
+use crate::resources::cloudtrail::{MARKER_KEY, MARKER_VALUE};
+
+/// IAM for one step: its clients, its deadline, and its title for error messages.
+pub struct Iam<'a> {
+    pub aws: &'a AwsClients,
+    pub deadline: &'a Deadline,
+    pub step: &'static str,
+}
+
+fn marked(tags: &[Tag]) -> bool {
+    tags.iter()
+        .any(|t| t.key() == MARKER_KEY && t.value() == MARKER_VALUE)
+}
+
+impl Iam<'_> {
+    async fn call<T, F, Fut>(&self, op: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AwsError>>,
+    {
+        self.deadline.retry(op).await.map_err(|e| StepError {
+            step: self.step,
+            message: e.to_string(),
+        })
+    }
+
+    /// Like `call`, but "not found" is `None`.
+    async fn call_opt<T, F, Fut>(&self, op: F) -> Result<Option<T>, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AwsError>>,
+    {
+        match self.deadline.retry(op).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(StepError {
+                step: self.step,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    pub async fn role(&self, name: &str) -> Result<Option<Role>, StepError> {
+        let r = self
+            .call_opt(|| async {
+                let r = self.aws.iam.get_role().role_name(name).send().await;
+                r.map_err(err("iam", "GetRole"))
+            })
+            .await?;
+        Ok(r.and_then(|r| r.role))
+    }
+
+    /// Whether the role carries our ownership tag.
+    pub async fn role_owned(&self, name: &str) -> Result<bool, StepError> {
+        let r = self
+            .call(|| async {
+                let r = self.aws.iam.list_role_tags().role_name(name).send().await;
+                r.map_err(err("iam", "ListRoleTags"))
+            })
+            .await?;
+        Ok(marked(r.tags()))
+    }
+
+    pub async fn create_role(
+        &self,
+        name: &str,
+        description: &str,
+        trust: &str,
+        tags: &[Tag],
+    ) -> Result<(), StepError> {
+        self.call(|| async {
+            let r = self
+                .aws
+                .iam
+                .create_role()
+                .role_name(name)
+                .description(description)
+                .assume_role_policy_document(trust)
+                .set_tags(Some(tags.to_vec()))
+                .send()
+                .await;
+            r.map_err(err("iam", "CreateRole"))
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub async fn put_trust(&self, name: &str, trust: &str) -> Result<(), StepError> {
+        self.call(|| async {
+            let r = self
+                .aws
+                .iam
+                .update_assume_role_policy()
+                .role_name(name)
+                .policy_document(trust)
+                .send()
+                .await;
+            r.map_err(err("iam", "UpdateAssumeRolePolicy"))
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub async fn attached(&self, role: &str, policy_arn: &str) -> Result<bool, StepError> {
+        let r = self
+            .call(|| async {
+                let r = self
+                    .aws
+                    .iam
+                    .list_attached_role_policies()
+                    .role_name(role)
+                    .send()
+                    .await;
+                r.map_err(err("iam", "ListAttachedRolePolicies"))
+            })
+            .await?;
+        Ok(r.attached_policies()
+            .iter()
+            .any(|p| p.policy_arn() == Some(policy_arn)))
+    }
+
+    pub async fn attach(&self, role: &str, policy_arn: &str) -> Result<(), StepError> {
+        self.call(|| async {
+            let r = self
+                .aws
+                .iam
+                .attach_role_policy()
+                .role_name(role)
+                .policy_arn(policy_arn)
+                .send()
+                .await;
+            r.map_err(err("iam", "AttachRolePolicy"))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Detaches the policy ("not attached" or "no such role" is done).
+    pub async fn detach(&self, role: &str, policy_arn: &str) -> Result<(), StepError> {
+        self.call_opt(|| async {
+            let r = self
+                .aws
+                .iam
+                .detach_role_policy()
+                .role_name(role)
+                .policy_arn(policy_arn)
+                .send()
+                .await;
+            r.map_err(err("iam", "DetachRolePolicy"))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes the role with `policy_arn` detached first ("already gone" is done).
+    pub async fn delete_role(&self, name: &str, policy_arn: &str) -> Result<(), StepError> {
+        if self.attached(name, policy_arn).await? {
+            self.detach(name, policy_arn).await?;
+        }
+        self.call_opt(|| async {
+            let r = self.aws.iam.delete_role().role_name(name).send().await;
+            r.map_err(err("iam", "DeleteRole"))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Brings the role's tags to `tags`, removing the keys in `removed` (others' tags stay).
+    pub async fn retag_role(
+        &self,
+        name: &str,
+        tags: &[Tag],
+        removed: &[String],
+    ) -> Result<(), StepError> {
+        if !removed.is_empty() {
+            self.call(|| async {
+                let r = self
+                    .aws
+                    .iam
+                    .untag_role()
+                    .role_name(name)
+                    .set_tag_keys(Some(removed.to_vec()))
+                    .send()
+                    .await;
+                r.map_err(err("iam", "UntagRole"))
+            })
+            .await?;
+        }
+        self.call(|| async {
+            let r = self
+                .aws
+                .iam
+                .tag_role()
+                .role_name(name)
+                .set_tags(Some(tags.to_vec()))
+                .send()
+                .await;
+            r.map_err(err("iam", "TagRole"))
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub async fn policy(&self, arn: &str) -> Result<Option<Policy>, StepError> {
+        let r = self
+            .call_opt(|| async {
+                let r = self.aws.iam.get_policy().policy_arn(arn).send().await;
+                r.map_err(err("iam", "GetPolicy"))
+            })
+            .await?;
+        Ok(r.and_then(|r| r.policy))
+    }
+
+    /// Whether the policy carries our ownership tag.
+    pub async fn policy_owned(&self, arn: &str) -> Result<bool, StepError> {
+        let r = self
+            .call(|| async {
+                let r = self.aws.iam.list_policy_tags().policy_arn(arn).send().await;
+                r.map_err(err("iam", "ListPolicyTags"))
+            })
+            .await?;
+        Ok(marked(r.tags()))
+    }
+
+    /// The document of the policy's default version, as IAM returns it (URL-encoded).
+    pub async fn policy_document(&self, policy: &Policy) -> Result<String, StepError> {
+        let arn = policy.arn().unwrap_or_default();
+        let version = policy.default_version_id().unwrap_or("v1");
+        let v = self
+            .call(|| async {
+                let r = self
+                    .aws
+                    .iam
+                    .get_policy_version()
+                    .policy_arn(arn)
+                    .version_id(version)
+                    .send()
+                    .await;
+                r.map_err(err("iam", "GetPolicyVersion"))
+            })
+            .await?;
+        Ok(v.policy_version()
+            .and_then(|v| v.document())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    pub async fn create_policy(
+        &self,
+        name: &str,
+        description: &str,
+        document: &str,
+        tags: &[Tag],
+    ) -> Result<(), StepError> {
+        self.call(|| async {
+            let r = self
+                .aws
+                .iam
+                .create_policy()
+                .policy_name(name)
+                .description(description)
+                .policy_document(document)
+                .set_tags(Some(tags.to_vec()))
+                .send()
+                .await;
+            r.map_err(err("iam", "CreatePolicy"))
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn old_versions(&self, arn: &str) -> Result<Vec<(String, i64)>, StepError> {
+        let r = self
+            .call(|| async {
+                let r = self
+                    .aws
+                    .iam
+                    .list_policy_versions()
+                    .policy_arn(arn)
+                    .send()
+                    .await;
+                r.map_err(err("iam", "ListPolicyVersions"))
+            })
+            .await?;
+        Ok(r.versions()
+            .iter()
+            .filter(|v| !v.is_default_version())
+            .filter_map(|v| {
+                let made = v.create_date().map(|d| d.secs()).unwrap_or(0);
+                v.version_id().map(|id| (id.to_string(), made))
+            })
+            .collect())
+    }
+
+    async fn delete_version(&self, arn: &str, id: &str) -> Result<(), StepError> {
+        self.call_opt(|| async {
+            let r = self
+                .aws
+                .iam
+                .delete_policy_version()
+                .policy_arn(arn)
+                .version_id(id)
+                .send()
+                .await;
+            r.map_err(err("iam", "DeletePolicyVersion"))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Makes `document` the default version. IAM keeps at most five versions: the oldest
+    /// non-default one is retired first when four exist.
+    pub async fn put_policy_document(&self, arn: &str, document: &str) -> Result<(), StepError> {
+        let mut old = self.old_versions(arn).await?;
+        if old.len() >= 4 {
+            old.sort_by_key(|(_, made)| *made);
+            self.delete_version(arn, &old[0].0).await?;
+        }
+        self.call(|| async {
+            let r = self
+                .aws
+                .iam
+                .create_policy_version()
+                .policy_arn(arn)
+                .policy_document(document)
+                .set_as_default(true)
+                .send()
+                .await;
+            r.map_err(err("iam", "CreatePolicyVersion"))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes the policy, its non-default versions first ("already gone" is done).
+    pub async fn delete_policy(&self, arn: &str) -> Result<(), StepError> {
+        for (id, _) in self.old_versions(arn).await? {
+            self.delete_version(arn, &id).await?;
+        }
+        self.call_opt(|| async {
+            let r = self.aws.iam.delete_policy().policy_arn(arn).send().await;
+            r.map_err(err("iam", "DeletePolicy"))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Brings the policy's tags to `tags`, removing the keys in `removed` (others' tags stay).
+    pub async fn retag_policy(
+        &self,
+        arn: &str,
+        tags: &[Tag],
+        removed: &[String],
+    ) -> Result<(), StepError> {
+        if !removed.is_empty() {
+            self.call(|| async {
+                let r = self
+                    .aws
+                    .iam
+                    .untag_policy()
+                    .policy_arn(arn)
+                    .set_tag_keys(Some(removed.to_vec()))
+                    .send()
+                    .await;
+                r.map_err(err("iam", "UntagPolicy"))
+            })
+            .await?;
+        }
+        self.call(|| async {
+            let r = self
+                .aws
+                .iam
+                .tag_policy()
+                .policy_arn(arn)
+                .set_tags(Some(tags.to_vec()))
+                .send()
+                .await;
+            r.map_err(err("iam", "TagPolicy"))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// The IAM tags of an object: `tags` plus the ownership tag.
+pub fn tags_with_marker<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<Tag> {
+    tags.chain([(MARKER_KEY, MARKER_VALUE)])
+        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+        .collect()
+}
