@@ -771,6 +771,32 @@ fn console_user_shared_by_two_accounts() {
         json!([{"id": acct1, "roleId": role1}, {"id": acct2, "roleId": role2}])
     );
 
+    // Import with two accounts holding our pieces: the bare device id is ambiguous and
+    // says so; naming the account finds every piece, and the first plan is empty.
+    let dev2 = id(&a2, "id");
+    w2.tf_expect(&["state", "rm", "expel_sentinelone_device.edr"], 0);
+    let out = w2.tf_expect(
+        &["import", "-no-color", "expel_sentinelone_device.edr", &dev2],
+        1,
+    );
+    assert!(
+        out.stderr.contains("Which SentinelOne account?")
+            && out.stderr.contains(&format!("{dev2}/<account id>")),
+        "{}",
+        out.stderr
+    );
+    w2.tf_expect(
+        &[
+            "import",
+            "-no-color",
+            "expel_sentinelone_device.edr",
+            &format!("{dev2}/{acct2}"),
+        ],
+        0,
+    );
+    assert_eq!(id(&attrs(&w2), "role_id"), role2);
+    w2.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+
     // Destroy the first: the user stays, with the second account's role only.
     w1.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
     let users = soc_users(&stack);
@@ -882,6 +908,24 @@ fn site_scope() {
     let su = &s1s["service_users"][0];
     assert_eq!(su["scope"], json!("site"));
     assert_eq!(su["scopeRoles"][0]["id"], json!(site));
+
+    // Import names the site: every piece is found in it, the first plan is empty.
+    let dev = id(&a, "id");
+    w.tf_expect(&["state", "rm", "expel_sentinelone_device.edr"], 0);
+    w.tf_expect(
+        &[
+            "import",
+            "-no-color",
+            "expel_sentinelone_device.edr",
+            &format!("{dev}/{acct}/{site}"),
+        ],
+        0,
+    );
+    let imported = attrs(&w);
+    for k in ["role_id", "console_user_id", "service_user_id", "site_id"] {
+        assert_eq!(imported[k], a[k], "{k}");
+    }
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
 
     // A drift inside the site scope is seen and repaired.
     let (code, body) = s1(
