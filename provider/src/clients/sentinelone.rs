@@ -842,6 +842,26 @@ mod tests {
     }
 
     #[test]
+    fn scopes_name_their_kind_and_filter() {
+        let a = Scope::Account("1".into());
+        let s = Scope::Site("2".into());
+        assert_eq!(
+            (a.kind(), a.id(), a.filter()),
+            ("account", "1", "accountIds")
+        );
+        assert_eq!((s.kind(), s.id(), s.filter()), ("site", "2", "siteIds"));
+        assert_eq!(s.to_string(), "site 2");
+        let su: ServiceUser = serde_json::from_value(json!({"id": "1", "name": "Expel API",
+            "scope": "site", "scopeRoles": [{"id": "2", "roleId": "r"}]}))
+        .unwrap();
+        assert_eq!(su.scope, s.kind());
+        let site: Site = serde_json::from_value(json!({"id": "2", "name": "Default site",
+            "accountId": "1", "isDefault": true}))
+        .unwrap();
+        assert_eq!(site.account_id, a.id());
+    }
+
+    #[test]
     fn new_token_never_prints_its_value() {
         let t = NewToken {
             value: Secret::new("s3cr3t-token"),

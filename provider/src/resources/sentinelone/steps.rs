@@ -195,9 +195,9 @@ impl Cx {
     pub async fn desired(&self) -> Result<&Desired, StepError> {
         self.desired
             .get_or_try_init(|| async {
-                let acct = &self.s.scope;
+                let scope = &self.s.scope;
                 let viewer = self
-                    .s1(ROLE, || self.s1.predefined_role(acct, BASE_ROLE))
+                    .s1(ROLE, || self.s1.predefined_role(scope, BASE_ROLE))
                     .await?
                     .ok_or_else(|| {
                         fail(
@@ -208,14 +208,16 @@ impl Cx {
                         )
                     })?;
                 let viewer = self
-                    .s1(ROLE, || self.s1.role(&viewer.id, acct))
+                    .s1(ROLE, || self.s1.role(&viewer.id, scope))
                     .await?
                     .ok_or_else(|| {
                         fail(ROLE, format!("the predefined {BASE_ROLE:?} role vanished"))
                     })?;
-                let template = self.s1(ROLE, || self.s1.role_template(acct)).await?;
+                let template = self.s1(ROLE, || self.s1.role_template(scope)).await?;
                 let service = self
-                    .s1(SERVICE_USER, || self.s1.predefined_role(acct, SERVICE_ROLE))
+                    .s1(SERVICE_USER, || {
+                        self.s1.predefined_role(scope, SERVICE_ROLE)
+                    })
                     .await?
                     .ok_or_else(|| {
                         fail(
@@ -370,9 +372,9 @@ impl ViewerRole {
 
 impl ViewerRole {
     async fn create_once(&self, cx: &Cx) -> Result<(), StepError> {
-        let acct = &cx.s.scope;
+        let scope = &cx.s.scope;
         let existing = cx
-            .s1(ROLE, || cx.s1.roles_named(acct, &cx.s.role_name))
+            .s1(ROLE, || cx.s1.roles_named(scope, &cx.s.role_name))
             .await?;
         if let Some(r) = existing.iter().find(|r| r.predefined_role) {
             return Err(fail(ROLE, format!("{:?} is a predefined role; the guide duplicates Viewer into a new role: choose another role_name", r.name)));
@@ -388,7 +390,7 @@ impl ViewerRole {
         let desc = Self::description();
         let r = cx
             .s1(ROLE, || {
-                cx.s1.create_role(acct, &cx.s.role_name, &desc, &ids)
+                cx.s1.create_role(scope, &cx.s.role_name, &desc, &ids)
             })
             .await?;
         cx.j().role_id = Some(r.id);
