@@ -81,6 +81,22 @@ fn drift_repaired(w: &Workdir, case: &str, words: &[&str]) {
     );
 }
 
+/// The SentinelOne and Workbench calls of one no-op `plan` (which must exit 0), and the
+/// counters. Workbench's own health check calls /threats with the device's token: not ours.
+fn calls_per_refresh(stack: &Stack, w: &Workdir) -> (u64, Json) {
+    stack.admin("DELETE", "/_admin/calls", None);
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    let (_, calls) = stack.admin("GET", "/_admin/calls", None);
+    let ours = calls["routes"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| !k.contains("/threats"))
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum();
+    (ours, calls)
+}
+
 fn state(stack: &Stack) -> Json {
     let (code, s) = stack.admin("GET", "/_admin/state", None);
     assert_eq!(code, 200);
@@ -401,16 +417,7 @@ fn more_drift_rotation_and_import() {
     // A refresh reads each piece once (plus the account pin); the role template and the
     // Viewer permissions come from private state. Workbench's own health check calls
     // /threats with the device's token: not ours.
-    stack.admin("DELETE", "/_admin/calls", None);
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
-    let (_, calls) = stack.admin("GET", "/_admin/calls", None);
-    let ours: u64 = calls["routes"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(k, _)| !k.contains("/threats"))
-        .map(|(_, n)| n.as_u64().unwrap_or(0))
-        .sum();
+    let (ours, calls) = calls_per_refresh(&stack, &w);
     assert_eq!(ours, 5, "calls per refresh: {calls}");
     let a = attrs(&w);
     let (role_id, cu, su, dev) = (
@@ -883,7 +890,9 @@ fn site_scope() {
 
     let w = Workdir::with_hcl(&hcl(&stack, &format!("  site_id = \"{site}\"\n")), &stack);
     w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    // A refresh reads the account and the site (both pinned) and each piece once.
+    let (ours, calls) = calls_per_refresh(&stack, &w);
+    assert_eq!(ours, 6, "calls per refresh: {calls}");
     let a = attrs(&w);
     let st = state(&stack);
     let s1s = &st["sentinelone"];

@@ -312,7 +312,7 @@ impl SentinelOneDevice {
         }
     }
 
-    /// State pins the Workbench organization and the S1 account: a provider now pointing
+    /// State pins the Workbench organization and the S1 account (and site): a provider now pointing
     /// elsewhere (or a token that cannot see the account) is an error, never "gone".
     async fn check_pinned(
         &self,
@@ -328,7 +328,8 @@ impl SentinelOneDevice {
         }
         let acct = str_of(state, "account_id");
         match s1.account(&acct).await {
-            Ok(Some(_)) => true,
+            // A site-scoped device pins its site too.
+            Ok(Some(_)) => check_site(s1, state, diags).await,
             Ok(None) => {
                 diags.attr_error(AttrPath::root("account_id"), "SentinelOne account not visible", format!("The SentinelOne API token cannot see account {acct} on {}; check that the provider's token belongs to this console and account.", s1.console()));
                 false
