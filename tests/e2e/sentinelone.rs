@@ -955,3 +955,76 @@ fn site_scope() {
     w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
     nothing_left(&stack, "site destroy");
 }
+
+/// Two accounts' devices in one configuration share the console user. Terraform runs them
+/// concurrently; with the user's writes slowed down, both would read the same role list and
+/// one write would undo the other (a role left held, its delete refused), so the provider
+/// serializes changes to one console user.
+#[test]
+fn console_user_shared_in_one_configuration() {
+    let stack = Stack::up();
+    let acct1 = stack.var("SENTINELONE_ACCOUNT_ID");
+    let (code, added) = stack.admin(
+        "POST",
+        "/_admin/sentinelone/accounts",
+        Some(&json!({"name": "Acme EU"})),
+    );
+    assert_eq!(code, 201, "{added}");
+    let acct2 = added["account"]["id"].as_str().unwrap().to_string();
+    let one = hcl(&stack, "");
+    let second = one[one.find("resource").expect("a resource")..]
+        .replace("\"edr\"", "\"eu\"")
+        .replace(&acct1, &acct2)
+        .replace("Acme - S1 EDR", "Acme EU - S1 EDR");
+    let w = Workdir::with_hcl(&format!("{one}\n{second}"), &stack);
+    let slow = json!({"route": "PUT /web/api/v2.1/users", "count": -1, "latency_ms": 1500});
+    assert_eq!(stack.admin("POST", "/_admin/faults", Some(&slow)).0, 201);
+    let scope_roles = |stack: &Stack| -> Vec<Json> {
+        state(stack)["sentinelone"]["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["email"] == json!("soc+acme_corp@expel.io"))
+            .map(|u| u["scopeRoles"].clone())
+            .collect()
+    };
+    let accounts_of = |roles: &[Json]| -> Vec<Vec<String>> {
+        roles
+            .iter()
+            .map(|sr| {
+                let mut ids: Vec<String> = sr
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["id"].as_str().unwrap().to_string())
+                    .collect();
+                ids.sort();
+                ids
+            })
+            .collect()
+    };
+    let mut both = vec![acct1.clone(), acct2.clone()];
+    both.sort();
+
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    assert_eq!(accounts_of(&scope_roles(&stack)), vec![both.clone()]);
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+
+    // One of them destroyed: the user keeps the other's role.
+    w.tf_expect(
+        &[
+            "destroy",
+            "-auto-approve",
+            "-no-color",
+            "-target=expel_sentinelone_device.eu",
+        ],
+        0,
+    );
+    assert_eq!(accounts_of(&scope_roles(&stack)), vec![vec![acct1.clone()]]);
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    assert_eq!(accounts_of(&scope_roles(&stack)), vec![both]);
+
+    // Both destroyed at once: nothing is left, the user included.
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    nothing_left(&stack, "both destroyed together");
+}

@@ -11,8 +11,8 @@
 //! The service user's token is never kept in state. It lives in the journal only during the
 //! apply that made it, long enough to hand it to Workbench; a repair that needs it (device
 //! re-created, token revoked, expired or due) makes a new one.
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use serde_json::{json, Value as Json};
@@ -480,6 +480,25 @@ impl Step<Cx> for ViewerRole {
 pub struct ConsoleUser;
 const CONSOLE_USER: &str = "Step 1: console user \"Expel SOC\" (invitation)";
 
+/// One console user serves every account (or site) of the organization, and Terraform
+/// changes several devices of one configuration concurrently in this process. The API has no
+/// atomic "add (or remove) one role of a user": a change reads the user's roles and writes
+/// them all back, so changes to one user are serialized, or one would undo the other.
+fn user_lock(cx: &Cx) -> Arc<tokio::sync::Mutex<()>> {
+    type Locks = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+    static LOCKS: OnceLock<Locks> = OnceLock::new();
+    let key = format!(
+        "{}|{}",
+        cx.s.console_url,
+        cx.s.console_email.to_ascii_lowercase()
+    );
+    let mut locks = match LOCKS.get_or_init(Locks::default).lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    locks.entry(key).or_default().clone()
+}
+
 impl ConsoleUser {
     /// The user's roles in other scopes (other accounts or sites that share the user).
     fn other_scope_roles(cx: &Cx, u: &User) -> Vec<(String, String)> {
@@ -564,6 +583,8 @@ impl Step<Cx> for ConsoleUser {
         &["role"]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        let lock = user_lock(cx);
+        let _serialized = lock.lock().await;
         match self.create_once(cx).await {
             // A lost answer may have made the object: look once more (adopting it if ours).
             Err(e) if cx.j().console_user_id.is_none() => self.create_once(cx).await.map_err(|_| e),
@@ -606,6 +627,8 @@ impl Step<Cx> for ConsoleUser {
             .console_user_id
             .clone()
             .ok_or_else(|| fail(CONSOLE_USER, "no console user recorded"))?;
+        let lock = user_lock(cx);
+        let _serialized = lock.lock().await;
         let u = cx
             .s1(CONSOLE_USER, || cx.s1.user(&id))
             .await?
@@ -618,6 +641,8 @@ impl Step<Cx> for ConsoleUser {
         let Some(id) = cx.j().console_user_id.clone() else {
             return Ok(());
         };
+        let lock = user_lock(cx);
+        let _serialized = lock.lock().await;
         let Some(u) = cx.s1(CONSOLE_USER, || cx.s1.user(&id)).await? else {
             return Ok(());
         };
