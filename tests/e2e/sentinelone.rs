@@ -81,6 +81,22 @@ fn drift_repaired(w: &Workdir, case: &str, words: &[&str]) {
     );
 }
 
+/// The SentinelOne and Workbench calls of one no-op `plan` (which must exit 0), and the
+/// counters. Workbench's own health check calls /threats with the device's token: not ours.
+fn calls_per_refresh(stack: &Stack, w: &Workdir) -> (u64, Json) {
+    stack.admin("DELETE", "/_admin/calls", None);
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    let (_, calls) = stack.admin("GET", "/_admin/calls", None);
+    let ours = calls["routes"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| !k.contains("/threats"))
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum();
+    (ours, calls)
+}
+
 fn state(stack: &Stack) -> Json {
     let (code, s) = stack.admin("GET", "/_admin/state", None);
     assert_eq!(code, 200);
@@ -401,16 +417,7 @@ fn more_drift_rotation_and_import() {
     // A refresh reads each piece once (plus the account pin); the role template and the
     // Viewer permissions come from private state. Workbench's own health check calls
     // /threats with the device's token: not ours.
-    stack.admin("DELETE", "/_admin/calls", None);
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
-    let (_, calls) = stack.admin("GET", "/_admin/calls", None);
-    let ours: u64 = calls["routes"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(k, _)| !k.contains("/threats"))
-        .map(|(_, n)| n.as_u64().unwrap_or(0))
-        .sum();
+    let (ours, calls) = calls_per_refresh(&stack, &w);
     assert_eq!(ours, 5, "calls per refresh: {calls}");
     let a = attrs(&w);
     let (role_id, cu, su, dev) = (
@@ -494,10 +501,12 @@ fn more_drift_rotation_and_import() {
     let a = attrs(&w);
     assert_eq!(id(&a, "role_id"), role_id);
     assert_eq!(id(&a, "service_user_id"), su);
-    // The import cannot know organization_name: one apply records it (no remote change).
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
-    assert_eq!(id(&attrs(&w), "console_user_id"), cu);
+    assert_eq!(id(&a, "console_user_id"), cu);
+    // organization_name is read back (the console user's e-mail, spelled as Workbench
+    // knows the organization): the first plan after the import is empty.
+    assert_eq!(a["organization_name"], json!("Acme Corp"));
+    let plan = w.terraform(&["plan", "-detailed-exitcode", "-no-color"]);
+    assert_eq!(plan.code, 0, "plan after import not empty:\n{}", plan.all());
 
     w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
     let st = state(&stack);
@@ -560,4 +569,462 @@ fn faults_leave_no_orphans_and_rerun_converges() {
         );
         assert_eq!(st["workbench"]["security_devices"], json!([]), "{route}");
     }
+}
+
+/// Nothing of ours is left in SentinelOne or Workbench (the admin is the only console user).
+fn nothing_left(stack: &Stack, case: &str) {
+    let st = state(stack);
+    let s1s = &st["sentinelone"];
+    assert_eq!(
+        s1s["custom_roles"],
+        json!([]),
+        "{case}: {}",
+        s1s["custom_roles"]
+    );
+    assert_eq!(s1s["service_users"], json!([]), "{case}");
+    assert_eq!(
+        s1s["users"].as_array().map(Vec::len),
+        Some(1),
+        "{case}: only the admin remains: {}",
+        s1s["users"]
+    );
+    assert_eq!(st["workbench"]["security_devices"], json!([]), "{case}");
+}
+
+/// Replaces the permissions of the predefined role "IR Team" (the service user's).
+fn set_ir_team(stack: &Stack, ids: &[String]) {
+    let (code, body) = stack.admin(
+        "PUT",
+        "/_admin/sentinelone/predefined-role",
+        Some(&json!({"name": "IR Team", "permissionIds": ids})),
+    );
+    assert_eq!(code, 200, "{body}");
+}
+
+/// IR Team's permissions now, and the same without the status-syncing ones (and what
+/// depends on them).
+fn ir_team_with_and_without_manage(stack: &Stack) -> (Vec<String>, Vec<String>) {
+    let (_, roles) = s1(
+        stack,
+        "GET",
+        "/rbac/roles?name=IR%20Team&predefinedRole=true",
+        None,
+    );
+    let ir = roles["data"][0]["id"]
+        .as_str()
+        .expect("IR Team")
+        .to_string();
+    let (code, r) = s1(stack, "GET", &format!("/rbac/role/{ir}"), None);
+    assert_eq!(code, 200, "{r}");
+    let perms: Vec<&Json> = r["data"]["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["permissions"].as_array().unwrap().iter())
+        .collect();
+    let granted: Vec<String> = perms
+        .iter()
+        .filter(|p| p["value"] == json!(true))
+        .map(|p| p["identifier"].as_str().unwrap().to_string())
+        .collect();
+    let mut dropped: Vec<String> = [
+        "Change Incident Status",
+        "Change Analyst Verdict",
+        "Add Notes",
+    ]
+    .iter()
+    .map(|t| {
+        perms
+            .iter()
+            .find(|p| p["title"] == json!(t))
+            .and_then(|p| p["identifier"].as_str())
+            .unwrap_or_else(|| panic!("no permission titled {t}"))
+            .to_string()
+    })
+    .collect();
+    // Whatever depends on a dropped permission goes too.
+    loop {
+        let more: Vec<String> = perms
+            .iter()
+            .filter(|p| {
+                p["dependsOn"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|d| dropped.iter().any(|x| d == &json!(x)))
+            })
+            .map(|p| p["identifier"].as_str().unwrap().to_string())
+            .filter(|i| !dropped.contains(i))
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        dropped.extend(more);
+    }
+    let without = granted
+        .iter()
+        .filter(|p| !dropped.contains(p))
+        .cloned()
+        .collect();
+    (granted, without)
+}
+
+/// Status syncing with a service user role that lacks the Manage level: create and update
+/// fail naming `status_syncing` and the missing permissions, before anything is made or
+/// changed; once the role grants them, apply succeeds.
+#[test]
+fn status_syncing_needs_the_manage_level() {
+    let stack = Stack::up();
+    let (full, reduced) = ir_team_with_and_without_manage(&stack);
+    assert!(reduced.len() < full.len());
+    set_ir_team(&stack, &reduced);
+
+    // Create: fails before anything exists.
+    let w = Workdir::with_hcl(&hcl(&stack, ""), &stack);
+    let out = w.tf_expect(&["apply", "-auto-approve", "-no-color"], 1);
+    // Terraform wraps diagnostics: compare with single spaces.
+    let text = out.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    for words in [
+        "status_syncing",
+        "Manage level",
+        "\"IR Team\"",
+        "Endpoint Threats / Change Incident Status",
+        "Endpoint Threats / Change Analyst Verdict",
+        "Endpoint Threats / Add Notes",
+        "status_syncing = false",
+    ] {
+        assert!(text.contains(words), "no {words:?} in:\n{}", out.stderr);
+    }
+    nothing_left(&stack, "failed create");
+    let listed = w.tf_expect(&["state", "list"], 0);
+    assert_eq!(listed.stdout.trim(), "", "nothing in state");
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    nothing_left(&stack, "destroy after failed create");
+
+    // Without status syncing the same role is fine; turning it on is refused and changes
+    // nothing (the device keeps status syncing off).
+    let off = hcl(&stack, "").replace("status_syncing    = true", "status_syncing    = false");
+    w.write("main.tf", &off);
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.write("main.tf", &hcl(&stack, ""));
+    let out = w.tf_expect(&["apply", "-auto-approve", "-no-color"], 1);
+    assert!(
+        out.stderr.contains("status_syncing") && out.stderr.contains("Change Incident Status"),
+        "{}",
+        out.stderr
+    );
+    let st = state(&stack);
+    assert_eq!(
+        st["workbench"]["security_devices"][0]["attributes"]["device_spec"]["status_syncing"],
+        json!(false)
+    );
+
+    // The role granted the Manage level again: the update goes through.
+    set_ir_team(&stack, &full);
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    let st = state(&stack);
+    assert_eq!(
+        st["workbench"]["security_devices"][0]["attributes"]["device_spec"]["status_syncing"],
+        json!(true)
+    );
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    nothing_left(&stack, "destroy");
+}
+
+/// The soc+<org>@expel.io console user shared by two accounts of the tenant: the second
+/// resource adopts it and adds its account's role; destroying one removes only that
+/// account's role; destroying the last deletes the user. An unmarked user with the address
+/// is refused and never deleted.
+#[test]
+fn console_user_shared_by_two_accounts() {
+    let stack = Stack::up();
+    let acct1 = stack.var("SENTINELONE_ACCOUNT_ID");
+    let (code, added) = stack.admin(
+        "POST",
+        "/_admin/sentinelone/accounts",
+        Some(&json!({"name": "Acme EU"})),
+    );
+    assert_eq!(code, 201, "{added}");
+    let acct2 = added["account"]["id"].as_str().unwrap().to_string();
+    let w1 = Workdir::with_hcl(&hcl(&stack, ""), &stack);
+    let w2 = Workdir::with_hcl(
+        &hcl(&stack, "")
+            .replace(&acct1, &acct2)
+            .replace("Acme - S1 EDR", "Acme EU - S1 EDR"),
+        &stack,
+    );
+    w1.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w2.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w1.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w2.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    let (a1, a2) = (attrs(&w1), attrs(&w2));
+    assert_eq!(id(&a1, "console_user_id"), id(&a2, "console_user_id"));
+    let (role1, role2) = (id(&a1, "role_id"), id(&a2, "role_id"));
+    assert_ne!(role1, role2);
+    let soc_users = |stack: &Stack| -> Vec<Json> {
+        state(stack)["sentinelone"]["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["email"] == json!("soc+acme_corp@expel.io"))
+            .cloned()
+            .collect()
+    };
+    let users = soc_users(&stack);
+    assert_eq!(users.len(), 1, "one user, not two: {users:?}");
+    assert_eq!(
+        users[0]["scopeRoles"],
+        json!([{"id": acct1, "roleId": role1}, {"id": acct2, "roleId": role2}])
+    );
+
+    // Import with two accounts holding our pieces: the bare device id is ambiguous and
+    // says so; naming the account finds every piece, and the first plan is empty.
+    let dev2 = id(&a2, "id");
+    w2.tf_expect(&["state", "rm", "expel_sentinelone_device.edr"], 0);
+    let out = w2.tf_expect(
+        &["import", "-no-color", "expel_sentinelone_device.edr", &dev2],
+        1,
+    );
+    assert!(
+        out.stderr.contains("Which SentinelOne account?")
+            && out.stderr.contains(&format!("{dev2}/<account id>")),
+        "{}",
+        out.stderr
+    );
+    w2.tf_expect(
+        &[
+            "import",
+            "-no-color",
+            "expel_sentinelone_device.edr",
+            &format!("{dev2}/{acct2}"),
+        ],
+        0,
+    );
+    assert_eq!(id(&attrs(&w2), "role_id"), role2);
+    w2.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+
+    // Destroy the first: the user stays, with the second account's role only.
+    w1.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    let users = soc_users(&stack);
+    assert_eq!(users.len(), 1, "the user is still used by {acct2}");
+    assert_eq!(
+        users[0]["scopeRoles"],
+        json!([{"id": acct2, "roleId": role2}])
+    );
+    let roles: Vec<Json> = state(&stack)["sentinelone"]["custom_roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(roles, vec![json!(role2)]);
+    w2.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+
+    // Destroy the second: the user was its last scope, it goes.
+    w2.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    assert!(soc_users(&stack).is_empty());
+    nothing_left(&stack, "both destroyed");
+
+    // Someone else's user with the address (not our full name): refused, never deleted.
+    let (_, roles) = s1(
+        &stack,
+        "GET",
+        "/rbac/roles?name=Viewer&predefinedRole=true",
+        None,
+    );
+    let viewer = roles["data"][0]["id"].as_str().unwrap().to_string();
+    let body = json!({"data": {"email": "soc+acme_corp@expel.io", "fullName": "Acme SOC desk",
+                               "scope": "account", "scopeRoles": [{"id": acct1, "roleId": viewer}]}});
+    let (code, made) = s1(&stack, "POST", "/users", Some(&body));
+    assert_eq!(code, 200, "{made}");
+    let out = w2.tf_expect(&["apply", "-auto-approve", "-no-color"], 1);
+    assert!(
+        out.stderr.contains("already exists") && out.stderr.contains("import it"),
+        "{}",
+        out.stderr
+    );
+    w2.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    let users = soc_users(&stack);
+    assert_eq!(users.len(), 1, "the unmarked user is kept");
+    assert_eq!(users[0]["fullName"], json!("Acme SOC desk"));
+    assert_eq!(
+        users[0]["scopeRoles"],
+        json!([{"id": acct1, "roleId": viewer}])
+    );
+    assert_eq!(state(&stack)["sentinelone"]["custom_roles"], json!([]));
+    assert_eq!(state(&stack)["sentinelone"]["service_users"], json!([]));
+}
+
+/// `site_id`: the role, the console user and the service user live in the site; a site of
+/// another account or an unknown site is refused at plan time, naming `site_id`.
+#[test]
+fn site_scope() {
+    let stack = Stack::up();
+    let acct = stack.var("SENTINELONE_ACCOUNT_ID");
+    let (code, sites) = s1(&stack, "GET", &format!("/sites?accountIds={acct}"), None);
+    assert_eq!(code, 200, "{sites}");
+    let site = sites["data"]["sites"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (_, added) = stack.admin(
+        "POST",
+        "/_admin/sentinelone/accounts",
+        Some(&json!({"name": "Acme EU"})),
+    );
+    let foreign = added["site"]["id"].as_str().unwrap().to_string();
+    for (bad, words) in [
+        ("42", "Unknown SentinelOne site"),
+        (foreign.as_str(), "Site of another account"),
+    ] {
+        let w = Workdir::with_hcl(&hcl(&stack, &format!("  site_id = \"{bad}\"\n")), &stack);
+        let out = w.tf_expect(&["plan", "-no-color"], 1);
+        assert!(
+            out.stderr.contains("site_id") && out.stderr.contains(words),
+            "{bad}: {}",
+            out.stderr
+        );
+    }
+
+    let w = Workdir::with_hcl(&hcl(&stack, &format!("  site_id = \"{site}\"\n")), &stack);
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    // A refresh reads the account and the site (both pinned) and each piece once.
+    let (ours, calls) = calls_per_refresh(&stack, &w);
+    assert_eq!(ours, 6, "calls per refresh: {calls}");
+    let a = attrs(&w);
+    let st = state(&stack);
+    let s1s = &st["sentinelone"];
+    let role = &s1s["custom_roles"][0];
+    assert_eq!(role["id"], json!(id(&a, "role_id")));
+    assert_eq!(
+        (&role["scope"], &role["scopeId"]),
+        (&json!("Site"), &json!(site))
+    );
+    let user = s1s["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == json!(id(&a, "console_user_id")))
+        .expect("console user")
+        .clone();
+    assert_eq!(user["scope"], json!("site"));
+    assert_eq!(
+        user["scopeRoles"],
+        json!([{"id": site, "roleId": id(&a, "role_id")}])
+    );
+    let su = &s1s["service_users"][0];
+    assert_eq!(su["scope"], json!("site"));
+    assert_eq!(su["scopeRoles"][0]["id"], json!(site));
+
+    // Import names the site: every piece is found in it, the first plan is empty.
+    let dev = id(&a, "id");
+    w.tf_expect(&["state", "rm", "expel_sentinelone_device.edr"], 0);
+    w.tf_expect(
+        &[
+            "import",
+            "-no-color",
+            "expel_sentinelone_device.edr",
+            &format!("{dev}/{acct}/{site}"),
+        ],
+        0,
+    );
+    let imported = attrs(&w);
+    for k in ["role_id", "console_user_id", "service_user_id", "site_id"] {
+        assert_eq!(imported[k], a[k], "{k}");
+    }
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+
+    // A drift inside the site scope is seen and repaired.
+    let (code, body) = s1(
+        &stack,
+        "PUT",
+        &format!("/service-users/{}", id(&a, "service_user_id")),
+        Some(
+            &json!({"data": {"scope": "account", "scopeRoles": [{"id": acct, "roleId": su["scopeRoles"][0]["roleId"]}]}}),
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    drift_repaired(
+        &w,
+        "service user moved to the account",
+        &["service_user", &site],
+    );
+
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    nothing_left(&stack, "site destroy");
+}
+
+/// Two accounts' devices in one configuration share the console user. Terraform runs them
+/// concurrently; with the user's writes slowed down, both would read the same role list and
+/// one write would undo the other (a role left held, its delete refused), so the provider
+/// serializes changes to one console user.
+#[test]
+fn console_user_shared_in_one_configuration() {
+    let stack = Stack::up();
+    let acct1 = stack.var("SENTINELONE_ACCOUNT_ID");
+    let (code, added) = stack.admin(
+        "POST",
+        "/_admin/sentinelone/accounts",
+        Some(&json!({"name": "Acme EU"})),
+    );
+    assert_eq!(code, 201, "{added}");
+    let acct2 = added["account"]["id"].as_str().unwrap().to_string();
+    let one = hcl(&stack, "");
+    let second = one[one.find("resource").expect("a resource")..]
+        .replace("\"edr\"", "\"eu\"")
+        .replace(&acct1, &acct2)
+        .replace("Acme - S1 EDR", "Acme EU - S1 EDR");
+    let w = Workdir::with_hcl(&format!("{one}\n{second}"), &stack);
+    let slow = json!({"route": "PUT /web/api/v2.1/users", "count": -1, "latency_ms": 1500});
+    assert_eq!(stack.admin("POST", "/_admin/faults", Some(&slow)).0, 201);
+    let scope_roles = |stack: &Stack| -> Vec<Json> {
+        state(stack)["sentinelone"]["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["email"] == json!("soc+acme_corp@expel.io"))
+            .map(|u| u["scopeRoles"].clone())
+            .collect()
+    };
+    let accounts_of = |roles: &[Json]| -> Vec<Vec<String>> {
+        roles
+            .iter()
+            .map(|sr| {
+                let mut ids: Vec<String> = sr
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["id"].as_str().unwrap().to_string())
+                    .collect();
+                ids.sort();
+                ids
+            })
+            .collect()
+    };
+    let mut both = vec![acct1.clone(), acct2.clone()];
+    both.sort();
+
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    assert_eq!(accounts_of(&scope_roles(&stack)), vec![both.clone()]);
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+
+    // One of them destroyed: the user keeps the other's role.
+    w.tf_expect(
+        &[
+            "destroy",
+            "-auto-approve",
+            "-no-color",
+            "-target=expel_sentinelone_device.eu",
+        ],
+        0,
+    );
+    assert_eq!(accounts_of(&scope_roles(&stack)), vec![vec![acct1.clone()]]);
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    assert_eq!(accounts_of(&scope_roles(&stack)), vec![both]);
+
+    // Both destroyed at once: nothing is left, the user included.
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    nothing_left(&stack, "both destroyed together");
 }

@@ -595,3 +595,118 @@ def test_health_check(s1: S1Client, api: Http, sandbox_url: str):
     attrs = device_status(api, {"console_url": "http://127.0.0.1:9", "api_token": ir_token},
                           "S1 wrong port")
     assert attrs["status"] == "unhealthy" and "cannot reach" in attrs["status_details"]["reason"]
+
+
+# ---- more accounts, sites, predefined roles (admin hooks) --------------------------------------
+
+
+def add_account(s1: S1Client, name: str) -> tuple[str, str]:
+    r = s1.http.post("/_admin/sentinelone/accounts", {"name": name})
+    assert r.status == 201, r.body
+    return r.body["account"]["id"], r.body["site"]["id"]
+
+
+def test_second_account_users_hold_a_role_per_account(s1: S1Client):
+    assert s1.http.post("/_admin/sentinelone/accounts", {"name": "Acme Corp"}).status == 400
+    assert s1.http.post("/_admin/sentinelone/accounts", {"nom": "x"}).status == 400
+    other, other_site = add_account(s1, "Acme EU")
+    names = [a["name"] for a in ok(s1.get("/accounts"))]
+    assert names == ["Acme Corp", "Acme EU"]
+    assert ok(s1.get(f"/accounts/{other}"))["name"] == "Acme EU"
+    sites = ok(s1.get(f"/sites?accountIds={other}"))["sites"]
+    assert [s["id"] for s in sites] == [other_site]
+
+    # The same role name in each account; a role of one account is not usable in the other.
+    mine = create_role(s1, "Viewer - Expel", ["Dashboard.view"])
+    theirs = ok(s1.post("/rbac/role", {
+        "data": {"name": "Viewer - Expel", "description": "", "permissionIds": ["Dashboard.view"]},
+        "filter": {"accountIds": [other]}}))
+    assert theirs["accountName"] == "Acme EU"
+    listed = ok(s1.get(f"/rbac/roles?accountIds={other}&predefinedRole=false"))
+    assert [r["id"] for r in listed] == [theirs["id"]]
+    body = {"data": {"email": "soc+acme@expel.io", "fullName": "Expel SOC", "scope": "account",
+                     "scopeRoles": [{"id": other, "roleId": mine["id"]}]}}
+    assert "not available" in err(s1.post("/users", body), 400)["detail"]
+
+    # One console user, a role in each account; listing by account sees it in both.
+    body["data"]["scopeRoles"] = [{"id": ACCOUNT_ID, "roleId": mine["id"]},
+                                  {"id": other, "roleId": theirs["id"]}]
+    user = ok(s1.post("/users", body))
+    assert [(sr["id"], sr["accountName"]) for sr in user["scopeRoles"]] == \
+        [(ACCOUNT_ID, "Acme Corp"), (other, "Acme EU")]
+    for acct in (ACCOUNT_ID, other):
+        assert user["id"] in [u["id"] for u in ok(s1.get(f"/users?accountIds={acct}"))]
+    # Removing one account's role keeps the user with the other.
+    kept = ok(s1.put(f"/users/{user['id']}", {"data": {
+        "scopeRoles": [{"id": other, "roleId": theirs["id"]}]}}))
+    assert [sr["id"] for sr in kept["scopeRoles"]] == [other]
+    assert user["id"] not in [u["id"] for u in ok(s1.get(f"/users?accountIds={ACCOUNT_ID}"))]
+
+    # Service user names are unique per account, not per tenant.
+    ir = role_id(s1, "IR Team")
+    create_service_user(s1, "Expel API", ir)
+    second = ok(s1.post("/service-users", {"data": {
+        "name": "Expel API", "expirationDate": future(), "scope": "account",
+        "scopeRoles": [{"id": other, "roleId": ir}]}}))
+    assert ok(s1.get(f"/service-users/{second['id']}"))["account"]["id"] == other
+    found = ok(s1.get(f"/service-users?accountIds={other}&query=Expel%20API"))
+    assert [s["id"] for s in found] == [second["id"]]
+    err(s1.post("/service-users", {"data": {
+        "name": "Expel API", "expirationDate": future(), "scope": "account",
+        "scopeRoles": [{"id": other, "roleId": ir}]}}), 409)
+
+    # Reset forgets the added account.
+    assert s1.http.post("/_admin/reset").status == 204
+    err(s1.get(f"/accounts/{other}"), 404)
+
+
+def test_site_scope_roles_and_users(s1: S1Client):
+    site_role = ok(s1.post("/rbac/role", {
+        "data": {"name": "Viewer - Expel", "description": "", "permissionIds": ["Dashboard.view"]},
+        "filter": {"siteIds": [SITE_ID]}}))
+    assert site_role["scope"] == "Site" and site_role["siteName"] == "Acme Corp - Default site"
+    assert [r["id"] for r in ok(s1.get(f"/rbac/roles?siteIds={SITE_ID}&predefinedRole=false"))] \
+        == [site_role["id"]]
+    # A site role is not visible under the account without includeChildren.
+    assert ok(s1.get(f"/rbac/roles?accountIds={ACCOUNT_ID}&predefinedRole=false")) == []
+    user = ok(s1.post("/users", {"data": {
+        "email": "soc+acme_corp@expel.io", "fullName": "Expel SOC", "scope": "site",
+        "scopeRoles": [{"id": SITE_ID, "roleId": site_role["id"]}]}}))
+    assert user["scope"] == "site" and user["scopeRoles"][0]["name"] == "Acme Corp - Default site"
+    assert [u["id"] for u in ok(s1.get(f"/users?siteIds={SITE_ID}"))] == [user["id"]]
+    # The site role cannot be given at account scope.
+    e = err(s1.put(f"/users/{user['id']}", {"data": {"scope": "account", "scopeRoles": [
+        {"id": ACCOUNT_ID, "roleId": site_role["id"]}]}}), 400)
+    assert "not available" in e["detail"]
+    su = ok(s1.post("/service-users", {"data": {
+        "name": "Expel API", "expirationDate": future(), "scope": "site",
+        "scopeRoles": [{"id": SITE_ID, "roleId": role_id(s1, "IR Team")}]}}))
+    assert [s["id"] for s in ok(s1.get(f"/service-users?siteIds={SITE_ID}"))] == [su["id"]]
+    e = err(s1.post("/users", {"data": {
+        "email": "x@expel.io", "fullName": "X", "scope": "site",
+        "scopeRoles": [{"id": "42", "roleId": site_role["id"]}]}}), 400)
+    assert "no site with id 42" in e["detail"]
+
+
+def test_predefined_role_permissions_can_be_changed_by_admin(s1: S1Client):
+    ir = role_id(s1, "IR Team")
+    client = s1.as_token(create_service_user(s1, "Expel API", ir)["apiToken"]["value"])
+    role = ok(s1.get(f"/rbac/role/{ir}?accountIds={ACCOUNT_ID}"))
+    keep = [p for p in granted(role) if p not in
+            ("Threats.updateIncidentStatus", "Threats.updateAnalystVerdict", "Threats.addNotes",
+             "Threats.editNotes", "Threats.markAsBenign")]
+    put = s1.http.call("PUT", "/_admin/sentinelone/predefined-role",
+                       {"name": "IR Team", "permissionIds": keep}, auth=False)
+    assert put.status == 200, put.body
+    after = ok(s1.get(f"/rbac/role/{ir}?accountIds={ACCOUNT_ID}"))
+    assert "Threats.updateIncidentStatus" not in granted(after)
+    e = err(client.post("/threats/incident", {"filter": {"ids": ["1900000000000000001"]},
+                                              "data": {"incidentStatus": "resolved"}}), 403)
+    assert "Change Incident Status" in e["detail"]
+    for bad in ({"name": "Nope", "permissionIds": []}, {"name": "IR Team"},
+                {"name": "IR Team", "permissionIds": ["No.such"]}):
+        r = s1.http.call("PUT", "/_admin/sentinelone/predefined-role", bad, auth=False)
+        assert r.status == 400, (bad, r.body)
+    assert s1.http.post("/_admin/reset").status == 204
+    assert "Threats.updateIncidentStatus" in granted(
+        ok(s1.get(f"/rbac/role/{ir}?accountIds={ACCOUNT_ID}")))

@@ -59,6 +59,52 @@ pub struct Account {
     pub state: Option<String>,
 }
 
+/// A site of an account.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Site {
+    pub id: String,
+    pub name: String,
+    pub account_id: String,
+}
+
+/// Where roles, users and service users live: an account, or one site of it
+/// (`scope` + `scopeRoles[].id` in the API, `accountIds` / `siteIds` in filters).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Account(String),
+    Site(String),
+}
+
+impl Scope {
+    /// The API's `scope` value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scope::Account(_) => "account",
+            Scope::Site(_) => "site",
+        }
+    }
+    /// The account or site id (`scopeRoles[].id`).
+    pub fn id(&self) -> &str {
+        match self {
+            Scope::Account(id) | Scope::Site(id) => id,
+        }
+    }
+    /// The filter key naming this scope.
+    fn filter(&self) -> &'static str {
+        match self {
+            Scope::Account(_) => "accountIds",
+            Scope::Site(_) => "siteIds",
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind(), self.id())
+    }
+}
+
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Role {
@@ -362,31 +408,46 @@ impl SentinelOneClient {
         self.list("accounts", &[]).await
     }
 
+    /// The site, when it exists and is visible to the token.
+    pub async fn site(&self, id: &str) -> Result<Option<Site>, SentinelOneError> {
+        // The list answers `{data: {allSites, sites: [...]}}` (go-sdk types/sites.go).
+        let doc = self.get("sites", &[("siteIds", id)]).await?;
+        let sites = doc
+            .pointer("/data/sites")
+            .cloned()
+            .unwrap_or(Json::Array(vec![]));
+        let sites: Vec<Site> = decode("GET", "sites", sites)?;
+        Ok(sites.into_iter().find(|s| s.id == id))
+    }
+
     // ---- roles ---------------------------------------------------------------------------
 
-    /// Roles with exactly this name visible in the account (custom ones of the account and
+    /// Roles with exactly this name visible in the scope (custom ones of the scope and
     /// the predefined ones).
     pub async fn roles_named(
         &self,
-        account_id: &str,
+        scope: &Scope,
         name: &str,
     ) -> Result<Vec<Role>, SentinelOneError> {
         let roles: Vec<Role> = self
-            .list("rbac/roles", &[("accountIds", account_id), ("name", name)])
+            .list(
+                "rbac/roles",
+                &[(scope.filter(), scope.id()), ("name", name)],
+            )
             .await?;
         Ok(roles.into_iter().filter(|r| r.name == name).collect())
     }
 
     pub async fn predefined_role(
         &self,
-        account_id: &str,
+        scope: &Scope,
         name: &str,
     ) -> Result<Option<Role>, SentinelOneError> {
         let roles: Vec<Role> = self
             .list(
                 "rbac/roles",
                 &[
-                    ("accountIds", account_id),
+                    (scope.filter(), scope.id()),
                     ("name", name),
                     ("predefinedRole", "true"),
                 ],
@@ -396,13 +457,13 @@ impl SentinelOneClient {
     }
 
     /// A role with its permission pages; `None` when it no longer exists.
-    pub async fn role(&self, id: &str, account_id: &str) -> Result<Option<Role>, SentinelOneError> {
+    pub async fn role(&self, id: &str, scope: &Scope) -> Result<Option<Role>, SentinelOneError> {
         let path = format!("rbac/role/{id}");
         Self::maybe(
             self.data(
                 reqwest::Method::GET,
                 &path,
-                &[("accountIds", account_id)],
+                &[(scope.filter(), scope.id())],
                 None,
             )
             .await,
@@ -410,16 +471,16 @@ impl SentinelOneClient {
         .await
     }
 
-    /// The template of a new role in the account: every permission page.
+    /// The template of a new role in the scope: every permission page.
     pub async fn role_template(
         &self,
-        account_id: &str,
+        scope: &Scope,
     ) -> Result<Vec<PermissionPage>, SentinelOneError> {
         let r: Role = self
             .data(
                 reqwest::Method::GET,
                 "rbac/role",
-                &[("accountIds", account_id)],
+                &[(scope.filter(), scope.id())],
                 None,
             )
             .await?;
@@ -428,13 +489,13 @@ impl SentinelOneClient {
 
     pub async fn create_role(
         &self,
-        account_id: &str,
+        scope: &Scope,
         name: &str,
         description: &str,
         permission_ids: &[String],
     ) -> Result<Role, SentinelOneError> {
         let body = json!({"data": {"name": name, "description": description, "permissionIds": permission_ids},
-                          "filter": {"accountIds": [account_id]}});
+                          "filter": {scope.filter(): [scope.id()]}});
         self.data(reqwest::Method::POST, "rbac/role", &[], Some(&body))
             .await
     }
@@ -487,16 +548,21 @@ impl SentinelOneClient {
         .await
     }
 
+    /// Users holding the role.
+    pub async fn users_with_role(&self, role_id: &str) -> Result<Vec<User>, SentinelOneError> {
+        self.list("users", &[("roleIds", role_id)]).await
+    }
+
     /// Creates a console user without a password: the console e-mails the invitation.
     pub async fn create_user(
         &self,
         email: &str,
         full_name: &str,
-        account_id: &str,
+        scope: &Scope,
         role_id: &str,
     ) -> Result<User, SentinelOneError> {
-        let body = json!({"data": {"email": email, "fullName": full_name, "scope": "account",
-                                   "scopeRoles": [{"id": account_id, "roleId": role_id}]}});
+        let body = json!({"data": {"email": email, "fullName": full_name, "scope": scope.kind(),
+                                   "scopeRoles": [{"id": scope.id(), "roleId": role_id}]}});
         self.data(reqwest::Method::POST, "users", &[], Some(&body))
             .await
     }
@@ -561,18 +627,26 @@ impl SentinelOneClient {
 
     // ---- service users -------------------------------------------------------------------
 
+    /// Service users with exactly this name holding a role in the scope itself.
     pub async fn service_users_named(
         &self,
-        account_id: &str,
+        scope: &Scope,
         name: &str,
     ) -> Result<Vec<ServiceUser>, SentinelOneError> {
         let all: Vec<ServiceUser> = self
             .list(
                 "service-users",
-                &[("accountIds", account_id), ("query", name)],
+                &[(scope.filter(), scope.id()), ("query", name)],
             )
             .await?;
-        Ok(all.into_iter().filter(|s| s.name == name).collect())
+        Ok(all
+            .into_iter()
+            .filter(|s| {
+                s.name == name
+                    && s.scope == scope.kind()
+                    && s.scope_roles.iter().any(|sr| sr.id == scope.id())
+            })
+            .collect())
     }
 
     pub async fn service_user(&self, id: &str) -> Result<Option<ServiceUser>, SentinelOneError> {
@@ -594,12 +668,12 @@ impl SentinelOneClient {
         name: &str,
         description: &str,
         expiration: &str,
-        account_id: &str,
+        scope: &Scope,
         role_id: &str,
     ) -> Result<(ServiceUser, NewToken), SentinelOneError> {
         let body = json!({"data": {"name": name, "description": description,
-                                   "expirationDate": expiration, "scope": "account",
-                                   "scopeRoles": [{"id": account_id, "roleId": role_id}]}});
+                                   "expirationDate": expiration, "scope": scope.kind(),
+                                   "scopeRoles": [{"id": scope.id(), "roleId": role_id}]}});
         let doc = self
             .send(reqwest::Method::POST, "service-users", &[], Some(&body))
             .await?;
@@ -624,10 +698,10 @@ impl SentinelOneClient {
     pub async fn set_service_user_role(
         &self,
         id: &str,
-        account_id: &str,
+        scope: &Scope,
         role_id: &str,
     ) -> Result<ServiceUser, SentinelOneError> {
-        let body = json!({"data": {"scope": "account", "scopeRoles": [{"id": account_id, "roleId": role_id}]}});
+        let body = json!({"data": {"scope": scope.kind(), "scopeRoles": [{"id": scope.id(), "roleId": role_id}]}});
         self.data(
             reqwest::Method::PUT,
             &format!("service-users/{id}"),
@@ -765,6 +839,26 @@ mod tests {
             role.granted().into_iter().collect::<Vec<_>>(),
             vec!["Endpoints.view"]
         );
+    }
+
+    #[test]
+    fn scopes_name_their_kind_and_filter() {
+        let a = Scope::Account("1".into());
+        let s = Scope::Site("2".into());
+        assert_eq!(
+            (a.kind(), a.id(), a.filter()),
+            ("account", "1", "accountIds")
+        );
+        assert_eq!((s.kind(), s.id(), s.filter()), ("site", "2", "siteIds"));
+        assert_eq!(s.to_string(), "site 2");
+        let su: ServiceUser = serde_json::from_value(json!({"id": "1", "name": "Expel API",
+            "scope": "site", "scopeRoles": [{"id": "2", "roleId": "r"}]}))
+        .unwrap();
+        assert_eq!(su.scope, s.kind());
+        let site: Site = serde_json::from_value(json!({"id": "2", "name": "Default site",
+            "accountId": "1", "isDefault": true}))
+        .unwrap();
+        assert_eq!(site.account_id, a.id());
     }
 
     #[test]

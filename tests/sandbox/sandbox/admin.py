@@ -29,6 +29,10 @@
                                         {"defaults": true}; 200 as GET, or 400
   POST   /_admin/sentinelone/expire-token body {"serviceUserId": id} or {"userId": id}
                                         200 {"ownerKind", "ownerId", "expiresAt"}; 404; 400
+  POST   /_admin/sentinelone/accounts body {"name"}: a new account with its default site, the
+                                        admin user its Admin; 201 {"account", "site"}; 400
+  PUT    /_admin/sentinelone/predefined-role  body {"name", "permissionIds"}: replaces the
+                                        permissions of a predefined role; 200 role; 400
 """
 
 from __future__ import annotations
@@ -157,6 +161,24 @@ def sentinelone_expire_token():
             request.get_json(force=True, silent=True)))
     except LookupError as err:
         return jsonify(error=str(err)), 404
+    except ValueError as err:
+        return jsonify(error=str(err)), 400
+
+
+@blueprint.post("/sentinelone/accounts")
+def sentinelone_add_account():
+    try:
+        return jsonify(sandbox()["emulators"]["sentinelone"].add_account(
+            request.get_json(force=True, silent=True))), 201
+    except ValueError as err:
+        return jsonify(error=str(err)), 400
+
+
+@blueprint.put("/sentinelone/predefined-role")
+def sentinelone_predefined_role():
+    try:
+        return jsonify(sandbox()["emulators"]["sentinelone"].set_predefined_role(
+            request.get_json(force=True, silent=True)))
     except ValueError as err:
         return jsonify(error=str(err)), 400
 

@@ -24,8 +24,12 @@ Choices where the vendor's behaviour is unknown ([G]) are stated where they are 
   without a password sends the invitation (`invitationSent: true`, `emailVerified: false`);
 - service user names are unique per scope (409); the name cannot be changed by PUT (400);
 - a token is revoked with `POST /users/revoke-api-token {"data": {"id": <user or service user id>}}`;
-- the sandbox tenant is one account with one site; the admin token's user is an account Admin,
-  so tenant-scoped objects are refused (403).
+- the sandbox tenant starts as one account with one site; more accounts (each with a default
+  site) are added with POST /_admin/sentinelone/accounts. The admin token's user is an Admin of
+  every account (one scopeRoles entry per account), so tenant-scoped objects are refused (403);
+- a console user or service user holds one `scope` and a role per scope id in `scopeRoles`
+  (APIS.md 3.4/3.5); names of service users are unique per scope id [G];
+- account roles are usable in the account's sites [G].
 """
 
 from __future__ import annotations
@@ -508,6 +512,9 @@ class SentinelOneEmulator(Emulator):
 
     def _seed(self) -> None:
         created = "2023-06-01T00:00:00.000000Z"
+        self.accounts: dict[str, dict[str, Any]] = {
+            self.account["id"]: copy.deepcopy(self.account)}
+        self.sites: dict[str, dict[str, Any]] = {self.site["id"]: copy.deepcopy(self.site)}
         self.roles: dict[str, dict[str, Any]] = {}
         for role in self.data["predefined_roles"]["roles"]:
             ids = role["permissionIds"]
@@ -584,8 +591,8 @@ class SentinelOneEmulator(Emulator):
     def dump(self) -> dict[str, Any]:
         with self.lock:
             return {
-                "accounts": [copy.deepcopy(self.account)],
-                "sites": [copy.deepcopy(self.site)],
+                "accounts": [copy.deepcopy(a) for a in self.accounts.values()],
+                "sites": [copy.deepcopy(s) for s in self.sites.values()],
                 "roles": [copy.deepcopy(r) for r in self.roles.values()],
                 "custom_roles": [copy.deepcopy(r) for r in self.roles.values()
                                  if not r["predefinedRole"]],
@@ -735,27 +742,78 @@ class SentinelOneEmulator(Emulator):
 
     # ---- scopes ---------------------------------------------------------------------------
 
+    def set_predefined_role(self, body: Any) -> dict[str, Any]:
+        """Admin: replace the permissions of a predefined role (their sets are [G]; a tenant
+        whose, say, IR Team lacks the status-syncing permissions is what this models). Body
+        {"name": str, "permissionIds": [str]}; undone by /_admin/reset."""
+        if not isinstance(body, dict) or set(body) != {"name", "permissionIds"} or \
+                not isinstance(body["name"], str) or not isinstance(body["permissionIds"], list) \
+                or not all(isinstance(p, str) for p in body["permissionIds"]):
+            raise ValueError('body must be {"name": "<predefined role>", "permissionIds": [...]}')
+        with self.lock:
+            try:
+                role = self.roles[self._predefined(body["name"])]
+                role["permissionIds"] = self._check_permission_ids(body["permissionIds"])
+            except S1Error as e:
+                raise ValueError(e.detail) from None
+            role["updatedAt"] = iso(utcnow())
+            return self._role_out(role, with_pages=False)
+
+    def add_account(self, body: Any) -> dict[str, Any]:
+        """Admin: a new account of the tenant with its default site; the admin user becomes
+        its Admin. Body {"name": str}."""
+        if not isinstance(body, dict) or set(body) != {"name"} or \
+                not isinstance(body["name"], str) or not body["name"].strip():
+            raise ValueError('body must be {"name": "<account name>"}')
+        with self.lock:
+            name = body["name"].strip()
+            if any(a["name"].lower() == name.lower() for a in self.accounts.values()):
+                raise ValueError(f"an account named {name!r} exists")
+            now = iso(utcnow())
+            account = dict(copy.deepcopy(self.account), id=str(next(self._ids)), name=name,
+                           createdAt=now, updatedAt=now)
+            site = dict(copy.deepcopy(self.site), id=str(next(self._ids)),
+                        name=f"{name} - Default site", accountId=account["id"],
+                        accountName=name, createdAt=now, updatedAt=now)
+            self.accounts[account["id"]] = account
+            self.sites[site["id"]] = site
+            admin = self.users[self.data["tenant"]["admin_user"]["id"]]
+            admin["scopeRoles"].append({"id": account["id"],
+                                        "roleId": self._predefined("Admin")})
+            return {"account": copy.deepcopy(account), "site": copy.deepcopy(site)}
+
+    def _account_of(self, scope: str, scope_id: str) -> str:
+        """The account id of an account or site id (already validated)."""
+        return self.sites[scope_id]["accountId"] if scope == "site" else scope_id
+
     def _scope_name(self, scope: str, scope_id: str) -> tuple[str, str]:
         """(scope name, account name) of an account or site id (already validated)."""
+        account = self.accounts[self._account_of(scope, scope_id)]
         if scope == "site":
-            return self.site["name"], self.account["name"]
-        return self.account["name"], self.account["name"]
+            return self.sites[scope_id]["name"], account["name"]
+        return account["name"], account["name"]
+
+    def _in_accounts(self, rec: dict[str, Any], account_ids: list[str]) -> bool:
+        """A user or service user holds a role in one of the accounts (or their sites)."""
+        return any(self._account_of(rec["scope"], sr["id"]) in account_ids
+                   for sr in rec["scopeRoles"] if rec["scope"] in ("account", "site"))
 
     def _check_scope_id(self, scope: str, scope_id: str | None, path: str) -> None:
         if scope == "tenant":
-            raise S1Error(403, f"{path}: this API token is scoped to account "
-                               f"{self.account['id']}; tenant-level objects are not allowed")
-        known = self.account["id"] if scope == "account" else self.site["id"]
+            raise S1Error(403, f"{path}: this API token is scoped to accounts "
+                               f"{', '.join(self.accounts)}; tenant-level objects are not "
+                               "allowed")
+        known = self.accounts if scope == "account" else self.sites
         if scope_id is None:
             raise S1Error(400, f"{path}.id: required for scope {scope}")
-        if scope_id != known:
+        if scope_id not in known:
             raise S1Error(400, f"{path}.id: no {scope} with id {scope_id}")
 
     def _role_usable(self, role: dict[str, Any], scope: str, scope_id: str) -> bool:
         if role["predefinedRole"]:
             return True
         if role["scope"] == "Account":  # account roles are inherited by the account's sites [G]
-            return role["scopeId"] == self.account["id"]
+            return role["scopeId"] == self._account_of(scope, scope_id)
         return scope == "site" and role["scopeId"] == scope_id
 
     def _scope_roles(self, scope: str, scope_roles: list[dict[str, Any]] | None, path: str
@@ -821,18 +879,18 @@ class SentinelOneEmulator(Emulator):
             raise S1Error(400, "filter: give exactly one of accountIds, siteIds, groupIds, tenant")
         key = given[0]
         if key == "tenant":
-            raise S1Error(403, "filter.tenant: this API token is scoped to account "
-                               f"{self.account['id']}; tenant roles are not allowed")
+            raise S1Error(403, "filter.tenant: this API token is scoped to accounts "
+                               f"{', '.join(self.accounts)}; tenant roles are not allowed")
         if key == "groupIds":
             raise S1Error(400, f"filter.groupIds: no group with id {flt['groupIds'][0]}")
         ids = flt[key]
         if len(ids) != 1:
             raise S1Error(400, f"filter.{key}: the sandbox creates a role in one scope; give one id")
         if key == "accountIds":
-            if ids[0] != self.account["id"]:
+            if ids[0] not in self.accounts:
                 raise S1Error(400, f"filter.accountIds[0]: no account with id {ids[0]}")
             return "Account", ids[0]
-        if ids[0] != self.site["id"]:
+        if ids[0] not in self.sites:
             raise S1Error(400, f"filter.siteIds[0]: no site with id {ids[0]}")
         return "Site", ids[0]
 
@@ -864,8 +922,13 @@ class SentinelOneEmulator(Emulator):
                                     "predefinedRole", "createdAt", "updatedAt", "creator",
                                     "creatorId", "updatedBy", "updatedById")}
         out["usersInRoles"] = len(self._holders(role["id"]))
-        out["accountName"] = self.account["name"] if role["scope"] in ("Account", "Site") else None
-        out["siteName"] = self.site["name"] if role["scope"] == "Site" else None
+        out["accountName"] = None
+        out["siteName"] = None
+        if role["scope"] in ("Account", "Site"):
+            scope = role["scope"].lower()
+            name, out["accountName"] = self._scope_name(scope, role["scopeId"])
+            if scope == "site":
+                out["siteName"] = name
         if with_pages:
             out["pages"] = self._pages(set(role["permissionIds"]))
         return out
@@ -892,10 +955,12 @@ class SentinelOneEmulator(Emulator):
             if accounts is not None and role["scopeId"] in accounts:
                 return True
             # a site filter shows the parent account's roles only with includeParents
-            return bool(sites and q.get("includeParents") and self.site["id"] in sites)
+            return bool(sites and q.get("includeParents") and any(
+                self.sites[s]["accountId"] == role["scopeId"] for s in sites if s in self.sites))
         if sites is not None and role["scopeId"] in sites:
             return True
-        return bool(accounts and q.get("includeChildren") and self.account["id"] in accounts)
+        return bool(accounts and q.get("includeChildren")
+                    and self.sites[role["scopeId"]]["accountId"] in accounts)
 
     def _find_role(self, role_id: str) -> dict[str, Any]:
         role = self.roles.get(role_id)
@@ -928,7 +993,9 @@ class SentinelOneEmulator(Emulator):
                 api_token["value"] = token_value
         out["apiToken"] = api_token
         if with_account:  # only the single GET carries the account [V]
-            out["account"] = {"id": self.account["id"], "name": self.account["name"]}
+            account = self.accounts[self._account_of(su["scope"], su["scopeRoles"][0]["id"])] \
+                if su["scope"] in ("account", "site") and su["scopeRoles"] else self.account
+            out["account"] = {"id": account["id"], "name": account["name"]}
         return out
 
     def _find(self, store: dict[str, dict[str, Any]], what: str, ident: str) -> dict[str, Any]:
@@ -981,7 +1048,7 @@ class SentinelOneEmulator(Emulator):
             self._require("Accounts.view")
             q = parse_query({"ids": "csv", "accountIds": "csv", "name": "str", "query": "str",
                              "states": "csv"}, ("id", "name", "createdAt", "updatedAt"))
-            items = [copy.deepcopy(self.account)]
+            items = [copy.deepcopy(a) for a in self.accounts.values()]
             for key in ("ids", "accountIds"):
                 if key in q:
                     items = [a for a in items if a["id"] in q[key]]
@@ -998,9 +1065,9 @@ class SentinelOneEmulator(Emulator):
         def get_account(account_id: str):
             self._require("Accounts.view")
             parse_query({})
-            if account_id != self.account["id"]:
+            if account_id not in self.accounts:
                 raise S1Error(404, f"no account with id {account_id}")
-            return answer(copy.deepcopy(self.account))
+            return answer(copy.deepcopy(self.accounts[account_id]))
 
         @bp.get("/sites")
         def list_sites():
@@ -1008,7 +1075,7 @@ class SentinelOneEmulator(Emulator):
             q = parse_query({"ids": "csv", "siteIds": "csv", "accountIds": "csv", "name": "str",
                              "query": "str", "state": "str", "isDefault": "bool"},
                             ("id", "name", "accountName", "createdAt", "updatedAt"))
-            items = [copy.deepcopy(self.site)]
+            items = [copy.deepcopy(s) for s in self.sites.values()]
             for key in ("ids", "siteIds"):
                 if key in q:
                     items = [s for s in items if s["id"] in q[key]]
@@ -1178,7 +1245,7 @@ class SentinelOneEmulator(Emulator):
                     items = [u for u in items if needle in u["email"].lower()
                              or needle in u["fullName"].lower()]
                 if "accountIds" in q:
-                    items = [u for u in items if self.account["id"] in q["accountIds"]]
+                    items = [u for u in items if self._in_accounts(u, q["accountIds"])]
                 if "siteIds" in q:
                     items = [u for u in items if u["scope"] == "site" and
                              any(sr["id"] in q["siteIds"] for sr in u["scopeRoles"])]
@@ -1316,7 +1383,7 @@ class SentinelOneEmulator(Emulator):
                 if "ids" in q:
                     items = [s for s in items if s["id"] in q["ids"]]
                 if "accountIds" in q:
-                    items = [s for s in items if self.account["id"] in q["accountIds"]]
+                    items = [s for s in items if self._in_accounts(s, q["accountIds"])]
                 if "siteIds" in q:
                     items = [s for s in items if s["scope"] == "site" and
                              any(sr["id"] in q["siteIds"] for sr in s["scopeRoles"])]
@@ -1339,8 +1406,10 @@ class SentinelOneEmulator(Emulator):
                 expires = self._check_future(data["expirationDate"], "data.expirationDate")
                 scope_roles = self._scope_roles(data["scope"], data.get("scopeRoles"),
                                                 "data.scopeRoles")
+                wanted = {sr["id"] for sr in scope_roles}
                 for su in self.service_users.values():
-                    if su["name"].lower() == data["name"].lower() and su["scope"] == data["scope"]:
+                    if su["name"].lower() == data["name"].lower() and su["scope"] == data["scope"] \
+                            and wanted & {sr["id"] for sr in su["scopeRoles"]}:
                         raise S1Error(409, f"data.name: a service user named {su['name']!r} "
                                            f"already exists in this scope (id {su['id']})")
                 actor, actor_id = self._actor(principal)
@@ -1402,8 +1471,8 @@ class SentinelOneEmulator(Emulator):
                 items = list(self.service_users.values())
                 if "ids" in flt:
                     items = [s for s in items if s["id"] in flt["ids"]]
-                if "accountIds" in flt and self.account["id"] not in flt["accountIds"]:
-                    items = []
+                if "accountIds" in flt:
+                    items = [s for s in items if self._in_accounts(s, flt["accountIds"])]
                 if "siteIds" in flt:
                     items = [s for s in items if s["scope"] == "site" and
                              any(sr["id"] in flt["siteIds"] for sr in s["scopeRoles"])]

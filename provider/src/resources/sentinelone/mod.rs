@@ -9,7 +9,7 @@ use url::Url;
 
 use super::soc_email::soc_email;
 use super::ExpelData;
-use crate::clients::sentinelone::SentinelOneClient;
+use crate::clients::sentinelone::{Scope, SentinelOneClient};
 use crate::engine::{self, Deadline, Observed, Step};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
 use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
@@ -66,6 +66,7 @@ fn schema() -> Schema {
             .attr(s("name", "Name of the security device in Workbench, e.g. `Acme - S1 EDR`.").required().validator(validators::non_empty()))
             .attr(s("console_url", "Server address of the SentinelOne console, e.g. `https://usea1-1001.sentinelone.net`. Must be https (plain http only for a console on this machine, such as a local emulator). A host outside `*.sentinelone.net` is a warning (GovCloud and private consoles exist).").required().requires_replace().validator(console_url_validator()))
             .attr(s("account_id", "SentinelOne account the role, users and token are scoped to.").required().requires_replace().validator(validators::non_empty()))
+            .attr(s("site_id", "A site of `account_id` to scope the role, the console user and the service user to instead of the whole account (the console's Access Level \"Site\"). The site must belong to the account.").optional().requires_replace().validator(validators::non_empty()))
             .attr(s("organization_name", "Your organization's name as Expel knows it; the console user is `soc+<organization>@expel.io` (see `provider::expel::soc_email`).").required().validator(validators::non_empty()).validator(org_validator()))
             .attr(s("role_name", "Name of the role made from Viewer plus the extra permissions.").default(Value::string("Viewer - Expel")).validator(validators::non_empty()))
             .attr(Attribute::new("extra_permissions", Type::list(Type::String)).default(Value::List(DEFAULT_EXTRA_PERMISSIONS.iter().map(|p| Value::string(*p)).collect())).description("Permissions added to Viewer's, as `\"Page: Title\"` of the console's role editor; what they depend on is added too. Default: the guide's list (Endpoints: Remote Shell, Initiate Scan, File Fetch, Fetch Logs; Endpoint Threats: Fetch Threat File)."))
@@ -176,7 +177,10 @@ fn settings(v: &Value, workbench_org: &str) -> Settings {
         name: str_of(v, "name"),
         device_location: str_of(v, "device_location"),
         console_url: str_of(v, "console_url"),
-        account_id: str_of(v, "account_id"),
+        scope: match opt_str(v, "site_id") {
+            Some(site) => Scope::Site(site),
+            None => Scope::Account(str_of(v, "account_id")),
+        },
         role_name: str_of(v, "role_name"),
         extra_permissions: v
             .get("extra_permissions")
@@ -308,7 +312,7 @@ impl SentinelOneDevice {
         }
     }
 
-    /// State pins the Workbench organization and the S1 account: a provider now pointing
+    /// State pins the Workbench organization and the S1 account (and site): a provider now pointing
     /// elsewhere (or a token that cannot see the account) is an error, never "gone".
     async fn check_pinned(
         &self,
@@ -324,7 +328,8 @@ impl SentinelOneDevice {
         }
         let acct = str_of(state, "account_id");
         match s1.account(&acct).await {
-            Ok(Some(_)) => true,
+            // A site-scoped device pins its site too.
+            Ok(Some(_)) => check_site(s1, state, diags).await,
             Ok(None) => {
                 diags.attr_error(AttrPath::root("account_id"), "SentinelOne account not visible", format!("The SentinelOne API token cannot see account {acct} on {}; check that the provider's token belongs to this console and account.", s1.console()));
                 false
@@ -353,6 +358,52 @@ impl SentinelOneDevice {
             Deadline::after(timeout, ctx.cancel.clone()),
         )
         .with_cached(serde_json::from_slice(private).ok())
+    }
+}
+
+/// With status syncing on and the service user's role relied on (`status_syncing_user =
+/// "api"`), that role must grant the Manage level before anything is made or changed.
+async fn status_sync_preflight(cx: &Cx, diags: &mut Diagnostics) -> bool {
+    if !cx.s.status_syncing || cx.s.status_syncing_user != "api" {
+        return true;
+    }
+    match steps::status_sync_gaps(cx).await {
+        Ok((_, missing)) if missing.is_empty() => true,
+        Ok((who, missing)) => {
+            diags.attr_error(AttrPath::root("status_syncing"), "Status syncing needs the Manage level", format!("status_syncing = true needs {who} to grant the Manage level, but it lacks: {}. Workbench syncs statuses with the service user's API token. Grant these permissions to that role in the console (Settings > Users > Roles), or set status_syncing = false. Nothing was created or changed.", missing.join(", ")));
+            false
+        }
+        Err(e) => {
+            report(diags, "Checking status syncing", &[e]);
+            false
+        }
+    }
+}
+
+/// `site_id`, when set, must be a site of `account_id`.
+async fn check_site(s1: &SentinelOneClient, v: &Value, diags: &mut Diagnostics) -> bool {
+    let Some(site) = opt_str(v, "site_id") else {
+        return true;
+    };
+    let acct = str_of(v, "account_id");
+    match s1.site(&site).await {
+        Ok(Some(s)) if s.account_id == acct => true,
+        Ok(Some(s)) => {
+            diags.attr_error(AttrPath::root("site_id"), "Site of another account", format!("Site {site} ({}) belongs to account {}, not to account_id {acct}; set account_id to the site's account or choose a site of {acct}.", s.name, s.account_id));
+            false
+        }
+        Ok(None) => {
+            diags.attr_error(AttrPath::root("site_id"), "Unknown SentinelOne site", format!("The console {} has no site {site} visible to the provider's API token; copy the site id from Settings > Sites.", s1.console()));
+            false
+        }
+        Err(e) => {
+            diags.attr_error(
+                AttrPath::root("site_id"),
+                "Cannot read the SentinelOne site",
+                e.to_string(),
+            );
+            false
+        }
     }
 }
 
@@ -465,7 +516,11 @@ impl Resource<ExpelData> for SentinelOneDevice {
             if let Some((_, s1)) = self.clients(ctx, planned, diags) {
                 let acct = str_of(planned, "account_id");
                 match s1.account(&acct).await {
-                    Ok(Some(_)) => {}
+                    Ok(Some(_)) => {
+                        if planned.get("site_id").is_none_or(Value::is_known) {
+                            check_site(&s1, planned, diags).await;
+                        }
+                    }
                     Ok(None) => diags.attr_error(AttrPath::root("account_id"), "Unknown SentinelOne account", format!("The console {} has no account {acct} visible to the provider's API token; copy the account id from Settings > Accounts.", s1.console())),
                     Err(e) if e.status() == Some(401) => diags.error("SentinelOne refused the API token", format!("{e}. Check `sentinelone {{ api_token }}` / SENTINELONE_API_TOKEN.")),
                     Err(e) => diags.attr_error(AttrPath::root("console_url"), "Cannot reach the SentinelOne console", e.to_string()),
@@ -559,7 +614,13 @@ impl Resource<ExpelData> for SentinelOneDevice {
                 return empty();
             }
         }
+        if !check_site(&s1, planned, diags).await {
+            return empty();
+        }
         let cx = self.cx(ctx, s1, planned, &org, timeout(planned, "create"), &[]);
+        if !status_sync_preflight(&cx, diags).await {
+            return empty();
+        }
         // The guide's prerequisite (Deep Visibility) is a license the management API does not
         // show to an account token: say so once, at create.
         diags.warning("Check the Deep Visibility prerequisite", "Expel's SOC needs the SentinelOne Deep Visibility module for deeper investigations; the API cannot confirm the license, so check it in the console (Settings > Licenses).");
@@ -663,6 +724,9 @@ impl Resource<ExpelData> for SentinelOneDevice {
         cx.s.force_rotate = ["token_expires_in", "token_expiration_date"]
             .iter()
             .any(|k| prior.get(k) != planned.get(k));
+        if !status_sync_preflight(&cx, diags).await {
+            return fail();
+        }
         let steps = steps();
         let errors = engine::converge(&steps, &cx).await;
         report(diags, "Repairing the SentinelOne device", &errors);
@@ -693,18 +757,25 @@ impl Resource<ExpelData> for SentinelOneDevice {
         warnings(diags, &cx);
     }
 
-    /// Import by Workbench device id (`<device id>`, or `<device id>/<S1 account id>` when
-    /// the token sees several accounts). The pieces are found by their names and markers.
+    /// Import by Workbench device id: `<device id>`; `<device id>/<account id>` when the
+    /// token sees several accounts and our pieces are in more than one;
+    /// `<device id>/<account id>/<site id>` for a device scoped to a site. The pieces are
+    /// found by their names and markers; `organization_name` is read back from the console
+    /// user's e-mail (the Workbench organization's own spelling when it gives that e-mail).
     async fn import(
         &self,
         ctx: &Ctx<ExpelData>,
         id: &str,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        let (device_id, account) = match id.split_once('/') {
-            Some((d, a)) => (d.trim(), Some(a.trim().to_string())),
-            None => (id.trim(), None),
-        };
+        let mut parts = id.split('/').map(str::trim);
+        let device_id = parts.next().unwrap_or_default();
+        let account = parts.next().filter(|a| !a.is_empty()).map(str::to_string);
+        let site = parts.next().filter(|a| !a.is_empty()).map(str::to_string);
+        if parts.next().is_some() || device_id.is_empty() {
+            diags.error("Malformed import id", format!("{id:?} is not \"<device id>\", \"<device id>/<account id>\" or \"<device id>/<account id>/<site id>\"."));
+            return None;
+        }
         let device = match ctx.data.workbench.device(device_id).await {
             Ok(Some(d)) => d,
             Ok(None) => {
@@ -755,31 +826,37 @@ impl Resource<ExpelData> for SentinelOneDevice {
         );
         set(&mut v, "drift", Value::Map(BTreeMap::new()));
         let (org, s1) = self.clients(ctx, &v, diags)?;
-        set(&mut v, "workbench_organization_id", Value::string(org));
+        set(
+            &mut v,
+            "workbench_organization_id",
+            Value::string(org.clone()),
+        );
         let account = match account {
             Some(a) => a,
-            None => {
-                match s1.accounts().await {
-                    Ok(a) if a.len() == 1 => a[0].id.clone(),
-                    Ok(a) => {
-                        diags.error("Which SentinelOne account?", format!("The token sees {} accounts; import with \"{device_id}/<account id>\".", a.len()));
-                        return None;
-                    }
-                    Err(e) => {
-                        diags.error("Cannot list SentinelOne accounts", e.to_string());
-                        return None;
-                    }
-                }
-            }
+            None => match self.account_of_import(&s1, device_id, diags).await {
+                Some(a) => a,
+                None => return None,
+            },
         };
         set(&mut v, "account_id", Value::string(account.clone()));
+        let scope = match site {
+            Some(site) => {
+                set(&mut v, "site_id", Value::string(site.clone()));
+                Scope::Site(site)
+            }
+            None => Scope::Account(account),
+        };
         let marked = |d: &Option<String>| d.as_deref().unwrap_or("").contains(steps::MARKER);
-        if let Ok(roles) = s1.roles_named(&account, "Viewer - Expel").await {
+        let role_name = str_of(&v, "role_name");
+        if let Ok(roles) = s1.roles_named(&scope, &role_name).await {
             if let Some(r) = roles.into_iter().find(|r| marked(&r.description)) {
-                set(&mut v, "role_id", Value::string(r.id));
+                set(&mut v, "role_id", Value::string(r.id.clone()));
+                self.import_console_user(ctx, &s1, &org, &r.id, &mut v, diags)
+                    .await;
             }
         }
-        if let Ok(sus) = s1.service_users_named(&account, "Expel API").await {
+        let su_name = str_of(&v, "service_user_name");
+        if let Ok(sus) = s1.service_users_named(&scope, &su_name).await {
             if let Some(su) = sus.into_iter().find(|s| marked(&s.description)) {
                 set(&mut v, "service_user_id", Value::string(su.id));
                 let exp = su
@@ -791,6 +868,86 @@ impl Resource<ExpelData> for SentinelOneDevice {
             }
         }
         Some(v)
+    }
+}
+
+impl SentinelOneDevice {
+    /// The account of an import id that names none: the only one the token sees, or the
+    /// only one holding our service user.
+    async fn account_of_import(
+        &self,
+        s1: &SentinelOneClient,
+        device_id: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<String> {
+        let accounts = match s1.accounts().await {
+            Ok(a) => a,
+            Err(e) => {
+                diags.error("Cannot list SentinelOne accounts", e.to_string());
+                return None;
+            }
+        };
+        if accounts.len() == 1 {
+            return Some(accounts[0].id.clone());
+        }
+        let mut ours = Vec::new();
+        for a in &accounts {
+            let scope = Scope::Account(a.id.clone());
+            if let Ok(sus) = s1.service_users_named(&scope, "Expel API").await {
+                if sus.iter().any(|s| {
+                    s.description
+                        .as_deref()
+                        .unwrap_or("")
+                        .contains(steps::MARKER)
+                }) {
+                    ours.push(a.id.clone());
+                }
+            }
+        }
+        if let [one] = ours.as_slice() {
+            return Some(one.clone());
+        }
+        diags.error("Which SentinelOne account?", format!("The token sees {} accounts and {} of them hold a service user made by this provider; import with \"{device_id}/<account id>\" (or \"{device_id}/<account id>/<site id>\" for a site).", accounts.len(), ours.len()));
+        None
+    }
+
+    /// The console user holding our role: its id and full name, and `organization_name`
+    /// read back from its e-mail `soc+<organization>@expel.io`.
+    async fn import_console_user(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        s1: &SentinelOneClient,
+        org: &str,
+        role_id: &str,
+        v: &mut Value,
+        diags: &mut Diagnostics,
+    ) {
+        let Ok(users) = s1.users_with_role(role_id).await else {
+            return;
+        };
+        let Some((u, email, slug)) = users.into_iter().find_map(|u| {
+            let email = u.email.to_ascii_lowercase();
+            let slug = email
+                .strip_prefix("soc+")?
+                .strip_suffix("@expel.io")?
+                .to_string();
+            Some((u, email, slug))
+        }) else {
+            return;
+        };
+        set(v, "console_user_id", Value::string(u.id.clone()));
+        set(v, "console_user_name", Value::string(u.full_name.clone()));
+        // Expel knows the organization by its Workbench name: use that spelling when it
+        // gives this e-mail, else the e-mail's own part.
+        let name = match ctx.data.workbench.organization(org).await {
+            Ok(o) if soc_email(&o.name).as_deref() == Some(email.as_str()) => o.name,
+            _ => {
+                diags.warning("organization_name read from the console user's e-mail", format!("`organization_name` is imported as {slug:?} (from {}); if your configuration spells it differently with the same e-mail, the first plan shows an in-place update that changes nothing remote.", u.email));
+                slug
+            }
+        };
+        set(v, "organization_name", Value::string(name));
+        set(v, "console_user_email", Value::string(email));
     }
 }
 

@@ -11,15 +11,15 @@
 //! The service user's token is never kept in state. It lives in the journal only during the
 //! apply that made it, long enough to hand it to Workbench; a repair that needs it (device
 //! re-created, token revoked, expired or due) makes a new one.
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use serde_json::{json, Value as Json};
 
 use super::when;
 use crate::clients::sentinelone::{
-    NewToken, PermissionPage, SentinelOneClient, SentinelOneError, ServiceUser,
+    NewToken, PermissionPage, Scope, SentinelOneClient, SentinelOneError, ServiceUser, User,
 };
 use crate::clients::workbench::{
     check_device_spec, DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError,
@@ -48,7 +48,8 @@ pub struct Settings {
     pub name: String,
     pub device_location: String,
     pub console_url: String,
-    pub account_id: String,
+    /// Where the role and both users live: the account, or a site of it.
+    pub scope: Scope,
     pub role_name: String,
     /// (page, title) pairs added to the Viewer permissions.
     pub extra_permissions: Vec<(String, String)>,
@@ -194,9 +195,9 @@ impl Cx {
     pub async fn desired(&self) -> Result<&Desired, StepError> {
         self.desired
             .get_or_try_init(|| async {
-                let acct = self.s.account_id.as_str();
+                let scope = &self.s.scope;
                 let viewer = self
-                    .s1(ROLE, || self.s1.predefined_role(acct, BASE_ROLE))
+                    .s1(ROLE, || self.s1.predefined_role(scope, BASE_ROLE))
                     .await?
                     .ok_or_else(|| {
                         fail(
@@ -207,14 +208,16 @@ impl Cx {
                         )
                     })?;
                 let viewer = self
-                    .s1(ROLE, || self.s1.role(&viewer.id, acct))
+                    .s1(ROLE, || self.s1.role(&viewer.id, scope))
                     .await?
                     .ok_or_else(|| {
                         fail(ROLE, format!("the predefined {BASE_ROLE:?} role vanished"))
                     })?;
-                let template = self.s1(ROLE, || self.s1.role_template(acct)).await?;
+                let template = self.s1(ROLE, || self.s1.role_template(scope)).await?;
                 let service = self
-                    .s1(SERVICE_USER, || self.s1.predefined_role(acct, SERVICE_ROLE))
+                    .s1(SERVICE_USER, || {
+                        self.s1.predefined_role(scope, SERVICE_ROLE)
+                    })
                     .await?
                     .ok_or_else(|| {
                         fail(
@@ -273,7 +276,7 @@ impl Cx {
 pub fn desired_key(s: &Settings) -> String {
     format!(
         "v1|{}|{:?}|{}|{}",
-        s.account_id, s.extra_permissions, s.status_syncing, s.status_syncing_user
+        s.scope, s.extra_permissions, s.status_syncing, s.status_syncing_user
     )
 }
 
@@ -369,9 +372,9 @@ impl ViewerRole {
 
 impl ViewerRole {
     async fn create_once(&self, cx: &Cx) -> Result<(), StepError> {
-        let acct = cx.s.account_id.as_str();
+        let scope = &cx.s.scope;
         let existing = cx
-            .s1(ROLE, || cx.s1.roles_named(acct, &cx.s.role_name))
+            .s1(ROLE, || cx.s1.roles_named(scope, &cx.s.role_name))
             .await?;
         if let Some(r) = existing.iter().find(|r| r.predefined_role) {
             return Err(fail(ROLE, format!("{:?} is a predefined role; the guide duplicates Viewer into a new role: choose another role_name", r.name)));
@@ -387,7 +390,7 @@ impl ViewerRole {
         let desc = Self::description();
         let r = cx
             .s1(ROLE, || {
-                cx.s1.create_role(acct, &cx.s.role_name, &desc, &ids)
+                cx.s1.create_role(scope, &cx.s.role_name, &desc, &ids)
             })
             .await?;
         cx.j().role_id = Some(r.id);
@@ -417,7 +420,7 @@ impl Step<Cx> for ViewerRole {
         let Some(id) = cx.j().role_id.clone() else {
             return Ok(Observed::NotCreated);
         };
-        let Some(role) = cx.s1(ROLE, || cx.s1.role(&id, &cx.s.account_id)).await? else {
+        let Some(role) = cx.s1(ROLE, || cx.s1.role(&id, &cx.s.scope)).await? else {
             return Ok(Observed::Gone);
         };
         let want = &cx.desired().await?.permissions;
@@ -460,7 +463,7 @@ impl Step<Cx> for ViewerRole {
             return Ok(());
         };
         // Never delete a role that lost our marker (someone took it over).
-        if let Some(r) = cx.s1(ROLE, || cx.s1.role(&id, &cx.s.account_id)).await? {
+        if let Some(r) = cx.s1(ROLE, || cx.s1.role(&id, &cx.s.scope)).await? {
             if !r.description.as_deref().unwrap_or("").contains(MARKER) {
                 cx.warn(format!(
                     "the role {:?} no longer carries our marker; it was left in place",
@@ -477,35 +480,52 @@ impl Step<Cx> for ViewerRole {
 pub struct ConsoleUser;
 const CONSOLE_USER: &str = "Step 1: console user \"Expel SOC\" (invitation)";
 
+/// One console user serves every account (or site) of the organization, and Terraform
+/// changes several devices of one configuration concurrently in this process. The API has no
+/// atomic "add (or remove) one role of a user": a change reads the user's roles and writes
+/// them all back, so changes to one user are serialized, or one would undo the other.
+fn user_lock(cx: &Cx) -> Arc<tokio::sync::Mutex<()>> {
+    type Locks = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+    static LOCKS: OnceLock<Locks> = OnceLock::new();
+    let key = format!(
+        "{}|{}",
+        cx.s.console_url,
+        cx.s.console_email.to_ascii_lowercase()
+    );
+    let mut locks = match LOCKS.get_or_init(Locks::default).lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    locks.entry(key).or_default().clone()
+}
+
 impl ConsoleUser {
-    /// The user's scope roles with ours for the account, others kept.
-    fn scope_roles(
-        cx: &Cx,
-        u: &crate::clients::sentinelone::User,
-        role: &str,
-    ) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = u
-            .scope_roles
+    /// The user's roles in other scopes (other accounts or sites that share the user).
+    fn other_scope_roles(cx: &Cx, u: &User) -> Vec<(String, String)> {
+        u.scope_roles
             .iter()
-            .filter(|sr| sr.id != cx.s.account_id)
+            .filter(|sr| sr.id != cx.s.scope.id())
             .map(|sr| (sr.id.clone(), sr.role_id.clone()))
-            .collect();
-        out.push((cx.s.account_id.clone(), role.to_string()));
-        out
+            .collect()
     }
-    async fn set_role(
-        &self,
-        cx: &Cx,
-        u: &crate::clients::sentinelone::User,
-    ) -> Result<(), StepError> {
+    /// Ours (the console e-mail is ours by construction; the full name is the marker).
+    fn is_ours(cx: &Cx, u: &User) -> bool {
+        u.full_name == cx.s.console_user_name && u.email.eq_ignore_ascii_case(&cx.s.console_email)
+    }
+    /// Gives the user our role in our scope, keeping its roles in other scopes.
+    async fn set_role(&self, cx: &Cx, u: &User) -> Result<(), StepError> {
         let role = cx
             .j()
             .role_id
             .clone()
             .ok_or_else(|| fail(CONSOLE_USER, "the role is not made yet"))?;
-        let sr = Self::scope_roles(cx, u, &role);
+        if u.scope != cx.s.scope.kind() && !Self::other_scope_roles(cx, u).is_empty() {
+            return Err(fail(CONSOLE_USER, format!("the console user {} is shared with other {}s, and a user has one scope: it cannot also hold a role in {}; use the same kind of scope (site_id set or not) for every expel_sentinelone_device of this organization", u.email, u.scope, cx.s.scope)));
+        }
+        let mut sr = Self::other_scope_roles(cx, u);
+        sr.push((cx.s.scope.id().to_string(), role));
         cx.s1(CONSOLE_USER, || {
-            cx.s1.set_user_scope_roles(&u.id, "account", &sr)
+            cx.s1.set_user_scope_roles(&u.id, cx.s.scope.kind(), &sr)
         })
         .await?;
         Ok(())
@@ -520,16 +540,16 @@ impl ConsoleUser {
             .await?;
         if let Some(u) = existing.into_iter().next() {
             // The console e-mail is per organization: another account of the tenant may
-            // already have it. Ours (Expel's address and our full name): add this account.
-            if u.full_name != cx.s.console_user_name {
-                return Err(fail(CONSOLE_USER, format!("a console user {email} named {:?} (not {:?}) already exists and was not made by this provider; rename it to {:?} to let Terraform adopt it, or import the device", u.full_name, cx.s.console_user_name, cx.s.console_user_name)));
+            // already have it. Ours (Expel's address and our full name): add this scope.
+            if !Self::is_ours(cx, &u) {
+                return Err(fail(CONSOLE_USER, format!("a console user {email} named {:?} (not {:?}) already exists and was not made by this provider; import it (terraform import of the device adopts it), or rename it to {:?} in the console to let Terraform adopt it and add this {} to it", u.full_name, cx.s.console_user_name, cx.s.console_user_name, cx.s.scope.kind())));
             }
             cx.j().console_user_id = Some(u.id.clone());
             let role = cx.j().role_id.clone().unwrap_or_default();
             if !u
                 .scope_roles
                 .iter()
-                .any(|sr| sr.id == cx.s.account_id && sr.role_id == role)
+                .any(|sr| sr.id == cx.s.scope.id() && sr.role_id == role)
             {
                 self.set_role(cx, &u).await?;
             }
@@ -543,7 +563,7 @@ impl ConsoleUser {
         let u = cx
             .s1(CONSOLE_USER, || {
                 cx.s1
-                    .create_user(&email, &cx.s.console_user_name, &cx.s.account_id, &role)
+                    .create_user(&email, &cx.s.console_user_name, &cx.s.scope, &role)
             })
             .await?;
         cx.j().console_user_id = Some(u.id);
@@ -563,6 +583,8 @@ impl Step<Cx> for ConsoleUser {
         &["role"]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        let lock = user_lock(cx);
+        let _serialized = lock.lock().await;
         match self.create_once(cx).await {
             // A lost answer may have made the object: look once more (adopting it if ours).
             Err(e) if cx.j().console_user_id.is_none() => self.create_once(cx).await.map_err(|_| e),
@@ -578,10 +600,10 @@ impl Step<Cx> for ConsoleUser {
         };
         let role = cx.j().role_id.clone().unwrap_or_default();
         let mut p = Vec::new();
-        match u.scope_roles.iter().find(|sr| sr.id == cx.s.account_id) {
+        match u.scope_roles.iter().find(|sr| sr.id == cx.s.scope.id()) {
             None => p.push(format!(
-                "console user {} no longer has access to account {}",
-                u.email, cx.s.account_id
+                "console user {} no longer has access to {}",
+                u.email, cx.s.scope
             )),
             Some(sr) if sr.role_id != role => p.push(format!(
                 "console user {} has the role {:?} instead of {:?}",
@@ -605,16 +627,42 @@ impl Step<Cx> for ConsoleUser {
             .console_user_id
             .clone()
             .ok_or_else(|| fail(CONSOLE_USER, "no console user recorded"))?;
+        let lock = user_lock(cx);
+        let _serialized = lock.lock().await;
         let u = cx
             .s1(CONSOLE_USER, || cx.s1.user(&id))
             .await?
             .ok_or_else(|| fail(CONSOLE_USER, "the console user vanished"))?;
         self.set_role(cx, &u).await
     }
+    /// Removes our scope's role from the user; deletes the user only when no other
+    /// account or site still uses it, and never one that lost our marker.
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
         let Some(id) = cx.j().console_user_id.clone() else {
             return Ok(());
         };
+        let lock = user_lock(cx);
+        let _serialized = lock.lock().await;
+        let Some(u) = cx.s1(CONSOLE_USER, || cx.s1.user(&id)).await? else {
+            return Ok(());
+        };
+        let others = Self::other_scope_roles(cx, &u);
+        if !others.is_empty() {
+            if others.len() < u.scope_roles.len() {
+                cx.s1(CONSOLE_USER, || {
+                    cx.s1.set_user_scope_roles(&u.id, &u.scope, &others)
+                })
+                .await?;
+            }
+            return Ok(());
+        }
+        if !Self::is_ours(cx, &u) {
+            cx.warn(format!(
+                "the console user {} no longer carries our name {:?}; it was left in place",
+                u.email, cx.s.console_user_name
+            ));
+            return Ok(());
+        }
         cx.s1(CONSOLE_USER, || cx.s1.delete_user(&id)).await
     }
 }
@@ -633,13 +681,8 @@ impl ApiServiceUser {
         let desc = Self::description();
         let (su, token) = cx
             .s1(SERVICE_USER, || {
-                cx.s1.create_service_user(
-                    &cx.s.service_user_name,
-                    &desc,
-                    &exp,
-                    &cx.s.account_id,
-                    &role,
-                )
+                cx.s1
+                    .create_service_user(&cx.s.service_user_name, &desc, &exp, &cx.s.scope, &role)
             })
             .await?;
         cx.j().service_user_id = Some(su.id);
@@ -654,15 +697,15 @@ impl ApiServiceUser {
                 su.name, cx.s.service_user_name
             ));
         }
-        match su.scope_roles.iter().find(|sr| sr.id == cx.s.account_id) {
+        match su.scope_roles.iter().find(|sr| sr.id == cx.s.scope.id()) {
             Some(sr) if sr.role_id == service_role => {}
             Some(sr) => p.push(format!(
                 "service user has the role {:?} instead of {SERVICE_ROLE:?}",
                 sr.role_name.clone().unwrap_or_else(|| sr.role_id.clone())
             )),
             None => p.push(format!(
-                "service user no longer has access to account {}",
-                cx.s.account_id
+                "service user no longer has access to {}",
+                cx.s.scope
             )),
         }
         let now = when::now();
@@ -702,7 +745,7 @@ impl ApiServiceUser {
         let existing = cx
             .s1(SERVICE_USER, || {
                 cx.s1
-                    .service_users_named(&cx.s.account_id, &cx.s.service_user_name)
+                    .service_users_named(&cx.s.scope, &cx.s.service_user_name)
             })
             .await?;
         if let Some(su) = existing.into_iter().next() {
@@ -718,10 +761,10 @@ impl ApiServiceUser {
             if !su
                 .scope_roles
                 .iter()
-                .any(|sr| sr.id == cx.s.account_id && sr.role_id == role)
+                .any(|sr| sr.id == cx.s.scope.id() && sr.role_id == role)
             {
                 cx.s1(SERVICE_USER, || {
-                    cx.s1.set_service_user_role(&su.id, &cx.s.account_id, &role)
+                    cx.s1.set_service_user_role(&su.id, &cx.s.scope, &role)
                 })
                 .await?;
             }
@@ -777,7 +820,7 @@ impl Step<Cx> for ApiServiceUser {
         if problems.iter().any(|p| p.starts_with("service user")) {
             let role = cx.desired().await?.service_role_id.clone();
             cx.s1(SERVICE_USER, || {
-                cx.s1.set_service_user_role(&id, &cx.s.account_id, &role)
+                cx.s1.set_service_user_role(&id, &cx.s.scope, &role)
             })
             .await?;
         }
@@ -832,35 +875,46 @@ impl WorkbenchDevice {
         if !cx.s.status_syncing {
             return Ok(());
         }
-        let desired = cx.desired().await?;
-        let (role_id, who) = if cx.s.status_syncing_user == "console" {
-            (
-                cx.j().role_id.clone().unwrap_or_default(),
-                format!("the console user's role {:?}", cx.s.role_name),
-            )
-        } else {
-            (
-                desired.service_role_id.clone(),
-                format!("the service user's role {SERVICE_ROLE:?}"),
-            )
-        };
-        let role = cx
-            .s1(DEVICE, || cx.s1.role(&role_id, &cx.s.account_id))
-            .await?
-            .ok_or_else(|| fail(DEVICE, format!("{who} does not exist")))?;
-        let have = role.granted();
-        let missing: Vec<&str> = desired
-            .status_sync
-            .iter()
-            .filter(|(k, _)| !have.contains(*k))
-            .map(|(_, v)| v.as_str())
-            .collect();
+        let (who, missing) = status_sync_gaps(cx).await?;
         if missing.is_empty() {
             Ok(())
         } else {
             Err(fail(DEVICE, format!("status_syncing needs the Manage level: {who} lacks {}; grant them or set status_syncing = false", missing.join(", "))))
         }
     }
+}
+
+/// Whose role status syncing relies on (in words) and the status-syncing permissions it
+/// lacks, as "Page / Title". With `status_syncing_user = "console"` the role is ours and
+/// must be made first.
+pub async fn status_sync_gaps(cx: &Cx) -> Result<(String, Vec<String>), StepError> {
+    let desired = cx.desired().await?;
+    let (role_id, who) = if cx.s.status_syncing_user == "console" {
+        (
+            cx.j().role_id.clone().unwrap_or_default(),
+            format!("the console user's role {:?}", cx.s.role_name),
+        )
+    } else {
+        (
+            desired.service_role_id.clone(),
+            format!("the service user's role {SERVICE_ROLE:?} in {}", cx.s.scope),
+        )
+    };
+    let role = cx
+        .s1(DEVICE, || cx.s1.role(&role_id, &cx.s.scope))
+        .await?
+        .ok_or_else(|| fail(DEVICE, format!("{who} does not exist")))?;
+    let have = role.granted();
+    let missing = desired
+        .status_sync
+        .iter()
+        .filter(|(k, _)| !have.contains(*k))
+        .map(|(_, v)| v.clone())
+        .collect();
+    Ok((who, missing))
+}
+
+impl WorkbenchDevice {
     fn differences(cx: &Cx, d: &SecurityDevice) -> Vec<String> {
         let want = Self::spec(cx, None);
         let mut p = Vec::new();
