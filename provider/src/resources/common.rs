@@ -29,7 +29,7 @@ pub fn opt(s: Option<String>) -> Value {
     s.map(Value::string).unwrap_or(Value::Null)
 }
 
-/// Parses `30m`, `1h`, `90s`, `1h30m`.
+/// Parses `30m`, `1h`, `90s`, `1h30m`, `365d`; zero, a bare number or an overflow is None.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let mut total = 0u64;
     let mut num = String::new();
@@ -40,12 +40,14 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         }
         let n: u64 = num.parse().ok()?;
         num.clear();
-        total += n * match c {
+        let unit = match c {
+            'd' => 86_400,
             'h' => 3600,
             'm' => 60,
             's' => 1,
             _ => return None,
         };
+        total = total.checked_add(n.checked_mul(unit)?)?;
     }
     (num.is_empty() && total > 0).then(|| Duration::from_secs(total))
 }
@@ -98,5 +100,8 @@ mod tests {
         assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("30"), None);
         assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("0m"), None);
+        assert_eq!(parse_duration("99999999999999999999d"), None);
     }
 }

@@ -1,6 +1,6 @@
 //! Resource `expel_sentinelone_device`: the SentinelOne Singularity Endpoint guide as one
 //! resource (role, console user, service user and token, Workbench device).
-use super::common::{opt, set, str_of};
+use super::common::{check_timeouts, opt, set, str_of, timeout, timeouts_block};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -13,13 +13,16 @@ use crate::clients::sentinelone::{Scope, SentinelOneClient};
 use crate::engine::{self, Deadline, Observed, Step};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
 use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
-use crate::tfplugin::schema::{validators, Attribute, Block, FnValidator, NestedBlock, Schema};
+use crate::tfplugin::schema::{validators, Attribute, Block, FnValidator, Schema};
 use crate::tfplugin::value::{Type, Value};
 
 mod steps;
 pub mod when;
 
 use steps::{Cx, Journal, Settings, TOKEN_PROBLEM};
+
+/// How long an operation may take when `timeouts` does not say.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 pub struct SentinelOneDevice;
 
@@ -56,10 +59,6 @@ const IDS_OF_PIECE: &[(&str, &[&str])] = &[
 
 fn schema() -> Schema {
     let s = |n: &str, d: &str| Attribute::string(n).description(d);
-    let timeouts = Block::new("How long each operation may take, e.g. `30m`; throttling and transient errors are retried until then.")
-        .attr(s("create", "Default `10m`.").optional())
-        .attr(s("update", "Default `10m`.").optional())
-        .attr(s("delete", "Default `10m`.").optional());
     Schema::new(
         0,
         Block::new("The SentinelOne Singularity Endpoint onboarding guide as one resource: the role \"Viewer - Expel\", the console user \"Expel SOC\" (invited), the service user \"Expel API\" with its API token, and the security device in Workbench. The token is handed to Workbench and never kept in state.")
@@ -89,7 +88,7 @@ fn schema() -> Schema {
             .attr(s("token_expires_at", "When the API token in Workbench expires (RFC 3339).").computed().use_state_for_unknown())
             .attr(s("device_status", "Workbench health of the device (`healthy`, `unhealthy`, ...); not drift.").computed())
             .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece (`role`, `console_user`, `service_user`, `workbench_device`), in words; filled by refresh, emptied by the plan that repairs it."))
-            .block(NestedBlock::single("timeouts", timeouts)),
+            .block(timeouts_block("10m")),
     )
 }
 
@@ -155,15 +154,6 @@ fn opt_str(v: &Value, k: &str) -> Option<String> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
-}
-
-fn timeout(v: &Value, which: &str) -> Duration {
-    v.get("timeouts")
-        .and_then(|t| t.get(which))
-        .and_then(Value::as_str)
-        .and_then(when::parse_duration)
-        .map(|s| Duration::from_secs(s as u64))
-        .unwrap_or(Duration::from_secs(600))
 }
 
 fn parse_permission(s: &str) -> Option<(String, String)> {
@@ -473,19 +463,7 @@ impl Resource<ExpelData> for SentinelOneDevice {
                 }
             }
         }
-        if let Some(t) = config.get("timeouts").filter(|t| !t.is_null()) {
-            for k in ["create", "update", "delete"] {
-                if let Some(s) = t.get(k).and_then(Value::as_str) {
-                    if when::parse_duration(s).is_none() {
-                        diags.attr_error(
-                            AttrPath::root("timeouts").attr(k),
-                            "Malformed duration",
-                            format!("{s:?} is not a duration such as \"30m\"."),
-                        );
-                    }
-                }
-            }
-        }
+        check_timeouts(config, diags);
     }
 
     async fn modify_plan(
@@ -617,7 +595,14 @@ impl Resource<ExpelData> for SentinelOneDevice {
         if !check_site(&s1, planned, diags).await {
             return empty();
         }
-        let cx = self.cx(ctx, s1, planned, &org, timeout(planned, "create"), &[]);
+        let cx = self.cx(
+            ctx,
+            s1,
+            planned,
+            &org,
+            timeout(planned, "create", DEFAULT_TIMEOUT),
+            &[],
+        );
         if !status_sync_preflight(&cx, diags).await {
             return empty();
         }
@@ -720,7 +705,14 @@ impl Resource<ExpelData> for SentinelOneDevice {
                 }
             }
         }
-        let mut cx = self.cx(ctx, s1, &base, &org, timeout(planned, "update"), private);
+        let mut cx = self.cx(
+            ctx,
+            s1,
+            &base,
+            &org,
+            timeout(planned, "update", DEFAULT_TIMEOUT),
+            private,
+        );
         cx.s.force_rotate = ["token_expires_in", "token_expiration_date"]
             .iter()
             .any(|k| prior.get(k) != planned.get(k));
@@ -750,7 +742,14 @@ impl Resource<ExpelData> for SentinelOneDevice {
         if !self.check_pinned(prior, &org, &s1, diags).await {
             return;
         }
-        let cx = self.cx(ctx, s1, prior, &org, timeout(prior, "delete"), private);
+        let cx = self.cx(
+            ctx,
+            s1,
+            prior,
+            &org,
+            timeout(prior, "delete", DEFAULT_TIMEOUT),
+            private,
+        );
         let steps = steps();
         let errors = engine::delete_all(&steps, &cx).await;
         report(diags, "Destroying the SentinelOne device", &errors);

@@ -87,26 +87,9 @@ pub fn format(secs: i64) -> String {
     )
 }
 
-/// Parses `365d`, `720h`, `30d12h`, `90m`, `45s` into seconds.
+/// A duration (`365d`, `2160h`, `90m`) in seconds.
 pub fn parse_duration(s: &str) -> Option<i64> {
-    let mut total: i64 = 0;
-    let mut n = String::new();
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            n.push(c);
-            continue;
-        }
-        let v: i64 = n.parse().ok()?;
-        n.clear();
-        total = total.checked_add(v.checked_mul(match c {
-            'd' => 86_400,
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return None,
-        })?)?;
-    }
-    (n.is_empty() && total > 0).then_some(total)
+    crate::resources::common::parse_duration(s).and_then(|d| i64::try_from(d.as_secs()).ok())
 }
 
 /// Now, in seconds since the epoch. Only Create, Update and Read call this; never Plan.
