@@ -4,7 +4,9 @@ One run prints, side by side, expel_cloudtrail_integration (bench/expel) and the
 objects written over hashicorp/aws 5.100.0 (bench/aws-anchor), both against the same moto
 through the same fault proxy: apply, no-op plan, plan after an out-of-band change, repair,
 destroy, AWS calls, apply with 50 ms added to every AWS call, and each plugin's peak RSS.
-Plus the expel-only figures: handshake time and `terraform plan` of examples/quickstart.
+Plus the expel-only figures: handshake time, `terraform plan` of examples/quickstart, and
+for the SaaS resources (examples/sentinelone, examples/wiz against the sandbox): apply, no-op
+plan, destroy, and the API calls of each (a no-op plan's calls are the calls per refresh).
 
 Needs the stack's environment (MOTO_URL, AWS_PROXY_URL, EXPEL_SANDBOX_URL, ...: scripts/stack
 up), the venv's Python (boto3, for tests/e2e/oob.py) and hashicorp/aws 5.100.0 in a filesystem
@@ -264,6 +266,21 @@ class Stack:
         errors = sum(1 for e in d.get("log", []) if (e.get("status") or 0) >= 400)
         return d["total"], errors
 
+    def clear_saas_calls(self):
+        http("DELETE", f"{self.sandbox}/_admin/calls")
+
+    def saas_calls(self):
+        """Calls the sandbox answered since clear_saas_calls, per emulator (health checks,
+        which Workbench makes itself, are not counted by the sandbox)."""
+        routes = http("GET", f"{self.sandbox}/_admin/calls")["routes"]
+        per = {}
+        for route, n in routes.items():
+            path = route.split(" ", 1)[-1]
+            who = ("sentinelone" if path.startswith("/web/api") else
+                   "wiz" if path.startswith("/wiz") else "workbench")
+            per[who] = per.get(who, 0) + n
+        return per
+
     def add_latency(self):
         http("POST", f"{self.proxy}/_proxy/faults", LATENCY_FAULT)
 
@@ -383,6 +400,33 @@ def apply_once(side, workdir, env, tf, stack, latency, apply_args=()):
     stack.clear_faults()
     tf(side, workdir, env, "destroy", "-auto-approve", "-input=false", "-no-color", *apply_args)
     return dt, calls
+
+
+def saas_side(name, workdir, env, tf, stack, plan_runs):
+    """apply, no-op plans, destroy of one SaaS example; [(metric, value)]."""
+    def calls(per):
+        return " + ".join(f"{per[k]} {k}" for k in sorted(per)) + f" = {sum(per.values())}"
+
+    stack.reset()
+    fresh_state(workdir)
+    out = []
+    say(f"[{name}] apply")
+    stack.clear_saas_calls()
+    dt, _ = tf(EXPEL, workdir, env, "apply", "-auto-approve", "-input=false", "-no-color")
+    out += [(f"{name}: apply (s)", dt), (f"{name}:   API calls in apply", calls(stack.saas_calls()))]
+    plans, refresh = [], None
+    for _ in range(plan_runs):
+        stack.clear_saas_calls()
+        dt, _ = tf(EXPEL, workdir, env, "plan", "-detailed-exitcode", "-input=false", "-no-color")
+        plans.append(dt)
+        refresh = stack.saas_calls()
+    out += [(f"{name}: no-op plan, median of {plan_runs} (s)", statistics.median(plans)),
+            (f"{name}:   API calls per refresh (no-op plan)", calls(refresh))]
+    say(f"[{name}] destroy")
+    stack.clear_saas_calls()
+    dt, _ = tf(EXPEL, workdir, env, "destroy", "-auto-approve", "-input=false", "-no-color")
+    out += [(f"{name}: destroy (s)", dt), (f"{name}:   API calls in destroy", calls(stack.saas_calls()))]
+    return out
 
 
 def say(msg):
@@ -507,6 +551,13 @@ def bench(a, tmp, stack, sampler, tf):
     no_verify = ("-var", "verify=false")
     nv_s, nv_calls = apply_once(EXPEL, expel_dir, expel_env, tf, stack, False, no_verify)
 
+    saas = []
+    for name, extra in (("sentinelone", {"TF_VAR_console_url": os.environ.get("SENTINELONE_CONSOLE_URL", ""),
+                                         "TF_VAR_account_id": os.environ.get("SENTINELONE_ACCOUNT_ID", "")}),
+                        ("wiz", {"TF_VAR_domain_validated": "true"})):
+        d = copy_tf(os.path.join(ROOT, "examples", name), os.path.join(tmp, name))
+        saas += saas_side(name, d, dict(expel_env, **extra), tf, stack, a.plan_runs)
+
     lat = {}
     if not a.no_latency:
         for side, d, env, extra in ((EXPEL, expel_dir, expel_env, ()),
@@ -576,6 +627,12 @@ def bench(a, tmp, stack, sampler, tf):
         if left[side]:
             notes.append(f"left after {side} destroy: {', '.join(left[side])}")
     print_table(rows, notes)
+    print()
+    w = max(len(m) for m, _ in saas)
+    print(f"{'SaaS resources against the sandbox (expel only)':<{w}} | value")
+    print("-" * w + "-+-" + "-" * 40)
+    for m, v in saas:
+        print(f"{m:<{w}} | {fmt(v)}")
 
 
 if __name__ == "__main__":
