@@ -521,14 +521,13 @@ fn import_by_device_id_then_empty_plan_and_secrets_never_logged() {
     }
 }
 
-/// A fault at each call of the first apply: the failed apply keeps what it made in state,
-/// the next apply converges, and destroy leaves nothing behind.
+/// A fault at each call of the first apply. A server error is retried (a create first looks
+/// for what it may have made), so the apply succeeds; a refusal fails it, the failed apply
+/// keeps what it made in state, the next apply converges, and destroy leaves nothing.
 #[test]
 fn fault_at_each_step_leaves_no_orphan_and_rerun_converges() {
     let stack = Stack::up();
     let w = Workdir::with_hcl(&hcl(CLOUD), &stack);
-    // Mutations are sent once (a retried create could duplicate), so a 500 on any of them
-    // fails the apply; queries are retried by the client.
     let routes = [
         ("POST /wiz/graphql", 1),
         ("POST /wiz/graphql", 3),
@@ -539,58 +538,142 @@ fn fault_at_each_step_leaves_no_orphan_and_rerun_converges() {
     ];
     let mut failed = 0;
     for (route, nth) in routes {
-        stack.admin("DELETE", "/_admin/faults", None);
-        let (s, f) = stack.admin(
-            "POST",
-            "/_admin/faults",
-            Some(&json!({"route": route, "nth": nth, "count": 1, "status": 500})),
-        );
-        assert!(s == 200 || s == 201, "{f}");
-        let first = w.terraform(&["apply", "-auto-approve", "-no-color"]);
-        if first.code != 0 {
-            failed += 1;
-            assert!(first.all().contains("failed at"), "{}", first.all());
-        }
-        stack.admin("DELETE", "/_admin/faults", None);
-        w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
-        let p = w.terraform(&["plan", "-detailed-exitcode", "-no-color"]);
-        assert_eq!(
-            p.code,
-            0,
-            "{route} #{nth}: rerun did not converge:\n{}",
-            p.all()
-        );
-        let st = wiz_state(&stack);
-        assert_eq!(
-            st["service_accounts"].as_array().unwrap().len(),
-            1,
-            "{route} #{nth}: {st}"
-        );
-        assert_eq!(
-            st["integrations"].as_array().unwrap().len(),
-            1,
-            "{route} #{nth}: {st}"
-        );
-        assert_eq!(
-            st["automation_rules"].as_array().unwrap().len(),
-            1,
-            "{route} #{nth}: {st}"
-        );
-        assert_eq!(devices(&stack).len(), 1, "{route} #{nth}");
-        w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
-        let st = wiz_state(&stack);
-        for k in [
-            "service_accounts",
-            "users",
-            "integrations",
-            "automation_rules",
-        ] {
-            assert!(
-                st[k].as_array().unwrap().is_empty(),
-                "{route} #{nth}: {k} left: {st}"
+        for status in [500, 400] {
+            let what = format!("{status} on {route} #{nth}");
+            stack.admin("DELETE", "/_admin/faults", None);
+            let (s, f) = stack.admin(
+                "POST",
+                "/_admin/faults",
+                Some(&json!({"route": route, "nth": nth, "count": 1, "status": status})),
             );
+            assert!(s == 200 || s == 201, "{f}");
+            let first = w.terraform(&["apply", "-auto-approve", "-no-color"]);
+            let (_, faults) = stack.admin("GET", "/_admin/faults", None);
+            assert_eq!(faults["faults"][0]["fired"], json!(1), "{what}: {faults}");
+            if status == 500 {
+                assert_eq!(first.code, 0, "{what}: not retried:\n{}", first.all());
+            } else if first.code != 0 {
+                failed += 1;
+                assert!(first.all().contains("failed at"), "{}", first.all());
+            }
+            stack.admin("DELETE", "/_admin/faults", None);
+            w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+            let p = w.terraform(&["plan", "-detailed-exitcode", "-no-color"]);
+            assert_eq!(p.code, 0, "{what}: rerun did not converge:\n{}", p.all());
+            let st = wiz_state(&stack);
+            for k in ["service_accounts", "integrations", "automation_rules"] {
+                assert_eq!(st[k].as_array().unwrap().len(), 1, "{what}: {k}: {st}");
+            }
+            assert_eq!(devices(&stack).len(), 1, "{what}");
+            w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+            assert_nothing_left(&stack, &what);
         }
-        assert!(devices(&stack).is_empty(), "{route} #{nth}: device left");
     }
-    assert!(failed >= 3, "only {failed} injected faults failed an apply");
+    assert!(failed >= 5, "only {failed} refusals failed an apply");
+}
+
+/// Polls the device until Workbench has finished checking it; returns its attributes.
+fn settled_device(stack: &Stack, id: &str) -> Json {
+    for _ in 0..100 {
+        let (_, d) = stack.workbench("GET", &format!("/api/v2/security_devices/{id}"), None);
+        if d["data"]["attributes"]["is_verifying_status"] == json!(false) {
+            return d["data"]["attributes"].clone();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("Workbench never finished checking device {id}");
+}
+
+fn assert_nothing_left(stack: &Stack, what: &str) {
+    let st = wiz_state(stack);
+    for k in [
+        "service_accounts",
+        "users",
+        "integrations",
+        "automation_rules",
+    ] {
+        assert!(
+            st[k].as_array().unwrap().is_empty(),
+            "{what}: {k} left: {st}"
+        );
+    }
+    assert_eq!(st["allowed_domains"], json!(["acme.example"]), "{what}");
+    assert!(devices(stack).is_empty(), "{what}: device left");
+}
+
+/// Each create acts and then its answer is lost (a 503, or the connection dropped): the
+/// apply still succeeds with exactly one object of each kind (the one the lost create made
+/// is found and adopted), the device works, and destroy leaves nothing.
+#[test]
+fn lost_create_answers_are_adopted_not_duplicated() {
+    let stack = Stack::up();
+    let w = Workdir::with_hcl(&hcl(CLOUD), &stack);
+    let v = ["-var", "validated=true"];
+    let creates = [
+        json!({"route": "POST /wiz/graphql", "operation": "createServiceAccount"}),
+        json!({"route": "POST /api/v2/security_devices"}),
+        json!({"route": "POST /wiz/graphql", "operation": "addAllowedLoginDomain"}),
+        json!({"route": "POST /wiz/graphql", "operation": "createUser"}),
+        json!({"route": "POST /wiz/graphql", "operation": "createIntegration"}),
+        json!({"route": "POST /wiz/graphql", "operation": "createAutomationRule"}),
+    ];
+    for create in creates {
+        for lost in [json!({"status": 503}), json!({"reset": true})] {
+            let mut fault = create.clone();
+            fault["phase"] = json!("after");
+            for (k, x) in lost.as_object().unwrap() {
+                fault[k] = x.clone();
+            }
+            let what = fault.to_string();
+            stack.admin("DELETE", "/_admin/faults", None);
+            let (s, f) = stack.admin("POST", "/_admin/faults", Some(&fault));
+            assert_eq!(s, 201, "{f}");
+            w.tf_expect(&["apply", "-auto-approve", "-no-color", v[0], v[1]], 0);
+            let (_, faults) = stack.admin("GET", "/_admin/faults", None);
+            assert_eq!(
+                faults["faults"][0]["fired"],
+                json!(1),
+                "{what}: the fault never hit: {faults}"
+            );
+            stack.admin("DELETE", "/_admin/faults", None);
+            let st = wiz_state(&stack);
+            for k in [
+                "service_accounts",
+                "users",
+                "integrations",
+                "automation_rules",
+            ] {
+                assert_eq!(
+                    st[k].as_array().unwrap().len(),
+                    1,
+                    "{what}: {k} is not exactly one: {st}"
+                );
+            }
+            assert_eq!(
+                st["allowed_domains"],
+                json!(["acme.example", "expel.io"]),
+                "{what}"
+            );
+            let devs = devices(&stack);
+            assert_eq!(devs.len(), 1, "{what}");
+            // The device holds the secret of the one service account (rotated if adopted).
+            let dev = devs[0]["id"].as_str().unwrap().to_string();
+            let attrs = settled_device(&stack, &dev);
+            assert_eq!(
+                attrs["status"],
+                json!("healthy"),
+                "{what}: {}",
+                attrs["status_details"]
+            );
+            if create["operation"] == json!("createServiceAccount") {
+                assert!(
+                    st["service_accounts"][0]["lastRotatedAt"].is_string(),
+                    "{what}: the adopted account's secret was not rotated: {st}"
+                );
+            }
+            w.tf_expect(&["plan", "-detailed-exitcode", "-no-color", v[0], v[1]], 0);
+            w.tf_expect(&["destroy", "-auto-approve", "-no-color", v[0], v[1]], 0);
+            assert_nothing_left(&stack, &what);
+        }
+    }
 }

@@ -2,7 +2,13 @@
 //! the automation rule carries our ownership marker in its description; the service account,
 //! integration and user are recognised by the ids in the journal (and, for adoption, by
 //! pointing at our own device or being Expel's own address).
+//!
+//! Creates happen once (DESIGN §4a): a create whose answer is lost (connection dropped, 5xx,
+//! throttled) may have acted, so before sending it again [`Cx::create_once`] looks for the
+//! object by name and marker and adopts it. A service account found that way has a secret we
+//! never saw: it is rotated (one account, its id kept) rather than deleted and re-created.
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -13,7 +19,7 @@ use crate::clients::workbench::{
     check_device_spec, DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError,
 };
 use crate::clients::Secret;
-use crate::engine::{Deadline, Observed, Step, StepError};
+use crate::engine::{Deadline, Observed, RetryKind, Retryable, Step, StepError};
 use crate::resources::ExpelData;
 
 /// Ownership marker in the automation rule's description.
@@ -49,6 +55,13 @@ impl Settings {
             "ISSUES"
         }
     }
+}
+
+/// How [`Cx::create_once`] ended: our create's answer, or the object it made, found after
+/// its answer was lost.
+pub enum Made<C, F> {
+    Created(C),
+    Found(F),
 }
 
 /// Ids only known once objects exist, and the fresh client secret on its way to Workbench.
@@ -131,6 +144,41 @@ impl Cx {
     {
         self.deadline.retry(op).await.map_err(|e| fail(step, e))
     }
+    /// Sends a create until it is answered, within the deadline. After a failure that may
+    /// hide a success (retryable: lost connection, 5xx, throttling), `find` looks for what
+    /// the create would have made (name and ownership marker) before the create is sent
+    /// again, so a lost answer never leaves a duplicate or an orphan.
+    async fn create_once<C, F, E, FindF, FindFut, MakeF, MakeFut>(
+        &self,
+        step: &'static str,
+        find: FindF,
+        create: MakeF,
+    ) -> Result<Made<C, F>, StepError>
+    where
+        E: Retryable + std::fmt::Display,
+        FindF: Fn() -> FindFut,
+        FindFut: std::future::Future<Output = Result<Option<F>, E>>,
+        MakeF: Fn() -> MakeFut,
+        MakeFut: std::future::Future<Output = Result<C, E>>,
+    {
+        let unsure = AtomicBool::new(false);
+        self.deadline
+            .retry(|| async {
+                if unsure.load(Ordering::SeqCst) {
+                    if let Some(found) = find().await? {
+                        tracing::info!(step, "a create's answer was lost; adopting what it made");
+                        return Ok(Made::Found(found));
+                    }
+                }
+                create().await.map(Made::Created).inspect_err(|e| {
+                    if e.retry_kind() == RetryKind::Retry {
+                        unsure.store(true, Ordering::SeqCst);
+                    }
+                })
+            })
+            .await
+            .map_err(|e| fail(step, e))
+    }
     /// Our device, read once per operation (and after each write).
     async fn device(&self, step: &'static str) -> Result<Option<SecurityDevice>, StepError> {
         if let Some(d) = self.cached_device() {
@@ -152,7 +200,8 @@ impl Cx {
             .clone()
             .ok_or_else(|| fail(step, "no service account recorded"))?;
         let wiz = self.wiz()?;
-        let (sa, secret) = wiz.rotate_secret(&id).await.map_err(|e| fail(step, e))?;
+        // Rotating again after a lost answer is harmless: the last secret is the one kept.
+        let (sa, secret) = self.w(step, || wiz.rotate_secret(&id)).await?;
         let mut j = self.j();
         j.sa_rotated_at = sa.last_rotated_at;
         j.sa_rotation_known = true;
@@ -189,18 +238,38 @@ pub struct ServiceAccount;
 const SA: &str = "Step 1: Expel API integration (service account) in Wiz";
 
 impl ServiceAccount {
+    /// Makes a new account (or, after a lost answer, adopts the one our create made: our
+    /// name and scopes, and not the account being replaced) and records its secret.
     async fn make(&self, cx: &Cx) -> Result<(), StepError> {
         let wiz = cx.wiz()?;
-        let (sa, secret) = wiz
-            .create_service_account(&cx.s.service_account_name, &cx.s.scopes)
-            .await
-            .map_err(|e| fail(SA, e))?;
-        let mut j = cx.j();
-        j.sa_id = Some(sa.id);
-        j.client_id = Some(sa.client_id);
-        j.sa_rotated_at = sa.last_rotated_at;
-        j.sa_rotation_known = true;
-        j.secret = Some(secret);
+        let name = &cx.s.service_account_name;
+        let scopes = sorted(&cx.s.scopes);
+        let replaced = cx.j().sa_id.clone();
+        let find = || async {
+            Ok(wiz
+                .service_accounts_named(name)
+                .await?
+                .into_iter()
+                .find(|sa| Some(&sa.id) != replaced.as_ref() && sorted(&sa.scopes) == scopes))
+        };
+        match cx
+            .create_once(SA, find, || wiz.create_service_account(name, &cx.s.scopes))
+            .await?
+        {
+            Made::Created((sa, secret)) => {
+                let mut j = cx.j();
+                j.sa_id = Some(sa.id);
+                j.client_id = Some(sa.client_id);
+                j.sa_rotated_at = sa.last_rotated_at;
+                j.sa_rotation_known = true;
+                j.secret = Some(secret);
+            }
+            Made::Found(sa) => {
+                // Its secret was in the lost answer: only a rotation gives us one.
+                cx.j().sa_id = Some(sa.id);
+                cx.rotate_secret(SA).await?;
+            }
+        }
         Ok(())
     }
 }
@@ -403,14 +472,32 @@ impl Step<Cx> for WorkbenchDevice {
         }
         let spec = Self::spec(cx);
         self.check_spec(cx, &spec).await?;
-        let d = cx
-            .wbc()
-            .create_device(&org, &spec)
-            .await
-            .map_err(|e| fail(DEVICE, e))?;
-        cx.j().secret = None;
-        self.record(cx, &d);
-        cx.cache_device(Some(d));
+        let find = || async {
+            Ok(cx
+                .wbc()
+                .devices_named(&org, &name)
+                .await?
+                .into_iter()
+                .find(|d| {
+                    d.device_spec.get("client_id").and_then(Json::as_str) == client_id.as_deref()
+                }))
+        };
+        match cx
+            .create_once(DEVICE, find, || cx.wbc().create_device(&org, &spec))
+            .await?
+        {
+            Made::Created(d) => {
+                cx.j().secret = None;
+                self.record(cx, &d);
+                cx.cache_device(Some(d));
+            }
+            Made::Found(d) => {
+                // Made by our lost create, with our secret; repair sets what may differ.
+                self.record(cx, &d);
+                cx.cache_device(Some(d));
+                self.repair(cx, &[]).await?;
+            }
+        }
         Ok(())
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
@@ -475,9 +562,17 @@ impl ConsoleAccess {
         let allowed = settings.allowed_domains.iter().any(|d| d == EXPEL_DOMAIN);
         if cx.s.domain_validated {
             if !allowed {
-                wiz.add_allowed_domain(EXPEL_DOMAIN)
-                    .await
-                    .map_err(|e| fail(CONSOLE, e))?;
+                // Adding it twice is refused, so a lost answer is checked first.
+                let find = || async {
+                    let now = wiz.login_settings().await?;
+                    Ok(now
+                        .allowed_domains
+                        .iter()
+                        .any(|d| d == EXPEL_DOMAIN)
+                        .then_some(()))
+                };
+                cx.create_once(CONSOLE, find, || wiz.add_allowed_domain(EXPEL_DOMAIN))
+                    .await?;
                 cx.j().domain_added = true;
             }
             let role = self.role_id(cx).await?;
@@ -503,14 +598,22 @@ impl ConsoleAccess {
                 {
                     u
                 }
-                Some(u) => wiz
-                    .update_user(&u.id, ANALYST_NAME, &role)
-                    .await
-                    .map_err(|e| fail(CONSOLE, e))?,
-                None => wiz
-                    .create_user(ANALYST_NAME, &cx.s.soc_email, &role)
-                    .await
-                    .map_err(|e| fail(CONSOLE, e))?,
+                Some(u) => {
+                    cx.w(CONSOLE, || wiz.update_user(&u.id, ANALYST_NAME, &role))
+                        .await?
+                }
+                None => {
+                    let email = &cx.s.soc_email;
+                    let find = || async { Ok(wiz.users_by_email(email).await?.into_iter().next()) };
+                    match cx
+                        .create_once(CONSOLE, find, || {
+                            wiz.create_user(ANALYST_NAME, email, &role)
+                        })
+                        .await?
+                    {
+                        Made::Created(u) | Made::Found(u) => u,
+                    }
+                }
             };
             cx.j().user_id = Some(user.id);
         } else {
@@ -661,11 +764,22 @@ impl Step<Cx> for WebhookIntegration {
             }
             return Err(fail(HOOK, format!("Wiz already has an integration named {name:?} pointing elsewhere; delete it or set webhook_name")));
         }
-        let i = wiz
-            .create_webhook_integration(&name, &url, &user, &password)
-            .await
-            .map_err(|e| fail(HOOK, e))?;
-        cx.j().integration_id = Some(i.id);
+        // Ours: our name, pointing at our device's webhook.
+        let find = || async {
+            Ok(wiz
+                .integrations_named(&name)
+                .await?
+                .into_iter()
+                .find(|i| i.url == url))
+        };
+        match cx
+            .create_once(HOOK, find, || {
+                wiz.create_webhook_integration(&name, &url, &user, &password)
+            })
+            .await?
+        {
+            Made::Created(i) | Made::Found(i) => cx.j().integration_id = Some(i.id),
+        }
         Ok(())
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
@@ -709,9 +823,10 @@ impl Step<Cx> for WebhookIntegration {
             .clone()
             .ok_or_else(|| fail(HOOK, "no integration recorded"))?;
         let (url, user, password) = self.credentials(cx).await?;
-        wiz.update_webhook_integration(&id, &cx.s.webhook_name, &url, &user, &password)
-            .await
-            .map_err(|e| fail(HOOK, e))?;
+        cx.w(HOOK, || {
+            wiz.update_webhook_integration(&id, &cx.s.webhook_name, &url, &user, &password)
+        })
+        .await?;
         Ok(())
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
@@ -798,11 +913,20 @@ impl Step<Cx> for AutomationRule {
             }
             return Err(fail(RULE, format!("Wiz already has an automation rule named {name:?} not made by this provider; delete it or set rule_name")));
         }
-        let r = wiz
-            .create_automation_rule(&spec)
-            .await
-            .map_err(|e| fail(RULE, e))?;
-        cx.j().rule_id = Some(r.id);
+        // Ours: our name and the marker in the description.
+        let find = || async {
+            Ok(wiz
+                .automation_rules_named(&name)
+                .await?
+                .into_iter()
+                .find(|r| r.description.as_deref() == Some(RULE_MARKER)))
+        };
+        match cx
+            .create_once(RULE, find, || wiz.create_automation_rule(&spec))
+            .await?
+        {
+            Made::Created(r) | Made::Found(r) => cx.j().rule_id = Some(r.id),
+        }
         Ok(())
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
@@ -825,9 +949,8 @@ impl Step<Cx> for AutomationRule {
             .ok_or_else(|| fail(RULE, "no rule recorded"))?;
         let spec = Self::spec(cx);
         self.check_enums(cx, &spec).await?;
-        wiz.update_automation_rule(&id, &spec)
-            .await
-            .map_err(|e| fail(RULE, e))?;
+        cx.w(RULE, || wiz.update_automation_rule(&id, &spec))
+            .await?;
         Ok(())
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
