@@ -677,3 +677,73 @@ fn lost_create_answers_are_adopted_not_duplicated() {
         }
     }
 }
+
+/// wait_for_healthy: the apply ends once Workbench has checked the device (its status is in
+/// state); when Wiz refuses the device's credentials, the apply fails within the timeout,
+/// naming the setting and the device status, and destroy still removes everything.
+#[test]
+fn wait_for_healthy_waits_for_workbench_and_fails_clearly_on_refused_credentials() {
+    let stack = Stack::up();
+    let config = |name: &str| {
+        hcl(&format!(
+            r#"resource "expel_wiz_device" "w" {{
+  name             = "{name}"
+  wait_for_healthy = true
+  timeouts {{
+    create = "90s"
+  }}
+}}"#
+        ))
+    };
+    let w = Workdir::with_hcl(&config("Acme Wiz"), &stack);
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    assert_eq!(
+        state_attr(&w, "expel_wiz_device.w", "device_status"),
+        json!("healthy")
+    );
+    assert_eq!(
+        state_attr(&w, "expel_wiz_device.w", "wait_for_healthy"),
+        json!(true)
+    );
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    assert_nothing_left(&stack, "healthy case");
+
+    // Wiz now refuses every service account's token request (the provider's own admin
+    // client still signs in): Workbench finds the device unhealthy.
+    let (s, b) = stack.admin(
+        "PUT",
+        "/_admin/wiz/settings",
+        Some(&json!({"refuse_service_account_tokens": true})),
+    );
+    assert_eq!(s, 200, "{b}");
+    let w = Workdir::with_hcl(&config("Refused Wiz"), &stack);
+    let started = std::time::Instant::now();
+    let out = w.terraform(&["apply", "-auto-approve", "-no-color"]);
+    let took = started.elapsed();
+    assert_eq!(out.code, 1, "{}", out.all());
+    let text = out.all().replace('\n', " ");
+    for words in [
+        "wait_for_healthy",
+        "device status unhealthy",
+        "access_denied",
+        "Refused Wiz",
+    ] {
+        assert!(text.contains(words), "no {words:?} in:\n{}", out.all());
+    }
+    assert!(
+        took < std::time::Duration::from_secs(90),
+        "took {took:?}, beyond the create timeout"
+    );
+    assert_eq!(
+        state_attr(&w, "expel_wiz_device.w", "device_status"),
+        json!("unhealthy")
+    );
+    stack.admin(
+        "PUT",
+        "/_admin/wiz/settings",
+        Some(&json!({"refuse_service_account_tokens": false})),
+    );
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    assert_nothing_left(&stack, "refused case");
+}

@@ -4,7 +4,7 @@
 //! never stored; a repair that needs it (device deleted, secret rotated outside Terraform)
 //! rotates it. The device's webhook password is read from Workbench whenever the Wiz
 //! integration is created or repaired, so it is not kept in state either.
-use super::common::{opt, parse_duration, set, str_of, timeout};
+use super::common::{bool_of, opt, parse_duration, set, str_of, timeout};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -87,6 +87,7 @@ fn schema() -> Schema {
             .attr(s("organization_name", "Your organization's name as Expel knows it; the Expel Analyst is `soc+<organization>@expel.io`. Default: the Workbench organization's name.").optional().computed().validator(validators::non_empty()))
             .attr(Attribute::bool("sync_rules").optional().computed().description("Guide step 4: Expel's synchronization rules (status syncing). Default `true` for Wiz Cloud; Wiz Defend has no status syncing, so it cannot be set to `true` there. No public API toggles them: the value is recorded and documented, Expel enables them at onboarding."))
             .attr(strings("severities").optional().computed().description("Severities the automation rule forwards. Default: every severity the tenant offers (`INFORMATIONAL`, `LOW`, `MEDIUM`, `HIGH`, `CRITICAL`). Checked against the tenant's `Severity` enum."))
+            .attr(Attribute::bool("wait_for_healthy").default(Value::Bool(false)).description("After the Workbench device is created or changed, wait (within the create/update timeout) until Workbench reports it healthy, i.e. it signed in to Wiz with the client id and secret and read issues (Wiz Cloud) or detections (Wiz Defend); fail naming the device status otherwise. Client-side only."))
             .attr(s("webhook_name", "Name of the Wiz webhook integration.").default(Value::string("Expel Webhook")).validator(validators::non_empty()))
             .attr(s("rule_name", "Name of the Wiz automation rule.").default(Value::string("Expel Webhook Rule")).validator(validators::non_empty()))
             .attr(s("id", "The Workbench security device id (import id).").computed().use_state_for_unknown())
@@ -191,6 +192,7 @@ fn settings(v: &Value, org: &str) -> Settings {
         webhook_name: str_of(v, "webhook_name"),
         rule_name: str_of(v, "rule_name"),
         workbench_org: org.to_string(),
+        wait_for_healthy: bool_of(v, "wait_for_healthy", false),
     }
 }
 
@@ -367,6 +369,7 @@ impl WizDevice {
         set(state, "security_device_id", Value::string(id.clone()));
         set(state, "wiz_api_url", Value::string(self.tenant(ctx)));
         set(state, "webhook_name", Value::string("Expel Webhook"));
+        set(state, "wait_for_healthy", Value::Bool(false));
         set(state, "rule_name", Value::string("Expel Webhook Rule"));
         let product = spec("product").unwrap_or_else(|| "cloud".into());
         set(state, "sync_rules", Value::Bool(product == "cloud"));

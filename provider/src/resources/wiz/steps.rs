@@ -20,7 +20,7 @@ use crate::clients::workbench::{
 };
 use crate::clients::Secret;
 use crate::engine::{Deadline, Observed, RetryKind, Retryable, Step, StepError};
-use crate::resources::ExpelData;
+use crate::resources::{device_health, ExpelData};
 
 /// Ownership marker in the automation rule's description.
 pub const RULE_MARKER: &str = "Managed by terraform-provider-expel (expel_wiz_device).";
@@ -44,6 +44,8 @@ pub struct Settings {
     pub webhook_name: String,
     pub rule_name: String,
     pub workbench_org: String,
+    /// Wait, after the device is created or changed, until Workbench reports it healthy.
+    pub wait_for_healthy: bool,
 }
 
 impl Settings {
@@ -428,6 +430,30 @@ impl WorkbenchDevice {
         }
         p
     }
+    /// With `wait_for_healthy`: Workbench's verdict on the credentials just handed over.
+    async fn settle(&self, cx: &Cx) -> Result<(), StepError> {
+        if !cx.s.wait_for_healthy {
+            return Ok(());
+        }
+        let id = cx
+            .j()
+            .device_id
+            .clone()
+            .ok_or_else(|| fail(DEVICE, "no device recorded"))?;
+        match device_health::wait_healthy(cx.wbc(), &cx.deadline, &id).await {
+            Ok(d) => {
+                self.record(cx, &d);
+                cx.cache_device(Some(d));
+                Ok(())
+            }
+            Err(e) => {
+                if e.status.is_some() {
+                    cx.j().device_status = e.status.clone();
+                }
+                Err(fail(DEVICE, format!("wait_for_healthy: the Wiz device {:?} is not healthy (device status {}). {} Check that the service account can sign in and read issues (Wiz Cloud) or detections (Wiz Defend) at api_endpoint_url, then apply again; or set wait_for_healthy = false to not wait.", cx.s.name, e.status.as_deref().unwrap_or("unknown"), e.message)))
+            }
+        }
+    }
     fn record(&self, cx: &Cx, d: &SecurityDevice) {
         let mut j = cx.j();
         j.device_id = Some(d.id.clone());
@@ -490,15 +516,15 @@ impl Step<Cx> for WorkbenchDevice {
                 cx.j().secret = None;
                 self.record(cx, &d);
                 cx.cache_device(Some(d));
+                self.settle(cx).await
             }
             Made::Found(d) => {
                 // Made by our lost create, with our secret; repair sets what may differ.
                 self.record(cx, &d);
                 cx.cache_device(Some(d));
-                self.repair(cx, &[]).await?;
+                self.repair(cx, &[]).await
             }
         }
-        Ok(())
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
         if cx.j().device_id.is_none() {
@@ -536,7 +562,7 @@ impl Step<Cx> for WorkbenchDevice {
         cx.j().secret = None;
         self.record(cx, &d);
         cx.cache_device(Some(d));
-        Ok(())
+        self.settle(cx).await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
         let Some(id) = cx.j().device_id.clone() else {
