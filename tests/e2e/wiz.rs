@@ -747,3 +747,170 @@ fn wait_for_healthy_waits_for_workbench_and_fails_clearly_on_refused_credentials
     w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
     assert_nothing_left(&stack, "refused case");
 }
+
+/// Secrets that must never reach Terraform's output, even at TF_LOG=trace: the provider's
+/// Wiz client secret, the device's client secret, its webhook password, and access tokens
+/// (the sandbox's are JWTs, whose header always encodes to `eyJhbGciOi`).
+fn assert_no_secrets(stack: &Stack, logs: &str, what: &str) {
+    assert!(logs.len() > 10_000, "{what}: trace logging is on");
+    let st = wiz_state(stack);
+    let mut secrets = vec![stack.var("WIZ_CLIENT_SECRET"), "eyJhbGciOi".to_string()];
+    for sa in st["service_accounts"].as_array().unwrap() {
+        secrets.push(sa["clientSecret"].as_str().unwrap().to_string());
+    }
+    for d in devices(stack) {
+        if let Some(p) = d["attributes"]["webhook_password"].as_str() {
+            secrets.push(p.to_string());
+        }
+    }
+    assert!(secrets.len() >= 4, "{what}: {secrets:?}");
+    for s in secrets {
+        assert!(
+            !logs.contains(&s),
+            "{what}: a secret is in the TF_LOG=trace output"
+        );
+    }
+}
+
+fn calls_since(stack: &Stack, seq: u64) -> Vec<Json> {
+    let (_, c) = stack.admin("GET", &format!("/_admin/calls?since={seq}"), None);
+    c["log"].as_array().cloned().unwrap_or_default()
+}
+
+fn call_seq(stack: &Stack) -> u64 {
+    stack.admin("GET", "/_admin/calls", None).1["total"]
+        .as_u64()
+        .unwrap()
+}
+
+/// A storm of 429s (queries, a create, the token endpoint) during apply: every one is
+/// retried, the apply succeeds with one object of each kind, and no secret is logged.
+#[test]
+fn rate_limit_storm_is_retried() {
+    let stack = Stack::up();
+    let mut w = Workdir::with_hcl(&hcl(CLOUD), &stack);
+    w.set_env("TF_LOG", Some("trace"));
+    let storms = [
+        json!({"route": "POST /wiz/graphql", "nth": 2, "count": 6, "status": 429, "retry_after": 1}),
+        json!({"route": "POST /wiz/graphql", "operation": "createIntegration", "count": 3, "status": 429}),
+        json!({"route": "POST /wiz/oauth/token", "count": 2, "status": 429, "retry_after": 1}),
+    ];
+    for f in &storms {
+        let (s, b) = stack.admin("POST", "/_admin/faults", Some(f));
+        assert_eq!(s, 201, "{b}");
+    }
+    let since = call_seq(&stack);
+    let out = w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    let (_, faults) = stack.admin("GET", "/_admin/faults", None);
+    for (f, want) in faults["faults"].as_array().unwrap().iter().zip([6, 3, 2]) {
+        assert_eq!(f["fired"], json!(want), "a storm did not fully hit: {f}");
+    }
+    let log = calls_since(&stack, since);
+    let throttled = |route: &str| {
+        log.iter()
+            .filter(|c| c["route"] == json!(route) && c["status"] == json!(429))
+            .count()
+    };
+    assert_eq!(throttled("/wiz/graphql"), 9, "{log:?}");
+    assert_eq!(throttled("/wiz/oauth/token"), 2, "{log:?}");
+    // Each throttled call was sent again and answered.
+    assert!(
+        log.iter()
+            .any(|c| c["route"] == json!("/wiz/oauth/token") && c["status"] == json!(200)),
+        "{log:?}"
+    );
+    stack.admin("DELETE", "/_admin/faults", None);
+    let st = wiz_state(&stack);
+    for k in ["service_accounts", "integrations", "automation_rules"] {
+        assert_eq!(st[k].as_array().unwrap().len(), 1, "{k}: {st}");
+    }
+    assert_no_secrets(&stack, &out.all(), "429 storm");
+    w.set_env("TF_LOG", None);
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    assert_nothing_left(&stack, "429 storm");
+}
+
+/// Every access token expires while a call is in flight: the provider gets a new token once
+/// and sends the call again; the apply succeeds and no secret is logged.
+#[test]
+fn expired_token_mid_apply_reauthenticates_once() {
+    let stack = Stack::up();
+    let mut w = Workdir::with_hcl(&hcl(CLOUD), &stack);
+    w.set_env("TF_LOG", Some("trace"));
+    // 401 rather than Wiz's HTTP 200 + UNAUTHENTICATED, so the call log shows it.
+    let (s, _) = stack.admin(
+        "PUT",
+        "/_admin/wiz/settings",
+        Some(&json!({"unauthenticated_http_status": 401})),
+    );
+    assert_eq!(s, 200);
+    // createIntegration is held for 3 s; the tokens expire meanwhile (the token is checked
+    // after the delay).
+    let (s, _) = stack.admin(
+        "POST",
+        "/_admin/faults",
+        Some(&json!({"route": "POST /wiz/graphql", "operation": "createIntegration", "latency_ms": 3000})),
+    );
+    assert_eq!(s, 201);
+    let since = call_seq(&stack);
+    let (out, expired_at) = std::thread::scope(|scope| {
+        let apply = scope.spawn(|| w.terraform(&["apply", "-auto-approve", "-no-color"]));
+        let mut expired_at = None;
+        for _ in 0..600 {
+            let (_, f) = stack.admin("GET", "/_admin/faults", None);
+            if f["faults"][0]["fired"] == json!(1) {
+                let seq = call_seq(&stack);
+                let (_, e) = stack.admin("POST", "/_admin/wiz/expire-tokens", None);
+                assert!(e["expired"].as_u64().unwrap() >= 1, "{e}");
+                expired_at = Some(seq);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        (apply.join().unwrap(), expired_at)
+    });
+    assert_eq!(out.code, 0, "{}", out.all());
+    let expired_at = expired_at.expect("createIntegration was never sent");
+    // The held call is logged when it arrives (before the expiry), answered after it.
+    let wiz_calls: Vec<Json> = calls_since(&stack, since)
+        .into_iter()
+        .filter(|c| c["path"].as_str().is_some_and(|p| p.starts_with("/wiz/")))
+        .collect();
+    let refused = wiz_calls
+        .iter()
+        .filter(|c| c["status"] == json!(401))
+        .count();
+    let after: Vec<&Json> = wiz_calls
+        .iter()
+        .filter(|c| c["seq"].as_u64().unwrap() > expired_at)
+        .collect();
+    let tokens = after
+        .iter()
+        .filter(|c| c["route"] == json!("/wiz/oauth/token"))
+        .count();
+    assert!(refused >= 1, "the held call was not refused: {wiz_calls:?}");
+    assert!(
+        tokens >= 1 && tokens <= refused,
+        "{tokens} token requests for {refused} refusals: {wiz_calls:?}"
+    );
+    assert_eq!(
+        after[0]["route"],
+        json!("/wiz/oauth/token"),
+        "the first call after the expiry is not a token request: {wiz_calls:?}"
+    );
+    assert!(
+        after.iter().all(|c| c["status"] == json!(200))
+            && after.iter().any(|c| c["route"] == json!("/wiz/graphql")),
+        "{wiz_calls:?}"
+    );
+    assert_eq!(
+        wiz_state(&stack)["integrations"].as_array().unwrap().len(),
+        1
+    );
+    assert_no_secrets(&stack, &out.all(), "expired token");
+    w.set_env("TF_LOG", None);
+    stack.admin("DELETE", "/_admin/faults", None);
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    assert_nothing_left(&stack, "expired token");
+}

@@ -1165,6 +1165,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn throttling_that_outlasts_the_retries_stays_transient() {
+        let limited = json!({"errors": [{"message": "slow down", "extensions": {"code": "RATE_LIMIT_EXCEEDED"}}]});
+        let (base, _) = fake(vec![(429, limited.clone()); 5]).await;
+        let c = client(&base);
+        let e = c
+            .graphql("Q", "query Q { x }", json!({}))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, WizError::Http { status: 429, .. }) && e.is_transient(),
+            "{e}"
+        );
+        let e = c
+            .graphql("M", "mutation M { x }", json!({}))
+            .await
+            .unwrap_err();
+        assert!(e.is_transient(), "{e}");
+    }
+
+    #[tokio::test]
     async fn connections_are_followed_page_by_page() {
         let sa = |id: &str, name: &str| json!({"id": id, "name": name, "clientId": id, "scopes": ["read:issues"], "type": "THIRD_PARTY", "lastRotatedAt": null, "assignedProjects": []});
         let (base, seen) = fake(vec![
