@@ -352,6 +352,11 @@ fn defend_variant_fires_on_detections_and_refuses_sync_rules() {
         state_attr(&w, "expel_wiz_device.d", "sync_rules"),
         json!(false)
     );
+    let dev = state_attr(&w, "expel_wiz_device.d", "security_device_id");
+    assert_eq!(
+        device_properties(&stack, dev.as_str().unwrap()),
+        json!({"sync_rules_enabled": false})
+    );
     let st = wiz_state(&stack);
     assert_eq!(
         st["automation_rules"][0]["triggerSource"],
@@ -913,4 +918,69 @@ fn expired_token_mid_apply_reauthenticates_once() {
     stack.admin("DELETE", "/_admin/faults", None);
     w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
     assert_nothing_left(&stack, "expired token");
+}
+
+fn device_properties(stack: &Stack, id: &str) -> Json {
+    let (s, d) = stack.workbench("GET", &format!("/api/v2/security_devices/{id}"), None);
+    assert_eq!(s, 200, "{d}");
+    d["data"]["attributes"]["properties"].clone()
+}
+
+/// sync_rules goes to the Workbench device (`properties.sync_rules_enabled`, a guess); a
+/// change made in Workbench is drift that apply repairs, keeping others' properties.
+#[test]
+fn sync_rules_live_on_the_device_and_changes_in_workbench_are_drift() {
+    let stack = Stack::up();
+    let config = |sync: &str| {
+        hcl(&format!(
+            "resource \"expel_wiz_device\" \"w\" {{\n  name = \"Acme Wiz\"\n  {sync}\n}}"
+        ))
+    };
+    let w = Workdir::with_hcl(&config(""), &stack);
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    let dev = state_attr(&w, "expel_wiz_device.w", "security_device_id");
+    let dev = dev.as_str().unwrap().to_string();
+    assert_eq!(
+        device_properties(&stack, &dev),
+        json!({"sync_rules_enabled": true})
+    );
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+
+    // Someone disables them in Workbench (and sets a property of their own).
+    let (s, b) = stack.workbench(
+        "PATCH",
+        &format!("/api/v2/security_devices/{dev}"),
+        Some(&json!({"data": {"type": "security_devices", "id": dev,
+            "attributes": {"properties": {"sync_rules_enabled": false, "team": "secops"}}}})),
+    );
+    assert_eq!(s, 200, "{b}");
+    drift_and_repair(
+        &w,
+        "sync rules disabled in Workbench",
+        "synchronization rules are disabled",
+    );
+    assert_eq!(
+        device_properties(&stack, &dev),
+        json!({"sync_rules_enabled": true, "team": "secops"})
+    );
+
+    // Turned off in the configuration: the device follows, nothing else changes.
+    w.write("main.tf", &config("sync_rules = false"));
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    assert_eq!(
+        device_properties(&stack, &dev),
+        json!({"sync_rules_enabled": false, "team": "secops"})
+    );
+    assert_eq!(
+        state_attr(&w, "expel_wiz_device.w", "security_device_id"),
+        json!(dev)
+    );
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+
+    // Import reads the setting back: an empty plan.
+    w.tf_expect(&["state", "rm", "expel_wiz_device.w"], 0);
+    w.tf_expect(&["import", "-no-color", "expel_wiz_device.w", &dev], 0);
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    assert_nothing_left(&stack, "sync rules");
 }

@@ -85,7 +85,7 @@ fn schema() -> Schema {
             .attr(s("service_account_name", "Name of the Wiz service account (guide: `Expel Workbench`).").default(Value::string("Expel Workbench")).validator(validators::non_empty()))
             .attr(strings("scopes").optional().computed().description(&format!("Scopes of the service account. The guide's \"Expel API\" deployment has fixed permissions that are not published; the default is our best reading: `{}`.", DEFAULT_SCOPES.join("`, `"))))
             .attr(s("organization_name", "Your organization's name as Expel knows it; the Expel Analyst is `soc+<organization>@expel.io`. Default: the Workbench organization's name.").optional().computed().validator(validators::non_empty()))
-            .attr(Attribute::bool("sync_rules").optional().computed().description("Guide step 4: Expel's synchronization rules (status syncing). Default `true` for Wiz Cloud; Wiz Defend has no status syncing, so it cannot be set to `true` there. No public API toggles them: the value is recorded and documented, Expel enables them at onboarding."))
+            .attr(Attribute::bool("sync_rules").optional().computed().description("Guide step 4: Expel's synchronization rules (status syncing). Default `true` for Wiz Cloud; Wiz Defend has no status syncing, so it cannot be set to `true` there. No public API toggles them; the value is kept on the Workbench device as `properties.sync_rules_enabled` (a guess at where Workbench's Disable/Enable switch lives), and a change made in Workbench is drift."))
             .attr(strings("severities").optional().computed().description("Severities the automation rule forwards. Default: every severity the tenant offers (`INFORMATIONAL`, `LOW`, `MEDIUM`, `HIGH`, `CRITICAL`). Checked against the tenant's `Severity` enum."))
             .attr(Attribute::bool("wait_for_healthy").default(Value::Bool(false)).description("After the Workbench device is created or changed, wait (within the create/update timeout) until Workbench reports it healthy, i.e. it signed in to Wiz with the client id and secret and read issues (Wiz Cloud) or detections (Wiz Defend); fail naming the device status otherwise. Client-side only."))
             .attr(s("webhook_name", "Name of the Wiz webhook integration.").default(Value::string("Expel Webhook")).validator(validators::non_empty()))
@@ -193,6 +193,11 @@ fn settings(v: &Value, org: &str) -> Settings {
         rule_name: str_of(v, "rule_name"),
         workbench_org: org.to_string(),
         wait_for_healthy: bool_of(v, "wait_for_healthy", false),
+        sync_rules: bool_of(
+            v,
+            "sync_rules",
+            opt_str(v, "product").as_deref() != Some("defend"),
+        ),
     }
 }
 
@@ -372,7 +377,12 @@ impl WizDevice {
         set(state, "wait_for_healthy", Value::Bool(false));
         set(state, "rule_name", Value::string("Expel Webhook Rule"));
         let product = spec("product").unwrap_or_else(|| "cloud".into());
-        set(state, "sync_rules", Value::Bool(product == "cloud"));
+        let sync = d
+            .attributes
+            .pointer(&format!("/properties/{}", steps::SYNC_RULES_PROPERTY))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(product == "cloud");
+        set(state, "sync_rules", Value::Bool(sync));
         if let Some(cid) = spec("client_id") {
             match wiz.service_account_by_client_id(&cid).await {
                 Ok(Some(sa)) => {

@@ -27,6 +27,11 @@ pub const RULE_MARKER: &str = "Managed by terraform-provider-expel (expel_wiz_de
 pub const EXPEL_DOMAIN: &str = "expel.io";
 pub const ANALYST_NAME: &str = "Expel Analyst";
 pub const GONE: &str = "deleted outside Terraform";
+/// [G] Where the device keeps guide step 4's switch. No public API toggles Wiz
+/// synchronization rules (Workbench UI: My Organizations > Integrations > Wiz > Disable); our
+/// guess is a flag in the device's free-form `properties`, written and compared like the
+/// other device fields we own.
+pub const SYNC_RULES_PROPERTY: &str = "sync_rules_enabled";
 
 /// The desired state, from the plan.
 #[derive(Clone, Debug, Default)]
@@ -46,6 +51,8 @@ pub struct Settings {
     pub workbench_org: String,
     /// Wait, after the device is created or changed, until Workbench reports it healthy.
     pub wait_for_healthy: bool,
+    /// Guide step 4: Expel's synchronization rules on (Wiz Cloud only).
+    pub sync_rules: bool,
 }
 
 impl Settings {
@@ -425,10 +432,41 @@ impl WorkbenchDevice {
                 ));
             }
         }
+        match d
+            .attributes
+            .pointer(&format!("/properties/{SYNC_RULES_PROPERTY}"))
+            .and_then(Json::as_bool)
+        {
+            Some(on) if on == cx.s.sync_rules => {}
+            Some(on) => p.push(format!(
+                "synchronization rules are {} in Workbench instead of {} (sync_rules = {})",
+                if on { "enabled" } else { "disabled" },
+                if cx.s.sync_rules {
+                    "enabled"
+                } else {
+                    "disabled"
+                },
+                cx.s.sync_rules
+            )),
+            None => p.push(format!(
+                "the device has no synchronization rules setting (sync_rules = {})",
+                cx.s.sync_rules
+            )),
+        }
         if cx.j().secret.is_some() {
             p.push("the service account's client secret changed and Workbench does not have the new one".into());
         }
         p
+    }
+    /// The device's `properties` with our synchronization-rules flag set; others' keys kept.
+    fn properties(&self, cx: &Cx, d: Option<&SecurityDevice>) -> Json {
+        let mut props = d
+            .and_then(|d| d.attributes.get("properties"))
+            .filter(|p| p.is_object())
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        props[SYNC_RULES_PROPERTY] = Json::Bool(cx.s.sync_rules);
+        props
     }
     /// With `wait_for_healthy`: Workbench's verdict on the credentials just handed over.
     async fn settle(&self, cx: &Cx) -> Result<(), StepError> {
@@ -515,8 +553,14 @@ impl Step<Cx> for WorkbenchDevice {
             Made::Created(d) => {
                 cx.j().secret = None;
                 self.record(cx, &d);
+                let incomplete = !self.differences(cx, &d).is_empty();
                 cx.cache_device(Some(d));
-                self.settle(cx).await
+                if incomplete {
+                    // A device is created without `properties`: the sync-rules flag follows.
+                    self.repair(cx, &[]).await
+                } else {
+                    self.settle(cx).await
+                }
             }
             Made::Found(d) => {
                 // Made by our lost create, with our secret; repair sets what may differ.
@@ -555,7 +599,9 @@ impl Step<Cx> for WorkbenchDevice {
             .ok_or_else(|| fail(DEVICE, "no device recorded"))?;
         let spec = Self::spec(cx);
         self.check_spec(cx, &spec).await?;
-        let attrs = json!({"name": spec.name, "location": spec.location, "plugin_slug": spec.plugin_slug, "device_spec": spec.device_spec});
+        let current = cx.device(DEVICE).await?;
+        let props = self.properties(cx, current.as_ref());
+        let attrs = json!({"name": spec.name, "location": spec.location, "plugin_slug": spec.plugin_slug, "device_spec": spec.device_spec, "properties": props});
         let d = cx
             .wb(DEVICE, || cx.wbc().update_device(&id, attrs.clone()))
             .await?;
