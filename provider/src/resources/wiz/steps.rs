@@ -550,17 +550,21 @@ impl Step<Cx> for WorkbenchDevice {
             .create_once(DEVICE, find, || cx.wbc().create_device(&org, &spec))
             .await?
         {
-            Made::Created(d) => {
+            Made::Created(mut d) => {
                 cx.j().secret = None;
+                // Recorded at once: a failure from here on still leaves it in state.
                 self.record(cx, &d);
-                let incomplete = !self.differences(cx, &d).is_empty();
-                cx.cache_device(Some(d));
-                if incomplete {
-                    // A device is created without `properties`: the sync-rules flag follows.
-                    self.repair(cx, &[]).await
-                } else {
-                    self.settle(cx).await
+                if !self.differences(cx, &d).is_empty() {
+                    // The device is created without `properties`: the sync-rules flag
+                    // follows in one PATCH of that attribute alone.
+                    let props = json!({"properties": self.properties(cx, Some(&d))});
+                    d = cx
+                        .wb(DEVICE, || cx.wbc().update_device(&d.id, props.clone()))
+                        .await?;
                 }
+                self.record(cx, &d);
+                cx.cache_device(Some(d));
+                self.settle(cx).await
             }
             Made::Found(d) => {
                 // Made by our lost create, with our secret; repair sets what may differ.
