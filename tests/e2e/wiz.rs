@@ -984,3 +984,79 @@ fn sync_rules_live_on_the_device_and_changes_in_workbench_are_drift() {
     w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
     assert_nothing_left(&stack, "sync rules");
 }
+
+/// The service account's create acts but its answer is lost, and the look-up that would find
+/// it fails too: the apply fails, yet the unseen account is not orphaned. The failed apply
+/// remembers (private state) that its create may have acted; the next refresh finds the
+/// account's id, so after `terraform untaint` the next apply adopts it (rotating its secret),
+/// and without untaint the replacement's destroy removes it before a new one is made; a
+/// `destroy -refresh=false` removes it from what the failed apply remembered.
+#[test]
+fn an_unseen_service_account_from_a_failed_apply_is_adopted_or_removed() {
+    let stack = Stack::up();
+    let addr = "expel_wiz_device.w";
+    for what in [
+        "untaint",
+        "replace",
+        "untaint, no refresh",
+        "destroy, no refresh",
+    ] {
+        let w = Workdir::with_hcl(&hcl(CLOUD), &stack);
+        stack.admin("DELETE", "/_admin/faults", None);
+        for f in [
+            // The create acts, its answer is a 503 ...
+            json!({"route": "POST /wiz/graphql", "operation": "createServiceAccount", "status": 503, "phase": "after"}),
+            // ... and every look-up after the first (the pre-check) is refused.
+            json!({"route": "POST /wiz/graphql", "operation": "serviceAccounts", "nth": 2, "count": -1, "status": 400}),
+        ] {
+            let (s, b) = stack.admin("POST", "/_admin/faults", Some(&f));
+            assert_eq!(s, 201, "{b}");
+        }
+        let failed = w.terraform(&["apply", "-auto-approve", "-no-color"]);
+        assert_eq!(failed.code, 1, "{what}: {}", failed.all());
+        stack.admin("DELETE", "/_admin/faults", None);
+        let st = wiz_state(&stack);
+        assert_eq!(
+            st["service_accounts"].as_array().unwrap().len(),
+            1,
+            "{what}: {st}"
+        );
+        let unseen = st["service_accounts"][0]["id"].clone();
+        if what == "destroy, no refresh" {
+            w.tf_expect(
+                &["destroy", "-auto-approve", "-no-color", "-refresh=false"],
+                0,
+            );
+            assert_nothing_left(&stack, what);
+            continue;
+        }
+        if what == "untaint" {
+            w.tf_expect(&["untaint", "-no-color", addr], 0);
+        }
+        w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+        let st = wiz_state(&stack);
+        let accounts = st["service_accounts"].as_array().unwrap();
+        assert_eq!(accounts.len(), 1, "{what}: {st}");
+        if what == "untaint" {
+            assert_eq!(accounts[0]["id"], unseen, "{what}: not adopted");
+            assert!(accounts[0]["lastRotatedAt"].is_string(), "{what}: {st}");
+        } else {
+            assert_ne!(accounts[0]["id"], unseen, "{what}: not removed");
+        }
+        assert_eq!(
+            state_attr(&w, addr, "service_account_id"),
+            accounts[0]["id"]
+        );
+        let dev = state_attr(&w, addr, "security_device_id");
+        let attrs = settled_device(&stack, dev.as_str().unwrap());
+        assert_eq!(
+            attrs["status"],
+            json!("healthy"),
+            "{what}: {}",
+            attrs["status_details"]
+        );
+        w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+        w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+        assert_nothing_left(&stack, what);
+    }
+}

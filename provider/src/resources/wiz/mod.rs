@@ -210,6 +210,8 @@ struct Private {
     sa_rotation_known: bool,
     #[serde(default)]
     domain_added: bool,
+    #[serde(default)]
+    sa_unsure: bool,
 }
 
 fn journal(v: &Value, private: &[u8]) -> Journal {
@@ -219,6 +221,7 @@ fn journal(v: &Value, private: &[u8]) -> Journal {
         client_id: opt_str(v, "client_id"),
         sa_rotated_at: p.sa_rotated_at,
         sa_rotation_known: p.sa_rotation_known,
+        sa_unsure: p.sa_unsure,
         secret: None,
         device_id: opt_str(v, "id"),
         device_status: opt_str(v, "device_status"),
@@ -236,6 +239,7 @@ fn private_of(cx: &Cx) -> Vec<u8> {
     serde_json::to_vec(&Private {
         sa_rotated_at: j.sa_rotated_at.clone(),
         sa_rotation_known: j.sa_rotation_known,
+        sa_unsure: j.sa_unsure,
         domain_added: j.domain_added,
     })
     .unwrap_or_default()
@@ -650,11 +654,13 @@ impl Resource<ExpelData> for WizDevice {
             .cloned()
             .unwrap_or_default();
         set(planned, "drift", Value::Map(BTreeMap::new()));
+        // (After a failed apply that left pieces never made, those are made now too.)
+        let not_created = Observed::NotCreated.problems().join("; ");
         for (piece, ids) in IDS_OF_PIECE {
             if prior_drift
                 .get(*piece)
                 .and_then(Value::as_str)
-                .is_some_and(|d| d.contains(GONE))
+                .is_some_and(|d| d.contains(GONE) || d.contains(&not_created))
             {
                 for id in *ids {
                     set(planned, id, Value::unknown());
@@ -735,6 +741,10 @@ impl Resource<ExpelData> for WizDevice {
             };
         }
         let cx = self.cx(ctx, &state, private, &org, Duration::from_secs(300));
+        if let Err(e) = steps::ServiceAccount.find_unseen(&cx).await {
+            report(diags, "Reading the Wiz integration", &[e]);
+            return keep(&state);
+        }
         let steps = steps();
         let (seen, errors) = engine::observe_all(&steps, &cx).await;
         if !errors.is_empty() {
@@ -742,11 +752,13 @@ impl Resource<ExpelData> for WizDevice {
             return keep(&state);
         }
         warnings(diags, &cx);
-        // Console access always "exists" (it is tenant settings); the rest decides "gone".
-        if seen
-            .iter()
-            .filter(|(k, _)| **k != "console_access")
-            .all(|(_, o)| matches!(o, Observed::Gone | Observed::NotCreated))
+        // Console access always "exists" (it is tenant settings); the rest decides "gone",
+        // unless a lost create may have made a service account we have no id for.
+        if !cx.j().sa_unsure
+            && seen
+                .iter()
+                .filter(|(k, _)| **k != "console_access")
+                .all(|(_, o)| matches!(o, Observed::Gone | Observed::NotCreated))
         {
             return ReadOutcome {
                 state: None,
@@ -937,10 +949,10 @@ mod tests {
     fn private_state_round_trips() {
         let j = journal(
             &Value::Null,
-            br#"{"sa_rotated_at":"t","sa_rotation_known":true,"domain_added":true}"#,
+            br#"{"sa_rotated_at":"t","sa_rotation_known":true,"domain_added":true,"sa_unsure":true}"#,
         );
         assert_eq!(j.sa_rotated_at.as_deref(), Some("t"));
-        assert!(j.sa_rotation_known && j.domain_added);
+        assert!(j.sa_rotation_known && j.domain_added && j.sa_unsure);
         let j = journal(&Value::Null, b"");
         assert!(!j.sa_rotation_known);
     }

@@ -82,6 +82,10 @@ pub struct Journal {
     pub sa_rotated_at: Option<String>,
     /// `sa_rotated_at` is what we last saw (false after an import: nothing to compare yet).
     pub sa_rotation_known: bool,
+    /// A service account create was sent and no answer said how it ended: an account with
+    /// our name and scopes not recorded here may be ours (private state, so a rerun or a
+    /// destroy after a failed apply finds it).
+    pub sa_unsure: bool,
     /// A secret made in this run and not yet handed to the device. Never stored.
     pub secret: Option<Secret>,
     pub device_id: Option<String>,
@@ -247,22 +251,61 @@ pub struct ServiceAccount;
 const SA: &str = "Step 1: Expel API integration (service account) in Wiz";
 
 impl ServiceAccount {
-    /// Makes a new account (or, after a lost answer, adopts the one our create made: our
-    /// name and scopes, and not the account being replaced) and records its secret.
+    /// An account our lost create may have made: our name and scopes, other than `known`
+    /// (the recorded one, e.g. the account being replaced).
+    async fn lost_one(
+        &self,
+        cx: &Cx,
+        wiz: &WizClient,
+        known: Option<&str>,
+    ) -> Result<Option<crate::clients::wiz::ServiceAccount>, WizError> {
+        let scopes = sorted(&cx.s.scopes);
+        Ok(wiz
+            .service_accounts_named(&cx.s.service_account_name)
+            .await?
+            .into_iter()
+            .find(|sa| Some(sa.id.as_str()) != known && sorted(&sa.scopes) == scopes))
+    }
+    /// Adopts an account our lost create made. Its secret was in the lost answer: only a
+    /// rotation gives us one.
+    async fn adopt(&self, cx: &Cx, id: String) -> Result<(), StepError> {
+        cx.j().sa_id = Some(id);
+        cx.rotate_secret(SA).await?;
+        cx.j().sa_unsure = false;
+        Ok(())
+    }
+    /// On refresh after a failed apply whose create may have acted unseen: learns the id of
+    /// the account it made (a read; the secret is rotated when the device needs it), or that
+    /// it made none. Then destroy removes it and a rerun adopts it.
+    pub async fn find_unseen(&self, cx: &Cx) -> Result<(), StepError> {
+        if !cx.j().sa_unsure || cx.j().sa_id.is_some() {
+            return Ok(());
+        }
+        let wiz = cx.wiz()?;
+        let found = cx.w(SA, || self.lost_one(cx, wiz, None)).await?;
+        let mut j = cx.j();
+        if let Some(sa) = found {
+            j.sa_id = Some(sa.id);
+            j.client_id = Some(sa.client_id);
+            j.sa_rotation_known = false;
+        }
+        j.sa_unsure = false;
+        Ok(())
+    }
+    /// Makes a new account (or, after a lost answer, adopts the one our create made) and
+    /// records its secret.
     async fn make(&self, cx: &Cx) -> Result<(), StepError> {
         let wiz = cx.wiz()?;
         let name = &cx.s.service_account_name;
-        let scopes = sorted(&cx.s.scopes);
         let replaced = cx.j().sa_id.clone();
-        let find = || async {
-            Ok(wiz
-                .service_accounts_named(name)
-                .await?
-                .into_iter()
-                .find(|sa| Some(&sa.id) != replaced.as_ref() && sorted(&sa.scopes) == scopes))
-        };
+        // Until an answer says otherwise, the create may act unseen.
+        cx.j().sa_unsure = true;
         match cx
-            .create_once(SA, find, || wiz.create_service_account(name, &cx.s.scopes))
+            .create_once(
+                SA,
+                || self.lost_one(cx, wiz, replaced.as_deref()),
+                || wiz.create_service_account(name, &cx.s.scopes),
+            )
             .await?
         {
             Made::Created((sa, secret)) => {
@@ -272,12 +315,9 @@ impl ServiceAccount {
                 j.sa_rotated_at = sa.last_rotated_at;
                 j.sa_rotation_known = true;
                 j.secret = Some(secret);
+                j.sa_unsure = false;
             }
-            Made::Found(sa) => {
-                // Its secret was in the lost answer: only a rotation gives us one.
-                cx.j().sa_id = Some(sa.id);
-                cx.rotate_secret(SA).await?;
-            }
+            Made::Found(sa) => self.adopt(cx, sa.id).await?,
         }
         Ok(())
     }
@@ -357,10 +397,21 @@ impl Step<Cx> for ServiceAccount {
         Ok(())
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
-        let Some(id) = cx.j().sa_id.clone() else {
+        let wiz = cx.wiz()?;
+        let known = cx.j().sa_id.clone();
+        if cx.j().sa_unsure {
+            // An account a failed apply's create made without telling us.
+            if let Some(sa) = cx
+                .w(SA, || self.lost_one(cx, wiz, known.as_deref()))
+                .await?
+            {
+                cx.w(SA, || wiz.delete_service_account(&sa.id)).await?;
+            }
+            cx.j().sa_unsure = false;
+        }
+        let Some(id) = known else {
             return Ok(());
         };
-        let wiz = cx.wiz()?;
         cx.w(SA, || wiz.delete_service_account(&id)).await
     }
 }
