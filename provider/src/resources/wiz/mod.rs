@@ -381,11 +381,7 @@ impl WizDevice {
         set(state, "wait_for_healthy", Value::Bool(false));
         set(state, "rule_name", Value::string("Expel Webhook Rule"));
         let product = spec("product").unwrap_or_else(|| "cloud".into());
-        let sync = d
-            .attributes
-            .pointer(&format!("/properties/{}", steps::SYNC_RULES_PROPERTY))
-            .and_then(|v| v.as_bool())
-            .unwrap_or(product == "cloud");
+        let sync = steps::sync_rules_of(&d).unwrap_or(product == "cloud");
         set(state, "sync_rules", Value::Bool(sync));
         if let Some(cid) = spec("client_id") {
             match wiz.service_account_by_client_id(&cid).await {

@@ -31,7 +31,7 @@ pub const GONE: &str = "deleted outside Terraform";
 /// synchronization rules (Workbench UI: My Organizations > Integrations > Wiz > Disable); our
 /// guess is a flag in the device's free-form `properties`, written and compared like the
 /// other device fields we own.
-pub const SYNC_RULES_PROPERTY: &str = "sync_rules_enabled";
+const SYNC_RULES_PROPERTY: &str = "sync_rules_enabled";
 
 /// The desired state, from the plan.
 #[derive(Clone, Debug, Default)]
@@ -233,6 +233,13 @@ fn fail(step: &'static str, e: impl std::fmt::Display) -> StepError {
 
 fn sorted(v: &[String]) -> BTreeSet<String> {
     v.iter().cloned().collect()
+}
+
+/// The device's synchronization-rules flag ([`SYNC_RULES_PROPERTY`]), when it has one.
+pub fn sync_rules_of(d: &SecurityDevice) -> Option<bool> {
+    d.attributes
+        .pointer(&format!("/properties/{SYNC_RULES_PROPERTY}"))
+        .and_then(Json::as_bool)
 }
 
 /// Webhook URL, username and password the device gives back (guide step 5).
@@ -483,11 +490,7 @@ impl WorkbenchDevice {
                 ));
             }
         }
-        match d
-            .attributes
-            .pointer(&format!("/properties/{SYNC_RULES_PROPERTY}"))
-            .and_then(Json::as_bool)
-        {
+        match sync_rules_of(d) {
             Some(on) if on == cx.s.sync_rules => {}
             Some(on) => p.push(format!(
                 "synchronization rules are {} in Workbench instead of {} (sync_rules = {})",
@@ -605,7 +608,7 @@ impl Step<Cx> for WorkbenchDevice {
                 cx.j().secret = None;
                 // Recorded at once: a failure from here on still leaves it in state.
                 self.record(cx, &d);
-                if !self.differences(cx, &d).is_empty() {
+                if sync_rules_of(&d) != Some(cx.s.sync_rules) {
                     // The device is created without `properties`: the sync-rules flag
                     // follows in one PATCH of that attribute alone.
                     let props = json!({"properties": self.properties(cx, Some(&d))});
