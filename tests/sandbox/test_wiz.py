@@ -301,6 +301,73 @@ def test_injected_faults_use_each_endpoints_envelope(sandbox_url, admin: Http, w
     assert calls["POST /wiz/graphql"] >= 1 and calls["POST /wiz/oauth/token"] >= 1
 
 
+def test_faults_pick_one_operation_and_can_act_then_fail(admin: Http, wiz: Gql):
+    """"Act then fail": the mutation takes effect, the answer is a 503 or no answer at all."""
+    f = admin.post("/_admin/faults", {"route": "POST /wiz/graphql",
+                                      "operation": "createServiceAccount",
+                                      "status": 503, "phase": "after"})
+    assert f.status == 201, f.body
+    assert wiz.ok("{ __typename }")  # another operation: neither hit nor counted
+    r = wiz(CREATE_SA, {"input": {"name": "Lost answer", "scopes": ["read:issues"]}})
+    assert r.status == 503 and r.errors()[0]["extensions"]["code"] == "INTERNAL"
+    assert "carried out" in r.errors()[0]["message"]
+    names = [sa["name"] for sa in admin.get("/_admin/state").body["wiz"]["service_accounts"]]
+    assert names == ["Lost answer"]
+    fault = admin.get("/_admin/faults").body["faults"][0]
+    assert fault["matched"] == 1 and fault["fired"] == 1 and fault["operation"] == \
+        "createServiceAccount"
+    # The operationName matches as well as the root field.
+    admin.delete("/_admin/faults")
+    assert admin.post("/_admin/faults", {"route": "POST /wiz/graphql",
+                                         "operation": "CreateIntegration", "reset": True,
+                                         "phase": "after"}).status == 201
+    since = admin.get("/_admin/calls").body["total"]
+    with pytest.raises((ConnectionError, OSError)):
+        wiz(CREATE_INTEGRATION, {"input": webhook_input("https://hooks.example/x")},
+            operation="CreateIntegration")
+    assert len(admin.get("/_admin/state").body["wiz"]["integrations"]) == 1
+    log = admin.get(f"/_admin/calls?since={since}").body["log"]
+    assert [e["status"] for e in log] == [0], log
+    # Before the handler: nothing is made.
+    admin.delete("/_admin/faults")
+    assert admin.post("/_admin/faults", {"route": "POST /wiz/graphql",
+                                         "operation": "createServiceAccount",
+                                         "reset": True}).status == 201
+    with pytest.raises((ConnectionError, OSError)):
+        wiz(CREATE_SA, {"input": {"name": "Never made", "scopes": ["read:issues"]}})
+    assert len(admin.get("/_admin/state").body["wiz"]["service_accounts"]) == 1
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ({"route": "POST /wiz/graphql", "status": 503, "reset": True}, "not both"),
+    ({"route": "POST /wiz/graphql", "reset": "yes"}, "reset"),
+    ({"route": "POST /wiz/graphql", "status": 503, "operation": ""}, "operation"),
+    ({"route": "POST /wiz/graphql"}, "status, reset or a latency_ms"),
+])
+def test_fault_spec_is_checked(admin: Http, spec, needle):
+    r = admin.post("/_admin/faults", spec)
+    assert r.status == 400 and needle in r.body["error"], r.body
+
+
+def test_refusing_service_account_tokens(api: Http, admin: Http, wiz: Gql):
+    sa = create_sa(wiz, "Expel", ["read:issues"])
+    r = admin.call("PUT", "/_admin/wiz/settings", {"refuse_service_account_tokens": True},
+                   content_type="application/json")
+    assert r.status == 200 and r.body["refuse_service_account_tokens"] is True
+    refused = token_reply(admin, sa["clientId"], sa["clientSecret"])
+    assert refused.status == 401 and refused.body["error"] == "access_denied"
+    assert get_token(admin)  # the seeded admin still signs in
+    device = wiz_device(api, "Wiz refused", client_id=sa["clientId"], secret=sa["clientSecret"])
+    attrs = settled(api, device["id"])
+    assert attrs["status"] == "unhealthy"
+    assert "not allowed" in attrs["status_details"]["checks"][-1]["detail"]
+    assert admin.call("PUT", "/_admin/wiz/settings", {"refuse_service_account_tokens": 1},
+                      content_type="application/json").status == 400
+    admin.call("PUT", "/_admin/wiz/settings", {"refuse_service_account_tokens": False},
+               content_type="application/json")
+    assert token_reply(admin, sa["clientId"], sa["clientSecret"]).status == 200
+
+
 def test_enums_are_introspectable(wiz: Gql):
     def values(name: str) -> list[str]:
         data = wiz.ok('query($n: String!) { __type(name: $n) { kind enumValues { name } } }',

@@ -5,7 +5,9 @@
 //! [`WizError::Graphql`] with the `extensions.code`. An UNAUTHENTICATED answer (HTTP 200 or
 //! 401) drops the cached token and the call is sent once more with a fresh one. Queries are
 //! retried on 429, 5xx and connection failures; mutations are sent once (repeating a create
-//! could make a second object). Secrets travel as [`Secret`] and never reach an error or log.
+//! could make a second object: the steps look for it before trying again). A 429 or 5xx
+//! that outlasts the retries is [`WizError::Http`], transient, whatever `errors[]` says.
+//! Secrets travel as [`Secret`] and never reach an error or log.
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -64,7 +66,7 @@ impl WizError {
             WizError::Graphql { code, .. } => {
                 matches!(
                     code.as_str(),
-                    "INTERNAL" | "RATE_LIMITED" | "TOO_MANY_REQUESTS"
+                    "INTERNAL" | "RATE_LIMITED" | "RATE_LIMIT_EXCEEDED" | "TOO_MANY_REQUESTS"
                 )
             }
             WizError::Http { status, .. } => *status == 429 || *status >= 500,
@@ -389,6 +391,18 @@ impl WizClient {
                 self.forget_token().await;
                 reauthenticated = true;
                 continue;
+            }
+            let message = first
+                .and_then(|e| e.get("message"))
+                .and_then(Json::as_str)
+                .map(str::to_string);
+            if status == 429 || status >= 500 {
+                // Throttled or failed server side (a mutation may still have acted).
+                return Err(WizError::Http {
+                    operation,
+                    status,
+                    detail: message,
+                });
             }
             if let Some(e) = first {
                 let err = WizError::Graphql {
@@ -1148,6 +1162,26 @@ mod tests {
             .unwrap_err();
         assert!(e.is_not_found(), "{e}");
         assert!(!format!("{e} {e:?}").contains("s3cr3t-value"));
+    }
+
+    #[tokio::test]
+    async fn throttling_that_outlasts_the_retries_stays_transient() {
+        let limited = json!({"errors": [{"message": "slow down", "extensions": {"code": "RATE_LIMIT_EXCEEDED"}}]});
+        let (base, _) = fake(vec![(429, limited.clone()); 5]).await;
+        let c = client(&base);
+        let e = c
+            .graphql("Q", "query Q { x }", json!({}))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, WizError::Http { status: 429, .. }) && e.is_transient(),
+            "{e}"
+        );
+        let e = c
+            .graphql("M", "mutation M { x }", json!({}))
+            .await
+            .unwrap_err();
+        assert!(e.is_transient(), "{e}");
     }
 
     #[tokio::test]

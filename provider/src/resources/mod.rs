@@ -11,6 +11,7 @@ use crate::tfplugin::value::Value;
 pub mod cloudtrail;
 pub mod common;
 pub mod config;
+pub mod device_health;
 pub mod iam;
 pub mod member_role;
 pub mod organization;

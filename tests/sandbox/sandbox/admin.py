@@ -7,6 +7,7 @@
   DELETE /_admin/faults/<id>            204, or 404
   GET    /_admin/calls[?since=SEQ]      200 {"total": N, "routes": {"GET /api/v2/...": n},
                                              "log": [{"seq","method","route","path","status"}]}
+                                        (status 0: a fault dropped the connection)
   DELETE /_admin/calls                  204, zeroes the counters
   POST   /_admin/reset                  204, wipes stored objects, faults and counters
   GET    /_admin/state                  200 {"<emulator>": {...everything stored, secrets too}}
@@ -22,7 +23,10 @@
   GET    /_admin/wiz/deliveries         200 {"deliveries": [{id, rule_id, url, status:
                                         pending|delivered|failed, status_code, error, body}]}
   GET|PUT /_admin/wiz/settings          {"token_ttl_seconds", "unauthenticated_http_status":
-                                        200|401}; PUT changes them until /_admin/reset
+                                        200|401, "refuse_service_account_tokens": bool (every
+                                        client but the seeded admin gets 401 access_denied, over
+                                        HTTP and in Workbench's health check)}; PUT changes them
+                                        until /_admin/reset
   POST   /_admin/wiz/expire-tokens      200 {"expired": n}: every issued token expires now
   GET    /_admin/sentinelone/rate-limits  200 {"rules": [{"prefix", "rate", "burst"}]}
   POST   /_admin/sentinelone/rate-limits  body {"rules": [...]} (replace; [] = none) or

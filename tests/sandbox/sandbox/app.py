@@ -2,8 +2,8 @@
 
 For every call under an emulator's prefix, in order:
   1. count it (GET /_admin/calls),
-  2. apply injected faults (latency; an error in the emulator's own envelope, before or
-     after the handler runs),
+  2. apply injected faults (latency; an error in the emulator's own envelope or a dropped
+     connection, before or after the handler runs),
   3. let the emulator refuse it (auth, content negotiation),
   4. run the handler.
 Errors that escape a blueprint (unknown route, wrong method, crash) are rendered by the
@@ -13,6 +13,8 @@ emulator that owns the path, so clients always see that vendor's error envelope.
 from __future__ import annotations
 
 import logging
+import socket
+import struct
 import traceback
 
 from flask import Flask, Response, g, jsonify, request
@@ -36,6 +38,20 @@ def build_emulators(config: SandboxConfig) -> list[Emulator]:
     """Every emulator served by the sandbox. New vendors are appended here."""
     return [WorkbenchEmulator(config), SentinelOneEmulator(config),
             WizEmulator(config)]
+
+
+def drop_connection() -> Response:
+    """Close the client's connection without an answer (the client sees a reset). Werkzeug's
+    write of the response that follows fails and is logged as a dropped connection."""
+    g.dropped = True
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    return Response(status=204)
 
 
 def create_app(config: SandboxConfig | None = None) -> Flask:
@@ -76,13 +92,15 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
             return emulator.check_request(request)
         route = request.url_rule.rule if request.url_rule is not None else request.path
         g.call_seq = calls.record(request.method, route, request.path)
-        decision = faults.decide(request.method, request.path)
+        decision = faults.decide(request.method, request.path, emulator.operations(request))
         decision.apply_latency()
-        if decision.status is not None:
+        if decision.acts:
             headers = {}
             if decision.retry_after is not None:
                 headers["Retry-After"] = str(decision.retry_after)
             if decision.phase == "before":
+                if decision.reset:
+                    return drop_connection()
                 return emulator.error_response(
                     decision.status, f"injected fault {decision.fault_ids}", headers)
             g.after_fault = (emulator, decision.status, headers, decision.fault_ids)
@@ -93,11 +111,15 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
         after = g.pop("after_fault", None)
         if after is not None and response.status_code < 400:
             emulator, status, headers, ids = after
-            response = emulator.error_response(
-                status, f"injected fault {ids} (the call was carried out)", headers)
+            if status is None:
+                response = drop_connection()
+            else:
+                response = emulator.error_response(
+                    status, f"injected fault {ids} (the call was carried out)", headers)
         seq = g.get("call_seq")
         if seq is not None:
-            calls.set_status(seq, response.status_code)
+            # 0: the connection was dropped, the client got no status.
+            calls.set_status(seq, 0 if g.get("dropped") else response.status_code)
         return response
 
     @app.errorhandler(HTTPException)

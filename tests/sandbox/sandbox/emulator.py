@@ -32,6 +32,11 @@ class Emulator:
     ) -> Response:
         raise NotImplementedError
 
+    def operations(self, request: Request) -> frozenset[str]:
+        """Names of the operations a call carries, for faults with an `operation` (e.g. the
+        GraphQL operationName and root fields). REST emulators: none (the route says it)."""
+        return frozenset()
+
     def reset(self) -> None:
         """Forget everything written through the API (seed data stays)."""
 

@@ -9,10 +9,15 @@ A fault is registered with POST /_admin/faults:
      "status": 503,         # answer this status (400-599) in the vendor's error envelope ...
      "retry_after": 2,      # ... with a Retry-After header (seconds)
      "latency_ms": 250,     # sleep this long first (alone: only slow the call down)
-     "phase": "before"}     # "before": fail without running the handler (state untouched);
+     "phase": "before",     # "before": fail without running the handler (state untouched);
                             # "after": run the handler, then answer the error (lost response)
+     "reset": true,         # instead of a status: close the connection without an answer
+     "operation": "createServiceAccount"}  # only calls naming this operation (GraphQL:
+                            # the operationName or a root field; see Emulator.operations)
 
-At least one of status and latency_ms must be given.
+At least one of status, reset and latency_ms must be given; status and reset exclude each
+other. `phase: "after"` with a status or reset is "act then fail": the change is made, the
+client never learns it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FAULT_KEYS = {"route", "nth", "count", "status", "retry_after", "latency_ms", "phase"}
+FAULT_KEYS = {"route", "nth", "count", "status", "retry_after", "latency_ms", "phase", "reset",
+              "operation"}
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"}
 
 
@@ -43,11 +49,15 @@ class Fault:
     retry_after: int | None = None
     latency_ms: int = 0
     phase: str = "before"
+    reset: bool = False
+    operation: str | None = None
     matched: int = 0  # matching calls seen since registration
     fired: int = 0  # calls this fault acted on
 
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method == "*" or self.method == method) and path.startswith(self.path_prefix)
+    def matches(self, method: str, path: str, operations: frozenset[str] = frozenset()) -> bool:
+        return ((self.method == "*" or self.method == method)
+                and path.startswith(self.path_prefix)
+                and (self.operation is None or self.operation in operations))
 
     def window_contains(self, call_number: int) -> bool:
         if call_number < self.nth:
@@ -102,8 +112,16 @@ def parse_fault(spec: Any, fault_id: int) -> Fault:
         raise FaultSpecError("status must be 400-599")
     retry_after = _int_field(spec, "retry_after", None, 0)
     latency_ms = _int_field(spec, "latency_ms", 0, 0)
-    if status is None and not latency_ms:
-        raise FaultSpecError("give a status, a latency_ms, or both")
+    reset = spec.get("reset", False)
+    if not isinstance(reset, bool):
+        raise FaultSpecError("reset must be true or false")
+    if reset and status is not None:
+        raise FaultSpecError("give either a status or reset, not both")
+    if status is None and not reset and not latency_ms:
+        raise FaultSpecError("give a status, reset or a latency_ms")
+    operation = spec.get("operation")
+    if operation is not None and (not isinstance(operation, str) or not operation.strip()):
+        raise FaultSpecError("operation must be a non-empty string, e.g. \"createServiceAccount\"")
     if retry_after is not None and status is None:
         raise FaultSpecError("retry_after needs a status (429 or 503)")
     phase = spec.get("phase", "before")
@@ -120,6 +138,8 @@ def parse_fault(spec: Any, fault_id: int) -> Fault:
         retry_after=retry_after,
         latency_ms=latency_ms or 0,
         phase=phase,
+        reset=reset,
+        operation=operation,
     )
 
 
@@ -131,7 +151,13 @@ class FaultDecision:
     status: int | None = None
     retry_after: int | None = None
     phase: str = "before"
+    reset: bool = False
     fault_ids: list[int] = field(default_factory=list)
+
+    @property
+    def acts(self) -> bool:
+        """The call is answered with an error or its connection is dropped."""
+        return self.status is not None or self.reset
 
     def apply_latency(self) -> None:
         if self.latency_ms:
@@ -162,15 +188,16 @@ class FaultBook:
         with self._lock:
             return [f.public() for f in self._faults.values()]
 
-    def decide(self, method: str, path: str) -> FaultDecision:
+    def decide(self, method: str, path: str,
+               operations: frozenset[str] = frozenset()) -> FaultDecision:
         """Count this call against every matching fault and combine those that fire.
 
-        Latencies add up; the first (oldest) fault with a status decides the answer.
+        Latencies add up; the first (oldest) fault with a status or reset decides the answer.
         """
         decision = FaultDecision()
         with self._lock:
             for fault in self._faults.values():
-                if not fault.matches(method, path):
+                if not fault.matches(method, path, operations):
                     continue
                 fault.matched += 1
                 if not fault.window_contains(fault.matched):
@@ -178,8 +205,9 @@ class FaultBook:
                 fault.fired += 1
                 decision.fault_ids.append(fault.id)
                 decision.latency_ms += fault.latency_ms
-                if fault.status is not None and decision.status is None:
+                if (fault.status is not None or fault.reset) and not decision.acts:
                     decision.status = fault.status
+                    decision.reset = fault.reset
                     decision.retry_after = fault.retry_after
                     decision.phase = fault.phase
         return decision

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from flask import Blueprint, Request, Response, g, jsonify, request
-from graphql import GraphQLError, build_schema, execute, parse, validate
+from graphql import GraphQLError, OperationDefinitionNode, build_schema, execute, parse, validate
 
 from .config import SandboxConfig
 from .emulator import Emulator
@@ -256,7 +256,8 @@ class WizEmulator(Emulator):
     def _seed(self) -> None:
         created = "2024-01-01T00:00:00.000Z"
         self.settings = {"token_ttl_seconds": float(self.config.wiz_token_ttl),
-                         "unauthenticated_http_status": 200}
+                         "unauthenticated_http_status": 200,
+                         "refuse_service_account_tokens": False}
         self.service_accounts: dict[str, dict[str, Any]] = {SEED_ADMIN_SA_ID: {
             "id": SEED_ADMIN_SA_ID, "name": "Sandbox admin (seed)",
             "clientId": self.config.wiz_client_id, "clientSecret": self.config.wiz_client_secret,
@@ -329,6 +330,9 @@ class WizEmulator(Emulator):
             if account is None or not hmac.compare_digest(
                     account["clientSecret"].encode(), (client_secret or "").encode()):
                 raise OAuthError(401, "access_denied", "Unauthorized")
+            if self.settings["refuse_service_account_tokens"] and not account.get("seeded"):
+                raise OAuthError(401, "access_denied",
+                                 "this client is not allowed to sign in (sandbox setting)")
             ttl = self.settings["token_ttl_seconds"]
             issued = time.time()
             claims = {"iss": "sandbox-wiz", "sub": client_id, "aud": AUDIENCE,
@@ -380,6 +384,25 @@ class WizEmulator(Emulator):
         return resp
 
     # ---- Emulator interface ---------------------------------------------------------------
+
+    def operations(self, req: Request) -> frozenset[str]:
+        """A GraphQL call's operationName and root field names (for faults that pick one
+        mutation out of the single /graphql route)."""
+        if req.path != f"{self.prefix}/graphql":
+            return frozenset()
+        body = req.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            return frozenset()
+        names = {body["operationName"]} if isinstance(body.get("operationName"), str) else set()
+        try:
+            document = parse(body["query"])
+        except GraphQLError:
+            return frozenset(names)
+        for definition in document.definitions:
+            if isinstance(definition, OperationDefinitionNode):
+                names.update(sel.name.value for sel in definition.selection_set.selections
+                             if hasattr(sel, "name"))
+        return frozenset(names)
 
     def check_request(self, req: Request) -> Response | None:
         if req.path != f"{self.prefix}/graphql" or req.method != "POST":
@@ -1043,7 +1066,8 @@ class WizEmulator(Emulator):
     # ---- admin hooks (/_admin/wiz/...) ----------------------------------------------------
 
     def admin_settings(self, body: Any) -> tuple[int, dict[str, Any]]:
-        """GET (body None) or PUT {token_ttl_seconds?, unauthenticated_http_status?}."""
+        """GET (body None) or PUT {token_ttl_seconds?, unauthenticated_http_status?,
+        refuse_service_account_tokens?}."""
         with self.lock:
             if body is None:
                 return 200, dict(self.settings)
@@ -1053,6 +1077,10 @@ class WizEmulator(Emulator):
             if unknown:
                 return 400, {"error": f"unknown settings {sorted(unknown)}; "
                                       f"known: {sorted(self.settings)}"}
+            refuse = body.get("refuse_service_account_tokens",
+                              self.settings["refuse_service_account_tokens"])
+            if not isinstance(refuse, bool):
+                return 400, {"error": "refuse_service_account_tokens must be true or false"}
             ttl = body.get("token_ttl_seconds", self.settings["token_ttl_seconds"])
             status = body.get("unauthenticated_http_status",
                               self.settings["unauthenticated_http_status"])
@@ -1060,7 +1088,8 @@ class WizEmulator(Emulator):
                 return 400, {"error": "token_ttl_seconds must be a positive number"}
             if status not in (200, 401):
                 return 400, {"error": "unauthenticated_http_status must be 200 or 401"}
-            self.settings.update(token_ttl_seconds=float(ttl), unauthenticated_http_status=status)
+            self.settings.update(token_ttl_seconds=float(ttl), unauthenticated_http_status=status,
+                                 refuse_service_account_tokens=refuse)
             return 200, dict(self.settings)
 
     def admin_create_issue(self, body: Any) -> tuple[int, dict[str, Any]]:

@@ -1694,35 +1694,17 @@ impl WorkbenchDevice {
             .map_err(|e| fail(DEVICE, e))
     }
     async fn wait_healthy(&self, cx: &Cx, id: &str) -> Result<(), StepError> {
-        loop {
-            let d = cx
-                .wb(DEVICE, || cx.wbc().device(id))
-                .await?
-                .ok_or_else(|| fail(DEVICE, "the device vanished while Workbench checked it"))?;
-            if !d.is_verifying_status {
-                cx.j().device_status = d.status.clone();
-                return match d.status.as_deref() {
-                    Some("healthy") | Some("health_checks_not_supported") => Ok(()),
-                    other => Err(fail(
-                        DEVICE,
-                        format!(
-                            "Workbench reports the device {}: {}",
-                            other.unwrap_or("without a status"),
-                            d.attributes
-                                .get("status_details")
-                                .cloned()
-                                .unwrap_or(Json::Null)
-                        ),
-                    )),
-                };
+        match crate::resources::device_health::wait_healthy(cx.wbc(), &cx.deadline, id).await {
+            Ok(d) => {
+                cx.j().device_status = d.status;
+                Ok(())
             }
-            if std::time::Instant::now() > cx.deadline.until {
-                return Err(fail(
-                    DEVICE,
-                    "Workbench was still checking the device when the timeout passed",
-                ));
+            Err(e) => {
+                if e.status.is_some() {
+                    cx.j().device_status = e.status;
+                }
+                Err(fail(DEVICE, e.message))
             }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
     fn differences(&self, cx: &Cx, d: &crate::clients::workbench::SecurityDevice) -> Vec<String> {

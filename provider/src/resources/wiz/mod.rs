@@ -4,7 +4,7 @@
 //! never stored; a repair that needs it (device deleted, secret rotated outside Terraform)
 //! rotates it. The device's webhook password is read from Workbench whenever the Wiz
 //! integration is created or repaired, so it is not kept in state either.
-use super::common::{opt, parse_duration, set, str_of, timeout};
+use super::common::{bool_of, opt, parse_duration, set, str_of, timeout};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -85,8 +85,9 @@ fn schema() -> Schema {
             .attr(s("service_account_name", "Name of the Wiz service account (guide: `Expel Workbench`).").default(Value::string("Expel Workbench")).validator(validators::non_empty()))
             .attr(strings("scopes").optional().computed().description(&format!("Scopes of the service account. The guide's \"Expel API\" deployment has fixed permissions that are not published; the default is our best reading: `{}`.", DEFAULT_SCOPES.join("`, `"))))
             .attr(s("organization_name", "Your organization's name as Expel knows it; the Expel Analyst is `soc+<organization>@expel.io`. Default: the Workbench organization's name.").optional().computed().validator(validators::non_empty()))
-            .attr(Attribute::bool("sync_rules").optional().computed().description("Guide step 4: Expel's synchronization rules (status syncing). Default `true` for Wiz Cloud; Wiz Defend has no status syncing, so it cannot be set to `true` there. No public API toggles them: the value is recorded and documented, Expel enables them at onboarding."))
+            .attr(Attribute::bool("sync_rules").optional().computed().description("Guide step 4: Expel's synchronization rules (status syncing). Default `true` for Wiz Cloud; Wiz Defend has no status syncing, so it cannot be set to `true` there. No public API toggles them; the value is kept on the Workbench device as `properties.sync_rules_enabled` (a guess at where Workbench's Disable/Enable switch lives), and a change made in Workbench is drift."))
             .attr(strings("severities").optional().computed().description("Severities the automation rule forwards. Default: every severity the tenant offers (`INFORMATIONAL`, `LOW`, `MEDIUM`, `HIGH`, `CRITICAL`). Checked against the tenant's `Severity` enum."))
+            .attr(Attribute::bool("wait_for_healthy").default(Value::Bool(false)).description("After the Workbench device is created or changed, wait (within the create/update timeout) until Workbench reports it healthy, i.e. it signed in to Wiz with the client id and secret and read issues (Wiz Cloud) or detections (Wiz Defend); fail naming the device status otherwise. Client-side only."))
             .attr(s("webhook_name", "Name of the Wiz webhook integration.").default(Value::string("Expel Webhook")).validator(validators::non_empty()))
             .attr(s("rule_name", "Name of the Wiz automation rule.").default(Value::string("Expel Webhook Rule")).validator(validators::non_empty()))
             .attr(s("id", "The Workbench security device id (import id).").computed().use_state_for_unknown())
@@ -191,6 +192,12 @@ fn settings(v: &Value, org: &str) -> Settings {
         webhook_name: str_of(v, "webhook_name"),
         rule_name: str_of(v, "rule_name"),
         workbench_org: org.to_string(),
+        wait_for_healthy: bool_of(v, "wait_for_healthy", false),
+        sync_rules: bool_of(
+            v,
+            "sync_rules",
+            opt_str(v, "product").as_deref() != Some("defend"),
+        ),
     }
 }
 
@@ -203,6 +210,8 @@ struct Private {
     sa_rotation_known: bool,
     #[serde(default)]
     domain_added: bool,
+    #[serde(default)]
+    sa_unsure: bool,
 }
 
 fn journal(v: &Value, private: &[u8]) -> Journal {
@@ -212,6 +221,7 @@ fn journal(v: &Value, private: &[u8]) -> Journal {
         client_id: opt_str(v, "client_id"),
         sa_rotated_at: p.sa_rotated_at,
         sa_rotation_known: p.sa_rotation_known,
+        sa_unsure: p.sa_unsure,
         secret: None,
         device_id: opt_str(v, "id"),
         device_status: opt_str(v, "device_status"),
@@ -229,6 +239,7 @@ fn private_of(cx: &Cx) -> Vec<u8> {
     serde_json::to_vec(&Private {
         sa_rotated_at: j.sa_rotated_at.clone(),
         sa_rotation_known: j.sa_rotation_known,
+        sa_unsure: j.sa_unsure,
         domain_added: j.domain_added,
     })
     .unwrap_or_default()
@@ -367,9 +378,11 @@ impl WizDevice {
         set(state, "security_device_id", Value::string(id.clone()));
         set(state, "wiz_api_url", Value::string(self.tenant(ctx)));
         set(state, "webhook_name", Value::string("Expel Webhook"));
+        set(state, "wait_for_healthy", Value::Bool(false));
         set(state, "rule_name", Value::string("Expel Webhook Rule"));
         let product = spec("product").unwrap_or_else(|| "cloud".into());
-        set(state, "sync_rules", Value::Bool(product == "cloud"));
+        let sync = steps::sync_rules_of(&d).unwrap_or(product == "cloud");
+        set(state, "sync_rules", Value::Bool(sync));
         if let Some(cid) = spec("client_id") {
             match wiz.service_account_by_client_id(&cid).await {
                 Ok(Some(sa)) => {
@@ -637,11 +650,13 @@ impl Resource<ExpelData> for WizDevice {
             .cloned()
             .unwrap_or_default();
         set(planned, "drift", Value::Map(BTreeMap::new()));
+        // (After a failed apply that left pieces never made, those are made now too.)
+        let not_created = Observed::NotCreated.problems().join("; ");
         for (piece, ids) in IDS_OF_PIECE {
             if prior_drift
                 .get(*piece)
                 .and_then(Value::as_str)
-                .is_some_and(|d| d.contains(GONE))
+                .is_some_and(|d| d.contains(GONE) || d.contains(&not_created))
             {
                 for id in *ids {
                     set(planned, id, Value::unknown());
@@ -722,6 +737,10 @@ impl Resource<ExpelData> for WizDevice {
             };
         }
         let cx = self.cx(ctx, &state, private, &org, Duration::from_secs(300));
+        if let Err(e) = steps::ServiceAccount.find_unseen(&cx).await {
+            report(diags, "Reading the Wiz integration", &[e]);
+            return keep(&state);
+        }
         let steps = steps();
         let (seen, errors) = engine::observe_all(&steps, &cx).await;
         if !errors.is_empty() {
@@ -729,11 +748,13 @@ impl Resource<ExpelData> for WizDevice {
             return keep(&state);
         }
         warnings(diags, &cx);
-        // Console access always "exists" (it is tenant settings); the rest decides "gone".
-        if seen
-            .iter()
-            .filter(|(k, _)| **k != "console_access")
-            .all(|(_, o)| matches!(o, Observed::Gone | Observed::NotCreated))
+        // Console access always "exists" (it is tenant settings); the rest decides "gone",
+        // unless a lost create may have made a service account we have no id for.
+        if !cx.j().sa_unsure
+            && seen
+                .iter()
+                .filter(|(k, _)| **k != "console_access")
+                .all(|(_, o)| matches!(o, Observed::Gone | Observed::NotCreated))
         {
             return ReadOutcome {
                 state: None,
@@ -924,10 +945,10 @@ mod tests {
     fn private_state_round_trips() {
         let j = journal(
             &Value::Null,
-            br#"{"sa_rotated_at":"t","sa_rotation_known":true,"domain_added":true}"#,
+            br#"{"sa_rotated_at":"t","sa_rotation_known":true,"domain_added":true,"sa_unsure":true}"#,
         );
         assert_eq!(j.sa_rotated_at.as_deref(), Some("t"));
-        assert!(j.sa_rotation_known && j.domain_added);
+        assert!(j.sa_rotation_known && j.domain_added && j.sa_unsure);
         let j = journal(&Value::Null, b"");
         assert!(!j.sa_rotation_known);
     }

@@ -2,7 +2,13 @@
 //! the automation rule carries our ownership marker in its description; the service account,
 //! integration and user are recognised by the ids in the journal (and, for adoption, by
 //! pointing at our own device or being Expel's own address).
+//!
+//! Creates happen once (DESIGN §4a): a create whose answer is lost (connection dropped, 5xx,
+//! throttled) may have acted, so before sending it again [`Cx::create_once`] looks for the
+//! object by name and marker and adopts it. A service account found that way has a secret we
+//! never saw: it is rotated (one account, its id kept) rather than deleted and re-created.
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -13,14 +19,19 @@ use crate::clients::workbench::{
     check_device_spec, DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError,
 };
 use crate::clients::Secret;
-use crate::engine::{Deadline, Observed, Step, StepError};
-use crate::resources::ExpelData;
+use crate::engine::{Deadline, Observed, RetryKind, Retryable, Step, StepError};
+use crate::resources::{device_health, ExpelData};
 
 /// Ownership marker in the automation rule's description.
 pub const RULE_MARKER: &str = "Managed by terraform-provider-expel (expel_wiz_device).";
 pub const EXPEL_DOMAIN: &str = "expel.io";
 pub const ANALYST_NAME: &str = "Expel Analyst";
 pub const GONE: &str = "deleted outside Terraform";
+/// [G] Where the device keeps guide step 4's switch. No public API toggles Wiz
+/// synchronization rules (Workbench UI: My Organizations > Integrations > Wiz > Disable); our
+/// guess is a flag in the device's free-form `properties`, written and compared like the
+/// other device fields we own.
+const SYNC_RULES_PROPERTY: &str = "sync_rules_enabled";
 
 /// The desired state, from the plan.
 #[derive(Clone, Debug, Default)]
@@ -38,6 +49,10 @@ pub struct Settings {
     pub webhook_name: String,
     pub rule_name: String,
     pub workbench_org: String,
+    /// Wait, after the device is created or changed, until Workbench reports it healthy.
+    pub wait_for_healthy: bool,
+    /// Guide step 4: Expel's synchronization rules on (Wiz Cloud only).
+    pub sync_rules: bool,
 }
 
 impl Settings {
@@ -51,6 +66,13 @@ impl Settings {
     }
 }
 
+/// How [`Cx::create_once`] ended: our create's answer, or the object it made, found after
+/// its answer was lost.
+pub enum Made<C, F> {
+    Created(C),
+    Found(F),
+}
+
 /// Ids only known once objects exist, and the fresh client secret on its way to Workbench.
 #[derive(Clone, Debug, Default)]
 pub struct Journal {
@@ -60,6 +82,10 @@ pub struct Journal {
     pub sa_rotated_at: Option<String>,
     /// `sa_rotated_at` is what we last saw (false after an import: nothing to compare yet).
     pub sa_rotation_known: bool,
+    /// A service account create was sent and no answer said how it ended: an account with
+    /// our name and scopes not recorded here may be ours (private state, so a rerun or a
+    /// destroy after a failed apply finds it).
+    pub sa_unsure: bool,
     /// A secret made in this run and not yet handed to the device. Never stored.
     pub secret: Option<Secret>,
     pub device_id: Option<String>,
@@ -131,6 +157,41 @@ impl Cx {
     {
         self.deadline.retry(op).await.map_err(|e| fail(step, e))
     }
+    /// Sends a create until it is answered, within the deadline. After a failure that may
+    /// hide a success (retryable: lost connection, 5xx, throttling), `find` looks for what
+    /// the create would have made (name and ownership marker) before the create is sent
+    /// again, so a lost answer never leaves a duplicate or an orphan.
+    async fn create_once<C, F, E, FindF, FindFut, MakeF, MakeFut>(
+        &self,
+        step: &'static str,
+        find: FindF,
+        create: MakeF,
+    ) -> Result<Made<C, F>, StepError>
+    where
+        E: Retryable + std::fmt::Display,
+        FindF: Fn() -> FindFut,
+        FindFut: std::future::Future<Output = Result<Option<F>, E>>,
+        MakeF: Fn() -> MakeFut,
+        MakeFut: std::future::Future<Output = Result<C, E>>,
+    {
+        let unsure = AtomicBool::new(false);
+        self.deadline
+            .retry(|| async {
+                if unsure.load(Ordering::SeqCst) {
+                    if let Some(found) = find().await? {
+                        tracing::info!(step, "a create's answer was lost; adopting what it made");
+                        return Ok(Made::Found(found));
+                    }
+                }
+                create().await.map(Made::Created).inspect_err(|e| {
+                    if e.retry_kind() == RetryKind::Retry {
+                        unsure.store(true, Ordering::SeqCst);
+                    }
+                })
+            })
+            .await
+            .map_err(|e| fail(step, e))
+    }
     /// Our device, read once per operation (and after each write).
     async fn device(&self, step: &'static str) -> Result<Option<SecurityDevice>, StepError> {
         if let Some(d) = self.cached_device() {
@@ -152,7 +213,8 @@ impl Cx {
             .clone()
             .ok_or_else(|| fail(step, "no service account recorded"))?;
         let wiz = self.wiz()?;
-        let (sa, secret) = wiz.rotate_secret(&id).await.map_err(|e| fail(step, e))?;
+        // Rotating again after a lost answer is harmless: the last secret is the one kept.
+        let (sa, secret) = self.w(step, || wiz.rotate_secret(&id)).await?;
         let mut j = self.j();
         j.sa_rotated_at = sa.last_rotated_at;
         j.sa_rotation_known = true;
@@ -173,6 +235,13 @@ fn sorted(v: &[String]) -> BTreeSet<String> {
     v.iter().cloned().collect()
 }
 
+/// The device's synchronization-rules flag ([`SYNC_RULES_PROPERTY`]), when it has one.
+pub fn sync_rules_of(d: &SecurityDevice) -> Option<bool> {
+    d.attributes
+        .pointer(&format!("/properties/{SYNC_RULES_PROPERTY}"))
+        .and_then(Json::as_bool)
+}
+
 /// Webhook URL, username and password the device gives back (guide step 5).
 pub fn webhook_credentials(d: &SecurityDevice) -> Option<(String, String, Secret)> {
     let a = &d.attributes;
@@ -189,18 +258,74 @@ pub struct ServiceAccount;
 const SA: &str = "Step 1: Expel API integration (service account) in Wiz";
 
 impl ServiceAccount {
+    /// An account our lost create may have made: our name and scopes, other than `known`
+    /// (the recorded one, e.g. the account being replaced).
+    async fn lost_one(
+        &self,
+        cx: &Cx,
+        wiz: &WizClient,
+        known: Option<&str>,
+    ) -> Result<Option<crate::clients::wiz::ServiceAccount>, WizError> {
+        let scopes = sorted(&cx.s.scopes);
+        Ok(wiz
+            .service_accounts_named(&cx.s.service_account_name)
+            .await?
+            .into_iter()
+            .find(|sa| Some(sa.id.as_str()) != known && sorted(&sa.scopes) == scopes))
+    }
+    /// Adopts an account our lost create made. Its secret was in the lost answer: only a
+    /// rotation gives us one.
+    async fn adopt(&self, cx: &Cx, id: String) -> Result<(), StepError> {
+        cx.j().sa_id = Some(id);
+        cx.rotate_secret(SA).await?;
+        cx.j().sa_unsure = false;
+        Ok(())
+    }
+    /// On refresh after a failed apply whose create may have acted unseen: learns the id of
+    /// the account it made (a read; the secret is rotated when the device needs it), or that
+    /// it made none. Then destroy removes it and a rerun adopts it.
+    pub async fn find_unseen(&self, cx: &Cx) -> Result<(), StepError> {
+        if !cx.j().sa_unsure || cx.j().sa_id.is_some() {
+            return Ok(());
+        }
+        let wiz = cx.wiz()?;
+        let found = cx.w(SA, || self.lost_one(cx, wiz, None)).await?;
+        let mut j = cx.j();
+        if let Some(sa) = found {
+            j.sa_id = Some(sa.id);
+            j.client_id = Some(sa.client_id);
+            j.sa_rotation_known = false;
+        }
+        j.sa_unsure = false;
+        Ok(())
+    }
+    /// Makes a new account (or, after a lost answer, adopts the one our create made) and
+    /// records its secret.
     async fn make(&self, cx: &Cx) -> Result<(), StepError> {
         let wiz = cx.wiz()?;
-        let (sa, secret) = wiz
-            .create_service_account(&cx.s.service_account_name, &cx.s.scopes)
-            .await
-            .map_err(|e| fail(SA, e))?;
-        let mut j = cx.j();
-        j.sa_id = Some(sa.id);
-        j.client_id = Some(sa.client_id);
-        j.sa_rotated_at = sa.last_rotated_at;
-        j.sa_rotation_known = true;
-        j.secret = Some(secret);
+        let name = &cx.s.service_account_name;
+        let replaced = cx.j().sa_id.clone();
+        // Until an answer says otherwise, the create may act unseen.
+        cx.j().sa_unsure = true;
+        match cx
+            .create_once(
+                SA,
+                || self.lost_one(cx, wiz, replaced.as_deref()),
+                || wiz.create_service_account(name, &cx.s.scopes),
+            )
+            .await?
+        {
+            Made::Created((sa, secret)) => {
+                let mut j = cx.j();
+                j.sa_id = Some(sa.id);
+                j.client_id = Some(sa.client_id);
+                j.sa_rotated_at = sa.last_rotated_at;
+                j.sa_rotation_known = true;
+                j.secret = Some(secret);
+                j.sa_unsure = false;
+            }
+            Made::Found(sa) => self.adopt(cx, sa.id).await?,
+        }
         Ok(())
     }
 }
@@ -279,10 +404,21 @@ impl Step<Cx> for ServiceAccount {
         Ok(())
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
-        let Some(id) = cx.j().sa_id.clone() else {
+        let wiz = cx.wiz()?;
+        let known = cx.j().sa_id.clone();
+        if cx.j().sa_unsure {
+            // An account a failed apply's create made without telling us.
+            if let Some(sa) = cx
+                .w(SA, || self.lost_one(cx, wiz, known.as_deref()))
+                .await?
+            {
+                cx.w(SA, || wiz.delete_service_account(&sa.id)).await?;
+            }
+            cx.j().sa_unsure = false;
+        }
+        let Some(id) = known else {
             return Ok(());
         };
-        let wiz = cx.wiz()?;
         cx.w(SA, || wiz.delete_service_account(&id)).await
     }
 }
@@ -354,10 +490,61 @@ impl WorkbenchDevice {
                 ));
             }
         }
+        match sync_rules_of(d) {
+            Some(on) if on == cx.s.sync_rules => {}
+            Some(on) => p.push(format!(
+                "synchronization rules are {} in Workbench instead of {} (sync_rules = {})",
+                if on { "enabled" } else { "disabled" },
+                if cx.s.sync_rules {
+                    "enabled"
+                } else {
+                    "disabled"
+                },
+                cx.s.sync_rules
+            )),
+            None => p.push(format!(
+                "the device has no synchronization rules setting (sync_rules = {})",
+                cx.s.sync_rules
+            )),
+        }
         if cx.j().secret.is_some() {
             p.push("the service account's client secret changed and Workbench does not have the new one".into());
         }
         p
+    }
+    /// The device's `properties` with our synchronization-rules flag set; others' keys kept.
+    fn properties(&self, cx: &Cx, d: Option<&SecurityDevice>) -> Json {
+        let mut props = d
+            .and_then(|d| d.attributes.get("properties"))
+            .filter(|p| p.is_object())
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        props[SYNC_RULES_PROPERTY] = Json::Bool(cx.s.sync_rules);
+        props
+    }
+    /// With `wait_for_healthy`: Workbench's verdict on the credentials just handed over.
+    async fn settle(&self, cx: &Cx) -> Result<(), StepError> {
+        if !cx.s.wait_for_healthy {
+            return Ok(());
+        }
+        let id = cx
+            .j()
+            .device_id
+            .clone()
+            .ok_or_else(|| fail(DEVICE, "no device recorded"))?;
+        match device_health::wait_healthy(cx.wbc(), &cx.deadline, &id).await {
+            Ok(d) => {
+                self.record(cx, &d);
+                cx.cache_device(Some(d));
+                Ok(())
+            }
+            Err(e) => {
+                if e.status.is_some() {
+                    cx.j().device_status = e.status.clone();
+                }
+                Err(fail(DEVICE, format!("wait_for_healthy: the Wiz device {:?} is not healthy (device status {}). {} Check that the service account can sign in and read issues (Wiz Cloud) or detections (Wiz Defend) at api_endpoint_url, then apply again; or set wait_for_healthy = false to not wait.", cx.s.name, e.status.as_deref().unwrap_or("unknown"), e.message)))
+            }
+        }
     }
     fn record(&self, cx: &Cx, d: &SecurityDevice) {
         let mut j = cx.j();
@@ -403,15 +590,43 @@ impl Step<Cx> for WorkbenchDevice {
         }
         let spec = Self::spec(cx);
         self.check_spec(cx, &spec).await?;
-        let d = cx
-            .wbc()
-            .create_device(&org, &spec)
-            .await
-            .map_err(|e| fail(DEVICE, e))?;
-        cx.j().secret = None;
-        self.record(cx, &d);
-        cx.cache_device(Some(d));
-        Ok(())
+        let find = || async {
+            Ok(cx
+                .wbc()
+                .devices_named(&org, &name)
+                .await?
+                .into_iter()
+                .find(|d| {
+                    d.device_spec.get("client_id").and_then(Json::as_str) == client_id.as_deref()
+                }))
+        };
+        match cx
+            .create_once(DEVICE, find, || cx.wbc().create_device(&org, &spec))
+            .await?
+        {
+            Made::Created(mut d) => {
+                cx.j().secret = None;
+                // Recorded at once: a failure from here on still leaves it in state.
+                self.record(cx, &d);
+                if sync_rules_of(&d) != Some(cx.s.sync_rules) {
+                    // The device is created without `properties`: the sync-rules flag
+                    // follows in one PATCH of that attribute alone.
+                    let props = json!({"properties": self.properties(cx, Some(&d))});
+                    d = cx
+                        .wb(DEVICE, || cx.wbc().update_device(&d.id, props.clone()))
+                        .await?;
+                }
+                self.record(cx, &d);
+                cx.cache_device(Some(d));
+                self.settle(cx).await
+            }
+            Made::Found(d) => {
+                // Made by our lost create, with our secret; repair sets what may differ.
+                self.record(cx, &d);
+                cx.cache_device(Some(d));
+                self.repair(cx, &[]).await
+            }
+        }
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
         if cx.j().device_id.is_none() {
@@ -442,14 +657,16 @@ impl Step<Cx> for WorkbenchDevice {
             .ok_or_else(|| fail(DEVICE, "no device recorded"))?;
         let spec = Self::spec(cx);
         self.check_spec(cx, &spec).await?;
-        let attrs = json!({"name": spec.name, "location": spec.location, "plugin_slug": spec.plugin_slug, "device_spec": spec.device_spec});
+        let current = cx.device(DEVICE).await?;
+        let props = self.properties(cx, current.as_ref());
+        let attrs = json!({"name": spec.name, "location": spec.location, "plugin_slug": spec.plugin_slug, "device_spec": spec.device_spec, "properties": props});
         let d = cx
             .wb(DEVICE, || cx.wbc().update_device(&id, attrs.clone()))
             .await?;
         cx.j().secret = None;
         self.record(cx, &d);
         cx.cache_device(Some(d));
-        Ok(())
+        self.settle(cx).await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
         let Some(id) = cx.j().device_id.clone() else {
@@ -475,9 +692,17 @@ impl ConsoleAccess {
         let allowed = settings.allowed_domains.iter().any(|d| d == EXPEL_DOMAIN);
         if cx.s.domain_validated {
             if !allowed {
-                wiz.add_allowed_domain(EXPEL_DOMAIN)
-                    .await
-                    .map_err(|e| fail(CONSOLE, e))?;
+                // Adding it twice is refused, so a lost answer is checked first.
+                let find = || async {
+                    let now = wiz.login_settings().await?;
+                    Ok(now
+                        .allowed_domains
+                        .iter()
+                        .any(|d| d == EXPEL_DOMAIN)
+                        .then_some(()))
+                };
+                cx.create_once(CONSOLE, find, || wiz.add_allowed_domain(EXPEL_DOMAIN))
+                    .await?;
                 cx.j().domain_added = true;
             }
             let role = self.role_id(cx).await?;
@@ -503,14 +728,22 @@ impl ConsoleAccess {
                 {
                     u
                 }
-                Some(u) => wiz
-                    .update_user(&u.id, ANALYST_NAME, &role)
-                    .await
-                    .map_err(|e| fail(CONSOLE, e))?,
-                None => wiz
-                    .create_user(ANALYST_NAME, &cx.s.soc_email, &role)
-                    .await
-                    .map_err(|e| fail(CONSOLE, e))?,
+                Some(u) => {
+                    cx.w(CONSOLE, || wiz.update_user(&u.id, ANALYST_NAME, &role))
+                        .await?
+                }
+                None => {
+                    let email = &cx.s.soc_email;
+                    let find = || async { Ok(wiz.users_by_email(email).await?.into_iter().next()) };
+                    match cx
+                        .create_once(CONSOLE, find, || {
+                            wiz.create_user(ANALYST_NAME, email, &role)
+                        })
+                        .await?
+                    {
+                        Made::Created(u) | Made::Found(u) => u,
+                    }
+                }
             };
             cx.j().user_id = Some(user.id);
         } else {
@@ -661,11 +894,22 @@ impl Step<Cx> for WebhookIntegration {
             }
             return Err(fail(HOOK, format!("Wiz already has an integration named {name:?} pointing elsewhere; delete it or set webhook_name")));
         }
-        let i = wiz
-            .create_webhook_integration(&name, &url, &user, &password)
-            .await
-            .map_err(|e| fail(HOOK, e))?;
-        cx.j().integration_id = Some(i.id);
+        // Ours: our name, pointing at our device's webhook.
+        let find = || async {
+            Ok(wiz
+                .integrations_named(&name)
+                .await?
+                .into_iter()
+                .find(|i| i.url == url))
+        };
+        match cx
+            .create_once(HOOK, find, || {
+                wiz.create_webhook_integration(&name, &url, &user, &password)
+            })
+            .await?
+        {
+            Made::Created(i) | Made::Found(i) => cx.j().integration_id = Some(i.id),
+        }
         Ok(())
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
@@ -709,9 +953,10 @@ impl Step<Cx> for WebhookIntegration {
             .clone()
             .ok_or_else(|| fail(HOOK, "no integration recorded"))?;
         let (url, user, password) = self.credentials(cx).await?;
-        wiz.update_webhook_integration(&id, &cx.s.webhook_name, &url, &user, &password)
-            .await
-            .map_err(|e| fail(HOOK, e))?;
+        cx.w(HOOK, || {
+            wiz.update_webhook_integration(&id, &cx.s.webhook_name, &url, &user, &password)
+        })
+        .await?;
         Ok(())
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
@@ -798,11 +1043,20 @@ impl Step<Cx> for AutomationRule {
             }
             return Err(fail(RULE, format!("Wiz already has an automation rule named {name:?} not made by this provider; delete it or set rule_name")));
         }
-        let r = wiz
-            .create_automation_rule(&spec)
-            .await
-            .map_err(|e| fail(RULE, e))?;
-        cx.j().rule_id = Some(r.id);
+        // Ours: our name and the marker in the description.
+        let find = || async {
+            Ok(wiz
+                .automation_rules_named(&name)
+                .await?
+                .into_iter()
+                .find(|r| r.description.as_deref() == Some(RULE_MARKER)))
+        };
+        match cx
+            .create_once(RULE, find, || wiz.create_automation_rule(&spec))
+            .await?
+        {
+            Made::Created(r) | Made::Found(r) => cx.j().rule_id = Some(r.id),
+        }
         Ok(())
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
@@ -825,9 +1079,8 @@ impl Step<Cx> for AutomationRule {
             .ok_or_else(|| fail(RULE, "no rule recorded"))?;
         let spec = Self::spec(cx);
         self.check_enums(cx, &spec).await?;
-        wiz.update_automation_rule(&id, &spec)
-            .await
-            .map_err(|e| fail(RULE, e))?;
+        cx.w(RULE, || wiz.update_automation_rule(&id, &spec))
+            .await?;
         Ok(())
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
