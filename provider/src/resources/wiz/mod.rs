@@ -4,7 +4,7 @@
 //! never stored; a repair that needs it (device deleted, secret rotated outside Terraform)
 //! rotates it. The device's webhook password is read from Workbench whenever the Wiz
 //! integration is created or repaired, so it is not kept in state either.
-use super::common::{bool_of, opt, parse_duration, set, str_of, timeout};
+use super::common::{bool_of, check_timeouts, opt, set, str_of, timeout, timeouts_block};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -71,10 +71,6 @@ fn schema() -> Schema {
     let console = Block::new("Guide step 3: console access for Expel's analysts.")
         .attr(Attribute::bool("domain_validated").default(Value::Bool(false)).description("Set to `true` once Expel has told you the domain verification code (`domain_verification_code`) is validated. Then `expel.io` is added to the tenant's allowed login domains and the Expel Analyst user is invited. Setting it back to `false` removes both."))
         .attr(s("role_name", "Wiz role of the Expel Analyst user, looked up by name.").default(Value::string(DEFAULT_ROLE)).validator(validators::non_empty()));
-    let timeouts = Block::new("How long each operation may take, e.g. `10m`.")
-        .attr(s("create", "Default `10m`.").optional())
-        .attr(s("update", "Default `10m`.").optional())
-        .attr(s("delete", "Default `10m`.").optional());
     Schema::new(
         0,
         Block::new("The Wiz onboarding guide (Wiz Cloud or Wiz Defend) as one resource: the Expel API service account, the Wiz security device in Workbench, console access for Expel, the Expel Webhook integration and the Expel Webhook Rule.")
@@ -104,7 +100,7 @@ fn schema() -> Schema {
             .attr(s("device_status", "Workbench health of the device; not drift.").computed())
             .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece, in words; filled by refresh, emptied by the plan that repairs it."))
             .block(NestedBlock::single("console_access", console))
-            .block(NestedBlock::single("timeouts", timeouts)),
+            .block(timeouts_block("10m")),
     )
 }
 
@@ -490,19 +486,7 @@ impl Resource<ExpelData> for WizDevice {
                 diags.attr_error(AttrPath::root("scopes"), "No scopes", "`scopes` is empty; an API-integration service account needs at least one scope. Remove it for the default.");
             }
         }
-        if let Some(t) = config.get("timeouts").filter(|t| !t.is_null()) {
-            for k in ["create", "update", "delete"] {
-                if let Some(s) = t.get(k).and_then(Value::as_str) {
-                    if parse_duration(s).is_none() {
-                        diags.attr_error(
-                            AttrPath::root("timeouts").attr(k),
-                            "Malformed duration",
-                            format!("{s:?} is not a duration such as \"10m\"."),
-                        );
-                    }
-                }
-            }
-        }
+        check_timeouts(config, diags);
     }
 
     async fn modify_plan(
