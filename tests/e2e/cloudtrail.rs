@@ -521,3 +521,37 @@ fn renaming_every_piece_updates_in_place_and_retires_the_old_ones() {
         "{queues:?}"
     );
 }
+
+#[test]
+fn wait_for_healthy_reports_workbench_verdict() {
+    let stack = Stack::up();
+    let w = Workdir::from_example("cloudtrail", &stack);
+    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
+    let with = |extra: &str| {
+        main.replace(
+            "  tags = {",
+            &format!("  wait_for_healthy = true\n{extra}\n  tags = {{"),
+        )
+    };
+    // A role trusting another account: Workbench cannot assume it, and says so.
+    w.write(
+        "main.tf",
+        &with("  expel_principals = [\"999999999999\"]\n"),
+    );
+    let failed = w.tf_expect(APPLY, 1);
+    let text = failed.all();
+    assert!(text.contains("Step 8"), "{text}");
+    assert!(text.contains("unhealthy"), "{text}");
+    // Trusting Expel (the default), the device is healthy once apply returns.
+    w.write("main.tf", &with(""));
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    let shown = w.tf_expect(&["show", "-json"], 0);
+    let state: Value = serde_json::from_str(&shown.stdout).expect("show -json");
+    assert_eq!(
+        state["values"]["root_module"]["resources"][0]["values"]["device_status"],
+        json!("healthy"),
+        "{state}"
+    );
+    assert_eq!(devices(&stack).len(), 1);
+}
