@@ -477,3 +477,54 @@ resource "expel_aws_member_role" "this" {{
     );
     assert!(names(&l["policies"]).is_empty(), "{l}");
 }
+
+/// A provider alias whose role ARN is known only after apply (here from terraform_data, as it
+/// would be from an account created in the same run): plan makes no remote call and applies
+/// in the member account, not in the account the credentials belong to.
+#[test]
+fn a_provider_block_known_only_at_apply_targets_the_right_account() {
+    let stack = Stack::up();
+    let ids = organization(&stack);
+    let w = Workdir::with_hcl(
+        &format!(
+            r#"
+terraform {{
+  required_providers {{
+    expel = {{ source = "expel-io/expel" }}
+  }}
+}}
+resource "terraform_data" "member" {{
+  input = "arn:aws:iam::{}:role/OrganizationAccountAccessRole"
+}}
+provider "expel" {{
+  alias = "member"
+  aws {{
+    assume_role {{
+      role_arn = terraform_data.member.output
+    }}
+  }}
+}}
+resource "expel_aws_member_role" "this" {{
+  provider = expel.member
+}}
+output "role_arn" {{
+  value = expel_aws_member_role.this.role_arn
+}}
+"#,
+            ids[0]
+        ),
+        &stack,
+    );
+    let plan = w.tf_expect(PLAN, 2);
+    assert!(plan.all().contains("(known after apply)"), "{}", plan.all());
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    assert_eq!(
+        w.outputs()["role_arn"]["value"],
+        Value::String(format!("arn:aws:iam::{}:role/ExpelServiceRole", ids[0]))
+    );
+    assert!(names(&stack.aws_listing_in(&ids[0])["roles"]).contains(&"ExpelServiceRole".into()));
+    assert!(!names(&stack.aws_listing()["roles"]).contains(&"ExpelServiceRole".into()));
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    assert!(!names(&stack.aws_listing_in(&ids[0])["roles"]).contains(&"ExpelServiceRole".into()));
+}

@@ -24,9 +24,18 @@ struct Inner<P: Provider> {
     data_sources: HashMap<String, Ds<P::Data>>,
     functions: HashMap<String, Arc<dyn Function>>,
     schema_response: pb::get_provider_schema::Response,
-    data: RwLock<Option<Arc<P::Data>>>,
+    data: RwLock<Configured<P::Data>>,
     /// Cancelled by StopProvider; replaced afterwards so later calls run normally.
     stop: Mutex<CancellationToken>,
+}
+
+/// What ConfigureProvider left.
+enum Configured<D> {
+    NotYet,
+    /// The provider block holds values known only after apply (e.g. a role ARN of an account
+    /// made in the same run): plan proceeds without remote calls, refresh keeps the state.
+    Unknown,
+    Ready(Arc<D>),
 }
 
 /// The gRPC service Terraform talks to.
@@ -78,7 +87,7 @@ impl<P: Provider> PluginServer<P> {
                 data_sources,
                 functions,
                 schema_response,
-                data: RwLock::new(None),
+                data: RwLock::new(Configured::NotYet),
                 stop: Mutex::new(CancellationToken::new()),
             }),
         }
@@ -153,17 +162,40 @@ impl<P: Provider> Inner<P> {
             )
         })
     }
+    fn configured(&self) -> std::sync::RwLockReadGuard<'_, Configured<P::Data>> {
+        match self.data.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn set_configured(&self, c: Configured<P::Data>) {
+        match self.data.write() {
+            Ok(mut g) => *g = c,
+            Err(p) => *p.into_inner() = c,
+        }
+    }
+
+    /// Whether the provider block depends on values known only after apply.
+    fn config_unknown(&self) -> bool {
+        matches!(*self.configured(), Configured::Unknown)
+    }
+
     fn ctx(&self, cancel: CancellationToken) -> Result<Ctx<P::Data>, Diagnostics> {
-        let data = match self.data.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
-        data.map(|data| Ctx { data, cancel }).ok_or_else(|| {
-            one_error(
+        match &*self.configured() {
+            Configured::Ready(data) => Ok(Ctx {
+                data: data.clone(),
+                cancel,
+            }),
+            Configured::Unknown => Err(one_error(
+                "Provider configuration not known yet",
+                "The provider block uses values known only after apply (for example the role ARN of an account created in the same run), so this cannot be read yet. Apply what the provider block depends on first (terraform apply -target=<that resource>), then run again.",
+            )),
+            Configured::NotYet => Err(one_error(
                 "Provider not configured",
                 "The provider was used before ConfigureProvider succeeded; fix the errors in the provider block first.",
-            )
-        })
+            )),
+        }
     }
 }
 
@@ -526,15 +558,18 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                     "configuration",
                 )?;
                 let mut d = Diagnostics::default();
+                if !config.is_wholly_known() {
+                    // Terraform plans with such a block and configures again, with every
+                    // value known, before it applies.
+                    i.set_configured(Configured::Unknown);
+                    return Ok(((), d));
+                }
                 let data = i
                     .provider
                     .configure(&config, &req.terraform_version, &mut d)
                     .await;
                 if let (Some(data), false) = (data, d.has_errors()) {
-                    match i.data.write() {
-                        Ok(mut g) => *g = Some(Arc::new(data)),
-                        Err(p) => *p.into_inner() = Some(Arc::new(data)),
-                    }
+                    i.set_configured(Configured::Ready(Arc::new(data)));
                 }
                 Ok(((), d))
             })
@@ -563,6 +598,10 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                 let mut d = Diagnostics::default();
                 if current.is_null() {
                     return Ok(((None, req.private), d));
+                }
+                if i.config_unknown() {
+                    // Nothing can be read where the provider does not yet point: keep the state.
+                    return Ok(((Some(encode(&current, &schema.ty())?), req.private), d));
                 }
                 let ctx = i.ctx(cancel)?;
                 let out = res.read(&ctx, &current, &req.private, &mut d).await;
@@ -622,8 +661,12 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                     config: &config,
                     private: &req.prior_private,
                 };
-                let ctx = i.ctx(cancel)?;
-                res.modify_plan(&ctx, &input, &mut planned, &mut d).await;
+                // With the provider block not known yet, the plan is the generic one (every
+                // computed value of a new object unknown); apply runs with it known.
+                if !i.config_unknown() {
+                    let ctx = i.ctx(cancel)?;
+                    res.modify_plan(&ctx, &input, &mut planned, &mut d).await;
+                }
                 normalize_blocks(&schema.block, &mut planned);
                 let errs = plan::check_plan(&schema.block, &prior, &config, &planned);
                 if !errs.is_empty() {

@@ -532,3 +532,56 @@ async fn state_upgrade_decodes_json_of_the_current_version() {
         .into_inner();
     assert!(newer.diagnostics[0].summary.contains("newer provider"));
 }
+
+#[tokio::test]
+async fn an_unknown_provider_block_plans_without_remote_calls_and_keeps_state() {
+    let store = Arc::new(Store::default());
+    let s = PluginServer::new(TestProvider(store.clone()));
+    let cfg_ty = Type::object([("mode", Type::String)]);
+    let configure = |mode: Value| {
+        s.configure_provider(Request::new(pb::configure_provider::Request {
+            terraform_version: "1.11.4".into(),
+            config: dv(&Value::object([("mode", mode)]), &cfg_ty),
+            client_capabilities: None,
+        }))
+    };
+    let r = configure(Value::unknown()).await.unwrap().into_inner();
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+
+    // A new object: the generic plan, every computed value unknown.
+    let p = plan(&s, "test_widget", &Value::Null, &widget("a")).await;
+    assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
+    assert!(!undv(&p.planned_state)
+        .get("id")
+        .is_some_and(Value::is_known));
+
+    // An existing object the store does not know: kept as it is, not reported gone.
+    let mut existing = widget("b");
+    set(&mut existing, "id", Value::string("w-9"));
+    set(&mut existing, "revision", Value::from(1i64));
+    let r = s
+        .read_resource(Request::new(pb::read_resource::Request {
+            type_name: "test_widget".into(),
+            current_state: dv(&existing, &ty()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    assert_eq!(undv(&r.new_state).get("id"), Some(&Value::string("w-9")));
+
+    // Configured again with every value known (as Terraform does before apply): applies.
+    let r = configure(Value::Null).await.unwrap().into_inner();
+    assert!(r.diagnostics.is_empty());
+    let a = apply(
+        &s,
+        "test_widget",
+        &Value::Null,
+        &p.planned_state,
+        &widget("a"),
+    )
+    .await;
+    assert!(a.diagnostics.is_empty(), "{:?}", a.diagnostics);
+    assert!(undv(&a.new_state).get("id").is_some_and(Value::is_known));
+}
