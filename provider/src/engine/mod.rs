@@ -3,7 +3,7 @@
 //! observes every piece for drift, repairs or re-creates what drifted, and deletes in
 //! reverse order. Steps record the ids they make in the resource's journal as they go, so a
 //! failure leaves a state that lists everything that exists.
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -151,6 +151,35 @@ pub async fn observe_all<C: Sync>(
         }
     }
     (seen, errors)
+}
+
+/// What a refresh saw, in the terms Terraform needs.
+pub struct Refreshed {
+    /// Every piece is gone (or was never made): the object is gone.
+    pub all_gone: bool,
+    /// Piece key -> its problems in words, for every piece with any (a gone piece is drift).
+    pub drift: BTreeMap<String, String>,
+}
+
+/// Sums up `observe_all`: pieces listed in `transient` (checks that leave nothing behind,
+/// e.g. a canary) do not count towards "gone".
+pub fn refreshed<C: Sync>(
+    steps: &[&dyn Step<C>],
+    seen: &HashMap<&'static str, Observed>,
+    transient: &[&str],
+) -> Refreshed {
+    let all_gone = seen
+        .iter()
+        .filter(|(k, _)| !transient.contains(k))
+        .all(|(_, o)| matches!(o, Observed::Gone | Observed::NotCreated));
+    let drift = steps
+        .iter()
+        .filter_map(|s| {
+            let p = seen.get(s.key())?.problems();
+            (!p.is_empty()).then(|| (s.key().to_string(), p.join("; ")))
+        })
+        .collect();
+    Refreshed { all_gone, drift }
 }
 
 /// Re-creates what is gone and repairs what drifted, in dependency order (AWS enforces the
@@ -330,5 +359,37 @@ mod tests {
         assert!(pos(&log, "delete notice") < pos(&log, "delete bucket"));
         assert!(pos(&log, "delete bucket") < pos(&log, "delete key"));
         assert!(pos(&log, "delete queue") < pos(&log, "delete key"));
+    }
+
+    #[test]
+    fn refreshed_names_gone_pieces_and_ignores_transient_checks() {
+        let (a, b, c) = (S("a", &[], 0), S("b", &["a"], 0), S("check", &["b"], 0));
+        let steps: Vec<&dyn Step<Cx>> = vec![&a, &b, &c];
+        let seen = HashMap::from([
+            ("a", Observed::Gone),
+            (
+                "b",
+                Observed::Present(vec!["x is off".into(), "y is 2".into()]),
+            ),
+            ("check", Observed::Present(vec![])),
+        ]);
+        let r = refreshed(&steps, &seen, &["check"]);
+        assert!(!r.all_gone);
+        assert_eq!(
+            r.drift.get("a").map(String::as_str),
+            Some("deleted outside Terraform")
+        );
+        assert_eq!(
+            r.drift.get("b").map(String::as_str),
+            Some("x is off; y is 2")
+        );
+        assert!(!r.drift.contains_key("check"));
+        let gone = HashMap::from([
+            ("a", Observed::Gone),
+            ("b", Observed::NotCreated),
+            ("check", Observed::Present(vec![])),
+        ]);
+        assert!(refreshed(&steps, &gone, &["check"]).all_gone);
+        assert!(!refreshed(&steps, &gone, &[]).all_gone);
     }
 }

@@ -1,4 +1,5 @@
 //! Small helpers every resource uses to read and write its state object.
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
@@ -59,6 +60,13 @@ pub fn timeout(v: &Value, which: &str, default: Duration) -> Duration {
         .and_then(Value::as_str)
         .and_then(parse_duration)
         .unwrap_or(default)
+}
+
+/// Says each drifted piece as a warning (`place` tells where, e.g. " (account 1234)").
+pub fn warn_drift(diags: &mut Diagnostics, drift: &BTreeMap<String, String>, place: &str) {
+    for (k, d) in drift {
+        diags.warning(format!("Drift in {k}{place}"), d.clone());
+    }
 }
 
 /// The `timeouts` block: `create`, `update` and `delete` durations, each `default` when unset.

@@ -1,5 +1,7 @@
 //! Resource `expel_cloudtrail_integration`: the AWS CloudTrail guide as one resource.
-use super::common::{bool_of, check_timeouts, opt, set, str_of, timeout, timeouts_block};
+use super::common::{
+    bool_of, check_timeouts, opt, set, str_of, timeout, timeouts_block, warn_drift,
+};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -7,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::ExpelData;
-use crate::engine::{self, Deadline, Observed, Step};
+use crate::engine::{self, Deadline, Refreshed, Step};
 use crate::policy::{self, Location};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
 use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
@@ -656,29 +658,14 @@ impl Resource<ExpelData> for CloudTrailIntegration {
             return keep(state);
         }
         warnings(diags, &cx);
-        let persistent = |k: &str| k != "pipeline";
-        if seen
-            .iter()
-            .filter(|(k, _)| persistent(k))
-            .all(|(_, o)| matches!(o, Observed::Gone | Observed::NotCreated))
-        {
+        let Refreshed { all_gone, drift } = engine::refreshed(&steps, &seen, &["pipeline"]);
+        if all_gone {
             return ReadOutcome {
                 state: None,
                 private: private.to_vec(),
             };
         }
-        let mut drift = BTreeMap::new();
-        for s in &steps {
-            if let Some(o) = seen.get(s.key()) {
-                let p = o.problems();
-                if !p.is_empty() {
-                    drift.insert(s.key().to_string(), p.join("; "));
-                }
-            }
-        }
-        for (k, d) in &drift {
-            diags.warning(format!("Drift in {k}"), d.clone());
-        }
+        warn_drift(diags, &drift, "");
         ReadOutcome {
             state: Some(state_from(state, &cx, drift)),
             private: private.to_vec(),

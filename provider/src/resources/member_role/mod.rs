@@ -5,14 +5,14 @@
 //!
 //! One instance per account: point a provider alias at the account (`aws.assume_role`), and
 //! use this resource with that alias.
-use super::common::{check_timeouts, set, str_of, timeout, timeouts_block};
+use super::common::{check_timeouts, set, str_of, timeout, timeouts_block, warn_drift};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::ExpelData;
-use crate::engine::{self, Deadline, Observed, Step};
+use crate::engine::{self, Deadline, Refreshed, Step};
 use crate::policy::{self, Location};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
 use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
@@ -290,30 +290,14 @@ impl Resource<ExpelData> for AwsMemberRole {
             report(diags, "Reading the member role", &errors);
             return keep(state);
         }
-        if seen
-            .values()
-            .all(|o| matches!(o, Observed::Gone | Observed::NotCreated))
-        {
+        let Refreshed { all_gone, drift } = engine::refreshed(&steps, &seen, &[]);
+        if all_gone {
             return ReadOutcome {
                 state: None,
                 private: private.to_vec(),
             };
         }
-        let mut drift = BTreeMap::new();
-        for s in &steps {
-            if let Some(o) = seen.get(s.key()) {
-                let p = o.problems();
-                if !p.is_empty() {
-                    drift.insert(s.key().to_string(), p.join("; "));
-                }
-            }
-        }
-        for (k, d) in &drift {
-            diags.warning(
-                format!("Drift in {k} (account {})", cx.loc.account_id),
-                d.clone(),
-            );
-        }
+        warn_drift(diags, &drift, &format!(" (account {})", cx.loc.account_id));
         ReadOutcome {
             state: Some(with_drift(state, drift)),
             private: private.to_vec(),

@@ -1,6 +1,6 @@
 //! Resource `expel_sentinelone_device`: the SentinelOne Singularity Endpoint guide as one
 //! resource (role, console user, service user and token, Workbench device).
-use super::common::{check_timeouts, opt, set, str_of, timeout, timeouts_block};
+use super::common::{check_timeouts, opt, set, str_of, timeout, timeouts_block, warn_drift};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use url::Url;
 use super::soc_email::soc_email;
 use super::ExpelData;
 use crate::clients::sentinelone::{Scope, SentinelOneClient};
-use crate::engine::{self, Deadline, Observed, Step};
+use crate::engine::{self, Deadline, Refreshed, Step};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
 use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
 use crate::tfplugin::schema::{validators, Attribute, Block, FnValidator, Schema};
@@ -644,27 +644,14 @@ impl Resource<ExpelData> for SentinelOneDevice {
             return keep(state);
         }
         warnings(diags, &cx);
-        if seen
-            .values()
-            .all(|o| matches!(o, Observed::Gone | Observed::NotCreated))
-        {
+        let Refreshed { all_gone, drift } = engine::refreshed(&steps, &seen, &[]);
+        if all_gone {
             return ReadOutcome {
                 state: None,
                 private: private.to_vec(),
             };
         }
-        let mut drift = BTreeMap::new();
-        for s in &steps {
-            if let Some(o) = seen.get(s.key()) {
-                let p = o.problems();
-                if !p.is_empty() {
-                    drift.insert(s.key().to_string(), p.join("; "));
-                }
-            }
-        }
-        for (k, d) in &drift {
-            diags.warning(format!("Drift in {k}"), d.clone());
-        }
+        warn_drift(diags, &drift, "");
         ReadOutcome {
             state: Some(state_from(state, &cx, drift)),
             private: private_of(&cx, private),

@@ -4,7 +4,9 @@
 //! never stored; a repair that needs it (device deleted, secret rotated outside Terraform)
 //! rotates it. The device's webhook password is read from Workbench whenever the Wiz
 //! integration is created or repaired, so it is not kept in state either.
-use super::common::{bool_of, check_timeouts, opt, set, str_of, timeout, timeouts_block};
+use super::common::{
+    bool_of, check_timeouts, opt, set, str_of, timeout, timeouts_block, warn_drift,
+};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use async_trait::async_trait;
 
 use super::soc_email::soc_email;
 use super::ExpelData;
-use crate::engine::{self, Deadline, Observed, Step};
+use crate::engine::{self, Deadline, Observed, Refreshed, Step};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
 use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
 use crate::tfplugin::schema::{validators, Attribute, Block, FnValidator, NestedBlock, Schema};
@@ -734,29 +736,14 @@ impl Resource<ExpelData> for WizDevice {
         warnings(diags, &cx);
         // Console access always "exists" (it is tenant settings); the rest decides "gone",
         // unless a lost create may have made a service account we have no id for.
-        if !cx.j().sa_unsure
-            && seen
-                .iter()
-                .filter(|(k, _)| **k != "console_access")
-                .all(|(_, o)| matches!(o, Observed::Gone | Observed::NotCreated))
-        {
+        let Refreshed { all_gone, drift } = engine::refreshed(&steps, &seen, &["console_access"]);
+        if all_gone && !cx.j().sa_unsure {
             return ReadOutcome {
                 state: None,
                 private: private.to_vec(),
             };
         }
-        let mut drift = BTreeMap::new();
-        for s in &steps {
-            if let Some(o) = seen.get(s.key()) {
-                let p = o.problems();
-                if !p.is_empty() {
-                    drift.insert(s.key().to_string(), p.join("; "));
-                }
-            }
-        }
-        for (k, d) in &drift {
-            diags.warning(format!("Drift in {k}"), d.clone());
-        }
+        warn_drift(diags, &drift, "");
         // Ids of gone pieces stay in state (so plan can name them) until apply re-creates.
         ReadOutcome {
             private: private_of(&cx),
