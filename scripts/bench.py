@@ -37,6 +37,7 @@ OOB = os.path.join(ROOT, "tests", "e2e", "oob.py")
 # 50 ms before every AWS call (tests/sandbox/README.md, AWS proxy).
 LATENCY_FAULT = {"kind": "latency", "latency_ms": 50, "service": "*", "operation": "*", "count": -1}
 EXPEL, AWS = "expel", "aws"
+SAAS = "saas"  # the side of the SentinelOne and Wiz runs (same plugin, own RSS figure)
 
 
 def die(msg):
@@ -95,6 +96,7 @@ class RssSampler(threading.Thread):
         self.lock = threading.Lock()
         self.terraform_pids = {}   # pid -> side, while it runs
         self.kind_of = {}          # plugin pid -> "expel" | "aws" | other
+        self.side_of = {}          # plugin pid -> the side of the command that started it
         self.peak = {}             # plugin pid -> max VmHWM seen (kB)
         self.commands = {}         # terraform pid -> (side, set of its plugin pids)
         self.core_peak = {}        # side -> max VmHWM of terraform itself (kB)
@@ -140,6 +142,7 @@ class RssSampler(threading.Thread):
                             continue
                         with self.lock:
                             self.kind_of[pid] = kind
+                            self.side_of[pid] = side
                     hwm = _hwm_kib(pid)
                     with self.lock:
                         self.commands[tf][1].add(pid)
@@ -155,9 +158,11 @@ class RssSampler(threading.Thread):
         if self.is_alive():
             self.join(timeout=2)
 
-    def peak_kib(self, kind):
+    def peak_kib(self, kind, side=None):
+        """Max VmHWM of the `kind` plugins, of the commands of `side` only when given."""
         with self.lock:
-            vals = [v for pid, v in self.peak.items() if self.kind_of.get(pid) == kind]
+            vals = [v for pid, v in self.peak.items() if self.kind_of.get(pid) == kind
+                    and side in (None, self.side_of.get(pid))]
         return max(vals) if vals else None
 
     def processes_per_command(self, kind):
@@ -412,19 +417,19 @@ def saas_side(name, workdir, env, tf, stack, plan_runs):
     out = []
     say(f"[{name}] apply")
     stack.clear_saas_calls()
-    dt, _ = tf(EXPEL, workdir, env, "apply", "-auto-approve", "-input=false", "-no-color")
+    dt, _ = tf(SAAS, workdir, env, "apply", "-auto-approve", "-input=false", "-no-color")
     out += [(f"{name}: apply (s)", dt), (f"{name}:   API calls in apply", calls(stack.saas_calls()))]
     plans, refresh = [], None
     for _ in range(plan_runs):
         stack.clear_saas_calls()
-        dt, _ = tf(EXPEL, workdir, env, "plan", "-detailed-exitcode", "-input=false", "-no-color")
+        dt, _ = tf(SAAS, workdir, env, "plan", "-detailed-exitcode", "-input=false", "-no-color")
         plans.append(dt)
         refresh = stack.saas_calls()
     out += [(f"{name}: no-op plan, median of {plan_runs} (s)", statistics.median(plans)),
             (f"{name}:   API calls per refresh (no-op plan)", calls(refresh))]
     say(f"[{name}] destroy")
     stack.clear_saas_calls()
-    dt, _ = tf(EXPEL, workdir, env, "destroy", "-auto-approve", "-input=false", "-no-color")
+    dt, _ = tf(SAAS, workdir, env, "destroy", "-auto-approve", "-input=false", "-no-color")
     out += [(f"{name}: destroy (s)", dt), (f"{name}:   API calls in destroy", calls(stack.saas_calls()))]
     return out
 
@@ -606,7 +611,8 @@ def bench(a, tmp, stack, sampler, tf):
             ("  AWS calls, verify = false", lat["expel-nv"][1], lat[AWS][1]),
         ]
     rows += [
-        ("plugin peak RSS, max VmHWM (MiB)", mib(sampler.peak_kib(EXPEL)), mib(sampler.peak_kib(AWS))),
+        ("plugin peak RSS, max VmHWM (MiB)", mib(sampler.peak_kib(EXPEL, EXPEL)),
+         mib(sampler.peak_kib(AWS))),
         ("plugin processes per terraform command", sampler.processes_per_command(EXPEL),
          sampler.processes_per_command(AWS)),
         ("terraform core peak RSS (MiB)", mib(sampler.core_peak.get(EXPEL)),
@@ -627,6 +633,7 @@ def bench(a, tmp, stack, sampler, tf):
         if left[side]:
             notes.append(f"left after {side} destroy: {', '.join(left[side])}")
     print_table(rows, notes)
+    saas.append(("plugin peak RSS in these runs, max VmHWM (MiB)", mib(sampler.peak_kib(EXPEL, SAAS))))
     print()
     w = max(len(m) for m, _ in saas)
     print(f"{'SaaS resources against the sandbox (expel only)':<{w}} | value")
