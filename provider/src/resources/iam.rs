@@ -2,9 +2,11 @@
 //! the CloudTrail integration and the member-account role: each call retried within the
 //! step's deadline, failures named after the step.
 use aws_sdk_iam::types::{Policy, Role, Tag};
+use serde_json::Value as Json;
 
 use crate::clients::aws::{err, AwsClients, AwsError};
-use crate::engine::{Deadline, StepError};
+use crate::engine::{Deadline, Observed, StepError};
+use crate::policy;
 use crate::resources::cloudtrail::{MARKER_KEY, MARKER_VALUE};
 
 /// IAM for one step: its clients, its deadline, and its title for error messages.
@@ -12,6 +14,15 @@ pub struct Iam<'a> {
     pub aws: &'a AwsClients,
     pub deadline: &'a Deadline,
     pub step: &'static str,
+}
+
+/// ExpelServiceRole as the guide's Step 7 wants it.
+pub struct ServiceRoleSpec<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub trust: Json,
+    pub policy_arn: &'a str,
+    pub policy_name: &'a str,
 }
 
 fn marked(tags: &[Tag]) -> bool {
@@ -68,7 +79,7 @@ impl Iam<'_> {
         Ok(marked(r.tags()))
     }
 
-    pub async fn create_role(
+    async fn create_role(
         &self,
         name: &str,
         description: &str,
@@ -92,7 +103,60 @@ impl Iam<'_> {
         Ok(())
     }
 
-    pub async fn put_trust(&self, name: &str, trust: &str) -> Result<(), StepError> {
+    /// Creates the role with its trust policy and tags, then attaches its policy.
+    pub async fn create_service_role(
+        &self,
+        r: &ServiceRoleSpec<'_>,
+        tags: &[Tag],
+    ) -> Result<(), StepError> {
+        self.create_role(r.name, r.description, &policy::render(&r.trust), tags)
+            .await?;
+        self.attach(r.name, r.policy_arn).await
+    }
+
+    /// The role's trust policy compared with ours by statement, and its policy attached.
+    pub async fn observe_service_role(
+        &self,
+        r: &ServiceRoleSpec<'_>,
+    ) -> Result<Observed, StepError> {
+        let Some(role) = self.role(r.name).await? else {
+            return Ok(Observed::Gone);
+        };
+        let mut p = policy::drift(
+            "trust policy",
+            &r.trust,
+            role.assume_role_policy_document().unwrap_or_default(),
+        );
+        if !self.attached(r.name, r.policy_arn).await? {
+            p.push(format!("{} is detached from the role", r.policy_name));
+        }
+        Ok(Observed::Present(p))
+    }
+
+    /// Puts our trust policy back and attaches the policy if it is not.
+    pub async fn repair_service_role(&self, r: &ServiceRoleSpec<'_>) -> Result<(), StepError> {
+        self.put_trust(r.name, &policy::render(&r.trust)).await?;
+        if !self.attached(r.name, r.policy_arn).await? {
+            self.attach(r.name, r.policy_arn).await?;
+        }
+        Ok(())
+    }
+
+    /// The policy's default version compared with `expected` by statement (`what` names it).
+    pub async fn observe_policy(
+        &self,
+        arn: &str,
+        what: &str,
+        expected: &Json,
+    ) -> Result<Observed, StepError> {
+        let Some(p) = self.policy(arn).await? else {
+            return Ok(Observed::Gone);
+        };
+        let doc = self.policy_document(&p).await?;
+        Ok(Observed::Present(policy::drift(what, expected, &doc)))
+    }
+
+    async fn put_trust(&self, name: &str, trust: &str) -> Result<(), StepError> {
         self.call(|| async {
             let r = self
                 .aws
@@ -230,7 +294,7 @@ impl Iam<'_> {
     }
 
     /// The document of the policy's default version, as IAM returns it (URL-encoded).
-    pub async fn policy_document(&self, policy: &Policy) -> Result<String, StepError> {
+    async fn policy_document(&self, policy: &Policy) -> Result<String, StepError> {
         let arn = policy.arn().unwrap_or_default();
         let version = policy.default_version_id().unwrap_or("v1");
         let v = self

@@ -11,7 +11,7 @@ use crate::clients::aws::{err, AwsClients, AwsError};
 use crate::clients::workbench::{check_device_spec, DeviceSpec, WorkbenchClient, WorkbenchError};
 use crate::engine::{Deadline, Observed, Step, StepError};
 use crate::policy::{self, CloudTrailNames, Location};
-use crate::resources::iam::{tags_with_marker, Iam};
+use crate::resources::iam::{tags_with_marker, Iam, ServiceRoleSpec};
 
 /// The ownership marker every object we create carries.
 pub const MARKER_KEY: &str = "expel:managed-by";
@@ -1443,16 +1443,9 @@ impl Step<Cx> for ApiPolicy {
         .await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
-        let iam = cx.iam(POLICY);
-        let Some(p) = iam.policy(&cx.policy_arn()).await? else {
-            return Ok(Observed::Gone);
-        };
-        let doc = iam.policy_document(&p).await?;
-        Ok(Observed::Present(policy::drift(
-            "ExpelAPIPolicy",
-            &self.document(cx),
-            &doc,
-        )))
+        cx.iam(POLICY)
+            .observe_policy(&cx.policy_arn(), "ExpelAPIPolicy", &self.document(cx))
+            .await
     }
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
         cx.iam(POLICY)
@@ -1481,8 +1474,15 @@ const ROLE: &str =
     "Step 7: IAM role ExpelServiceRole trusting Expel with the organization's external id";
 
 impl ServiceRole {
-    fn trust(&self, cx: &Cx) -> Json {
-        policy::trust_policy(&cx.s.principals, &cx.s.external_id)
+    fn spec<'a>(cx: &'a Cx, policy_arn: &'a str) -> ServiceRoleSpec<'a> {
+        ServiceRoleSpec {
+            name: &cx.s.role_name,
+            description:
+                "Expel Workbench assumes this role to read CloudTrail logs and investigate",
+            trust: policy::trust_policy(&cx.s.principals, &cx.s.external_id),
+            policy_arn,
+            policy_name: &cx.s.policy_name,
+        }
     }
 }
 
@@ -1505,38 +1505,18 @@ impl Step<Cx> for ServiceRole {
             }
             return self.repair(cx, &["adopted".into()]).await;
         }
-        iam.create_role(
-            &cx.s.role_name,
-            "Expel Workbench assumes this role to read CloudTrail logs and investigate",
-            &policy::render(&self.trust(cx)),
-            &cx.iam_tags(),
-        )
-        .await?;
-        iam.attach(&cx.s.role_name, &cx.policy_arn()).await
+        iam.create_service_role(&Self::spec(cx, &cx.policy_arn()), &cx.iam_tags())
+            .await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
-        let iam = cx.iam(ROLE);
-        let Some(role) = iam.role(&cx.s.role_name).await? else {
-            return Ok(Observed::Gone);
-        };
-        let mut p = policy::drift(
-            "trust policy",
-            &self.trust(cx),
-            role.assume_role_policy_document().unwrap_or_default(),
-        );
-        if !iam.attached(&cx.s.role_name, &cx.policy_arn()).await? {
-            p.push(format!("{} is detached from the role", cx.s.policy_name));
-        }
-        Ok(Observed::Present(p))
+        cx.iam(ROLE)
+            .observe_service_role(&Self::spec(cx, &cx.policy_arn()))
+            .await
     }
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
-        let iam = cx.iam(ROLE);
-        iam.put_trust(&cx.s.role_name, &policy::render(&self.trust(cx)))
-            .await?;
-        if !iam.attached(&cx.s.role_name, &cx.policy_arn()).await? {
-            iam.attach(&cx.s.role_name, &cx.policy_arn()).await?;
-        }
-        Ok(())
+        cx.iam(ROLE)
+            .repair_service_role(&Self::spec(cx, &cx.policy_arn()))
+            .await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
         let iam = cx.iam(ROLE);

@@ -12,7 +12,7 @@ use crate::clients::aws::AwsClients;
 use crate::engine::{Deadline, Observed, Step, StepError};
 use crate::policy::{self, Location};
 use crate::resources::cloudtrail::{MARKER_KEY, MARKER_VALUE};
-use crate::resources::iam::{tags_with_marker, Iam};
+use crate::resources::iam::{tags_with_marker, Iam, ServiceRoleSpec};
 
 /// The desired state, from the plan.
 #[derive(Clone, Debug, Default)]
@@ -123,16 +123,9 @@ impl Step<Cx> for MemberPolicy {
         .await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
-        let iam = cx.iam(POLICY);
-        let Some(p) = iam.policy(&cx.policy_arn()).await? else {
-            return Ok(Observed::Gone);
-        };
-        let doc = iam.policy_document(&p).await?;
-        Ok(Observed::Present(policy::drift(
-            &cx.s.policy_name,
-            &Self::document(),
-            &doc,
-        )))
+        cx.iam(POLICY)
+            .observe_policy(&cx.policy_arn(), &cx.s.policy_name, &Self::document())
+            .await
     }
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
         cx.iam(POLICY)
@@ -160,6 +153,15 @@ const ROLE: &str = "Step 7 (member account): IAM role ExpelServiceRole trusting 
 impl MemberRole {
     pub fn trust(s: &Settings) -> Json {
         policy::trust_policy(&s.principals, &s.external_id)
+    }
+    fn spec<'a>(cx: &'a Cx, policy_arn: &'a str) -> ServiceRoleSpec<'a> {
+        ServiceRoleSpec {
+            name: &cx.s.role_name,
+            description: "Expel Workbench assumes this role to investigate in this account",
+            trust: Self::trust(&cx.s),
+            policy_arn,
+            policy_name: &cx.s.policy_name,
+        }
     }
     /// Brings the role's tags to the desired set: `removed` are keys the configuration no
     /// longer has (others' tags stay).
@@ -189,38 +191,18 @@ impl Step<Cx> for MemberRole {
             }
             return self.repair(cx, &["adopted".into()]).await;
         }
-        iam.create_role(
-            &cx.s.role_name,
-            "Expel Workbench assumes this role to investigate in this account",
-            &policy::render(&Self::trust(&cx.s)),
-            &cx.tags(),
-        )
-        .await?;
-        iam.attach(&cx.s.role_name, &cx.policy_arn()).await
+        iam.create_service_role(&Self::spec(cx, &cx.policy_arn()), &cx.tags())
+            .await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
-        let iam = cx.iam(ROLE);
-        let Some(role) = iam.role(&cx.s.role_name).await? else {
-            return Ok(Observed::Gone);
-        };
-        let mut p = policy::drift(
-            "trust policy",
-            &Self::trust(&cx.s),
-            role.assume_role_policy_document().unwrap_or_default(),
-        );
-        if !iam.attached(&cx.s.role_name, &cx.policy_arn()).await? {
-            p.push(format!("{} is detached from the role", cx.s.policy_name));
-        }
-        Ok(Observed::Present(p))
+        cx.iam(ROLE)
+            .observe_service_role(&Self::spec(cx, &cx.policy_arn()))
+            .await
     }
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
-        let iam = cx.iam(ROLE);
-        iam.put_trust(&cx.s.role_name, &policy::render(&Self::trust(&cx.s)))
-            .await?;
-        if !iam.attached(&cx.s.role_name, &cx.policy_arn()).await? {
-            iam.attach(&cx.s.role_name, &cx.policy_arn()).await?;
-        }
-        Ok(())
+        cx.iam(ROLE)
+            .repair_service_role(&Self::spec(cx, &cx.policy_arn()))
+            .await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
         let iam = cx.iam(ROLE);
