@@ -19,6 +19,7 @@ import pytest
 from awsstack import client, start_moto, start_proxy
 from conftest import Http
 
+EVENTUAL_OFF = {"enabled": False, "refusals": 2, "assume_role_seconds": 5}
 FAKE_AUTH = ("AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/{}/aws4_request, "
              "SignedHeaders=host, Signature=" + "0" * 64)
 
@@ -43,6 +44,7 @@ def proxy(stack) -> Http:
     admin = Http(proxy_url)
     assert admin.post("/moto-api/reset").status == 200
     assert admin.post("/_proxy/reset").status == 204
+    assert admin.call("PUT", "/_proxy/eventual", EVENTUAL_OFF).status == 200
     return admin
 
 
@@ -377,3 +379,227 @@ def test_upstream_file_is_read_when_first_needed(stack):
     finally:
         proc.stop()
 
+
+
+# ---- eventual consistency ---------------------------------------------------------------------
+
+POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "*"}]})
+TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "sts:AssumeRole",
+     "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]})
+
+
+def eventual(proxy: Http, **settings) -> dict:
+    r = proxy.call("PUT", "/_proxy/eventual", settings)
+    assert r.status == 200, r.body
+    return r.body
+
+
+def refused(call, times: int) -> list[botocore.exceptions.ClientError]:
+    """Run call() `times` times, each must fail; then once more, which must succeed."""
+    errors = []
+    for _ in range(times):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call()
+        errors.append(e.value)
+    call()
+    return errors
+
+
+def code_status_message(err: botocore.exceptions.ClientError) -> tuple[str, int, str]:
+    return (err.response["Error"]["Code"], err.response["ResponseMetadata"]["HTTPStatusCode"],
+            err.response["Error"]["Message"])
+
+
+def test_eventual_s3_new_bucket_refused_k_times(aws, proxy, moto):
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="old-bucket")  # made while the mode is off: never refused
+    eventual(proxy, enabled=True, refusals=2)
+    s3.put_bucket_policy(Bucket="old-bucket", Policy=POLICY.replace("sqs:ReceiveMessage",
+                                                                     "s3:GetObject"))
+    s3.create_bucket(Bucket="new-bucket")
+    errors = refused(lambda: s3.put_bucket_versioning(
+        Bucket="new-bucket", VersioningConfiguration={"Status": "Enabled"}), 2)
+    for err in errors:
+        assert code_status_message(err) == ("NoSuchBucket", 404,
+                                            "The specified bucket does not exist")
+        assert err.response["Error"]["BucketName"] == "new-bucket"
+    assert moto("s3").get_bucket_versioning(Bucket="new-bucket")["Status"] == "Enabled"
+    # K is per bucket: the other operations on it now pass, a second new bucket has its own K
+    s3.put_bucket_tagging(Bucket="new-bucket", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
+    s3.create_bucket(Bucket="newer-bucket")
+    for op in (lambda: s3.put_public_access_block(Bucket="newer-bucket",
+                                                  PublicAccessBlockConfiguration={
+                                                      "BlockPublicAcls": True}),
+               lambda: s3.put_bucket_encryption(Bucket="newer-bucket",
+                                                ServerSideEncryptionConfiguration={"Rules": [{
+                                                    "ApplyServerSideEncryptionByDefault": {
+                                                        "SSEAlgorithm": "AES256"}}]})):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            op()
+        assert error_of(e) == ("NoSuchBucket", 404)
+    s3.put_bucket_notification_configuration(Bucket="newer-bucket",
+                                              NotificationConfiguration={})
+    log = proxy.get("/_proxy/calls").body["log"]
+    assert [c["outcome"] for c in log if c["outcome"] == "eventual"] == ["eventual"] * 4
+    assert [(c["operation"], c["status"]) for c in log if c["outcome"] == "eventual"] == [
+        ("PutBucketVersioning", 404), ("PutBucketVersioning", 404),
+        ("PutPublicAccessBlock", 404), ("PutBucketEncryption", 404)]
+    assert proxy.get("/_proxy/eventual").body["refused"] == {
+        "s3.PutBucketEncryption": 1, "s3.PutBucketVersioning": 2, "s3.PutPublicAccessBlock": 1}
+
+
+def test_eventual_kms_new_key_and_create_trail(aws, proxy, moto):
+    kms, ct, s3 = aws("kms"), aws("cloudtrail"), aws("s3")
+    s3.create_bucket(Bucket="trail-logs")
+    eventual(proxy, enabled=True, refusals=2)
+    key = kms.create_key()["KeyMetadata"]
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+        "Action": "kms:*", "Resource": "*"}]})
+    errors = refused(lambda: kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default",
+                                                Policy=policy), 2)
+    for err in errors:
+        assert code_status_message(err) == ("NotFoundException", 400,
+                                            f"Key '{key['Arn']}' does not exist")
+    kms.enable_key_rotation(KeyId=key["Arn"])  # K used up for this key
+    # A second key: CreateAlias by ARN refused twice; CreateTrail through the alias K times.
+    key2 = kms.create_key()["KeyMetadata"]
+    errors = refused(lambda: kms.create_alias(AliasName="alias/expel-trail",
+                                              TargetKeyId=key2["Arn"]), 2)
+    assert {code_status_message(e)[:2] for e in errors} == {("NotFoundException", 400)}
+    kms.tag_resource(KeyId=key2["KeyId"], Tags=[{"TagKey": "k", "TagValue": "v"}])
+    errors = refused(lambda: ct.create_trail(Name="trail-one", S3BucketName="trail-logs",
+                                             KmsKeyId="alias/expel-trail"), 2)
+    for err in errors:
+        assert code_status_message(err) == (
+            "KmsKeyNotFoundException", 400, "KMS key ID alias/expel-trail does not exist, "
+            "or s3 bucket and key are not in the same region.")
+    trails = moto("cloudtrail").describe_trails()["trailList"]
+    assert [t["Name"] for t in trails] == ["trail-one"]
+    # ... and by key ARN for the first key (its own K for CreateTrail)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ct.create_trail(Name="trail-two", S3BucketName="trail-logs", KmsKeyId=key["Arn"])
+    assert error_of(e) == ("KmsKeyNotFoundException", 400)
+    assert proxy.get("/_proxy/eventual").body["refused"] == {
+        "cloudtrail.CreateTrail": 3, "kms.CreateAlias": 2, "kms.PutKeyPolicy": 2}
+
+
+def test_eventual_iam_attach_role_policy(aws, proxy, moto):
+    iam = aws("iam")
+    old_role = iam.create_role(RoleName="OldRole", AssumeRolePolicyDocument=TRUST)["Role"]
+    old_policy = iam.create_policy(PolicyName="OldPolicy", PolicyDocument=POLICY)["Policy"]
+    eventual(proxy, enabled=True, refusals=2)
+    iam.create_role(RoleName="NewRole", AssumeRolePolicyDocument=TRUST)
+    errors = refused(lambda: iam.attach_role_policy(RoleName="NewRole",
+                                                    PolicyArn=old_policy["Arn"]), 2)
+    assert [code_status_message(e) for e in errors] == [
+        ("NoSuchEntity", 404, "The role with name NewRole cannot be found.")] * 2
+    assert errors[0].response["Error"]["Type"] == "Sender"
+    new_policy = iam.create_policy(PolicyName="NewPolicy", PolicyDocument=POLICY)["Policy"]
+    errors = refused(lambda: iam.attach_role_policy(RoleName=old_role["RoleName"],
+                                                    PolicyArn=new_policy["Arn"]), 2)
+    assert [code_status_message(e) for e in errors] == [
+        ("NoSuchEntity", 404,
+         f"Policy {new_policy['Arn']} does not exist or is not attachable.")] * 2
+    # new role and new policy together: refused K times, naming the role
+    iam.create_role(RoleName="Both", AssumeRolePolicyDocument=TRUST)
+    both = iam.create_policy(PolicyName="BothPolicy", PolicyDocument=POLICY)["Policy"]["Arn"]
+    errors = refused(lambda: iam.attach_role_policy(RoleName="Both", PolicyArn=both), 2)
+    assert {code_status_message(e)[2] for e in errors} == {
+        "The role with name Both cannot be found."}
+    attached = moto("iam").list_attached_role_policies(RoleName="Both")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [both]
+    assert proxy.get("/_proxy/eventual").body["refused"] == {"iam.AttachRolePolicy": 6}
+
+
+def test_eventual_assume_role_refused_for_n_seconds(aws, proxy):
+    eventual(proxy, enabled=True, assume_role_seconds=1)
+    role = aws("iam").create_role(RoleName="Fresh", AssumeRolePolicyDocument=TRUST)["Role"]
+    created = time.monotonic()
+    sts = aws("sts")
+    caller = sts.get_caller_identity()["Arn"]
+    attempts = 0
+    while True:
+        try:
+            sts.assume_role(RoleArn=role["Arn"], RoleSessionName="session")
+            break
+        except botocore.exceptions.ClientError as err:
+            attempts += 1
+            assert code_status_message(err) == (
+                "AccessDenied", 403, f"User: {caller} is not authorized to perform: "
+                                     f"sts:AssumeRole on resource: {role['Arn']}")
+            assert err.response["Error"]["Type"] == "Sender"
+            time.sleep(0.2)
+    assert attempts >= 3 and time.monotonic() - created >= 1.0
+    assert proxy.get("/_proxy/eventual").body["refused"] == {"sts.AssumeRole": attempts}
+
+
+def test_eventual_off_refuses_nothing(aws, proxy):
+    s3, kms, iam, sts = aws("s3"), aws("kms"), aws("iam"), aws("sts")
+    s3.create_bucket(Bucket="quiet")
+    s3.put_bucket_policy(Bucket="quiet", Policy=POLICY.replace("sqs:ReceiveMessage",
+                                                                "s3:GetObject"))
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.enable_key_rotation(KeyId=key)
+    role = iam.create_role(RoleName="Quiet", AssumeRolePolicyDocument=TRUST)["Role"]
+    policy = iam.create_policy(PolicyName="Quiet", PolicyDocument=POLICY)["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="Quiet", PolicyArn=policy)
+    sts.assume_role(RoleArn=role["Arn"], RoleSessionName="session")
+    body = proxy.get("/_proxy/eventual").body
+    assert body["enabled"] is False and body["refused"] == {}
+    assert all(not v for v in body["tracked"].values())
+    assert {c["outcome"] for c in proxy.get("/_proxy/calls").body["log"]} == {"forwarded"}
+
+
+def test_eventual_admin_route(aws, proxy):
+    body = proxy.get("/_proxy/eventual").body
+    assert {k: body[k] for k in ("enabled", "refusals", "assume_role_seconds")} == EVENTUAL_OFF
+    for bad in ({"enabled": "yes"}, {"refusals": -1}, {"refusals": 1.5}, {"refusals": True},
+                {"assume_role_seconds": "5"}, {"assume_role_seconds": -1}, {"colour": 1},
+                [1], "nope"):
+        r = proxy.call("PUT", "/_proxy/eventual", bad)
+        assert r.status == 400 and "error" in r.body, bad
+    assert proxy.call("PUT", "/_proxy/eventual", "{not json").status == 400
+    assert proxy.get("/_proxy/eventual").body["enabled"] is False  # nothing changed
+    got = eventual(proxy, enabled=True, refusals=3)  # a subset; the rest stays
+    assert (got["enabled"], got["refusals"], got["assume_role_seconds"]) == (True, 3, 5)
+    assert eventual(proxy, **got)["refusals"] == 3  # GET's answer can be PUT back
+    aws("s3").create_bucket(Bucket="tracked")
+    assert proxy.get("/_proxy/eventual").body["tracked"]["buckets"] == {"tracked": 3}
+    # reset: settings stay, tracked objects and counters go
+    assert proxy.post("/_proxy/reset").status == 204
+    after = proxy.get("/_proxy/eventual").body
+    assert (after["enabled"], after["refusals"]) == (True, 3)
+    assert after["tracked"]["buckets"] == {} and after["refused"] == {}
+    aws("s3").put_bucket_versioning(Bucket="tracked",
+                                    VersioningConfiguration={"Status": "Enabled"})
+    # turning the mode off forgets what it tracked
+    aws("s3").create_bucket(Bucket="tracked2")
+    eventual(proxy, enabled=False)
+    eventual(proxy, enabled=True)
+    aws("s3").put_bucket_versioning(Bucket="tracked2",
+                                    VersioningConfiguration={"Status": "Enabled"})
+
+
+def internal_client(service: str, endpoint: str):
+    c = client(service, endpoint)
+    c.meta.events.register("before-sign",
+                           lambda request, **_: request.headers.__setitem__(
+                               "x-sandbox-internal", "workbench"))
+    return c
+
+
+def test_internal_calls_are_refused_but_not_counted(aws, proxy, stack):
+    eventual(proxy, enabled=True, assume_role_seconds=30)
+    role = aws("iam").create_role(RoleName="Internal", AssumeRolePolicyDocument=TRUST)["Role"]
+    fault(proxy, service="sts", operation="*", status=500, count=-1)  # never hits internal calls
+    sts = internal_client("sts", stack[1])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sts.assume_role(RoleArn=role["Arn"], RoleSessionName="wb")
+    assert error_of(e) == ("AccessDenied", 403)
+    sts.get_caller_identity()
+    assert operations(proxy) == {"iam.CreateRole": 1}
+    body = proxy.get("/_proxy/eventual").body
+    assert body["refused"] == {} and body["refused_internal"] == {"sts.AssumeRole": 1}

@@ -4,6 +4,8 @@
     python tests/sandbox/sandbox/awsproxy.py ...   (the same; stdlib only, starts fast)
     --upstream-file FILE instead of --upstream: read moto's URL from FILE when the first
     call needs it (scripts/stack starts the proxy and moto side by side this way)
+    --eventual [--eventual-refusals K] [--eventual-assume-seconds N]: start with the
+    eventual-consistency mode on (below; default off, K=2, N=5)
 
 Clients (the provider's AWS SDK, boto3) point their endpoint at the proxy. Every request
 is forwarded to moto with its method, path, headers and body unchanged (a chunked body is
@@ -42,8 +44,38 @@ Admin API on the same port (JSON; the server listens on 127.0.0.1 only):
                                   "log": [{"seq", "service", "operation", "method", "path",
                                            "status", "outcome", "fault_ids", "ms"}]}
   DELETE /_proxy/calls           204
-  POST   /_proxy/reset           204 (faults and calls)
+  POST   /_proxy/reset           204 (faults, calls, and the objects the eventual-consistency
+                                 mode tracks and its counters; its settings stay)
+  GET    /_proxy/eventual        {"enabled": false, "refusals": K, "assume_role_seconds": N,
+                                  "refused": {"s3.PutBucketPolicy": 2, ...},
+                                  "refused_internal": {"sts.AssumeRole": 1, ...},
+                                  "tracked": {"buckets", "keys", "roles", "policies"}}
+  PUT    /_proxy/eventual        {"enabled": true, "refusals": 2, "assume_role_seconds": 5}
+                                 (any subset; refusals an integer 0-1000, seconds 0-3600;
+                                 the read-only keys of GET are ignored): 200 as GET; 400
+                                 {"error"} and no change on bad input. Turning the mode off
+                                 forgets the tracked objects.
 Paths under /moto-api/ pass straight through: never counted, never faulted.
+
+Eventual consistency (off unless --eventual or PUT /_proxy/eventual): real AWS refuses some
+calls for a few seconds after a create; moto never does. With the mode on, a create that
+moto carried out is tracked, and the next K matching calls are answered, before moto sees
+them, with AWS's code, status and message in the protocol's envelope (details and sources at
+class Eventual):
+  s3 CreateBucket   -> PutBucketTagging/Policy/Encryption/Versioning/NotificationConfiguration,
+                       PutPublicAccessBlock on it: 404 NoSuchBucket
+  kms CreateKey     -> CreateAlias/PutKeyPolicy/EnableKeyRotation/TagResource of it:
+                       400 NotFoundException; the first K CreateTrail with it as KmsKeyId:
+                       400 KmsKeyNotFoundException
+  iam CreateRole, CreatePolicy -> AttachRolePolicy naming it: 404 NoSuchEntity
+  sts AssumeRole of a role created less than N seconds ago: 403 AccessDenied
+Each refusal is in the call log with outcome "eventual" and counted per operation in
+GET /_proxy/eventual ("refused").
+
+Requests with the header `x-sandbox-internal` (any value; the sandbox sends
+`x-sandbox-internal: workbench` from Workbench's AWS health check) are the sandbox's own:
+neither logged in /_proxy/calls nor faulted, but refused by the eventual-consistency mode like
+any other call (counted in "refused_internal"), as AWS would refuse Workbench.
 
 Several faults may match one call: their latencies add up; the oldest matching status or
 reset fault decides the outcome. A fault counts only the calls it matches.
@@ -74,6 +106,8 @@ from xml.sax.saxutils import escape as xml_escape
 log = logging.getLogger("awsproxy")
 
 ADMIN_PREFIX = "/_proxy/"
+# Requests that carry this header are the sandbox's own (Workbench's health check).
+INTERNAL_HEADER = "x-sandbox-internal"
 PASSTHROUGH_PREFIX = "/moto-api/"
 MAX_LINE = 65536
 
@@ -274,7 +308,10 @@ def default_status(code: str | None, protocol: str) -> int:
 
 
 def error_reply(call: Call, status: int, code: str | None, message: str, request_id: str,
-                head: bool) -> tuple[int, list[tuple[str, str]], bytes]:
+                head: bool, s3_extra: dict[str, str] | None = None
+                ) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The error answer in the call's protocol. s3_extra: more elements of an S3 <Error>
+    after <Message> (S3 names the bucket of a NoSuchBucket in <BucketName>)."""
     code = code or DEFAULT_CODES[call.protocol].get(status) or "InjectedFault"
     if call.protocol in ("json", "rest"):
         ctype = call.content_type if call.content_type.startswith("application/x-amz-json") \
@@ -293,7 +330,8 @@ def error_reply(call: Call, status: int, code: str | None, message: str, request
     else:  # s3
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
                 f"<Error><Code>{xml_escape(code)}</Code><Message>{xml_escape(message)}</Message>"
-                f"<RequestId>{request_id}</RequestId><HostId>awsproxy</HostId></Error>").encode()
+                + "".join(f"<{k}>{xml_escape(v)}</{k}>" for k, v in (s3_extra or {}).items())
+                + f"<RequestId>{request_id}</RequestId><HostId>awsproxy</HostId></Error>").encode()
         headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id),
                    ("x-amz-id-2", "awsproxy")]
     if head:
@@ -483,6 +521,266 @@ class CallLog:
 
 
 # ---------------------------------------------------------------------------------------
+# Eventual consistency: what real AWS refuses for a while after a create (off by default)
+#
+# moto makes every object visible at once; AWS does not. With the mode on, the proxy watches
+# the creates that pass through it and refuses, before moto sees them, the calls that AWS is
+# known to refuse while the new object propagates, with AWS's code, status and message:
+#
+#   S3 CreateBucket -> the next K PutBucketTagging / PutBucketPolicy / PutBucketEncryption /
+#     PutPublicAccessBlock / PutBucketNotificationConfiguration / PutBucketVersioning on that
+#     bucket (path-style addresses): 404 NoSuchBucket "The specified bucket does not exist",
+#     <BucketName> in the <Error>. Code, status and message: the S3 API reference, "Error
+#     responses", list of error codes (docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html).
+#   KMS CreateKey -> the next K CreateAlias (TargetKeyId) / PutKeyPolicy / EnableKeyRotation /
+#     TagResource naming the key (id, key ARN, or an alias made for it): 400 NotFoundException
+#     "Key '<key ARN>' does not exist". Wording as AWS answered it right after CreateKey in
+#     hashicorp/terraform-provider-aws#1896 ("r/kms_alias: Retry creation on
+#     NotFoundException": "NotFoundException: Key 'arn:aws:kms:us-west-2:...:key/<id>' does
+#     not exist, status code: 400").
+#   CloudTrail CreateTrail whose KmsKeyId names such a key -> the first K of them: 400
+#     KmsKeyNotFoundException. The exception and its meaning: CloudTrail API reference
+#     (CreateTrail errors: "thrown when the KMS key does not exist, when the S3 bucket and the
+#     KMS key are not in the same Region ..."). The message text is as a user copied it from
+#     a real CreateTrail refusal in a public troubleshooting note ("KMS key ID <arn> does not
+#     exist, or s3 bucket and key are not in the same region."); AWS documents no text [G].
+#   IAM CreateRole / CreatePolicy -> the next K AttachRolePolicy naming that role or policy:
+#     404 NoSuchEntity, "The role with name <name> cannot be found." (the text IAM answers for
+#     a missing role, e.g. prowler-cloud/prowler#2872) or "Policy <arn> does not exist or is
+#     not attachable." (AWS's answer quoted in getmoto/moto#6482, status 404 in
+#     pulumi/pulumi#7419). A call naming both a new role and a new policy is refused once for
+#     both (the role is named); each refusal uses up one of K for every new object it names.
+#   STS AssumeRole of a role created less than N seconds ago: 403 AccessDenied "User: <caller
+#     ARN> is not authorized to perform: sts:AssumeRole on resource: <role ARN>" (the XML
+#     ErrorResponse, Sender, 403 Forbidden: Netflix/security_monkey#77,
+#     amzn/selling-partner-api-models#891). That a new role cannot be assumed for seconds:
+#     hashicorp/terraform-provider-aws#6566 ("After the creation of a role, it cannot be
+#     assumed for 10-30 seconds ... the API returns AccessDenied"). The caller ARN is what
+#     moto's GetCallerIdentity answers for the request's credentials.
+#
+# K counts refusals per new object (per bucket, per key, and separately the CreateTrail
+# attempts per key; per role, per policy); it is fixed when the object is created. N is wall
+# time from the CreateRole answer. Only creates that moto carried out (2xx) are tracked, and
+# only while the mode is on; turning it off forgets them.
+
+EVENTUAL_S3_OPERATIONS = {"PutBucketTagging", "PutBucketPolicy", "PutBucketEncryption",
+                          "PutPublicAccessBlock", "PutBucketNotificationConfiguration",
+                          "PutBucketVersioning"}
+EVENTUAL_KMS_OPERATIONS = {"CreateAlias", "PutKeyPolicy", "EnableKeyRotation", "TagResource"}
+EVENTUAL_KEYS = {"enabled", "refusals", "assume_role_seconds"}
+EVENTUAL_READ_ONLY = {"refused", "refused_internal", "tracked"}
+_XML_ARN = re.compile(r"<Arn>\s*([^<\s]+)\s*</Arn>")
+
+
+@dataclass
+class Refusal:
+    status: int
+    code: str
+    message: str
+    s3_extra: dict[str, str] | None = None
+
+
+@dataclass
+class _NewKey:
+    key_id: str
+    arn: str
+    remaining: int
+    trail_remaining: int
+
+
+class Eventual:
+    """Tracks new objects and decides which calls to refuse (see the comment above)."""
+
+    def __init__(self, enabled: bool = False, refusals: int = 2,
+                 assume_role_seconds: float = 5.0) -> None:
+        self._lock = threading.Lock()
+        self.enabled = enabled
+        self.refusals = refusals
+        self.assume_role_seconds = assume_role_seconds
+        self.forget()
+
+    def forget(self) -> None:
+        """Forget tracked objects and zero the counters (the settings stay)."""
+        with self._lock:
+            self._buckets: dict[str, int] = {}
+            self._keys: dict[str, _NewKey] = {}         # key id -> key
+            self._aliases: dict[str, str] = {}          # "alias/x" -> key id
+            self._roles: dict[str, list[Any]] = {}      # role ARN -> [name, created, remaining]
+            self._policies: dict[str, int] = {}         # policy ARN -> remaining
+            self._refused: dict[str, int] = {}
+            self._refused_internal: dict[str, int] = {}
+
+    # -- settings ---------------------------------------------------------------------
+
+    def settings(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "enabled": self.enabled, "refusals": self.refusals,
+                "assume_role_seconds": self.assume_role_seconds,
+                "refused": dict(sorted(self._refused.items())),
+                "refused_internal": dict(sorted(self._refused_internal.items())),
+                "tracked": {
+                    "buckets": dict(sorted(self._buckets.items())),
+                    "keys": {k.arn: {"remaining": k.remaining,
+                                     "create_trail_remaining": k.trail_remaining}
+                             for k in self._keys.values()},
+                    "roles": {arn: {"remaining": r[2],
+                                    "assumable_in_seconds": round(max(
+                                        0.0, self.assume_role_seconds
+                                        - (time.monotonic() - r[1])), 3)}
+                              for arn, r in self._roles.items()},
+                    "policies": dict(sorted(self._policies.items())),
+                },
+            }
+
+    def update(self, spec: Any) -> None:
+        """Apply a PUT body; ValueError (nothing changed) on bad input."""
+        if not isinstance(spec, dict):
+            raise ValueError("body must be a JSON object")
+        unknown = set(spec) - EVENTUAL_KEYS - EVENTUAL_READ_ONLY
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}; allowed: {sorted(EVENTUAL_KEYS)}")
+        enabled = spec.get("enabled", self.enabled)
+        if not isinstance(enabled, bool):
+            raise ValueError("enabled must be true or false")
+        refusals = spec.get("refusals", self.refusals)
+        if not isinstance(refusals, int) or isinstance(refusals, bool) or \
+                not 0 <= refusals <= 1000:
+            raise ValueError("refusals must be an integer in [0, 1000]")
+        seconds = spec.get("assume_role_seconds", self.assume_role_seconds)
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or \
+                not 0 <= seconds <= 3600:
+            raise ValueError("assume_role_seconds must be a number in [0, 3600]")
+        turned_off = self.enabled and not enabled
+        with self._lock:
+            self.enabled, self.refusals = enabled, refusals
+            self.assume_role_seconds = float(seconds)
+        if turned_off:
+            with self._lock:
+                self._buckets, self._keys, self._aliases = {}, {}, {}
+                self._roles, self._policies = {}, {}
+
+    # -- decisions --------------------------------------------------------------------
+
+    def _key(self, ident: Any) -> _NewKey | None:
+        """The tracked key an identifier names: key id, key ARN, alias name or alias ARN."""
+        if not isinstance(ident, str) or not ident:
+            return None
+        if ":alias/" in ident:
+            ident = "alias/" + ident.split(":alias/", 1)[1]
+        if ident.startswith("alias/"):
+            ident = self._aliases.get(ident, "")
+        elif ":key/" in ident:
+            ident = ident.split(":key/", 1)[1]
+        return self._keys.get(ident)
+
+    def refusal(self, call: Call, path: str, body: bytes,
+                caller_arn: Any) -> Refusal | None:
+        """The refusal for this call, if AWS would refuse it now (counts it as answered)."""
+        if not self.enabled:
+            return None
+        service, op = call.service, call.operation
+        assume_of = None
+        with self._lock:
+            if service == "s3" and op in EVENTUAL_S3_OPERATIONS:
+                bucket = urllib.parse.unquote(path.lstrip("/").split("/", 1)[0])
+                if self._buckets.get(bucket, 0) > 0:
+                    self._buckets[bucket] -= 1
+                    return Refusal(404, "NoSuchBucket", "The specified bucket does not exist",
+                                   {"BucketName": bucket})
+            elif service == "kms" and op in EVENTUAL_KMS_OPERATIONS:
+                doc = _json_body(body)
+                key = self._key(doc.get("TargetKeyId" if op == "CreateAlias" else "KeyId"))
+                if key is not None and key.remaining > 0:
+                    key.remaining -= 1
+                    return Refusal(400, "NotFoundException", f"Key '{key.arn}' does not exist")
+            elif service == "cloudtrail" and op == "CreateTrail":
+                ident = _json_body(body).get("KmsKeyId")
+                key = self._key(ident)
+                if key is not None and key.trail_remaining > 0:
+                    key.trail_remaining -= 1
+                    return Refusal(400, "KmsKeyNotFoundException",
+                                   f"KMS key ID {ident} does not exist, or s3 bucket and key "
+                                   "are not in the same region.")
+            elif service == "iam" and op == "AttachRolePolicy":
+                form = _form_body(body)
+                role_name, policy_arn = form.get("RoleName", ""), form.get("PolicyArn", "")
+                role = next((r for r in self._roles.values()
+                             if r[0] == role_name and r[2] > 0), None)
+                policy_left = self._policies.get(policy_arn, 0) > 0
+                if policy_left:
+                    self._policies[policy_arn] -= 1
+                if role is not None:
+                    role[2] -= 1
+                    return Refusal(404, "NoSuchEntity",
+                                   f"The role with name {role_name} cannot be found.")
+                if policy_left:
+                    return Refusal(404, "NoSuchEntity",
+                                   f"Policy {policy_arn} does not exist or is not attachable.")
+            elif service == "sts" and op == "AssumeRole":
+                role_arn = _form_body(body).get("RoleArn", "")
+                role = self._roles.get(role_arn)
+                if role is not None and time.monotonic() - role[1] < self.assume_role_seconds:
+                    assume_of = role_arn
+        if assume_of is None:
+            return None
+        # The caller's ARN takes a call to moto: outside the lock.
+        return Refusal(403, "AccessDenied", f"User: {caller_arn()} is not authorized to perform: "
+                                            f"sts:AssumeRole on resource: {assume_of}")
+
+    def count(self, call: Call, internal: bool) -> None:
+        with self._lock:
+            book = self._refused_internal if internal else self._refused
+            book[call.key] = book.get(call.key, 0) + 1
+
+    def observe(self, call: Call, path: str, body: bytes, status: int, answer: bytes) -> None:
+        """Track the object a successful create made (moto answered 2xx)."""
+        if not self.enabled or not 200 <= status < 300:
+            return
+        service, op = call.service, call.operation
+        with self._lock:
+            k = self.refusals
+            if service == "s3" and op == "CreateBucket":
+                bucket = urllib.parse.unquote(path.lstrip("/").split("/", 1)[0])
+                if bucket:
+                    self._buckets[bucket] = k
+            elif service == "kms" and op == "CreateKey":
+                meta = _json_body(answer).get("KeyMetadata") or {}
+                if isinstance(meta, dict) and meta.get("KeyId") and meta.get("Arn"):
+                    self._keys[meta["KeyId"]] = _NewKey(meta["KeyId"], meta["Arn"], k, k)
+            elif service == "kms" and op == "CreateAlias":
+                doc = _json_body(body)
+                key = self._key(doc.get("TargetKeyId"))
+                if key is not None and isinstance(doc.get("AliasName"), str):
+                    self._aliases[doc["AliasName"]] = key.key_id
+            elif service == "iam" and op in ("CreateRole", "CreatePolicy"):
+                m = _XML_ARN.search(answer.decode("utf-8", "replace"))
+                if not m:
+                    return
+                if op == "CreateRole":
+                    name = _form_body(body).get("RoleName", "")
+                    self._roles[m.group(1)] = [name, time.monotonic(), k]
+                else:
+                    self._policies[m.group(1)] = k
+
+
+def _json_body(body: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _form_body(body: bytes) -> dict[str, str]:
+    try:
+        return dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"),
+                                           keep_blank_values=True))
+    except ValueError:
+        return {}
+
+
+# ---------------------------------------------------------------------------------------
 # The server
 
 
@@ -502,7 +800,8 @@ class ProxyServer(ThreadingHTTPServer):
     request_queue_size = 256  # the SDKs open many connections at once
 
     def __init__(self, address: tuple[str, int], upstream: str | None = None,
-                 upstream_file: str | None = None, upstream_wait: float = 30.0) -> None:
+                 upstream_file: str | None = None, upstream_wait: float = 30.0,
+                 eventual: Eventual | None = None) -> None:
         if (upstream is None) == (upstream_file is None):
             raise ValueError("give exactly one of upstream and upstream_file")
         self._upstream: tuple[str, str, int] | None = \
@@ -512,6 +811,7 @@ class ProxyServer(ThreadingHTTPServer):
         self._upstream_lock = threading.Lock()
         self.faults = FaultBook()
         self.calls = CallLog()
+        self.eventual = eventual or Eventual()
         super().__init__(address, ProxyHandler)
 
     @property
@@ -666,21 +966,49 @@ class ProxyHandler(BaseHTTPRequestHandler):
             return
         self.reply(status, headers, body, reason, keep_length=self.no_body_answer(status))
 
+    def caller_arn(self) -> str:
+        """The ARN moto gives the credentials of this request (GetCallerIdentity)."""
+        host, port = self.server.upstream_address()
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+        for name in ("Host", "Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
+            if self.headers.get(name):
+                headers[name] = self.headers[name]
+        try:
+            conn.request("POST", "/", b"Action=GetCallerIdentity&Version=2011-06-15", headers)
+            m = _XML_ARN.search(conn.getresponse().read().decode("utf-8", "replace"))
+            if m:
+                return m.group(1)
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            conn.close()
+        scope = CREDENTIAL_SCOPE.search(self.headers.get("Authorization", "") or "")
+        return f"arn:aws:iam::123456789012:user/{scope.group(1) if scope else 'unknown'}"
+
     def proxy(self, raw: bytes, decoded: bytes) -> None:
         started = time.monotonic()
         call = classify(self.command, self.path, self.headers, decoded)
-        calls = self.server.calls
-        entry = calls.record(call, self.command, self.path)
-        d = self.server.faults.decide(call)
+        calls, eventual = self.server.calls, self.server.eventual
+        # The sandbox's own calls (Workbench's health check): neither counted nor faulted,
+        # but refused like any other while AWS would refuse them.
+        internal = bool(self.headers.get(INTERNAL_HEADER))
+        entry = None if internal else calls.record(call, self.command, self.path)
+        d = Decision() if internal else self.server.faults.decide(call)
         done = {"fault_ids": d.fault_ids}
         request_id = str(uuid.uuid4())
+        path = urllib.parse.urlsplit(self.path).path
 
         def elapsed() -> float:
             return round((time.monotonic() - started) * 1000, 1)
 
+        def finish(**values: Any) -> None:
+            if entry is not None:
+                calls.finish(entry, ms=elapsed(), **done, **values)
+
         def act(fault: Fault, carried_out: bool) -> None:
             if fault.kind == "reset":
-                calls.finish(entry, outcome="reset", ms=elapsed(), **done)
+                finish(outcome="reset")
                 self.reset_connection()
                 return
             status = fault.status or default_status(fault.code, call.protocol)
@@ -688,7 +1016,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
                                         + (" (the call was carried out)" if carried_out else ""))
             status, headers, body = error_reply(call, status, fault.code, message, request_id,
                                                 head=self.command == "HEAD")
-            calls.finish(entry, status=status, outcome="fault", ms=elapsed(), **done)
+            finish(status=status, outcome="fault")
             self.reply(status, headers, body, keep_length=False)
 
         if d.latency_before_ms:
@@ -697,19 +1025,32 @@ class ProxyHandler(BaseHTTPRequestHandler):
             act(d.action, carried_out=False)
             return
         try:
+            refusal = eventual.refusal(call, path, decoded, self.caller_arn)
+        except UpstreamError:
+            refusal = None
+        if refusal is not None:
+            eventual.count(call, internal)
+            status, headers, body = error_reply(call, refusal.status, refusal.code,
+                                                refusal.message, request_id,
+                                                head=self.command == "HEAD",
+                                                s3_extra=refusal.s3_extra)
+            finish(status=status, outcome="eventual")
+            self.reply(status, headers, body, keep_length=False)
+            return
+        try:
             status, reason, headers, body = self.forward(raw)
         except UpstreamError as err:
-            calls.finish(entry, status=502, outcome=f"upstream error: {err}", ms=elapsed(),
-                         **done)
+            finish(status=502, outcome=f"upstream error: {err}")
             self.reply(502, [("Content-Type", "text/plain")], f"awsproxy: {err}".encode())
             return
+        eventual.observe(call, path, decoded, status, body)
         if d.latency_after_ms:
             time.sleep(d.latency_after_ms / 1000.0)
         if d.action is not None:  # phase "after": moto has carried the call out
             act(d.action, carried_out=True)
             return
         body = fix_moto_answer(call, status, body)
-        calls.finish(entry, status=status, outcome="forwarded", ms=elapsed(), **done)
+        finish(status=status, outcome="forwarded")
         self.reply(status, headers, body, reason, keep_length=self.no_body_answer(status))
 
     # -- admin ------------------------------------------------------------------------
@@ -756,9 +1097,20 @@ class ProxyHandler(BaseHTTPRequestHandler):
             if method == "DELETE":
                 calls.reset()
                 return self.reply_json(204)
+        if route == "eventual":
+            eventual = self.server.eventual
+            if method == "PUT":
+                try:
+                    eventual.update(json.loads(body or b"null"))
+                except ValueError as err:  # bad JSON or a bad setting
+                    return self.reply_json(400, {"error": str(err)})
+                return self.reply_json(200, eventual.settings())
+            if method == "GET":
+                return self.reply_json(200, eventual.settings())
         if route == "reset" and method == "POST":
             faults.clear()
             calls.reset()
+            self.server.eventual.forget()
             return self.reply_json(204)
         return self.reply_json(404, {"error": f"no admin route {method} {split.path}"})
 
@@ -791,9 +1143,9 @@ def write_port_file(path: str, port: int) -> None:
 
 
 def serve(upstream: str | None, port: int = 0, host: str = "127.0.0.1",
-          upstream_file: str | None = None) -> ProxyServer:
+          upstream_file: str | None = None, eventual: Eventual | None = None) -> ProxyServer:
     """Bind (and listen); the caller runs serve_forever (tests may use a thread)."""
-    return ProxyServer((host, port), upstream, upstream_file)
+    return ProxyServer((host, port), upstream, upstream_file, eventual=eventual)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -805,17 +1157,32 @@ def main(argv: list[str] | None = None) -> int:
                        help="file that will hold the moto_server base URL (read when needed)")
     p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = pick one)")
     p.add_argument("--port-file", help="write the listening port here once ready")
+    p.add_argument("--eventual", action="store_true",
+                   help="refuse what AWS refuses right after a create (see the docstring)")
+    p.add_argument("--eventual-refusals", type=int, default=2, metavar="K",
+                   help="with --eventual: refusals per new object (default 2)")
+    p.add_argument("--eventual-assume-seconds", type=float, default=5.0, metavar="N",
+                   help="with --eventual: seconds a new role cannot be assumed (default 5)")
     p.add_argument("--verbose", action="store_true", help="log every request")
     p.add_argument("--quiet", action="store_true", help="(default) log only errors")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(message)s")
-    server = serve(args.upstream, args.port, upstream_file=args.upstream_file)
+    eventual = Eventual()
+    try:
+        eventual.update({"enabled": args.eventual, "refusals": args.eventual_refusals,
+                         "assume_role_seconds": args.eventual_assume_seconds})
+    except ValueError as err:
+        p.error(str(err))
+    server = serve(args.upstream, args.port, upstream_file=args.upstream_file,
+                   eventual=eventual)
     port = server.server_address[1]
     if args.port_file:
         write_port_file(args.port_file, port)
-    log.info("listening on http://127.0.0.1:%d, upstream %s", port,
-             server.upstream or f"from {args.upstream_file}")
+    log.info("listening on http://127.0.0.1:%d, upstream %s, eventual consistency %s", port,
+             server.upstream or f"from {args.upstream_file}",
+             f"on (K={eventual.refusals}, N={eventual.assume_role_seconds}s)"
+             if eventual.enabled else "off")
 
     def stop(signum: int, frame: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
