@@ -1,4 +1,5 @@
-"""The Workbench health check of `aws` devices (sandbox/awshealth.py) against a real moto."""
+"""The Workbench health check of `aws` devices (sandbox/awshealth.py) against a real moto,
+through the AWS proxy as scripts/stack wires it (the check's calls are marked internal)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from awsstack import client, start_moto, start_sandbox
+from awsstack import client, start_moto, start_proxy, start_sandbox
 from conftest import Http
 
 API_KEY = "aws-health-key"
@@ -24,22 +25,27 @@ DEVICES = "/api/v2/security_devices"
 def stack():
     workdir = Path(tempfile.mkdtemp(prefix="aws-health-test-"))
     moto_url, moto = start_moto(workdir)
+    proxy_url, proxy = start_proxy(workdir, moto_url)
     try:
         sandbox_url, sandbox = start_sandbox(
             workdir, "--api-key", API_KEY, "--org-id", ORG_ID, "--moto-url", moto_url,
-            "--health-delay", "0.05")
+            "--aws-proxy-url", proxy_url, "--health-delay", "0.05")
         try:
-            yield moto_url, sandbox_url
+            yield moto_url, sandbox_url, proxy_url
         finally:
             sandbox.stop()
     finally:
+        proxy.stop()
         moto.stop()
 
 
 @pytest.fixture
 def api(stack) -> Http:
-    moto_url, sandbox_url = stack
+    moto_url, sandbox_url, proxy_url = stack
     assert Http(moto_url).post("/moto-api/reset").status == 200
+    assert Http(proxy_url).post("/_proxy/reset").status == 204
+    assert Http(proxy_url).call("PUT", "/_proxy/eventual", {
+        "enabled": False, "refusals": 2, "assume_role_seconds": 5}).status == 200
     assert Http(sandbox_url).post("/_admin/reset").status == 204
     return Http(sandbox_url, API_KEY)
 
@@ -119,13 +125,38 @@ def assert_unhealthy(attrs: dict[str, Any], reason: str) -> None:
     assert details["checks"][-1]["result"] == "failed"
 
 
-def test_healthy(api, aws):
+def test_healthy(stack, api, aws):
     attrs = device_health(api, setup(aws))
     assert attrs["status"] == "healthy", attrs["status_details"]
     checks = attrs["status_details"]["checks"]
     assert [c["name"] for c in checks] == ["assume_role", "role", "trust_policy", "queue",
                                            "role_policy"]
     assert all(c["result"] == "ok" for c in checks)
+    # the check went through the proxy, marked as the sandbox's own: not counted
+    assert Http(stack[2]).get("/_proxy/calls").body["total"] == 0
+    assert Http(api.base).get("/_admin/health").body["aws_proxy_url"] == stack[2]
+
+
+def test_new_role_cannot_be_assumed_yet(stack, api):
+    """With the proxy's eventual-consistency mode on, Workbench's AssumeRole of a role made
+    a moment ago is refused (AccessDenied) as in AWS; a re-check after N s is healthy."""
+    proxy = Http(stack[2])
+    assert proxy.call("PUT", "/_proxy/eventual", {"enabled": True, "refusals": 0,
+                                                  "assume_role_seconds": 1}).status == 200
+    spec = setup(lambda service: client(service, stack[2]))
+    made = time.monotonic()
+    attrs = device_health(api, spec)
+    assert_unhealthy(attrs, f"cannot assume role {spec['role_arn']}: AccessDenied")
+    assert attrs["status_details"]["checks"][-1]["name"] == "assume_role"
+    time.sleep(max(0.0, 1.05 - (time.monotonic() - made)))
+    attrs = device_health_again(api, lambda service: client(service, stack[0]), trust_policy())
+    assert attrs["status"] == "healthy", attrs["status_details"]
+    eventual = proxy.get("/_proxy/eventual").body
+    assert eventual["refused"] == {} and eventual["refused_internal"] == {"sts.AssumeRole": 1}
+    # only the test's own calls are in the log, none of Workbench's
+    assert set(proxy.get("/_proxy/calls").body["operations"]) == {
+        "sqs.CreateQueue", "sqs.GetQueueAttributes", "iam.CreateRole", "iam.CreatePolicy",
+        "iam.AttachRolePolicy"}
 
 
 def test_healthy_with_bare_account_principal_wildcards_and_inline_policy(api, aws):

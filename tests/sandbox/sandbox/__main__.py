@@ -1,5 +1,6 @@
 """python -m sandbox --port 0 --port-file FILE [--api-key K] [--org-id ID] [--org-name N]
-                    [--moto-url URL | --moto-url-file F] [--health-delay SECONDS]
+                    [--moto-url URL | --moto-url-file F]
+                    [--aws-proxy-url URL | --aws-proxy-url-file F] [--health-delay SECONDS]
                     [--expel-account-id ID] [--s1-admin-token T]
                     [--wiz-client-id ID] [--wiz-client-secret S] [--wiz-token-ttl SECONDS] [--quiet]
 
@@ -36,6 +37,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--moto-url", default=None, help="moto_server base URL (for health checks)")
     p.add_argument("--moto-url-file", default=None,
                    help="or a file that will hold that URL (read when first needed)")
+    p.add_argument("--aws-proxy-url", default=None,
+                   help="the AWS proxy in front of moto: health checks go through it")
+    p.add_argument("--aws-proxy-url-file", default=None,
+                   help="or a file that will hold that URL (read when first needed)")
     p.add_argument("--health-delay", type=float, default=0.2,
                    help="seconds from a device write to its health-check result")
     p.add_argument("--s1-admin-token", default=DEFAULT_S1_ADMIN_TOKEN,
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     config = SandboxConfig(api_key=args.api_key, org_id=args.org_id, org_name=args.org_name,
                            moto_url=args.moto_url, moto_url_file=args.moto_url_file,
+                           aws_proxy_url=args.aws_proxy_url,
+                           aws_proxy_url_file=args.aws_proxy_url_file,
                            health_delay=args.health_delay,
                            expel_account_id=args.expel_account_id,
                            s1_admin_token=args.s1_admin_token,

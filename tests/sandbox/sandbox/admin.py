@@ -1,6 +1,7 @@
 """/_admin: test controls. No auth; loopback clients only. Plain application/json.
 
-  GET    /_admin/health                 200 {"status": "ok", "emulators": [...], "moto_url": ...}
+  GET    /_admin/health                 200 {"status": "ok", "emulators": [...], "moto_url": ...,
+                                             "aws_proxy_url": ...}
   POST   /_admin/faults                 201 fault (body: see faults.py); 400 {"error": ...}
   GET    /_admin/faults                 200 {"faults": [...]} with matched/fired/exhausted
   DELETE /_admin/faults                 204, clears all faults
@@ -72,6 +73,7 @@ def health():
     s = sandbox()
     return jsonify(status="ok", emulators=sorted(s["emulators"]),
                    moto_url=s["config"].resolve_moto_url(wait=0),
+                   aws_proxy_url=s["config"].resolve_aws_proxy_url(wait=0),
                    organization_id=s["config"].org_id)
 
 

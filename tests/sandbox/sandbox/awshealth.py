@@ -16,6 +16,12 @@ evaluates no policy (it lets anyone assume any role), so the documents are check
 
 Healthy only if every step passes; otherwise "unhealthy" with status_details
 {"checks": [...], "reason": "<the failed check, in words>"}.
+
+Where the calls go: through the AWS proxy when the sandbox knows it (--aws-proxy-url or
+--aws-proxy-url-file; scripts/stack passes the file), each with the header
+`x-sandbox-internal: workbench`, so that the proxy neither counts nor faults them but applies
+its eventual-consistency refusals (a role made seconds ago cannot be assumed yet, as real
+Workbench sees); else straight to moto.
 """
 
 from __future__ import annotations
@@ -123,11 +129,11 @@ def _client_error_code(err: Exception) -> str:
 def check_aws_cloudtrail(device: dict[str, Any], ctx: Any) -> tuple[str, dict[str, Any]]:
     config = ctx.config
     checks: list[dict[str, Any]] = []
-    moto_url = config.resolve_moto_url() if hasattr(config, "resolve_moto_url") \
-        else config.moto_url
-    if not moto_url:
-        return "healthy", {"checks": [{"name": "aws", "result": "skipped",
-                                       "detail": "the sandbox was started without --moto-url"}]}
+    endpoint, internal = aws_endpoint(config)
+    if not endpoint:
+        return "healthy", {"checks": [{
+            "name": "aws", "result": "skipped",
+            "detail": "the sandbox was started without --moto-url or --aws-proxy-url"}]}
     import boto3  # slow to import: only when a check runs
     import botocore.exceptions
     from botocore.config import Config
@@ -139,12 +145,14 @@ def check_aws_cloudtrail(device: dict[str, Any], ctx: Any) -> tuple[str, dict[st
     org_id = device.get("organization_id") or config.org_id
     account = getattr(config, "expel_account_id", "012205512454")
     session = boto3.session.Session()
+    if internal:
+        session.events.register("before-sign", _mark_internal)
     client_config = Config(retries={"total_max_attempts": 2, "mode": "standard"},
                            connect_timeout=5, read_timeout=15)
 
     def client(service: str, creds: dict[str, str] | None = None) -> Any:
         creds = creds or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        return session.client(service, endpoint_url=moto_url, config=client_config,
+        return session.client(service, endpoint_url=endpoint, config=client_config,
                               region_name=region if service == "sqs" else "us-east-1", **creds)
 
     def ok(name: str, **extra: Any) -> None:
@@ -218,6 +226,24 @@ def check_aws_cloudtrail(device: dict[str, Any], ctx: Any) -> tuple[str, dict[st
         checks.append({"name": "aws", "result": "failed", "detail": reason})
         return "unhealthy", {"checks": checks, "reason": reason}
     return "healthy", {"checks": checks}
+
+
+INTERNAL_HEADER = "x-sandbox-internal"  # sandbox/awsproxy.py: INTERNAL_HEADER
+
+
+def aws_endpoint(config: Any) -> tuple[str | None, bool]:
+    """(where the check sends AWS calls, whether that is the AWS proxy)."""
+    if getattr(config, "aws_proxy_url", None) or getattr(config, "aws_proxy_url_file", None):
+        proxy = config.resolve_aws_proxy_url()
+        if proxy:
+            return proxy, True
+    moto_url = config.resolve_moto_url() if hasattr(config, "resolve_moto_url") \
+        else config.moto_url
+    return moto_url, False
+
+
+def _mark_internal(request: Any, **kwargs: Any) -> None:
+    request.headers[INTERNAL_HEADER] = "workbench"
 
 
 def _role_policies(iam: Any, role_name: str) -> list[tuple[str, dict[str, Any]]]:

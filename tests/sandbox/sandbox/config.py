@@ -25,6 +25,11 @@ class SandboxConfig:
     moto_url: str | None = None
     # Or a file that will hold that URL (scripts/stack starts moto and the sandbox together).
     moto_url_file: str | None = None
+    # The AWS proxy in front of moto (sandbox/awsproxy.py), or a file that will hold its URL.
+    # When set, Workbench's AWS health check goes through it (marked as the sandbox's own
+    # calls), so that its eventual-consistency refusals reach Workbench as AWS's would.
+    aws_proxy_url: str | None = None
+    aws_proxy_url_file: str | None = None
     # Seconds between a device write and its health check result.
     health_delay: float = 0.2
     # AWS health check: the account that must be trusted to assume the customer's role.
@@ -38,14 +43,24 @@ class SandboxConfig:
 
     def resolve_moto_url(self, wait: float = 10.0) -> str | None:
         """moto_url, else the URL in moto_url_file (waiting up to `wait` s for it)."""
-        deadline = time.monotonic() + wait
-        while self.moto_url is None and self.moto_url_file:
-            try:
-                with open(self.moto_url_file) as f:
-                    self.moto_url = f.read().strip() or None
-            except FileNotFoundError:
-                pass
-            if self.moto_url is not None or time.monotonic() >= deadline:
-                break
-            time.sleep(0.05)
+        self.moto_url = _resolve(self.moto_url, self.moto_url_file, wait)
         return self.moto_url
+
+    def resolve_aws_proxy_url(self, wait: float = 10.0) -> str | None:
+        """aws_proxy_url, else the URL in aws_proxy_url_file (waiting up to `wait` s for it)."""
+        self.aws_proxy_url = _resolve(self.aws_proxy_url, self.aws_proxy_url_file, wait)
+        return self.aws_proxy_url
+
+
+def _resolve(url: str | None, url_file: str | None, wait: float) -> str | None:
+    deadline = time.monotonic() + wait
+    while url is None and url_file:
+        try:
+            with open(url_file) as f:
+                url = f.read().strip() or None
+        except FileNotFoundError:
+            pass
+        if url is not None or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    return url
