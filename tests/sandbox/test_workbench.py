@@ -388,3 +388,55 @@ def test_admin_can_force_device_health(api: Http, admin: Http):
     assert api.get(f"{DEVICES}/{dev['id']}").body["data"]["attributes"]["status"] == "unhealthy"
     assert admin.call("PUT", "/_admin/workbench/security_devices/nope/status",
                       {"status": "healthy"}).status == 404
+
+
+def patch_unchanged(api: Http, device: dict[str, Any]) -> None:
+    """What the provider does to ask for a re-check: PATCH the device with its attributes."""
+    attrs = {k: device["attributes"][k] for k in ("name", "location", "device_spec")}
+    r = api.patch(f"{DEVICES}/{device['id']}", {"data": {
+        "type": "security_devices", "id": device["id"], "attributes": attrs}})
+    assert r.status == 200, r.body
+
+
+def test_admin_health_settings_first_checks_unhealthy(api: Http, admin: Http):
+    defaults = admin.get("/_admin/workbench/health").body
+    assert defaults == {"unhealthy_first_checks": 0, "delay_seconds": 0.2,
+                        "unhealthy_remaining": 0}
+    r = admin.call("PUT", "/_admin/workbench/health",
+                   {"unhealthy_first_checks": 2, "delay_seconds": 0.05})
+    assert r.status == 200 and r.body == {"unhealthy_first_checks": 2, "delay_seconds": 0.05,
+                                          "unhealthy_remaining": 2}
+    s1 = create(api, {"name": "S1", "device_type": "ENDPOINT", "plugin_slug": "sentinelone",
+                      "device_spec": {"console_url": "https://127.0.0.2:1", "api_token": "t"}})
+    device = create(api, aws_attrs())
+    t0 = time.monotonic()
+    seen = []
+    for _ in range(3):
+        attrs = wait_status(api, device["id"])
+        assert attrs["is_verifying_status"] is False
+        seen.append((attrs["status"], attrs["status_details"].get("reason")))
+        patch_unchanged(api, device)
+    assert time.monotonic() - t0 < 2.0  # delay_seconds 0.05, not 0.2 per check
+    reason = f"cannot assume role {AWS_SPEC['role_arn']}: AccessDenied"
+    # the first two checks: the refusal; the third runs the real check (no moto: skipped)
+    assert seen == [("unhealthy", reason), ("unhealthy", reason), ("healthy", None)]
+    assert wait_status(api, device["id"])["status"] == "healthy"  # the last PATCH's check
+    # only aws devices are forced: the SentinelOne device got its real check
+    assert "AssumeRole" not in str(wait_status(api, s1["id"])["status_details"])
+    assert admin.get("/_admin/workbench/health").body["unhealthy_remaining"] == 0
+    # reset restores the defaults
+    assert admin.post("/_admin/reset").status == 204
+    assert admin.get("/_admin/workbench/health").body == defaults
+
+
+def test_admin_health_settings_validation(admin: Http):
+    for bad in ({"unhealthy_first_checks": -1}, {"unhealthy_first_checks": 1.5},
+                {"unhealthy_first_checks": True}, {"delay_seconds": "1"},
+                {"delay_seconds": -0.1}, {"delay_seconds": 601}, {"colour": 1}, [1]):
+        r = admin.call("PUT", "/_admin/workbench/health", bad)
+        assert r.status == 400 and "error" in r.body, bad
+    assert admin.call("PUT", "/_admin/workbench/health", "{nope").status == 400
+    assert admin.get("/_admin/workbench/health").body["unhealthy_first_checks"] == 0
+    got = admin.call("PUT", "/_admin/workbench/health", {"delay_seconds": 1}).body
+    assert got["delay_seconds"] == 1.0 and got["unhealthy_first_checks"] == 0
+    assert admin.call("PUT", "/_admin/workbench/health", got).status == 200  # GET round trip

@@ -16,6 +16,19 @@
                                         body {"status": "healthy|unhealthy|...", "status_details": {}}
                                         204, or 404 (sets health out of band)
   GET    /_admin/workbench/alerts       200 {"alerts": [...]} received by Wiz webhook devices
+  GET|PUT /_admin/workbench/health      {"unhealthy_first_checks": N, "delay_seconds": 0.2,
+                                        "unhealthy_remaining": n (read-only)}; PUT any subset:
+                                        200 as GET, or 400 {"error"} (nothing changed).
+                                        delay_seconds: from a device create/PATCH to its health
+                                        result (default --health-delay). unhealthy_first_checks:
+                                        the next N health checks of `aws` devices (counted from
+                                        the PUT) answer "unhealthy", status_details {"checks":
+                                        [{"name": "assume_role", "result": "failed", ...}],
+                                        "reason": "cannot assume role <role_arn>: AccessDenied"}
+                                        without running the real check (what Workbench reports
+                                        while a new role propagates through IAM); later ones
+                                        run the real check. POST /_admin/reset restores 0 and
+                                        --health-delay.
   POST   /_admin/wiz/issues             body {"severity", "title", "status"?, "type"?,
                                         "project_ids"?, "resource"?}; 201 {"issue",
                                         "deliveries": [{id, rule_id, integration_id}]}; 400
@@ -191,6 +204,19 @@ def sentinelone_predefined_role():
 
 def _wiz():
     return sandbox()["emulators"]["wiz"]
+
+
+@blueprint.route("/workbench/health", methods=["GET", "PUT"])
+def workbench_health():
+    body = None
+    if request.method == "PUT":
+        body = request.get_json(force=True, silent=True)
+        if body is None:
+            return jsonify(error="body must be a JSON object"), 400
+    try:
+        return jsonify(sandbox()["emulators"]["workbench"].health_settings(body))
+    except ValueError as err:
+        return jsonify(error=str(err)), 400
 
 
 @blueprint.get("/workbench/alerts")

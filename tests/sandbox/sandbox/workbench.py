@@ -15,6 +15,12 @@ Where the real behaviour is unknown ([G] in APIS.md) the choice made here is sta
   webhook_password (the guide's "Webhook credentials", shown on every read as the UI's Edit
   page shows them); POST <webhook_url> with that basic auth records an alert
   (GET /_admin/workbench/alerts). The URL path /api/v2/webhooks/wiz/<device id> is a guess.
+
+Health checks run `delay_seconds` after each create and PATCH (--health-delay by default).
+GET/PUT /_admin/workbench/health also sets `unhealthy_first_checks`: the next N checks of
+`aws` devices answer "unhealthy" with the AssumeRole refusal that real Workbench reports while
+a new role propagates through IAM, without running the real check [G: Workbench's wording is
+not public; this is the sandbox check's own wording for an AccessDenied].
 """
 
 from __future__ import annotations
@@ -88,6 +94,10 @@ class WorkbenchEmulator(Emulator):
         self.lock = threading.RLock()
         self.devices: dict[str, dict[str, Any]] = {}
         self.alerts: list[dict[str, Any]] = []  # received through Wiz webhooks
+        # /_admin/workbench/health: check delay, and N first aws checks forced unhealthy
+        self.health_delay = config.health_delay
+        self.unhealthy_first_checks = 0
+        self.unhealthy_remaining = 0
         self.plugins = load_plugins()
         self.plugins_by_slug = {p["attributes"]["plugin_slug"]: p for p in self.plugins}
         self.organization = {
@@ -127,6 +137,8 @@ class WorkbenchEmulator(Emulator):
         with self.lock:
             self.devices.clear()
             self.alerts.clear()
+            self.health_delay = self.config.health_delay
+            self.unhealthy_first_checks = self.unhealthy_remaining = 0
 
     def dump(self) -> dict[str, Any]:
         with self.lock:
@@ -167,6 +179,32 @@ class WorkbenchEmulator(Emulator):
             attrs.update(status=status, status_details=details,
                          status_updated_at=now_iso(), is_verifying_status=False)
             return True
+
+    def health_settings(self, body: Any = None) -> dict[str, Any]:
+        """GET (body None) or PUT /_admin/workbench/health; ValueError on bad input."""
+        if body is not None:
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            allowed = {"unhealthy_first_checks", "delay_seconds"}
+            unknown = set(body) - allowed - {"unhealthy_remaining"}
+            if unknown:
+                raise ValueError(f"unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+            n = body.get("unhealthy_first_checks", 0)
+            if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 1000:
+                raise ValueError("unhealthy_first_checks must be an integer in [0, 1000]")
+            delay = body.get("delay_seconds", 0)
+            if not isinstance(delay, (int, float)) or isinstance(delay, bool) or \
+                    not 0 <= delay <= 600:
+                raise ValueError("delay_seconds must be a number in [0, 600]")
+            with self.lock:
+                if "unhealthy_first_checks" in body:
+                    self.unhealthy_first_checks = self.unhealthy_remaining = n
+                if "delay_seconds" in body:
+                    self.health_delay = float(delay)
+        with self.lock:
+            return {"unhealthy_first_checks": self.unhealthy_first_checks,
+                    "delay_seconds": self.health_delay,
+                    "unhealthy_remaining": self.unhealthy_remaining}
 
     # ---- serialisation --------------------------------------------------------------------
 
@@ -322,7 +360,7 @@ class WorkbenchEmulator(Emulator):
     def _schedule_health_check(self, record: dict[str, Any]) -> None:
         record["generation"] += 1
         record["attributes"]["is_verifying_status"] = True
-        timer = threading.Timer(self.config.health_delay, self._run_health_check,
+        timer = threading.Timer(self.health_delay, self._run_health_check,
                                 args=(record["id"], record["generation"]))
         timer.daemon = True
         timer.start()
@@ -334,7 +372,17 @@ class WorkbenchEmulator(Emulator):
                 return
             device = {"id": device_id, "organization_id": record["organization_id"],
                       **copy.deepcopy(record["attributes"])}
-        status, details = health.run_check(device, self.health_context)
+            forced = device.get("plugin_slug") == "aws" and self.unhealthy_remaining > 0
+            if forced:
+                self.unhealthy_remaining -= 1
+        if forced:
+            role_arn = (device.get("device_spec") or {}).get("role_arn", "")
+            reason = f"cannot assume role {role_arn}: AccessDenied"  # as sandbox/awshealth.py
+            status, details = "unhealthy", {
+                "checks": [{"name": "assume_role", "result": "failed", "detail": reason}],
+                "reason": reason}
+        else:
+            status, details = health.run_check(device, self.health_context)
         with self.lock:
             record = self.devices.get(device_id)
             if record is None or record["generation"] != generation:
