@@ -129,27 +129,26 @@ pub async fn create_all<C: Sync>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepErro
     .await
 }
 
-/// Observes every piece concurrently.
+/// Observes every piece, each only after the pieces it needs (independent ones
+/// concurrently): a piece that compares itself with another's live value (the device with
+/// the queue's URL, say) reads it after that piece's observation has filled it in.
 pub async fn observe_all<C: Sync>(
     steps: &[&dyn Step<C>],
     cx: &C,
 ) -> (HashMap<&'static str, Observed>, Vec<StepError>) {
-    let results = futures_util::future::join_all(
-        steps
-            .iter()
-            .map(|s| async move { (s.key(), s.observe(cx).await) }),
-    )
-    .await;
-    let mut seen = HashMap::new();
-    let mut errors = Vec::new();
-    for (k, r) in results {
-        match r {
-            Ok(o) => {
-                seen.insert(k, o);
+    let seen = std::sync::Mutex::new(HashMap::new());
+    let seen_ref = &seen;
+    let errors = in_order(steps, false, |s| {
+        Box::pin(async move {
+            let o = s.observe(cx).await?;
+            if let Ok(mut g) = seen_ref.lock() {
+                g.insert(s.key(), o);
             }
-            Err(e) => errors.push(e),
-        }
-    }
+            Ok(())
+        })
+    })
+    .await;
+    let seen = seen.into_inner().unwrap_or_else(|p| p.into_inner());
     (seen, errors)
 }
 
@@ -256,10 +255,14 @@ mod tests {
             Ok(())
         }
         async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
-            Ok(match cx.live.lock().unwrap().get(self.0) {
+            cx.log.lock().unwrap().push(format!("look {}", self.0));
+            tokio::time::sleep(Duration::from_millis(self.2)).await;
+            let o = match cx.live.lock().unwrap().get(self.0) {
                 None => Observed::Gone,
                 Some(p) => Observed::Present(p.clone()),
-            })
+            };
+            cx.log.lock().unwrap().push(format!("seen {}", self.0));
+            Ok(o)
         }
         async fn repair(&self, cx: &Cx, _p: &[String]) -> Result<(), StepError> {
             cx.log.lock().unwrap().push(format!("repair {}", self.0));
@@ -359,6 +362,34 @@ mod tests {
         assert!(pos(&log, "delete notice") < pos(&log, "delete bucket"));
         assert!(pos(&log, "delete bucket") < pos(&log, "delete key"));
         assert!(pos(&log, "delete queue") < pos(&log, "delete key"));
+    }
+
+    #[tokio::test]
+    async fn refresh_observes_each_piece_after_the_pieces_it_needs() {
+        let cx = Cx::default();
+        let steps: [&dyn Step<Cx>; 4] = [&NOTICE, &QUEUE, &BUCKET, &KEY];
+        assert!(create_all(&steps, &cx).await.is_empty());
+        cx.log.lock().unwrap().clear();
+        let (seen, errs) = observe_all(&steps, &cx).await;
+        assert!(errs.is_empty());
+        assert_eq!(seen.len(), 4);
+        let log = cx.log.lock().unwrap().clone();
+        assert!(pos(&log, "seen key") < pos(&log, "look bucket"), "{log:?}");
+        assert!(pos(&log, "seen key") < pos(&log, "look queue"), "{log:?}");
+        assert!(
+            pos(&log, "seen bucket") < pos(&log, "look notice"),
+            "{log:?}"
+        );
+        assert!(
+            pos(&log, "seen queue") < pos(&log, "look notice"),
+            "{log:?}"
+        );
+        // Independent pieces are still observed at the same time.
+        assert!(
+            pos(&log, "look queue") < pos(&log, "seen bucket")
+                || pos(&log, "look bucket") < pos(&log, "seen queue"),
+            "{log:?}"
+        );
     }
 
     #[test]
