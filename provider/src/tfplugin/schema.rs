@@ -263,6 +263,48 @@ pub(crate) fn child(path: &AttrPath, name: &str) -> AttrPath {
     }
 }
 
+/// Removes from stored state (JSON, as in the state file) the attributes and blocks this
+/// schema no longer has, as terraform-plugin-framework does, so that a release that drops
+/// an attribute can still read state written before it. Returns the paths removed.
+pub fn prune_stored_state(block: &Block, json: &mut serde_json::Value) -> Vec<AttrPath> {
+    let mut dropped = Vec::new();
+    prune_at(block, json, &AttrPath::default(), &mut dropped);
+    dropped
+}
+
+fn prune_at(
+    block: &Block,
+    json: &mut serde_json::Value,
+    path: &AttrPath,
+    dropped: &mut Vec<AttrPath>,
+) {
+    let serde_json::Value::Object(map) = json else {
+        return;
+    };
+    map.retain(|k, _| {
+        let known = block.attribute(k).is_some() || block.blocks.iter().any(|b| &b.name == k);
+        if !known {
+            dropped.push(child(path, k));
+        }
+        known
+    });
+    for b in &block.blocks {
+        let Some(v) = map.get_mut(&b.name) else {
+            continue;
+        };
+        let p = child(path, &b.name);
+        match (b.nesting, v) {
+            (Nesting::Single, v) => prune_at(&b.block, v, &p, dropped),
+            (Nesting::List | Nesting::Set, serde_json::Value::Array(items)) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    prune_at(&b.block, item, &p.index(i), dropped);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Nested list and set blocks are an empty collection, never null, on the wire.
 pub fn normalize_blocks(block: &Block, value: &mut Value) {
     let Value::Object(map) = value else { return };

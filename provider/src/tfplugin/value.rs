@@ -815,6 +815,11 @@ pub fn decode_json(bytes: &[u8], ty: &Type) -> Result<Value, ValueError> {
     from_json(j, ty)
 }
 
+/// Decodes an already parsed JSON value (state as stored) of type `ty`.
+pub fn from_json_value(j: Json, ty: &Type) -> Result<Value, ValueError> {
+    from_json(j, ty)
+}
+
 fn seq_from_json(items: Vec<Json>, ety: &Type) -> Result<Vec<Value>, ValueError> {
     let items = items.into_iter().enumerate();
     items
