@@ -25,6 +25,15 @@ pub fn set(v: &mut Value, k: &str, x: Value) {
     }
 }
 
+/// Whether the provider chooses the planned value of an Optional+Computed attribute: the
+/// configuration leaves it null and nothing is planned for it yet (a create). A value the
+/// configuration takes from another resource is unknown, not null: it stays unknown, as
+/// Terraform requires (the central plan check refuses anything else).
+pub fn needs_default(config: &Value, planned: &Value, k: &str) -> bool {
+    config.get(k).is_none_or(Value::is_null)
+        && !planned.get(k).is_some_and(|v| v.is_known() && !v.is_null())
+}
+
 /// A string, or null.
 pub fn opt(s: Option<String>) -> Value {
     s.map(Value::string).unwrap_or(Value::Null)

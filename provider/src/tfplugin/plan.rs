@@ -115,8 +115,25 @@ fn collect_replace(
     }
 }
 
-/// Checks a plan against the rules Terraform enforces; returns one message per violation.
-pub fn check_plan(block: &Block, prior: &Value, config: &Value, planned: &Value) -> Vec<String> {
+/// One broken plan rule: the attribute and what is wrong with it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanViolation {
+    pub path: AttrPath,
+    pub message: String,
+}
+
+/// Checks a plan against the rules Terraform enforces (its `AssertPlanValid`), attribute by
+/// attribute, whether or not the rest of the configuration is known:
+/// - a value set in the configuration, known or not, is planned as given (or as the prior
+///   value, which Terraform takes as "equivalent"); an unknown stays unknown;
+/// - only a computed attribute left null in the configuration may be planned otherwise;
+/// - a write-only attribute is planned null.
+pub fn check_plan(
+    block: &Block,
+    prior: &Value,
+    config: &Value,
+    planned: &Value,
+) -> Vec<PlanViolation> {
     let mut errs = Vec::new();
     check_plan_at(
         block,
@@ -135,33 +152,50 @@ fn check_plan_at(
     config: &Value,
     planned: &Value,
     path: &AttrPath,
-    errs: &mut Vec<String>,
+    errs: &mut Vec<PlanViolation>,
 ) {
     for a in &block.attributes {
         let p = child(path, &a.name);
         let cfg = config.get(&a.name).unwrap_or(&Value::Null);
         let pl = planned.get(&a.name).unwrap_or(&Value::Null);
         let pr = prior.get(&a.name).unwrap_or(&Value::Null);
+        let mut fail = |message: String| {
+            errs.push(PlanViolation {
+                path: p.clone(),
+                message,
+            })
+        };
         if a.write_only {
             if !pl.is_null() {
-                errs.push(format!("{p}: a write-only attribute must be planned null"));
+                fail("a write-only attribute must be planned null".into());
             }
-        } else if !cfg.is_null() {
-            if pl != cfg && pl != pr && cfg.is_wholly_known() {
-                errs.push(format!(
-                    "{p}: planned value differs from both the configuration and the prior state"
-                ));
+            continue;
+        }
+        // Terraform also accepts the prior value for an unknown configuration value; we do
+        // not, since the value known at apply may differ and the apply would then fail.
+        if pl == cfg || (pl == pr && !pr.is_null() && !cfg.is_null() && cfg.is_wholly_known()) {
+            continue;
+        }
+        if a.computed && cfg.is_null() {
+            continue;
+        }
+        let shown = |v: &Value| {
+            if a.sensitive {
+                "(sensitive)".to_string()
+            } else {
+                show(v)
             }
-        } else if !a.computed && !pl.is_null() {
-            errs.push(format!(
-                "{p}: a non-computed attribute left null in configuration must be planned null"
-            ));
-        }
-        if !a.computed && !pl.is_wholly_known() && cfg.is_wholly_known() {
-            errs.push(format!(
-                "{p}: planned unknown for a configured, non-computed value"
-            ));
-        }
+        };
+        fail(format!(
+            "planned {} does not match the configuration's {}{}",
+            shown(pl),
+            shown(cfg),
+            if pr.is_null() {
+                String::new()
+            } else {
+                format!(" nor the prior {}", shown(pr))
+            }
+        ));
     }
     for b in block.blocks.iter().filter(|b| b.nesting == Nesting::Single) {
         let pl = planned.get(&b.name).unwrap_or(&Value::Null);
@@ -176,6 +210,17 @@ fn check_plan_at(
             &child(path, &b.name),
             errs,
         );
+    }
+}
+
+/// A value in words for a diagnostic: unknown is "(known after apply)", as Terraform says.
+fn show(v: &Value) -> String {
+    match v.inner() {
+        Value::Null => "null".into(),
+        Value::Unknown(_) => "unknown value (known after apply)".into(),
+        Value::String(s) => format!("{s:?}"),
+        other if !other.is_wholly_known() => "partly unknown value".into(),
+        other => format!("{other:?}"),
     }
 }
 
@@ -359,8 +404,67 @@ mod tests {
             ("note", Value::string("x")),
         ]);
         let errs = check_plan(&b, &Value::Null, &config, &bad);
-        assert!(errs.iter().any(|e| e.starts_with("name:")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with("note:")), "{errs:?}");
+        let paths: Vec<String> = errs.iter().map(|e| e.path.to_string()).collect();
+        assert!(paths.contains(&"name".to_string()), "{errs:?}");
+        assert!(paths.contains(&"note".to_string()), "{errs:?}");
+    }
+
+    /// Terraform's rule holds attribute by attribute: an unknown configuration value (a name
+    /// taken from another resource) must stay unknown even when the rest of the object is
+    /// known, and a default may not replace it.
+    #[test]
+    fn an_unknown_configuration_value_stays_unknown() {
+        let b = Block::new("t")
+            .attr(Attribute::string("name").required())
+            .attr(Attribute::string("bucket").optional().computed())
+            .attr(Attribute::string("queue").default(Value::string("q")));
+        let config = obj(&[
+            ("name", Value::string("a")),
+            ("bucket", Value::unknown()),
+            ("queue", Value::unknown()),
+        ]);
+        let planned = plan_change(&b, &Value::Null, &config, &config);
+        assert_eq!(planned.get("bucket"), Some(&Value::unknown()));
+        assert_eq!(planned.get("queue"), Some(&Value::unknown()));
+        assert!(check_plan(&b, &Value::Null, &config, &planned).is_empty());
+
+        let mut defaulted = planned.clone();
+        if let Some(v) = defaulted.get_mut("bucket") {
+            *v = Value::string("expel-cloudtrail-123456789012-us-east-1");
+        }
+        let errs = check_plan(&b, &Value::Null, &config, &defaulted);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].path, AttrPath::root("bucket"));
+        assert!(errs[0].message.contains("unknown"), "{errs:?}");
+
+        // On update the prior value is allowed only where the configuration sets a value.
+        let prior = obj(&[
+            ("name", Value::string("a")),
+            ("bucket", Value::string("old")),
+            ("queue", Value::string("q")),
+        ]);
+        let mut kept = planned.clone();
+        if let Some(v) = kept.get_mut("bucket") {
+            *v = Value::string("old");
+        }
+        assert!(
+            !check_plan(&b, &prior, &config, &kept).is_empty(),
+            "the prior value does not stand in for an unknown configuration value"
+        );
+        let known = obj(&[
+            ("name", Value::string("a")),
+            ("bucket", Value::string("new")),
+            ("queue", Value::unknown()),
+        ]);
+        let mut planned = plan_change(&b, &prior, &known, &known);
+        assert!(check_plan(&b, &prior, &known, &planned).is_empty());
+        if let Some(v) = planned.get_mut("bucket") {
+            *v = Value::string("old");
+        }
+        assert!(
+            check_plan(&b, &prior, &known, &planned).is_empty(),
+            "a known configuration value may be planned as the prior (Terraform's equivalence)"
+        );
     }
 
     #[test]

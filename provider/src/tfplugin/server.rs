@@ -11,7 +11,7 @@ use super::diag::{AttrPath, Diagnostics, PathStep, Severity};
 use super::plan;
 use super::proto::tfplugin6 as pb;
 use super::provider::{Ctx, DataSource, Function, PlanInput, Provider, Resource};
-use super::schema::{normalize_blocks, run_validators, Block, Nesting, Schema};
+use super::schema::{normalize_blocks, prune_stored_state, run_validators, Block, Nesting, Schema};
 use super::value::{self, Type, Value};
 
 type Res<D> = (Arc<dyn Resource<D>>, Schema);
@@ -510,7 +510,18 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                 }
                 let mut d = Diagnostics::default();
                 let upgraded = if req.version == schema.version {
-                    value::decode_json(&raw.json, &schema.ty()).map_err(|e| {
+                    let mut json: serde_json::Value = serde_json::from_slice(&raw.json)
+                        .map_err(|e| one_error("Stored state is not JSON", e.to_string()))?;
+                    let dropped = prune_stored_state(&schema.block, &mut json);
+                    if !dropped.is_empty() {
+                        let dropped: Vec<String> = dropped.iter().map(|p| p.to_string()).collect();
+                        tracing::info!(
+                            resource = %req.type_name,
+                            dropped = %dropped.join(", "),
+                            "stored state holds attributes this provider's schema no longer has; dropped"
+                        );
+                    }
+                    value::from_json_value(json, &schema.ty()).map_err(|e| {
                         one_error("Stored state does not match the schema", e.to_string())
                     })?
                 } else if req.version > schema.version {
@@ -670,7 +681,15 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                 normalize_blocks(&schema.block, &mut planned);
                 let errs = plan::check_plan(&schema.block, &prior, &config, &planned);
                 if !errs.is_empty() {
-                    return Err(bug("Provider produced an invalid plan", errs));
+                    let mut d = Diagnostics::default();
+                    for e in errs {
+                        d.attr_error(
+                            e.path.clone(),
+                            "Provider produced an invalid plan",
+                            format!("`{}`: {}. This is a bug in terraform-provider-expel, caught before Terraform saw it; please report it with the TF_LOG=debug output.", e.path, e.message),
+                        );
+                    }
+                    return Err(d);
                 }
                 let replace = plan::requires_replace(&schema.block, &prior, &planned)
                     .iter()

@@ -53,6 +53,7 @@ impl Provider for TestProvider {
             Arc::new(Widget(Behaviour::Lies)),
             Arc::new(Widget(Behaviour::FailsHalfway)),
             Arc::new(Widget(Behaviour::Hangs)),
+            Arc::new(Widget(Behaviour::DefaultsOverUnknown)),
         ]
     }
     fn data_sources(&self) -> Vec<Arc<dyn DataSource<Arc<Store>>>> {
@@ -70,6 +71,9 @@ enum Behaviour {
     Lies,
     FailsHalfway,
     Hangs,
+    /// Plans a default where the configuration holds an unknown value (a name taken from
+    /// another resource): the bug the central plan check must catch.
+    DefaultsOverUnknown,
 }
 
 struct Widget(Behaviour);
@@ -99,6 +103,7 @@ impl Resource<Arc<Store>> for Widget {
             Behaviour::Lies => "test_lies",
             Behaviour::FailsHalfway => "test_halfway",
             Behaviour::Hangs => "test_hangs",
+            Behaviour::DefaultsOverUnknown => "test_defaults",
         }
     }
     fn schema(&self) -> Schema {
@@ -113,6 +118,11 @@ impl Resource<Arc<Store>> for Widget {
     ) {
         if !input.prior.is_null() && input.prior.get("name") != planned.get("name") {
             mark_computed_unknown(&widget_schema().block, input.config, planned);
+        }
+        if self.0 == Behaviour::DefaultsOverUnknown
+            && input.config.get("size").is_some_and(|v| !v.is_known())
+        {
+            set(planned, "size", Value::from(1i64));
         }
     }
     async fn create(
@@ -139,7 +149,7 @@ impl Resource<Arc<Store>> for Widget {
                     private: vec![],
                 };
             }
-            Behaviour::Honest => {}
+            Behaviour::Honest | Behaviour::DefaultsOverUnknown => {}
         }
         let name = planned
             .get("name")
@@ -464,6 +474,44 @@ async fn resource_bugs_and_failures_become_diagnostics() {
 }
 
 #[tokio::test]
+async fn unknown_configuration_values_stay_unknown_and_a_default_over_one_is_caught() {
+    let s = configured().await;
+    // `size` comes from another resource: unknown while `name` is known.
+    let mut config = widget("a");
+    set(&mut config, "size", Value::unknown());
+    let p = plan(&s, "test_widget", &Value::Null, &config).await;
+    assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
+    assert_eq!(undv(&p.planned_state).get("size"), Some(&Value::unknown()));
+
+    let p = plan(&s, "test_defaults", &Value::Null, &config).await;
+    assert!(p.planned_state.is_none());
+    assert_eq!(p.diagnostics.len(), 1, "{:?}", p.diagnostics);
+    let d = &p.diagnostics[0];
+    assert!(d.summary.contains("invalid plan"), "{d:?}");
+    assert!(
+        d.detail.contains("`size`") && d.detail.contains("unknown"),
+        "{d:?}"
+    );
+    let step = d
+        .attribute
+        .as_ref()
+        .map(|a| a.steps.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        step,
+        vec![pb::attribute_path::Step {
+            selector: Some(pb::attribute_path::step::Selector::AttributeName(
+                "size".into()
+            ))
+        }],
+        "the diagnostic points at the attribute"
+    );
+    // Once the value is known the same resource plans fine.
+    let p = plan(&s, "test_defaults", &Value::Null, &widget("a")).await;
+    assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
+}
+
+#[tokio::test]
 async fn stop_provider_cancels_in_flight_work_only() {
     let s = Arc::new(configured().await);
     let config = widget("a");
@@ -516,6 +564,32 @@ async fn state_upgrade_decodes_json_of_the_current_version() {
         v.get("secret"),
         Some(&Value::Null),
         "missing attributes become null"
+    );
+
+    // State written by a release whose schema had more attributes (top level and in a
+    // nested block) still reads: the extra ones are dropped.
+    let older = br#"{"name":"a","size":2,"id":"w-9","revision":3,"retired":"x","tag":[{"key":"k","colour":"red"}]}"#;
+    let r = s
+        .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
+            type_name: "test_widget".into(),
+            version: 1,
+            raw_state: Some(pb::RawState {
+                json: older.to_vec(),
+                flatmap: Default::default(),
+            }),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    let v = undv(&r.upgraded_state);
+    assert_eq!(v.get("id"), Some(&Value::string("w-9")));
+    assert_eq!(
+        v.get("tag"),
+        Some(&Value::List(vec![Value::object([(
+            "key",
+            Value::string("k")
+        )])]))
     );
 
     let newer = s

@@ -1,6 +1,6 @@
 //! Resource `expel_cloudtrail_integration`: the AWS CloudTrail guide as one resource.
 use super::common::{
-    bool_of, check_timeouts, opt, set, str_of, timeout, timeouts_block, warn_drift,
+    bool_of, check_timeouts, needs_default, opt, set, str_of, timeout, timeouts_block, warn_drift,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -483,38 +483,20 @@ impl Resource<ExpelData> for CloudTrailIntegration {
                 return;
             }
         }
-        let unknown_or_null =
-            |v: &Value, k: &str| v.get(k).is_none_or(|x| x.is_null() || !x.is_known());
-        if unknown_or_null(input.config, "bucket_name")
-            && !planned
-                .get("bucket_name")
-                .is_some_and(|v| v.is_known() && !v.is_null())
-        {
+        if needs_default(input.config, planned, "bucket_name") {
             set(planned, "bucket_name", Value::string(default_bucket(&loc)));
         }
-        if unknown_or_null(input.config, "device_location")
-            && !planned
-                .get("device_location")
-                .is_some_and(|v| v.is_known() && !v.is_null())
-        {
+        if needs_default(input.config, planned, "device_location") {
             set(
                 planned,
                 "device_location",
                 Value::string(loc.region.clone()),
             );
         }
-        if unknown_or_null(input.config, "external_id")
-            && !planned
-                .get("external_id")
-                .is_some_and(|v| v.is_known() && !v.is_null())
-        {
+        if needs_default(input.config, planned, "external_id") {
             set(planned, "external_id", Value::string(org.clone()));
         }
-        if unknown_or_null(input.config, "expel_principals")
-            && !planned
-                .get("expel_principals")
-                .is_some_and(|v| v.is_known() && !v.is_null())
-        {
+        if needs_default(input.config, planned, "expel_principals") {
             let p = policy::default_trust_principals(&loc.partition);
             set(
                 planned,

@@ -5,7 +5,9 @@
 //!
 //! One instance per account: point a provider alias at the account (`aws.assume_role`), and
 //! use this resource with that alias.
-use super::common::{check_timeouts, set, str_of, timeout, timeouts_block, warn_drift};
+use super::common::{
+    check_timeouts, needs_default, set, str_of, timeout, timeouts_block, warn_drift,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -197,26 +199,16 @@ impl Resource<ExpelData> for AwsMemberRole {
         if !input.prior.is_null() && !self.check_pinned(input.prior, &loc, diags) {
             return;
         }
-        let unknown_or_null =
-            |v: &Value, k: &str| v.get(k).is_none_or(|x| x.is_null() || !x.is_known());
-        let planned_known =
-            |p: &Value, k: &str| p.get(k).is_some_and(|v| v.is_known() && !v.is_null());
-        if unknown_or_null(input.config, "external_id") && !planned_known(planned, "external_id") {
+        if needs_default(input.config, planned, "external_id") {
             match &ctx.data.organization_id {
                 Some(org) => set(planned, "external_id", Value::string(org.clone())),
-                None if input
-                    .config
-                    .get("external_id")
-                    .is_some_and(|x| !x.is_known()) => {}
                 None => {
                     diags.attr_error(AttrPath::root("external_id"), "Missing external id", "Set `external_id`, or the provider's `organization_id` (or EXPEL_ORGANIZATION_ID): the Workbench organization id is the role's external id.");
                     return;
                 }
             }
         }
-        if unknown_or_null(input.config, "expel_principals")
-            && !planned_known(planned, "expel_principals")
-        {
+        if needs_default(input.config, planned, "expel_principals") {
             let p = policy::default_trust_principals(&loc.partition);
             set(
                 planned,

@@ -5,7 +5,7 @@
 //! rotates it. The device's webhook password is read from Workbench whenever the Wiz
 //! integration is created or repaired, so it is not kept in state either.
 use super::common::{
-    bool_of, check_timeouts, opt, set, str_of, timeout, timeouts_block, warn_drift,
+    bool_of, check_timeouts, needs_default, opt, set, str_of, timeout, timeouts_block, warn_drift,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -512,14 +512,14 @@ impl Resource<ExpelData> for WizDevice {
         };
         set(planned, "wiz_api_url", Value::string(self.tenant(ctx)));
         // Defaults derived from inputs and the provider: the same answer at plan and apply.
-        if !known(input.config, "api_endpoint_url") && !known(planned, "api_endpoint_url") {
+        if needs_default(input.config, planned, "api_endpoint_url") {
             let url = wiz.api_url().to_string();
             if let Some(problem) = api_url_problem(&url) {
                 diags.attr_error(AttrPath::root("api_endpoint_url"), "Unusable Wiz API endpoint URL", format!("`api_endpoint_url` defaults to the provider's wiz.api_url, and {problem}. Set `api_endpoint_url` or fix wiz.api_url."));
             }
             set(planned, "api_endpoint_url", Value::string(url));
         }
-        if !known(input.config, "scopes") && !known(planned, "scopes") {
+        if needs_default(input.config, planned, "scopes") {
             set(
                 planned,
                 "scopes",
@@ -538,7 +538,7 @@ impl Resource<ExpelData> for WizDevice {
                 set(planned, "sync_rules", Value::Bool(product != "defend"));
             }
         }
-        if !known(input.config, "organization_name") && !known(planned, "organization_name") {
+        if needs_default(input.config, planned, "organization_name") {
             match ctx.data.workbench.organization(&org).await {
                 Ok(o) => set(planned, "organization_name", Value::string(o.name)),
                 Err(e) => diags.error(
@@ -569,7 +569,7 @@ impl Resource<ExpelData> for WizDevice {
         if enum_check {
             match wiz.enum_values("Severity").await {
                 Ok(offered) if !offered.is_empty() => {
-                    if !known(input.config, "severities") && !known(planned, "severities") {
+                    if needs_default(input.config, planned, "severities") {
                         let all: Vec<String> = ALL_SEVERITIES
                             .iter()
                             .map(|s| s.to_string())
@@ -585,7 +585,7 @@ impl Resource<ExpelData> for WizDevice {
                     }
                 }
                 Ok(_) | Err(_) => {
-                    if !known(input.config, "severities") && !known(planned, "severities") {
+                    if needs_default(input.config, planned, "severities") {
                         set(
                             planned,
                             "severities",
