@@ -101,6 +101,18 @@ def sandbox_url():
             proc.kill()
 
 
+@pytest.fixture(scope="session")
+def moto_server():
+    """One moto_server for every module that needs AWS; each test resets it (/moto-api/reset)."""
+    from awsstack import start_moto
+
+    url, proc = start_moto(Path(tempfile.mkdtemp(prefix="moto-test-")))
+    try:
+        yield url
+    finally:
+        proc.stop()
+
+
 @pytest.fixture
 def admin(sandbox_url) -> Http:
     h = Http(sandbox_url)

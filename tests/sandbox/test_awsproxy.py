@@ -16,7 +16,7 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 
-from awsstack import client, start_moto, start_proxy
+from awsstack import client, start_proxy
 from conftest import Http
 
 EVENTUAL_OFF = {"enabled": False, "refusals": 2, "assume_role_seconds": 5}
@@ -25,17 +25,13 @@ FAKE_AUTH = ("AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/{}/aws4_req
 
 
 @pytest.fixture(scope="module")
-def stack():
+def stack(moto_server):
     workdir = Path(tempfile.mkdtemp(prefix="awsproxy-test-"))
-    moto_url, moto = start_moto(workdir)
+    proxy_url, proxy = start_proxy(workdir, moto_server)
     try:
-        proxy_url, proxy = start_proxy(workdir, moto_url)
-        try:
-            yield moto_url, proxy_url
-        finally:
-            proxy.stop()
+        yield moto_server, proxy_url
     finally:
-        moto.stop()
+        proxy.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from awsstack import client, start_moto, start_proxy, start_sandbox
+from awsstack import client, start_proxy, start_sandbox
 from conftest import Http
 
 API_KEY = "aws-health-key"
@@ -22,9 +22,9 @@ DEVICES = "/api/v2/security_devices"
 
 
 @pytest.fixture(scope="module")
-def stack():
+def stack(moto_server):
     workdir = Path(tempfile.mkdtemp(prefix="aws-health-test-"))
-    moto_url, moto = start_moto(workdir)
+    moto_url = moto_server
     proxy_url, proxy = start_proxy(workdir, moto_url)
     try:
         sandbox_url, sandbox = start_sandbox(
@@ -36,7 +36,6 @@ def stack():
             sandbox.stop()
     finally:
         proxy.stop()
-        moto.stop()
 
 
 @pytest.fixture
@@ -142,13 +141,13 @@ def test_new_role_cannot_be_assumed_yet(stack, api):
     a moment ago is refused (AccessDenied) as in AWS; a re-check after N s is healthy."""
     proxy = Http(stack[2])
     assert proxy.call("PUT", "/_proxy/eventual", {"enabled": True, "refusals": 0,
-                                                  "assume_role_seconds": 1}).status == 200
+                                                  "assume_role_seconds": 0.6}).status == 200
     spec = setup(lambda service: client(service, stack[2]))
     made = time.monotonic()
     attrs = device_health(api, spec)
     assert_unhealthy(attrs, f"cannot assume role {spec['role_arn']}: AccessDenied")
     assert attrs["status_details"]["checks"][-1]["name"] == "assume_role"
-    time.sleep(max(0.0, 1.05 - (time.monotonic() - made)))
+    time.sleep(max(0.0, 0.65 - (time.monotonic() - made)))
     attrs = device_health_again(api, lambda service: client(service, stack[0]), trust_policy())
     assert attrs["status"] == "healthy", attrs["status_details"]
     eventual = proxy.get("/_proxy/eventual").body
