@@ -40,7 +40,10 @@ pub struct AwsClients {
 
 impl AwsClients {
     pub async fn new(s: &AwsClientSettings) -> AwsClients {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        // One retry layer: the engine's (engine::retry) knows which answers to retry and for
+        // how long; the SDK's standard retries would stack under it.
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::disabled());
         if let Some(r) = &s.region {
             loader = loader.region(aws_config::Region::new(r.clone()));
         }
@@ -211,6 +214,7 @@ const TRANSIENT: &[&str] = &[
 ];
 
 const PROPAGATION: &[&str] = &[
+    "KmsKeyNotFoundException",
     "InsufficientEncryptionPolicyException",
     "InsufficientS3BucketPolicyException",
     "InsufficientSnsTopicPolicyException",
@@ -285,6 +289,52 @@ impl AwsError {
 
     pub fn is_not_found(&self) -> bool {
         self.kind == AwsErrorKind::NotFound
+    }
+
+    /// For a call on an object this run made or the state recorded: "not found" means AWS
+    /// has not propagated it yet (real AWS answers NoSuchBucket, KMS NotFoundException or
+    /// IAM NoSuchEntity for seconds after the create), so it is retried within the
+    /// propagation window. Missing sub-resources (no bucket policy, no tag set) stay "not
+    /// found".
+    pub fn expecting_existence(mut self) -> Self {
+        if self.kind == AwsErrorKind::NotFound && OBJECT_NOT_FOUND.contains(&self.code.as_str()) {
+            self.kind = AwsErrorKind::Propagation;
+        }
+        self
+    }
+
+    /// The error after its propagation window ran out, with what usually causes it.
+    pub fn with_likely_causes(mut self, waited: std::time::Duration) -> Self {
+        let cause = likely_cause(&self.code, &self.message);
+        self.message = format!(
+            "{} (still refused after {} s of retries; the window is the provider's `aws.propagation_timeout`, default 2m). Likely cause: {cause}",
+            self.message,
+            waited.as_secs()
+        );
+        self
+    }
+}
+
+/// Codes that say the object itself (not a part of it) does not exist.
+const OBJECT_NOT_FOUND: &[&str] = &[
+    "NoSuchBucket",
+    "NotFoundException",
+    "NoSuchEntity",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+    "TrailNotFoundException",
+];
+
+fn likely_cause(code: &str, message: &str) -> &'static str {
+    match code {
+        "MalformedPolicyDocument" | "MalformedPolicyDocumentException" => "a principal in the policy does not exist: check `expel_principals` for a typo, or an account or partition (aws-us-gov, aws-cn) that has no such principal. A role made seconds ago is also refused until IAM propagates it.",
+        "InsufficientS3BucketPolicyException" => "CloudTrail may not write to the log bucket: its policy lacks the guide's CloudTrail statements, or another statement (a Deny, a condition) defeats them.",
+        "InsufficientEncryptionPolicyException" => "CloudTrail may not use the KMS key: the key policy lacks the guide's CloudTrail statements, or another statement defeats them.",
+        "KmsKeyNotFoundException" => "the KMS key does not exist in this account and region, or was deleted or disabled.",
+        "InvalidArgument" if message.contains("destination configurations") => "S3 cannot send to the queue: the queue policy does not allow s3.amazonaws.com from this bucket, or the KMS key policy does not let S3 use the key.",
+        "AWS.SimpleQueueService.QueueDeletedRecently" | "QueueDeletedRecently" => "a queue of this name was deleted less than 60 seconds ago; AWS refuses the name until then.",
+        c if OBJECT_NOT_FOUND.contains(&c) => "the object was made by this run or recorded in the state, yet AWS says it does not exist: someone deleted it meanwhile, or AWS has not propagated it.",
+        _ => "AWS kept refusing a change it normally accepts within seconds.",
     }
 }
 

@@ -1,5 +1,7 @@
-//! Retries with jittered exponential backoff inside a deadline (the resource's `timeouts`),
-//! for transient failures and for AWS's "not propagated yet" answers; never for user errors.
+//! The one retry layer (the AWS SDK's own retries are off): jittered exponential backoff
+//! inside a deadline (the resource's `timeouts`) for transient failures, and inside a shorter,
+//! bounded propagation window for AWS's "not propagated yet" answers, which can also be
+//! permanent (a typo'd principal); never for user errors.
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -12,21 +14,34 @@ use crate::clients::workbench::WorkbenchError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RetryKind {
+    /// Throttling, 5xx, network: retry until the deadline.
     Retry,
+    /// AWS may not have propagated a change yet, or the request may be wrong for good:
+    /// retry within the propagation window only.
+    Propagation,
     Fail,
 }
 
 /// Errors that know whether trying again can help.
-pub trait Retryable {
+pub trait Retryable: Sized {
     fn retry_kind(&self) -> RetryKind;
+    /// The error to report when a propagation-type error outlasted the window `waited`:
+    /// by default the error itself; AWS errors add the likely causes.
+    fn outlasted_propagation(self, _waited: Duration) -> Self {
+        self
+    }
 }
 
 impl Retryable for AwsError {
     fn retry_kind(&self) -> RetryKind {
         match self.kind {
-            AwsErrorKind::Transient | AwsErrorKind::Propagation => RetryKind::Retry,
+            AwsErrorKind::Transient => RetryKind::Retry,
+            AwsErrorKind::Propagation => RetryKind::Propagation,
             AwsErrorKind::NotFound | AwsErrorKind::User => RetryKind::Fail,
         }
+    }
+    fn outlasted_propagation(self, waited: Duration) -> Self {
+        self.with_likely_causes(waited)
     }
 }
 
@@ -65,11 +80,17 @@ impl Retryable for WizError {
     }
 }
 
+/// How long a propagation-type answer is retried when nothing else is set: real AWS
+/// propagates IAM, KMS and S3 changes within seconds, rarely a minute.
+pub const DEFAULT_PROPAGATION: Duration = Duration::from_secs(120);
+
 /// When an operation must give up, and the token that cancels it (StopProvider).
 #[derive(Clone, Debug)]
 pub struct Deadline {
     pub until: Instant,
     pub cancel: CancellationToken,
+    /// How long one call keeps retrying a propagation-type answer.
+    pub propagation: Duration,
 }
 
 impl Deadline {
@@ -77,7 +98,14 @@ impl Deadline {
         Deadline {
             until: Instant::now() + timeout,
             cancel,
+            propagation: DEFAULT_PROPAGATION,
         }
+    }
+
+    /// The same deadline with another propagation window.
+    pub fn with_propagation(mut self, window: Duration) -> Self {
+        self.propagation = window;
+        self
     }
 
     /// Runs `op` until it succeeds, fails for good, the deadline passes or Terraform cancels.
@@ -89,17 +117,25 @@ impl Deadline {
         Fut: Future<Output = Result<T, E>>,
     {
         let mut attempt: u32 = 0;
+        let mut propagating_since: Option<Instant> = None;
         loop {
             let err = match op().await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
             attempt += 1;
-            if err.retry_kind() == RetryKind::Fail {
-                return Err(err);
-            }
             let wait = backoff(attempt);
-            if Instant::now() + wait > self.until {
+            match err.retry_kind() {
+                RetryKind::Fail => return Err(err),
+                RetryKind::Propagation => {
+                    let since = *propagating_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() + wait > self.propagation {
+                        return Err(err.outlasted_propagation(since.elapsed()));
+                    }
+                }
+                RetryKind::Retry => {}
+            }
+            if Instant::now() + wait > self.until || self.cancel.is_cancelled() {
                 return Err(err);
             }
             tracing::debug!(attempt, error = %err, "retrying");
@@ -165,6 +201,35 @@ mod tests {
             .await;
         assert!(r.is_err());
         assert_eq!(n.load(Ordering::SeqCst), 1, "a user error is not retried");
+    }
+
+    #[tokio::test]
+    async fn propagation_answers_are_retried_within_their_window_then_name_the_causes() {
+        let d = Deadline::after(Duration::from_secs(600), CancellationToken::new())
+            .with_propagation(Duration::from_millis(700));
+        let start = Instant::now();
+        let n = AtomicU32::new(0);
+        let r: Result<(), AwsError> = d
+            .retry(|| async {
+                n.fetch_add(1, Ordering::SeqCst);
+                Err(AwsError {
+                    code: "MalformedPolicyDocument".into(),
+                    message:
+                        "Invalid principal in policy: \"AWS\":\"arn:aws:iam::01220551245:root\""
+                            .into(),
+                    ..aws(AwsErrorKind::Propagation)
+                })
+            })
+            .await;
+        let e = r.expect_err("a permanent propagation-type answer ends in an error");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "bounded by the window, not the deadline"
+        );
+        assert!(n.load(Ordering::SeqCst) >= 2, "retried meanwhile");
+        let text = e.to_string();
+        assert!(text.contains("expel_principals"), "{text}");
+        assert!(text.contains("Invalid principal"), "{text}");
     }
 
     #[tokio::test]

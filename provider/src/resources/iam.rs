@@ -31,12 +31,17 @@ fn marked(tags: &[Tag]) -> bool {
 }
 
 impl Iam<'_> {
-    async fn call<T, F, Fut>(&self, op: F) -> Result<T, StepError>
+    /// A call on an IAM object that exists (made by this run or recorded in the state).
+    async fn call<T, F, Fut>(&self, mut op: F) -> Result<T, StepError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, AwsError>>,
     {
-        self.deadline.retry(op).await.map_err(|e| StepError {
+        let retried = self.deadline.retry(|| {
+            let call = op();
+            async move { call.await.map_err(AwsError::expecting_existence) }
+        });
+        retried.await.map_err(|e| StepError {
             step: self.step,
             message: e.to_string(),
         })

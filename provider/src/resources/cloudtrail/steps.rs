@@ -9,7 +9,7 @@ use serde_json::{json, Value as Json};
 
 use crate::clients::aws::{err, AwsClients, AwsError};
 use crate::clients::workbench::{check_device_spec, DeviceSpec, WorkbenchClient, WorkbenchError};
-use crate::engine::{Deadline, Observed, Step, StepError};
+use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
 use crate::policy::{self, CloudTrailNames, Location};
 use crate::resources::iam::{tags_with_marker, Iam, ServiceRoleSpec};
 
@@ -64,6 +64,12 @@ pub struct Cx {
     pub deadline: Deadline,
     /// Warnings for the user (summary, detail), e.g. an unhealthy device: not drift.
     pub warnings: Mutex<Vec<(&'static str, String)>>,
+}
+
+impl StepContext for Cx {
+    fn deadline(&self) -> &Deadline {
+        &self.deadline
+    }
 }
 
 impl Cx {
@@ -138,12 +144,19 @@ impl Cx {
         t.push((MARKER_KEY.into(), MARKER_VALUE.into()));
         t
     }
-    async fn aws<T, F, Fut>(&self, step: &'static str, op: F) -> Result<T, StepError>
+    /// An AWS call on an object that exists (made by this run or recorded in the state).
+    async fn aws<T, F, Fut>(&self, step: &'static str, mut op: F) -> Result<T, StepError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, AwsError>>,
     {
-        self.deadline.retry(op).await.map_err(|e| fail(step, e))
+        self.deadline
+            .retry(|| {
+                let call = op();
+                async move { call.await.map_err(AwsError::expecting_existence) }
+            })
+            .await
+            .map_err(|e| fail(step, e))
     }
     /// Like `aws`, but "not found" is `None`.
     async fn aws_opt<T, F, Fut>(&self, step: &'static str, op: F) -> Result<Option<T>, StepError>
