@@ -68,12 +68,23 @@ pub trait Step<C: Sync>: Send + Sync {
 
 type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Result<(), StepError>)> + Send + 'a>>;
 
+/// What the engine needs of every resource's step context.
+pub trait StepContext: Sync {
+    /// The operation's deadline and the token StopProvider cancels.
+    fn deadline(&self) -> &Deadline;
+}
+
 /// Runs `run` for every step once all the steps it needs are done, concurrently.
-/// Stops starting new steps after the first failure, lets running ones finish, and returns
-/// every error.
-async fn in_order<'a, C, F>(steps: &'a [&'a dyn Step<C>], reverse: bool, run: F) -> Vec<StepError>
+/// Stops starting new steps after the first failure or once Terraform cancels (Ctrl-C), lets
+/// running ones finish (so the journal records what they made), and returns every error.
+async fn in_order<'a, C, F>(
+    steps: &'a [&'a dyn Step<C>],
+    cx: &'a C,
+    reverse: bool,
+    run: F,
+) -> Vec<StepError>
 where
-    C: Sync,
+    C: StepContext,
     F: Fn(&'a dyn Step<C>) -> Pin<Box<dyn Future<Output = Result<(), StepError>> + Send + 'a>>,
 {
     let keys: Vec<&str> = steps.iter().map(|s| s.key()).collect();
@@ -97,7 +108,17 @@ where
     let mut started: HashSet<usize> = HashSet::new();
     let mut running: FuturesUnordered<StepFuture<'a>> = FuturesUnordered::new();
     let mut errors = Vec::new();
+    let cancel = &cx.deadline().cancel;
     loop {
+        if errors.is_empty() && cancel.is_cancelled() {
+            let waiting = (0..steps.len()).find(|i| !started.contains(i));
+            if let Some(i) = waiting {
+                errors.push(StepError {
+                    step: steps[i].title(),
+                    message: "not started: Terraform was interrupted (StopProvider)".into(),
+                });
+            }
+        }
         if errors.is_empty() {
             for i in 0..steps.len() {
                 if !started.contains(&i) && waits_for[i].is_subset(&done) {
@@ -119,8 +140,8 @@ where
 }
 
 /// Creates (or adopts) every piece, in dependency order.
-pub async fn create_all<C: Sync>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepError> {
-    in_order(steps, false, |s| {
+pub async fn create_all<C: StepContext>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepError> {
+    in_order(steps, cx, false, |s| {
         Box::pin(async move {
             tracing::debug!(step = s.title(), "create");
             s.create(cx).await
@@ -132,13 +153,13 @@ pub async fn create_all<C: Sync>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepErro
 /// Observes every piece, each only after the pieces it needs (independent ones
 /// concurrently): a piece that compares itself with another's live value (the device with
 /// the queue's URL, say) reads it after that piece's observation has filled it in.
-pub async fn observe_all<C: Sync>(
+pub async fn observe_all<C: StepContext>(
     steps: &[&dyn Step<C>],
     cx: &C,
 ) -> (HashMap<&'static str, Observed>, Vec<StepError>) {
     let seen = std::sync::Mutex::new(HashMap::new());
     let seen_ref = &seen;
-    let errors = in_order(steps, false, |s| {
+    let errors = in_order(steps, cx, false, |s| {
         Box::pin(async move {
             let o = s.observe(cx).await?;
             if let Ok(mut g) = seen_ref.lock() {
@@ -185,8 +206,8 @@ pub fn refreshed<C: Sync>(
 /// same order for repair as for create). Each step is observed only after the steps it needs
 /// have converged, so it compares itself with what they are now (e.g. a re-created queue's
 /// new URL) and is repaired if it points at the old one.
-pub async fn converge<C: Sync>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepError> {
-    in_order(steps, false, |s| {
+pub async fn converge<C: StepContext>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepError> {
+    in_order(steps, cx, false, |s| {
         Box::pin(async move {
             match s.observe(cx).await? {
                 Observed::NotCreated | Observed::Gone => {
@@ -205,8 +226,8 @@ pub async fn converge<C: Sync>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepError>
 }
 
 /// Deletes every piece in reverse dependency order.
-pub async fn delete_all<C: Sync>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepError> {
-    in_order(steps, true, |s| {
+pub async fn delete_all<C: StepContext>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepError> {
+    in_order(steps, cx, true, |s| {
         Box::pin(async move {
             tracing::debug!(step = s.title(), "delete");
             s.delete(cx).await
@@ -221,11 +242,31 @@ mod tests {
     use std::sync::Mutex;
     use std::time::Duration;
 
-    #[derive(Default)]
     struct Cx {
         log: Mutex<Vec<String>>,
         live: Mutex<HashMap<&'static str, Vec<String>>>,
         fail: Option<&'static str>,
+        deadline: Deadline,
+    }
+
+    impl Default for Cx {
+        fn default() -> Self {
+            Cx {
+                log: Mutex::default(),
+                live: Mutex::default(),
+                fail: None,
+                deadline: Deadline::after(
+                    Duration::from_secs(60),
+                    tokio_util::sync::CancellationToken::new(),
+                ),
+            }
+        }
+    }
+
+    impl StepContext for Cx {
+        fn deadline(&self) -> &Deadline {
+            &self.deadline
+        }
     }
 
     struct S(&'static str, &'static [&'static str], u64);
@@ -324,6 +365,34 @@ mod tests {
         assert!(
             log.iter().any(|l| l == "end bucket"),
             "running steps finish: {log:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_interrupt_lets_running_steps_finish_and_starts_no_more() {
+        let cx = Cx::default();
+        let steps: [&dyn Step<Cx>; 4] = [&KEY, &BUCKET, &QUEUE, &NOTICE];
+        let cancel = cx.deadline.cancel.clone();
+        let interrupt = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            cancel.cancel();
+        };
+        let (errs, ()) = tokio::join!(create_all(&steps, &cx), interrupt);
+        let log = cx.log.lock().unwrap().clone();
+        assert!(
+            log.contains(&"end key".to_string()),
+            "the running step finished: {log:?}"
+        );
+        assert!(
+            !log.iter()
+                .any(|l| l.starts_with("start ") && l != "start key"),
+            "{log:?}"
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].message.contains("interrupted"), "{errs:?}");
+        assert!(
+            cx.live.lock().unwrap().contains_key("key"),
+            "what was made is recorded"
         );
     }
 

@@ -34,6 +34,30 @@ pub fn needs_default(config: &Value, planned: &Value, k: &str) -> bool {
         && !planned.get(k).is_some_and(|v| v.is_known() && !v.is_null())
 }
 
+/// After a create that Terraform interrupted (Ctrl-C: StopProvider): what was made is
+/// returned as the state with a warning, not an error, so Terraform keeps it untainted and
+/// the next apply finishes the rest in place (no needless re-creation, no new secrets for
+/// pieces that exist); `terraform destroy` removes what was made. Returns whether the create
+/// was interrupted.
+pub fn interrupted_create(
+    diags: &mut Diagnostics,
+    deadline: &crate::engine::Deadline,
+    errors: &[crate::engine::StepError],
+) -> bool {
+    if errors.is_empty() || !deadline.cancel.is_cancelled() {
+        return false;
+    }
+    let unfinished: Vec<String> = errors.iter().map(|e| e.step.to_string()).collect();
+    diags.warning(
+        "Interrupted: the create stopped part-way",
+        format!(
+            "Terraform was interrupted, so the provider stopped after the steps in progress finished. What was made is saved in the state: the next `terraform apply` finishes the rest (it starts at: {}), and `terraform destroy` removes what was made.",
+            unfinished.join("; ")
+        ),
+    );
+    true
+}
+
 /// A string, or null.
 pub fn opt(s: Option<String>) -> Value {
     s.map(Value::string).unwrap_or(Value::Null)

@@ -38,6 +38,10 @@ enum Configured<D> {
     Ready(Arc<D>),
 }
 
+/// How long an operation may take to wind down after StopProvider (the calls in flight
+/// finish; nothing new starts) before it is abandoned.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The gRPC service Terraform talks to.
 pub struct PluginServer<P: Provider> {
     inner: Arc<Inner<P>>,
@@ -108,11 +112,23 @@ impl<P: Provider> PluginServer<P> {
         tracing::debug!(rpc, "call");
         let fut = f(self.inner.clone(), token.clone());
         let task = tokio::spawn(async move {
+            tokio::pin!(fut);
             tokio::select! {
-                r = fut => r,
-                _ = token.cancelled() => {
+                r = &mut fut => return r,
+                _ = token.cancelled() => {}
+            }
+            // Cooperative: the operation sees the token, lets the calls in flight finish and
+            // returns what it made (partial state). Only one that ignores it is dropped.
+            match tokio::time::timeout(STOP_GRACE, fut).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(
+                        rpc,
+                        "did not stop within {} s of StopProvider; dropped",
+                        STOP_GRACE.as_secs()
+                    );
                     let mut d = Diagnostics::default();
-                    d.error("Operation cancelled", "Terraform asked the provider to stop (StopProvider); the operation was cancelled.");
+                    d.error("Operation cancelled", format!("Terraform asked the provider to stop (StopProvider) and the operation did not finish within {} s; it was abandoned.", STOP_GRACE.as_secs()));
                     Err(d)
                 }
             }
@@ -748,10 +764,12 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                     )
                     .await
                 };
+                let interrupted = ctx.cancel.is_cancelled();
                 let state = match out.state {
                     Some(s) if d.has_errors() => unknowns_to_null(s),
                     Some(s) => {
-                        let mut s = s;
+                        // An interrupted create returns what it made, with nulls for the rest.
+                        let mut s = if interrupted { unknowns_to_null(s) } else { s };
                         normalize_blocks(&schema.block, &mut s);
                         let errs = plan::check_applied(&planned, &s);
                         if !errs.is_empty() {

@@ -54,6 +54,7 @@ impl Provider for TestProvider {
             Arc::new(Widget(Behaviour::FailsHalfway)),
             Arc::new(Widget(Behaviour::Hangs)),
             Arc::new(Widget(Behaviour::DefaultsOverUnknown)),
+            Arc::new(Widget(Behaviour::StopsWhenAsked)),
         ]
     }
     fn data_sources(&self) -> Vec<Arc<dyn DataSource<Arc<Store>>>> {
@@ -74,6 +75,8 @@ enum Behaviour {
     /// Plans a default where the configuration holds an unknown value (a name taken from
     /// another resource): the bug the central plan check must catch.
     DefaultsOverUnknown,
+    /// Makes its id, then waits; when cancelled returns what it made, with a warning.
+    StopsWhenAsked,
 }
 
 struct Widget(Behaviour);
@@ -104,6 +107,7 @@ impl Resource<Arc<Store>> for Widget {
             Behaviour::FailsHalfway => "test_halfway",
             Behaviour::Hangs => "test_hangs",
             Behaviour::DefaultsOverUnknown => "test_defaults",
+            Behaviour::StopsWhenAsked => "test_stops",
         }
     }
     fn schema(&self) -> Schema {
@@ -139,6 +143,15 @@ impl Resource<Arc<Store>> for Widget {
             Behaviour::Hangs => {
                 ctx.cancel.cancelled().await;
                 std::future::pending::<()>().await;
+            }
+            Behaviour::StopsWhenAsked => {
+                set(&mut s, "id", Value::string(id));
+                ctx.cancel.cancelled().await;
+                d.warning("Interrupted", "what was made is kept");
+                return ApplyOutcome {
+                    state: Some(s),
+                    private: vec![],
+                };
             }
             Behaviour::Lies => set(&mut s, "name", Value::string("something else")),
             Behaviour::FailsHalfway => {
@@ -511,25 +524,48 @@ async fn unknown_configuration_values_stay_unknown_and_a_default_over_one_is_cau
     assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stop_provider_cancels_in_flight_work_only() {
     let s = Arc::new(configured().await);
     let config = widget("a");
+
+    // An operation that stops when asked returns what it made (its id), nothing unknown.
+    let p = plan(&s, "test_stops", &Value::Null, &config).await;
+    let s2 = s.clone();
+    let planned = p.planned_state.clone();
+    let stopping = tokio::spawn(async move {
+        apply(&s2, "test_stops", &Value::Null, &planned, &widget("a")).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    s.stop_provider(Request::new(pb::stop_provider::Request {}))
+        .await
+        .unwrap();
+    let a = stopping.await.unwrap();
+    assert_eq!(a.diagnostics.len(), 1, "{:?}", a.diagnostics);
+    assert_eq!(a.diagnostics[0].summary, "Interrupted");
+    let kept = undv(&a.new_state);
+    assert!(kept
+        .get("id")
+        .and_then(Value::as_str)
+        .is_some_and(|id| id.starts_with("w-")));
+    assert_eq!(
+        kept.get("revision"),
+        Some(&Value::Null),
+        "unknowns become null"
+    );
+
+    // One that ignores the request is abandoned after the grace period.
     let p = plan(&s, "test_hangs", &Value::Null, &config).await;
     let s2 = s.clone();
     let planned = p.planned_state.clone();
     let hung = tokio::spawn(async move {
         apply(&s2, "test_hangs", &Value::Null, &planned, &widget("a")).await
     });
-    tokio::task::yield_now().await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     s.stop_provider(Request::new(pb::stop_provider::Request {}))
         .await
         .unwrap();
-    let a = tokio::time::timeout(std::time::Duration::from_secs(5), hung)
-        .await
-        .unwrap()
-        .unwrap();
+    let a = hung.await.unwrap();
     assert!(
         a.diagnostics[0].summary.contains("cancelled"),
         "{:?}",

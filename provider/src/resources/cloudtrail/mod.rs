@@ -1,6 +1,7 @@
 //! Resource `expel_cloudtrail_integration`: the AWS CloudTrail guide as one resource.
 use super::common::{
-    bool_of, check_timeouts, needs_default, opt, set, str_of, timeout, timeouts_block, warn_drift,
+    bool_of, check_timeouts, interrupted_create, needs_default, opt, set, str_of, timeout,
+    timeouts_block, warn_drift,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -598,7 +599,9 @@ impl Resource<ExpelData> for CloudTrailIntegration {
         }
         let steps = steps();
         let errors = engine::create_all(&steps, &cx).await;
-        report(diags, "Creating the CloudTrail integration", &errors);
+        if !interrupted_create(diags, &cx.deadline, &errors) {
+            report(diags, "Creating the CloudTrail integration", &errors);
+        }
         warnings(diags, &cx);
         ApplyOutcome {
             state: Some(state_from(planned, &cx, BTreeMap::new())),

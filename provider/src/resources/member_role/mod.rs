@@ -6,7 +6,8 @@
 //! One instance per account: point a provider alias at the account (`aws.assume_role`), and
 //! use this resource with that alias.
 use super::common::{
-    check_timeouts, needs_default, set, str_of, timeout, timeouts_block, warn_drift,
+    check_timeouts, interrupted_create, needs_default, set, str_of, timeout, timeouts_block,
+    warn_drift,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -251,7 +252,9 @@ impl Resource<ExpelData> for AwsMemberRole {
             )
             .await;
         let errors = engine::create_all(&steps(), &cx).await;
-        report(diags, "Creating the member role", &errors);
+        if !interrupted_create(diags, &cx.deadline, &errors) {
+            report(diags, "Creating the member role", &errors);
+        }
         ApplyOutcome {
             state: Some(with_drift(planned, BTreeMap::new())),
             private: vec![],

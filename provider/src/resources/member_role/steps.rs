@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::Value as Json;
 
 use crate::clients::aws::AwsClients;
-use crate::engine::{Deadline, Observed, Step, StepError};
+use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
 use crate::policy::{self, Location};
 use crate::resources::cloudtrail::{MARKER_KEY, MARKER_VALUE};
 use crate::resources::iam::{tags_with_marker, Iam, ServiceRoleSpec};
@@ -31,6 +31,12 @@ pub struct Cx {
     pub deadline: Deadline,
     /// Said to the user as warnings (e.g. an object destroy left because it is not ours).
     pub warnings: std::sync::Mutex<Vec<String>>,
+}
+
+impl StepContext for Cx {
+    fn deadline(&self) -> &Deadline {
+        &self.deadline
+    }
 }
 
 impl Cx {

@@ -1,6 +1,8 @@
 //! Resource `expel_sentinelone_device`: the SentinelOne Singularity Endpoint guide as one
 //! resource (role, console user, service user and token, Workbench device).
-use super::common::{check_timeouts, opt, set, str_of, timeout, timeouts_block, warn_drift};
+use super::common::{
+    check_timeouts, interrupted_create, opt, set, str_of, timeout, timeouts_block, warn_drift,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -611,7 +613,9 @@ impl Resource<ExpelData> for SentinelOneDevice {
         diags.warning("Check the Deep Visibility prerequisite", "Expel's SOC needs the SentinelOne Deep Visibility module for deeper investigations; the API cannot confirm the license, so check it in the console (Settings > Licenses).");
         let steps = steps();
         let errors = engine::create_all(&steps, &cx).await;
-        report(diags, "Creating the SentinelOne device", &errors);
+        if !interrupted_create(diags, &cx.deadline, &errors) {
+            report(diags, "Creating the SentinelOne device", &errors);
+        }
         warnings(diags, &cx);
         ApplyOutcome {
             state: Some(state_from(planned, &cx, BTreeMap::new())),

@@ -25,7 +25,7 @@ use crate::clients::workbench::{
     check_device_spec, DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError,
 };
 use crate::clients::Secret;
-use crate::engine::{Deadline, Observed, Step, StepError};
+use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
 
 /// The ownership marker in the description of every role and service user we create.
 pub const MARKER: &str = "managed-by: terraform-provider-expel";
@@ -100,6 +100,12 @@ pub struct Cx {
     pub deadline: Deadline,
     pub warnings: Mutex<Vec<String>>,
     desired: tokio::sync::OnceCell<Desired>,
+}
+
+impl StepContext for Cx {
+    fn deadline(&self) -> &Deadline {
+        &self.deadline
+    }
 }
 
 impl Cx {

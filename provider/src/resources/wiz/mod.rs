@@ -5,7 +5,8 @@
 //! rotates it. The device's webhook password is read from Workbench whenever the Wiz
 //! integration is created or repaired, so it is not kept in state either.
 use super::common::{
-    bool_of, check_timeouts, needs_default, opt, set, str_of, timeout, timeouts_block, warn_drift,
+    bool_of, check_timeouts, interrupted_create, needs_default, opt, set, str_of, timeout,
+    timeouts_block, warn_drift,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -688,7 +689,9 @@ impl Resource<ExpelData> for WizDevice {
         );
         let steps = steps();
         let errors = engine::create_all(&steps, &cx).await;
-        report(diags, "Creating the Wiz integration", &errors);
+        if !interrupted_create(diags, &cx.deadline, &errors) {
+            report(diags, "Creating the Wiz integration", &errors);
+        }
         warnings(diags, &cx);
         ApplyOutcome {
             state: Some(state_from(planned, &cx, BTreeMap::new())),

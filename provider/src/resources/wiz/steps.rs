@@ -19,7 +19,7 @@ use crate::clients::workbench::{
     check_device_spec, DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError,
 };
 use crate::clients::Secret;
-use crate::engine::{Deadline, Observed, RetryKind, Retryable, Step, StepError};
+use crate::engine::{Deadline, Observed, RetryKind, Retryable, Step, StepContext, StepError};
 use crate::resources::{device_health, ExpelData};
 
 /// Ownership marker in the automation rule's description.
@@ -107,6 +107,12 @@ pub struct Cx {
     pub warnings: Mutex<Vec<String>>,
     /// The device as last read or written in this operation.
     pub device: Mutex<Option<SecurityDevice>>,
+}
+
+impl StepContext for Cx {
+    fn deadline(&self) -> &Deadline {
+        &self.deadline
+    }
 }
 
 impl Cx {
