@@ -5,6 +5,7 @@ use url::Url;
 use crate::clients::aws::{AwsClientSettings, AwsClients, AwsError, AwsLocation};
 use crate::clients::workbench::WorkbenchClient;
 use crate::clients::Secret;
+use crate::resources::aws_names::{self, AwsName};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
 use crate::tfplugin::schema::{validators, Attribute, Block, NestedBlock, Schema};
 use crate::tfplugin::value::Value;
@@ -131,7 +132,7 @@ pub fn schema() -> Schema {
                 Block::new("Role to assume before any AWS call, e.g. in each account of an AWS Organization.")
                     .attr(Attribute::string("role_arn").required().description("ARN of the role to assume.").validator(arn_validator()))
                     .attr(Attribute::string("external_id").optional().sensitive().description("External id the role's trust policy requires."))
-                    .attr(Attribute::string("session_name").optional().description("Session name. Default: `terraform-provider-expel`.")),
+                    .attr(Attribute::string("session_name").optional().description("Session name. Default: `terraform-provider-expel`.").validator(aws_names::validator(AwsName::RoleSession))),
             ),
         )
         .block(NestedBlock::single("endpoints", endpoints));
@@ -520,6 +521,45 @@ mod tests {
             data.wiz.map(|w| w.client_secret.expose().to_string()),
             Some("s".into())
         );
+    }
+
+    /// What ValidateProviderConfig answers: the attribute validators, then `validate`.
+    fn validated(config: &Value) -> Diagnostics {
+        let mut d = Diagnostics::default();
+        crate::tfplugin::schema::run_validators(
+            &schema().block,
+            config,
+            &AttrPath::default(),
+            &mut d,
+        );
+        validate(config, &mut d);
+        d
+    }
+
+    fn aws_block(attrs: Vec<(&str, Value)>) -> Value {
+        Value::object([("aws", Value::object(attrs))])
+    }
+
+    #[test]
+    fn a_session_name_aws_would_refuse_is_an_error() {
+        let role = |session: &str| {
+            aws_block(vec![(
+                "assume_role",
+                Value::object([
+                    (
+                        "role_arn",
+                        Value::string(
+                            "arn:aws:iam::123456789012:role/OrganizationAccountAccessRole",
+                        ),
+                    ),
+                    ("session_name", Value::string(session)),
+                ]),
+            )])
+        };
+        let d = validated(&role("terraform provider"));
+        assert_eq!(paths(&d), vec!["aws.assume_role.session_name"]);
+        assert!(d.0[0].detail.contains("\" \""), "{}", d.0[0].detail);
+        assert_eq!(validated(&role("terraform-provider-expel")).0, vec![]);
     }
 
     #[test]

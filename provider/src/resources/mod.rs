@@ -8,6 +8,7 @@ use crate::tfplugin::provider::{DataSource, Function, Provider, Resource};
 use crate::tfplugin::schema::Schema;
 use crate::tfplugin::value::Value;
 
+pub mod aws_names;
 pub mod cloudtrail;
 pub mod common;
 pub mod config;
