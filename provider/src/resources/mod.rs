@@ -9,6 +9,7 @@ use crate::tfplugin::schema::Schema;
 use crate::tfplugin::value::Value;
 
 pub mod aws_names;
+pub mod aws_regions;
 pub mod cloudtrail;
 pub mod common;
 pub mod config;
