@@ -69,7 +69,7 @@ pub fn validator(kind: AwsName) -> impl Validator {
         if let Some(problem) = kind.problem(s) {
             d.attr_error(
                 p.clone(),
-                format!("Invalid {}", kind.what()),
+                format!("Malformed {}", kind.what()),
                 format!(
                     "`{p}` = {s:?} is not a valid {}: it {problem}. {}.",
                     kind.what(),
@@ -446,7 +446,7 @@ mod tests {
         );
         let [x] = d.0.as_slice() else { panic!("{d:?}") };
         assert_eq!(x.path, Some(AttrPath::root("bucket_name")));
-        assert_eq!(x.summary, "Invalid S3 bucket name");
+        assert_eq!(x.summary, "Malformed S3 bucket name");
         assert!(
             x.detail.contains("`bucket_name` = \"Expel_Logs\""),
             "{}",

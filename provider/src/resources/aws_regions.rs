@@ -213,7 +213,7 @@ pub fn diagnose(name: &str, path: &AttrPath, what: &str, diags: &mut Diagnostics
         ),
         RegionCheck::Malformed { reason, closest } => diags.attr_error(
             path.clone(),
-            "Invalid AWS region",
+            "Malformed AWS region",
             format!(
                 "{what} = {name:?} is not an AWS region name: {reason}. The closest known region is {closest:?}; set the region the integration lives in."
             ),

@@ -501,8 +501,8 @@ mod tests {
         assert_eq!(
             found,
             [
-                ("role_name".to_string(), "Invalid IAM role name"),
-                ("policy_name".to_string(), "Invalid IAM policy name")
+                ("role_name".to_string(), "Malformed IAM role name"),
+                ("policy_name".to_string(), "Malformed IAM policy name")
             ]
         );
         assert!(d.0[0]
