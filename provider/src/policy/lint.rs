@@ -26,6 +26,18 @@ pub enum PolicyKind {
     Queue,
 }
 
+impl std::fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PolicyKind::Identity => "IAM policy",
+            PolicyKind::Trust => "IAM role trust policy",
+            PolicyKind::Key => "KMS key policy",
+            PolicyKind::Bucket => "S3 bucket policy",
+            PolicyKind::Queue => "SQS queue access policy",
+        })
+    }
+}
+
 enum SizeLimit {
     /// IAM counts characters, not counting whitespace.
     CharsWithoutWhitespace(usize),

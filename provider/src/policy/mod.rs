@@ -3,7 +3,8 @@
 //!
 //! moto stores policies and evaluates none of them (MOTO.md §4), so the unit tests here check
 //! every document statement by statement against the guide, and [`lint_as`] checks what AWS
-//! would reject (shape, action names, ARNs, Sids, sizes) before we send a document.
+//! would reject (shape, action names, ARNs, Sids, sizes); [`checked`] runs it on every document
+//! before we send it.
 //!
 //! Documents are `serde_json::Value`s: that is what the AWS SDK calls take (as strings, via
 //! [`render`]) and return (via [`parse_document`]).
@@ -66,6 +67,28 @@ pub enum PolicyError {
     Encoding(#[from] std::str::Utf8Error),
     #[error("policy document must be a JSON object, found {0}")]
     NotAnObject(&'static str),
+    /// Our document breaks a rule AWS enforces: caught before it is sent.
+    #[error(
+        "the {kind} we would send breaks AWS's rules, so it was not sent: {}. A value from the configuration that goes into it (a name, `expel_principals`, `external_id`) is likely malformed: correct it and apply again; if the configuration is right, this is a bug in the provider, please report it",
+        problems.join("; ")
+    )]
+    Rejected {
+        kind: PolicyKind,
+        /// Each names its statement (Sid, or #position) and the problem.
+        problems: Vec<String>,
+    },
+}
+
+/// The one way a document leaves the provider: linted as a `kind` document, then rendered
+/// as we send it. A document AWS would refuse is an error naming each statement and problem,
+/// so the step fails before its call instead of AWS rejecting it (or, in an emulator, not).
+pub fn checked(doc: &Value, kind: PolicyKind) -> Result<String, PolicyError> {
+    let problems = lint_as(doc, kind);
+    if problems.is_empty() {
+        Ok(render(doc))
+    } else {
+        Err(PolicyError::Rejected { kind, problems })
+    }
 }
 
 /// Parses a policy document as AWS returns it: plain JSON (KMS, S3, SQS) or percent-encoded

@@ -717,6 +717,58 @@ fn lint_passes_all_our_documents() {
     assert_eq!(lint(&api_policy_for(&loc("aws"))), Vec::<String>::new());
 }
 
+#[test]
+fn checked_renders_our_documents_as_sent() {
+    for partition in ["aws", "aws-us-gov", "aws-cn"] {
+        for org in [None, Some("o-a1b2c3d4e5")] {
+            for (name, kind, doc) in all_documents(&loc(partition), org) {
+                match checked(&doc, kind) {
+                    Ok(sent) => assert_eq!(sent, render(&doc), "{name} {partition}"),
+                    Err(e) => panic!("{name} {partition}: {e}"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn checked_refuses_a_document_naming_its_kind_statement_and_problem() {
+    // A malformed principal that slipped past validation (an account id of 10 digits).
+    let trust = trust_policy(&["arn:aws:iam::0122055124:root".to_string()], "x");
+    let Err(e) = checked(&trust, PolicyKind::Trust) else {
+        panic!("accepted {trust}")
+    };
+    let message = e.to_string();
+    assert!(message.contains("IAM role trust policy"), "{message}");
+    assert!(
+        message.contains("statement \"ExpelAssumeRole\": Principal AWS"),
+        "{message}"
+    );
+    assert!(message.contains("was not sent"), "{message}");
+    assert!(
+        matches!(e, PolicyError::Rejected { kind: PolicyKind::Trust, ref problems } if problems.len() == 1)
+    );
+
+    // An empty action list; a statement without Sid is named by its position.
+    let mut queue = queue_policy(
+        &queue_arn(&loc("aws"), "q"),
+        &bucket_arn(&loc("aws"), "expel-cloudtrail-logs"),
+    );
+    queue["Statement"][0]["Action"] = json!([]);
+    queue["Statement"][0]
+        .as_object_mut()
+        .map(|statement| statement.remove("Sid"));
+    let Err(e) = checked(&queue, PolicyKind::Queue) else {
+        panic!("accepted {queue}")
+    };
+    let message = e.to_string();
+    assert!(message.contains("SQS queue access policy"), "{message}");
+    assert!(
+        message.contains("statement #1: Action must be a string or a non-empty list"),
+        "{message}"
+    );
+}
+
 fn assert_lint_finds(doc: &Value, kind: PolicyKind, needle: &str) {
     let problems = lint_as(doc, kind);
     assert!(

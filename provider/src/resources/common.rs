@@ -130,6 +130,24 @@ pub fn check_timeouts(config: &Value, diags: &mut Diagnostics) {
     }
 }
 
+/// What ValidateResourceConfig answers for `config`, as the server computes it: the
+/// attribute validators of the resource's schema, then the resource's own `validate`.
+#[cfg(test)]
+pub fn validate_config<D>(
+    resource: &dyn crate::tfplugin::provider::Resource<D>,
+    config: &Value,
+) -> Diagnostics {
+    let mut d = Diagnostics::default();
+    crate::tfplugin::schema::run_validators(
+        &resource.schema().block,
+        config,
+        &AttrPath::default(),
+        &mut d,
+    );
+    resource.validate(config, &mut d);
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

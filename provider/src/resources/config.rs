@@ -5,6 +5,8 @@ use url::Url;
 use crate::clients::aws::{AwsClientSettings, AwsClients, AwsError, AwsLocation};
 use crate::clients::workbench::WorkbenchClient;
 use crate::clients::Secret;
+use crate::resources::aws_names::{self, AwsName};
+use crate::resources::aws_regions;
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
 use crate::tfplugin::schema::{validators, Attribute, Block, NestedBlock, Schema};
 use crate::tfplugin::value::Value;
@@ -131,7 +133,7 @@ pub fn schema() -> Schema {
                 Block::new("Role to assume before any AWS call, e.g. in each account of an AWS Organization.")
                     .attr(Attribute::string("role_arn").required().description("ARN of the role to assume.").validator(arn_validator()))
                     .attr(Attribute::string("external_id").optional().sensitive().description("External id the role's trust policy requires."))
-                    .attr(Attribute::string("session_name").optional().description("Session name. Default: `terraform-provider-expel`.")),
+                    .attr(Attribute::string("session_name").optional().description("Session name. Default: `terraform-provider-expel`.").validator(aws_names::validator(AwsName::RoleSession))),
             ),
         )
         .block(NestedBlock::single("endpoints", endpoints));
@@ -181,13 +183,7 @@ fn arn_validator() -> impl crate::tfplugin::schema::Validator {
 fn region_validator() -> impl crate::tfplugin::schema::Validator {
     crate::tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
         if let Some(s) = v.as_str() {
-            if !is_region(s) {
-                d.attr_error(
-                    p.clone(),
-                    "Malformed AWS region",
-                    format!("`{p}` = {s:?} is not an AWS region name such as \"us-east-1\"."),
-                );
-            }
+            aws_regions::diagnose(s, p, &format!("`{p}`"), d);
         }
     })
 }
@@ -199,17 +195,6 @@ pub fn is_uuid(s: &str) -> bool {
         && parts
             .iter()
             .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
-pub fn is_region(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() >= 3
-        && parts[0].len() == 2
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
-        && !parts[parts.len() - 1].is_empty()
 }
 
 pub fn is_role_arn(s: &str) -> bool {
@@ -346,16 +331,16 @@ fn aws_settings(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> AwsSe
         env.var("AWS_DEFAULT_REGION")
             .map(|r| (r, "the environment variable AWS_DEFAULT_REGION".into()))
     });
-    if let Some((r, source)) = &region {
-        if !is_region(r) {
-            diags.attr_error(
-                AttrPath::root("aws").attr("region"),
-                "Malformed AWS region",
-                format!(
-                    "`aws.region` = {r:?} (from {source}) is not an AWS region name such as \"us-east-1\"."
-                ),
-            );
-        }
+    // A region set in the provider block was checked by its validator (ValidateProviderConfig);
+    // one from the environment is checked here.
+    let in_block = get(&aws, &["region"]).is_some();
+    if let Some((r, source)) = region.as_ref().filter(|_| !in_block) {
+        aws_regions::diagnose(
+            r,
+            &AttrPath::root("aws").attr("region"),
+            &format!("`aws.region` (from {source})"),
+            diags,
+        );
     }
     let assume_role = aws
         .get("assume_role")
@@ -522,11 +507,85 @@ mod tests {
         );
     }
 
+    /// What ValidateProviderConfig answers: the attribute validators, then `validate`.
+    fn validated(config: &Value) -> Diagnostics {
+        let mut d = Diagnostics::default();
+        crate::tfplugin::schema::run_validators(
+            &schema().block,
+            config,
+            &AttrPath::default(),
+            &mut d,
+        );
+        validate(config, &mut d);
+        d
+    }
+
+    fn aws_block(attrs: Vec<(&str, Value)>) -> Value {
+        Value::object([("aws", Value::object(attrs))])
+    }
+
+    #[test]
+    fn a_mistyped_region_is_an_error_and_a_new_one_a_warning() {
+        use crate::tfplugin::diag::Severity;
+        let d = validated(&aws_block(vec![("region", Value::string("us-eats-1"))]));
+        assert_eq!(paths(&d), vec!["aws.region"]);
+        assert_eq!(d.0[0].severity, Severity::Error);
+        assert!(d.0[0].detail.contains("\"us-east-1\""), "{}", d.0[0].detail);
+
+        let d = validated(&aws_block(vec![(
+            "region",
+            Value::string("ap-southeast-9"),
+        )]));
+        assert_eq!(paths(&d), vec!["aws.region"]);
+        assert_eq!(d.0[0].severity, Severity::Warning);
+        assert!(d.0[0].detail.contains("not a region this provider knows"));
+
+        for ok in [Value::string("eu-west-1"), Value::unknown(), Value::Null] {
+            assert_eq!(validated(&aws_block(vec![("region", ok)])).0, vec![]);
+        }
+    }
+
+    #[test]
+    fn a_session_name_aws_would_refuse_is_an_error() {
+        let role = |session: &str| {
+            aws_block(vec![(
+                "assume_role",
+                Value::object([
+                    (
+                        "role_arn",
+                        Value::string(
+                            "arn:aws:iam::123456789012:role/OrganizationAccountAccessRole",
+                        ),
+                    ),
+                    ("session_name", Value::string(session)),
+                ]),
+            )])
+        };
+        let d = validated(&role("terraform provider"));
+        assert_eq!(paths(&d), vec!["aws.assume_role.session_name"]);
+        assert!(d.0[0].detail.contains("\" \""), "{}", d.0[0].detail);
+        assert_eq!(validated(&role("terraform-provider-expel")).0, vec![]);
+    }
+
+    #[test]
+    fn a_region_from_the_environment_is_checked_at_configure() {
+        let env = FakeEnv(HashMap::from([
+            ("EXPEL_API_KEY", "k"),
+            ("AWS_REGION", "eu-centrl-1"),
+        ]));
+        let mut d = Diagnostics::default();
+        assert!(configure(&null_config(), &env, &mut d).is_none());
+        assert_eq!(paths(&d), vec!["aws.region"]);
+        assert!(d.0[0]
+            .detail
+            .contains("the environment variable AWS_REGION"));
+        assert!(d.0[0].detail.contains("\"eu-central-1\""));
+    }
+
     #[test]
     fn shape_checks() {
         assert!(is_uuid("2a0a5e3c-6a4e-4b59-9d0c-2a8c8c8f2e10"));
         assert!(!is_uuid("2a0a5e3c6a4e4b599d0c2a8c8c8f2e10"));
-        assert!(is_region("us-east-1") && is_region("us-gov-west-1") && !is_region("useast1"));
         assert!(is_role_arn("arn:aws:iam::123456789012:role/X"));
         assert!(is_role_arn("arn:aws-us-gov:iam::123456789012:role/path/X"));
         assert!(!is_role_arn("arn:aws:iam::1234:role/X") && !is_role_arn("arn:aws:s3:::b"));

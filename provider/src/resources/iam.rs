@@ -6,7 +6,7 @@ use serde_json::Value as Json;
 
 use crate::clients::aws::{err, AwsClients, AwsError};
 use crate::engine::{Deadline, Observed, StepError};
-use crate::policy;
+use crate::policy::{self, PolicyKind};
 use crate::resources::cloudtrail::{MARKER_KEY, MARKER_VALUE};
 
 /// IAM for one step: its clients, its deadline, and its title for error messages.
@@ -63,6 +63,14 @@ impl Iam<'_> {
         }
     }
 
+    /// The document as we send it, once it passes the linter; else this step's error.
+    fn checked(&self, doc: &Json, kind: PolicyKind) -> Result<String, StepError> {
+        policy::checked(doc, kind).map_err(|e| StepError {
+            step: self.step,
+            message: e.to_string(),
+        })
+    }
+
     pub async fn role(&self, name: &str) -> Result<Option<Role>, StepError> {
         let r = self
             .call_opt(|| async {
@@ -88,9 +96,10 @@ impl Iam<'_> {
         &self,
         name: &str,
         description: &str,
-        trust: &str,
+        trust: &Json,
         tags: &[Tag],
     ) -> Result<(), StepError> {
+        let trust = self.checked(trust, PolicyKind::Trust)?;
         self.call(|| async {
             let r = self
                 .aws
@@ -98,7 +107,7 @@ impl Iam<'_> {
                 .create_role()
                 .role_name(name)
                 .description(description)
-                .assume_role_policy_document(trust)
+                .assume_role_policy_document(&trust)
                 .set_tags(Some(tags.to_vec()))
                 .send()
                 .await;
@@ -114,7 +123,7 @@ impl Iam<'_> {
         r: &ServiceRoleSpec<'_>,
         tags: &[Tag],
     ) -> Result<(), StepError> {
-        self.create_role(r.name, r.description, &policy::render(&r.trust), tags)
+        self.create_role(r.name, r.description, &r.trust, tags)
             .await?;
         self.attach(r.name, r.policy_arn).await
     }
@@ -140,7 +149,7 @@ impl Iam<'_> {
 
     /// Puts our trust policy back and attaches the policy if it is not.
     pub async fn repair_service_role(&self, r: &ServiceRoleSpec<'_>) -> Result<(), StepError> {
-        self.put_trust(r.name, &policy::render(&r.trust)).await?;
+        self.put_trust(r.name, &r.trust).await?;
         if !self.attached(r.name, r.policy_arn).await? {
             self.attach(r.name, r.policy_arn).await?;
         }
@@ -161,14 +170,15 @@ impl Iam<'_> {
         Ok(Observed::Present(policy::drift(what, expected, &doc)))
     }
 
-    async fn put_trust(&self, name: &str, trust: &str) -> Result<(), StepError> {
+    async fn put_trust(&self, name: &str, trust: &Json) -> Result<(), StepError> {
+        let trust = self.checked(trust, PolicyKind::Trust)?;
         self.call(|| async {
             let r = self
                 .aws
                 .iam
                 .update_assume_role_policy()
                 .role_name(name)
-                .policy_document(trust)
+                .policy_document(&trust)
                 .send()
                 .await;
             r.map_err(err("iam", "UpdateAssumeRolePolicy"))
@@ -325,9 +335,10 @@ impl Iam<'_> {
         &self,
         name: &str,
         description: &str,
-        document: &str,
+        document: &Json,
         tags: &[Tag],
     ) -> Result<(), StepError> {
+        let document = self.checked(document, PolicyKind::Identity)?;
         self.call(|| async {
             let r = self
                 .aws
@@ -335,7 +346,7 @@ impl Iam<'_> {
                 .create_policy()
                 .policy_name(name)
                 .description(description)
-                .policy_document(document)
+                .policy_document(&document)
                 .set_tags(Some(tags.to_vec()))
                 .send()
                 .await;
@@ -386,7 +397,8 @@ impl Iam<'_> {
 
     /// Makes `document` the default version. IAM keeps at most five versions: the oldest
     /// non-default one is retired first when four exist.
-    pub async fn put_policy_document(&self, arn: &str, document: &str) -> Result<(), StepError> {
+    pub async fn put_policy_document(&self, arn: &str, document: &Json) -> Result<(), StepError> {
+        let document = self.checked(document, PolicyKind::Identity)?;
         let mut old = self.old_versions(arn).await?;
         if old.len() >= 4 {
             old.sort_by_key(|(_, made)| *made);
@@ -398,7 +410,7 @@ impl Iam<'_> {
                 .iam
                 .create_policy_version()
                 .policy_arn(arn)
-                .policy_document(document)
+                .policy_document(&document)
                 .set_as_default(true)
                 .send()
                 .await;
@@ -463,4 +475,97 @@ pub fn tags_with_marker<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> V
     tags.chain([(MARKER_KEY, MARKER_VALUE)])
         .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clients::aws::AwsClientSettings;
+    use crate::engine::Deadline;
+    use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+
+    /// Clients whose IAM endpoint nothing listens on: a call that got through would fail
+    /// with a connection error, not the linter's.
+    async fn offline() -> AwsClients {
+        AwsClients::new(&AwsClientSettings {
+            region: Some("us-east-1".into()),
+            endpoints: vec![(
+                "iam".into(),
+                url::Url::parse("http://127.0.0.1:9").expect("literal URL"),
+            )],
+            ..Default::default()
+        })
+        .await
+    }
+
+    const STEP: &str = "Step 7: IAM role ExpelServiceRole";
+
+    #[tokio::test]
+    async fn a_trust_policy_aws_would_refuse_fails_the_step_before_the_call() {
+        let aws = offline().await;
+        let deadline = Deadline::after(Duration::from_secs(5), CancellationToken::new());
+        let iam = Iam {
+            aws: &aws,
+            deadline: &deadline,
+            step: STEP,
+        };
+        // `expel_principals = []` passes the CloudTrail resource's validation.
+        let spec = ServiceRoleSpec {
+            name: "ExpelServiceRole",
+            description: "test",
+            trust: policy::trust_policy(&[], "2a0a5e3c-6a4e-4b59-9d0c-2a8c8c8f2e10"),
+            policy_arn: "arn:aws:iam::123456789012:policy/ExpelAPIPolicy",
+            policy_name: "ExpelAPIPolicy",
+        };
+        for result in [
+            iam.create_service_role(&spec, &[]).await,
+            iam.repair_service_role(&spec).await,
+        ] {
+            let Err(e) = result else {
+                panic!("an empty principal list was sent")
+            };
+            assert_eq!(e.step, STEP);
+            assert!(e.message.contains("IAM role trust policy"), "{}", e.message);
+            assert!(
+                e.message
+                    .contains("statement \"ExpelAssumeRole\": Principal AWS must be a string or a non-empty list"),
+                "{}",
+                e.message
+            );
+            assert!(e.message.contains("was not sent"), "{}", e.message);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_managed_policy_aws_would_refuse_fails_the_step_before_the_call() {
+        let aws = offline().await;
+        let deadline = Deadline::after(Duration::from_secs(5), CancellationToken::new());
+        let iam = Iam {
+            aws: &aws,
+            deadline: &deadline,
+            step: "Step 6: IAM policy ExpelAPIPolicy",
+        };
+        // A key ARN that is not one (as when the key's ARN was never recorded).
+        let doc = policy::api_policy(
+            "arn:aws:sqs:us-east-1:123456789012:ExpelMasterCloudTrailNotify",
+            "arn:aws:s3:::expel-cloudtrail-logs",
+            "",
+        );
+        for result in [
+            iam.create_policy("ExpelAPIPolicy", "test", &doc, &[]).await,
+            iam.put_policy_document("arn:aws:iam::123456789012:policy/ExpelAPIPolicy", &doc)
+                .await,
+        ] {
+            let Err(e) = result else {
+                panic!("a policy with an empty Resource was sent")
+            };
+            assert!(
+                e.message
+                    .contains("statement \"ExpelDecryptLogs\": Resource"),
+                "{}",
+                e.message
+            );
+        }
+    }
 }

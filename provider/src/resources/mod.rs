@@ -8,6 +8,8 @@ use crate::tfplugin::provider::{DataSource, Function, Provider, Resource};
 use crate::tfplugin::schema::Schema;
 use crate::tfplugin::value::Value;
 
+pub mod aws_names;
+pub mod aws_regions;
 pub mod cloudtrail;
 pub mod common;
 pub mod config;

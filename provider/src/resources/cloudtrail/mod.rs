@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::aws_names::{self, AwsName};
 use super::ExpelData;
 use crate::engine::{self, Deadline, Refreshed, Step};
 use crate::policy::{self, Location};
@@ -58,13 +59,13 @@ fn schema() -> Schema {
         Block::new("The AWS CloudTrail onboarding guide as one resource: KMS key, log bucket, notification queue, bucket notification, multi-region trail, `ExpelAPIPolicy`, `ExpelServiceRole`, and the security device in Workbench.")
             .attr(s("name", "Name of the security device in Workbench.").required().validator(validators::non_empty()))
             .attr(s("device_location", "Location shown for the device in Workbench. Default: the AWS region.").optional().computed())
-            .attr(s("trail_name", "Name of the trail (guide: `GlobalCloudTrail`).").default(Value::string("GlobalCloudTrail")).validator(validators::non_empty()))
-            .attr(s("bucket_name", "Log bucket. Default: `expel-cloudtrail-<account>-<region>`, known at plan time.").optional().computed().validator(validators::non_empty()))
-            .attr(s("queue_name", "Notification queue (guide: `ExpelMasterCloudTrailNotify`).").default(Value::string("ExpelMasterCloudTrailNotify")).validator(validators::non_empty()))
-            .attr(s("kms_alias", "Alias of the KMS key.").default(Value::string("alias/ExpelCloudTrail")).validator(alias_validator()))
-            .attr(s("policy_name", "IAM policy (guide: `ExpelAPIPolicy`).").default(Value::string("ExpelAPIPolicy")).validator(validators::non_empty()))
-            .attr(s("role_name", "IAM role (guide: `ExpelServiceRole`; the same name in every account of an organization).").default(Value::string("ExpelServiceRole")).validator(validators::non_empty()))
-            .attr(s("role_session_name", "Role session name Workbench uses.").default(Value::string("ExpelCloudTrail")).validator(validators::non_empty()))
+            .attr(s("trail_name", "Name of the trail (guide: `GlobalCloudTrail`).").default(Value::string("GlobalCloudTrail")).validator(aws_names::validator(AwsName::Trail)))
+            .attr(s("bucket_name", "Log bucket. Default: `expel-cloudtrail-<account>-<region>`, known at plan time.").optional().computed().validator(aws_names::validator(AwsName::S3Bucket)))
+            .attr(s("queue_name", "Notification queue (guide: `ExpelMasterCloudTrailNotify`).").default(Value::string("ExpelMasterCloudTrailNotify")).validator(aws_names::validator(AwsName::SqsQueue)))
+            .attr(s("kms_alias", "Alias of the KMS key.").default(Value::string("alias/ExpelCloudTrail")).validator(aws_names::validator(AwsName::KmsAlias)))
+            .attr(s("policy_name", "IAM policy (guide: `ExpelAPIPolicy`).").default(Value::string("ExpelAPIPolicy")).validator(aws_names::validator(AwsName::IamPolicy)))
+            .attr(s("role_name", "IAM role (guide: `ExpelServiceRole`; the same name in every account of an organization).").default(Value::string("ExpelServiceRole")).validator(aws_names::validator(AwsName::IamRole)))
+            .attr(s("role_session_name", "Role session name Workbench uses.").default(Value::string("ExpelCloudTrail")).validator(aws_names::validator(AwsName::RoleSession)))
             .attr(Attribute::new("expel_principals", Type::list(Type::String)).optional().computed().description("Principals trusted to assume the role. Default: Expel's account `012205512454` in the caller's partition."))
             .attr(s("external_id", "External id required in the trust policy. Default: the Workbench organization id.").optional().computed().validator(validators::non_empty()))
             .attr(Attribute::bool("organization_trail").default(Value::Bool(false)).description("Log every account of the AWS Organization (run in the management account)."))
@@ -93,16 +94,6 @@ fn schema() -> Schema {
             .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece, in words; filled by refresh, emptied by the plan that repairs it."))
             .block(timeouts_block("20m")),
     )
-}
-
-fn alias_validator() -> impl crate::tfplugin::schema::Validator {
-    crate::tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
-        if let Some(s) = v.as_str() {
-            if !s.starts_with("alias/") || s.len() <= 6 || s.starts_with("alias/aws/") {
-                d.attr_error(p.clone(), "Malformed KMS alias", format!("`{p}` = {s:?} must look like \"alias/ExpelCloudTrail\" (and not use the reserved alias/aws/ prefix)."));
-            }
-        }
-    })
 }
 
 fn default_bucket(loc: &Location) -> String {
@@ -815,6 +806,80 @@ impl Resource<ExpelData> for CloudTrailIntegration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::common::validate_config;
+
+    /// The errors of a configuration with the guide's defaults and `attr` = `value`.
+    fn errors_with(attr: &str, value: Value) -> Vec<(String, String)> {
+        let mut config = Value::object([
+            ("name", Value::string("Acme CloudTrail")),
+            ("trail_name", Value::string("GlobalCloudTrail")),
+            ("bucket_name", Value::string("expel-cloudtrail-logs")),
+            ("queue_name", Value::string("ExpelMasterCloudTrailNotify")),
+            ("kms_alias", Value::string("alias/ExpelCloudTrail")),
+            ("policy_name", Value::string("ExpelAPIPolicy")),
+            ("role_name", Value::string("ExpelServiceRole")),
+            ("role_session_name", Value::string("ExpelCloudTrail")),
+        ]);
+        set(&mut config, attr, value);
+        validate_config(&CloudTrailIntegration, &config)
+            .iter()
+            .map(|d| {
+                let path = d.path.as_ref().map(|p| p.to_string()).unwrap_or_default();
+                (path, d.detail.clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_guide_names_pass_validation() {
+        assert_eq!(errors_with("name", Value::string("Acme")), vec![]);
+    }
+
+    #[test]
+    fn names_aws_would_refuse_fail_validation_naming_the_attribute() {
+        for (attr, value, needle) in [
+            ("bucket_name", "Expel_Logs", "lowercase"),
+            ("bucket_name", "192.168.5.4", "IP address"),
+            ("bucket_name", "my..bucket", "two adjacent periods"),
+            ("bucket_name", "sthree-logs", "\"sthree-\""),
+            ("queue_name", "ExpelNotify.fifo", "FIFO"),
+            ("queue_name", "Expel Notify", "\" \""),
+            ("trail_name", "my-_namespace", "\"-_\""),
+            ("trail_name", "10.0.0.1", "IP address"),
+            ("role_name", "Expel Service Role", "\" \""),
+            ("policy_name", "Expel/API", "\"/\""),
+            ("role_session_name", "x", "AWS allows 2 to 64"),
+            ("kms_alias", "ExpelCloudTrail", "\"alias/\""),
+            ("kms_alias", "alias/aws/cloudtrail", "alias/aws/"),
+            ("kms_alias", "alias/Expel.Trail", "\".\""),
+        ] {
+            let errors = errors_with(attr, Value::string(value));
+            let [(path, detail)] = errors.as_slice() else {
+                panic!("{attr} = {value:?}: {errors:?}")
+            };
+            assert_eq!(path, attr);
+            assert!(
+                detail.contains(&format!("`{attr}` = {value:?}")),
+                "{detail}"
+            );
+            assert!(detail.contains(needle), "{attr} = {value:?}: {detail}");
+            assert!(detail.contains("Use "), "no remedy: {detail}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_unset_names_pass_untouched() {
+        for attr in [
+            "bucket_name",
+            "queue_name",
+            "trail_name",
+            "kms_alias",
+            "role_name",
+        ] {
+            assert_eq!(errors_with(attr, Value::unknown()), vec![], "{attr}");
+            assert_eq!(errors_with(attr, Value::Null), vec![], "{attr}");
+        }
+    }
 
     #[test]
     fn missing_trusted_access_says_how_to_enable_it() {

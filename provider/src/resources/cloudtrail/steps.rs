@@ -10,7 +10,7 @@ use serde_json::{json, Value as Json};
 use crate::clients::aws::{err, AwsClients, AwsError};
 use crate::clients::workbench::{check_device_spec, DeviceSpec, WorkbenchClient, WorkbenchError};
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
-use crate::policy::{self, CloudTrailNames, Location};
+use crate::policy::{self, CloudTrailNames, Location, PolicyKind};
 use crate::resources::iam::{tags_with_marker, Iam, ServiceRoleSpec};
 
 /// The ownership marker every object we create carries.
@@ -252,8 +252,10 @@ impl KmsKey {
             tags.tags().iter().map(|t| (t.tag_key(), t.tag_value())),
         ))
     }
-    fn policy(&self, cx: &Cx) -> String {
-        policy::render(&policy::key_policy(&cx.loc, &cx.names()))
+    /// The key policy as CreateKey and PutKeyPolicy send it, once it passes the linter.
+    fn policy(&self, cx: &Cx) -> Result<String, StepError> {
+        policy::checked(&policy::key_policy(&cx.loc, &cx.names()), PolicyKind::Key)
+            .map_err(|e| fail(KEY, e))
     }
 }
 
@@ -296,7 +298,7 @@ impl Step<Cx> for KmsKey {
                     .ok()
             })
             .collect();
-        let doc = self.policy(cx);
+        let doc = self.policy(cx)?;
         let created = cx
             .aws(KEY, || async {
                 cx.aws
@@ -381,7 +383,7 @@ impl Step<Cx> for KmsKey {
             })
             .await?;
         }
-        let doc = self.policy(cx);
+        let doc = self.policy(cx)?;
         cx.aws(KEY, || async {
             cx.aws
                 .kms
@@ -644,7 +646,11 @@ impl TrailBucket {
                 .map_err(err("s3", "PutBucketEncryption"))
         })
         .await?;
-        let doc = policy::render(&policy::bucket_policy(&cx.loc, &cx.names()));
+        let doc = policy::checked(
+            &policy::bucket_policy(&cx.loc, &cx.names()),
+            PolicyKind::Bucket,
+        )
+        .map_err(|e| fail(BUCKET, e))?;
         cx.aws(BUCKET, || async {
             cx.aws
                 .s3
@@ -907,6 +913,22 @@ impl NotifyQueue {
             ),
         ]
     }
+    /// What CreateQueue and SetQueueAttributes send: `attributes`, once the access policy in
+    /// them passes the linter.
+    fn to_send(
+        &self,
+        cx: &Cx,
+    ) -> Result<Vec<(aws_sdk_sqs::types::QueueAttributeName, String)>, StepError> {
+        let access = policy::queue_policy(&cx.queue_arn(), &cx.bucket_arn());
+        let checked = policy::checked(&access, PolicyKind::Queue).map_err(|e| fail(QUEUE, e))?;
+        let mut attrs = self.attributes(cx);
+        for (name, value) in &mut attrs {
+            if *name == aws_sdk_sqs::types::QueueAttributeName::Policy {
+                *value = checked.clone();
+            }
+        }
+        Ok(attrs)
+    }
     async fn url(&self, cx: &Cx) -> Result<Option<String>, StepError> {
         let r = cx
             .aws_opt(QUEUE, || async {
@@ -950,7 +972,7 @@ impl Step<Cx> for NotifyQueue {
         &["kms_key"]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
-        let attrs = self.attributes(cx);
+        let attrs = self.to_send(cx)?;
         if let Some(url) = self.url(cx).await? {
             if !self.owned(cx, &url).await? {
                 return Err(not_ours(QUEUE, &format!("SQS queue {}", cx.s.queue_name)));
@@ -1020,7 +1042,7 @@ impl Step<Cx> for NotifyQueue {
             .queue_url
             .clone()
             .ok_or_else(|| fail(QUEUE, "no queue recorded"))?;
-        let attrs = self.attributes(cx);
+        let attrs = self.to_send(cx)?;
         cx.aws(QUEUE, || async {
             cx.aws
                 .sqs
@@ -1450,7 +1472,7 @@ impl Step<Cx> for ApiPolicy {
         iam.create_policy(
             &cx.s.policy_name,
             "Expel Workbench: read-only investigation access plus the CloudTrail queue, logs and key",
-            &policy::render(&self.document(cx)),
+            &self.document(cx),
             &cx.iam_tags(),
         )
         .await
@@ -1462,7 +1484,7 @@ impl Step<Cx> for ApiPolicy {
     }
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
         cx.iam(POLICY)
-            .put_policy_document(&cx.policy_arn(), &policy::render(&self.document(cx)))
+            .put_policy_document(&cx.policy_arn(), &self.document(cx))
             .await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {

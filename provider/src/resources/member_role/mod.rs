@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::aws_names::{self, AwsName};
 use super::ExpelData;
 use crate::engine::{self, Deadline, Refreshed, Step};
 use crate::policy::{self, Location};
@@ -39,8 +40,8 @@ fn schema() -> Schema {
     Schema::new(
         0,
         Block::new("`ExpelServiceRole` and a read-only `ExpelAPIPolicy` in a member account of an AWS Organization (CloudTrail guide, Step 6 note and Step 7). The account is the one the provider points at: use one provider alias per account, each with `aws { assume_role { role_arn = ... } }`.")
-            .attr(s("role_name", "IAM role; the guide requires the same name in every account of the organization. Renaming updates in place: a new role, then the old one deleted.").default(Value::string("ExpelServiceRole")).validator(validators::non_empty()))
-            .attr(s("policy_name", "IAM policy attached to the role. Renaming updates in place: a new policy attached, then the old one detached and deleted.").default(Value::string("ExpelAPIPolicy")).validator(validators::non_empty()))
+            .attr(s("role_name", "IAM role; the guide requires the same name in every account of the organization. Renaming updates in place: a new role, then the old one deleted.").default(Value::string("ExpelServiceRole")).validator(aws_names::validator(AwsName::IamRole)))
+            .attr(s("policy_name", "IAM policy attached to the role. Renaming updates in place: a new policy attached, then the old one detached and deleted.").default(Value::string("ExpelAPIPolicy")).validator(aws_names::validator(AwsName::IamPolicy)))
             .attr(Attribute::new("expel_principals", Type::list(Type::String)).optional().computed().description("Principals trusted to assume the role. Default: Expel's account `012205512454` in the account's partition."))
             .attr(s("external_id", "External id required in the trust policy. Default: the provider's Workbench `organization_id`.").optional().computed().validator(validators::non_empty()))
             .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("Tags for the role and the policy (the ownership tag `expel:managed-by` is always added)."))
@@ -475,7 +476,40 @@ impl Resource<ExpelData> for AwsMemberRole {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::common::validate_config;
     use serde_json::json;
+
+    #[test]
+    fn role_and_policy_names_aws_would_refuse_fail_validation() {
+        let config = Value::object([
+            ("role_name", Value::string("Expel Service Role")),
+            ("policy_name", Value::string("P".repeat(129))),
+        ]);
+        let d = validate_config(&AwsMemberRole, &config);
+        let found: Vec<(String, &str)> = d
+            .iter()
+            .map(|x| {
+                let path = x.path.as_ref().map(|p| p.to_string()).unwrap_or_default();
+                (path, x.summary.as_str())
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("role_name".to_string(), "Malformed IAM role name"),
+                ("policy_name".to_string(), "Malformed IAM policy name")
+            ]
+        );
+        assert!(d.0[0]
+            .detail
+            .contains("`role_name` = \"Expel Service Role\""));
+        assert!(d.0[1].detail.contains("AWS allows 1 to 128"));
+        let guide = Value::object([
+            ("role_name", Value::string("ExpelServiceRole")),
+            ("policy_name", Value::unknown()),
+        ]);
+        assert_eq!(validate_config(&AwsMemberRole, &guide).0, vec![]);
+    }
 
     #[test]
     fn policy_is_then_role() {

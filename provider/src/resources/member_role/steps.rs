@@ -123,7 +123,7 @@ impl Step<Cx> for MemberPolicy {
         iam.create_policy(
             &cx.s.policy_name,
             "Expel Workbench: read-only investigation access (member account of an AWS Organization)",
-            &policy::render(&Self::document()),
+            &Self::document(),
             &cx.tags(),
         )
         .await
@@ -135,7 +135,7 @@ impl Step<Cx> for MemberPolicy {
     }
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
         cx.iam(POLICY)
-            .put_policy_document(&cx.policy_arn(), &policy::render(&Self::document()))
+            .put_policy_document(&cx.policy_arn(), &Self::document())
             .await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
