@@ -28,13 +28,27 @@ impl Env for ProcessEnv {
 }
 
 /// AWS settings; the AWS default credential chain applies to whatever is left unset.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AwsSettings {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub assume_role: Option<AssumeRole>,
     /// Per-service endpoint overrides (service name -> URL), for moto and private endpoints.
     pub endpoints: Vec<(String, Url)>,
+    /// How long one call keeps retrying AWS's "not propagated yet" answers.
+    pub propagation_timeout: std::time::Duration,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings {
+            region: None,
+            profile: None,
+            assume_role: None,
+            endpoints: Vec::new(),
+            propagation_timeout: crate::engine::retry::DEFAULT_PROPAGATION,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -127,6 +141,13 @@ pub fn schema() -> Schema {
     let aws = Block::new("AWS account the CloudTrail resources are created in. Unset values come from the AWS default credential chain (environment, shared config, instance role).")
         .attr(Attribute::string("region").optional().description("AWS region. Default: `AWS_REGION` / `AWS_DEFAULT_REGION` or the shared config.").validator(region_validator()))
         .attr(Attribute::string("profile").optional().description("Shared config profile. Default: `AWS_PROFILE`."))
+        .attr(Attribute::string("propagation_timeout").optional().description("How long one call keeps retrying AWS answers that mean \"not propagated yet\" (a new bucket, key or role not visible yet, `Invalid principal` right after a role is made, `InsufficientEncryptionPolicy` right after a key policy changes). They can also be permanent (a typo'd principal), so the wait is bounded; then the error names the likely causes. Default `2m` or `EXPEL_AWS_PROPAGATION_TIMEOUT`.").validator(crate::tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
+            if let Some(s) = v.as_str() {
+                if super::common::parse_duration(s).is_none() {
+                    d.attr_error(p.clone(), "Malformed duration", format!("`{p}` = {s:?} is not a duration such as \"90s\", \"2m\" or \"1h\"."));
+                }
+            }
+        })))
         .block(
             NestedBlock::single(
                 "assume_role",
@@ -380,11 +401,28 @@ fn aws_settings(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> AwsSe
             }
         }
     }
+    let propagation_timeout = match setting(
+        &aws,
+        &["propagation_timeout"],
+        "EXPEL_AWS_PROPAGATION_TIMEOUT",
+        env,
+    ) {
+        None => crate::engine::retry::DEFAULT_PROPAGATION,
+        Some((v, source)) => super::common::parse_duration(&v).unwrap_or_else(|| {
+            diags.attr_error(
+                AttrPath::root("aws").attr("propagation_timeout"),
+                "Malformed duration",
+                format!("{source} = {v:?} is not a duration such as \"90s\", \"2m\" or \"1h\"."),
+            );
+            crate::engine::retry::DEFAULT_PROPAGATION
+        }),
+    };
     AwsSettings {
         region: region.map(|(r, _)| r),
         profile: setting(&aws, &["profile"], "AWS_PROFILE", env).map(|(p, _)| p),
         assume_role,
         endpoints,
+        propagation_timeout,
     }
 }
 

@@ -289,7 +289,8 @@ impl CloudTrailIntegration {
             loc,
             s: settings(v, org),
             journal: Mutex::new(journal(v)),
-            deadline: Deadline::after(timeout, ctx.cancel.clone()),
+            deadline: Deadline::after(timeout, ctx.cancel.clone())
+                .with_propagation(ctx.data.aws.propagation_timeout),
             warnings: Mutex::new(Vec::new()),
         }
     }

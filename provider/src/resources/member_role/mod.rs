@@ -146,7 +146,8 @@ impl AwsMemberRole {
             aws: ctx.data.aws_clients().await.clone(),
             loc,
             s: settings(v),
-            deadline: Deadline::after(timeout, ctx.cancel.clone()),
+            deadline: Deadline::after(timeout, ctx.cancel.clone())
+                .with_propagation(ctx.data.aws.propagation_timeout),
             warnings: Default::default(),
         }
     }
