@@ -3,11 +3,19 @@
 //! `terraform` CLI against the built provider through dev_overrides.
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value as Json;
+
+/// The stack's Python venv (scripts/stack venv).
+fn venv() -> PathBuf {
+    std::env::var("EXPEL_VENV_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".stack/venv"))
+}
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -95,10 +103,7 @@ impl Stack {
 
     /// Like `oob`, with `name=value` arguments (e.g. `account=<id>` to act in a member account).
     pub fn oob_with(&self, action: &str, args: &[&str]) -> String {
-        let venv = std::env::var("EXPEL_VENV_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| repo_root().join(".stack/venv"));
-        let out = Command::new(venv.join("bin/python"))
+        let out = Command::new(venv().join("bin/python"))
             .arg(repo_root().join("tests/e2e/oob.py"))
             .arg(action)
             .args(args)
@@ -111,6 +116,26 @@ impl Stack {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Audits every policy document in moto with Duo's parliament
+    /// (tests/sandbox/policy_audit.py): whether every finding is an accepted one, and the
+    /// report (`documents`, `unaccepted`).
+    pub fn policy_audit(&self) -> (bool, Json) {
+        let out = Command::new(venv().join("bin/python"))
+            .arg(repo_root().join("tests/sandbox/policy_audit.py"))
+            .arg("--endpoint")
+            .arg(self.var("AWS_ENDPOINT_URL"))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run tests/sandbox/policy_audit.py");
+        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "policy_audit.py printed no JSON:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.success(), report)
     }
 
     /// What exists in moto (keys with their state, aliases, buckets, queues, trails, roles,
@@ -248,6 +273,25 @@ impl TfOutput {
     }
 }
 
+/// Ctrl-C: SIGINT to the process group of a command started with `Workdir::spawn`.
+pub fn ctrl_c(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -INT failed");
+}
+
+/// Waits for a spawned command and collects its output.
+pub fn finish(child: Child) -> TfOutput {
+    let out = child.wait_with_output().expect("wait for terraform");
+    TfOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Copies the `.tf` files of `src` and its subfolders (local modules) into `dst`.
 fn copy_tf(src: &Path, dst: &Path) {
     for entry in std::fs::read_dir(src).expect("example exists") {
@@ -315,6 +359,29 @@ impl Workdir {
     }
 
     pub fn terraform(&self, args: &[&str]) -> TfOutput {
+        let out = self
+            .command(args)
+            .output()
+            .expect("run terraform (is it on PATH?)");
+        TfOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Starts terraform in the background in its own process group, as a shell runs a
+    /// foreground job: `ctrl_c` then reaches terraform and its plugins, as Ctrl-C does.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("run terraform (is it on PATH?)")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("terraform");
         cmd.args(args)
             .current_dir(self.dir.path())
@@ -329,12 +396,7 @@ impl Workdir {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("run terraform (is it on PATH?)");
-        TfOutput {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        cmd
     }
 
     /// Runs terraform and asserts its exit code, showing the output when it differs.
