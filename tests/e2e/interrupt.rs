@@ -301,3 +301,57 @@ fn wiz_interrupted_then_destroyed_or_finished() {
     }
     assert_eq!(count(&st["workbench"]["security_devices"]), 1, "{st}");
 }
+
+/// Ctrl-C while a client waits out a long Retry-After: the wait ends at once (it watches
+/// the operation's cancellation), so terraform stops within seconds, not after the
+/// server's 30 s, and what was made is kept.
+#[test]
+fn ctrl_c_during_a_retry_after_wait_stops_at_once() {
+    let stack = Stack::up();
+    let (code, body) = stack.admin(
+        "POST",
+        "/_admin/faults",
+        Some(
+            &json!({"route": "POST /web/api/v2.1/service-users", "count": -1,
+                     "status": 429, "retry_after": 30}),
+        ),
+    );
+    assert_eq!(code, 201, "{body}");
+    let id = body["id"].clone();
+    let w = Workdir::with_hcl(&s1_hcl(&stack), &stack);
+    let child = w.spawn(APPLY);
+    let start = Instant::now();
+    loop {
+        let (_, faults) = stack.admin("GET", "/_admin/faults", None);
+        let fired = faults["faults"].as_array().is_some_and(|fs| {
+            fs.iter()
+                .any(|f| f["id"] == id && f["fired"].as_u64() > Some(0))
+        });
+        if fired {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "never throttled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pressed = Instant::now();
+    ctrl_c(&child);
+    let out = finish(child);
+    let took = pressed.elapsed();
+    assert!(
+        took < Duration::from_secs(12),
+        "stopped {took:?} after Ctrl-C:\n{}",
+        out.all()
+    );
+    assert!(out.all().contains("Interrupted"), "{}", out.all());
+    let list = w.tf_expect(&["state", "list", "-no-color"], 0);
+    assert!(
+        list.stdout.contains("expel_sentinelone_device.edr"),
+        "{}",
+        list.stdout
+    );
+    stack.admin("DELETE", "/_admin/faults", None);
+    w.tf_expect(DESTROY, 0);
+    let st = sandbox(&stack);
+    assert_eq!(count(&st["sentinelone"]["custom_roles"]), 0, "{st}");
+}

@@ -3,6 +3,7 @@
 //! `{errors: [{code, title, message, detail}]}`. 429 and 5xx are retried (honouring
 //! Retry-After) for idempotent calls; a POST is retried only on 429, which the console answers
 //! before doing anything. Tokens are `Secret`s: they never reach an error, a log or Debug.
+use super::pause::pause;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -279,23 +280,25 @@ impl SentinelOneClient {
             };
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e)
+                Err(e) => {
                     if idempotent
                         && attempt < self.max_attempts
-                        && (e.is_connect() || e.is_timeout()) =>
-                {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue;
+                        && (e.is_connect() || e.is_timeout())
+                        && pause(backoff(attempt)).await
+                    {
+                        continue;
+                    }
+                    return Err(transport(e.without_url().to_string()));
                 }
-                Err(e) => return Err(transport(e.without_url().to_string())),
             };
             let status = resp.status().as_u16();
             let retry = status == 429 || (idempotent && status >= 500);
             if retry && attempt < self.max_attempts {
                 let wait = retry_after(&resp).unwrap_or_else(|| backoff(attempt));
                 tracing::debug!(status, path, attempt, "SentinelOne retry");
-                tokio::time::sleep(wait).await;
-                continue;
+                if pause(wait).await {
+                    continue;
+                }
             }
             let bytes = resp
                 .bytes()

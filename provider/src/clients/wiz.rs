@@ -8,6 +8,7 @@
 //! could make a second object: the steps look for it before trying again). A 429 or 5xx
 //! that outlasts the retries is [`WizError::Http`], transient, whatever `errors[]` says.
 //! Secrets travel as [`Secret`] and never reach an error or log.
+use super::pause::pause;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -256,21 +257,23 @@ impl WizClient {
                 .send()
                 .await;
             match r {
-                Ok(r)
-                    if (r.status().as_u16() == 429 || r.status().is_server_error())
-                        && attempt < self.max_attempts =>
-                {
-                    tokio::time::sleep(backoff(attempt)).await
-                }
-                Ok(r) => break r,
-                Err(e) if attempt < self.max_attempts && (e.is_connect() || e.is_timeout()) => {
-                    tokio::time::sleep(backoff(attempt)).await
+                Ok(r) => {
+                    let again = r.status().as_u16() == 429 || r.status().is_server_error();
+                    if !(again && attempt < self.max_attempts && pause(backoff(attempt)).await) {
+                        break r;
+                    }
                 }
                 Err(e) => {
+                    if attempt < self.max_attempts
+                        && (e.is_connect() || e.is_timeout())
+                        && pause(backoff(attempt)).await
+                    {
+                        continue;
+                    }
                     return Err(WizError::Transport {
                         operation: "token",
                         reason: e.without_url().to_string(),
-                    })
+                    });
                 }
             }
         };
@@ -348,15 +351,17 @@ impl WizClient {
                 .await;
             let resp = match sent {
                 Ok(r) => r,
-                Err(e) if attempt < attempts && (e.is_connect() || e.is_timeout()) => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue;
-                }
                 Err(e) => {
+                    if attempt < attempts
+                        && (e.is_connect() || e.is_timeout())
+                        && pause(backoff(attempt)).await
+                    {
+                        continue;
+                    }
                     return Err(WizError::Transport {
                         operation,
                         reason: e.without_url().to_string(),
-                    })
+                    });
                 }
             };
             let status = resp.status().as_u16();
@@ -369,8 +374,9 @@ impl WizClient {
                     .map(|s| Duration::from_secs(s.min(30)))
                     .unwrap_or_else(|| backoff(attempt));
                 tracing::debug!(status, operation, attempt, "Wiz retry");
-                tokio::time::sleep(wait).await;
-                continue;
+                if pause(wait).await {
+                    continue;
+                }
             }
             let doc: Json = match resp.bytes().await {
                 Ok(b) => serde_json::from_slice(&b).unwrap_or(Json::Null),
@@ -414,8 +420,11 @@ impl WizClient {
                         .unwrap_or("")
                         .to_string(),
                 };
-                if is_query && err.is_transient() && attempt < attempts {
-                    tokio::time::sleep(backoff(attempt)).await;
+                if is_query
+                    && err.is_transient()
+                    && attempt < attempts
+                    && pause(backoff(attempt)).await
+                {
                     continue;
                 }
                 return Err(err);

@@ -1,5 +1,6 @@
 //! Expel Workbench API client: JSON:API at `/api/v2`, `Authorization: Bearer <key>`.
 //! 429 and 5xx are retried with backoff (honouring Retry-After); 4xx are the caller's fault.
+use super::pause::pause;
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -137,25 +138,28 @@ impl WorkbenchClient {
             }
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if attempt < retries && (e.is_connect() || e.is_timeout()) => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue;
-                }
                 Err(e) => {
+                    if attempt < retries
+                        && (e.is_connect() || e.is_timeout())
+                        && pause(backoff(attempt)).await
+                    {
+                        continue;
+                    }
                     return Err(WorkbenchError::Transport {
                         base: self.base.to_string(),
                         method: verb,
                         path: path.to_string(),
                         reason: e.without_url().to_string(),
-                    })
+                    });
                 }
             };
             let status = resp.status().as_u16();
             if (status == 429 || status >= 500) && attempt < retries {
                 let wait = retry_after(&resp).unwrap_or_else(|| backoff(attempt));
                 tracing::debug!(status, path, attempt, "Workbench retry");
-                tokio::time::sleep(wait).await;
-                continue;
+                if pause(wait).await {
+                    continue;
+                }
             }
             let bytes = resp.bytes().await.map_err(|e| WorkbenchError::Transport {
                 base: self.base.to_string(),

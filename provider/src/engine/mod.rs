@@ -123,7 +123,7 @@ where
             for i in 0..steps.len() {
                 if !started.contains(&i) && waits_for[i].is_subset(&done) {
                     started.insert(i);
-                    let fut = run(steps[i]);
+                    let fut = crate::clients::pause::with_cancel(cancel.clone(), run(steps[i]));
                     running.push(Box::pin(async move { (i, fut.await) }));
                 }
             }
