@@ -212,6 +212,33 @@ resource "expel_cloudtrail_integration" "bad" {
         assert!(out.contains(words), "{words:?} missing:\n{out}");
     }
 
+    // Names and regions AWS would refuse part-way through an apply are refused at plan.
+    let ok_names = |hcl: &str| {
+        hcl.replace("= \" \"", "= \"Acme\"")
+            .replace("\"ExpelCloudTrail\"", "\"alias/ExpelCloudTrail\"")
+            .replace("[\"arn:aws:s3:::not-a-principal\"]", "null")
+            .replace("= 3", "= 7")
+    };
+    let aws_rules = ok_names(hcl)
+        .replace("= 7", "= 7\n  bucket_name = \"Expel_Logs\"\n  queue_name = \"notify.fifo\"\n  trail_name = \"my-_trail\"");
+    stack.aws_proxy("DELETE", "/_proxy/calls", None);
+    let w = Workdir::with_hcl(&aws_rules, &stack);
+    let out = w.tf_expect(&["plan", "-no-color"], 1).stderr;
+    for words in ["bucket_name", "Expel_Logs", "queue_name", "trail_name"] {
+        assert!(out.contains(words), "{words:?} missing:\n{out}");
+    }
+    let region = ok_names(hcl).replace(
+        "provider \"expel\" {}",
+        "provider \"expel\" {\n  aws {\n    region = \"us-eats-1\"\n  }\n}",
+    );
+    let w = Workdir::with_hcl(&region, &stack);
+    let out = w.tf_expect(&["plan", "-no-color"], 1).stderr;
+    for words in ["aws.region", "us-eats-1", "us-east-1"] {
+        assert!(out.contains(words), "{words:?} missing:\n{out}");
+    }
+    let (_, calls) = stack.aws_proxy("GET", "/_proxy/calls", None);
+    assert_eq!(calls["total"], 0, "nothing was asked of AWS: {calls}");
+
     let ok = hcl
         .replace("= \" \"", "= \"Acme\"")
         .replace("\"ExpelCloudTrail\"", "\"alias/ExpelCloudTrail\"")
