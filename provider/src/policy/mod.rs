@@ -13,6 +13,7 @@ mod arn;
 mod compare;
 mod documents;
 mod lint;
+mod merge;
 #[cfg(test)]
 mod tests;
 
@@ -20,13 +21,14 @@ pub use arn::{
     account_root_arn, arn_problem, bucket_arn, expel_principal, key_arn, parse_arn, policy_arn,
     queue_arn, role_arn, trail_arn, ArnParts,
 };
-pub use compare::{compare, merge_owned, StatementDiff};
+pub use compare::{compare, StatementDiff};
 pub use documents::{
     api_policy, bucket_policy, default_trust_principals, key_policy, member_api_policy,
     queue_policy, sid, trust_policy, CLOUDTRAIL_SERVICE, EXPEL_ACCOUNT_ID, READ_ONLY_ACTIONS,
     S3_SERVICE,
 };
 pub use lint::{lint, lint_as, PolicyKind};
+pub use merge::{foreign_defeats, merged_for_write, without_ours};
 
 use serde_json::Value;
 
@@ -67,6 +69,10 @@ pub enum PolicyError {
     Encoding(#[from] std::str::Utf8Error),
     #[error("policy document must be a JSON object, found {0}")]
     NotAnObject(&'static str),
+    /// The live document cannot be read, so ours cannot be merged into it without risking
+    /// others' statements.
+    #[error("the live {kind} cannot be read ({reason}); it was left as it is rather than overwritten, since it may hold others' grants. Fix or remove it by hand, then apply again")]
+    Unreadable { kind: PolicyKind, reason: String },
     /// Our document breaks a rule AWS enforces: caught before it is sent.
     #[error(
         "the {kind} we would send breaks AWS's rules, so it was not sent: {}. A value from the configuration that goes into it (a name, `expel_principals`, `external_id`) is likely malformed: correct it and apply again; if the configuration is right, this is a bug in the provider, please report it",

@@ -658,7 +658,7 @@ fn merge_owned_replaces_ours_and_keeps_foreign_statements() {
         "Action": "kms:CreateAlias",
         "Resource": "*"
     }));
-    let merged = merge_owned(&expected, &live);
+    let merged = compare::merge_owned(&expected, &live);
     assert_eq!(compare(&expected, &merged), vec![]);
     assert!(sids(&merged).contains(&"Allow alias creation during setup"));
     assert_eq!(statements(&merged).len(), 5);

@@ -128,23 +128,28 @@ impl Iam<'_> {
         self.attach(r.name, r.policy_arn).await
     }
 
-    /// The role's trust policy compared with ours by statement, and its policy attached.
+    /// The role's trust policy compared with ours by statement, and its policy attached;
+    /// with the foreign trust statements that widen it (warnings, not drift: they are not ours
+    /// to remove).
     pub async fn observe_service_role(
         &self,
         r: &ServiceRoleSpec<'_>,
-    ) -> Result<Observed, StepError> {
+    ) -> Result<(Observed, Vec<String>), StepError> {
         let Some(role) = self.role(r.name).await? else {
-            return Ok(Observed::Gone);
+            return Ok((Observed::Gone, Vec::new()));
         };
-        let mut p = policy::drift(
-            "trust policy",
+        let live = role.assume_role_policy_document().unwrap_or_default();
+        let mut p = policy::drift("trust policy", &r.trust, live);
+        let widened = policy::foreign_defeats(
+            &format!("trust policy of {}", r.name),
             &r.trust,
-            role.assume_role_policy_document().unwrap_or_default(),
+            live,
+            PolicyKind::Trust,
         );
         if !self.attached(r.name, r.policy_arn).await? {
             p.push(format!("{} is detached from the role", r.policy_name));
         }
-        Ok(Observed::Present(p))
+        Ok((Observed::Present(p), widened))
     }
 
     /// Puts our trust policy back and attaches the policy if it is not.
@@ -170,8 +175,19 @@ impl Iam<'_> {
         Ok(Observed::Present(policy::drift(what, expected, &doc)))
     }
 
+    /// Puts our trust statements into the role's trust policy; others' statements stay.
     async fn put_trust(&self, name: &str, trust: &Json) -> Result<(), StepError> {
-        let trust = self.checked(trust, PolicyKind::Trust)?;
+        let live = self
+            .role(name)
+            .await?
+            .and_then(|r| r.assume_role_policy_document);
+        let trust =
+            policy::merged_for_write(trust, live.as_deref(), PolicyKind::Trust).map_err(|e| {
+                StepError {
+                    step: self.step,
+                    message: e.to_string(),
+                }
+            })?;
         self.call(|| async {
             let r = self
                 .aws

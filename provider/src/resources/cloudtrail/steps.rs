@@ -82,6 +82,24 @@ impl Cx {
             Err(p) => p.into_inner(),
         }
     }
+    /// Reports foreign policy statements that defeat ours: a warning on every plan, not
+    /// drift, since we never remove others' statements and apply could not "repair" them.
+    fn warn_defeats(&self, found: Vec<String>) {
+        for f in found {
+            // One summary per document: Terraform folds warnings that share a summary.
+            let summary = match f.split(':').next().unwrap_or_default() {
+                "key policy" => "Another party's statement defeats ours in the key policy",
+                "log bucket policy" => {
+                    "Another party's statement defeats ours in the log bucket policy"
+                }
+                "queue access policy" => {
+                    "Another party's statement defeats ours in the queue access policy"
+                }
+                _ => "Another party's statement defeats ours in the role's trust policy",
+            };
+            self.warn(summary, format!("{f}. The provider leaves others' statements alone; remove or narrow that statement if the integration should work."));
+        }
+    }
     fn warn(&self, summary: &'static str, detail: String) {
         match self.warnings.lock() {
             Ok(mut g) => g.push((summary, detail)),
@@ -252,7 +270,8 @@ impl KmsKey {
             tags.tags().iter().map(|t| (t.tag_key(), t.tag_value())),
         ))
     }
-    /// The key policy as CreateKey and PutKeyPolicy send it, once it passes the linter.
+    /// The key policy as CreateKey sends it (a new key has no one else's statements), once
+    /// it passes the linter.
     fn policy(&self, cx: &Cx) -> Result<String, StepError> {
         policy::checked(&policy::key_policy(&cx.loc, &cx.names()), PolicyKind::Key)
             .map_err(|e| fail(KEY, e))
@@ -383,7 +402,25 @@ impl Step<Cx> for KmsKey {
             })
             .await?;
         }
-        let doc = self.policy(cx)?;
+        let live = cx
+            .aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .get_key_policy()
+                    .key_id(&id)
+                    .policy_name("default")
+                    .send()
+                    .await
+                    .map_err(err("kms", "GetKeyPolicy"))
+            })
+            .await?
+            .policy;
+        let doc = policy::merged_for_write(
+            &policy::key_policy(&cx.loc, &cx.names()),
+            live.as_deref(),
+            PolicyKind::Key,
+        )
+        .map_err(|e| fail(KEY, e))?;
         cx.aws(KEY, || async {
             cx.aws
                 .kms
@@ -474,10 +511,13 @@ impl KmsKey {
             })
             .await?;
         let expected = policy::key_policy(&cx.loc, &cx.names());
-        problems.extend(policy::drift(
+        let live = pol.policy().unwrap_or_default();
+        problems.extend(policy::drift("key policy", &expected, live));
+        cx.warn_defeats(policy::foreign_defeats(
             "key policy",
             &expected,
-            pol.policy().unwrap_or_default(),
+            live,
+            PolicyKind::Key,
         ));
         match self.alias_target(cx, &cx.s.kms_alias).await? {
             None => problems.push(format!("alias {} {ALIAS_MISSING}", cx.s.kms_alias)),
@@ -568,6 +608,21 @@ const BUCKET: &str =
     "Step 1/2: log bucket with SSE-KMS, public access block and CloudTrail bucket policy";
 
 impl TrailBucket {
+    /// The bucket's policy as it stands (`None`: it has none).
+    async fn live_policy(&self, cx: &Cx) -> Result<Option<String>, StepError> {
+        let pol = cx
+            .aws_opt(BUCKET, || async {
+                cx.aws
+                    .s3
+                    .get_bucket_policy()
+                    .bucket(&cx.s.bucket_name)
+                    .send()
+                    .await
+                    .map_err(err("s3", "GetBucketPolicy"))
+            })
+            .await?;
+        Ok(pol.and_then(|p| p.policy))
+    }
     async fn exists(&self, cx: &Cx) -> Result<bool, StepError> {
         Ok(cx
             .aws_opt(BUCKET, || async {
@@ -646,8 +701,12 @@ impl TrailBucket {
                 .map_err(err("s3", "PutBucketEncryption"))
         })
         .await?;
-        let doc = policy::checked(
+        // Ours merged into the live policy: others' statements (an SSL-only rule, a SIEM's
+        // read grant) stay.
+        let live = self.live_policy(cx).await?;
+        let doc = policy::merged_for_write(
             &policy::bucket_policy(&cx.loc, &cx.names()),
+            live.as_deref(),
             PolicyKind::Bucket,
         )
         .map_err(|e| fail(BUCKET, e))?;
@@ -778,23 +837,20 @@ impl Step<Cx> for TrailBucket {
             }
             Some(_) => {}
         }
-        let pol = cx
-            .aws_opt(BUCKET, || async {
-                cx.aws
-                    .s3
-                    .get_bucket_policy()
-                    .bucket(b)
-                    .send()
-                    .await
-                    .map_err(err("s3", "GetBucketPolicy"))
-            })
-            .await?;
         let expected = policy::bucket_policy(&cx.loc, &cx.names());
-        match pol.and_then(|p| p.policy) {
+        match self.live_policy(cx).await? {
             None => {
                 problems.push("bucket policy removed: CloudTrail cannot write logs".to_string())
             }
-            Some(p) => problems.extend(policy::drift("bucket policy", &expected, &p)),
+            Some(p) => {
+                problems.extend(policy::drift("bucket policy", &expected, &p));
+                cx.warn_defeats(policy::foreign_defeats(
+                    "log bucket policy",
+                    &expected,
+                    &p,
+                    PolicyKind::Bucket,
+                ));
+            }
         }
         let pab = cx
             .aws_opt(BUCKET, || async {
@@ -915,12 +971,16 @@ impl NotifyQueue {
     }
     /// What CreateQueue and SetQueueAttributes send: `attributes`, once the access policy in
     /// them passes the linter.
+    /// With `live`, the queue's current access policy: ours is merged into it, so others'
+    /// statements stay.
     fn to_send(
         &self,
         cx: &Cx,
+        live: Option<&str>,
     ) -> Result<Vec<(aws_sdk_sqs::types::QueueAttributeName, String)>, StepError> {
         let access = policy::queue_policy(&cx.queue_arn(), &cx.bucket_arn());
-        let checked = policy::checked(&access, PolicyKind::Queue).map_err(|e| fail(QUEUE, e))?;
+        let checked = policy::merged_for_write(&access, live, PolicyKind::Queue)
+            .map_err(|e| fail(QUEUE, e))?;
         let mut attrs = self.attributes(cx);
         for (name, value) in &mut attrs {
             if *name == aws_sdk_sqs::types::QueueAttributeName::Policy {
@@ -972,7 +1032,7 @@ impl Step<Cx> for NotifyQueue {
         &["kms_key"]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
-        let attrs = self.to_send(cx)?;
+        let attrs = self.to_send(cx, None)?;
         if let Some(url) = self.url(cx).await? {
             if !self.owned(cx, &url).await? {
                 return Err(not_ours(QUEUE, &format!("SQS queue {}", cx.s.queue_name)));
@@ -1025,6 +1085,12 @@ impl Step<Cx> for NotifyQueue {
                     );
                 } else if let Ok(expected) = serde_json::from_str::<Json>(&want) {
                     problems.extend(policy::drift("queue access policy", &expected, &have));
+                    cx.warn_defeats(policy::foreign_defeats(
+                        "queue access policy",
+                        &expected,
+                        &have,
+                        PolicyKind::Queue,
+                    ));
                 }
             } else if have != want {
                 problems.push(format!(
@@ -1042,7 +1108,24 @@ impl Step<Cx> for NotifyQueue {
             .queue_url
             .clone()
             .ok_or_else(|| fail(QUEUE, "no queue recorded"))?;
-        let attrs = self.to_send(cx)?;
+        let live = cx
+            .aws(QUEUE, || async {
+                cx.aws
+                    .sqs
+                    .get_queue_attributes()
+                    .queue_url(&url)
+                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+                    .send()
+                    .await
+                    .map_err(err("sqs", "GetQueueAttributes"))
+            })
+            .await?
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::Policy)
+                    .cloned()
+            });
+        let attrs = self.to_send(cx, live.as_deref())?;
         cx.aws(QUEUE, || async {
             cx.aws
                 .sqs
@@ -1544,9 +1627,12 @@ impl Step<Cx> for ServiceRole {
             .await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
-        cx.iam(ROLE)
+        let (seen, widened) = cx
+            .iam(ROLE)
             .observe_service_role(&Self::spec(cx, &cx.policy_arn()))
-            .await
+            .await?;
+        cx.warn_defeats(widened);
+        Ok(seen)
     }
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
         cx.iam(ROLE)

@@ -295,6 +295,9 @@ impl Resource<ExpelData> for AwsMemberRole {
             };
         }
         warn_drift(diags, &drift, &format!(" (account {})", cx.loc.account_id));
+        for w in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
+            diags.warning("Another party's policy statement defeats the role's", format!("{w}. The provider leaves others' statements alone; remove or narrow that statement if only Expel should assume the role."));
+        }
         ReadOutcome {
             state: Some(with_drift(state, drift)),
             private: private.to_vec(),

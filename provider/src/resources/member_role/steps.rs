@@ -201,9 +201,14 @@ impl Step<Cx> for MemberRole {
             .await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
-        cx.iam(ROLE)
+        let (seen, widened) = cx
+            .iam(ROLE)
             .observe_service_role(&Self::spec(cx, &cx.policy_arn()))
-            .await
+            .await?;
+        for w in widened {
+            cx.warn(w);
+        }
+        Ok(seen)
     }
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
         cx.iam(ROLE)
