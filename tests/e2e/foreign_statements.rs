@@ -169,7 +169,8 @@ fn a_rename_and_a_destroy_keep_theirs() {
         assert!(kept, "{doc} after rename: {now}");
     }
 
-    // Destroy keeps the bucket and the key (logs are evidence), and theirs in them.
+    // Destroy keeps the bucket and the key (logs are evidence), and theirs in them; our
+    // CloudTrail statements leave the bucket's policy with the trail.
     w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
     for (doc, theirs) in [("bucket", &bucket_theirs), ("key", &key_theirs)] {
         let now = live(&stack, doc, &[]);
@@ -178,6 +179,11 @@ fn a_rename_and_a_destroy_keep_theirs() {
             .is_some_and(|s| s.contains(theirs));
         assert!(kept, "{doc} after destroy: {now}");
     }
+    assert_eq!(
+        sids(&live(&stack, "bucket", &[])),
+        vec!["DenyInsecureTransport".to_string()],
+        "only theirs is left in the kept bucket's policy"
+    );
 }
 
 /// A live document that is not a policy at all is reported and never overwritten: it may be

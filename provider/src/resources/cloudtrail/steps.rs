@@ -608,6 +608,44 @@ const BUCKET: &str =
     "Step 1/2: log bucket with SSE-KMS, public access block and CloudTrail bucket policy";
 
 impl TrailBucket {
+    /// Removes our statements from the policy of a bucket that is kept: the policy is
+    /// deleted when nothing of anyone else's remains in it.
+    async fn retire_our_statements(&self, cx: &Cx) -> Result<(), StepError> {
+        let Some(live) = self.live_policy(cx).await? else {
+            return Ok(());
+        };
+        let ours = policy::bucket_policy(&cx.loc, &cx.names());
+        let b = &cx.s.bucket_name;
+        match policy::without_ours(&ours, &live).map_err(|e| fail(BUCKET, e))? {
+            None => {
+                cx.aws_opt(BUCKET, || async {
+                    cx.aws
+                        .s3
+                        .delete_bucket_policy()
+                        .bucket(b)
+                        .send()
+                        .await
+                        .map_err(err("s3", "DeleteBucketPolicy"))
+                })
+                .await?;
+            }
+            Some(theirs) if theirs != live => {
+                cx.aws(BUCKET, || async {
+                    cx.aws
+                        .s3
+                        .put_bucket_policy()
+                        .bucket(b)
+                        .policy(&theirs)
+                        .send()
+                        .await
+                        .map_err(err("s3", "PutBucketPolicy"))
+                })
+                .await?;
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
     /// The bucket's policy as it stands (`None`: it has none).
     async fn live_policy(&self, cx: &Cx) -> Result<Option<String>, StepError> {
         let pol = cx
@@ -880,8 +918,12 @@ impl Step<Cx> for TrailBucket {
         self.configure(cx).await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
-        if !cx.s.force_destroy || !self.exists(cx).await? {
+        if !self.exists(cx).await? {
             return Ok(());
+        }
+        if !cx.s.force_destroy {
+            // The bucket stays (logs are evidence); our statements go, theirs stay.
+            return self.retire_our_statements(cx).await;
         }
         if !self.owned(cx).await? {
             return Err(not_ours(BUCKET, &format!("S3 bucket {}", cx.s.bucket_name)));
@@ -1981,6 +2023,7 @@ pub async fn retire(cx: &Cx, old: &Cx) -> Result<(), StepError> {
         if n.force_destroy {
             TrailBucket.delete(old).await?;
         } else if TrailBucket.exists(old).await? {
+            TrailBucket.retire_our_statements(old).await?;
             cx.warn(
                 "The previous log bucket is kept",
                 format!(
