@@ -1538,7 +1538,11 @@ impl Step<Cx> for ServiceRole {
             if !iam.role_owned(&cx.s.role_name).await? {
                 return Err(not_ours(ROLE, &format!("IAM role {}", cx.s.role_name)));
             }
-            return self.repair(cx, &["adopted".into()]).await;
+            // Adopted: repaired only where it differs (an unchanged role is left as it was).
+            return match self.observe(cx).await? {
+                Observed::Present(p) if !p.is_empty() => self.repair(cx, &p).await,
+                _ => Ok(()),
+            };
         }
         iam.create_service_role(&Self::spec(cx, &cx.policy_arn()), &cx.iam_tags())
             .await
