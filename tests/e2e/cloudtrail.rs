@@ -549,36 +549,147 @@ fn renaming_every_piece_updates_in_place_and_retires_the_old_ones() {
     );
 }
 
+/// `main` (the example's main.tf) with `wait_for_healthy = true` and `extra` lines.
+fn waiting(main: &str, extra: &str) -> String {
+    main.replace(
+        "  tags = {",
+        &format!("  wait_for_healthy = true\n{extra}\n  tags = {{"),
+    )
+}
+
+/// How often the device was PATCHed, i.e. asked to check its health again (the provider's
+/// re-check; the create itself is a POST).
+fn device_patches(stack: &Stack, device_id: &str) -> usize {
+    let (_, calls) = stack.admin("GET", "/_admin/calls", None);
+    let path = format!("/api/v2/security_devices/{device_id}");
+    calls["log"]
+        .as_array()
+        .expect("call log")
+        .iter()
+        .filter(|c| c["method"] == json!("PATCH") && c["path"] == json!(path))
+        .count()
+}
+
+fn device_status_in_state(w: &Workdir) -> Value {
+    let shown = w.tf_expect(&["show", "-json"], 0);
+    let state: Value = serde_json::from_str(&shown.stdout).expect("show -json");
+    state["values"]["root_module"]["resources"][0]["values"]["device_status"].clone()
+}
+
+/// A role Workbench can never use (its trust names another account): "unhealthy" right
+/// after the role was made is re-checked, but the create timeout (shorter than the settle
+/// window) ends the wait with Workbench's verdict and its details. Trusting Expel, the
+/// device is healthy once apply returns.
 #[test]
 fn wait_for_healthy_reports_workbench_verdict() {
     let stack = Stack::up();
     let w = Workdir::from_example("cloudtrail", &stack);
     let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
-    let with = |extra: &str| {
-        main.replace(
-            "  tags = {",
-            &format!("  wait_for_healthy = true\n{extra}\n  tags = {{"),
-        )
-    };
-    // A role trusting another account: Workbench cannot assume it, and says so.
     w.write(
         "main.tf",
-        &with("  expel_principals = [\"999999999999\"]\n"),
+        &waiting(
+            &main,
+            "  expel_principals = [\"999999999999\"]\n  timeouts {\n    create = \"30s\"\n  }\n",
+        ),
     );
+    let started = std::time::Instant::now();
     let failed = w.tf_expect(APPLY, 1);
-    let text = failed.all();
-    assert!(text.contains("Step 8"), "{text}");
-    assert!(text.contains("unhealthy"), "{text}");
+    let took = started.elapsed();
+    let text = failed.all().replace('\n', " ");
+    for words in [
+        "Step 8",
+        "unhealthy",
+        "trust policy does not allow account",
+        "timeout",
+    ] {
+        assert!(text.contains(words), "no {words:?} in:\n{}", failed.all());
+    }
+    assert!(
+        took < std::time::Duration::from_secs(45),
+        "took {took:?}: the create timeout (30s) bounds the wait"
+    );
+    let d = devices(&stack);
+    assert_eq!(d.len(), 1);
+    let id = d[0]["id"].as_str().expect("device id").to_string();
+    assert!(
+        device_patches(&stack, &id) >= 1,
+        "a fresh role's unhealthy verdict is re-checked before failing"
+    );
+    assert_eq!(d[0]["attributes"]["status"], json!("unhealthy"), "{}", d[0]);
+
     // Trusting Expel (the default), the device is healthy once apply returns.
-    w.write("main.tf", &with(""));
+    w.write("main.tf", &waiting(&main, ""));
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
-    let shown = w.tf_expect(&["show", "-json"], 0);
-    let state: Value = serde_json::from_str(&shown.stdout).expect("show -json");
-    assert_eq!(
-        state["values"]["root_module"]["resources"][0]["values"]["device_status"],
-        json!("healthy"),
-        "{state}"
-    );
+    assert_eq!(device_status_in_state(&w), json!("healthy"));
     assert_eq!(devices(&stack).len(), 1);
+}
+
+/// What Workbench says while a new role propagates through IAM ("cannot assume role ...:
+/// AccessDenied", forced for its first two checks): the apply asks it to check again, with
+/// backoff, and ends with a healthy device.
+#[test]
+fn wait_for_healthy_rechecks_while_a_new_role_propagates() {
+    let stack = Stack::up();
+    let (s, b) = stack.admin(
+        "PUT",
+        "/_admin/workbench/health",
+        Some(&json!({"unhealthy_first_checks": 2})),
+    );
+    assert_eq!(s, 200, "{b}");
+    let w = Workdir::from_example("cloudtrail", &stack);
+    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
+    w.write("main.tf", &waiting(&main, ""));
+    let out = w.tf_expect(APPLY, 0);
+    assert!(!out.all().contains("unhealthy"), "{}", out.all());
+    assert_eq!(device_status_in_state(&w), json!("healthy"));
+    let d = devices(&stack);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0]["attributes"]["status"], json!("healthy"), "{}", d[0]);
+    assert_eq!(
+        d[0]["attributes"]["is_verifying_status"],
+        json!(false),
+        "{}",
+        d[0]
+    );
+    let id = d[0]["id"].as_str().expect("device id");
+    assert!(
+        device_patches(&stack, id) >= 2,
+        "two unhealthy verdicts, so at least two re-checks"
+    );
+    let (_, health) = stack.admin("GET", "/_admin/workbench/health", None);
+    assert_eq!(health["unhealthy_remaining"], json!(0), "{health}");
+    w.tf_expect(PLAN, 0);
+}
+
+/// As real AWS: under the proxy's eventual-consistency mode, Workbench's own AssumeRole of
+/// the new role is refused for 12 s after CreateRole, so its first check finds the device
+/// unhealthy; the apply re-checks until the role works and ends healthy.
+#[test]
+fn wait_for_healthy_outlasts_iam_propagation_of_the_new_role() {
+    let stack = Stack::up();
+    let eventual = json!({"enabled": true, "refusals": 1, "assume_role_seconds": 12});
+    let (s, b) = stack.aws_proxy("PUT", "/_proxy/eventual", Some(&eventual));
+    assert_eq!(s, 200, "{b}");
+    let w = Workdir::from_example("cloudtrail", &stack);
+    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
+    w.write("main.tf", &waiting(&main, ""));
+    w.tf_expect(APPLY, 0);
+    assert_eq!(device_status_in_state(&w), json!("healthy"));
+    let (_, seen) = stack.aws_proxy("GET", "/_proxy/eventual", None);
+    let refused = seen["refused_internal"]["sts.AssumeRole"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        refused >= 1,
+        "Workbench's AssumeRole was refused first: {seen}"
+    );
+    let d = devices(&stack);
+    assert_eq!(d.len(), 1);
+    let id = d[0]["id"].as_str().expect("device id");
+    assert!(
+        device_patches(&stack, id) >= 1,
+        "the unhealthy verdict was re-checked"
+    );
+    w.tf_expect(PLAN, 0);
 }

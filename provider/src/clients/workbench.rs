@@ -17,6 +17,8 @@ pub enum WorkbenchError {
         status: u16,
         title: String,
         detail: Option<String>,
+        /// The answer's Retry-After (seconds form), uncapped: when to ask again at the earliest.
+        retry_after: Option<Duration>,
     },
     #[error("cannot reach Workbench at {base} ({method} {path}): {reason}")]
     Transport {
@@ -37,6 +39,14 @@ impl WorkbenchError {
     pub fn status(&self) -> Option<u16> {
         match self {
             WorkbenchError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The Retry-After of the answer that ended the request's own retries (429, 503), if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            WorkbenchError::Api { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -154,8 +164,11 @@ impl WorkbenchClient {
                 }
             };
             let status = resp.status().as_u16();
+            let hint = retry_after(&resp);
             if (status == 429 || status >= 500) && attempt < retries {
-                let wait = retry_after(&resp).unwrap_or_else(|| backoff(attempt));
+                let wait = hint
+                    .map(|d| d.min(MAX_RETRY_AFTER))
+                    .unwrap_or_else(|| backoff(attempt));
                 tracing::debug!(status, path, attempt, "Workbench retry");
                 if pause(wait).await {
                     continue;
@@ -184,6 +197,7 @@ impl WorkbenchClient {
                     status,
                     title,
                     detail,
+                    retry_after: hint,
                 });
             }
             return Ok(json);
@@ -337,6 +351,17 @@ impl WorkbenchClient {
             .ok_or_else(|| decode_err(&path, "device without id"))
     }
 
+    /// Asks Workbench to check the device's health again.
+    ///
+    /// [G] No public API for this is known. Workbench checks a device after every create and
+    /// update (the sandbox's emulator does so on every PATCH, `update_device` in
+    /// tests/sandbox/sandbox/workbench.py), so this PATCHes the device's name unchanged.
+    pub async fn recheck_device(&self, d: &SecurityDevice) -> Result<(), WorkbenchError> {
+        self.update_device(&d.id, serde_json::json!({"name": d.name}))
+            .await
+            .map(drop)
+    }
+
     /// Deletes the device; one that is already gone counts as deleted.
     pub async fn delete_device(&self, id: &str) -> Result<(), WorkbenchError> {
         match self
@@ -433,6 +458,12 @@ fn error_text(doc: &Json) -> (String, Option<String>) {
     ("error".to_string(), None)
 }
 
+/// The longest the client sleeps on one Retry-After inside its own retries (a longer one is
+/// cut to this); an error that ends them carries the answer's own value
+/// ([`WorkbenchError::retry_after`]).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Retry-After in seconds (the HTTP-date form is not parsed).
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     let secs: u64 = resp
         .headers()
@@ -442,7 +473,7 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
         .trim()
         .parse()
         .ok()?;
-    Some(Duration::from_secs(secs.min(30)))
+    Some(Duration::from_secs(secs))
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -509,5 +540,99 @@ mod tests {
         assert!(!e.contains("s3cr3t"), "a value leaked: {e}");
         let e = check_device_spec(&plugins, "wiz", &ok).unwrap_err();
         assert!(e.contains("known: sentinelone"), "{e}");
+    }
+
+    /// A fake Workbench answering every request with `status`, `extra` headers and `body`;
+    /// the requests it saw are in the log.
+    async fn fake(
+        status: u16,
+        extra: &'static str,
+        body: Json,
+    ) -> (Url, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(i) = text.find("\r\n\r\n") else {
+                        if n == 0 {
+                            break;
+                        }
+                        continue;
+                    };
+                    let len = text[..i]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if n == 0 || buf.len() >= i + 4 + len {
+                        break;
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf).to_string();
+                log.lock().unwrap().push(text);
+                let body = body.to_string();
+                let resp = format!("HTTP/1.1 {status} X\r\nContent-Type: application/vnd.api+json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = sock.write_all(resp.as_bytes()).await;
+            }
+        });
+        (base, seen)
+    }
+
+    #[tokio::test]
+    async fn retry_after_of_the_last_answer_is_surfaced_uncapped() {
+        let throttled = json!({"errors": [{"status": "429", "title": "Too Many Requests"}]});
+        let (base, seen) = fake(429, "Retry-After: 90\r\n", throttled).await;
+        let mut c = WorkbenchClient::new(base, Secret::new("k")).unwrap();
+        c.max_attempts = 1;
+        let e = c.device("d1").await.unwrap_err();
+        assert_eq!(e.status(), Some(429), "{e}");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(90)), "{e}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn recheck_patches_the_device_name_unchanged() {
+        let answer = json!({"data": {"id": "d1", "type": "security_devices", "attributes": {"name": "Acme", "is_verifying_status": true}}});
+        let (base, seen) = fake(200, "", answer).await;
+        let c = WorkbenchClient::new(base, Secret::new("k")).unwrap();
+        let d = SecurityDevice {
+            id: "d1".into(),
+            name: "Acme".into(),
+            location: "x".into(),
+            plugin_slug: "aws".into(),
+            device_spec: json!({"role_arn": "arn"}),
+            status: Some("unhealthy".into()),
+            is_verifying_status: false,
+            attributes: json!({}),
+        };
+        c.recheck_device(&d).await.unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        let (head, body) = seen[0].split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("PATCH /api/v2/security_devices/d1 HTTP/1.1"),
+            "{head}"
+        );
+        let body: Json = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            body["data"]["attributes"],
+            json!({"name": "Acme"}),
+            "only the name, unchanged"
+        );
     }
 }

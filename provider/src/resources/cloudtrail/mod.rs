@@ -73,7 +73,7 @@ fn schema() -> Schema {
             .attr(Attribute::number("message_retention_seconds").default(Value::from(604800i64)).description("Queue retention (guide: 7 days)."))
             .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("Tags for every AWS object made (the ownership tag `expel:managed-by` is always added)."))
             .attr(Attribute::bool("verify").default(Value::Bool(true)).description("After apply, put a canary object in the bucket and wait for its ObjectCreated message in the queue."))
-            .attr(Attribute::bool("wait_for_healthy").default(Value::Bool(false)).description("Wait until Workbench reports the device healthy."))
+            .attr(Attribute::bool("wait_for_healthy").default(Value::Bool(false)).description("Wait (within the create/update timeout) until Workbench reports the device healthy. An unhealthy verdict within 2 minutes after this apply made or changed the role or its policy is re-checked (IAM propagation); later, it fails the apply with Workbench's verdict."))
             .attr(Attribute::bool("force_destroy").default(Value::Bool(false)).description("On destroy, also empty and delete the log bucket and schedule the key for deletion. By default both are kept: logs are evidence."))
             .attr(Attribute::number("key_deletion_window_days").default(Value::from(30i64)).description("Waiting period before a key scheduled for deletion (with `force_destroy`) is deleted, 7 to 30 days."))
             .attr(s("plugin_slug", "Workbench plugin of the device.").default(Value::string("aws")))
@@ -163,6 +163,7 @@ fn journal(v: &Value) -> Journal {
         device_id: o("id"),
         device_status: o("device_status"),
         aws_org_id: None,
+        credentials_changed: None,
     }
 }
 

@@ -53,6 +53,10 @@ pub struct Journal {
     pub device_id: Option<String>,
     pub device_status: Option<String>,
     pub aws_org_id: Option<String>,
+    /// When this run last made or changed what Workbench's health check uses (the role, its
+    /// trust policy, ExpelAPIPolicy): until IAM has propagated it, "unhealthy" means "not
+    /// yet" (`wait_for_healthy`). Never stored: a later run's verdict is final.
+    pub credentials_changed: Option<std::time::Instant>,
 }
 
 pub struct Cx {
@@ -105,6 +109,10 @@ impl Cx {
             Ok(mut g) => g.push((summary, detail)),
             Err(p) => p.into_inner().push((summary, detail)),
         }
+    }
+    /// Notes that the device's credentials were just made or changed (see the journal).
+    fn credentials_changed(&self) {
+        self.j().credentials_changed = Some(std::time::Instant::now());
     }
     fn iam(&self, step: &'static str) -> Iam<'_> {
         Iam {
@@ -1600,7 +1608,9 @@ impl Step<Cx> for ApiPolicy {
             &self.document(cx),
             &cx.iam_tags(),
         )
-        .await
+        .await?;
+        cx.credentials_changed();
+        Ok(())
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
         cx.iam(POLICY)
@@ -1610,7 +1620,9 @@ impl Step<Cx> for ApiPolicy {
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
         cx.iam(POLICY)
             .put_policy_document(&cx.policy_arn(), &self.document(cx))
-            .await
+            .await?;
+        cx.credentials_changed();
+        Ok(())
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
         let iam = cx.iam(POLICY);
@@ -1663,10 +1675,17 @@ impl Step<Cx> for ServiceRole {
             if !iam.role_owned(&cx.s.role_name).await? {
                 return Err(not_ours(ROLE, &format!("IAM role {}", cx.s.role_name)));
             }
-            return self.repair(cx, &["adopted".into()]).await;
+            // Adopted: repaired only where it differs, so a role left as it was does not
+            // count as new credentials for `wait_for_healthy`.
+            return match self.observe(cx).await? {
+                Observed::Present(p) if !p.is_empty() => self.repair(cx, &p).await,
+                _ => Ok(()),
+            };
         }
         iam.create_service_role(&Self::spec(cx, &cx.policy_arn()), &cx.iam_tags())
-            .await
+            .await?;
+        cx.credentials_changed();
+        Ok(())
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
         let (seen, widened) = cx
@@ -1679,7 +1698,9 @@ impl Step<Cx> for ServiceRole {
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
         cx.iam(ROLE)
             .repair_service_role(&Self::spec(cx, &cx.policy_arn()))
-            .await
+            .await?;
+        cx.credentials_changed();
+        Ok(())
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
         let iam = cx.iam(ROLE);
@@ -1837,7 +1858,10 @@ impl WorkbenchDevice {
             .map_err(|e| fail(DEVICE, e))
     }
     async fn wait_healthy(&self, cx: &Cx, id: &str) -> Result<(), StepError> {
-        match crate::resources::device_health::wait_healthy(cx.wbc(), &cx.deadline, id).await {
+        let changed = cx.j().credentials_changed;
+        match crate::resources::device_health::wait_healthy(cx.wbc(), &cx.deadline, id, changed)
+            .await
+        {
             Ok(d) => {
                 cx.j().device_status = d.status;
                 Ok(())
