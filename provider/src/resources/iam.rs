@@ -177,6 +177,8 @@ impl Iam<'_> {
 
     /// Puts our trust statements into the role's trust policy; others' statements stay.
     async fn put_trust(&self, name: &str, trust: &Json) -> Result<(), StepError> {
+        // Ours is checked before anything is read or sent.
+        self.checked(trust, PolicyKind::Trust)?;
         let live = self
             .role(name)
             .await?
