@@ -4,7 +4,7 @@
 //! are refused with AWS's own codes, and AssumeRole of a new role is refused for seconds.
 //! Create, drift repair, rename and destroy all converge with nothing left behind; a typo'd
 //! principal fails within the bounded propagation window, naming `expel_principals`.
-use expel_e2e::{Stack, Workdir};
+use expel_e2e::{names, Stack, Workdir, TF_HEADER};
 use serde_json::{json, Value as Json};
 
 const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
@@ -27,26 +27,9 @@ fn refused(stack: &Stack) -> Json {
     body["refused"].clone()
 }
 
-fn names(v: &Json) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn cloudtrail_hcl(names: &str) -> String {
     format!(
-        r#"
-terraform {{
-  required_providers {{
-    expel = {{ source = "expel-io/expel" }}
-  }}
-}}
-provider "expel" {{}}
-resource "expel_cloudtrail_integration" "this" {{
+        r#"{TF_HEADER}resource "expel_cloudtrail_integration" "this" {{
   name          = "Acme - AWS CloudTrail"
   force_destroy = true
 {names}
@@ -128,14 +111,7 @@ fn cloudtrail_lifecycle_converges_while_aws_propagates() {
 
 fn member_hcl(role: &str) -> String {
     format!(
-        r#"
-terraform {{
-  required_providers {{
-    expel = {{ source = "expel-io/expel" }}
-  }}
-}}
-provider "expel" {{}}
-resource "expel_aws_member_role" "this" {{
+        r#"{TF_HEADER}resource "expel_aws_member_role" "this" {{
   role_name   = "{role}"
   policy_name = "{role}Policy"
 }}

@@ -3,7 +3,7 @@
 //! the four documents (key, bucket, queue, trust policy): another party adds a statement and
 //! removes one of ours; the plan names ours; apply restores ours and keeps theirs; a rename
 //! and a destroy keep theirs too. A foreign statement that defeats ours is reported.
-use expel_e2e::{Stack, Workdir};
+use expel_e2e::{Stack, Workdir, TF_HEADER};
 use serde_json::{json, Value as Json};
 
 const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
@@ -11,14 +11,7 @@ const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
 
 fn hcl(names: &str) -> String {
     format!(
-        r#"
-terraform {{
-  required_providers {{
-    expel = {{ source = "expel-io/expel" }}
-  }}
-}}
-provider "expel" {{}}
-resource "expel_cloudtrail_integration" "this" {{
+        r#"{TF_HEADER}resource "expel_cloudtrail_integration" "this" {{
   name = "Acme - AWS CloudTrail"
 {names}
 }}

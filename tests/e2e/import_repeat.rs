@@ -3,21 +3,12 @@
 //! CloudTrail device was compared with a queue URL not yet read in 10 of 11 tries). Each
 //! resource is imported 20 times in a row, alternating `terraform import` and an `import {}`
 //! block with `-generate-config-out`.
-use expel_e2e::{Stack, Workdir};
+use expel_e2e::{Stack, Workdir, TF_HEADER};
 use serde_json::Value as Json;
 
 const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
 const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
 const ROUNDS: usize = 20;
-
-const HEADER: &str = r#"
-terraform {
-  required_providers {
-    expel = { source = "expel-io/expel" }
-  }
-}
-provider "expel" {}
-"#;
 
 fn state_of(w: &Workdir) -> Json {
     let out = w.tf_expect(&["show", "-json", "-no-color"], 0);
@@ -29,7 +20,7 @@ fn state_of(w: &Workdir) -> Json {
 /// its state, ROUNDS times, half by command and half by import block; every plan after an
 /// import must be empty.
 fn import_repeatedly(stack: &Stack, body: &str, address: &str, import_id: fn(&Json) -> String) {
-    let w = Workdir::with_hcl(&format!("{HEADER}{body}"), stack);
+    let w = Workdir::with_hcl(&format!("{TF_HEADER}{body}"), stack);
     w.tf_expect(APPLY, 0);
     let id = import_id(&state_of(&w));
     for round in 0..ROUNDS {
@@ -64,7 +55,7 @@ fn import_repeatedly(stack: &Stack, body: &str, address: &str, import_id: fn(&Js
 
     // -generate-config-out writes a configuration that plans to import and nothing else.
     let g = Workdir::with_hcl(
-        &format!("{HEADER}import {{\n  to = {address}\n  id = \"{id}\"\n}}\n"),
+        &format!("{TF_HEADER}import {{\n  to = {address}\n  id = \"{id}\"\n}}\n"),
         stack,
     );
     let out = g.terraform(&["plan", "-no-color", "-generate-config-out=generated.tf"]);

@@ -6,21 +6,12 @@
 //! service account or role where one was made).
 use std::time::{Duration, Instant};
 
-use expel_e2e::{ctrl_c, finish, Stack, Workdir};
+use expel_e2e::{ctrl_c, finish, Stack, Workdir, TF_HEADER};
 use serde_json::{json, Value as Json};
 
 const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
 const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
 const DESTROY: &[&str] = &["destroy", "-auto-approve", "-no-color"];
-
-const HEADER: &str = r#"
-terraform {
-  required_providers {
-    expel = { source = "expel-io/expel" }
-  }
-}
-provider "expel" {}
-"#;
 
 /// Where a slow call is injected.
 enum Slow<'a> {
@@ -99,16 +90,6 @@ fn interrupted_apply(w: &Workdir, stack: &Stack, slow: Slow, address: &str) -> S
     text
 }
 
-fn state_of(w: &Workdir, kind: &str) -> Json {
-    let out = w.tf_expect(&["show", "-json", "-no-color"], 0);
-    let doc: Json = serde_json::from_str(&out.stdout).expect("show -json");
-    doc["values"]["root_module"]["resources"]
-        .as_array()
-        .and_then(|rs| rs.iter().find(|r| r["type"] == kind))
-        .map(|r| r["values"].clone())
-        .unwrap_or_else(|| panic!("no {kind} in the state: {doc}"))
-}
-
 fn count(v: &Json) -> usize {
     v.as_array().map(Vec::len).unwrap_or(0)
 }
@@ -129,14 +110,14 @@ resource "expel_cloudtrail_integration" "this" {
 #[test]
 fn cloudtrail_interrupted_then_destroyed_leaves_nothing() {
     let stack = Stack::up();
-    let w = Workdir::with_hcl(&format!("{HEADER}{CLOUDTRAIL}"), &stack);
+    let w = Workdir::with_hcl(&format!("{TF_HEADER}{CLOUDTRAIL}"), &stack);
     interrupted_apply(
         &w,
         &stack,
         Slow::Aws("cloudtrail", "CreateTrail"),
         "expel_cloudtrail_integration.this",
     );
-    let s = state_of(&w, "expel_cloudtrail_integration");
+    let s = w.state_of("expel_cloudtrail_integration");
     assert!(
         s["key_arn"].is_string() && s["queue_url"].is_string(),
         "{s}"
@@ -158,17 +139,17 @@ fn cloudtrail_interrupted_then_destroyed_leaves_nothing() {
 #[test]
 fn cloudtrail_interrupted_then_applied_finishes_with_one_of_each() {
     let stack = Stack::up();
-    let w = Workdir::with_hcl(&format!("{HEADER}{CLOUDTRAIL}"), &stack);
+    let w = Workdir::with_hcl(&format!("{TF_HEADER}{CLOUDTRAIL}"), &stack);
     interrupted_apply(
         &w,
         &stack,
         Slow::Aws("cloudtrail", "CreateTrail"),
         "expel_cloudtrail_integration.this",
     );
-    let key = state_of(&w, "expel_cloudtrail_integration")["key_arn"].clone();
+    let key = w.state_of("expel_cloudtrail_integration")["key_arn"].clone();
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
-    let s = state_of(&w, "expel_cloudtrail_integration");
+    let s = w.state_of("expel_cloudtrail_integration");
     assert_eq!(
         s["key_arn"], key,
         "the key made before the interrupt is kept"
@@ -187,7 +168,7 @@ resource "expel_aws_member_role" "this" {}
 #[test]
 fn member_role_interrupted_then_destroyed_or_finished() {
     let stack = Stack::up();
-    let w = Workdir::with_hcl(&format!("{HEADER}{MEMBER}"), &stack);
+    let w = Workdir::with_hcl(&format!("{TF_HEADER}{MEMBER}"), &stack);
     interrupted_apply(
         &w,
         &stack,
@@ -199,7 +180,7 @@ fn member_role_interrupted_then_destroyed_or_finished() {
     assert_eq!(count(&l["policies"]), 0, "{l}");
 
     // Again, and this time the rerun finishes it.
-    let w = Workdir::with_hcl(&format!("{HEADER}{MEMBER}"), &stack);
+    let w = Workdir::with_hcl(&format!("{TF_HEADER}{MEMBER}"), &stack);
     interrupted_apply(
         &w,
         &stack,
@@ -221,7 +202,7 @@ fn member_role_interrupted_then_destroyed_or_finished() {
 
 fn s1_hcl(stack: &Stack) -> String {
     format!(
-        r#"{HEADER}
+        r#"{TF_HEADER}
 resource "expel_sentinelone_device" "edr" {{
   name              = "Acme - S1 EDR"
   console_url       = "{}"
@@ -252,11 +233,11 @@ fn sentinelone_interrupted_then_destroyed_or_finished() {
 
     let w = Workdir::with_hcl(&s1_hcl(&stack), &stack);
     interrupted_apply(&w, &stack, slow(), "expel_sentinelone_device.edr");
-    let before = state_of(&w, "expel_sentinelone_device");
+    let before = w.state_of("expel_sentinelone_device");
     assert!(before["service_user_id"].is_string(), "{before}");
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
-    let after = state_of(&w, "expel_sentinelone_device");
+    let after = w.state_of("expel_sentinelone_device");
     for k in ["role_id", "console_user_id", "service_user_id"] {
         assert_eq!(before[k], after[k], "{k}: what existed is reused");
     }
@@ -276,7 +257,7 @@ resource "expel_wiz_device" "w" {
 fn wiz_interrupted_then_destroyed_or_finished() {
     let stack = Stack::up();
     let slow = || Slow::Sandbox("POST /wiz/graphql", Some("createIntegration"));
-    let w = Workdir::with_hcl(&format!("{HEADER}{WIZ}"), &stack);
+    let w = Workdir::with_hcl(&format!("{TF_HEADER}{WIZ}"), &stack);
     interrupted_apply(&w, &stack, slow(), "expel_wiz_device.w");
     w.tf_expect(DESTROY, 0);
     let st = sandbox(&stack);
@@ -285,13 +266,13 @@ fn wiz_interrupted_then_destroyed_or_finished() {
     }
     assert_eq!(count(&st["workbench"]["security_devices"]), 0, "{st}");
 
-    let w = Workdir::with_hcl(&format!("{HEADER}{WIZ}"), &stack);
+    let w = Workdir::with_hcl(&format!("{TF_HEADER}{WIZ}"), &stack);
     interrupted_apply(&w, &stack, slow(), "expel_wiz_device.w");
-    let before = state_of(&w, "expel_wiz_device");
+    let before = w.state_of("expel_wiz_device");
     assert!(before["service_account_id"].is_string(), "{before}");
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
-    let after = state_of(&w, "expel_wiz_device");
+    let after = w.state_of("expel_wiz_device");
     for k in ["service_account_id", "client_id"] {
         assert_eq!(before[k], after[k], "{k}: no new service account or secret");
     }

@@ -3,7 +3,7 @@
 //! fed from a `terraform_data` output, which is unknown until apply. Plan and apply succeed,
 //! the value given (not a default) is what is made, and the next plan is empty. A second
 //! round changes the values, so the update path also plans with unknowns.
-use expel_e2e::{Stack, Workdir};
+use expel_e2e::{Stack, Workdir, TF_HEADER};
 use serde_json::Value as Json;
 
 const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
@@ -17,14 +17,7 @@ fn hcl(resource: &str, fixed: &str, attrs: &[&str], values: &str) -> String {
         .map(|a| format!("  {a} = terraform_data.given.output.{a}\n"))
         .collect();
     format!(
-        r#"
-terraform {{
-  required_providers {{
-    expel = {{ source = "expel-io/expel" }}
-  }}
-}}
-provider "expel" {{}}
-
+        r#"{TF_HEADER}
 resource "terraform_data" "given" {{
   input = {{
 {values}
@@ -39,16 +32,6 @@ resource "{resource}" "this" {{
     )
 }
 
-fn state_of(w: &Workdir, kind: &str) -> Json {
-    let out = w.tf_expect(&["show", "-json", "-no-color"], 0);
-    let doc: Json = serde_json::from_str(&out.stdout).expect("show -json");
-    doc["values"]["root_module"]["resources"]
-        .as_array()
-        .and_then(|rs| rs.iter().find(|r| r["type"] == kind))
-        .map(|r| r["values"].clone())
-        .unwrap_or_else(|| panic!("no {kind} in the state: {doc}"))
-}
-
 /// Plans with the values unknown (the plan says "known after apply" for them and carries no
 /// default), applies, checks the state holds the values given, and that the next plan is
 /// empty.
@@ -61,7 +44,7 @@ fn round(w: &Workdir, kind: &str, expect: &[(&str, Json)]) {
     );
     assert!(text.contains("(known after apply)"), "{text}");
     w.tf_expect(APPLY, 0);
-    let state = state_of(w, kind);
+    let state = w.state_of(kind);
     for (k, v) in expect {
         assert_eq!(&state[*k], v, "{k} in the state of {kind}: {state}");
     }

@@ -10,6 +10,27 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
+/// The `terraform` block every test configuration starts with, and an empty provider block.
+pub const TF_HEADER: &str = r#"
+terraform {
+  required_providers {
+    expel = { source = "expel-io/expel" }
+  }
+}
+provider "expel" {}
+"#;
+
+/// The strings of a JSON list (empty for anything else).
+pub fn names(v: &Json) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The stack's Python venv (scripts/stack venv).
 fn venv() -> PathBuf {
     std::env::var("EXPEL_VENV_DIR")
@@ -411,6 +432,17 @@ impl Workdir {
             out.all()
         );
         out
+    }
+
+    /// The attributes of the first resource of type `kind` in the state (`terraform show`).
+    pub fn state_of(&self, kind: &str) -> Json {
+        let out = self.tf_expect(&["show", "-json", "-no-color"], 0);
+        let doc: Json = serde_json::from_str(&out.stdout).expect("show -json");
+        doc["values"]["root_module"]["resources"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["type"] == kind))
+            .map(|r| r["values"].clone())
+            .unwrap_or_else(|| panic!("no {kind} in the state: {doc}"))
     }
 
     /// `terraform output -json` as a JSON object.

@@ -524,23 +524,30 @@ async fn unknown_configuration_values_stay_unknown_and_a_default_over_one_is_cau
     assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
 }
 
+/// Creates a `name` widget and sends StopProvider while the create runs.
+async fn create_then_stop(
+    s: &Arc<PluginServer<TestProvider>>,
+    name: &'static str,
+) -> pb::apply_resource_change::Response {
+    let p = plan(s, name, &Value::Null, &widget("a")).await;
+    let s2 = s.clone();
+    let running = tokio::spawn(async move {
+        apply(&s2, name, &Value::Null, &p.planned_state, &widget("a")).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    s.stop_provider(Request::new(pb::stop_provider::Request {}))
+        .await
+        .unwrap();
+    running.await.unwrap()
+}
+
 #[tokio::test(start_paused = true)]
 async fn stop_provider_cancels_in_flight_work_only() {
     let s = Arc::new(configured().await);
     let config = widget("a");
 
     // An operation that stops when asked returns what it made (its id), nothing unknown.
-    let p = plan(&s, "test_stops", &Value::Null, &config).await;
-    let s2 = s.clone();
-    let planned = p.planned_state.clone();
-    let stopping = tokio::spawn(async move {
-        apply(&s2, "test_stops", &Value::Null, &planned, &widget("a")).await
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    s.stop_provider(Request::new(pb::stop_provider::Request {}))
-        .await
-        .unwrap();
-    let a = stopping.await.unwrap();
+    let a = create_then_stop(&s, "test_stops").await;
     assert_eq!(a.diagnostics.len(), 1, "{:?}", a.diagnostics);
     assert_eq!(a.diagnostics[0].summary, "Interrupted");
     let kept = undv(&a.new_state);
@@ -555,17 +562,7 @@ async fn stop_provider_cancels_in_flight_work_only() {
     );
 
     // One that ignores the request is abandoned after the grace period.
-    let p = plan(&s, "test_hangs", &Value::Null, &config).await;
-    let s2 = s.clone();
-    let planned = p.planned_state.clone();
-    let hung = tokio::spawn(async move {
-        apply(&s2, "test_hangs", &Value::Null, &planned, &widget("a")).await
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    s.stop_provider(Request::new(pb::stop_provider::Request {}))
-        .await
-        .unwrap();
-    let a = hung.await.unwrap();
+    let a = create_then_stop(&s, "test_hangs").await;
     assert!(
         a.diagnostics[0].summary.contains("cancelled"),
         "{:?}",
