@@ -234,6 +234,24 @@ impl AwsError {
         }
     }
 
+    /// An error AWS reports for one item inside a successful answer (S3 DeleteObjects'
+    /// `Errors`), classified by its code as a whole answer with that code would be.
+    pub fn per_item(
+        service: &'static str,
+        operation: &'static str,
+        code: &str,
+        message: String,
+    ) -> Self {
+        AwsError {
+            service,
+            operation,
+            code: code.to_string(),
+            kind: Self::classify(code, &message, None, false),
+            message,
+            status: None,
+        }
+    }
+
     pub fn from_sdk<E>(
         service: &'static str,
         operation: &'static str,
@@ -413,6 +431,23 @@ mod tests {
             AwsErrorKind::User
         );
         assert_eq!(c("AccessDenied", "", Some(403), false), AwsErrorKind::User);
+    }
+
+    #[test]
+    fn per_item_errors_are_classified_by_their_code() {
+        let e = AwsError::per_item("s3", "DeleteObjects", "SlowDown", "Please reduce".into());
+        assert_eq!(e.kind, AwsErrorKind::Transient);
+        let e = AwsError::per_item(
+            "s3",
+            "DeleteObjects",
+            "AccessDenied",
+            "Access Denied".into(),
+        );
+        assert_eq!(e.kind, AwsErrorKind::User);
+        assert_eq!(
+            e.to_string(),
+            "s3 DeleteObjects failed: AccessDenied: Access Denied"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::clients::workbench::{check_device_spec, DeviceSpec, WorkbenchClient, 
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
 use crate::policy::{self, CloudTrailNames, Location, PolicyKind};
 use crate::resources::iam::{tags_with_marker, Iam, ServiceRoleSpec};
+use crate::resources::s3::S3;
 
 /// The ownership marker every object we create carries.
 pub const MARKER_KEY: &str = "expel:managed-by";
@@ -90,6 +91,13 @@ impl Cx {
     }
     fn iam(&self, step: &'static str) -> Iam<'_> {
         Iam {
+            aws: &self.aws,
+            deadline: &self.deadline,
+            step,
+        }
+    }
+    fn s3(&self, step: &'static str) -> S3<'_> {
+        S3 {
             aws: &self.aws,
             deadline: &self.deadline,
             step,
@@ -830,60 +838,7 @@ impl Step<Cx> for TrailBucket {
         if !self.owned(cx).await? {
             return Err(not_ours(BUCKET, &format!("S3 bucket {}", cx.s.bucket_name)));
         }
-        let b = &cx.s.bucket_name;
-        loop {
-            let page = cx
-                .aws(BUCKET, || async {
-                    cx.aws
-                        .s3
-                        .list_objects_v2()
-                        .bucket(b)
-                        .send()
-                        .await
-                        .map_err(err("s3", "ListObjectsV2"))
-                })
-                .await?;
-            let ids: Vec<_> = page
-                .contents()
-                .iter()
-                .filter_map(|o| o.key())
-                .filter_map(|k| {
-                    aws_sdk_s3::types::ObjectIdentifier::builder()
-                        .key(k)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            if ids.is_empty() {
-                break;
-            }
-            let del = aws_sdk_s3::types::Delete::builder()
-                .set_objects(Some(ids))
-                .build()
-                .map_err(|e| fail(BUCKET, e))?;
-            cx.aws(BUCKET, || async {
-                cx.aws
-                    .s3
-                    .delete_objects()
-                    .bucket(b)
-                    .delete(del.clone())
-                    .send()
-                    .await
-                    .map_err(err("s3", "DeleteObjects"))
-            })
-            .await?;
-        }
-        cx.aws_opt(BUCKET, || async {
-            cx.aws
-                .s3
-                .delete_bucket()
-                .bucket(b)
-                .send()
-                .await
-                .map_err(err("s3", "DeleteBucket"))
-        })
-        .await?;
-        Ok(())
+        cx.s3(BUCKET).delete_bucket(&cx.s.bucket_name).await
     }
 }
 
