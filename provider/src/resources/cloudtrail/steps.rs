@@ -11,7 +11,7 @@ use crate::clients::aws::{err, AwsClients, AwsError};
 use crate::clients::workbench::{check_device_spec, DeviceSpec, WorkbenchClient, WorkbenchError};
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
 use crate::policy::{self, CloudTrailNames, Location, PolicyKind};
-use crate::resources::iam::{tags_with_marker, Iam, ServiceRoleSpec};
+use crate::resources::iam::{tags_with_marker, Iam, Kept, ServiceRoleSpec, POLICY_KEPT};
 use crate::resources::s3::S3;
 
 /// The ownership marker every object we create carries.
@@ -65,6 +65,8 @@ pub struct Cx {
     pub deadline: Deadline,
     /// Warnings for the user (summary, detail), e.g. an unhealthy device: not drift.
     pub warnings: Mutex<Vec<(&'static str, String)>>,
+    /// Our roles destroy kept because others attached things to them.
+    pub roles_kept: Mutex<Vec<Kept>>,
 }
 
 impl StepContext for Cx {
@@ -87,6 +89,12 @@ impl Cx {
         match self.warnings.lock() {
             Ok(mut g) => g.push((summary, detail)),
             Err(p) => p.into_inner().push((summary, detail)),
+        }
+    }
+    fn keep_role(&self, kept: Kept) {
+        match self.roles_kept.lock() {
+            Ok(mut g) => g.push(kept),
+            Err(p) => p.into_inner().push(kept),
         }
     }
     fn iam(&self, step: &'static str) -> Iam<'_> {
@@ -116,6 +124,7 @@ impl Cx {
             journal: Mutex::new(self.j().clone()),
             deadline: self.deadline.clone(),
             warnings: Mutex::new(Vec::new()),
+            roles_kept: Mutex::new(Vec::new()),
         }
     }
     pub fn names(&self) -> CloudTrailNames {
@@ -1454,7 +1463,10 @@ impl Step<Cx> for ApiPolicy {
                 &format!("IAM policy {}", cx.s.policy_name),
             ));
         }
-        iam.delete_policy(&arn).await
+        if let Some(kept) = iam.delete_policy(&arn, &cx.s.role_name).await? {
+            cx.warn(POLICY_KEPT, kept.policy());
+        }
+        Ok(())
     }
 }
 
@@ -1516,7 +1528,11 @@ impl Step<Cx> for ServiceRole {
         if !iam.role_owned(&cx.s.role_name).await? {
             return Err(not_ours(ROLE, &format!("IAM role {}", cx.s.role_name)));
         }
-        iam.delete_role(&cx.s.role_name, &cx.policy_arn()).await
+        // Kept with what others attached: the resource reports it once the rest is done.
+        if let Some(kept) = iam.delete_role(&cx.s.role_name, &cx.policy_arn()).await? {
+            cx.keep_role(kept);
+        }
+        Ok(())
     }
 }
 
