@@ -122,6 +122,112 @@ def role_foreign(a):
     client("iam").create_role(RoleName=a["role"], AssumeRolePolicyDocument=json.dumps(trust))
 
 
+def log_key(i):
+    """A key laid out as CloudTrail writes its log files."""
+    return f"AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/2026/01/01/{ACCOUNT}_CloudTrail_{REGION}_20260101T0000Z_{i:05d}.json.gz"
+
+
+def bucket_versions(a):
+    """Log files with history in the log bucket: `null` files written before versioning is
+    turned on (their version id is "null"), then versioning on, then `keys` files written
+    `versions` times each and the first `markers` of them deleted (a delete marker each).
+    Prints the counts of versions and delete markers, as JSON."""
+    from concurrent.futures import ThreadPoolExecutor
+    s3 = client("s3")
+    b = a["bucket"]
+    null, keys, versions, markers = (int(a.get(k, d)) for k, d in
+                                     (("null", 0), ("keys", 0), ("versions", 1), ("markers", 0)))
+    for i in range(null):
+        s3.put_object(Bucket=b, Key=log_key(100000 - 1 - i), Body=b"{}")
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+
+    def put(job):
+        s3.put_object(Bucket=b, Key=log_key(job[0]), Body=f'{{"v": {job[1]}}}'.encode())
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, [(i, v) for v in range(versions) for i in range(keys)]))
+    for start in range(0, markers, 1000):
+        objs = [{"Key": log_key(i)} for i in range(start, min(markers, start + 1000))]
+        s3.delete_objects(Bucket=b, Delete={"Objects": objs, "Quiet": True})
+    counts = {"versions": 0, "delete_markers": 0}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=b):
+        counts["versions"] += len(page.get("Versions", []))
+        counts["delete_markers"] += len(page.get("DeleteMarkers", []))
+    print(json.dumps(counts))
+
+
+def bucket_hold(a):
+    """Object Lock on the (empty) log bucket and a log file under legal hold, as an auditor
+    might place one, next to `keys` ordinary ones."""
+    s3 = client("s3")
+    b = a["bucket"]
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object_lock_configuration(Bucket=b, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"})
+    for i in range(int(a.get("keys", 0))):
+        s3.put_object(Bucket=b, Key=log_key(i), Body=b"{}")
+    s3.put_object(Bucket=b, Key=a["key"], Body=b"{}", ObjectLockLegalHoldStatus="ON", ChecksumAlgorithm="SHA256")
+
+
+def bucket_release(a):
+    """Lifts the legal hold of every version of `key`."""
+    s3 = client("s3")
+    for v in s3.list_object_versions(Bucket=a["bucket"], Prefix=a["key"]).get("Versions", []):
+        s3.put_object_legal_hold(Bucket=a["bucket"], Key=a["key"], VersionId=v["VersionId"], LegalHold={"Status": "OFF"})
+
+
+FOREIGN_DOC = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Sid": "AuditorsOwn", "Effect": "Allow", "Action": "guardduty:Get*", "Resource": "*"}]})
+
+
+def role_attach_foreign(a):
+    """Someone else's managed policy `foreign`, attached to our role."""
+    iam = client("iam")
+    arn = iam.create_policy(PolicyName=a["foreign"], PolicyDocument=FOREIGN_DOC)["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName=a["role"], PolicyArn=arn)
+
+
+def role_foreign_off(a):
+    """Takes `foreign` off our role: the managed policy of that name, the inline one, or both."""
+    iam = client("iam")
+    arn = f"arn:aws:iam::{_ACCOUNT[0]}:policy/{a['foreign']}"
+    if arn in [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=a["role"])["AttachedPolicies"]]:
+        iam.detach_role_policy(RoleName=a["role"], PolicyArn=arn)
+    if a["foreign"] in iam.list_role_policies(RoleName=a["role"])["PolicyNames"]:
+        iam.delete_role_policy(RoleName=a["role"], PolicyName=a["foreign"])
+
+
+def role_inline_foreign(a):
+    """Someone else's inline policy `foreign`, put on our role."""
+    client("iam").put_role_policy(RoleName=a["role"], PolicyName=a["foreign"], PolicyDocument=FOREIGN_DOC)
+
+
+def policy_attach_foreign(a):
+    """Our policy attached to someone else's role and user (both named `foreign`)."""
+    iam = client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                                                    "Action": "sts:AssumeRole"}]}
+    iam.create_role(RoleName=a["foreign"], AssumeRolePolicyDocument=json.dumps(trust))
+    iam.create_user(UserName=a["foreign"])
+    iam.attach_role_policy(RoleName=a["foreign"], PolicyArn=policy_arn(a))
+    iam.attach_user_policy(UserName=a["foreign"], PolicyArn=policy_arn(a))
+
+
+def iam_attachments(a):
+    """What is attached to what, as JSON: every role's managed (ARNs) and inline policies,
+    and every customer policy's roles and users."""
+    iam = client("iam")
+    roles = {r["RoleName"]: {
+        "managed": [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=r["RoleName"])["AttachedPolicies"]],
+        "inline": iam.list_role_policies(RoleName=r["RoleName"])["PolicyNames"],
+    } for r in iam.list_roles()["Roles"]}
+    policies = {}
+    for p in iam.list_policies(Scope="Local")["Policies"]:
+        e = iam.list_entities_for_policy(PolicyArn=p["Arn"])
+        policies[p["PolicyName"]] = {"roles": [r["RoleName"] for r in e["PolicyRoles"]],
+                                     "users": [u["UserName"] for u in e["PolicyUsers"]]}
+    print(json.dumps({"roles": roles, "policies": policies}))
+
+
 def org_setup(a):
     """An AWS Organization with CloudTrail trusted access and member accounts, each with the
     OrganizationAccountAccessRole that AWS (and moto) creates in accounts made by CreateAccount. Prints
@@ -248,7 +354,8 @@ def policy_show(a):
 ACTIONS = {f.__name__.replace("_", "-"): f for f in (
     key_policy_edit, key_disable, key_schedule_deletion, bucket_encryption_remove, notification_remove,
     queue_policy_change, trail_stop, trail_delete, role_trust_change, policy_detach, policy_edit, role_delete, role_foreign,
-    org_setup, org_trail, org_trust_off, org_trust_on)}
+    org_setup, org_trail, org_trust_off, org_trust_on, bucket_versions, bucket_hold, bucket_release,
+    role_attach_foreign, role_foreign_off, role_inline_foreign, policy_attach_foreign, iam_attachments)}
 ACTIONS["list"] = listing
 ACTIONS["tags"] = tags
 ACTIONS.update({"policy-foreign": policy_foreign, "policy-show": policy_show})

@@ -234,6 +234,24 @@ impl AwsError {
         }
     }
 
+    /// An error AWS reports for one item inside a successful answer (S3 DeleteObjects'
+    /// `Errors`), classified by its code as a whole answer with that code would be.
+    pub fn per_item(
+        service: &'static str,
+        operation: &'static str,
+        code: &str,
+        message: String,
+    ) -> Self {
+        AwsError {
+            service,
+            operation,
+            code: code.to_string(),
+            kind: Self::classify(code, &message, None, false),
+            message,
+            status: None,
+        }
+    }
+
     pub fn from_sdk<E>(
         service: &'static str,
         operation: &'static str,
@@ -333,6 +351,7 @@ fn likely_cause(code: &str, message: &str) -> &'static str {
         "KmsKeyNotFoundException" => "the KMS key does not exist in this account and region, or was deleted or disabled.",
         "InvalidArgument" if message.contains("destination configurations") => "S3 cannot send to the queue: the queue policy does not allow s3.amazonaws.com from this bucket, or the KMS key policy does not let S3 use the key.",
         "AWS.SimpleQueueService.QueueDeletedRecently" | "QueueDeletedRecently" => "a queue of this name was deleted less than 60 seconds ago; AWS refuses the name until then.",
+        "DeleteConflict" => "something is still attached to it: IAM had not yet propagated a detach, or someone attached a policy or added it to an instance profile meanwhile. Run destroy again: it names what others attached and keeps it.",
         c if OBJECT_NOT_FOUND.contains(&c) => "the object was made by this run or recorded in the state, yet AWS says it does not exist: someone deleted it meanwhile, or AWS has not propagated it.",
         _ => "AWS kept refusing a change it normally accepts within seconds.",
     }
@@ -413,6 +432,23 @@ mod tests {
             AwsErrorKind::User
         );
         assert_eq!(c("AccessDenied", "", Some(403), false), AwsErrorKind::User);
+    }
+
+    #[test]
+    fn per_item_errors_are_classified_by_their_code() {
+        let e = AwsError::per_item("s3", "DeleteObjects", "SlowDown", "Please reduce".into());
+        assert_eq!(e.kind, AwsErrorKind::Transient);
+        let e = AwsError::per_item(
+            "s3",
+            "DeleteObjects",
+            "AccessDenied",
+            "Access Denied".into(),
+        );
+        assert_eq!(e.kind, AwsErrorKind::User);
+        assert_eq!(
+            e.to_string(),
+            "s3 DeleteObjects failed: AccessDenied: Access Denied"
+        );
     }
 
     #[test]

@@ -135,14 +135,33 @@ impl Deadline {
                 }
                 RetryKind::Retry => {}
             }
-            if Instant::now() + wait > self.until || self.cancel.is_cancelled() {
+            if !self.room_for(wait) {
                 return Err(err);
             }
             tracing::debug!(attempt, error = %err, "retrying");
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.cancel.cancelled() => return Err(err),
+            if !self.sleep(wait).await {
+                return Err(err);
             }
+        }
+    }
+
+    /// For a sequence of calls that must be tried again as a whole (empty a bucket, then
+    /// delete it): waits the backoff of retry `attempt` (1, 2, ...) and returns true, or
+    /// returns false at once when that wait would pass the deadline or Terraform cancels.
+    pub async fn pause(&self, attempt: u32) -> bool {
+        let wait = backoff(attempt);
+        self.room_for(wait) && self.sleep(wait).await
+    }
+
+    fn room_for(&self, wait: Duration) -> bool {
+        Instant::now() + wait <= self.until && !self.cancel.is_cancelled()
+    }
+
+    /// Sleeps `wait`; false if Terraform cancelled meanwhile.
+    async fn sleep(&self, wait: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = self.cancel.cancelled() => false,
         }
     }
 }
@@ -230,6 +249,33 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("expel_principals"), "{text}");
         assert!(text.contains("Invalid principal"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn pause_waits_within_the_deadline_and_not_past_it_or_a_cancel() {
+        let d = Deadline::after(Duration::from_secs(60), CancellationToken::new());
+        let start = Instant::now();
+        assert!(d.pause(1).await, "room for a short wait");
+        assert!(start.elapsed() >= Duration::from_millis(100), "it waited");
+
+        let d = Deadline::after(Duration::from_millis(50), CancellationToken::new());
+        let start = Instant::now();
+        assert!(!d.pause(6).await, "a wait past the deadline is refused");
+        assert!(start.elapsed() < Duration::from_millis(50), "at once");
+
+        let cancel = CancellationToken::new();
+        let d = Deadline::after(Duration::from_secs(60), cancel.clone());
+        let start = Instant::now();
+        let stop = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            cancel.cancel();
+        };
+        let (paused, ()) = tokio::join!(d.pause(6), stop);
+        assert!(!paused, "cancelled");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "ended by the cancel"
+        );
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 use aws_sdk_iam::types::{Policy, Role, Tag};
 use serde_json::Value as Json;
 
-use crate::clients::aws::{err, AwsClients, AwsError};
+use crate::clients::aws::{err, AwsClients, AwsError, AwsErrorKind};
 use crate::engine::{Deadline, Observed, StepError};
 use crate::policy::{self, PolicyKind};
 use crate::resources::cloudtrail::{MARKER_KEY, MARKER_VALUE};
@@ -23,6 +23,140 @@ pub struct ServiceRoleSpec<'a> {
     pub trust: Json,
     pub policy_arn: &'a str,
     pub policy_name: &'a str,
+}
+
+/// Something others attached to one of our IAM objects, or it to: destroy never removes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Foreign {
+    /// A managed policy attached to our role (its ARN).
+    ManagedPolicy(String),
+    /// An inline policy put on our role (its name).
+    InlinePolicy(String),
+    /// An instance profile holding our role (its name).
+    InstanceProfile(String),
+    /// A role, user or group our policy is attached to (its name).
+    Role(String),
+    User(String),
+    Group(String),
+}
+
+impl Foreign {
+    fn describe(&self) -> String {
+        match self {
+            Foreign::ManagedPolicy(arn) => format!("the managed policy {arn}"),
+            Foreign::InlinePolicy(n) => format!("the inline policy {n}"),
+            Foreign::InstanceProfile(n) => format!("the instance profile {n}"),
+            Foreign::Role(n) => format!("the role {n}"),
+            Foreign::User(n) => format!("the user {n}"),
+            Foreign::Group(n) => format!("the group {n}"),
+        }
+    }
+
+    /// The AWS CLI command that takes it off `object`: our role's name, or our policy's ARN.
+    fn undo(&self, object: &str) -> String {
+        match self {
+            Foreign::ManagedPolicy(arn) => {
+                format!("aws iam detach-role-policy --role-name {object} --policy-arn {arn}")
+            }
+            Foreign::InlinePolicy(n) => {
+                format!("aws iam delete-role-policy --role-name {object} --policy-name {n}")
+            }
+            Foreign::InstanceProfile(n) => format!(
+                "aws iam remove-role-from-instance-profile --instance-profile-name {n} --role-name {object}"
+            ),
+            Foreign::Role(n) => {
+                format!("aws iam detach-role-policy --role-name {n} --policy-arn {object}")
+            }
+            Foreign::User(n) => {
+                format!("aws iam detach-user-policy --user-name {n} --policy-arn {object}")
+            }
+            Foreign::Group(n) => {
+                format!("aws iam detach-group-policy --group-name {n} --policy-arn {object}")
+            }
+        }
+    }
+}
+
+/// One of our IAM objects that destroy kept because of what others attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kept {
+    /// The role's name or the policy's ARN.
+    pub object: String,
+    pub foreign: Vec<Foreign>,
+}
+
+impl Kept {
+    /// "the managed policy arn:...; the inline policy Audit".
+    pub fn attachments(&self) -> String {
+        let d: Vec<String> = self.foreign.iter().map(Foreign::describe).collect();
+        d.join("; ")
+    }
+    /// The commands that take each off, one an indented line.
+    pub fn undo(&self) -> String {
+        let c: Vec<String> = self
+            .foreign
+            .iter()
+            .map(|f| format!("  {}", f.undo(&self.object)))
+            .collect();
+        c.join("\n")
+    }
+}
+
+/// The summary of the error destroy gives when it kept our role.
+pub const ROLE_KEPT: &str = "IAM role kept: others attached to it";
+/// The summary of the warning when a role a rename retired was kept.
+pub const OLD_ROLE_KEPT: &str = "Previous IAM role kept: others attached to it";
+/// The summary of the warning when destroy kept our policy.
+pub const POLICY_KEPT: &str = "IAM policy kept: attached to others";
+
+impl Kept {
+    /// Destroy kept our role (an error: the resource stays in the state).
+    pub fn role_on_destroy(&self) -> String {
+        format!(
+            "The IAM role {role} was not deleted: others attached {list}. This provider detached only its own policy; \
+             deleting the role would take theirs with it. The role still trusts Expel's principals, so it stays in the \
+             Terraform state rather than being forgotten. Either take theirs off and run \
+             `terraform destroy` again:\n{undo}\nor keep the role for them, outside Terraform: \
+             `terraform state rm <address of this resource>` (the role then stays in AWS, trusting Expel, until someone deletes it).",
+            role = self.object,
+            list = self.attachments(),
+            undo = self.undo(),
+        )
+    }
+    /// A rename retired our previous role and kept it (a warning: the new role is in place).
+    pub fn role_on_rename(&self) -> String {
+        format!(
+            "The previous IAM role {role} was not deleted: others attached {list}. This provider detached only its own \
+             policy. The role is left in place for them, outside Terraform, and still trusts Expel's principals. To delete \
+             it, take theirs off:\n{undo}\nthen `aws iam delete-role --role-name {role}`.",
+            role = self.object,
+            list = self.attachments(),
+            undo = self.undo(),
+        )
+    }
+    /// Destroy kept our policy (a warning: the destroy succeeds).
+    pub fn policy(&self) -> String {
+        format!(
+            "The IAM policy {arn} was not deleted: it is attached to {list}, which this provider did not attach. \
+             It is left in place for them, and Terraform no longer manages it. To delete it, detach it:\n{undo}\n\
+             then delete it (`aws iam delete-policy --policy-arn {arn}` after `aws iam delete-policy-version` for each \
+             non-default version, or in the IAM console).",
+            arn = self.object,
+            list = self.attachments(),
+            undo = self.undo(),
+        )
+    }
+}
+
+/// DeleteConflict after everything ours was detached and nothing else was found: IAM has
+/// not propagated the detach yet ("IAM ... is eventually consistent", IAM user guide,
+/// "Changes that I make are not always immediately visible"), or someone attached something
+/// meanwhile. Retried within the propagation window, then reported with those causes.
+fn settling(mut e: AwsError) -> AwsError {
+    if e.code == "DeleteConflict" {
+        e.kind = AwsErrorKind::Propagation;
+    }
+    e
 }
 
 fn marked(tags: &[Tag]) -> bool {
@@ -206,21 +340,128 @@ impl Iam<'_> {
     }
 
     pub async fn attached(&self, role: &str, policy_arn: &str) -> Result<bool, StepError> {
-        let r = self
-            .call(|| async {
-                let r = self
-                    .aws
-                    .iam
-                    .list_attached_role_policies()
-                    .role_name(role)
-                    .send()
-                    .await;
-                r.map_err(err("iam", "ListAttachedRolePolicies"))
-            })
-            .await?;
-        Ok(r.attached_policies()
+        Ok(self
+            .attached_policies(role)
+            .await?
             .iter()
-            .any(|p| p.policy_arn() == Some(policy_arn)))
+            .any(|a| a == policy_arn))
+    }
+
+    /// The ARNs of the managed policies attached to the role, every page.
+    async fn attached_policies(&self, role: &str) -> Result<Vec<String>, StepError> {
+        let mut arns = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let r = self
+                .call(|| async {
+                    let r = self
+                        .aws
+                        .iam
+                        .list_attached_role_policies()
+                        .role_name(role)
+                        .set_marker(marker.clone())
+                        .send()
+                        .await;
+                    r.map_err(err("iam", "ListAttachedRolePolicies"))
+                })
+                .await?;
+            arns.extend(
+                r.attached_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_arn().map(str::to_string)),
+            );
+            match r.marker().filter(|_| r.is_truncated()) {
+                Some(m) => marker = Some(m.to_string()),
+                None => return Ok(arns),
+            }
+        }
+    }
+
+    /// The names of the role's inline policies, every page.
+    async fn inline_policies(&self, role: &str) -> Result<Vec<String>, StepError> {
+        let mut names = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let r = self
+                .call(|| async {
+                    let r = self
+                        .aws
+                        .iam
+                        .list_role_policies()
+                        .role_name(role)
+                        .set_marker(marker.clone())
+                        .send()
+                        .await;
+                    r.map_err(err("iam", "ListRolePolicies"))
+                })
+                .await?;
+            names.extend(r.policy_names().iter().cloned());
+            match r.marker().filter(|_| r.is_truncated()) {
+                Some(m) => marker = Some(m.to_string()),
+                None => return Ok(names),
+            }
+        }
+    }
+
+    /// The names of the instance profiles that hold the role, every page.
+    async fn instance_profiles(&self, role: &str) -> Result<Vec<String>, StepError> {
+        let mut names = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let r = self
+                .call(|| async {
+                    let r = self
+                        .aws
+                        .iam
+                        .list_instance_profiles_for_role()
+                        .role_name(role)
+                        .set_marker(marker.clone())
+                        .send()
+                        .await;
+                    r.map_err(err("iam", "ListInstanceProfilesForRole"))
+                })
+                .await?;
+            names.extend(
+                r.instance_profiles()
+                    .iter()
+                    .map(|p| p.instance_profile_name().to_string()),
+            );
+            match r.marker().filter(|_| r.is_truncated()) {
+                Some(m) => marker = Some(m.to_string()),
+                None => return Ok(names),
+            }
+        }
+    }
+
+    /// The roles, users and groups the policy is attached to, every page.
+    async fn policy_entities(&self, arn: &str) -> Result<Vec<Foreign>, StepError> {
+        let mut found = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let r = self
+                .call(|| async {
+                    let r = self
+                        .aws
+                        .iam
+                        .list_entities_for_policy()
+                        .policy_arn(arn)
+                        .set_marker(marker.clone())
+                        .send()
+                        .await;
+                    r.map_err(err("iam", "ListEntitiesForPolicy"))
+                })
+                .await?;
+            let roles = r.policy_roles().iter().filter_map(|x| x.role_name());
+            found.extend(roles.map(|n| Foreign::Role(n.to_string())));
+            let users = r.policy_users().iter().filter_map(|x| x.user_name());
+            found.extend(users.map(|n| Foreign::User(n.to_string())));
+            let groups = r.policy_groups().iter().filter_map(|x| x.group_name());
+            found.extend(groups.map(|n| Foreign::Group(n.to_string())));
+            match r.marker().filter(|_| r.is_truncated()) {
+                Some(m) => marker = Some(m.to_string()),
+                None => return Ok(found),
+            }
+        }
     }
 
     pub async fn attach(&self, role: &str, policy_arn: &str) -> Result<(), StepError> {
@@ -256,17 +497,40 @@ impl Iam<'_> {
         Ok(())
     }
 
-    /// Deletes the role with `policy_arn` detached first ("already gone" is done).
-    pub async fn delete_role(&self, name: &str, policy_arn: &str) -> Result<(), StepError> {
-        if self.attached(name, policy_arn).await? {
+    /// Detaches our policy (`policy_arn`) from our role and deletes the role ("already
+    /// gone" is done), unless others attached something to it: a managed or inline policy,
+    /// or an instance profile (DeleteRole refuses a role with any of these, IAM API
+    /// reference, DeleteRole). Then the role is kept, with theirs, and returned.
+    pub async fn delete_role(
+        &self,
+        name: &str,
+        policy_arn: &str,
+    ) -> Result<Option<Kept>, StepError> {
+        let attached = self.attached_policies(name).await?;
+        if attached.iter().any(|a| a == policy_arn) {
             self.detach(name, policy_arn).await?;
+        }
+        let mut foreign: Vec<Foreign> = attached
+            .into_iter()
+            .filter(|a| a != policy_arn)
+            .map(Foreign::ManagedPolicy)
+            .collect();
+        let inline = self.inline_policies(name).await?;
+        foreign.extend(inline.into_iter().map(Foreign::InlinePolicy));
+        let profiles = self.instance_profiles(name).await?;
+        foreign.extend(profiles.into_iter().map(Foreign::InstanceProfile));
+        if !foreign.is_empty() {
+            return Ok(Some(Kept {
+                object: name.to_string(),
+                foreign,
+            }));
         }
         self.call_opt(|| async {
             let r = self.aws.iam.delete_role().role_name(name).send().await;
-            r.map_err(err("iam", "DeleteRole"))
+            r.map_err(err("iam", "DeleteRole")).map_err(settling)
         })
         .await?;
-        Ok(())
+        Ok(None)
     }
 
     /// Brings the role's tags to `tags`, removing the keys in `removed` (others' tags stay).
@@ -438,17 +702,37 @@ impl Iam<'_> {
         Ok(())
     }
 
-    /// Deletes the policy, its non-default versions first ("already gone" is done).
-    pub async fn delete_policy(&self, arn: &str) -> Result<(), StepError> {
+    /// Detaches our policy from our role (`our_role`, if still attached) and deletes it, its
+    /// non-default versions first ("already gone" is done), unless it is attached to
+    /// another role, a user or a group (DeletePolicy refuses an attached policy, IAM API
+    /// reference, DeletePolicy). Then the policy is kept, attached to them, and returned.
+    pub async fn delete_policy(
+        &self,
+        arn: &str,
+        our_role: &str,
+    ) -> Result<Option<Kept>, StepError> {
+        let mut foreign = Vec::new();
+        for entity in self.policy_entities(arn).await? {
+            match entity {
+                Foreign::Role(r) if r == our_role => self.detach(&r, arn).await?,
+                other => foreign.push(other),
+            }
+        }
+        if !foreign.is_empty() {
+            return Ok(Some(Kept {
+                object: arn.to_string(),
+                foreign,
+            }));
+        }
         for (id, _) in self.old_versions(arn).await? {
             self.delete_version(arn, &id).await?;
         }
         self.call_opt(|| async {
             let r = self.aws.iam.delete_policy().policy_arn(arn).send().await;
-            r.map_err(err("iam", "DeletePolicy"))
+            r.map_err(err("iam", "DeletePolicy")).map_err(settling)
         })
         .await?;
-        Ok(())
+        Ok(None)
     }
 
     /// Brings the policy's tags to `tags`, removing the keys in `removed` (others' tags stay).
@@ -552,6 +836,54 @@ mod tests {
                 e.message
             );
             assert!(e.message.contains("was not sent"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_kept_role_or_policy_names_each_foreign_attachment_and_how_to_take_it_off() {
+        let role = Kept {
+            object: "ExpelServiceRole".into(),
+            foreign: vec![
+                Foreign::ManagedPolicy("arn:aws:iam::123456789012:policy/Audit".into()),
+                Foreign::InlinePolicy("Extra".into()),
+                Foreign::InstanceProfile("Web".into()),
+            ],
+        };
+        let text = role.role_on_destroy();
+        for words in [
+            "The IAM role ExpelServiceRole was not deleted: others attached the managed policy arn:aws:iam::123456789012:policy/Audit; the inline policy Extra; the instance profile Web.",
+            "\n  aws iam detach-role-policy --role-name ExpelServiceRole --policy-arn arn:aws:iam::123456789012:policy/Audit\n",
+            "\n  aws iam delete-role-policy --role-name ExpelServiceRole --policy-name Extra\n",
+            "\n  aws iam remove-role-from-instance-profile --instance-profile-name Web --role-name ExpelServiceRole\n",
+            "terraform destroy` again",
+            "terraform state rm",
+        ] {
+            assert!(text.contains(words), "{words:?} not in {text}");
+        }
+        let renamed = role.role_on_rename();
+        assert!(
+            renamed.contains("aws iam delete-role --role-name ExpelServiceRole"),
+            "{renamed}"
+        );
+        assert!(!renamed.contains("terraform state rm"), "{renamed}");
+
+        let arn = "arn:aws:iam::123456789012:policy/ExpelAPIPolicy";
+        let policy = Kept {
+            object: arn.into(),
+            foreign: vec![
+                Foreign::Role("Auditor".into()),
+                Foreign::User("alice".into()),
+                Foreign::Group("admins".into()),
+            ],
+        };
+        let text = policy.policy();
+        for words in [
+            format!("The IAM policy {arn} was not deleted: it is attached to the role Auditor; the user alice; the group admins,"),
+            format!("  aws iam detach-role-policy --role-name Auditor --policy-arn {arn}\n"),
+            format!("  aws iam detach-user-policy --user-name alice --policy-arn {arn}\n"),
+            format!("  aws iam detach-group-policy --group-name admins --policy-arn {arn}\n"),
+        ] {
+            assert!(text.contains(&words), "{words:?} not in {text}");
         }
     }
 

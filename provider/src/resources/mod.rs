@@ -18,6 +18,7 @@ pub mod iam;
 pub mod member_role;
 pub mod organization;
 pub mod plugins;
+pub mod s3;
 pub mod sentinelone;
 pub mod soc_email;
 pub mod wiz;

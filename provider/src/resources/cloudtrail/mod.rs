@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::aws_names::{self, AwsName};
+use super::iam::{Kept, OLD_ROLE_KEPT, ROLE_KEPT};
 use super::ExpelData;
 use crate::engine::{self, Deadline, Refreshed, Step};
 use crate::policy::{self, Location};
@@ -293,6 +294,7 @@ impl CloudTrailIntegration {
             deadline: Deadline::after(timeout, ctx.cancel.clone())
                 .with_propagation(ctx.data.aws.propagation_timeout),
             warnings: Mutex::new(Vec::new()),
+            roles_kept: Mutex::new(Vec::new()),
         }
     }
 }
@@ -400,6 +402,10 @@ fn warnings(diags: &mut Diagnostics, cx: &Cx) {
     for (summary, detail) in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
         diags.warning(summary, detail);
     }
+}
+
+fn roles_kept(cx: &Cx) -> Vec<Kept> {
+    cx.roles_kept.lock().map(|g| g.clone()).unwrap_or_default()
 }
 
 #[async_trait]
@@ -732,6 +738,10 @@ impl Resource<ExpelData> for CloudTrailIntegration {
             if let Err(e) = steps::retire(&cx, &old).await {
                 errors.push(e);
             }
+            warnings(diags, &old);
+            for kept in roles_kept(&old) {
+                diags.warning(OLD_ROLE_KEPT, kept.role_on_rename());
+            }
         }
         report(diags, "Repairing the CloudTrail integration", &errors);
         warnings(diags, &cx);
@@ -776,6 +786,11 @@ impl Resource<ExpelData> for CloudTrailIntegration {
         let steps = steps();
         let errors = engine::delete_all(&steps, &cx).await;
         report(diags, "Destroying the CloudTrail integration", &errors);
+        warnings(diags, &cx);
+        // An error keeps the resource in the state: the kept role still trusts Expel.
+        for kept in roles_kept(&cx) {
+            diags.error(ROLE_KEPT, kept.role_on_destroy());
+        }
     }
 
     async fn import(

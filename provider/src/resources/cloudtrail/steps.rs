@@ -11,7 +11,8 @@ use crate::clients::aws::{err, AwsClients, AwsError};
 use crate::clients::workbench::{check_device_spec, DeviceSpec, WorkbenchClient, WorkbenchError};
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
 use crate::policy::{self, CloudTrailNames, Location, PolicyKind};
-use crate::resources::iam::{tags_with_marker, Iam, ServiceRoleSpec};
+use crate::resources::iam::{tags_with_marker, Iam, Kept, ServiceRoleSpec, POLICY_KEPT};
+use crate::resources::s3::S3;
 
 /// The ownership marker every object we create carries.
 pub const MARKER_KEY: &str = "expel:managed-by";
@@ -68,6 +69,8 @@ pub struct Cx {
     pub deadline: Deadline,
     /// Warnings for the user (summary, detail), e.g. an unhealthy device: not drift.
     pub warnings: Mutex<Vec<(&'static str, String)>>,
+    /// Our roles destroy kept because others attached things to them.
+    pub roles_kept: Mutex<Vec<Kept>>,
 }
 
 impl StepContext for Cx {
@@ -114,8 +117,21 @@ impl Cx {
     fn credentials_changed(&self) {
         self.j().credentials_changed = Some(std::time::Instant::now());
     }
+    fn keep_role(&self, kept: Kept) {
+        match self.roles_kept.lock() {
+            Ok(mut g) => g.push(kept),
+            Err(p) => p.into_inner().push(kept),
+        }
+    }
     fn iam(&self, step: &'static str) -> Iam<'_> {
         Iam {
+            aws: &self.aws,
+            deadline: &self.deadline,
+            step,
+        }
+    }
+    fn s3(&self, step: &'static str) -> S3<'_> {
+        S3 {
             aws: &self.aws,
             deadline: &self.deadline,
             step,
@@ -134,6 +150,7 @@ impl Cx {
             journal: Mutex::new(self.j().clone()),
             deadline: self.deadline.clone(),
             warnings: Mutex::new(Vec::new()),
+            roles_kept: Mutex::new(Vec::new()),
         }
     }
     pub fn names(&self) -> CloudTrailNames {
@@ -936,60 +953,7 @@ impl Step<Cx> for TrailBucket {
         if !self.owned(cx).await? {
             return Err(not_ours(BUCKET, &format!("S3 bucket {}", cx.s.bucket_name)));
         }
-        let b = &cx.s.bucket_name;
-        loop {
-            let page = cx
-                .aws(BUCKET, || async {
-                    cx.aws
-                        .s3
-                        .list_objects_v2()
-                        .bucket(b)
-                        .send()
-                        .await
-                        .map_err(err("s3", "ListObjectsV2"))
-                })
-                .await?;
-            let ids: Vec<_> = page
-                .contents()
-                .iter()
-                .filter_map(|o| o.key())
-                .filter_map(|k| {
-                    aws_sdk_s3::types::ObjectIdentifier::builder()
-                        .key(k)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            if ids.is_empty() {
-                break;
-            }
-            let del = aws_sdk_s3::types::Delete::builder()
-                .set_objects(Some(ids))
-                .build()
-                .map_err(|e| fail(BUCKET, e))?;
-            cx.aws(BUCKET, || async {
-                cx.aws
-                    .s3
-                    .delete_objects()
-                    .bucket(b)
-                    .delete(del.clone())
-                    .send()
-                    .await
-                    .map_err(err("s3", "DeleteObjects"))
-            })
-            .await?;
-        }
-        cx.aws_opt(BUCKET, || async {
-            cx.aws
-                .s3
-                .delete_bucket()
-                .bucket(b)
-                .send()
-                .await
-                .map_err(err("s3", "DeleteBucket"))
-        })
-        .await?;
-        Ok(())
+        cx.s3(BUCKET).delete_bucket(&cx.s.bucket_name).await
     }
 }
 
@@ -1636,7 +1600,10 @@ impl Step<Cx> for ApiPolicy {
                 &format!("IAM policy {}", cx.s.policy_name),
             ));
         }
-        iam.delete_policy(&arn).await
+        if let Some(kept) = iam.delete_policy(&arn, &cx.s.role_name).await? {
+            cx.warn(POLICY_KEPT, kept.policy());
+        }
+        Ok(())
     }
 }
 
@@ -1710,7 +1677,11 @@ impl Step<Cx> for ServiceRole {
         if !iam.role_owned(&cx.s.role_name).await? {
             return Err(not_ours(ROLE, &format!("IAM role {}", cx.s.role_name)));
         }
-        iam.delete_role(&cx.s.role_name, &cx.policy_arn()).await
+        // Kept with what others attached: the resource reports it once the rest is done.
+        if let Some(kept) = iam.delete_role(&cx.s.role_name, &cx.policy_arn()).await? {
+            cx.keep_role(kept);
+        }
+        Ok(())
     }
 }
 

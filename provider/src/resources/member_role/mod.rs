@@ -15,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::aws_names::{self, AwsName};
+use super::iam::{OLD_ROLE_KEPT, ROLE_KEPT};
 use super::ExpelData;
 use crate::engine::{self, Deadline, Refreshed, Step};
 use crate::policy::{self, Location};
@@ -149,6 +150,7 @@ impl AwsMemberRole {
             deadline: Deadline::after(timeout, ctx.cancel.clone())
                 .with_propagation(ctx.data.aws.propagation_timeout),
             warnings: Default::default(),
+            roles_kept: Default::default(),
         }
     }
 }
@@ -295,8 +297,8 @@ impl Resource<ExpelData> for AwsMemberRole {
             };
         }
         warn_drift(diags, &drift, &format!(" (account {})", cx.loc.account_id));
-        for w in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
-            diags.warning("Another party's policy statement defeats the role's", format!("{w}. The provider leaves others' statements alone; remove or narrow that statement if only Expel should assume the role."));
+        for (summary, detail) in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
+            diags.warning(summary, detail);
         }
         ReadOutcome {
             state: Some(with_drift(state, drift)),
@@ -348,12 +350,16 @@ impl Resource<ExpelData> for AwsMemberRole {
                 },
                 deadline: cx.deadline.clone(),
                 warnings: Default::default(),
+                roles_kept: Default::default(),
             };
             if let Err(e) = steps::retire(&cx, &old).await {
                 errors.push(e);
             }
-            for w in old.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
-                diags.warning("Left in place: not made by this provider", w);
+            for (summary, detail) in old.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
+                diags.warning(summary, detail);
+            }
+            for kept in old.roles_kept.lock().map(|g| g.clone()).unwrap_or_default() {
+                diags.warning(OLD_ROLE_KEPT, kept.role_on_rename());
             }
         }
         if errors.is_empty() && prior.get("tags") != planned.get("tags") {
@@ -405,8 +411,12 @@ impl Resource<ExpelData> for AwsMemberRole {
             .await;
         let errors = engine::delete_all(&steps(), &cx).await;
         report(diags, "Destroying the member role", &errors);
-        for w in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
-            diags.warning("Left in place: not made by this provider", w);
+        for (summary, detail) in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
+            diags.warning(summary, detail);
+        }
+        // An error keeps the resource in the state: the kept role still trusts Expel.
+        for kept in cx.roles_kept.lock().map(|g| g.clone()).unwrap_or_default() {
+            diags.error(ROLE_KEPT, kept.role_on_destroy());
         }
     }
 

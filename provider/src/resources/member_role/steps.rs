@@ -4,6 +4,7 @@
 //! Step 7: "All accounts roles must have the same name"). Objects we create carry the
 //! ownership tag; we adopt or delete nothing else.
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use serde_json::Value as Json;
@@ -12,7 +13,7 @@ use crate::clients::aws::AwsClients;
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
 use crate::policy::{self, Location};
 use crate::resources::cloudtrail::{MARKER_KEY, MARKER_VALUE};
-use crate::resources::iam::{tags_with_marker, Iam, ServiceRoleSpec};
+use crate::resources::iam::{tags_with_marker, Iam, Kept, ServiceRoleSpec, POLICY_KEPT};
 
 /// The desired state, from the plan.
 #[derive(Clone, Debug, Default)]
@@ -29,8 +30,11 @@ pub struct Cx {
     pub loc: Location,
     pub s: Settings,
     pub deadline: Deadline,
-    /// Said to the user as warnings (e.g. an object destroy left because it is not ours).
-    pub warnings: std::sync::Mutex<Vec<String>>,
+    /// Said to the user as warnings (summary, detail), e.g. an object destroy left because
+    /// it is not ours.
+    pub warnings: Mutex<Vec<(&'static str, String)>>,
+    /// Our roles destroy kept because others attached things to them.
+    pub roles_kept: Mutex<Vec<Kept>>,
 }
 
 impl StepContext for Cx {
@@ -40,18 +44,27 @@ impl StepContext for Cx {
 }
 
 impl Cx {
-    fn warn(&self, w: String) {
+    fn warn(&self, summary: &'static str, detail: String) {
         match self.warnings.lock() {
-            Ok(mut g) => g.push(w),
-            Err(p) => p.into_inner().push(w),
+            Ok(mut g) => g.push((summary, detail)),
+            Err(p) => p.into_inner().push((summary, detail)),
+        }
+    }
+    fn keep_role(&self, kept: Kept) {
+        match self.roles_kept.lock() {
+            Ok(mut g) => g.push(kept),
+            Err(p) => p.into_inner().push(kept),
         }
     }
     /// Destroy leaves an object it did not make, and says so.
     fn leave_foreign(&self, what: &str) {
-        self.warn(format!(
-            "{what} in account {} does not carry the tag {MARKER_KEY}={MARKER_VALUE}: it was not made by this provider and was left in place.",
-            self.loc.account_id
-        ));
+        self.warn(
+            NOT_OURS_LEFT,
+            format!(
+                "{what} in account {} does not carry the tag {MARKER_KEY}={MARKER_VALUE}: it was not made by this provider and was left in place.",
+                self.loc.account_id
+            ),
+        );
     }
     pub fn policy_arn(&self) -> String {
         policy::policy_arn(&self.loc, &self.s.policy_name)
@@ -67,6 +80,9 @@ impl Cx {
         }
     }
 }
+
+/// The summary of the warning when destroy leaves an object that is not ours.
+const NOT_OURS_LEFT: &str = "Left in place: not made by this provider";
 
 fn not_ours(step: &'static str, what: &str) -> StepError {
     StepError {
@@ -148,7 +164,10 @@ impl Step<Cx> for MemberPolicy {
             cx.leave_foreign(&format!("IAM policy {}", cx.s.policy_name));
             return Ok(());
         }
-        iam.delete_policy(&arn).await
+        if let Some(kept) = iam.delete_policy(&arn, &cx.s.role_name).await? {
+            cx.warn(POLICY_KEPT, kept.policy());
+        }
+        Ok(())
     }
 }
 
@@ -206,7 +225,7 @@ impl Step<Cx> for MemberRole {
             .observe_service_role(&Self::spec(cx, &cx.policy_arn()))
             .await?;
         for w in widened {
-            cx.warn(w);
+            cx.warn("Another party's statement defeats ours in the role's trust policy", format!("{w}. The provider leaves others' statements alone; remove or narrow that statement if only Expel should assume the role."));
         }
         Ok(seen)
     }
@@ -224,7 +243,11 @@ impl Step<Cx> for MemberRole {
             cx.leave_foreign(&format!("IAM role {}", cx.s.role_name));
             return Ok(());
         }
-        iam.delete_role(&cx.s.role_name, &cx.policy_arn()).await
+        // Kept with what others attached: the resource reports it once the policy is done.
+        if let Some(kept) = iam.delete_role(&cx.s.role_name, &cx.policy_arn()).await? {
+            cx.keep_role(kept);
+        }
+        Ok(())
     }
 }
 
