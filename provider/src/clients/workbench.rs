@@ -60,6 +60,9 @@ pub struct Plugin {
     pub device_spec_schema: Json,
 }
 
+/// Pages a listing may have before `links.next` is taken for a loop.
+const MAX_PAGES: usize = 1000;
+
 pub struct WorkbenchClient {
     http: reqwest::Client,
     base: Url,
@@ -100,12 +103,25 @@ impl WorkbenchClient {
         self.send(reqwest::Method::GET, path, query, None).await
     }
 
-    /// Sends one request. Idempotent methods are retried on throttling, server errors and
-    /// connection failures (honouring Retry-After); a POST is sent once, since repeating it
-    /// could register a device twice (the engine adopts by name instead).
     async fn send(
         &self,
         method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Json>,
+    ) -> Result<Json, WorkbenchError> {
+        self.send_to(method, self.url(path), path, query, body)
+            .await
+    }
+
+    /// Sends one request. Idempotent methods are retried on throttling, server errors and
+    /// connection failures (honouring Retry-After); a POST is sent once, since repeating it
+    /// could register a device twice (the engine adopts by name instead). `path` names the
+    /// call in errors.
+    async fn send_to(
+        &self,
+        method: reqwest::Method,
+        url: Url,
         path: &str,
         query: &[(&str, &str)],
         body: Option<&Json>,
@@ -127,7 +143,7 @@ impl WorkbenchClient {
             attempt += 1;
             let mut req = self
                 .http
-                .request(method.clone(), self.url(path))
+                .request(method.clone(), url.clone())
                 .query(query)
                 .bearer_auth(self.api_key.expose())
                 .header("Accept", "application/vnd.api+json");
@@ -190,31 +206,50 @@ impl WorkbenchClient {
         }
     }
 
-    /// GET every page of a collection, following `links.next`.
+    /// GET every page of a collection: the first with `page[limit]`, then each `links.next`
+    /// exactly as Workbench returns it (APIS.md §7.2: pyexclient builds no offsets). A next
+    /// link to another origin is refused: the API key goes to the configured Workbench only.
     async fn list(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<Json>, WorkbenchError> {
         let mut out = Vec::new();
-        let mut offset = 0usize;
-        loop {
-            let off = offset.to_string();
-            let mut q: Vec<(&str, &str)> = query.to_vec();
-            q.push(("page[offset]", &off));
-            q.push(("page[limit]", "100"));
-            let doc = self.get(path, &q).await?;
-            let items =
-                doc.get("data")
-                    .and_then(Json::as_array)
-                    .ok_or_else(|| WorkbenchError::Decode {
-                        method: "GET",
-                        path: path.to_string(),
-                        reason: "no `data` array".into(),
-                    })?;
-            offset += items.len();
+        let mut q: Vec<(&str, &str)> = query.to_vec();
+        q.push(("page[limit]", "100"));
+        let mut url = self.url(path);
+        let mut doc = self
+            .send_to(reqwest::Method::GET, url.clone(), path, &q, None)
+            .await?;
+        for _ in 0..MAX_PAGES {
+            let items = doc
+                .get("data")
+                .and_then(Json::as_array)
+                .ok_or_else(|| decode_err(path, "no `data` array"))?;
             out.extend(items.iter().cloned());
-            let has_next = doc.pointer("/links/next").is_some_and(|n| !n.is_null());
-            if !has_next || items.is_empty() {
+            let Some(next) = doc.pointer("/links/next").and_then(Json::as_str) else {
+                return Ok(out);
+            };
+            if items.is_empty() {
                 return Ok(out);
             }
+            url = url
+                .join(next)
+                .map_err(|e| decode_err(path, &format!("links.next is not a URL ({e})")))?;
+            if url.origin() != self.base.origin() {
+                return Err(decode_err(
+                    path,
+                    &format!(
+                        "links.next points at {}, not at the configured Workbench {}",
+                        url.origin().ascii_serialization(),
+                        self.base.origin().ascii_serialization()
+                    ),
+                ));
+            }
+            doc = self
+                .send_to(reqwest::Method::GET, url.clone(), path, &[], None)
+                .await?;
         }
+        Err(decode_err(
+            path,
+            &format!("more than {MAX_PAGES} pages; links.next never ends"),
+        ))
     }
 
     pub async fn organization(&self, id: &str) -> Result<Organization, WorkbenchError> {
@@ -486,6 +521,74 @@ pub fn check_device_spec(plugins: &[Plugin], slug: &str, device_spec: &Json) -> 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A fake Workbench answering each request with the next scripted body; returns its base
+    /// URL and the request lines it saw.
+    async fn fake(script: Vec<Json>) -> (Url, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let mut script = script.into_iter();
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !String::from_utf8_lossy(&buf).contains("\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf).to_string();
+                log.lock()
+                    .unwrap()
+                    .push(text.lines().next().unwrap_or_default().to_string());
+                let body = script.next().unwrap_or(json!({"data": []})).to_string();
+                let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: application/vnd.api+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = sock.write_all(resp.as_bytes()).await;
+            }
+        });
+        (base, seen)
+    }
+
+    fn org(id: &str) -> Json {
+        json!({"type": "organizations", "id": id, "attributes": {"name": id}})
+    }
+
+    #[tokio::test]
+    async fn listings_follow_links_next_as_returned_and_only_to_the_same_workbench() {
+        let (base, seen) = fake(vec![
+            json!({"data": [org("a")], "links": {"next": "/api/v2/organizations?page[limit]=1&page[offset]=1&opaque=x"}}),
+            json!({"data": [org("b")], "links": {"next": null}}),
+        ])
+        .await;
+        let wb = WorkbenchClient::new(base.clone(), Secret::new("k")).unwrap();
+        let orgs = wb.organizations().await.unwrap();
+        assert_eq!(
+            orgs.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        let lines = seen.lock().unwrap().clone();
+        assert_eq!(
+            lines,
+            [
+                "GET /api/v2/organizations?page%5Blimit%5D=100 HTTP/1.1",
+                "GET /api/v2/organizations?page[limit]=1&page[offset]=1&opaque=x HTTP/1.1",
+            ]
+        );
+
+        let (base, seen) = fake(vec![
+            json!({"data": [org("a")], "links": {"next": "http://example.invalid/api/v2/organizations?page=2"}}),
+        ])
+        .await;
+        let wb = WorkbenchClient::new(base, Secret::new("k")).unwrap();
+        let e = wb.organizations().await.unwrap_err().to_string();
+        assert!(e.contains("http://example.invalid"), "{e}");
+        assert!(e.contains("not at the configured Workbench"), "{e}");
+        assert_eq!(seen.lock().unwrap().len(), 1, "the key went elsewhere");
+    }
 
     #[test]
     fn device_spec_checked_against_the_plugin_schema_without_echoing_values() {
