@@ -295,6 +295,23 @@ pub struct SecurityDevice {
     pub is_verifying_status: bool,
     /// Everything else Workbench returned (e.g. webhook settings of some plugins).
     pub attributes: Json,
+    /// The device's `organization` relationship (`relationships.organization.data.id`);
+    /// `None` when the answer leaves it out.
+    pub organization_id: Option<String>,
+    /// Set when the device was soft-deleted (APIS.md §7.2): gone for our purposes.
+    pub deleted_at: Option<String>,
+}
+
+impl SecurityDevice {
+    /// Whether the device is ours to adopt as `name` in `organization_id`: exactly that name
+    /// (Workbench's `filter[name]` may match more loosely [G]), that organization (never trust
+    /// the server-side `filter[organization][id]` alone: a device of another organization is
+    /// someone else's), and not soft-deleted.
+    pub fn adoptable_as(&self, organization_id: &str, name: &str) -> bool {
+        self.name == name
+            && self.organization_id.as_deref() == Some(organization_id)
+            && self.deleted_at.is_none()
+    }
 }
 
 /// What we register: the fields we own.
@@ -329,16 +346,22 @@ impl WorkbenchClient {
             .ok_or_else(|| decode_err("security_devices", "device without id"))
     }
 
-    /// The device, or `None` when Workbench no longer has it.
+    /// The device, or `None` when Workbench no longer has it: not found, or soft-deleted
+    /// (`deleted_at` set), which counts as gone.
     pub async fn device(&self, id: &str) -> Result<Option<SecurityDevice>, WorkbenchError> {
         let path = format!("security_devices/{id}");
         match self.get(&path, &[]).await {
-            Ok(doc) => Ok(device_from(doc.get("data").unwrap_or(&Json::Null))),
+            Ok(doc) => Ok(device_from(doc.get("data").unwrap_or(&Json::Null))
+                .filter(|d| d.deleted_at.is_none())),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
+    /// The devices a create may adopt as `name` in `organization_id`: those the filtered
+    /// listing returns that are [`SecurityDevice::adoptable_as`] that name and organization.
+    /// Every device step adopts through this, so none adopts another organization's device,
+    /// a look-alike name, or a soft-deleted device.
     pub async fn devices_named(
         &self,
         organization_id: &str,
@@ -353,7 +376,11 @@ impl WorkbenchClient {
                 ],
             )
             .await?;
-        Ok(items.iter().filter_map(device_from).collect())
+        Ok(items
+            .iter()
+            .filter_map(device_from)
+            .filter(|d| d.adoptable_as(organization_id, name))
+            .collect())
     }
 
     /// Updates the given attributes (`device_spec` is replaced whole; secrets left out keep
@@ -404,6 +431,14 @@ fn device_from(item: &Json) -> Option<SecurityDevice> {
             .and_then(Json::as_bool)
             .unwrap_or(false),
         attributes: item.get("attributes").cloned().unwrap_or(Json::Null),
+        organization_id: item
+            .pointer("/relationships/organization/data/id")
+            .and_then(Json::as_str)
+            .map(str::to_string),
+        deleted_at: attr(item, "deleted_at")
+            .and_then(Json::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
     })
 }
 
@@ -522,6 +557,50 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn a_device_is_adoptable_only_by_exact_name_in_our_organization_and_not_soft_deleted() {
+        let doc = |id: &str, name: &str, org: Option<&str>, deleted_at: Json| {
+            let mut d = json!({"type": "security_devices", "id": id,
+                "attributes": {"name": name, "plugin_slug": "aws", "deleted_at": deleted_at}});
+            if let Some(o) = org {
+                d["relationships"] =
+                    json!({"organization": {"data": {"type": "organizations", "id": o}}});
+            }
+            d
+        };
+        let listing = [
+            doc("ours", "Acme", Some("org-a"), Json::Null),
+            doc("other-org", "Acme", Some("org-b"), Json::Null),
+            doc(
+                "soft-deleted",
+                "Acme",
+                Some("org-a"),
+                json!("2026-01-02T03:04:05.000Z"),
+            ),
+            doc("look-alike", "acme", Some("org-a"), Json::Null),
+            doc("prefix", "Acme 2", Some("org-a"), Json::Null),
+            doc("no-org", "Acme", None, Json::Null),
+        ];
+        let devices: Vec<SecurityDevice> = listing.iter().filter_map(device_from).collect();
+        assert_eq!(devices.len(), listing.len());
+        let adoptable: Vec<&str> = devices
+            .iter()
+            .filter(|d| d.adoptable_as("org-a", "Acme"))
+            .map(|d| d.id.as_str())
+            .collect();
+        assert_eq!(adoptable, ["ours"]);
+        let soft = devices.iter().find(|d| d.id == "soft-deleted");
+        assert_eq!(
+            soft.and_then(|d| d.deleted_at.as_deref()),
+            Some("2026-01-02T03:04:05.000Z")
+        );
+        let other = devices.iter().find(|d| d.id == "other-org");
+        assert_eq!(
+            other.and_then(|d| d.organization_id.as_deref()),
+            Some("org-b")
+        );
+    }
+
     /// A fake Workbench answering each request with the next scripted body; returns its base
     /// URL and the request lines it saw.
     async fn fake(script: Vec<Json>) -> (Url, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
@@ -588,6 +667,24 @@ mod tests {
         assert!(e.contains("http://example.invalid"), "{e}");
         assert!(e.contains("not at the configured Workbench"), "{e}");
         assert_eq!(seen.lock().unwrap().len(), 1, "the key went elsewhere");
+    }
+
+    #[tokio::test]
+    async fn a_soft_deleted_device_read_by_id_is_gone() {
+        let device = |deleted_at: Json| {
+            json!({"data": {"type": "security_devices", "id": "d1",
+                "attributes": {"name": "Acme", "deleted_at": deleted_at},
+                "relationships": {"organization": {"data": {"type": "organizations", "id": "o"}}}}})
+        };
+        let (base, _) = fake(vec![
+            device(Json::Null),
+            device(json!("2026-01-02T03:04:05.000Z")),
+        ])
+        .await;
+        let wb = WorkbenchClient::new(base, Secret::new("k")).unwrap();
+        let live = wb.device("d1").await.unwrap();
+        assert_eq!(live.and_then(|d| d.organization_id).as_deref(), Some("o"));
+        assert_eq!(wb.device("d1").await.unwrap(), None);
     }
 
     #[test]
