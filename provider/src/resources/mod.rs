@@ -21,6 +21,7 @@ pub mod plugins;
 pub mod sentinelone;
 pub mod soc_email;
 pub mod wiz;
+pub mod workbench_pin;
 
 pub use config::ExpelData;
 
