@@ -119,6 +119,47 @@ fn adopts_neither_look_alike(stack: &Stack, w: &Workdir, attributes: Json) {
     w.tf_expect(PLAN, 0);
 }
 
+/// After the first apply, the provider points at a second organization: the plan replaces
+/// the resource and says why; the apply leaves exactly one device, in the new organization.
+fn organization_change_replaces(stack: &Stack, w: &mut Workdir) {
+    let first = stack.var("EXPEL_ORGANIZATION_ID");
+    let second = add_org(stack, "Globex Corp");
+    w.tf_expect(APPLY, 0);
+    let old = s(&attrs(w)["security_device_id"]);
+    w.set_env("EXPEL_ORGANIZATION_ID", Some(&second));
+    let out = w.tf_expect(PLAN, 2).all();
+    for words in [
+        "must be replaced",
+        "forces replacement",
+        "Workbench organization changed: the resource will be replaced",
+        &format!("\"Acme Corp\" ({first})"),
+        &format!("\"Globex Corp\" ({second})"),
+        &format!("deletes security device {old}"),
+    ] {
+        assert!(out.contains(words), "plan does not say {words:?}:\n{out}");
+    }
+    w.tf_expect(APPLY, 0);
+    let a = attrs(w);
+    let new = s(&a["security_device_id"]);
+    assert_ne!(new, old);
+    assert_eq!(live(stack), vec![(new, second.clone())]);
+    assert_eq!(s(&a["workbench_organization_id"]), second);
+    w.tf_expect(PLAN, 0);
+}
+
+/// Removes the pins from the local state, as a provider before them wrote it.
+fn strip_pins(w: &Workdir) {
+    let path = w.dir.path().join("terraform.tfstate");
+    let mut st: Json =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("state")).expect("JSON");
+    let a = st["resources"][0]["instances"][0]["attributes"]
+        .as_object_mut()
+        .expect("attributes");
+    assert!(a.remove("workbench_organization_id").is_some());
+    assert!(a.remove("workbench_url").is_some());
+    std::fs::write(&path, st.to_string()).expect("write state");
+}
+
 // ---- expel_cloudtrail_integration ---------------------------------------------------------
 
 /// The device examples/cloudtrail registers (account and region of the stack's moto).
@@ -251,6 +292,40 @@ fn cloudtrail_device_soft_deleted_in_workbench_is_gone_and_registered_again() {
     w.tf_expect(PLAN, 0);
 }
 
+#[test]
+fn cloudtrail_state_from_before_the_pin_is_filled_by_refresh_without_replacement() {
+    let stack = Stack::up();
+    let mut w = Workdir::from_example("cloudtrail", &stack);
+    let first = stack.var("EXPEL_ORGANIZATION_ID");
+    let second = add_org(&stack, "Globex Corp");
+    w.tf_expect(APPLY, 0);
+    strip_pins(&w);
+    w.tf_expect(PLAN, 0);
+    // Without a refresh the plan records them in place, still no replacement.
+    let out = w
+        .tf_expect(
+            &["plan", "-refresh=false", "-detailed-exitcode", "-no-color"],
+            2,
+        )
+        .all();
+    assert!(
+        out.contains("updated in-place") && !out.contains("replace"),
+        "{out}"
+    );
+    w.tf_expect(&["apply", "-refresh-only", "-auto-approve", "-no-color"], 0);
+    assert_eq!(s(&attrs(&w)["workbench_organization_id"]), first);
+    assert!(!s(&attrs(&w)["workbench_url"]).is_empty());
+
+    // Old state and a provider already pointing elsewhere: the device's own organization is
+    // recorded, so the plan is a replacement that deletes it, never a silent second device.
+    strip_pins(&w);
+    w.set_env("EXPEL_ORGANIZATION_ID", Some(&second));
+    let out = w.tf_expect(PLAN, 2).all();
+    for words in ["forces replacement", &format!("\"Acme Corp\" ({first})")] {
+        assert!(out.contains(words), "plan does not say {words:?}:\n{out}");
+    }
+}
+
 // ---- expel_wiz_device, expel_sentinelone_device ----------------------------------------------
 
 const HEADER: &str = r#"
@@ -262,17 +337,35 @@ terraform {
 provider "expel" {}
 "#;
 
-#[test]
-fn wiz_adopts_no_device_of_another_organization_and_no_soft_deleted_one() {
-    let stack = Stack::up();
-    let hcl = format!(
+fn wiz_hcl() -> String {
+    format!(
         r#"{HEADER}
 resource "expel_wiz_device" "w" {{
   name = "Acme Wiz"
 }}
 "#
-    );
-    let w = Workdir::with_hcl(&hcl, &stack);
+    )
+}
+
+fn sentinelone_hcl(stack: &Stack) -> String {
+    format!(
+        r#"{HEADER}
+resource "expel_sentinelone_device" "edr" {{
+  name              = "Acme - S1 EDR"
+  console_url       = "{}"
+  account_id        = "{}"
+  organization_name = "Acme Corp"
+}}
+"#,
+        stack.var("SENTINELONE_CONSOLE_URL"),
+        stack.var("SENTINELONE_ACCOUNT_ID")
+    )
+}
+
+#[test]
+fn wiz_adopts_no_device_of_another_organization_and_no_soft_deleted_one() {
+    let stack = Stack::up();
+    let w = Workdir::with_hcl(&wiz_hcl(), &stack);
     let device = json!({"name": "Acme Wiz", "location": "cloud", "device_type": "CLOUD",
         "plugin_slug": "wiz", "device_spec": {"api_endpoint_url": stack.var("WIZ_API_URL"),
             "client_id": "someone-else", "client_secret": "not-ours", "product": "cloud"}});
@@ -283,20 +376,23 @@ resource "expel_wiz_device" "w" {{
 fn sentinelone_adopts_no_device_of_another_organization_and_no_soft_deleted_one() {
     let stack = Stack::up();
     let console = stack.var("SENTINELONE_CONSOLE_URL");
-    let hcl = format!(
-        r#"{HEADER}
-resource "expel_sentinelone_device" "edr" {{
-  name              = "Acme - S1 EDR"
-  console_url       = "{console}"
-  account_id        = "{}"
-  organization_name = "Acme Corp"
-}}
-"#,
-        stack.var("SENTINELONE_ACCOUNT_ID")
-    );
-    let w = Workdir::with_hcl(&hcl, &stack);
+    let w = Workdir::with_hcl(&sentinelone_hcl(&stack), &stack);
     let device = json!({"name": "Acme - S1 EDR", "location": "cloud",
         "device_type": "ENDPOINT", "plugin_slug": "sentinelone",
         "device_spec": {"console_url": console, "api_token": "not-ours"}});
     adopts_neither_look_alike(&stack, &w, device);
+}
+
+#[test]
+fn wiz_organization_change_replaces_the_device() {
+    let stack = Stack::up();
+    let mut w = Workdir::with_hcl(&wiz_hcl(), &stack);
+    organization_change_replaces(&stack, &mut w);
+}
+
+#[test]
+fn sentinelone_organization_change_replaces_the_device() {
+    let stack = Stack::up();
+    let mut w = Workdir::with_hcl(&sentinelone_hcl(&stack), &stack);
+    organization_change_replaces(&stack, &mut w);
 }
