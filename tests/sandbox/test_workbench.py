@@ -440,3 +440,93 @@ def test_admin_health_settings_validation(admin: Http):
     got = admin.call("PUT", "/_admin/workbench/health", {"delay_seconds": 1}).body
     assert got["delay_seconds"] == 1.0 and got["unhealthy_first_checks"] == 0
     assert admin.call("PUT", "/_admin/workbench/health", got).status == 200  # GET round trip
+
+
+# ---- several organizations, soft delete ---------------------------------------------------------
+
+OTHER_ORG = "5f3c2a10-8d4e-4b6a-9c71-0e2f4a6b8c9d"
+
+
+def add_org(admin: Http, name: str, org_id: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name}
+    if org_id is not None:
+        body["id"] = org_id
+    r = admin.post("/_admin/workbench/organizations", body)
+    assert r.status == 201, r.body
+    return r.body
+
+
+def test_one_key_serves_the_organizations_the_admin_adds(api: Http, admin: Http):
+    globex = add_org(admin, "Globex Corp", OTHER_ORG)
+    assert globex["id"] == OTHER_ORG and globex["attributes"]["name"] == "Globex Corp"
+    generated = add_org(admin, "Initech")["id"]
+    listed = api.get("/api/v2/organizations").body["data"]
+    assert [o["id"] for o in listed] == [ORG_ID, OTHER_ORG, generated]
+    got = api.get(f"/api/v2/organizations/{OTHER_ORG}").body["data"]
+    assert got["type"] == "organizations" and got["attributes"]["short_name"] == "GC"
+    named = api.get("/api/v2/organizations?filter[name]=Initech").body["data"]
+    assert [o["id"] for o in named] == [generated]
+    orgs = api.get("/_admin/state").body["workbench"]["organizations"]
+    assert [o["id"] for o in orgs] == [ORG_ID, OTHER_ORG, generated]
+    for bad in ({}, {"name": " "}, {"name": "X", "id": "not-a-guid"},
+                {"name": "X", "id": OTHER_ORG}, {"name": "X", "colour": "red"}, [1]):
+        r = admin.post("/_admin/workbench/organizations", bad)
+        assert r.status == 400 and "error" in r.body, bad
+    # reset leaves the seeded organization only
+    assert admin.post("/_admin/reset").status == 204
+    assert [o["id"] for o in api.get("/api/v2/organizations").body["data"]] == [ORG_ID]
+    assert_envelope(api.get(f"/api/v2/organizations/{OTHER_ORG}"), 404)
+
+
+def test_devices_carry_their_organization_and_filter_by_it(api: Http, admin: Http):
+    add_org(admin, "Globex Corp", OTHER_ORG)
+    ours = create(api, aws_attrs("same name"))
+    r = api.post(DEVICES, doc(aws_attrs("same name"), org_id=OTHER_ORG))
+    assert r.status == 201, r.body  # names are unique per organization only
+    theirs = r.body["data"]
+    assert theirs["relationships"]["organization"]["data"]["id"] == OTHER_ORG
+    got = api.get(f"{DEVICES}/{theirs['id']}?include=organization").body
+    assert got["data"]["relationships"]["organization"]["data"]["id"] == OTHER_ORG
+    assert [o["id"] for o in got["included"]] == [OTHER_ORG]
+    related = api.get(f"{DEVICES}/{theirs['id']}/organization").body["data"]
+    assert related["id"] == OTHER_ORG
+    for org, want in ((ORG_ID, ours["id"]), (OTHER_ORG, theirs["id"])):
+        listed = api.get(f"{DEVICES}?filter[name]=same%20name&filter[organization][id]={org}")
+        assert [d["id"] for d in listed.body["data"]] == [want]
+    both = api.get(f"{DEVICES}?filter[name]=same%20name&include=organization").body
+    assert {d["id"] for d in both["data"]} == {ours["id"], theirs["id"]}
+    assert {o["id"] for o in both["included"]} == {ORG_ID, OTHER_ORG}
+    # an organization the key does not serve, and no moving between organizations
+    err = assert_envelope(api.post(DEVICES, doc(aws_attrs("x"), org_id=OTHER_ORG[::-1])), 422)
+    assert err["source"]["pointer"] == "/data/relationships/organization/data/id"
+    err = assert_envelope(api.patch(f"{DEVICES}/{ours['id']}", {"data": {
+        "type": "security_devices", "id": ours["id"], "attributes": {},
+        "relationships": {"organization": {"data": {"type": "organizations",
+                                                    "id": OTHER_ORG}}}}}), 422)
+    assert "another organization" in err["detail"]
+
+
+def test_soft_deleted_device_stays_listed_frees_its_name_and_refuses_writes(
+        api: Http, admin: Http):
+    dev = create(api, aws_attrs("gone soft"))
+    assert dev["attributes"]["deleted_at"] is None
+    r = admin.post(f"/_admin/workbench/security_devices/{dev['id']}/soft-delete")
+    assert r.status == 200 and r.body["id"] == dev["id"] and r.body["deleted_at"]
+    stamp = r.body["deleted_at"]
+    again = admin.post(f"/_admin/workbench/security_devices/{dev['id']}/soft-delete")
+    assert again.status == 200 and again.body["deleted_at"] == stamp  # kept, not renewed
+    got = api.get(f"{DEVICES}/{dev['id']}")
+    assert got.status == 200 and got.body["data"]["attributes"]["deleted_at"] == stamp
+    listed = api.get(f"{DEVICES}?filter[name]=gone%20soft&filter[organization][id]={ORG_ID}")
+    assert [d["id"] for d in listed.body["data"]] == [dev["id"]]
+    # the name is free: a new device takes it; both are listed
+    fresh = create(api, aws_attrs("gone soft"))
+    listed = api.get(f"{DEVICES}?filter[name]=gone%20soft").body["data"]
+    assert {d["id"] for d in listed} == {dev["id"], fresh["id"]}
+    assert_envelope(api.patch(f"{DEVICES}/{dev['id']}",
+                              doc({"location": "x"}, org_id=None)), 404)
+    assert_envelope(api.delete(f"{DEVICES}/{dev['id']}"), 404)
+    state = api.get("/_admin/state").body["workbench"]["security_devices"]
+    assert {d["id"]: d["attributes"]["deleted_at"] for d in state} == {
+        dev["id"]: stamp, fresh["id"]: None}
+    assert admin.post("/_admin/workbench/security_devices/nope/soft-delete").status == 404

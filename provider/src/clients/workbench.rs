@@ -70,6 +70,9 @@ pub struct Plugin {
     pub device_spec_schema: Json,
 }
 
+/// Pages a listing may have before `links.next` is taken for a loop.
+const MAX_PAGES: usize = 1000;
+
 pub struct WorkbenchClient {
     http: reqwest::Client,
     base: Url,
@@ -110,12 +113,25 @@ impl WorkbenchClient {
         self.send(reqwest::Method::GET, path, query, None).await
     }
 
-    /// Sends one request. Idempotent methods are retried on throttling, server errors and
-    /// connection failures (honouring Retry-After); a POST is sent once, since repeating it
-    /// could register a device twice (the engine adopts by name instead).
     async fn send(
         &self,
         method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Json>,
+    ) -> Result<Json, WorkbenchError> {
+        self.send_to(method, self.url(path), path, query, body)
+            .await
+    }
+
+    /// Sends one request. Idempotent methods are retried on throttling, server errors and
+    /// connection failures (honouring Retry-After); a POST is sent once, since repeating it
+    /// could register a device twice (the engine adopts by name instead). `path` names the
+    /// call in errors.
+    async fn send_to(
+        &self,
+        method: reqwest::Method,
+        url: Url,
         path: &str,
         query: &[(&str, &str)],
         body: Option<&Json>,
@@ -137,7 +153,7 @@ impl WorkbenchClient {
             attempt += 1;
             let mut req = self
                 .http
-                .request(method.clone(), self.url(path))
+                .request(method.clone(), url.clone())
                 .query(query)
                 .bearer_auth(self.api_key.expose())
                 .header("Accept", "application/vnd.api+json");
@@ -204,31 +220,50 @@ impl WorkbenchClient {
         }
     }
 
-    /// GET every page of a collection, following `links.next`.
+    /// GET every page of a collection: the first with `page[limit]`, then each `links.next`
+    /// exactly as Workbench returns it (APIS.md §7.2: pyexclient builds no offsets). A next
+    /// link to another origin is refused: the API key goes to the configured Workbench only.
     async fn list(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<Json>, WorkbenchError> {
         let mut out = Vec::new();
-        let mut offset = 0usize;
-        loop {
-            let off = offset.to_string();
-            let mut q: Vec<(&str, &str)> = query.to_vec();
-            q.push(("page[offset]", &off));
-            q.push(("page[limit]", "100"));
-            let doc = self.get(path, &q).await?;
-            let items =
-                doc.get("data")
-                    .and_then(Json::as_array)
-                    .ok_or_else(|| WorkbenchError::Decode {
-                        method: "GET",
-                        path: path.to_string(),
-                        reason: "no `data` array".into(),
-                    })?;
-            offset += items.len();
+        let mut q: Vec<(&str, &str)> = query.to_vec();
+        q.push(("page[limit]", "100"));
+        let mut url = self.url(path);
+        let mut doc = self
+            .send_to(reqwest::Method::GET, url.clone(), path, &q, None)
+            .await?;
+        for _ in 0..MAX_PAGES {
+            let items = doc
+                .get("data")
+                .and_then(Json::as_array)
+                .ok_or_else(|| decode_err(path, "no `data` array"))?;
             out.extend(items.iter().cloned());
-            let has_next = doc.pointer("/links/next").is_some_and(|n| !n.is_null());
-            if !has_next || items.is_empty() {
+            let Some(next) = doc.pointer("/links/next").and_then(Json::as_str) else {
+                return Ok(out);
+            };
+            if items.is_empty() {
                 return Ok(out);
             }
+            url = url
+                .join(next)
+                .map_err(|e| decode_err(path, &format!("links.next is not a URL ({e})")))?;
+            if url.origin() != self.base.origin() {
+                return Err(decode_err(
+                    path,
+                    &format!(
+                        "links.next points at {}, not at the configured Workbench {}",
+                        url.origin().ascii_serialization(),
+                        self.base.origin().ascii_serialization()
+                    ),
+                ));
+            }
+            doc = self
+                .send_to(reqwest::Method::GET, url.clone(), path, &[], None)
+                .await?;
         }
+        Err(decode_err(
+            path,
+            &format!("more than {MAX_PAGES} pages; links.next never ends"),
+        ))
     }
 
     pub async fn organization(&self, id: &str) -> Result<Organization, WorkbenchError> {
@@ -274,6 +309,23 @@ pub struct SecurityDevice {
     pub is_verifying_status: bool,
     /// Everything else Workbench returned (e.g. webhook settings of some plugins).
     pub attributes: Json,
+    /// The device's `organization` relationship (`relationships.organization.data.id`);
+    /// `None` when the answer leaves it out.
+    pub organization_id: Option<String>,
+    /// Set when the device was soft-deleted (APIS.md §7.2): gone for our purposes.
+    pub deleted_at: Option<String>,
+}
+
+impl SecurityDevice {
+    /// Whether the device is ours to adopt as `name` in `organization_id`: exactly that name
+    /// (Workbench's `filter[name]` may match more loosely [G]), that organization (never trust
+    /// the server-side `filter[organization][id]` alone: a device of another organization is
+    /// someone else's), and not soft-deleted.
+    pub fn adoptable_as(&self, organization_id: &str, name: &str) -> bool {
+        self.name == name
+            && self.organization_id.as_deref() == Some(organization_id)
+            && self.deleted_at.is_none()
+    }
 }
 
 /// What we register: the fields we own.
@@ -308,16 +360,22 @@ impl WorkbenchClient {
             .ok_or_else(|| decode_err("security_devices", "device without id"))
     }
 
-    /// The device, or `None` when Workbench no longer has it.
+    /// The device, or `None` when Workbench no longer has it: not found, or soft-deleted
+    /// (`deleted_at` set), which counts as gone.
     pub async fn device(&self, id: &str) -> Result<Option<SecurityDevice>, WorkbenchError> {
         let path = format!("security_devices/{id}");
         match self.get(&path, &[]).await {
-            Ok(doc) => Ok(device_from(doc.get("data").unwrap_or(&Json::Null))),
+            Ok(doc) => Ok(device_from(doc.get("data").unwrap_or(&Json::Null))
+                .filter(|d| d.deleted_at.is_none())),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
+    /// The devices a create may adopt as `name` in `organization_id`: those the filtered
+    /// listing returns that are [`SecurityDevice::adoptable_as`] that name and organization.
+    /// Every device step adopts through this, so none adopts another organization's device,
+    /// a look-alike name, or a soft-deleted device.
     pub async fn devices_named(
         &self,
         organization_id: &str,
@@ -332,7 +390,11 @@ impl WorkbenchClient {
                 ],
             )
             .await?;
-        Ok(items.iter().filter_map(device_from).collect())
+        Ok(items
+            .iter()
+            .filter_map(device_from)
+            .filter(|d| d.adoptable_as(organization_id, name))
+            .collect())
     }
 
     /// Updates the given attributes (`device_spec` is replaced whole; secrets left out keep
@@ -394,6 +456,14 @@ fn device_from(item: &Json) -> Option<SecurityDevice> {
             .and_then(Json::as_bool)
             .unwrap_or(false),
         attributes: item.get("attributes").cloned().unwrap_or(Json::Null),
+        organization_id: item
+            .pointer("/relationships/organization/data/id")
+            .and_then(Json::as_str)
+            .map(str::to_string),
+        deleted_at: attr(item, "deleted_at")
+            .and_then(Json::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
     })
 }
 
@@ -519,6 +589,110 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_device_is_adoptable_only_by_exact_name_in_our_organization_and_not_soft_deleted() {
+        let doc = |id: &str, name: &str, org: Option<&str>, deleted_at: Json| {
+            let mut d = json!({"type": "security_devices", "id": id,
+                "attributes": {"name": name, "plugin_slug": "aws", "deleted_at": deleted_at}});
+            if let Some(o) = org {
+                d["relationships"] =
+                    json!({"organization": {"data": {"type": "organizations", "id": o}}});
+            }
+            d
+        };
+        let listing = [
+            doc("ours", "Acme", Some("org-a"), Json::Null),
+            doc("other-org", "Acme", Some("org-b"), Json::Null),
+            doc(
+                "soft-deleted",
+                "Acme",
+                Some("org-a"),
+                json!("2026-01-02T03:04:05.000Z"),
+            ),
+            doc("look-alike", "acme", Some("org-a"), Json::Null),
+            doc("prefix", "Acme 2", Some("org-a"), Json::Null),
+            doc("no-org", "Acme", None, Json::Null),
+        ];
+        let devices: Vec<SecurityDevice> = listing.iter().filter_map(device_from).collect();
+        assert_eq!(devices.len(), listing.len());
+        let adoptable: Vec<&str> = devices
+            .iter()
+            .filter(|d| d.adoptable_as("org-a", "Acme"))
+            .map(|d| d.id.as_str())
+            .collect();
+        assert_eq!(adoptable, ["ours"]);
+        let soft = devices.iter().find(|d| d.id == "soft-deleted");
+        assert_eq!(
+            soft.and_then(|d| d.deleted_at.as_deref()),
+            Some("2026-01-02T03:04:05.000Z")
+        );
+        let other = devices.iter().find(|d| d.id == "other-org");
+        assert_eq!(
+            other.and_then(|d| d.organization_id.as_deref()),
+            Some("org-b")
+        );
+    }
+
+    fn org(id: &str) -> Json {
+        json!({"type": "organizations", "id": id, "attributes": {"name": id}})
+    }
+
+    #[tokio::test]
+    async fn listings_follow_links_next_as_returned_and_only_to_the_same_workbench() {
+        let (base, seen) = pages(vec![
+            json!({"data": [org("a")], "links": {"next": "/api/v2/organizations?page[limit]=1&page[offset]=1&opaque=x"}}),
+            json!({"data": [org("b")], "links": {"next": null}}),
+        ])
+        .await;
+        let wb = WorkbenchClient::new(base.clone(), Secret::new("k")).unwrap();
+        let orgs = wb.organizations().await.unwrap();
+        assert_eq!(
+            orgs.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        let lines: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.lines().next().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "GET /api/v2/organizations?page%5Blimit%5D=100 HTTP/1.1",
+                "GET /api/v2/organizations?page[limit]=1&page[offset]=1&opaque=x HTTP/1.1",
+            ]
+        );
+
+        let (base, seen) = pages(vec![
+            json!({"data": [org("a")], "links": {"next": "http://example.invalid/api/v2/organizations?page=2"}}),
+        ])
+        .await;
+        let wb = WorkbenchClient::new(base, Secret::new("k")).unwrap();
+        let e = wb.organizations().await.unwrap_err().to_string();
+        assert!(e.contains("http://example.invalid"), "{e}");
+        assert!(e.contains("not at the configured Workbench"), "{e}");
+        assert_eq!(seen.lock().unwrap().len(), 1, "the key went elsewhere");
+    }
+
+    #[tokio::test]
+    async fn a_soft_deleted_device_read_by_id_is_gone() {
+        let device = |deleted_at: Json| {
+            json!({"data": {"type": "security_devices", "id": "d1",
+                "attributes": {"name": "Acme", "deleted_at": deleted_at},
+                "relationships": {"organization": {"data": {"type": "organizations", "id": "o"}}}}})
+        };
+        let (base, _) = pages(vec![
+            device(Json::Null),
+            device(json!("2026-01-02T03:04:05.000Z")),
+        ])
+        .await;
+        let wb = WorkbenchClient::new(base, Secret::new("k")).unwrap();
+        let live = wb.device("d1").await.unwrap();
+        assert_eq!(live.and_then(|d| d.organization_id).as_deref(), Some("o"));
+        assert_eq!(wb.device("d1").await.unwrap(), None);
+    }
+
+    #[test]
     fn device_spec_checked_against_the_plugin_schema_without_echoing_values() {
         let plugins = vec![Plugin {
             id: "p1".into(),
@@ -542,12 +716,10 @@ mod tests {
         assert!(e.contains("known: sentinelone"), "{e}");
     }
 
-    /// A fake Workbench answering every request with `status`, `extra` headers and `body`;
-    /// the requests it saw are in the log.
-    async fn fake(
-        status: u16,
-        extra: &'static str,
-        body: Json,
+    /// A fake Workbench answering the n-th request with `answer(n)`: status, extra header
+    /// lines and body. The requests it saw (whole, head and body) are in the log.
+    async fn scripted(
+        answer: impl Fn(usize) -> (u16, &'static str, Json) + Send + 'static,
     ) -> (Url, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -555,7 +727,7 @@ mod tests {
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = seen.clone();
         tokio::spawn(async move {
-            loop {
+            for n in 0.. {
                 let Ok((mut sock, _)) = listener.accept().await else {
                     return;
                 };
@@ -585,12 +757,31 @@ mod tests {
                 }
                 let text = String::from_utf8_lossy(&buf).to_string();
                 log.lock().unwrap().push(text);
+                let (status, extra, body) = answer(n);
                 let body = body.to_string();
                 let resp = format!("HTTP/1.1 {status} X\r\nContent-Type: application/vnd.api+json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
                 let _ = sock.write_all(resp.as_bytes()).await;
             }
         });
         (base, seen)
+    }
+
+    /// Every request answered the same way.
+    async fn fake(
+        status: u16,
+        extra: &'static str,
+        body: Json,
+    ) -> (Url, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        scripted(move |_| (status, extra, body.clone())).await
+    }
+
+    /// The n-th request answered 200 with `bodies[n]` (an empty list after the last).
+    async fn pages(bodies: Vec<Json>) -> (Url, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        scripted(move |n| {
+            let body = bodies.get(n).cloned().unwrap_or(json!({"data": []}));
+            (200, "", body)
+        })
+        .await
     }
 
     #[tokio::test]
@@ -619,6 +810,8 @@ mod tests {
             status: Some("unhealthy".into()),
             is_verifying_status: false,
             attributes: json!({}),
+            organization_id: None,
+            deleted_at: None,
         };
         c.recheck_device(&d).await.unwrap();
         let seen = seen.lock().unwrap();

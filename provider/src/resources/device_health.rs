@@ -118,14 +118,14 @@ pub fn pause_after_error(retry_after: Option<Duration>) -> Duration {
 enum Last {
     Nothing,
     Checking,
-    Unhealthy(SecurityDevice),
+    Unhealthy(Box<SecurityDevice>),
     Error(String),
 }
 
 /// What the wait does after its pause.
 enum Action {
     Look,
-    Recheck(SecurityDevice),
+    Recheck(Box<SecurityDevice>),
 }
 
 enum Interrupted {
@@ -194,8 +194,8 @@ pub async fn wait_healthy(
                             "unhealthy soon after the credentials changed: checking again"
                         );
                         pause = p;
-                        action = Action::Recheck(d.clone());
-                        last = Last::Unhealthy(d);
+                        action = Action::Recheck(Box::new(d.clone()));
+                        last = Last::Unhealthy(Box::new(d));
                     }
                 }
             }
@@ -361,6 +361,8 @@ mod tests {
             status: status.map(str::to_string),
             is_verifying_status: verifying,
             attributes: serde_json::json!({"status_details": {"reason": "cannot assume role"}}),
+            organization_id: None,
+            deleted_at: None,
         };
         assert_eq!(Verdict::of(&d(Some("unhealthy"), true)), Verdict::Checking);
         assert_eq!(Verdict::of(&d(Some("healthy"), false)), Verdict::Healthy);
@@ -379,7 +381,7 @@ mod tests {
         assert!(e.message.contains("2 times"), "{}", e.message);
         let e = interrupted(
             Interrupted::Timeout,
-            &Last::Unhealthy(d(Some("unhealthy"), false)),
+            &Last::Unhealthy(Box::new(d(Some("unhealthy"), false))),
             3,
         );
         assert_eq!(e.status.as_deref(), Some("unhealthy"));

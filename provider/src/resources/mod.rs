@@ -22,6 +22,7 @@ pub mod s3;
 pub mod sentinelone;
 pub mod soc_email;
 pub mod wiz;
+pub mod workbench_pin;
 
 pub use config::ExpelData;
 

@@ -85,6 +85,8 @@ fn nth(v: &Value, i: usize) -> Option<&Value> {
 }
 
 /// Paths of `requires_replace` attributes whose planned value differs from the prior one.
+/// A computed-only attribute that the prior state does not hold yet (state written before
+/// the attribute existed) is being recorded, not changed: no replacement.
 pub fn requires_replace(block: &Block, prior: &Value, planned: &Value) -> Vec<AttrPath> {
     let mut out = Vec::new();
     collect_replace(block, prior, planned, &AttrPath::default(), &mut out);
@@ -104,7 +106,8 @@ fn collect_replace(
     for a in block.attributes.iter().filter(|a| a.requires_replace) {
         let before = prior.get(&a.name).unwrap_or(&Value::Null);
         let after = planned.get(&a.name).unwrap_or(&Value::Null);
-        if before != after {
+        let first_recorded = a.computed && !a.optional && !a.required && before.is_null();
+        if before != after && !first_recorded {
             out.push(child(path, &a.name));
         }
     }
@@ -369,6 +372,21 @@ mod tests {
         assert_eq!(replace, vec![AttrPath::root("name")]);
         // Planning twice from the same inputs gives the same plan (no clock, no randomness).
         assert_eq!(planned, plan_change(&b, &prior, &proposed, &config));
+    }
+
+    #[test]
+    fn a_pinned_computed_attribute_replaces_when_changed_not_when_first_recorded() {
+        let b = Block::new("t")
+            .attr(Attribute::string("name").required())
+            .attr(Attribute::string("org").computed().requires_replace());
+        let with = |org: Value| obj(&[("name", Value::string("a")), ("org", org)]);
+        let planned = with(Value::string("o2"));
+        assert_eq!(
+            requires_replace(&b, &with(Value::string("o1")), &planned),
+            vec![AttrPath::root("org")]
+        );
+        assert!(requires_replace(&b, &with(Value::Null), &planned).is_empty());
+        assert!(requires_replace(&b, &with(Value::string("o2")), &planned).is_empty());
     }
 
     #[test]

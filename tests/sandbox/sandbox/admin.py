@@ -16,6 +16,19 @@
                                         body {"status": "healthy|unhealthy|...", "status_details": {}}
                                         204, or 404 (sets health out of band)
   GET    /_admin/workbench/alerts       200 {"alerts": [...]} received by Wiz webhook devices
+  POST   /_admin/workbench/organizations
+                                        body {"name": "Globex", "id"?: "<guid>"} (id generated
+                                        when left out): 201 {"id", "attributes": {"name", ...}},
+                                        one more organization served to the API key (listed by
+                                        GET /api/v2/organizations, usable in a device's
+                                        organization relationship); 400 {"error"} on a bad body
+                                        or an id already served. POST /_admin/reset leaves only
+                                        the seeded organization (--org-id).
+  POST   /_admin/workbench/security_devices/<id>/soft-delete
+                                        200 {"id", "deleted_at"}: sets the device's deleted_at
+                                        as a Workbench soft delete would (kept when already
+                                        set); the device stays readable and listed, its name is
+                                        free again, PATCH and DELETE answer 404. 404 {"error"}.
   GET|PUT /_admin/workbench/health      {"unhealthy_first_checks": N, "delay_seconds": 0.2,
                                         "unhealthy_remaining": n (read-only)}; PUT any subset:
                                         200 as GET, or 400 {"error"} (nothing changed).
@@ -217,6 +230,23 @@ def workbench_health():
         return jsonify(sandbox()["emulators"]["workbench"].health_settings(body))
     except ValueError as err:
         return jsonify(error=str(err)), 400
+
+
+@blueprint.post("/workbench/organizations")
+def workbench_add_organization():
+    try:
+        return jsonify(sandbox()["emulators"]["workbench"].add_organization(
+            request.get_json(force=True, silent=True))), 201
+    except ValueError as err:
+        return jsonify(error=str(err)), 400
+
+
+@blueprint.post("/workbench/security_devices/<device_id>/soft-delete")
+def workbench_soft_delete(device_id: str):
+    done = sandbox()["emulators"]["workbench"].soft_delete(device_id)
+    if done is None:
+        return jsonify(error=f"no security device {device_id}"), 404
+    return jsonify(done)
 
 
 @blueprint.get("/workbench/alerts")

@@ -10,7 +10,15 @@ Where the real behaviour is unknown ([G] in APIS.md) the choice made here is sta
   `device_spec` on every read;
 - PATCH replaces `device_spec` as a whole, except that secrets left out keep their stored
   value while the plugin_slug stays the same (so a non-secret repair needs no rotation);
-- the `organization` relationship is required on create and must be the seeded org;
+- one API key serves several organizations: the seeded one (--org-id/--org-name) and any
+  added through POST /_admin/workbench/organizations (gone again after /_admin/reset);
+  `GET /organizations` lists them all. The `organization` relationship is required on create
+  and must be one of them; a device never moves to another organization;
+- soft delete [G] (pyexclient lists `deleted_at` among the device attributes; APIS.md §7.2):
+  POST /_admin/workbench/security_devices/<id>/soft-delete sets `deleted_at` as Workbench
+  would. A soft-deleted device is still returned by GET and by every list and filter (the
+  client must leave it alone), frees its name (a new device may take it), and answers 404 to
+  PATCH and DELETE;
 - a device with plugin_slug "wiz" gets read-only attributes webhook_url, webhook_username and
   webhook_password (the guide's "Webhook credentials", shown on every read as the UI's Edit
   page shows them); POST <webhook_url> with that basic auth records an alert
@@ -75,6 +83,18 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def new_organization(org_id: str, name: str, created_at: str) -> dict[str, Any]:
+    return {
+        "id": org_id,
+        "attributes": {
+            "name": name,
+            "short_name": "".join(w[0] for w in name.split()).upper()[:8] or "ORG",
+            "created_at": created_at,
+            "updated_at": created_at,
+        },
+    }
+
+
 def load_plugins(path: Path = PLUGINS_FILE) -> list[dict[str, Any]]:
     catalogue = json.loads(path.read_text())
     plugins = catalogue["plugins"]
@@ -100,16 +120,11 @@ class WorkbenchEmulator(Emulator):
         self.unhealthy_remaining = 0
         self.plugins = load_plugins()
         self.plugins_by_slug = {p["attributes"]["plugin_slug"]: p for p in self.plugins}
-        self.organization = {
-            "id": config.org_id,
-            "attributes": {
-                "name": config.org_name,
-                "short_name": "".join(w[0] for w in config.org_name.split()).upper()[:8]
-                or "ORG",
-                "created_at": "2023-06-01T00:00:00.000Z",
-                "updated_at": "2023-06-01T00:00:00.000Z",
-            },
-        }
+        self.seeded_organization = new_organization(config.org_id, config.org_name,
+                                                    "2023-06-01T00:00:00.000Z")
+        # Organizations the API key serves, in the order they were added.
+        self.organizations: dict[str, dict[str, Any]] = {}
+        self._seed_organizations()
         self.blueprint = self._build_blueprint()
 
     # ---- Emulator interface -------------------------------------------------------------
@@ -133,8 +148,12 @@ class WorkbenchEmulator(Emulator):
                        headers: dict[str, str] | None = None) -> Response:
         return jsonapi.errors_response(status, [error_object(status, detail)], headers)
 
+    def _seed_organizations(self) -> None:
+        self.organizations = {self.config.org_id: copy.deepcopy(self.seeded_organization)}
+
     def reset(self) -> None:
         with self.lock:
+            self._seed_organizations()
             self.devices.clear()
             self.alerts.clear()
             self.health_delay = self.config.health_delay
@@ -143,7 +162,7 @@ class WorkbenchEmulator(Emulator):
     def dump(self) -> dict[str, Any]:
         with self.lock:
             return {
-                "organizations": [copy.deepcopy(self.organization)],
+                "organizations": [copy.deepcopy(o) for o in self.organizations.values()],
                 "security_devices": [
                     {"id": r["id"], "organization_id": r["organization_id"],
                      "attributes": copy.deepcopy(r["attributes"])}
@@ -180,6 +199,44 @@ class WorkbenchEmulator(Emulator):
                          status_updated_at=now_iso(), is_verifying_status=False)
             return True
 
+    def add_organization(self, body: Any) -> dict[str, Any]:
+        """POST /_admin/workbench/organizations {"name", "id"?}: one more organization served
+        to the API key. ValueError on bad input or an id already served."""
+        if not isinstance(body, dict):
+            raise ValueError("body must be a JSON object {\"name\": ..., \"id\"?: ...}")
+        unknown = set(body) - {"name", "id"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}; allowed: ['id', 'name']")
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("name must be a non-empty string")
+        org_id = body.get("id", str(uuid.uuid4()))
+        try:
+            org_id = str(uuid.UUID(org_id)) if isinstance(org_id, str) else None
+        except ValueError:
+            org_id = None
+        if org_id is None:
+            raise ValueError("id must be a GUID such as 0b5e0c1e-7a4f-4f7e-9a55-2d1c7b3e9f00")
+        with self.lock:
+            if org_id in self.organizations:
+                raise ValueError(f"organization {org_id} exists already")
+            org = new_organization(org_id, name.strip(), now_iso())
+            self.organizations[org_id] = org
+            return copy.deepcopy(org)
+
+    def soft_delete(self, device_id: str) -> dict[str, Any] | None:
+        """Set a device's `deleted_at` (kept if already set); None when there is no such device."""
+        with self.lock:
+            record = self.devices.get(device_id)
+            if record is None:
+                return None
+            attrs = record["attributes"]
+            if attrs.get("deleted_at") is None:
+                attrs["deleted_at"] = attrs["updated_at"] = now_iso()
+                record["generation"] += 1  # a pending health check no longer applies
+                attrs["is_verifying_status"] = False
+            return {"id": device_id, "deleted_at": attrs["deleted_at"]}
+
     def health_settings(self, body: Any = None) -> dict[str, Any]:
         """GET (body None) or PUT /_admin/workbench/health; ValueError on bad input."""
         if body is not None:
@@ -211,8 +268,8 @@ class WorkbenchEmulator(Emulator):
     def _base(self) -> str:
         return request.host_url.rstrip("/") + self.prefix
 
-    def _org_resource(self) -> dict[str, Any]:
-        org = copy.deepcopy(self.organization)
+    def _org_resource(self, org_id: str) -> dict[str, Any]:
+        org = copy.deepcopy(self.organizations[org_id])
         return {"type": "organizations", "id": org["id"], "attributes": org["attributes"],
                 "links": {"self": f"{self._base()}/organizations/{org['id']}"}}
 
@@ -316,7 +373,7 @@ class WorkbenchEmulator(Emulator):
                 or not isinstance(data.get("id"), str):
             raise ApiError(422, 'organization must be {"data": {"type": "organizations", "id": "<guid>"}}',
                            pointer="/data/relationships/organization/data")
-        if data["id"] != self.config.org_id:
+        if data["id"] not in self.organizations:
             raise ApiError(422, f"organization {data['id']} does not exist or is not yours",
                            pointer="/data/relationships/organization/data/id")
         if current is not None and data["id"] != current:
@@ -350,7 +407,8 @@ class WorkbenchEmulator(Emulator):
     def _check_unique_name(self, org_id: str, name: str, except_id: str | None) -> None:
         for record in self.devices.values():
             if record["id"] != except_id and record["organization_id"] == org_id \
-                    and record["attributes"]["name"] == name:
+                    and record["attributes"]["name"] == name \
+                    and record["attributes"].get("deleted_at") is None:
                 raise ApiError(409, f"a security device named {name!r} already exists "
                                     f"in this organization (id {record['id']})",
                                pointer="/data/attributes/name")
@@ -402,7 +460,8 @@ class WorkbenchEmulator(Emulator):
         @bp.get("/organizations")
         def list_organizations():
             q = jsonapi.parse_query(request, {"name"}, {"name", "created_at"})
-            items = [self._org_resource()]
+            with self.lock:
+                items = [self._org_resource(org_id) for org_id in self.organizations]
             if "name" in q["filters"]:
                 items = [o for o in items if o["attributes"]["name"] == q["filters"]["name"]]
             page, links, meta = jsonapi.paginate(request, items, q["limit"], q["offset"])
@@ -410,9 +469,10 @@ class WorkbenchEmulator(Emulator):
 
         @bp.get("/organizations/<org_id>")
         def get_organization(org_id: str):
-            if org_id != self.config.org_id:
-                raise ApiError(404, f"organizations {org_id} not found")
-            return jsonapi.response({"data": self._org_resource()})
+            with self.lock:
+                if org_id not in self.organizations:
+                    raise ApiError(404, f"organizations {org_id} not found")
+                return jsonapi.response({"data": self._org_resource(org_id)})
 
         @bp.get("/plugins")
         def list_plugins():
@@ -449,8 +509,9 @@ class WorkbenchEmulator(Emulator):
                 page, links, meta = jsonapi.paginate(request, items, q["limit"], q["offset"])
                 doc: dict[str, Any] = {"data": [self._device_resource(r) for r in page],
                                        "links": links, "meta": meta}
-            if "include" in request.args and page:
-                doc["included"] = [self._org_resource()]
+                if "include" in request.args and page:
+                    org_ids = dict.fromkeys(r["organization_id"] for r in page)
+                    doc["included"] = [self._org_resource(o) for o in org_ids]
             return jsonapi.response(doc)
 
         @bp.post("/security_devices")
@@ -483,9 +544,10 @@ class WorkbenchEmulator(Emulator):
             return jsonapi.response({"data": resource}, 201,
                                     {"Location": resource["links"]["self"]})
 
-        def find(device_id: str) -> dict[str, Any]:
+        def find(device_id: str, live: bool = False) -> dict[str, Any]:
+            """The device; with `live`, a soft-deleted one is not found either."""
             record = self.devices.get(device_id)
-            if record is None:
+            if record is None or (live and record["attributes"].get("deleted_at") is not None):
                 raise ApiError(404, f"security_devices {device_id} not found")
             return record
 
@@ -494,22 +556,23 @@ class WorkbenchEmulator(Emulator):
             jsonapi.parse_query(request, set(), set(), includes={"organization"},
                                 flags={"raw_status"})
             with self.lock:
-                doc: dict[str, Any] = {"data": self._device_resource(find(device_id))}
-            if "include" in request.args:
-                doc["included"] = [self._org_resource()]
+                record = find(device_id)
+                doc: dict[str, Any] = {"data": self._device_resource(record)}
+                if "include" in request.args:
+                    doc["included"] = [self._org_resource(record["organization_id"])]
             return jsonapi.response(doc)
 
         @bp.get("/security_devices/<device_id>/organization")
         def get_device_organization(device_id: str):
             with self.lock:
-                find(device_id)
-            return jsonapi.response({"data": self._org_resource()})
+                org = self._org_resource(find(device_id)["organization_id"])
+            return jsonapi.response({"data": org})
 
         @bp.patch("/security_devices/<device_id>")
         def update_device(device_id: str):
             body = jsonapi.read_body(request)
             with self.lock:
-                record = find(device_id)
+                record = find(device_id, live=True)
                 attributes, relationships = self._document(body, creating=False,
                                                            device_id=device_id)
                 errors = self._attribute_errors(attributes, creating=False)
@@ -541,7 +604,7 @@ class WorkbenchEmulator(Emulator):
         @bp.delete("/security_devices/<device_id>")
         def delete_device(device_id: str):
             with self.lock:
-                find(device_id)
+                find(device_id, live=True)
                 del self.devices[device_id]
             return jsonapi.response(None, 204)
 

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 
 use super::aws_names::{self, AwsName};
 use super::iam::{Kept, OLD_ROLE_KEPT, ROLE_KEPT};
+use super::workbench_pin;
 use super::ExpelData;
 use crate::engine::{self, Deadline, Refreshed, Step};
 use crate::policy::{self, Location};
@@ -53,11 +54,12 @@ const IDS_OF_PIECE: &[(&str, &[&str])] = &[
     ("workbench_device", &["id", "security_device_id"]),
 ];
 
+/// What a replacement for a changed Workbench organization re-makes besides the device.
+const REPLACED_WITH_ORGANIZATION: &str = "Every AWS piece is destroyed and made again (the log bucket and the KMS key are kept unless `force_destroy`, and the create adopts them), and `ExpelServiceRole` is made trusting the new organization id as its external id (unless `external_id` is set).";
+
 fn schema() -> Schema {
     let s = |n: &str, d: &str| Attribute::string(n).description(d);
-    Schema::new(
-        0,
-        Block::new("The AWS CloudTrail onboarding guide as one resource: KMS key, log bucket, notification queue, bucket notification, multi-region trail, `ExpelAPIPolicy`, `ExpelServiceRole`, and the security device in Workbench.")
+    let mut block = Block::new("The AWS CloudTrail onboarding guide as one resource: KMS key, log bucket, notification queue, bucket notification, multi-region trail, `ExpelAPIPolicy`, `ExpelServiceRole`, and the security device in Workbench.")
             .attr(s("name", "Name of the security device in Workbench.").required().validator(validators::non_empty()))
             .attr(s("device_location", "Location shown for the device in Workbench. Default: the AWS region.").optional().computed())
             .attr(s("trail_name", "Name of the trail (guide: `GlobalCloudTrail`).").default(Value::string("GlobalCloudTrail")).validator(aws_names::validator(AwsName::Trail)))
@@ -93,8 +95,11 @@ fn schema() -> Schema {
             .attr(s("role_arn", "ARN of ExpelServiceRole (the Workbench device's role ARN).").computed())
             .attr(s("device_status", "Workbench health of the device (`healthy`, `unhealthy`, ...); not drift.").computed())
             .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece, in words; filled by refresh, emptied by the plan that repairs it."))
-            .block(timeouts_block("20m")),
-    )
+            .block(timeouts_block("20m"));
+    for a in workbench_pin::attributes() {
+        block = block.attr(a);
+    }
+    Schema::new(0, block)
 }
 
 fn default_bucket(loc: &Location) -> String {
@@ -198,6 +203,7 @@ fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
     );
     set(&mut v, "policy_arn", Value::string(cx.policy_arn()));
     set(&mut v, "role_arn", Value::string(cx.role_arn()));
+    workbench_pin::record(&mut v, &cx.s.workbench_org, &cx.data);
     v
 }
 
@@ -472,6 +478,18 @@ impl Resource<ExpelData> for CloudTrailIntegration {
         if !input.prior.is_null() && !self.check_pinned(input.prior, &loc, diags) {
             return;
         }
+        if !workbench_pin::plan(
+            &ctx.data,
+            input.prior,
+            planned,
+            &org,
+            REPLACED_WITH_ORGANIZATION,
+            diags,
+        )
+        .await
+        {
+            return;
+        }
         if input.prior.is_null() {
             if let Err(e) = ctx.data.workbench.organization(&org).await {
                 let what = if e.status() == Some(404) {
@@ -625,6 +643,9 @@ impl Resource<ExpelData> for CloudTrailIntegration {
         if !self.check_pinned(state, &loc, diags) {
             return keep(state);
         }
+        let Some(org) = workbench_pin::organization(&ctx.data, state, &org, diags).await else {
+            return keep(state);
+        };
         let aws = ctx.data.aws_clients().await;
         let cx = self.cx(ctx, aws, loc, state, &org, Duration::from_secs(300));
         if !self.organization(aws, &cx, diags).await {
@@ -677,6 +698,12 @@ impl Resource<ExpelData> for CloudTrailIntegration {
                 private: private.to_vec(),
             };
         }
+        let Some(org) = workbench_pin::organization(&ctx.data, prior, &org, diags).await else {
+            return ApplyOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        };
         let aws = ctx.data.aws_clients().await;
         let mut base = planned.clone();
         // Ids come from the prior state; the plan may hold unknowns for re-created pieces.
@@ -774,6 +801,11 @@ impl Resource<ExpelData> for CloudTrailIntegration {
         if !self.check_pinned(prior, &loc, diags) {
             return;
         }
+        // The device is deleted in the organization it lives in (a replacement for a changed
+        // organization destroys with the provider already pointing at the new one).
+        let Some(org) = workbench_pin::organization(&ctx.data, prior, &org, diags).await else {
+            return;
+        };
         let aws = ctx.data.aws_clients().await;
         let cx = self.cx(
             ctx,

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use url::Url;
 
 use super::soc_email::soc_email;
+use super::workbench_pin;
 use super::ExpelData;
 use crate::clients::sentinelone::{Scope, SentinelOneClient};
 use crate::engine::{self, Deadline, Refreshed, Step};
@@ -61,9 +62,7 @@ const IDS_OF_PIECE: &[(&str, &[&str])] = &[
 
 fn schema() -> Schema {
     let s = |n: &str, d: &str| Attribute::string(n).description(d);
-    Schema::new(
-        0,
-        Block::new("The SentinelOne Singularity Endpoint onboarding guide as one resource: the role \"Viewer - Expel\", the console user \"Expel SOC\" (invited), the service user \"Expel API\" with its API token, and the security device in Workbench. The token is handed to Workbench and never kept in state.")
+    let mut block = Block::new("The SentinelOne Singularity Endpoint onboarding guide as one resource: the role \"Viewer - Expel\", the console user \"Expel SOC\" (invited), the service user \"Expel API\" with its API token, and the security device in Workbench. The token is handed to Workbench and never kept in state.")
             .attr(s("name", "Name of the security device in Workbench, e.g. `Acme - S1 EDR`.").required().validator(validators::non_empty()))
             .attr(s("console_url", "Server address of the SentinelOne console, e.g. `https://usea1-1001.sentinelone.net`. Must be https (plain http only for a console on this machine, such as a local emulator). A host outside `*.sentinelone.net` is a warning (GovCloud and private consoles exist).").required().requires_replace().validator(console_url_validator()))
             .attr(s("account_id", "SentinelOne account the role, users and token are scoped to.").required().requires_replace().validator(validators::non_empty()))
@@ -82,7 +81,6 @@ fn schema() -> Schema {
             .attr(s("plugin_slug", "Workbench plugin of the device.").default(Value::string("sentinelone")))
             .attr(s("id", "The Workbench security device id.").computed().use_state_for_unknown())
             .attr(s("security_device_id", "The Workbench security device id.").computed().use_state_for_unknown())
-            .attr(s("workbench_organization_id", "Workbench organization of the device (pinned).").computed().use_state_for_unknown())
             .attr(s("role_id", "Id of the role.").computed().use_state_for_unknown())
             .attr(s("console_user_id", "Id of the console user.").computed().use_state_for_unknown())
             .attr(s("console_user_email", "E-mail of the console user, `soc+<organization>@expel.io`.").computed())
@@ -90,9 +88,15 @@ fn schema() -> Schema {
             .attr(s("token_expires_at", "When the API token in Workbench expires (RFC 3339).").computed().use_state_for_unknown())
             .attr(s("device_status", "Workbench health of the device (`healthy`, `unhealthy`, ...); not drift.").computed())
             .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece (`role`, `console_user`, `service_user`, `workbench_device`), in words; filled by refresh, emptied by the plan that repairs it."))
-            .block(timeouts_block("10m")),
-    )
+            .block(timeouts_block("10m"));
+    for a in workbench_pin::attributes() {
+        block = block.attr(a);
+    }
+    Schema::new(0, block)
 }
+
+/// What a replacement for a changed Workbench organization re-makes besides the device.
+const REPLACED_WITH_ORGANIZATION: &str = "In SentinelOne, the role, the console user (invited again) and the service user with a new API token are deleted and made again.";
 
 /// https, or http on this machine only; an unfamiliar host is a warning.
 fn console_url_validator() -> impl crate::tfplugin::schema::Validator {
@@ -236,11 +240,7 @@ fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
         "console_user_email",
         opt(Some(cx.s.console_email.clone()).filter(|e| !e.is_empty())),
     );
-    set(
-        &mut v,
-        "workbench_organization_id",
-        Value::string(cx.s.workbench_org.clone()),
-    );
+    workbench_pin::record(&mut v, &cx.s.workbench_org, &cx.data);
     set(
         &mut v,
         "drift",
@@ -304,20 +304,15 @@ impl SentinelOneDevice {
         }
     }
 
-    /// State pins the Workbench organization and the S1 account (and site): a provider now pointing
-    /// elsewhere (or a token that cannot see the account) is an error, never "gone".
+    /// State pins the S1 account (and site): a provider now pointing elsewhere (or a token
+    /// that cannot see the account) is an error, never "gone". (The Workbench organization
+    /// and URL are pinned by `workbench_pin`.)
     async fn check_pinned(
         &self,
         state: &Value,
-        org: &str,
         s1: &SentinelOneClient,
         diags: &mut Diagnostics,
     ) -> bool {
-        let pinned = str_of(state, "workbench_organization_id");
-        if !pinned.is_empty() && pinned != org {
-            diags.error("The provider points at another Workbench organization", format!("This device lives in Workbench organization {pinned}, but the provider is configured for {org}. Point the provider back, or remove the resource from state."));
-            return false;
-        }
         let acct = str_of(state, "account_id");
         match s1.account(&acct).await {
             // A site-scoped device pins its site too.
@@ -488,7 +483,18 @@ impl Resource<ExpelData> for SentinelOneDevice {
             None => {}
         }
         if let Some(org) = ctx.data.organization_id.clone() {
-            set(planned, "workbench_organization_id", Value::string(org));
+            if !workbench_pin::plan(
+                &ctx.data,
+                input.prior,
+                planned,
+                &org,
+                REPLACED_WITH_ORGANIZATION,
+                diags,
+            )
+            .await
+            {
+                return;
+            }
         }
         let known = |k: &str| planned.get(k).is_some_and(|v| v.is_known() && !v.is_null());
         if input.prior.is_null() && known("console_url") && known("account_id") {
@@ -637,7 +643,10 @@ impl Resource<ExpelData> for SentinelOneDevice {
         let Some((org, s1)) = self.clients(ctx, state, diags) else {
             return keep(state);
         };
-        if !self.check_pinned(state, &org, &s1, diags).await {
+        let Some(org) = workbench_pin::organization(&ctx.data, state, &org, diags).await else {
+            return keep(state);
+        };
+        if !self.check_pinned(state, &s1, diags).await {
             return keep(state);
         }
         let cx = self.cx(ctx, s1, state, &org, Duration::from_secs(300), private);
@@ -678,7 +687,10 @@ impl Resource<ExpelData> for SentinelOneDevice {
         let Some((org, s1)) = self.clients(ctx, planned, diags) else {
             return fail();
         };
-        if !self.check_pinned(prior, &org, &s1, diags).await {
+        let Some(org) = workbench_pin::organization(&ctx.data, prior, &org, diags).await else {
+            return fail();
+        };
+        if !self.check_pinned(prior, &s1, diags).await {
             return fail();
         }
         let mut base = planned.clone();
@@ -730,7 +742,12 @@ impl Resource<ExpelData> for SentinelOneDevice {
         let Some((org, s1)) = self.clients(ctx, prior, diags) else {
             return;
         };
-        if !self.check_pinned(prior, &org, &s1, diags).await {
+        // The device is deleted in the organization it lives in (a replacement for a changed
+        // organization destroys with the provider already pointing at the new one).
+        let Some(org) = workbench_pin::organization(&ctx.data, prior, &org, diags).await else {
+            return;
+        };
+        if !self.check_pinned(prior, &s1, diags).await {
             return;
         }
         let cx = self.cx(
@@ -815,12 +832,10 @@ impl Resource<ExpelData> for SentinelOneDevice {
             Value::string(device.id.clone()),
         );
         set(&mut v, "drift", Value::Map(BTreeMap::new()));
-        let (org, s1) = self.clients(ctx, &v, diags)?;
-        set(
-            &mut v,
-            "workbench_organization_id",
-            Value::string(org.clone()),
-        );
+        let (current, s1) = self.clients(ctx, &v, diags)?;
+        // The device's own organization (Workbench says which); else the provider's.
+        let org = device.organization_id.clone().unwrap_or(current);
+        workbench_pin::record(&mut v, &org, &ctx.data);
         let account = match account {
             Some(a) => a,
             None => match self.account_of_import(&s1, device_id, diags).await {

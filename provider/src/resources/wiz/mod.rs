@@ -15,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::soc_email::soc_email;
+use super::workbench_pin;
 use super::ExpelData;
 use crate::engine::{self, Deadline, Observed, Refreshed, Step};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
@@ -74,9 +75,7 @@ fn schema() -> Schema {
     let console = Block::new("Guide step 3: console access for Expel's analysts.")
         .attr(Attribute::bool("domain_validated").default(Value::Bool(false)).description("Set to `true` once Expel has told you the domain verification code (`domain_verification_code`) is validated. Then `expel.io` is added to the tenant's allowed login domains and the Expel Analyst user is invited. Setting it back to `false` removes both."))
         .attr(s("role_name", "Wiz role of the Expel Analyst user, looked up by name.").default(Value::string(DEFAULT_ROLE)).validator(validators::non_empty()));
-    Schema::new(
-        0,
-        Block::new("The Wiz onboarding guide (Wiz Cloud or Wiz Defend) as one resource: the Expel API service account, the Wiz security device in Workbench, console access for Expel, the Expel Webhook integration and the Expel Webhook Rule.")
+    let mut block = Block::new("The Wiz onboarding guide (Wiz Cloud or Wiz Defend) as one resource: the Expel API service account, the Wiz security device in Workbench, console access for Expel, the Expel Webhook integration and the Expel Webhook Rule.")
             .attr(s("name", "Name of the security device in Workbench, e.g. `Acme Wiz`.").required().validator(validators::non_empty()))
             .attr(s("product", "`cloud` (Wiz Cloud: issues) or `defend` (Wiz Defend: detections). Changing it replaces the resource.").default(Value::string("cloud")).requires_replace().validator(validators::one_of(&["cloud", "defend"])))
             .attr(s("device_location", "Location shown for the device in Workbench.").default(Value::string("cloud")).validator(validators::non_empty()))
@@ -103,9 +102,15 @@ fn schema() -> Schema {
             .attr(s("device_status", "Workbench health of the device; not drift.").computed())
             .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece, in words; filled by refresh, emptied by the plan that repairs it."))
             .block(NestedBlock::single("console_access", console))
-            .block(timeouts_block("10m")),
-    )
+            .block(timeouts_block("10m"));
+    for a in workbench_pin::attributes() {
+        block = block.attr(a);
+    }
+    Schema::new(0, block)
 }
+
+/// What a replacement for a changed Workbench organization re-makes besides the device.
+const REPLACED_WITH_ORGANIZATION: &str = "The Wiz service account, the Expel Webhook integration and rule, and the Expel Analyst user (with console access) are deleted and made again: the new device has new webhook credentials.";
 
 /// https, ending in `/graphql`; http only for loopback test servers.
 fn api_url_problem(s: &str) -> Option<String> {
@@ -258,6 +263,7 @@ fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
     set(&mut v, "integration_id", opt(j.integration_id));
     set(&mut v, "automation_rule_id", opt(j.rule_id));
     set(&mut v, "device_status", opt(j.device_status));
+    workbench_pin::record(&mut v, &cx.s.workbench_org, &cx.data);
     set(
         &mut v,
         "drift",
@@ -331,6 +337,7 @@ impl WizDevice {
     async fn hydrate_import(
         &self,
         ctx: &Ctx<ExpelData>,
+        org: &str,
         state: &mut Value,
         diags: &mut Diagnostics,
     ) -> Option<()> {
@@ -422,7 +429,7 @@ impl WizDevice {
         let org = ctx
             .data
             .workbench
-            .organization(ctx.data.organization_id.as_deref().unwrap_or_default())
+            .organization(org)
             .await
             .map(|o| o.name)
             .unwrap_or_default();
@@ -506,6 +513,18 @@ impl Resource<ExpelData> for WizDevice {
             return;
         };
         if !input.prior.is_null() && !self.check_pinned(ctx, input.prior, diags) {
+            return;
+        }
+        if !workbench_pin::plan(
+            &ctx.data,
+            input.prior,
+            planned,
+            &org,
+            REPLACED_WITH_ORGANIZATION,
+            diags,
+        )
+        .await
+        {
             return;
         }
         let Some(wiz) = ctx.data.wiz_client.as_ref() else {
@@ -716,9 +735,15 @@ impl Resource<ExpelData> for WizDevice {
         if !self.check_pinned(ctx, state, diags) {
             return keep(state);
         }
+        let Some(org) = workbench_pin::organization(&ctx.data, state, &org, diags).await else {
+            return keep(state);
+        };
         let mut state = state.clone();
         if state.get("name").is_none_or(Value::is_null)
-            && self.hydrate_import(ctx, &mut state, diags).await.is_none()
+            && self
+                .hydrate_import(ctx, &org, &mut state, diags)
+                .await
+                .is_none()
         {
             return ReadOutcome {
                 state: None,
@@ -775,6 +800,12 @@ impl Resource<ExpelData> for WizDevice {
                 private: private.to_vec(),
             };
         }
+        let Some(org) = workbench_pin::organization(&ctx.data, prior, &org, diags).await else {
+            return ApplyOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        };
         let mut base = planned.clone();
         // Ids come from the prior state; the plan holds unknowns for re-created pieces.
         for k in [
@@ -825,6 +856,11 @@ impl Resource<ExpelData> for WizDevice {
         if !self.check_pinned(ctx, prior, diags) {
             return;
         }
+        // The device is deleted in the organization it lives in (a replacement for a changed
+        // organization destroys with the provider already pointing at the new one).
+        let Some(org) = workbench_pin::organization(&ctx.data, prior, &org, diags).await else {
+            return;
+        };
         let cx = self.cx(
             ctx,
             prior,
