@@ -58,6 +58,34 @@ pub fn interrupted_create(
     true
 }
 
+/// `expel_principals` (CloudTrail integration and member role): at least one principal when
+/// set, each a 12-digit account id or an IAM ARN.
+pub fn check_expel_principals(config: &Value, diags: &mut Diagnostics) {
+    let Some(list) = config.get("expel_principals").and_then(Value::as_list) else {
+        return;
+    };
+    if list.is_empty() {
+        diags.attr_error(
+            AttrPath::root("expel_principals"),
+            "No principal",
+            "`expel_principals` must name at least one principal; leave it unset for Expel's account.",
+        );
+    }
+    for (i, p) in list.iter().enumerate() {
+        if let Some(s) = p.as_str() {
+            if !principal_ok(s) {
+                diags.attr_error(AttrPath::root("expel_principals").index(i), "Malformed principal", format!("{s:?} is neither a 12-digit account id nor an IAM ARN such as \"arn:aws:iam::012205512454:root\"."));
+            }
+        }
+    }
+}
+
+/// A principal a trust policy can name: a 12-digit account id or an IAM ARN.
+pub fn principal_ok(s: &str) -> bool {
+    (s.len() == 12 && s.chars().all(|c| c.is_ascii_digit()))
+        || crate::policy::parse_arn(s).is_some_and(|a| a.service == "iam")
+}
+
 /// A string, or null.
 pub fn opt(s: Option<String>) -> Value {
     s.map(Value::string).unwrap_or(Value::Null)
@@ -162,5 +190,26 @@ mod tests {
         assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
         assert_eq!(parse_duration("0m"), None);
         assert_eq!(parse_duration("99999999999999999999d"), None);
+    }
+
+    #[test]
+    fn principals_are_account_ids_or_iam_arns() {
+        assert!(principal_ok("012205512454"));
+        assert!(principal_ok("arn:aws:iam::012205512454:root"));
+        assert!(principal_ok("arn:aws-us-gov:iam::012205512454:role/x"));
+        assert!(!principal_ok("12345"));
+        assert!(!principal_ok("arn:aws:s3:::bucket"));
+    }
+
+    #[test]
+    fn an_empty_principal_list_is_refused_naming_the_attribute() {
+        let mut d = Diagnostics::default();
+        check_expel_principals(
+            &Value::object([("expel_principals", Value::List(vec![]))]),
+            &mut d,
+        );
+        let found: Vec<_> = d.iter().collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].path, Some(AttrPath::root("expel_principals")));
     }
 }

@@ -1,7 +1,7 @@
 //! Resource `expel_cloudtrail_integration`: the AWS CloudTrail guide as one resource.
 use super::common::{
-    bool_of, check_timeouts, interrupted_create, needs_default, opt, set, str_of, timeout,
-    timeouts_block, warn_drift,
+    bool_of, check_expel_principals, check_timeouts, interrupted_create, needs_default, opt, set,
+    str_of, timeout, timeouts_block, warn_drift,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -425,17 +425,7 @@ impl Resource<ExpelData> for CloudTrailIntegration {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if let Some(list) = config.get("expel_principals").and_then(Value::as_list) {
-            for (i, p) in list.iter().enumerate() {
-                if let Some(s) = p.as_str() {
-                    let ok = (s.len() == 12 && s.chars().all(|c| c.is_ascii_digit()))
-                        || policy::parse_arn(s).is_some_and(|a| a.service == "iam");
-                    if !ok {
-                        diags.attr_error(AttrPath::root("expel_principals").index(i), "Malformed principal", format!("{s:?} is neither a 12-digit account id nor an IAM ARN such as \"arn:aws:iam::012205512454:root\"."));
-                    }
-                }
-            }
-        }
+        check_expel_principals(config, diags);
         if let Some(n) = config
             .get("key_deletion_window_days")
             .and_then(Value::as_i64)

@@ -6,8 +6,8 @@
 //! One instance per account: point a provider alias at the account (`aws.assume_role`), and
 //! use this resource with that alias.
 use super::common::{
-    check_timeouts, interrupted_create, needs_default, set, str_of, timeout, timeouts_block,
-    warn_drift,
+    check_expel_principals, check_timeouts, interrupted_create, needs_default, set, str_of,
+    timeout, timeouts_block, warn_drift,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -99,11 +99,6 @@ fn with_drift(base: &Value, drift: BTreeMap<String, String>) -> Value {
 }
 
 /// A principal is a 12-digit account id or an IAM ARN.
-pub fn principal_ok(s: &str) -> bool {
-    (s.len() == 12 && s.chars().all(|c| c.is_ascii_digit()))
-        || policy::parse_arn(s).is_some_and(|a| a.service == "iam")
-}
-
 impl AwsMemberRole {
     async fn location(&self, ctx: &Ctx<ExpelData>, diags: &mut Diagnostics) -> Option<Location> {
         match ctx.data.aws_location().await {
@@ -173,22 +168,7 @@ impl Resource<ExpelData> for AwsMemberRole {
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         check_timeouts(config, diags);
-        if let Some(list) = config.get("expel_principals").and_then(Value::as_list) {
-            if list.is_empty() {
-                diags.attr_error(
-                    AttrPath::root("expel_principals"),
-                    "No principal",
-                    "`expel_principals` must name at least one principal; leave it unset for Expel's account.",
-                );
-            }
-            for (i, p) in list.iter().enumerate() {
-                if let Some(s) = p.as_str() {
-                    if !principal_ok(s) {
-                        diags.attr_error(AttrPath::root("expel_principals").index(i), "Malformed principal", format!("{s:?} is neither a 12-digit account id nor an IAM ARN such as \"arn:aws:iam::012205512454:root\"."));
-                    }
-                }
-            }
-        }
+        check_expel_principals(config, diags);
     }
 
     async fn modify_plan(
@@ -604,14 +584,5 @@ mod tests {
         )
         .to_string();
         assert!(policy::drift("trust policy", &ours, &encoded).is_empty());
-    }
-
-    #[test]
-    fn principals_are_account_ids_or_iam_arns() {
-        assert!(principal_ok("012205512454"));
-        assert!(principal_ok("arn:aws:iam::012205512454:root"));
-        assert!(principal_ok("arn:aws-us-gov:iam::012205512454:role/x"));
-        assert!(!principal_ok("12345"));
-        assert!(!principal_ok("arn:aws:s3:::bucket"));
     }
 }
