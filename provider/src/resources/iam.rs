@@ -347,121 +347,101 @@ impl Iam<'_> {
             .any(|a| a == policy_arn))
     }
 
-    /// The ARNs of the managed policies attached to the role, every page.
-    async fn attached_policies(&self, role: &str) -> Result<Vec<String>, StepError> {
-        let mut arns = Vec::new();
-        let mut marker: Option<String> = None;
+    /// Every page of an IAM listing: `page(marker)` fetches one (retried like any call);
+    /// `take` keeps its items and gives the next marker while the listing is truncated.
+    async fn pages<T, R, F, Fut>(
+        &self,
+        mut page: F,
+        take: impl Fn(&R, &mut Vec<T>) -> Option<String>,
+    ) -> Result<Vec<T>, StepError>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<R, AwsError>>,
+    {
+        let mut out = Vec::new();
+        let mut marker = None;
         loop {
-            let r = self
-                .call(|| async {
-                    let r = self
-                        .aws
-                        .iam
-                        .list_attached_role_policies()
-                        .role_name(role)
-                        .set_marker(marker.clone())
-                        .send()
-                        .await;
-                    r.map_err(err("iam", "ListAttachedRolePolicies"))
-                })
-                .await?;
-            arns.extend(
-                r.attached_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_arn().map(str::to_string)),
-            );
-            match r.marker().filter(|_| r.is_truncated()) {
-                Some(m) => marker = Some(m.to_string()),
-                None => return Ok(arns),
+            let r = self.call(|| page(marker.clone())).await?;
+            match take(&r, &mut out) {
+                Some(m) => marker = Some(m),
+                None => return Ok(out),
             }
         }
+    }
+
+    /// The ARNs of the managed policies attached to the role, every page.
+    async fn attached_policies(&self, role: &str) -> Result<Vec<String>, StepError> {
+        let iam = &self.aws.iam;
+        self.pages(
+            |marker| async move {
+                let r = iam.list_attached_role_policies().role_name(role);
+                let r = r.set_marker(marker).send().await;
+                r.map_err(err("iam", "ListAttachedRolePolicies"))
+            },
+            |r, arns| {
+                let attached = r.attached_policies().iter();
+                arns.extend(attached.filter_map(|p| p.policy_arn().map(str::to_string)));
+                r.marker().filter(|_| r.is_truncated()).map(str::to_string)
+            },
+        )
+        .await
     }
 
     /// The names of the role's inline policies, every page.
     async fn inline_policies(&self, role: &str) -> Result<Vec<String>, StepError> {
-        let mut names = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let r = self
-                .call(|| async {
-                    let r = self
-                        .aws
-                        .iam
-                        .list_role_policies()
-                        .role_name(role)
-                        .set_marker(marker.clone())
-                        .send()
-                        .await;
-                    r.map_err(err("iam", "ListRolePolicies"))
-                })
-                .await?;
-            names.extend(r.policy_names().iter().cloned());
-            match r.marker().filter(|_| r.is_truncated()) {
-                Some(m) => marker = Some(m.to_string()),
-                None => return Ok(names),
-            }
-        }
+        let iam = &self.aws.iam;
+        self.pages(
+            |marker| async move {
+                let r = iam.list_role_policies().role_name(role);
+                let r = r.set_marker(marker).send().await;
+                r.map_err(err("iam", "ListRolePolicies"))
+            },
+            |r, names| {
+                names.extend(r.policy_names().iter().cloned());
+                r.marker().filter(|_| r.is_truncated()).map(str::to_string)
+            },
+        )
+        .await
     }
 
     /// The names of the instance profiles that hold the role, every page.
     async fn instance_profiles(&self, role: &str) -> Result<Vec<String>, StepError> {
-        let mut names = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let r = self
-                .call(|| async {
-                    let r = self
-                        .aws
-                        .iam
-                        .list_instance_profiles_for_role()
-                        .role_name(role)
-                        .set_marker(marker.clone())
-                        .send()
-                        .await;
-                    r.map_err(err("iam", "ListInstanceProfilesForRole"))
-                })
-                .await?;
-            names.extend(
-                r.instance_profiles()
-                    .iter()
-                    .map(|p| p.instance_profile_name().to_string()),
-            );
-            match r.marker().filter(|_| r.is_truncated()) {
-                Some(m) => marker = Some(m.to_string()),
-                None => return Ok(names),
-            }
-        }
+        let iam = &self.aws.iam;
+        self.pages(
+            |marker| async move {
+                let r = iam.list_instance_profiles_for_role().role_name(role);
+                let r = r.set_marker(marker).send().await;
+                r.map_err(err("iam", "ListInstanceProfilesForRole"))
+            },
+            |r, names| {
+                let profiles = r.instance_profiles().iter();
+                names.extend(profiles.map(|p| p.instance_profile_name().to_string()));
+                r.marker().filter(|_| r.is_truncated()).map(str::to_string)
+            },
+        )
+        .await
     }
 
     /// The roles, users and groups the policy is attached to, every page.
     async fn policy_entities(&self, arn: &str) -> Result<Vec<Foreign>, StepError> {
-        let mut found = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let r = self
-                .call(|| async {
-                    let r = self
-                        .aws
-                        .iam
-                        .list_entities_for_policy()
-                        .policy_arn(arn)
-                        .set_marker(marker.clone())
-                        .send()
-                        .await;
-                    r.map_err(err("iam", "ListEntitiesForPolicy"))
-                })
-                .await?;
-            let roles = r.policy_roles().iter().filter_map(|x| x.role_name());
-            found.extend(roles.map(|n| Foreign::Role(n.to_string())));
-            let users = r.policy_users().iter().filter_map(|x| x.user_name());
-            found.extend(users.map(|n| Foreign::User(n.to_string())));
-            let groups = r.policy_groups().iter().filter_map(|x| x.group_name());
-            found.extend(groups.map(|n| Foreign::Group(n.to_string())));
-            match r.marker().filter(|_| r.is_truncated()) {
-                Some(m) => marker = Some(m.to_string()),
-                None => return Ok(found),
-            }
-        }
+        let iam = &self.aws.iam;
+        self.pages(
+            |marker| async move {
+                let r = iam.list_entities_for_policy().policy_arn(arn);
+                let r = r.set_marker(marker).send().await;
+                r.map_err(err("iam", "ListEntitiesForPolicy"))
+            },
+            |r, found| {
+                let roles = r.policy_roles().iter().filter_map(|x| x.role_name());
+                found.extend(roles.map(|n| Foreign::Role(n.to_string())));
+                let users = r.policy_users().iter().filter_map(|x| x.user_name());
+                found.extend(users.map(|n| Foreign::User(n.to_string())));
+                let groups = r.policy_groups().iter().filter_map(|x| x.group_name());
+                found.extend(groups.map(|n| Foreign::Group(n.to_string())));
+                r.marker().filter(|_| r.is_truncated()).map(str::to_string)
+            },
+        )
+        .await
     }
 
     pub async fn attach(&self, role: &str, policy_arn: &str) -> Result<(), StepError> {
