@@ -150,7 +150,7 @@ fn statement_problems(wanted: &Value, live: &Value) -> Vec<String> {
 }
 
 /// Text of the values of a field: a string is one value, a list its elements.
-fn values_of(v: &Value) -> Vec<String> {
+pub(super) fn values_of(v: &Value) -> Vec<String> {
     match v {
         Value::Array(items) => items.iter().flat_map(values_of).collect(),
         Value::String(s) => vec![s.clone()],

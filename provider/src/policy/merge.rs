@@ -6,7 +6,7 @@
 //! that lets other principals assume the role.
 use serde_json::Value;
 
-use super::compare::merge_owned;
+use super::compare::{merge_owned, values_of};
 use super::{checked, lint::PolicyKind, parse_document, render, sid_of, statements, PolicyError};
 
 /// The document to send: `ours` (linted, as [`checked`] does) merged into the live document
@@ -144,15 +144,7 @@ fn principals(s: &Value) -> Vec<String> {
 }
 
 fn values(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
-        _ => Vec::new(),
-    }
+    v.map(values_of).unwrap_or_default()
 }
 
 /// IAM action matching: `*` and `?` wildcards, case-insensitive.

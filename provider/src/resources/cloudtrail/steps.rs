@@ -91,19 +91,9 @@ impl Cx {
     }
     /// Reports foreign policy statements that defeat ours: a warning on every plan, not
     /// drift, since we never remove others' statements and apply could not "repair" them.
-    fn warn_defeats(&self, found: Vec<String>) {
+    /// `summary` names the document: Terraform folds warnings that share a summary.
+    fn warn_defeats(&self, summary: &'static str, found: Vec<String>) {
         for f in found {
-            // One summary per document: Terraform folds warnings that share a summary.
-            let summary = match f.split(':').next().unwrap_or_default() {
-                "key policy" => "Another party's statement defeats ours in the key policy",
-                "log bucket policy" => {
-                    "Another party's statement defeats ours in the log bucket policy"
-                }
-                "queue access policy" => {
-                    "Another party's statement defeats ours in the queue access policy"
-                }
-                _ => "Another party's statement defeats ours in the role's trust policy",
-            };
             self.warn(summary, format!("{f}. The provider leaves others' statements alone; remove or narrow that statement if the integration should work."));
         }
     }
@@ -538,12 +528,10 @@ impl KmsKey {
         let expected = policy::key_policy(&cx.loc, &cx.names());
         let live = pol.policy().unwrap_or_default();
         problems.extend(policy::drift("key policy", &expected, live));
-        cx.warn_defeats(policy::foreign_defeats(
-            "key policy",
-            &expected,
-            live,
-            PolicyKind::Key,
-        ));
+        cx.warn_defeats(
+            "Another party's statement defeats ours in the key policy",
+            policy::foreign_defeats("key policy", &expected, live, PolicyKind::Key),
+        );
         match self.alias_target(cx, &cx.s.kms_alias).await? {
             None => problems.push(format!("alias {} {ALIAS_MISSING}", cx.s.kms_alias)),
             Some(k) if k != id => {
@@ -907,12 +895,10 @@ impl Step<Cx> for TrailBucket {
             }
             Some(p) => {
                 problems.extend(policy::drift("bucket policy", &expected, &p));
-                cx.warn_defeats(policy::foreign_defeats(
-                    "log bucket policy",
-                    &expected,
-                    &p,
-                    PolicyKind::Bucket,
-                ));
+                cx.warn_defeats(
+                    "Another party's statement defeats ours in the log bucket policy",
+                    policy::foreign_defeats("log bucket policy", &expected, &p, PolicyKind::Bucket),
+                );
             }
         }
         let pab = cx
@@ -1099,12 +1085,15 @@ impl Step<Cx> for NotifyQueue {
                     );
                 } else if let Ok(expected) = serde_json::from_str::<Json>(&want) {
                     problems.extend(policy::drift("queue access policy", &expected, &have));
-                    cx.warn_defeats(policy::foreign_defeats(
-                        "queue access policy",
-                        &expected,
-                        &have,
-                        PolicyKind::Queue,
-                    ));
+                    cx.warn_defeats(
+                        "Another party's statement defeats ours in the queue access policy",
+                        policy::foreign_defeats(
+                            "queue access policy",
+                            &expected,
+                            &have,
+                            PolicyKind::Queue,
+                        ),
+                    );
                 }
             } else if have != want {
                 problems.push(format!(
@@ -1659,7 +1648,10 @@ impl Step<Cx> for ServiceRole {
             .iam(ROLE)
             .observe_service_role(&Self::spec(cx, &cx.policy_arn()))
             .await?;
-        cx.warn_defeats(widened);
+        cx.warn_defeats(
+            "Another party's statement defeats ours in the role's trust policy",
+            widened,
+        );
         Ok(seen)
     }
     async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
