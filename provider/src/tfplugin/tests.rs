@@ -574,22 +574,30 @@ async fn stop_provider_cancels_in_flight_work_only() {
     assert!(a.diagnostics.is_empty(), "{:?}", a.diagnostics);
 }
 
+/// UpgradeResourceState of a `test_widget` stored as `json` under schema `version`.
+async fn upgrade(
+    s: &PluginServer<TestProvider>,
+    version: i64,
+    json: &[u8],
+) -> pb::upgrade_resource_state::Response {
+    s.upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
+        type_name: "test_widget".into(),
+        version,
+        raw_state: Some(pb::RawState {
+            json: json.to_vec(),
+            flatmap: Default::default(),
+        }),
+    }))
+    .await
+    .unwrap()
+    .into_inner()
+}
+
 #[tokio::test]
 async fn state_upgrade_decodes_json_of_the_current_version() {
     let s = configured().await;
     let json = br#"{"name":"a","size":2,"id":"w-9","revision":3,"tag":[{"key":"k"}]}"#;
-    let r = s
-        .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
-            type_name: "test_widget".into(),
-            version: 1,
-            raw_state: Some(pb::RawState {
-                json: json.to_vec(),
-                flatmap: Default::default(),
-            }),
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = upgrade(&s, 1, json).await;
     assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
     let v = undv(&r.upgraded_state);
     assert_eq!(v.get("id"), Some(&Value::string("w-9")));
@@ -602,18 +610,7 @@ async fn state_upgrade_decodes_json_of_the_current_version() {
     // State written by a release whose schema had more attributes (top level and in a
     // nested block) still reads: the extra ones are dropped.
     let older = br#"{"name":"a","size":2,"id":"w-9","revision":3,"retired":"x","tag":[{"key":"k","colour":"red"}]}"#;
-    let r = s
-        .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
-            type_name: "test_widget".into(),
-            version: 1,
-            raw_state: Some(pb::RawState {
-                json: older.to_vec(),
-                flatmap: Default::default(),
-            }),
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = upgrade(&s, 1, older).await;
     assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
     let v = undv(&r.upgraded_state);
     assert_eq!(v.get("id"), Some(&Value::string("w-9")));
@@ -625,18 +622,7 @@ async fn state_upgrade_decodes_json_of_the_current_version() {
         )])]))
     );
 
-    let newer = s
-        .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
-            type_name: "test_widget".into(),
-            version: 7,
-            raw_state: Some(pb::RawState {
-                json: json.to_vec(),
-                flatmap: Default::default(),
-            }),
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let newer = upgrade(&s, 7, json).await;
     assert!(newer.diagnostics[0].summary.contains("newer provider"));
 }
 
