@@ -67,10 +67,17 @@ fn force_destroy_empties_a_versioned_log_bucket_page_by_page() {
 
     // Versioning turned on behind Terraform's back after five log files were written, then
     // 400 files written three times each and 150 of them deleted: 1205 versions (five with
-    // the id "null") and 150 delete markers, more than one page of ListObjectVersions.
+    // the id "null") and 150 delete markers, more than one page of ListObjectVersions; and
+    // three multipart uploads never finished.
     let made: Value = serde_json::from_str(&stack.oob_with(
         "bucket-versions",
-        &["null=5", "keys=400", "versions=3", "markers=150"],
+        &[
+            "null=5",
+            "keys=400",
+            "versions=3",
+            "markers=150",
+            "uploads=3",
+        ],
     ))
     .expect("oob.py bucket-versions prints JSON");
     assert_eq!(made, json!({"versions": 1205, "delete_markers": 150}));
@@ -85,6 +92,10 @@ fn force_destroy_empties_a_versioned_log_bucket_page_by_page() {
     assert_eq!(calls(&stack, "s3.ListObjectVersions"), 3);
     assert_eq!(calls(&stack, "s3.DeleteObjects"), 2);
     assert_eq!(calls(&stack, "s3.DeleteBucket"), 1);
+    // Three unfinished multipart uploads, listed by neither listing above: aborted from one
+    // page, then an empty page.
+    assert_eq!(calls(&stack, "s3.AbortMultipartUpload"), 3);
+    assert_eq!(calls(&stack, "s3.ListMultipartUploads"), 2);
 }
 
 #[test]

@@ -130,8 +130,8 @@ def log_key(i):
 def bucket_versions(a):
     """Log files with history in the log bucket: `null` files written before versioning is
     turned on (their version id is "null"), then versioning on, then `keys` files written
-    `versions` times each and the first `markers` of them deleted (a delete marker each).
-    Prints the counts of versions and delete markers, as JSON."""
+    `versions` times each and the first `markers` of them deleted (a delete marker each), and
+    `uploads` unfinished multipart uploads. Prints the counts of versions and delete markers, as JSON."""
     from concurrent.futures import ThreadPoolExecutor
     s3 = client("s3")
     b = a["bucket"]
@@ -149,6 +149,11 @@ def bucket_versions(a):
     for start in range(0, markers, 1000):
         objs = [{"Key": log_key(i)} for i in range(start, min(markers, start + 1000))]
         s3.delete_objects(Bucket=b, Delete={"Objects": objs, "Quiet": True})
+    # `uploads` multipart uploads started and never finished (a part each).
+    for i in range(int(a.get("uploads", 0))):
+        key = f"exports/unfinished-{i}.json.gz"
+        up = s3.create_multipart_upload(Bucket=b, Key=key)["UploadId"]
+        s3.upload_part(Bucket=b, Key=key, UploadId=up, PartNumber=1, Body=b"part")
     counts = {"versions": 0, "delete_markers": 0}
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=b):
         counts["versions"] += len(page.get("Versions", []))
