@@ -329,7 +329,7 @@ fn an_unmarked_role_in_a_member_account_is_not_adopted() {
     let out = w.tf_expect(DESTROY, 0);
     assert!(
         out.all()
-            .contains("Left in place: not made by this provider"),
+            .contains("Left in place: not made by this resource"),
         "{}",
         out.all()
     );

@@ -308,6 +308,41 @@ def tags(a):
     print(json.dumps(out))
 
 
+def owner_strip(a):
+    """Takes the `expel:owner` tag off every piece that exists, leaving the marker: objects as
+    a release before per-instance owners made them."""
+    kms, s3, sqs, ct, iam = (client(n) for n in ("kms", "s3", "sqs", "cloudtrail", "iam"))
+    key = "expel:owner"
+    try:
+        kms.untag_resource(KeyId=key_id(a), TagKeys=[key])
+    except kms.exceptions.NotFoundException:
+        pass
+    try:
+        tagset = s3.get_bucket_tagging(Bucket=a["bucket"])["TagSet"]
+        s3.put_bucket_tagging(Bucket=a["bucket"], Tagging={"TagSet": [t for t in tagset if t["Key"] != key]})
+    except s3.exceptions.ClientError as e:
+        if e.response["Error"]["Code"] not in ("NoSuchBucket", "NoSuchTagSet"):
+            raise
+    try:
+        sqs.untag_queue(QueueUrl=queue_url(a), TagKeys=[key])
+    except sqs.exceptions.QueueDoesNotExist:
+        pass
+    trail_arn = f"arn:aws:cloudtrail:{REGION}:{_ACCOUNT[0]}:trail/{a['trail']}"
+    try:
+        ct.remove_tags(ResourceId=trail_arn, TagsList=[{"Key": key}])
+    except ct.exceptions.ClientError as e:
+        if e.response["Error"]["Code"] not in ("TrailNotFoundException", "ResourceNotFoundException"):
+            raise
+    try:
+        iam.untag_policy(PolicyArn=policy_arn(a), TagKeys=[key])
+    except iam.exceptions.NoSuchEntityException:
+        pass
+    try:
+        iam.untag_role(RoleName=a["role"], TagKeys=[key])
+    except iam.exceptions.NoSuchEntityException:
+        pass
+
+
 def _policy_doc(a):
     """(read, write) of the live policy document named by doc=bucket|key|queue|trust."""
     kind = a["doc"]
@@ -360,7 +395,8 @@ ACTIONS = {f.__name__.replace("_", "-"): f for f in (
     key_policy_edit, key_disable, key_schedule_deletion, bucket_encryption_remove, notification_remove,
     queue_policy_change, trail_stop, trail_delete, role_trust_change, policy_detach, policy_edit, role_delete, role_foreign,
     org_setup, org_trail, org_trust_off, org_trust_on, bucket_versions, bucket_hold, bucket_release,
-    role_attach_foreign, role_foreign_off, role_inline_foreign, policy_attach_foreign, iam_attachments)}
+    role_attach_foreign, role_foreign_off, role_inline_foreign, policy_attach_foreign, iam_attachments,
+    owner_strip)}
 ACTIONS["list"] = listing
 ACTIONS["tags"] = tags
 ACTIONS.update({"policy-foreign": policy_foreign, "policy-show": policy_show})

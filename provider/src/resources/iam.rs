@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 use crate::clients::aws::{err, AwsClients, AwsError, AwsErrorKind};
 use crate::engine::{Deadline, Observed, StepError};
 use crate::policy::{self, PolicyKind};
-use crate::resources::cloudtrail::{MARKER_KEY, MARKER_VALUE};
+use crate::resources::ownership::{Claim, Owner};
 
 /// IAM for one step: its clients, its deadline, and its title for error messages.
 pub struct Iam<'a> {
@@ -159,9 +159,8 @@ fn settling(mut e: AwsError) -> AwsError {
     e
 }
 
-fn marked(tags: &[Tag]) -> bool {
-    tags.iter()
-        .any(|t| t.key() == MARKER_KEY && t.value() == MARKER_VALUE)
+fn claim(owner: &Owner, tags: &[Tag]) -> Claim {
+    owner.claim(tags.iter().map(|t| (t.key(), t.value())))
 }
 
 impl Iam<'_> {
@@ -216,14 +215,15 @@ impl Iam<'_> {
     }
 
     /// Whether the role carries our ownership tag.
-    pub async fn role_owned(&self, name: &str) -> Result<bool, StepError> {
+    /// Whose the role is, from its tags.
+    pub async fn role_claim(&self, name: &str, owner: &Owner) -> Result<Claim, StepError> {
         let r = self
             .call(|| async {
                 let r = self.aws.iam.list_role_tags().role_name(name).send().await;
                 r.map_err(err("iam", "ListRoleTags"))
             })
             .await?;
-        Ok(marked(r.tags()))
+        Ok(claim(owner, r.tags()))
     }
 
     async fn create_role(
@@ -560,14 +560,15 @@ impl Iam<'_> {
     }
 
     /// Whether the policy carries our ownership tag.
-    pub async fn policy_owned(&self, arn: &str) -> Result<bool, StepError> {
+    /// Whose the policy is, from its tags.
+    pub async fn policy_claim(&self, arn: &str, owner: &Owner) -> Result<Claim, StepError> {
         let r = self
             .call(|| async {
                 let r = self.aws.iam.list_policy_tags().policy_arn(arn).send().await;
                 r.map_err(err("iam", "ListPolicyTags"))
             })
             .await?;
-        Ok(marked(r.tags()))
+        Ok(claim(owner, r.tags()))
     }
 
     /// The document of the policy's default version, as IAM returns it (URL-encoded).
@@ -753,8 +754,11 @@ impl Iam<'_> {
 }
 
 /// The IAM tags of an object: `tags` plus the ownership tag.
-pub fn tags_with_marker<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<Tag> {
-    tags.chain([(MARKER_KEY, MARKER_VALUE)])
+/// The user's tags plus the ownership tags, as IAM takes them.
+pub fn iam_tags<'a>(owner: &'a Owner, user: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<Tag> {
+    owner
+        .tags(user)
+        .into_iter()
         .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
         .collect()
 }

@@ -17,6 +17,7 @@ pub mod device_health;
 pub mod iam;
 pub mod member_role;
 pub mod organization;
+pub mod ownership;
 pub mod plugins;
 pub mod s3;
 pub mod sentinelone;

@@ -4,11 +4,11 @@
 //! writing to that bucket. Everything read must carry our ownership tag.
 use serde_json::Value as Json;
 
-use super::steps::{MARKER_KEY, MARKER_VALUE};
 use crate::clients::aws::{err, AwsClients, AwsError};
 use crate::clients::workbench::SecurityDevice;
 use crate::policy::{self, sid};
 use crate::resources::config::is_uuid;
+use crate::resources::ownership::{MARKER_KEY, MARKER_VALUE, OWNER_KEY};
 use crate::resources::ExpelData;
 use crate::tfplugin::value::Value;
 
@@ -20,6 +20,9 @@ pub struct Found {
     pub principals: Vec<String>,
     pub external_id: String,
     pub tags: Vec<(String, String)>,
+    /// The role's `expel:owner`: the imported instance is that owner from now on (none on a
+    /// role made before owners existed: the next apply adds one).
+    pub owner: Option<String>,
     pub policy_name: String,
     pub queue_name: String,
     pub bucket_name: String,
@@ -56,6 +59,7 @@ pub struct RoleParts {
     pub principals: Vec<String>,
     pub external_id: String,
     pub tags: Vec<(String, String)>,
+    pub owner: Option<String>,
     pub policy_arn: String,
     pub policy_name: String,
 }
@@ -89,9 +93,14 @@ pub async fn role_parts(aws: &AwsClients, role_name: &str) -> Result<RoleParts, 
     let tags = role_tags
         .tags()
         .iter()
-        .filter(|t| t.key() != MARKER_KEY)
+        .filter(|t| t.key() != MARKER_KEY && t.key() != OWNER_KEY)
         .map(|t| (t.key().to_string(), t.value().to_string()))
         .collect();
+    let owner = role_tags
+        .tags()
+        .iter()
+        .find(|t| t.key() == OWNER_KEY)
+        .map(|t| t.value().to_string());
     let trust = policy::parse_document(role.assume_role_policy_document().unwrap_or_default())
         .map_err(|e| e.to_string())?;
     let trust_stmt = policy::statements(&trust)
@@ -151,6 +160,7 @@ pub async fn role_parts(aws: &AwsClients, role_name: &str) -> Result<RoleParts, 
         principals,
         external_id,
         tags,
+        owner,
         policy_arn,
         policy_name,
     })
@@ -184,6 +194,7 @@ pub async fn find(data: &ExpelData, aws: &AwsClients, id: &str) -> Result<Found,
         principals,
         external_id,
         tags,
+        owner,
         policy_arn,
         policy_name,
     } = role_parts(aws, &role_name).await?;
@@ -302,6 +313,7 @@ pub async fn find(data: &ExpelData, aws: &AwsClients, id: &str) -> Result<Found,
         principals,
         external_id,
         tags,
+        owner,
         policy_name,
         queue_name,
         bucket_name,
@@ -357,6 +369,10 @@ pub fn state(f: Found) -> Value {
             Value::from(f.retention_seconds),
         ),
         ("tags", tags),
+        (
+            crate::resources::ownership::OWNER_ATTR,
+            f.owner.map(s).unwrap_or(Value::Null),
+        ),
         ("verify", Value::Bool(true)),
         ("wait_for_healthy", Value::Bool(false)),
         ("force_destroy", Value::Bool(false)),

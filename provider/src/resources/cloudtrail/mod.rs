@@ -1,7 +1,7 @@
 //! Resource `expel_cloudtrail_integration`: the AWS CloudTrail guide as one resource.
 use super::common::{
     bool_of, check_expel_principals, check_timeouts, interrupted_create, needs_default, opt, set,
-    str_of, timeout, timeouts_block, warn_drift,
+    str_of, timeout, timeouts_block, upgrade_from_0, warn_drift,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -11,6 +11,7 @@ use async_trait::async_trait;
 
 use super::aws_names::{self, AwsName};
 use super::iam::{Kept, OLD_ROLE_KEPT, ROLE_KEPT};
+use super::ownership::{self, Owner, OWNER_ATTR, OWNER_DESCRIPTION};
 use super::workbench_pin;
 use super::ExpelData;
 use crate::engine::{self, Deadline, Refreshed, Step};
@@ -24,7 +25,6 @@ pub(crate) mod import;
 mod steps;
 
 use steps::{Cx, Journal, Settings};
-pub use steps::{MARKER_KEY, MARKER_VALUE};
 
 /// How long an operation may take when `timeouts` does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
@@ -74,7 +74,8 @@ fn schema() -> Schema {
             .attr(Attribute::bool("organization_trail").default(Value::Bool(false)).description("Log every account of the AWS Organization (run in the management account)."))
             .attr(Attribute::bool("bucket_key_enabled").default(Value::Bool(true)).description("Use an S3 Bucket Key for SSE-KMS (fewer KMS calls)."))
             .attr(Attribute::number("message_retention_seconds").default(Value::from(604800i64)).description("Queue retention (guide: 7 days)."))
-            .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("Tags for every AWS object made (the ownership tag `expel:managed-by` is always added)."))
+            .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("Tags for every AWS object made (the ownership tags `expel:managed-by` and `expel:owner` are always added)."))
+            .attr(s(OWNER_ATTR, OWNER_DESCRIPTION).computed().use_state_for_unknown())
             .attr(Attribute::bool("verify").default(Value::Bool(true)).description("After apply, put a canary object in the bucket and wait for its ObjectCreated message in the queue."))
             .attr(Attribute::bool("wait_for_healthy").default(Value::Bool(false)).description("Wait (within the create/update timeout) until Workbench reports the device healthy. An unhealthy verdict within 2 minutes after this apply made or changed the role or its policy is re-checked (IAM propagation); later, it fails the apply with Workbench's verdict."))
             .attr(Attribute::bool("force_destroy").default(Value::Bool(false)).description("On destroy, also empty and delete the log bucket and schedule the key for deletion. By default both are kept: logs are evidence."))
@@ -99,15 +100,25 @@ fn schema() -> Schema {
     for a in workbench_pin::attributes() {
         block = block.attr(a);
     }
-    Schema::new(0, block)
+    Schema::new(1, block)
 }
 
 fn default_bucket(loc: &Location) -> String {
     format!("expel-cloudtrail-{}-{}", loc.account_id, loc.region)
 }
 
-fn settings(v: &Value, workbench_org: &str) -> Settings {
+/// The instance's owner: the device it registers (its name in the Workbench organization)
+/// in its account.
+fn owner(loc: &Location, workbench_org: &str, name: &str) -> Owner {
+    Owner::derive(
+        "expel_cloudtrail_integration",
+        &[&loc.account_id, workbench_org, name],
+    )
+}
+
+fn settings(v: &Value, loc: &Location, workbench_org: &str) -> Settings {
     Settings {
+        owner: Owner::recorded(v).unwrap_or_else(|| owner(loc, workbench_org, &str_of(v, "name"))),
         name: str_of(v, "name"),
         device_location: str_of(v, "device_location"),
         trail_name: str_of(v, "trail_name"),
@@ -170,6 +181,7 @@ fn journal(v: &Value) -> Journal {
         device_status: o("device_status"),
         aws_org_id: None,
         credentials_changed: None,
+        unclaimed: false,
     }
 }
 
@@ -291,11 +303,12 @@ impl CloudTrailIntegration {
         org: &str,
         timeout: Duration,
     ) -> Cx {
+        let s = settings(v, &loc, org);
         Cx {
             aws: aws.clone(),
             data: ctx.data.clone(),
             loc,
-            s: settings(v, org),
+            s,
             journal: Mutex::new(journal(v)),
             deadline: Deadline::after(timeout, ctx.cancel.clone())
                 .with_propagation(ctx.data.aws.propagation_timeout),
@@ -424,7 +437,18 @@ impl Resource<ExpelData> for CloudTrailIntegration {
         schema()
     }
 
+    /// Version 0 had no `owner`: the next plan records it and the apply re-marks the objects.
+    fn upgrade_state(
+        &self,
+        version: i64,
+        raw: &serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        upgrade_from_0(&schema(), version, raw, diags)
+    }
+
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        ownership::check_tags(config, diags);
         check_expel_principals(config, diags);
         if let Some(n) = config
             .get("key_deletion_window_days")
@@ -515,6 +539,13 @@ impl Resource<ExpelData> for CloudTrailIntegration {
         set(planned, "account_id", Value::string(loc.account_id.clone()));
         set(planned, "region", Value::string(loc.region.clone()));
         set(planned, "partition", Value::string(loc.partition.clone()));
+        if Owner::recorded(input.prior).is_none() {
+            let o = planned
+                .get("name")
+                .and_then(Value::as_str)
+                .map(|n| Value::string(owner(&loc, &org, n).as_str()));
+            set(planned, OWNER_ATTR, o.unwrap_or(Value::unknown()));
+        }
         // ARNs follow from names and location: known at plan time.
         let name = |k: &str| planned.get(k).and_then(Value::as_str).map(str::to_string);
         let arns = [
@@ -605,7 +636,10 @@ impl Resource<ExpelData> for CloudTrailIntegration {
             };
         }
         let steps = steps();
-        let errors = engine::create_all(&steps, &cx).await;
+        let mut errors = engine::create_all(&steps, &cx).await;
+        if errors.is_empty() && steps::adopted_unclaimed(&cx) {
+            errors.extend(steps::retag(&cx, &[]).await.err());
+        }
         if !interrupted_create(diags, &cx.deadline, &errors) {
             report(diags, "Creating the CloudTrail integration", &errors);
         }
@@ -719,7 +753,14 @@ impl Resource<ExpelData> for CloudTrailIntegration {
             };
         }
         let steps = steps();
-        let mut errors = engine::converge(&steps, &cx).await;
+        // State from before owners existed: its objects become this instance's first.
+        let mut errors: Vec<_> = match Owner::recorded(prior) {
+            None => steps::claim(&cx).await.err().into_iter().collect(),
+            Some(_) => Vec::new(),
+        };
+        if errors.is_empty() {
+            errors = engine::converge(&steps, &cx).await;
+        }
         let tags_of = |v: &Value| -> BTreeMap<String, String> {
             v.get("tags")
                 .and_then(Value::as_map)
@@ -731,7 +772,7 @@ impl Resource<ExpelData> for CloudTrailIntegration {
                 .unwrap_or_default()
         };
         let (before, after) = (tags_of(prior), tags_of(planned));
-        if errors.is_empty() && before != after {
+        if errors.is_empty() && (before != after || steps::adopted_unclaimed(&cx)) {
             let removed: Vec<String> = before
                 .keys()
                 .filter(|k| !after.contains_key(*k))

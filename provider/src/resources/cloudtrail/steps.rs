@@ -1,6 +1,7 @@
 //! The AWS CloudTrail guide (seeds/aws-cloudtrail-new-trail.txt), one engine step per guide
 //! step. Each step creates or adopts its object, observes it for drift, repairs it and
-//! deletes it. Objects we create carry the ownership tag; we adopt or delete nothing else.
+//! deletes it. Objects we create carry the ownership tags (`ownership`); we adopt or delete
+//! nothing else.
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -11,12 +12,10 @@ use crate::clients::aws::{err, AwsClients, AwsError};
 use crate::clients::workbench::{check_device_spec, DeviceSpec, WorkbenchClient, WorkbenchError};
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
 use crate::policy::{self, CloudTrailNames, Location, PolicyKind};
-use crate::resources::iam::{tags_with_marker, Iam, Kept, ServiceRoleSpec, POLICY_KEPT};
+use crate::resources::iam::{iam_tags, Iam, Kept, ServiceRoleSpec, POLICY_KEPT};
+use crate::resources::ownership::{self, Claim, Owner};
 use crate::resources::s3::S3;
 
-/// The ownership marker every object we create carries.
-pub const MARKER_KEY: &str = "expel:managed-by";
-pub const MARKER_VALUE: &str = "terraform-provider-expel";
 const NOTIFICATION_ID: &str = "ExpelNotifyQueue";
 
 /// The desired state, from the plan.
@@ -43,6 +42,8 @@ pub struct Settings {
     pub key_deletion_window_days: i32,
     pub plugin_slug: String,
     pub workbench_org: String,
+    /// The instance whose objects these are (`ownership`).
+    pub owner: Owner,
 }
 
 /// Ids only known once objects exist.
@@ -58,6 +59,9 @@ pub struct Journal {
     /// trust policy, ExpelAPIPolicy): until IAM has propagated it, "unhealthy" means "not
     /// yet" (`wait_for_healthy`). Never stored: a later run's verdict is final.
     pub credentials_changed: Option<std::time::Instant>,
+    /// This run adopted an object made before owners existed: every piece gets the owner
+    /// tag once the steps are done (`retag`).
+    pub unclaimed: bool,
 }
 
 pub struct Cx {
@@ -103,6 +107,15 @@ impl Cx {
             Err(p) => p.into_inner().push((summary, detail)),
         }
     }
+    /// Destroy deletes only this instance's objects: any other is left in place, and said.
+    fn deletable(&self, what: &str, claim: Claim) -> bool {
+        if claim.is_ours() {
+            return true;
+        }
+        let detail = ownership::left_in_place(what, &self.loc.account_id, &claim);
+        self.warn(ownership::NOT_OURS_LEFT, detail);
+        false
+    }
     /// Notes that the device's credentials were just made or changed (see the journal).
     fn credentials_changed(&self) {
         self.j().credentials_changed = Some(std::time::Instant::now());
@@ -128,7 +141,10 @@ impl Cx {
         }
     }
     fn iam_tags(&self) -> Vec<aws_sdk_iam::types::Tag> {
-        tags_with_marker(self.s.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        iam_tags(
+            &self.s.owner,
+            self.s.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
     }
     /// The same integration under other settings: the names it had before a rename.
     pub fn with_settings(&self, s: Settings) -> Cx {
@@ -168,14 +184,31 @@ impl Cx {
         policy::role_arn(&self.loc, &self.s.role_name)
     }
     fn tags(&self) -> Vec<(String, String)> {
-        let mut t: Vec<(String, String)> = self
-            .s
-            .tags
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        t.push((MARKER_KEY.into(), MARKER_VALUE.into()));
-        t
+        self.s
+            .owner
+            .tags(self.s.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+    /// Whose an object is, from its tags.
+    fn claim<'a>(&self, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Claim {
+        self.s.owner.claim(tags)
+    }
+    /// An existing object may be adopted only if it is this instance's; one made before
+    /// owners existed is, and is re-marked once the steps are done.
+    fn adopt(&self, step: &'static str, what: &str, claim: Claim) -> Result<(), StepError> {
+        if claim == Claim::Unclaimed {
+            self.j().unclaimed = true;
+        }
+        if claim.is_ours() {
+            return Ok(());
+        }
+        Err(StepError {
+            step,
+            message: claim.refusal(
+                what,
+                &self.s.owner,
+                "Import the integration (terraform import) or choose another name.",
+            ),
+        })
     }
     /// An AWS call on an object that exists (made by this run or recorded in the state).
     async fn aws<T, F, Fut>(&self, step: &'static str, mut op: F) -> Result<T, StepError>
@@ -219,20 +252,6 @@ fn fail(step: &'static str, e: impl std::fmt::Display) -> StepError {
     }
 }
 
-fn marked<'a>(mut tags: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
-    tags.any(|(k, v)| k == MARKER_KEY && v == MARKER_VALUE)
-}
-
-fn not_ours(step: &'static str, what: &str) -> StepError {
-    StepError {
-        step,
-        message: format!(
-            "{what} already exists and does not carry the tag {MARKER_KEY}={MARKER_VALUE}; \
-             it was not made by this provider. Import the integration (terraform import) or choose another name."
-        ),
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 pub struct KmsKey;
 const KEY: &str = "Step 1/4: KMS key, key policy and alias";
@@ -269,7 +288,7 @@ impl KmsKey {
             )
         }))
     }
-    async fn owned(&self, cx: &Cx, key_id: &str) -> Result<bool, StepError> {
+    async fn owned(&self, cx: &Cx, key_id: &str) -> Result<Claim, StepError> {
         let tags = cx
             .aws(KEY, || async {
                 cx.aws
@@ -281,9 +300,7 @@ impl KmsKey {
                     .map_err(err("kms", "ListResourceTags"))
             })
             .await?;
-        Ok(marked(
-            tags.tags().iter().map(|t| (t.tag_key(), t.tag_value())),
-        ))
+        Ok(cx.claim(tags.tags().iter().map(|t| (t.tag_key(), t.tag_value()))))
     }
     /// The key policy as CreateKey sends it (a new key has no one else's statements), once
     /// it passes the linter.
@@ -306,9 +323,8 @@ impl Step<Cx> for KmsKey {
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         if let Some((id, arn, _)) = self.find(cx).await? {
-            if !self.owned(cx, &id).await? {
-                return Err(not_ours(KEY, &format!("KMS key {}", cx.s.kms_alias)));
-            }
+            let claim = self.owned(cx, &id).await?;
+            cx.adopt(KEY, &format!("KMS key {}", cx.s.kms_alias), claim)?;
             {
                 let mut j = cx.j();
                 j.key_id = Some(id.clone());
@@ -458,8 +474,9 @@ impl Step<Cx> for KmsKey {
         let Some((id, _, state)) = self.find(cx).await? else {
             return Ok(());
         };
-        if !self.owned(cx, &id).await? {
-            return Err(not_ours(KEY, "the KMS key"));
+        let claim = self.owned(cx, &id).await?;
+        if !cx.deletable(&format!("KMS key {}", cx.s.kms_alias), claim) {
+            return Ok(());
         }
         cx.aws_opt(KEY, || async {
             cx.aws
@@ -688,7 +705,7 @@ impl TrailBucket {
             .await?
             .is_some())
     }
-    async fn owned(&self, cx: &Cx) -> Result<bool, StepError> {
+    async fn owned(&self, cx: &Cx) -> Result<Claim, StepError> {
         let tags = cx
             .aws_opt(BUCKET, || async {
                 cx.aws
@@ -700,7 +717,10 @@ impl TrailBucket {
                     .map_err(err("s3", "GetBucketTagging"))
             })
             .await?;
-        Ok(tags.is_some_and(|t| marked(t.tag_set().iter().map(|t| (t.key(), t.value())))))
+        Ok(match tags {
+            Some(t) => cx.claim(t.tag_set().iter().map(|t| (t.key(), t.value()))),
+            None => Claim::Foreign,
+        })
     }
     async fn configure(&self, cx: &Cx) -> Result<(), StepError> {
         use aws_sdk_s3::types::*;
@@ -791,9 +811,7 @@ impl Step<Cx> for TrailBucket {
         use aws_sdk_s3::types::*;
         let b = &cx.s.bucket_name;
         if self.exists(cx).await? {
-            if !self.owned(cx).await? {
-                return Err(not_ours(BUCKET, &format!("S3 bucket {b}")));
-            }
+            cx.adopt(BUCKET, &format!("S3 bucket {b}"), self.owned(cx).await?)?;
         } else {
             let cfg = (cx.loc.region != "us-east-1").then(|| {
                 CreateBucketConfiguration::builder()
@@ -936,8 +954,9 @@ impl Step<Cx> for TrailBucket {
             // The bucket stays (logs are evidence); our statements go, theirs stay.
             return self.retire_our_statements(cx).await;
         }
-        if !self.owned(cx).await? {
-            return Err(not_ours(BUCKET, &format!("S3 bucket {}", cx.s.bucket_name)));
+        let claim = self.owned(cx).await?;
+        if !cx.deletable(&format!("S3 bucket {}", cx.s.bucket_name), claim) {
+            return Ok(());
         }
         cx.s3(BUCKET).delete_bucket(&cx.s.bucket_name).await
     }
@@ -1003,7 +1022,7 @@ impl NotifyQueue {
             .await?;
         Ok(r.and_then(|r| r.queue_url))
     }
-    async fn owned(&self, cx: &Cx, url: &str) -> Result<bool, StepError> {
+    async fn owned(&self, cx: &Cx, url: &str) -> Result<Claim, StepError> {
         let t = cx
             .aws(QUEUE, || async {
                 cx.aws
@@ -1015,8 +1034,12 @@ impl NotifyQueue {
                     .map_err(err("sqs", "ListQueueTags"))
             })
             .await?;
-        Ok(t.tags()
-            .is_some_and(|m| m.get(MARKER_KEY).is_some_and(|v| v == MARKER_VALUE)))
+        Ok(cx.claim(
+            t.tags()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        ))
     }
 }
 
@@ -1034,9 +1057,8 @@ impl Step<Cx> for NotifyQueue {
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         let attrs = self.to_send(cx, None)?;
         if let Some(url) = self.url(cx).await? {
-            if !self.owned(cx, &url).await? {
-                return Err(not_ours(QUEUE, &format!("SQS queue {}", cx.s.queue_name)));
-            }
+            let claim = self.owned(cx, &url).await?;
+            cx.adopt(QUEUE, &format!("SQS queue {}", cx.s.queue_name), claim)?;
             cx.j().queue_url = Some(url);
             return self.repair(cx, &[]).await;
         }
@@ -1146,8 +1168,9 @@ impl Step<Cx> for NotifyQueue {
         let Some(url) = self.url(cx).await? else {
             return Ok(());
         };
-        if !self.owned(cx, &url).await? {
-            return Err(not_ours(QUEUE, &format!("SQS queue {}", cx.s.queue_name)));
+        let claim = self.owned(cx, &url).await?;
+        if !cx.deletable(&format!("SQS queue {}", cx.s.queue_name), claim) {
+            return Ok(());
         }
         cx.aws_opt(QUEUE, || async {
             cx.aws
@@ -1307,7 +1330,7 @@ impl Trail {
             .await?;
         Ok(r.and_then(|r| r.trail))
     }
-    async fn owned(&self, cx: &Cx, arn: &str) -> Result<bool, StepError> {
+    async fn owned(&self, cx: &Cx, arn: &str) -> Result<Claim, StepError> {
         let r = cx
             .aws(TRAIL, || async {
                 cx.aws
@@ -1319,13 +1342,12 @@ impl Trail {
                     .map_err(err("cloudtrail", "ListTags"))
             })
             .await?;
-        Ok(r.resource_tag_list().iter().any(|t| {
-            marked(
-                t.tags_list()
-                    .iter()
-                    .map(|t| (t.key(), t.value().unwrap_or_default())),
-            )
-        }))
+        Ok(cx.claim(
+            r.resource_tag_list()
+                .iter()
+                .flat_map(|t| t.tags_list())
+                .map(|t| (t.key(), t.value().unwrap_or_default())),
+        ))
     }
     async fn settle(&self, cx: &Cx) -> Result<(), StepError> {
         use aws_sdk_cloudtrail::types::*;
@@ -1371,9 +1393,8 @@ impl Step<Cx> for Trail {
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         if let Some(t) = self.get(cx).await? {
-            if !self.owned(cx, t.trail_arn().unwrap_or_default()).await? {
-                return Err(not_ours(TRAIL, &format!("trail {}", cx.s.trail_name)));
-            }
+            let claim = self.owned(cx, t.trail_arn().unwrap_or_default()).await?;
+            cx.adopt(TRAIL, &format!("trail {}", cx.s.trail_name), claim)?;
             return self.repair(cx, &[]).await;
         }
         let key = cx
@@ -1499,8 +1520,9 @@ impl Step<Cx> for Trail {
         let Some(t) = self.get(cx).await? else {
             return Ok(());
         };
-        if !self.owned(cx, t.trail_arn().unwrap_or_default()).await? {
-            return Err(not_ours(TRAIL, &format!("trail {}", cx.s.trail_name)));
+        let claim = self.owned(cx, t.trail_arn().unwrap_or_default()).await?;
+        if !cx.deletable(&format!("trail {}", cx.s.trail_name), claim) {
+            return Ok(());
         }
         cx.aws_opt(TRAIL, || async {
             cx.aws
@@ -1544,12 +1566,8 @@ impl Step<Cx> for ApiPolicy {
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         let iam = cx.iam(POLICY);
         if iam.policy(&cx.policy_arn()).await?.is_some() {
-            if !iam.policy_owned(&cx.policy_arn()).await? {
-                return Err(not_ours(
-                    POLICY,
-                    &format!("IAM policy {}", cx.s.policy_name),
-                ));
-            }
+            let claim = iam.policy_claim(&cx.policy_arn(), &cx.s.owner).await?;
+            cx.adopt(POLICY, &format!("IAM policy {}", cx.s.policy_name), claim)?;
             return match self.observe(cx).await? {
                 Observed::Present(p) if !p.is_empty() => self.repair(cx, &p).await,
                 _ => Ok(()),
@@ -1583,11 +1601,9 @@ impl Step<Cx> for ApiPolicy {
         if iam.policy(&arn).await?.is_none() {
             return Ok(());
         }
-        if !iam.policy_owned(&arn).await? {
-            return Err(not_ours(
-                POLICY,
-                &format!("IAM policy {}", cx.s.policy_name),
-            ));
+        let claim = iam.policy_claim(&arn, &cx.s.owner).await?;
+        if !cx.deletable(&format!("IAM policy {}", cx.s.policy_name), claim) {
+            return Ok(());
         }
         if let Some(kept) = iam.delete_policy(&arn, &cx.s.role_name).await? {
             cx.warn(POLICY_KEPT, kept.policy());
@@ -1628,9 +1644,8 @@ impl Step<Cx> for ServiceRole {
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         let iam = cx.iam(ROLE);
         if iam.role(&cx.s.role_name).await?.is_some() {
-            if !iam.role_owned(&cx.s.role_name).await? {
-                return Err(not_ours(ROLE, &format!("IAM role {}", cx.s.role_name)));
-            }
+            let claim = iam.role_claim(&cx.s.role_name, &cx.s.owner).await?;
+            cx.adopt(ROLE, &format!("IAM role {}", cx.s.role_name), claim)?;
             // Adopted: repaired only where it differs, so a role left as it was does not
             // count as new credentials for `wait_for_healthy`.
             return match self.observe(cx).await? {
@@ -1666,8 +1681,9 @@ impl Step<Cx> for ServiceRole {
         if iam.role(&cx.s.role_name).await?.is_none() {
             return Ok(());
         }
-        if !iam.role_owned(&cx.s.role_name).await? {
-            return Err(not_ours(ROLE, &format!("IAM role {}", cx.s.role_name)));
+        let claim = iam.role_claim(&cx.s.role_name, &cx.s.owner).await?;
+        if !cx.deletable(&format!("IAM role {}", cx.s.role_name), claim) {
+            return Ok(());
         }
         // Kept with what others attached: the resource reports it once the rest is done.
         if let Some(kept) = iam.delete_role(&cx.s.role_name, &cx.policy_arn()).await? {
@@ -2026,6 +2042,43 @@ pub async fn retire(cx: &Cx, old: &Cx) -> Result<(), StepError> {
 
 // ---------------------------------------------------------------------------------------
 const TAGS: &str = "Tags of every AWS object of the integration";
+
+/// A state written before owners existed names objects that carry only the marker: they
+/// become this instance's (`retag` adds the owner once the steps are done), unless another
+/// instance has claimed them since.
+pub async fn claim(cx: &Cx) -> Result<(), StepError> {
+    if let Some((id, _, _)) = KmsKey.find(cx).await? {
+        let claim = KmsKey.owned(cx, &id).await?;
+        cx.adopt(KEY, &format!("KMS key {}", cx.s.kms_alias), claim)?;
+    }
+    if TrailBucket.exists(cx).await? {
+        let claim = TrailBucket.owned(cx).await?;
+        cx.adopt(BUCKET, &format!("S3 bucket {}", cx.s.bucket_name), claim)?;
+    }
+    if let Some(url) = NotifyQueue.url(cx).await? {
+        let claim = NotifyQueue.owned(cx, &url).await?;
+        cx.adopt(QUEUE, &format!("SQS queue {}", cx.s.queue_name), claim)?;
+    }
+    if let Some(t) = Trail.get(cx).await? {
+        let claim = Trail.owned(cx, t.trail_arn().unwrap_or_default()).await?;
+        cx.adopt(TRAIL, &format!("trail {}", cx.s.trail_name), claim)?;
+    }
+    let iam = cx.iam(TAGS);
+    if iam.policy(&cx.policy_arn()).await?.is_some() {
+        let claim = iam.policy_claim(&cx.policy_arn(), &cx.s.owner).await?;
+        cx.adopt(POLICY, &format!("IAM policy {}", cx.s.policy_name), claim)?;
+    }
+    if iam.role(&cx.s.role_name).await?.is_some() {
+        let claim = iam.role_claim(&cx.s.role_name, &cx.s.owner).await?;
+        cx.adopt(ROLE, &format!("IAM role {}", cx.s.role_name), claim)?;
+    }
+    Ok(())
+}
+
+/// Whether this run adopted an object made before owners existed (see `claim`).
+pub fn adopted_unclaimed(cx: &Cx) -> bool {
+    cx.j().unclaimed
+}
 
 /// Applies the configured tags to every AWS object (the ownership tag stays) and removes the
 /// keys the configuration dropped. Tags others add are left alone.

@@ -7,7 +7,7 @@
 //! use this resource with that alias.
 use super::common::{
     check_expel_principals, check_timeouts, interrupted_create, needs_default, set, str_of,
-    timeout, timeouts_block, warn_drift,
+    timeout, timeouts_block, upgrade_from_0, warn_drift,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use async_trait::async_trait;
 
 use super::aws_names::{self, AwsName};
 use super::iam::{OLD_ROLE_KEPT, ROLE_KEPT};
+use super::ownership::{self, Owner, OWNER_ATTR, OWNER_DESCRIPTION};
 use super::ExpelData;
 use crate::engine::{self, Deadline, Refreshed, Step};
 use crate::policy::{self, Location};
@@ -39,13 +40,14 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 fn schema() -> Schema {
     let s = |n: &str, d: &str| Attribute::string(n).description(d);
     Schema::new(
-        0,
+        1,
         Block::new("`ExpelServiceRole` and a read-only `ExpelAPIPolicy` in a member account of an AWS Organization (CloudTrail guide, Step 6 note and Step 7). The account is the one the provider points at: use one provider alias per account, each with `aws { assume_role { role_arn = ... } }`.")
             .attr(s("role_name", "IAM role; the guide requires the same name in every account of the organization. Renaming updates in place: a new role, then the old one deleted.").default(Value::string("ExpelServiceRole")).validator(aws_names::validator(AwsName::IamRole)))
             .attr(s("policy_name", "IAM policy attached to the role. Renaming updates in place: a new policy attached, then the old one detached and deleted.").default(Value::string("ExpelAPIPolicy")).validator(aws_names::validator(AwsName::IamPolicy)))
             .attr(Attribute::new("expel_principals", Type::list(Type::String)).optional().computed().description("Principals trusted to assume the role. Default: Expel's account `012205512454` in the account's partition."))
             .attr(s("external_id", "External id required in the trust policy. Default: the provider's Workbench `organization_id`.").optional().computed().validator(validators::non_empty()))
-            .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("Tags for the role and the policy (the ownership tag `expel:managed-by` is always added)."))
+            .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("Tags for the role and the policy (the ownership tags `expel:managed-by` and `expel:owner` are always added)."))
+            .attr(s(OWNER_ATTR, OWNER_DESCRIPTION).computed().use_state_for_unknown())
             .attr(s("id", "ARN of the role.").computed().use_state_for_unknown())
             .attr(s("account_id", "AWS account the role lives in (pinned).").computed().use_state_for_unknown())
             .attr(s("partition", "AWS partition (pinned).").computed().use_state_for_unknown())
@@ -81,6 +83,40 @@ fn settings(v: &Value) -> Settings {
             })
             .unwrap_or_default(),
     }
+}
+
+/// An external id left to its default is the Workbench organization id: when the provider's
+/// organization changes, the trust policy follows it (an update in place, said in a warning),
+/// so the member accounts trust the organization the CloudTrail device now lives in instead of
+/// silently keeping the old one.
+fn follow_organization(
+    ctx: &Ctx<ExpelData>,
+    input: &PlanInput<'_>,
+    planned: &mut Value,
+    diags: &mut Diagnostics,
+) {
+    let (Some(org), false) = (&ctx.data.organization_id, input.prior.is_null()) else {
+        return;
+    };
+    let configured = input
+        .config
+        .get("external_id")
+        .is_some_and(|v| !v.is_null());
+    let before = str_of(input.prior, "external_id");
+    if configured || before == *org {
+        return;
+    }
+    set(planned, "external_id", Value::string(org.clone()));
+    diags.attr_warning(
+        AttrPath::root("external_id"),
+        "The role's external id follows the Workbench organization",
+        format!("The provider's organization_id is now {org}; the role trusted external id {before}. This apply updates the trust policy in place to {org}. Set `external_id` to keep a fixed value."),
+    );
+}
+
+/// The instance's owner: one member role per account, named by its role.
+fn owner(loc: &Location, role_name: &str) -> Owner {
+    Owner::derive("expel_aws_member_role", &[&loc.account_id, role_name])
 }
 
 fn with_drift(base: &Value, drift: BTreeMap<String, String>) -> Value {
@@ -138,10 +174,12 @@ impl AwsMemberRole {
     }
 
     async fn cx(&self, ctx: &Ctx<ExpelData>, loc: Location, v: &Value, timeout: Duration) -> Cx {
+        let s = settings(v);
         Cx {
             aws: ctx.data.aws_clients().await.clone(),
+            owner: Owner::recorded(v).unwrap_or_else(|| owner(&loc, &s.role_name)),
             loc,
-            s: settings(v),
+            s,
             deadline: Deadline::after(timeout, ctx.cancel.clone())
                 .with_propagation(ctx.data.aws.propagation_timeout),
             warnings: Default::default(),
@@ -169,6 +207,17 @@ impl Resource<ExpelData> for AwsMemberRole {
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         check_timeouts(config, diags);
         check_expel_principals(config, diags);
+        ownership::check_tags(config, diags);
+    }
+
+    /// Version 0 had no `owner`: the next plan records it and the apply re-marks the objects.
+    fn upgrade_state(
+        &self,
+        version: i64,
+        raw: &serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        upgrade_from_0(&schema(), version, raw, diags)
     }
 
     async fn modify_plan(
@@ -193,6 +242,7 @@ impl Resource<ExpelData> for AwsMemberRole {
                 }
             }
         }
+        follow_organization(ctx, input, planned, diags);
         if needs_default(input.config, planned, "expel_principals") {
             let p = policy::default_trust_principals(&loc.partition);
             set(
@@ -204,12 +254,16 @@ impl Resource<ExpelData> for AwsMemberRole {
         set(planned, "account_id", Value::string(loc.account_id.clone()));
         set(planned, "partition", Value::string(loc.partition.clone()));
         let name = |k: &str| planned.get(k).and_then(Value::as_str).map(str::to_string);
+        let o = name("role_name").map(|r| owner(&loc, &r).as_str().to_string());
         let role = name("role_name").map(|r| policy::role_arn(&loc, &r));
         let pol = name("policy_name").map(|p| policy::policy_arn(&loc, &p));
         let or_unknown = |v: Option<String>| v.map(Value::string).unwrap_or(Value::unknown());
         set(planned, "id", or_unknown(role.clone()));
         set(planned, "role_arn", or_unknown(role));
         set(planned, "policy_arn", or_unknown(pol));
+        if Owner::recorded(input.prior).is_none() {
+            set(planned, OWNER_ATTR, or_unknown(o));
+        }
         // Whatever drifted is repaired by this plan.
         set(planned, "drift", Value::Map(BTreeMap::new()));
     }
@@ -315,7 +369,14 @@ impl Resource<ExpelData> for AwsMemberRole {
                 timeout(planned, "update", DEFAULT_TIMEOUT),
             )
             .await;
-        let mut errors = engine::converge(&steps(), &cx).await;
+        // State from before owners existed: its objects become this instance's first.
+        let mut errors = match Owner::recorded(prior) {
+            None => steps::claim(&cx).await.err().into_iter().collect(),
+            Some(_) => Vec::new(),
+        };
+        if errors.is_empty() {
+            errors = engine::converge(&steps(), &cx).await;
+        }
         let renamed = ["role_name", "policy_name"]
             .into_iter()
             .any(|k| str_of(prior, k) != str_of(planned, k));
@@ -328,6 +389,7 @@ impl Resource<ExpelData> for AwsMemberRole {
                     policy_name: str_of(prior, "policy_name"),
                     ..cx.s.clone()
                 },
+                owner: cx.owner.clone(),
                 deadline: cx.deadline.clone(),
                 warnings: Default::default(),
                 roles_kept: Default::default(),
@@ -346,9 +408,7 @@ impl Resource<ExpelData> for AwsMemberRole {
             let removed: Vec<String> = settings(prior)
                 .tags
                 .into_keys()
-                .filter(|k| {
-                    !cx.s.tags.contains_key(k) && k != crate::resources::cloudtrail::MARKER_KEY
-                })
+                .filter(|k| !cx.s.tags.contains_key(k))
                 .collect();
             for r in [
                 MemberPolicy.retag(&cx, &removed).await,
@@ -451,6 +511,10 @@ impl Resource<ExpelData> for AwsMemberRole {
                     ),
                     ("external_id", Value::string(p.external_id)),
                     ("tags", tags),
+                    (
+                        OWNER_ATTR,
+                        p.owner.map(Value::string).unwrap_or(Value::Null),
+                    ),
                     ("account_id", Value::string(loc.account_id)),
                     ("partition", Value::string(loc.partition)),
                     ("drift", Value::Map(BTreeMap::new())),
@@ -472,6 +536,33 @@ mod tests {
     use super::*;
     use crate::resources::common::validate_config;
     use serde_json::json;
+
+    #[test]
+    fn version_0_state_upgrades_with_no_owner_and_later_versions_are_refused() {
+        let v0 = json!({
+            "role_name": "ExpelServiceRole", "policy_name": "ExpelAPIPolicy",
+            "expel_principals": ["arn:aws:iam::012205512454:root"], "external_id": "org",
+            "tags": {"team": "platform"}, "id": "arn:aws:iam::123456789012:role/ExpelServiceRole",
+            "account_id": "123456789012", "partition": "aws",
+            "role_arn": "arn:aws:iam::123456789012:role/ExpelServiceRole",
+            "policy_arn": "arn:aws:iam::123456789012:policy/ExpelAPIPolicy", "drift": {},
+            "timeouts": null
+        });
+        let mut d = Diagnostics::default();
+        let v = AwsMemberRole
+            .upgrade_state(0, &v0, &mut d)
+            .expect("upgraded");
+        assert!(!d.has_errors());
+        assert_eq!(v.get(OWNER_ATTR), Some(&Value::Null));
+        assert_eq!(str_of(&v, "account_id"), "123456789012");
+        assert_eq!(
+            v.get("tags").and_then(Value::as_map).map(|m| m.len()),
+            Some(1)
+        );
+        let mut d = Diagnostics::default();
+        assert!(AwsMemberRole.upgrade_state(2, &v0, &mut d).is_none());
+        assert!(d.has_errors());
+    }
 
     #[test]
     fn role_and_policy_names_aws_would_refuse_fail_validation() {

@@ -2,7 +2,7 @@
 //! "The role and policy must be replicated across all the other accounts in the organization
 //! ... The policy in the sub-accounts can be changed to exclude the SQS and S3 resources";
 //! Step 7: "All accounts roles must have the same name"). Objects we create carry the
-//! ownership tag; we adopt or delete nothing else.
+//! ownership tags (`ownership`); we adopt or delete nothing else.
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -12,8 +12,8 @@ use serde_json::Value as Json;
 use crate::clients::aws::AwsClients;
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
 use crate::policy::{self, Location};
-use crate::resources::cloudtrail::{MARKER_KEY, MARKER_VALUE};
-use crate::resources::iam::{tags_with_marker, Iam, Kept, ServiceRoleSpec, POLICY_KEPT};
+use crate::resources::iam::{iam_tags, Iam, Kept, ServiceRoleSpec, POLICY_KEPT};
+use crate::resources::ownership::{self, Claim, Owner};
 
 /// The desired state, from the plan.
 #[derive(Clone, Debug, Default)]
@@ -29,6 +29,8 @@ pub struct Cx {
     pub aws: AwsClients,
     pub loc: Location,
     pub s: Settings,
+    /// The instance whose objects these are (`ownership`).
+    pub owner: Owner,
     pub deadline: Deadline,
     /// Said to the user as warnings (summary, detail), e.g. an object destroy left because
     /// it is not ours.
@@ -56,21 +58,33 @@ impl Cx {
             Err(p) => p.into_inner().push(kept),
         }
     }
-    /// Destroy leaves an object it did not make, and says so.
-    fn leave_foreign(&self, what: &str) {
-        self.warn(
-            NOT_OURS_LEFT,
-            format!(
-                "{what} in account {} does not carry the tag {MARKER_KEY}={MARKER_VALUE}: it was not made by this provider and was left in place.",
-                self.loc.account_id
-            ),
-        );
+    /// Destroy leaves an object this instance did not make, and says so.
+    fn leave_foreign(&self, what: &str, claim: &Claim) {
+        let detail = ownership::left_in_place(what, &self.loc.account_id, claim);
+        self.warn(ownership::NOT_OURS_LEFT, detail);
+    }
+    /// Adopting an object requires it to be ours; one made before owners existed gets ours.
+    fn adoptable(&self, step: &'static str, what: &str, claim: Claim) -> Result<bool, StepError> {
+        if !claim.is_ours() {
+            return Err(StepError {
+                step,
+                message: claim.refusal(
+                    what,
+                    &self.owner,
+                    "Delete or rename it, or choose another name.",
+                ),
+            });
+        }
+        Ok(claim == Claim::Unclaimed)
     }
     pub fn policy_arn(&self) -> String {
         policy::policy_arn(&self.loc, &self.s.policy_name)
     }
     pub fn tags(&self) -> Vec<aws_sdk_iam::types::Tag> {
-        tags_with_marker(self.s.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        iam_tags(
+            &self.owner,
+            self.s.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
     }
     fn iam(&self, step: &'static str) -> Iam<'_> {
         Iam {
@@ -81,19 +95,6 @@ impl Cx {
     }
 }
 
-/// The summary of the warning when destroy leaves an object that is not ours.
-const NOT_OURS_LEFT: &str = "Left in place: not made by this provider";
-
-fn not_ours(step: &'static str, what: &str) -> StepError {
-    StepError {
-        step,
-        message: format!(
-            "{what} already exists and does not carry the tag {MARKER_KEY}={MARKER_VALUE}; \
-             it was not made by this provider. Delete or rename it, or choose another name."
-        ),
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 pub struct MemberPolicy;
 const POLICY: &str = "Step 6 (member account): IAM policy ExpelAPIPolicy, read-only statement only";
@@ -101,6 +102,19 @@ const POLICY: &str = "Step 6 (member account): IAM policy ExpelAPIPolicy, read-o
 impl MemberPolicy {
     pub fn document() -> Json {
         policy::member_api_policy()
+    }
+    /// Whether the policy exists; if it does, it must be this instance's (one made before
+    /// owners existed becomes this instance's).
+    async fn claim(&self, cx: &Cx) -> Result<bool, StepError> {
+        let iam = cx.iam(POLICY);
+        if iam.policy(&cx.policy_arn()).await?.is_none() {
+            return Ok(false);
+        }
+        let claim = iam.policy_claim(&cx.policy_arn(), &cx.owner).await?;
+        if cx.adoptable(POLICY, &format!("IAM policy {}", cx.s.policy_name), claim)? {
+            self.retag(cx, &[]).await?;
+        }
+        Ok(true)
     }
     /// Brings the policy's tags to the desired set: `removed` are keys the configuration
     /// no longer has (others' tags stay).
@@ -123,20 +137,13 @@ impl Step<Cx> for MemberPolicy {
         &[]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
-        let iam = cx.iam(POLICY);
-        if iam.policy(&cx.policy_arn()).await?.is_some() {
-            if !iam.policy_owned(&cx.policy_arn()).await? {
-                return Err(not_ours(
-                    POLICY,
-                    &format!("IAM policy {}", cx.s.policy_name),
-                ));
-            }
+        if self.claim(cx).await? {
             return match self.observe(cx).await? {
                 Observed::Present(p) if !p.is_empty() => self.repair(cx, &p).await,
                 _ => Ok(()),
             };
         }
-        iam.create_policy(
+        cx.iam(POLICY).create_policy(
             &cx.s.policy_name,
             "Expel Workbench: read-only investigation access (member account of an AWS Organization)",
             &Self::document(),
@@ -160,8 +167,9 @@ impl Step<Cx> for MemberPolicy {
         if iam.policy(&arn).await?.is_none() {
             return Ok(());
         }
-        if !iam.policy_owned(&arn).await? {
-            cx.leave_foreign(&format!("IAM policy {}", cx.s.policy_name));
+        let claim = iam.policy_claim(&arn, &cx.owner).await?;
+        if !claim.is_ours() {
+            cx.leave_foreign(&format!("IAM policy {}", cx.s.policy_name), &claim);
             return Ok(());
         }
         if let Some(kept) = iam.delete_policy(&arn, &cx.s.role_name).await? {
@@ -188,6 +196,19 @@ impl MemberRole {
             policy_name: &cx.s.policy_name,
         }
     }
+    /// Whether the role exists; if it does, it must be this instance's (one made before
+    /// owners existed becomes this instance's).
+    async fn claim(&self, cx: &Cx) -> Result<bool, StepError> {
+        let iam = cx.iam(ROLE);
+        if iam.role(&cx.s.role_name).await?.is_none() {
+            return Ok(false);
+        }
+        let claim = iam.role_claim(&cx.s.role_name, &cx.owner).await?;
+        if cx.adoptable(ROLE, &format!("IAM role {}", cx.s.role_name), claim)? {
+            self.retag(cx, &[]).await?;
+        }
+        Ok(true)
+    }
     /// Brings the role's tags to the desired set: `removed` are keys the configuration no
     /// longer has (others' tags stay).
     pub async fn retag(&self, cx: &Cx, removed: &[String]) -> Result<(), StepError> {
@@ -209,14 +230,11 @@ impl Step<Cx> for MemberRole {
         &["api_policy"]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
-        let iam = cx.iam(ROLE);
-        if iam.role(&cx.s.role_name).await?.is_some() {
-            if !iam.role_owned(&cx.s.role_name).await? {
-                return Err(not_ours(ROLE, &format!("IAM role {}", cx.s.role_name)));
-            }
+        if self.claim(cx).await? {
             return self.repair(cx, &["adopted".into()]).await;
         }
-        iam.create_service_role(&Self::spec(cx, &cx.policy_arn()), &cx.tags())
+        cx.iam(ROLE)
+            .create_service_role(&Self::spec(cx, &cx.policy_arn()), &cx.tags())
             .await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
@@ -239,8 +257,9 @@ impl Step<Cx> for MemberRole {
         if iam.role(&cx.s.role_name).await?.is_none() {
             return Ok(());
         }
-        if !iam.role_owned(&cx.s.role_name).await? {
-            cx.leave_foreign(&format!("IAM role {}", cx.s.role_name));
+        let claim = iam.role_claim(&cx.s.role_name, &cx.owner).await?;
+        if !claim.is_ours() {
+            cx.leave_foreign(&format!("IAM role {}", cx.s.role_name), &claim);
             return Ok(());
         }
         // Kept with what others attached: the resource reports it once the policy is done.
@@ -249,6 +268,15 @@ impl Step<Cx> for MemberRole {
         }
         Ok(())
     }
+}
+
+// ---------------------------------------------------------------------------------------
+/// A state written before owners existed names objects that carry only the marker: they
+/// become this instance's (their owner tag added), unless another instance claimed them.
+pub async fn claim(cx: &Cx) -> Result<(), StepError> {
+    MemberPolicy.claim(cx).await?;
+    MemberRole.claim(cx).await?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
