@@ -26,7 +26,7 @@ fn names(v: &Value) -> Vec<String> {
 
 #[test]
 fn apply_detects_and_repairs_every_drift_then_destroys() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::from_example("cloudtrail", &stack);
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
@@ -118,7 +118,7 @@ fn apply_detects_and_repairs_every_drift_then_destroys() {
 
 #[test]
 fn force_destroy_removes_the_bucket_and_schedules_the_key() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::from_example("cloudtrail", &stack);
     let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
     w.write(
@@ -142,7 +142,7 @@ fn force_destroy_removes_the_bucket_and_schedules_the_key() {
 
 #[test]
 fn faults_leave_nothing_orphaned_and_a_rerun_converges() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::from_example("cloudtrail", &stack);
     // Throttling storms and server errors are retried within the apply.
     for fault in [
@@ -186,7 +186,7 @@ fn faults_leave_nothing_orphaned_and_a_rerun_converges() {
 
 #[test]
 fn bad_inputs_name_the_attribute() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let hcl = r#"
 terraform {
   required_providers {
@@ -263,7 +263,7 @@ resource "expel_cloudtrail_integration" "bad" {
 
 #[test]
 fn import_by_device_id_then_by_role_name() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::from_example("cloudtrail", &stack);
     w.tf_expect(APPLY, 0);
     let id = w.outputs()["security_device_id"]["value"]
@@ -303,7 +303,7 @@ fn import_by_device_id_then_by_role_name() {
 
 #[test]
 fn untaint_resumes_a_failed_apply() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::from_example("cloudtrail", &stack);
     let (code, _) = stack.admin(
         "POST",
@@ -331,7 +331,7 @@ fn untaint_resumes_a_failed_apply() {
 
 #[test]
 fn tag_changes_update_every_piece_in_place() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::from_example("cloudtrail", &stack);
     w.tf_expect(APPLY, 0);
     let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
@@ -360,7 +360,7 @@ fn tag_changes_update_every_piece_in_place() {
 
 #[test]
 fn a_fault_at_each_step_is_retried_or_leaves_nothing_orphaned() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::from_example("cloudtrail", &stack);
     // Destroy everything each round, so that every round creates every piece again.
     let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
@@ -453,7 +453,7 @@ fn a_fault_at_each_step_is_retried_or_leaves_nothing_orphaned() {
 
 #[test]
 fn renaming_every_piece_updates_in_place_and_retires_the_old_ones() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::from_example("cloudtrail", &stack);
     w.tf_expect(APPLY, 0);
     let before = w.outputs();
@@ -582,7 +582,7 @@ fn device_status_in_state(w: &Workdir) -> Value {
 /// device is healthy once apply returns.
 #[test]
 fn wait_for_healthy_reports_workbench_verdict() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::from_example("cloudtrail", &stack);
     let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
     w.write(
@@ -630,7 +630,7 @@ fn wait_for_healthy_reports_workbench_verdict() {
 /// backoff, and ends with a healthy device.
 #[test]
 fn wait_for_healthy_rechecks_while_a_new_role_propagates() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let (s, b) = stack.admin(
         "PUT",
         "/_admin/workbench/health",
@@ -667,7 +667,7 @@ fn wait_for_healthy_rechecks_while_a_new_role_propagates() {
 /// unhealthy; the apply re-checks until the role works and ends healthy.
 #[test]
 fn wait_for_healthy_outlasts_iam_propagation_of_the_new_role() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let eventual = json!({"enabled": true, "refusals": 1, "assume_role_seconds": 12});
     let (s, b) = stack.aws_proxy("PUT", "/_proxy/eventual", Some(&eventual));
     assert_eq!(s, 200, "{b}");

@@ -61,7 +61,7 @@ fn state_list(w: &Workdir) -> String {
 
 #[test]
 fn force_destroy_empties_a_versioned_log_bucket_page_by_page() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = force_destroy_workdir(&stack, "");
     w.tf_expect(APPLY, 0);
 
@@ -100,7 +100,7 @@ fn force_destroy_empties_a_versioned_log_bucket_page_by_page() {
 
 #[test]
 fn force_destroy_names_a_version_it_may_not_delete_and_finishes_once_it_is_released() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = force_destroy_workdir(&stack, "");
     w.tf_expect(APPLY, 0);
     let held = "AWSLogs/legal-hold/evidence.json.gz";
@@ -128,7 +128,7 @@ fn force_destroy_names_a_version_it_may_not_delete_and_finishes_once_it_is_relea
 
 #[test]
 fn a_bucket_that_is_not_empty_when_deleted_is_emptied_and_deleted_again_within_the_timeout() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = force_destroy_workdir(&stack, "");
     w.tf_expect(APPLY, 0);
 
@@ -173,7 +173,7 @@ fn a_bucket_that_is_not_empty_when_deleted_is_emptied_and_deleted_again_within_t
 
 #[test]
 fn cloudtrail_destroy_keeps_the_role_someone_attached_a_policy_to_and_deletes_ours() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::from_example("cloudtrail", &stack);
     w.tf_expect(APPLY, 0);
     stack.oob_with("role-attach-foreign", &["foreign=AuditorsGuardDuty"]);
@@ -230,7 +230,7 @@ fn cloudtrail_destroy_keeps_the_role_someone_attached_a_policy_to_and_deletes_ou
 
 #[test]
 fn member_role_destroy_keeps_what_others_attached_and_says_what_to_do() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(
         r#"
 terraform {

@@ -40,7 +40,7 @@ fn cloudtrail_hcl(names: &str) -> String {
 
 #[test]
 fn cloudtrail_lifecycle_converges_while_aws_propagates() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     eventual(&stack);
     let w = Workdir::with_hcl(&cloudtrail_hcl(""), &stack);
     w.tf_expect(APPLY, 0);
@@ -121,7 +121,7 @@ fn member_hcl(role: &str) -> String {
 
 #[test]
 fn member_role_lifecycle_converges_while_aws_propagates() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     eventual(&stack);
     let w = Workdir::with_hcl(&member_hcl("ExpelServiceRole"), &stack);
     w.tf_expect(APPLY, 0);
@@ -156,7 +156,7 @@ fn member_role_lifecycle_converges_while_aws_propagates() {
 /// says what to check.
 #[test]
 fn a_typo_in_a_principal_fails_within_the_propagation_window() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let (code, body) = stack.aws_proxy(
         "POST",
         "/_proxy/faults",

@@ -85,7 +85,7 @@ fn cases() -> Vec<(&'static str, &'static str, Json, Json)> {
 
 #[test]
 fn repair_restores_ours_and_keeps_theirs_in_every_document() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&hcl(""), &stack);
     w.tf_expect(APPLY, 0);
     for (doc, ours, theirs, _) in cases() {
@@ -114,7 +114,7 @@ fn repair_restores_ours_and_keeps_theirs_in_every_document() {
 
 #[test]
 fn a_foreign_statement_that_defeats_ours_is_reported() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&hcl(""), &stack);
     w.tf_expect(APPLY, 0);
     for (doc, _, _, defeats) in cases() {
@@ -136,7 +136,7 @@ fn a_foreign_statement_that_defeats_ours_is_reported() {
 
 #[test]
 fn a_rename_and_a_destroy_keep_theirs() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&hcl(""), &stack);
     w.tf_expect(APPLY, 0);
     let (_, _, bucket_theirs, _) = cases().remove(0);
@@ -183,7 +183,7 @@ fn a_rename_and_a_destroy_keep_theirs() {
 /// someone's half-finished edit holding their grants.
 #[test]
 fn an_unreadable_live_document_is_reported_not_overwritten() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&hcl(""), &stack);
     w.tf_expect(APPLY, 0);
     stack.oob_with("policy-foreign", &["doc=key", "raw={\"Statement\": [oops"]);

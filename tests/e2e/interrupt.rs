@@ -109,7 +109,7 @@ resource "expel_cloudtrail_integration" "this" {
 
 #[test]
 fn cloudtrail_interrupted_then_destroyed_leaves_nothing() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&format!("{TF_HEADER}{CLOUDTRAIL}"), &stack);
     interrupted_apply(
         &w,
@@ -138,7 +138,7 @@ fn cloudtrail_interrupted_then_destroyed_leaves_nothing() {
 
 #[test]
 fn cloudtrail_interrupted_then_applied_finishes_with_one_of_each() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&format!("{TF_HEADER}{CLOUDTRAIL}"), &stack);
     interrupted_apply(
         &w,
@@ -167,7 +167,7 @@ resource "expel_aws_member_role" "this" {}
 
 #[test]
 fn member_role_interrupted_then_destroyed_or_finished() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&format!("{TF_HEADER}{MEMBER}"), &stack);
     interrupted_apply(
         &w,
@@ -217,7 +217,7 @@ resource "expel_sentinelone_device" "edr" {{
 
 #[test]
 fn sentinelone_interrupted_then_destroyed_or_finished() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let slow = || Slow::Sandbox("POST /web/api/v2.1/service-users", None);
     let w = Workdir::with_hcl(&s1_hcl(&stack), &stack);
     interrupted_apply(&w, &stack, slow(), "expel_sentinelone_device.edr");
@@ -255,7 +255,7 @@ resource "expel_wiz_device" "w" {
 
 #[test]
 fn wiz_interrupted_then_destroyed_or_finished() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let slow = || Slow::Sandbox("POST /wiz/graphql", Some("createIntegration"));
     let w = Workdir::with_hcl(&format!("{TF_HEADER}{WIZ}"), &stack);
     interrupted_apply(&w, &stack, slow(), "expel_wiz_device.w");
@@ -288,7 +288,7 @@ fn wiz_interrupted_then_destroyed_or_finished() {
 /// server's 30 s, and what was made is kept.
 #[test]
 fn ctrl_c_during_a_retry_after_wait_stops_at_once() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let (code, body) = stack.admin(
         "POST",
         "/_admin/faults",

@@ -48,7 +48,7 @@ fn in_account(id: &str) -> String {
 
 #[test]
 fn org_example_applies_detects_member_drift_repairs_and_destroys() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let ids = organization(&stack);
     let w = org_workdir(&stack, &ids);
     w.tf_expect(APPLY, 0);
@@ -196,7 +196,7 @@ fn org_example_applies_detects_member_drift_repairs_and_destroys() {
 
 #[test]
 fn organization_trail_needs_cloudtrail_trusted_access() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     organization(&stack);
     stack.oob("org-trust-off");
     let w = Workdir::with_hcl(
@@ -314,7 +314,7 @@ resource "expel_aws_member_role" "this" {
 
 #[test]
 fn an_unmarked_role_in_a_member_account_is_not_adopted() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let ids = organization(&stack);
     stack.oob_with("role-foreign", &[&in_account(&ids[0])]);
     let w = org_workdir(&stack, &ids);
@@ -348,7 +348,7 @@ fn an_unmarked_role_in_a_member_account_is_not_adopted() {
 
 #[test]
 fn member_role_imports_by_name_or_arn_and_renames_in_place() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let hcl = |role: &str, extra: &str| {
         format!(
             r#"
@@ -483,7 +483,7 @@ resource "expel_aws_member_role" "this" {{
 /// in the member account, not in the account the credentials belong to.
 #[test]
 fn a_provider_block_known_only_at_apply_targets_the_right_account() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let ids = organization(&stack);
     let w = Workdir::with_hcl(
         &format!(

@@ -27,7 +27,7 @@ fn flat(text: &str) -> String {
 
 #[test]
 fn a_member_role_beside_the_integration_is_refused_naming_the_owner_and_destroys_nothing_of_it() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&format!("{TF_HEADER}{INTEGRATION}"), &stack);
     w.tf_expect(APPLY, 0);
     let owner = w.state_of("expel_cloudtrail_integration")["owner"]
@@ -108,7 +108,7 @@ resource "expel_aws_member_role" "this" {
 
 #[test]
 fn objects_and_state_from_before_owners_are_adopted_once_and_re_marked() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::from_example("cloudtrail", &stack);
     w.tf_expect(APPLY, 0);
     let owner = w.state_of("expel_cloudtrail_integration")["owner"]
@@ -175,7 +175,7 @@ fn trusted_external_id(stack: &Stack, role: &str) -> String {
 
 #[test]
 fn a_member_roles_default_external_id_follows_the_workbench_organization() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let first = stack.var("EXPEL_ORGANIZATION_ID");
     let hcl = format!(
         r#"{TF_HEADER}

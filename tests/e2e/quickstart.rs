@@ -118,7 +118,7 @@ fn unknown_organization_and_wrong_key_are_clear_errors() {
 
 #[test]
 fn workbench_faults_are_retried() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::from_example("quickstart", &stack);
     let (code, _) = stack.admin(
         "POST",

@@ -105,7 +105,7 @@ fn state(stack: &Stack) -> Json {
 
 #[test]
 fn apply_drift_repair_destroy() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&hcl(&stack, ""), &stack);
     let out = w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
     assert!(!out.all().contains("Error"), "{}", out.all());
@@ -319,7 +319,7 @@ fn apply_drift_repair_destroy() {
 
 #[test]
 fn bad_inputs_name_the_attribute() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let url = stack.var("SENTINELONE_CONSOLE_URL");
     let acct = stack.var("SENTINELONE_ACCOUNT_ID");
     let cases: Vec<(String, &str, &str)> = vec![
@@ -369,7 +369,7 @@ fn bad_inputs_name_the_attribute() {
 
 #[test]
 fn token_never_in_trace_logs() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&hcl(&stack, ""), &stack);
     let log = w.dir.path().join("trace.log");
     let out = {
@@ -411,7 +411,7 @@ fn token_never_in_trace_logs() {
 
 #[test]
 fn more_drift_rotation_and_import() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&hcl(&stack, ""), &stack);
     w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
     // A refresh reads each piece once (plus the account pin); the role template and the
@@ -519,7 +519,7 @@ fn more_drift_rotation_and_import() {
 /// and a rerun converges. Throttling (429 with Retry-After) is retried, not reported.
 #[test]
 fn faults_leave_no_orphans_and_rerun_converges() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(
         &hcl(
             &stack,
@@ -674,7 +674,7 @@ fn ir_team_with_and_without_manage(stack: &Stack) -> (Vec<String>, Vec<String>) 
 /// changed; once the role grants them, apply succeeds.
 #[test]
 fn status_syncing_needs_the_manage_level() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let (full, reduced) = ir_team_with_and_without_manage(&stack);
     assert!(reduced.len() < full.len());
     set_ir_team(&stack, &reduced);
@@ -738,7 +738,7 @@ fn status_syncing_needs_the_manage_level() {
 /// is refused and never deleted.
 #[test]
 fn console_user_shared_by_two_accounts() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let acct1 = stack.var("SENTINELONE_ACCOUNT_ID");
     let (code, added) = stack.admin(
         "POST",
@@ -860,7 +860,7 @@ fn console_user_shared_by_two_accounts() {
 /// another account or an unknown site is refused at plan time, naming `site_id`.
 #[test]
 fn site_scope() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let acct = stack.var("SENTINELONE_ACCOUNT_ID");
     let (code, sites) = s1(&stack, "GET", &format!("/sites?accountIds={acct}"), None);
     assert_eq!(code, 200, "{sites}");
@@ -962,7 +962,7 @@ fn site_scope() {
 /// serializes changes to one console user.
 #[test]
 fn console_user_shared_in_one_configuration() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let acct1 = stack.var("SENTINELONE_ACCOUNT_ID");
     let (code, added) = stack.admin(
         "POST",

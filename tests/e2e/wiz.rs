@@ -87,7 +87,7 @@ resource "expel_wiz_device" "w" {
 
 #[test]
 fn cloud_apply_drift_repair_console_access_webhook_and_destroy() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&hcl(CLOUD), &stack);
     let first = w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
     assert!(
@@ -324,7 +324,7 @@ fn cloud_apply_drift_repair_console_access_webhook_and_destroy() {
 
 #[test]
 fn defend_variant_fires_on_detections_and_refuses_sync_rules() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let bad = hcl(r#"resource "expel_wiz_device" "d" {
   name       = "Acme Wiz Defend"
   product    = "defend"
@@ -397,7 +397,7 @@ fn defend_variant_fires_on_detections_and_refuses_sync_rules() {
 
 #[test]
 fn bad_inputs_are_diagnostics_naming_the_attribute() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let cases = [
         (
             r#"api_endpoint_url = "http://api.us17.app.wiz.io/graphql""#,
@@ -442,7 +442,7 @@ fn bad_inputs_are_diagnostics_naming_the_attribute() {
 
 #[test]
 fn import_by_device_id_then_empty_plan_and_secrets_never_logged() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let mut w = Workdir::with_hcl(&hcl(CLOUD), &stack);
     w.set_env("TF_LOG", Some("trace"));
     let out = w.tf_expect(
@@ -531,7 +531,7 @@ fn import_by_device_id_then_empty_plan_and_secrets_never_logged() {
 /// keeps what it made in state, the next apply converges, and destroy leaves nothing.
 #[test]
 fn fault_at_each_step_leaves_no_orphan_and_rerun_converges() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&hcl(CLOUD), &stack);
     let routes = [
         ("POST /wiz/graphql", 1),
@@ -611,7 +611,7 @@ fn assert_nothing_left(stack: &Stack, what: &str) {
 /// is found and adopted), the device works, and destroy leaves nothing.
 #[test]
 fn lost_create_answers_are_adopted_not_duplicated() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&hcl(CLOUD), &stack);
     let v = ["-var", "validated=true"];
     let creates = [
@@ -688,7 +688,7 @@ fn lost_create_answers_are_adopted_not_duplicated() {
 /// naming the setting and the device status, and destroy still removes everything.
 #[test]
 fn wait_for_healthy_waits_for_workbench_and_fails_clearly_on_refused_credentials() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let config = |name: &str| {
         hcl(&format!(
             r#"resource "expel_wiz_device" "w" {{
@@ -792,7 +792,7 @@ fn call_seq(stack: &Stack) -> u64 {
 /// retried, the apply succeeds with one object of each kind, and no secret is logged.
 #[test]
 fn rate_limit_storm_is_retried() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let mut w = Workdir::with_hcl(&hcl(CLOUD), &stack);
     w.set_env("TF_LOG", Some("trace"));
     let storms = [
@@ -840,7 +840,7 @@ fn rate_limit_storm_is_retried() {
 /// and sends the call again; the apply succeeds and no secret is logged.
 #[test]
 fn expired_token_mid_apply_reauthenticates_once() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let mut w = Workdir::with_hcl(&hcl(CLOUD), &stack);
     w.set_env("TF_LOG", Some("trace"));
     // 401 rather than Wiz's HTTP 200 + UNAUTHENTICATED, so the call log shows it.
@@ -930,7 +930,7 @@ fn device_properties(stack: &Stack, id: &str) -> Json {
 /// change made in Workbench is drift that apply repairs, keeping others' properties.
 #[test]
 fn sync_rules_live_on_the_device_and_changes_in_workbench_are_drift() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let config = |sync: &str| {
         hcl(&format!(
             "resource \"expel_wiz_device\" \"w\" {{\n  name = \"Acme Wiz\"\n  {sync}\n}}"
@@ -993,7 +993,7 @@ fn sync_rules_live_on_the_device_and_changes_in_workbench_are_drift() {
 /// `destroy -refresh=false` removes it from what the failed apply remembered.
 #[test]
 fn an_unseen_service_account_from_a_failed_apply_is_adopted_or_removed() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let addr = "expel_wiz_device.w";
     for what in [
         "untaint",

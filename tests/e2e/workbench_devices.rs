@@ -173,14 +173,14 @@ fn cloudtrail_device() -> Json {
 
 #[test]
 fn cloudtrail_adopts_no_device_of_another_organization_and_no_soft_deleted_one() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::from_example("cloudtrail", &stack);
     adopts_neither_look_alike(&stack, &w, cloudtrail_device());
 }
 
 #[test]
 fn cloudtrail_organization_change_replaces_the_device_and_the_role_trust() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let mut w = Workdir::from_example("cloudtrail", &stack);
     let first = stack.var("EXPEL_ORGANIZATION_ID");
     let second = add_org(&stack, "Globex Corp");
@@ -267,7 +267,7 @@ fn cloudtrail_organization_change_replaces_the_device_and_the_role_trust() {
 
 #[test]
 fn cloudtrail_device_soft_deleted_in_workbench_is_gone_and_registered_again() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::from_example("cloudtrail", &stack);
     w.tf_expect(APPLY, 0);
     let old = s(&attrs(&w)["security_device_id"]);
@@ -294,7 +294,7 @@ fn cloudtrail_device_soft_deleted_in_workbench_is_gone_and_registered_again() {
 
 #[test]
 fn cloudtrail_state_from_before_the_pin_is_filled_by_refresh_without_replacement() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let mut w = Workdir::from_example("cloudtrail", &stack);
     let first = stack.var("EXPEL_ORGANIZATION_ID");
     let second = add_org(&stack, "Globex Corp");
@@ -364,7 +364,7 @@ resource "expel_sentinelone_device" "edr" {{
 
 #[test]
 fn wiz_adopts_no_device_of_another_organization_and_no_soft_deleted_one() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let w = Workdir::with_hcl(&wiz_hcl(), &stack);
     let device = json!({"name": "Acme Wiz", "location": "cloud", "device_type": "CLOUD",
         "plugin_slug": "wiz", "device_spec": {"api_endpoint_url": stack.var("WIZ_API_URL"),
@@ -374,7 +374,7 @@ fn wiz_adopts_no_device_of_another_organization_and_no_soft_deleted_one() {
 
 #[test]
 fn sentinelone_adopts_no_device_of_another_organization_and_no_soft_deleted_one() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let console = stack.var("SENTINELONE_CONSOLE_URL");
     let w = Workdir::with_hcl(&sentinelone_hcl(&stack), &stack);
     let device = json!({"name": "Acme - S1 EDR", "location": "cloud",
@@ -385,14 +385,14 @@ fn sentinelone_adopts_no_device_of_another_organization_and_no_soft_deleted_one(
 
 #[test]
 fn wiz_organization_change_replaces_the_device() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let mut w = Workdir::with_hcl(&wiz_hcl(), &stack);
     organization_change_replaces(&stack, &mut w);
 }
 
 #[test]
 fn sentinelone_organization_change_replaces_the_device() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let mut w = Workdir::with_hcl(&sentinelone_hcl(&stack), &stack);
     organization_change_replaces(&stack, &mut w);
 }

@@ -63,14 +63,91 @@ pub fn provider_dir() -> PathBuf {
     dir
 }
 
-/// A running local stack, torn down on drop.
+/// The opt-in of the acceptance mode (as `TF_ACC` is for HashiCorp's providers): with
+/// `EXPEL_ACCEPTANCE=1`, `Stack::up()` is the real Workbench, AWS account, SentinelOne and Wiz
+/// tenants the environment names, instead of a local stack (docs/guides/api-assumptions.md).
+pub const ACCEPTANCE: &str = "EXPEL_ACCEPTANCE";
+
+/// What an acceptance run needs from the environment.
+const REAL_REQUIRED: &[&str] = &[
+    "EXPEL_ACCEPTANCE_AWS_ACCOUNT",
+    "EXPEL_WORKBENCH_URL",
+    "EXPEL_API_KEY",
+    "EXPEL_ORGANIZATION_ID",
+    "SENTINELONE_CONSOLE_URL",
+    "SENTINELONE_ACCOUNT_ID",
+    "SENTINELONE_API_TOKEN",
+    "WIZ_CLIENT_ID",
+    "WIZ_CLIENT_SECRET",
+];
+/// Prefixes of the variables passed to terraform in an acceptance run.
+const REAL_PREFIXES: &[&str] = &["EXPEL_", "AWS_", "SENTINELONE_", "WIZ_"];
+/// The local stack's own addresses: never part of an acceptance run.
+const SANDBOX_ONLY: &[&str] = &["EXPEL_SANDBOX_URL", "AWS_PROXY_URL", "MOTO_URL"];
+
+/// Whether this run is an acceptance run.
+pub fn acceptance() -> bool {
+    std::env::var(ACCEPTANCE).is_ok_and(|v| v == "1")
+}
+
+/// Where a test's world lives.
+enum World {
+    /// A local stack (moto, the fault proxy, the emulators), torn down on drop.
+    Local(tempfile::TempDir),
+    /// Real endpoints; the lock keeps acceptance tests one at a time, since they share the
+    /// account and the tenants (names such as ExpelServiceRole are per account).
+    Real { _lock: std::fs::File },
+}
+
+/// The endpoints a test runs against.
 pub struct Stack {
-    dir: tempfile::TempDir,
+    world: World,
     pub env: Vec<(String, String)>,
 }
 
 impl Stack {
+    /// The world of a test that only drives terraform: the local stack, or in an acceptance
+    /// run (`EXPEL_ACCEPTANCE=1`) the real endpoints of the environment.
     pub fn up() -> Stack {
+        if acceptance() {
+            Stack::real()
+        } else {
+            Stack::local()
+        }
+    }
+
+    /// The real endpoints named by the environment, one acceptance test at a time.
+    fn real() -> Stack {
+        let missing: Vec<&str> = REAL_REQUIRED
+            .iter()
+            .copied()
+            .filter(|k| std::env::var(k).map_or(true, |v| v.is_empty()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{ACCEPTANCE}=1 runs against real endpoints and needs {}: set them (scripts/acceptance lists them)",
+            missing.join(", ")
+        );
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("expel-acceptance.lock"))
+            .expect("open the acceptance lock file");
+        lock.lock().expect("take the acceptance lock");
+        let env = std::env::vars()
+            .filter(|(k, _)| REAL_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .filter(|(k, _)| !SANDBOX_ONLY.contains(&k.as_str()) && k != ACCEPTANCE)
+            .collect();
+        Stack {
+            world: World::Real { _lock: lock },
+            env,
+        }
+    }
+
+    /// A local stack, also in an acceptance run: for tests that inject faults, read the
+    /// emulators' or moto's internals, or make out-of-band changes through them.
+    pub fn local() -> Stack {
         let dir = tempfile::Builder::new()
             .prefix("expel-stack")
             .tempdir()
@@ -96,7 +173,10 @@ impl Stack {
                 )
             })
             .collect();
-        Stack { dir, env }
+        Stack {
+            world: World::Local(dir),
+            env,
+        }
     }
 
     pub fn var(&self, name: &str) -> String {
@@ -104,16 +184,34 @@ impl Stack {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("scripts/stack up printed no {name}"))
+            .unwrap_or_else(|| panic!("the stack's environment has no {name}"))
+    }
+
+    /// The AWS account the tests act in: moto's default account locally; in an acceptance
+    /// run, the dedicated account named by EXPEL_ACCEPTANCE_AWS_ACCOUNT.
+    pub fn aws_account(&self) -> String {
+        match self.world {
+            World::Local(_) => "123456789012".to_string(),
+            World::Real { .. } => self.var("EXPEL_ACCEPTANCE_AWS_ACCOUNT"),
+        }
+    }
+
+    /// What only a local stack has: a test that uses it starts with `Stack::local()`.
+    fn local_only(&self, what: &str) {
+        if let World::Real { .. } = self.world {
+            panic!("this test uses {what}, which only the local stack has: it must start with Stack::local(), not Stack::up()");
+        }
     }
 
     /// Calls the sandbox's admin API (`/_admin/...`); returns status and JSON body.
     pub fn admin(&self, method: &str, path: &str, body: Option<&Json>) -> (u16, Json) {
+        self.local_only("the sandbox's admin API");
         http(&self.var("EXPEL_SANDBOX_URL"), method, path, body, &[])
     }
 
     /// Calls the fault proxy in front of moto (`/_proxy/...`).
     pub fn aws_proxy(&self, method: &str, path: &str, body: Option<&Json>) -> (u16, Json) {
+        self.local_only("the AWS fault proxy");
         http(&self.var("AWS_PROXY_URL"), method, path, body, &[])
     }
 
@@ -124,6 +222,7 @@ impl Stack {
 
     /// Like `oob`, with `name=value` arguments (e.g. `account=<id>` to act in a member account).
     pub fn oob_with(&self, action: &str, args: &[&str]) -> String {
+        self.local_only("out-of-band changes in moto (oob.py)");
         let out = Command::new(venv().join("bin/python"))
             .arg(repo_root().join("tests/e2e/oob.py"))
             .arg(action)
@@ -143,6 +242,7 @@ impl Stack {
     /// (tests/sandbox/policy_audit.py): whether every finding is an accepted one, and the
     /// report (`documents`, `unaccepted`).
     pub fn policy_audit(&self) -> (bool, Json) {
+        self.local_only("the policy audit of moto's documents");
         let out = Command::new(venv().join("bin/python"))
             .arg(repo_root().join("tests/sandbox/policy_audit.py"))
             .arg("--endpoint")
@@ -173,6 +273,7 @@ impl Stack {
 
     /// Calls the Workbench emulator as a client would (Bearer auth).
     pub fn workbench(&self, method: &str, path: &str, body: Option<&Json>) -> (u16, Json) {
+        self.local_only("direct calls to the Workbench emulator");
         let auth = format!("Bearer {}", self.var("EXPEL_API_KEY"));
         http(
             &self.var("EXPEL_WORKBENCH_URL"),
@@ -188,6 +289,7 @@ impl Stack {
     /// Runs a GraphQL document against the Wiz emulator as the seeded admin (out-of-band
     /// changes, as someone in the Wiz console would make them); returns the whole answer.
     pub fn wiz(&self, query: &str, variables: Json) -> Json {
+        self.local_only("direct calls to the Wiz emulator");
         let form = format!(
             "grant_type=client_credentials&client_id={}&client_secret={}&audience=wiz-api",
             self.var("WIZ_CLIENT_ID"),
@@ -223,10 +325,12 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/stack"))
-            .arg("down")
-            .env("EXPEL_STACK_DIR", self.dir.path())
-            .output();
+        if let World::Local(dir) = &self.world {
+            let _ = Command::new(repo_root().join("scripts/stack"))
+                .arg("down")
+                .env("EXPEL_STACK_DIR", dir.path())
+                .output();
+        }
     }
 }
 
@@ -331,6 +435,29 @@ fn copy_tf(src: &Path, dst: &Path) {
 pub struct Workdir {
     pub dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// Against real endpoints, whatever the test leaves in the state is destroyed on drop,
+    /// pass or fail (`override_for_acceptance`): an acceptance run leaves nothing in the
+    /// account or the tenants.
+    real: bool,
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        if !self.real || !self.dir.path().join("terraform.tfstate").exists() {
+            return;
+        }
+        // The state's force_destroy decides what destroy deletes: set it first.
+        self.override_for_acceptance();
+        let _ = self.terraform(&["apply", "-auto-approve", "-no-color"]);
+        let out = self.terraform(&["destroy", "-auto-approve", "-no-color"]);
+        if out.code != 0 {
+            eprintln!(
+                "acceptance cleanup: `terraform destroy` in {} failed; what it lists is left in the real account or tenants:\n{}",
+                self.dir.path().display(),
+                out.all()
+            );
+        }
+    }
 }
 
 impl Workdir {
@@ -364,7 +491,11 @@ impl Workdir {
         .expect("write dev.tfrc");
         let mut env = stack.env.clone();
         env.push(("TF_CLI_CONFIG_FILE".into(), tfrc.display().to_string()));
-        Workdir { dir, env }
+        Workdir {
+            dir,
+            env,
+            real: matches!(stack.world, World::Real { .. }),
+        }
     }
 
     pub fn write(&self, file: &str, content: &str) {
@@ -400,6 +531,41 @@ impl Workdir {
             .process_group(0)
             .spawn()
             .expect("run terraform (is it on PATH?)")
+    }
+
+    /// The cleanup of an acceptance test destroys every CloudTrail integration whole
+    /// (`force_destroy`: the log bucket emptied and deleted, the key scheduled for deletion
+    /// after AWS's minimum of 7 days), through a Terraform override file, so that an
+    /// acceptance run leaves no bucket behind. The test itself runs its configuration as is.
+    fn override_for_acceptance(&self) {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let p = entry.path();
+            let is_config = p.extension().is_some_and(|e| e == "tf")
+                && !p.to_string_lossy().ends_with("_override.tf");
+            let text = if is_config {
+                std::fs::read_to_string(&p).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            let mark = "resource \"expel_cloudtrail_integration\" \"";
+            for rest in text.split(mark).skip(1) {
+                if let Some((name, _)) = rest.split_once('"') {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        let blocks: String = names
+            .iter()
+            .map(|n| {
+                format!("resource \"expel_cloudtrail_integration\" \"{n}\" {{\n  force_destroy            = true\n  key_deletion_window_days = 7\n}}\n")
+            })
+            .collect();
+        self.write("acceptance_override.tf", &blocks);
     }
 
     fn command(&self, args: &[&str]) -> Command {
