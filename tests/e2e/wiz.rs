@@ -235,7 +235,7 @@ fn cloud_apply_drift_repair_console_access_webhook_and_destroy() {
     assert_eq!(users.len(), 1, "{st}");
     assert_eq!(users[0]["email"], json!("soc+acme_corp@expel.io"));
     assert_eq!(users[0]["name"], json!("Expel Analyst"));
-    assert_eq!(users[0]["expiresAt"], Json::Null);
+    assert_eq!(users[0]["isSuspended"], json!(false));
     w.tf_expect(
         &[
             "plan",
@@ -247,6 +247,32 @@ fn cloud_apply_drift_repair_console_access_webhook_and_destroy() {
         0,
     );
     let uid = users[0]["id"].clone();
+    // Suspended in Wiz (the API's only way to stop a user signing in; there is no expiry).
+    wiz_ok(
+        &stack,
+        "mutation($input: UpdateUserInput!) { updateUser(input: $input) { user { id } } }",
+        json!({"input": {"id": uid, "patch": {"isSuspended": true}}}),
+    );
+    let plan = w.terraform(&[
+        "plan",
+        "-detailed-exitcode",
+        "-no-color",
+        "-var",
+        "validated=true",
+    ]);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(plan.all().contains("is suspended"), "{}", plan.all());
+    w.tf_expect(
+        &[
+            "apply",
+            "-auto-approve",
+            "-no-color",
+            "-var",
+            "validated=true",
+        ],
+        0,
+    );
+    assert_eq!(wiz_state(&stack)["users"][0]["isSuspended"], json!(false));
     wiz_ok(
         &stack,
         "mutation($input: DeleteUserInput!) { deleteUser(input: $input) { _stub } }",

@@ -25,7 +25,7 @@ use crate::tfplugin::value::{Type, Value};
 
 mod steps;
 
-use steps::{Cx, Journal, Settings, GONE};
+use steps::{Cx, Journal, Settings, GONE, REMADE};
 
 /// How long an operation may take when `timeouts` does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -415,10 +415,11 @@ impl WizDevice {
             &integration_id,
             wiz.automation_rules_named("Expel Webhook Rule").await,
         ) {
-            if let Some(r) = rules
-                .into_iter()
-                .find(|r| r.actions.iter().any(|a| a.1.as_ref() == Some(iid)))
-            {
+            if let Some(r) = rules.into_iter().find(|r| {
+                r.actions
+                    .iter()
+                    .any(|a| a.integration_id.as_ref() == Some(iid))
+            }) {
                 if let Some(s) = r.severities.clone() {
                     severities = s;
                 }
@@ -659,14 +660,16 @@ impl Resource<ExpelData> for WizDevice {
         // (After a failed apply that left pieces never made, those are made now too.)
         let not_created = Observed::NotCreated.problems().join("; ");
         for (piece, ids) in IDS_OF_PIECE {
-            if prior_drift
-                .get(*piece)
-                .and_then(Value::as_str)
-                .is_some_and(|d| d.contains(GONE) || d.contains(&not_created))
-            {
+            let drift = prior_drift.get(*piece).and_then(Value::as_str);
+            // A piece no patch can repair is made again; the integration takes its rule along.
+            let remade = drift.is_some_and(|d| d.contains(REMADE));
+            if remade || drift.is_some_and(|d| d.contains(GONE) || d.contains(&not_created)) {
                 for id in *ids {
                     set(planned, id, Value::unknown());
                 }
+            }
+            if remade && *piece == "webhook_integration" {
+                set(planned, "automation_rule_id", Value::unknown());
             }
         }
         let changed = |k: &str| input.prior.get(k) != planned.get(k);
