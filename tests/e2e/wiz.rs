@@ -466,6 +466,53 @@ fn bad_inputs_are_diagnostics_naming_the_attribute() {
     assert!(st["service_accounts"].as_array().unwrap().is_empty());
 }
 
+/// A wrong Wiz client secret fails `terraform plan` with a diagnostic naming the setting and
+/// its variable (never the secret); a create whose every Wiz call is refused made nothing and
+/// leaves no resource (tainted or not) in state.
+#[test]
+fn wrong_client_secret_fails_plan_and_a_refused_create_leaves_no_state() {
+    let stack = Stack::up();
+    let mut w = Workdir::with_hcl(&hcl(CLOUD), &stack);
+    let wrong = "not-the-wiz-secret-4f1c9a";
+    w.set_env("WIZ_CLIENT_SECRET", Some(wrong));
+    let out = w.terraform(&["plan", "-no-color"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let text = out.all().replace('\n', " ");
+    for words in [
+        "Wiz refused the provider's credentials",
+        "wiz.client_secret",
+        "WIZ_CLIENT_SECRET",
+        "access_denied",
+    ] {
+        assert!(text.contains(words), "no {words:?} in:\n{}", out.all());
+    }
+    assert!(!out.all().contains(wrong), "the secret is in the output");
+
+    // The right secret plans; then every GraphQL call is refused as unauthenticated: the
+    // create's first calls fail, nothing is made, nothing is in state.
+    w.set_env("WIZ_CLIENT_SECRET", Some(&stack.var("WIZ_CLIENT_SECRET")));
+    w.tf_expect(&["plan", "-no-color"], 0);
+    let (s, f) = stack.admin(
+        "POST",
+        "/_admin/faults",
+        Some(&json!({"route": "POST /wiz/graphql", "count": -1, "status": 401})),
+    );
+    assert_eq!(s, 201, "{f}");
+    let out = w.terraform(&["apply", "-auto-approve", "-no-color"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.all().contains("Nothing was made"), "{}", out.all());
+    let shown = w.tf_expect(&["show", "-json", "-no-color"], 0);
+    let v: Json = serde_json::from_str(&shown.stdout).expect("show -json");
+    assert!(
+        v["values"]["root_module"]["resources"].is_null(),
+        "state after a create that made nothing: {v}"
+    );
+    stack.admin("DELETE", "/_admin/faults", None);
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    assert_nothing_left(&stack, "after the refused create");
+}
+
 #[test]
 fn import_by_device_id_then_empty_plan_and_secrets_never_logged() {
     let stack = Stack::up();

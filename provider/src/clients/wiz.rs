@@ -347,6 +347,11 @@ impl WizClient {
         Ok(out)
     }
 
+    /// Gets an access token (or uses the cached one): proves the client id and secret work.
+    pub async fn authenticate(&self) -> Result<(), WizError> {
+        self.token().await.map(|_| ())
+    }
+
     async fn forget_token(&self) {
         *self.token.lock().await = None;
     }
