@@ -235,7 +235,7 @@ fn cloud_apply_drift_repair_console_access_webhook_and_destroy() {
     assert_eq!(users.len(), 1, "{st}");
     assert_eq!(users[0]["email"], json!("soc+acme_corp@expel.io"));
     assert_eq!(users[0]["name"], json!("Expel Analyst"));
-    assert_eq!(users[0]["expiresAt"], Json::Null);
+    assert_eq!(users[0]["isSuspended"], json!(false));
     w.tf_expect(
         &[
             "plan",
@@ -247,6 +247,32 @@ fn cloud_apply_drift_repair_console_access_webhook_and_destroy() {
         0,
     );
     let uid = users[0]["id"].clone();
+    // Suspended in Wiz (the API's only way to stop a user signing in; there is no expiry).
+    wiz_ok(
+        &stack,
+        "mutation($input: UpdateUserInput!) { updateUser(input: $input) { user { id } } }",
+        json!({"input": {"id": uid, "patch": {"isSuspended": true}}}),
+    );
+    let plan = w.terraform(&[
+        "plan",
+        "-detailed-exitcode",
+        "-no-color",
+        "-var",
+        "validated=true",
+    ]);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(plan.all().contains("is suspended"), "{}", plan.all());
+    w.tf_expect(
+        &[
+            "apply",
+            "-auto-approve",
+            "-no-color",
+            "-var",
+            "validated=true",
+        ],
+        0,
+    );
+    assert_eq!(wiz_state(&stack)["users"][0]["isSuspended"], json!(false));
     wiz_ok(
         &stack,
         "mutation($input: DeleteUserInput!) { deleteUser(input: $input) { _stub } }",
@@ -438,6 +464,53 @@ fn bad_inputs_are_diagnostics_naming_the_attribute() {
     // Nothing was made.
     let st = wiz_state(&stack);
     assert!(st["service_accounts"].as_array().unwrap().is_empty());
+}
+
+/// A wrong Wiz client secret fails `terraform plan` with a diagnostic naming the setting and
+/// its variable (never the secret); a create whose every Wiz call is refused made nothing and
+/// leaves no resource (tainted or not) in state.
+#[test]
+fn wrong_client_secret_fails_plan_and_a_refused_create_leaves_no_state() {
+    let stack = Stack::up();
+    let mut w = Workdir::with_hcl(&hcl(CLOUD), &stack);
+    let wrong = "not-the-wiz-secret-4f1c9a";
+    w.set_env("WIZ_CLIENT_SECRET", Some(wrong));
+    let out = w.terraform(&["plan", "-no-color"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let text = out.all().replace('\n', " ");
+    for words in [
+        "Wiz refused the provider's credentials",
+        "wiz.client_secret",
+        "WIZ_CLIENT_SECRET",
+        "access_denied",
+    ] {
+        assert!(text.contains(words), "no {words:?} in:\n{}", out.all());
+    }
+    assert!(!out.all().contains(wrong), "the secret is in the output");
+
+    // The right secret plans; then every GraphQL call is refused as unauthenticated: the
+    // create's first calls fail, nothing is made, nothing is in state.
+    w.set_env("WIZ_CLIENT_SECRET", Some(&stack.var("WIZ_CLIENT_SECRET")));
+    w.tf_expect(&["plan", "-no-color"], 0);
+    let (s, f) = stack.admin(
+        "POST",
+        "/_admin/faults",
+        Some(&json!({"route": "POST /wiz/graphql", "count": -1, "status": 401})),
+    );
+    assert_eq!(s, 201, "{f}");
+    let out = w.terraform(&["apply", "-auto-approve", "-no-color"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.all().contains("Nothing was made"), "{}", out.all());
+    let shown = w.tf_expect(&["show", "-json", "-no-color"], 0);
+    let v: Json = serde_json::from_str(&shown.stdout).expect("show -json");
+    assert!(
+        v["values"]["root_module"]["resources"].is_null(),
+        "state after a create that made nothing: {v}"
+    );
+    stack.admin("DELETE", "/_admin/faults", None);
+    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    assert_nothing_left(&stack, "after the refused create");
 }
 
 #[test]

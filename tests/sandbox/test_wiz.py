@@ -88,13 +88,13 @@ READ_SA = """query ServiceAccount($id: ID!) {
   serviceAccount(id: $id) { id name clientId clientSecret scopes type lastRotatedAt } }"""
 CREATE_USER = """mutation CreateUser($input: CreateUserInput!) {
   createUser(input: $input) { user { id name email effectiveRole { id name }
-                                     effectiveAssignedProjects { id } expiresAt } } }"""
+                                     effectiveAssignedProjects { id } isSuspended } } }"""
 CREATE_INTEGRATION = """mutation CreateIntegration($input: CreateIntegrationInput!) {
   createIntegration(input: $input) { integration { id } } }"""
 READ_INTEGRATION = """query integration($id: ID!) { integration(id: $id) {
   id name type isAccessibleToAllProjects project { id } usedByRules { id }
   paramsType: params { type: __typename }
-  params { ... on WebhookIntegrationParams { url isOnPrem headers { key value }
+  params { ... on WebhookIntegrationParams { url onPremConfig { isOnPrem } headers { key value }
     authorization { ... on WebhookIntegrationBasicAuthorization { username password }
                     ... on WebhookIntegrationBearerAuthorization { token } } } } } }"""
 CREATE_RULE = """mutation CreateAutomationRule($input: CreateAutomationRuleInput!) {
@@ -125,12 +125,28 @@ def create_integration(wiz: Gql, url: str = "https://hooks.example/x", **kw: Any
     return data["createIntegration"]["integration"]["id"]
 
 
+# Bodies as Wiz's issue body reads in the public example (AxtonGrams
+# examples/resources/wiz_automation_rule_aws_sns/resource.tf), re-typed and shortened; the
+# detection body is [G].
+ISSUE_BODY = ('{"trigger": {"source": "{{triggerSource}}", "type": "{{triggerType}}", '
+              '"ruleId": "{{ruleId}}", "ruleName": "{{ruleName}}"}, '
+              '"issue": {"id": "{{issue.id}}", "status": "{{issue.status}}", '
+              '"severity": "{{issue.severity}}", "created": "{{issue.createdAt}}", '
+              '"projects": "{{#issue.projects}}{{name}}, {{/issue.projects}}"}, '
+              '"resource": {"id": "{{issue.entitySnapshot.providerId}}", '
+              '"name": "{{issue.entitySnapshot.name}}"}, '
+              '"control": {"id": "{{issue.control.id}}", "name": "{{issue.control.name}}"}}')
+DETECTION_BODY = ('{"trigger": {"source": "{{triggerSource}}", "ruleName": "{{ruleName}}"}, '
+                  '"detection": {"id": "{{detection.id}}", "title": "{{detection.title}}", '
+                  '"severity": "{{detection.severity}}"}}')
+
+
 def rule_input(integration_id: str, source: str = "ISSUES",
                severities: list[str] | None = None, enabled: bool = True,
                body: str | None = None, name: str = "Expel Webhook Rule") -> dict[str, Any]:
-    hook: dict[str, Any] = {"headers": []}
-    if body is not None:
-        hook["body"] = body
+    if body is None:
+        body = DETECTION_BODY if source == "DETECTIONS" else ISSUE_BODY
+    hook: dict[str, Any] = {"headers": [], "body": body}
     return {"name": name, "description": "send to Expel", "enabled": enabled,
             "triggerSource": source, "triggerType": ["CREATED"],
             "filters": {"severity": severities or list(SEVERITIES)},
@@ -489,12 +505,14 @@ def test_user_roles_and_users(wiz: Gql):
 
     user = wiz.ok(CREATE_USER, {"input": expel})["createUser"]["user"]
     assert user["effectiveRole"] == {"id": analyst, "name": IR_ANALYST}
-    assert user["expiresAt"] is None and user["effectiveAssignedProjects"] == []
+    assert user["isSuspended"] is False and user["effectiveAssignedProjects"] == []
     wiz.error(CREATE_USER, {"input": dict(expel, email="SOC+acme_corp@expel.io")},
               code="BAD_USER_INPUT")  # same address, other case
-    found = wiz.ok('query($e: String) { users(filterBy: {email: $e}) { totalCount nodes { id } } }',
-                   {"e": "soc+ACME_corp@expel.io"})
+    found = wiz.ok('query($s: String) { users(filterBy: {search: $s}) { totalCount nodes { id } } }',
+                   {"s": "soc+ACME_corp@expel"})
     assert found["users"] == {"totalCount": 1, "nodes": [{"id": user["id"]}]}
+    legacy = wiz.ok("{ users(filterBy: {source: LEGACY}) { totalCount } }")
+    assert legacy["users"]["totalCount"] == 0
 
     # Role checks: project-scoped roles need projects, global roles refuse them.
     project = wiz.ok("{ projects { nodes { id } } }")["projects"]["nodes"][0]["id"]
@@ -502,9 +520,6 @@ def test_user_roles_and_users(wiz: Gql):
                                       "role": "PROJECT_READER"}}, code="BAD_USER_INPUT")
     wiz.error(CREATE_USER, {"input": dict(expel, email="g@expel.io",
                                           assignedProjectIds=[project])}, code="BAD_USER_INPUT")
-    wiz.error(CREATE_USER, {"input": dict(expel, email="old@expel.io",
-                                          expiresAt="2001-01-01T00:00:00Z")},
-              code="BAD_USER_INPUT")
     wiz.error(CREATE_USER, {"input": dict(expel, email="r@expel.io", role="NO_SUCH_ROLE")},
               code="BAD_USER_INPUT")
 
@@ -514,6 +529,12 @@ def test_user_roles_and_users(wiz: Gql):
                                                         "assignedProjectIds": [project]}}})
     assert updated["updateUser"]["user"]["effectiveRole"] == {"id": "PROJECT_READER"}
     assert updated["updateUser"]["user"]["effectiveAssignedProjects"] == [{"id": project}]
+    suspended = wiz.ok("""mutation($i: UpdateUserInput!) { updateUser(input: $i) {
+        user { isSuspended manualOverrideRole { id } identityProviderRole { id } } } }""",
+                       {"i": {"id": user["id"], "patch": {"isSuspended": True}}})
+    assert suspended["updateUser"]["user"] == {"isSuspended": True,
+                                               "manualOverrideRole": {"id": "PROJECT_READER"},
+                                               "identityProviderRole": None}
     read = wiz.ok('query Users($id: ID!) { user(id: $id) { id name email '
                   'effectiveAssignedProjects { id } effectiveRole { id } } }', {"id": user["id"]})
     assert read["user"]["email"] == "soc+acme_corp@expel.io"
@@ -638,6 +659,7 @@ def test_automation_rule_lifecycle(wiz: Gql):
     (lambda r: r["actions"][0].update(integrationId="missing"), "missing"),
     (lambda r: r["actions"][0].update(actionTemplateType="SLACK"), "WEBHOOK"),
     (lambda r: r["actions"][0].update(actionTemplateParams={}), "webhook"),
+    (lambda r: r["actions"][0]["actionTemplateParams"]["webhook"].update(body=" "), "body"),
 ])
 def test_automation_rule_input_is_checked(wiz: Gql, change, needle):
     data = rule_input(create_integration(wiz))
@@ -752,7 +774,7 @@ def test_body_template_is_rendered(api: Http, admin: Http, wiz: Gql):
     body = ('{"trigger": {"source": "{{triggerSource}}", "ruleName": "{{ruleName}}"}, '
             '"issue": {"id": "{{issue.id}}", "severity": "{{issue.severity}}", '
             '"title": "{{issue.title}}", '
-            '"projects": [{{#issue.projects}}"{{.}}",{{/issue.projects}}"end"]}}')
+            '"projects": [{{#issue.projects}}"{{name}}",{{/issue.projects}}"end"]}}')
     create_rule(wiz, integ_id, body=body, name='Rule "quoted"')
     project_ids = [p["id"] for p in wiz.ok("{ projects { nodes { id } } }")["projects"]["nodes"]]
     r = admin.post("/_admin/wiz/issues", {"severity": "MEDIUM", "title": 'Say "hi"',

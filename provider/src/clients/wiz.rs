@@ -8,6 +8,11 @@
 //! could make a second object: the steps look for it before trying again). A 429 or 5xx
 //! that outlasts the retries is [`WizError::Http`], transient, whatever `errors[]` says.
 //! Secrets travel as [`Secret`] and never reach an error or log.
+//!
+//! Operations and fields follow the public client code of AxtonGrams/terraform-provider-wiz
+//! (`internal/wiz/structs.go`, `internal/provider/resource_*.go`; reference/APIS.md §7.1):
+//! a user has `effectiveRole` (no `role`, no expiry), users are filtered by `search` only,
+//! an integration's patch is `{name, params}`, a webhook action carries a `body` template.
 use super::pause::pause;
 use std::time::{Duration, Instant};
 
@@ -144,14 +149,23 @@ pub struct UserRole {
     pub name: String,
 }
 
+/// A user as read back: `effectiveRole` (structs.go User; resource_user.go reads it) is the
+/// role in force, `isSuspended` (structs.go User) whether the user may sign in.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: String,
     pub name: String,
     pub email: String,
-    pub role: IdOnly,
-    pub expires_at: Option<String>,
+    pub effective_role: Option<IdOnly>,
+    #[serde(default)]
+    pub is_suspended: bool,
+}
+
+impl User {
+    pub fn role_id(&self) -> Option<&str> {
+        self.effective_role.as_ref().map(|r| r.id.as_str())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -182,8 +196,16 @@ pub struct AutomationRule {
     pub trigger_type: Vec<String>,
     pub severities: Option<Vec<String>>,
     pub project_id: Option<String>,
-    /// (action type, integration id) of each action.
-    pub actions: Vec<(String, Option<String>)>,
+    pub actions: Vec<RuleAction>,
+}
+
+/// One action of an automation rule as read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleAction {
+    pub kind: String,
+    pub integration_id: Option<String>,
+    /// The webhook body template (`WebhookActionTemplateParams.body`).
+    pub body: Option<String>,
 }
 
 /// What we want an automation rule to be.
@@ -195,12 +217,15 @@ pub struct RuleSpec {
     pub trigger_type: Vec<String>,
     pub severities: Vec<String>,
     pub integration_id: String,
+    /// The webhook action's body template (required: structs.go
+    /// `WebhookActionTemplateParamsInput.body` has no omitempty).
+    pub body: String,
 }
 
 const SA_FIELDS: &str = "id name clientId scopes type lastRotatedAt assignedProjects { id }";
-const USER_FIELDS: &str = "id name email role { id } expiresAt";
+const USER_FIELDS: &str = "id name email effectiveRole { id } isSuspended";
 const INTEGRATION_FIELDS: &str = "id name isAccessibleToAllProjects params { ... on WebhookIntegrationParams { url authorization { ... on WebhookIntegrationBasicAuthorization { username } } } }";
-const RULE_FIELDS: &str = "id name description enabled triggerSource triggerType filters project { id } actions { actionTemplateType integration { id } }";
+const RULE_FIELDS: &str = "id name description enabled triggerSource triggerType filters project { id } actions { actionTemplateType integration { id } actionTemplateParams { ... on WebhookActionTemplateParams { body } } }";
 
 impl WizClient {
     pub fn new(
@@ -320,6 +345,11 @@ impl WizClient {
         let out = (token_type, t.value.clone());
         *guard = Some(t);
         Ok(out)
+    }
+
+    /// Gets an access token (or uses the cached one): proves the client id and secret work.
+    pub async fn authenticate(&self) -> Result<(), WizError> {
+        self.token().await.map(|_| ())
     }
 
     async fn forget_token(&self) {
@@ -635,10 +665,23 @@ impl WizClient {
         self.by_id("User", &doc, "user", id).await
     }
 
+    /// Users with this e-mail address. `UserFilters` has no e-mail filter (structs.go:
+    /// `search, role, source`), so the address is the free-text `search` and each match is
+    /// compared with it (ignoring letter case, as e-mail domains do).
     pub async fn users_by_email(&self, email: &str) -> Result<Vec<User>, WizError> {
-        let doc = format!("query Users($first: Int, $after: String, $email: String) {{ users(first: $first, after: $after, filterBy: {{email: $email}}) {{ nodes {{ {USER_FIELDS} }} pageInfo {{ hasNextPage endCursor }} }} }}");
-        self.all("Users", &doc, "users", json!({"email": email}))
-            .await
+        let doc = format!("query Users($first: Int, $after: String, $filterBy: UserFilters) {{ users(first: $first, after: $after, filterBy: $filterBy) {{ nodes {{ {USER_FIELDS} }} pageInfo {{ hasNextPage endCursor }} }} }}");
+        let all: Vec<User> = self
+            .all(
+                "Users",
+                &doc,
+                "users",
+                json!({"filterBy": {"search": email}}),
+            )
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter(|u| u.email.eq_ignore_ascii_case(email))
+            .collect())
     }
 
     /// Invites a user (Wiz identity provider, no expiry, global role).
@@ -664,13 +707,15 @@ impl WizClient {
         )
     }
 
+    /// Sets the name and role and lifts a suspension (`UpdateUserPatch` is `name, email, role,
+    /// assignedProjectIds, isSuspended`).
     pub async fn update_user(&self, id: &str, name: &str, role_id: &str) -> Result<User, WizError> {
         let doc = format!("mutation UpdateUser($input: UpdateUserInput!) {{ updateUser(input: $input) {{ user {{ {USER_FIELDS} }} }} }}");
         let data = self
             .graphql(
                 "UpdateUser",
                 &doc,
-                json!({"input": {"id": id, "patch": {"name": name, "role": role_id, "expiresAt": null}}}),
+                json!({"input": {"id": id, "patch": {"name": name, "role": role_id, "isSuspended": false}}}),
             )
             .await?;
         decode(
@@ -778,6 +823,8 @@ impl WizClient {
         )
     }
 
+    /// Sets the name, URL and basic auth. `UpdateIntegrationPatch` is `{name, params}`: the
+    /// project scope is set at create only.
     pub async fn update_webhook_integration(
         &self,
         id: &str,
@@ -791,7 +838,7 @@ impl WizClient {
             .graphql(
                 "UpdateIntegration",
                 &doc,
-                json!({"input": {"id": id, "patch": {"name": name, "isAccessibleToAllProjects": true,
+                json!({"input": {"id": id, "patch": {"name": name,
                     "params": {"webhook": {"url": url,
                         "authorization": {"username": username, "password": password.expose()}}}}}}),
             )
@@ -852,7 +899,7 @@ impl WizClient {
             "triggerSource": spec.trigger_source, "triggerType": spec.trigger_type,
             "filters": {"severity": spec.severities},
             "actions": [{"integrationId": spec.integration_id, "actionTemplateType": "WEBHOOK",
-                         "actionTemplateParams": {"webhook": {"headers": []}}}],
+                         "actionTemplateParams": {"webhook": {"body": spec.body, "headers": []}}}],
         })
     }
 
@@ -978,15 +1025,12 @@ fn rule_from(v: &Json) -> Result<AutomationRule, WizError> {
             .map(|a| {
                 a.iter()
                     .map(|x| {
-                        (
-                            x.get("actionTemplateType")
-                                .and_then(Json::as_str)
-                                .unwrap_or_default()
-                                .to_string(),
-                            x.pointer("/integration/id")
-                                .and_then(Json::as_str)
-                                .map(str::to_string),
-                        )
+                        let s = |p: &str| x.pointer(p).and_then(Json::as_str).map(str::to_string);
+                        RuleAction {
+                            kind: s("/actionTemplateType").unwrap_or_default(),
+                            integration_id: s("/integration/id"),
+                            body: s("/actionTemplateParams/body"),
+                        }
                     })
                     .collect()
             })
@@ -1032,11 +1076,19 @@ mod tests {
         let r = rule_from(
             &json!({"id": "r", "name": "n", "enabled": true, "triggerSource": "ISSUES",
             "triggerType": ["CREATED"], "filters": "{\"severity\":[\"LOW\"]}",
-            "actions": [{"actionTemplateType": "WEBHOOK", "integration": {"id": "i"}}]}),
+            "actions": [{"actionTemplateType": "WEBHOOK", "integration": {"id": "i"},
+                         "actionTemplateParams": {"body": "{}"}}]}),
         )
         .unwrap();
         assert_eq!(r.severities, Some(vec!["LOW".to_string()]));
-        assert_eq!(r.actions, vec![("WEBHOOK".into(), Some("i".into()))]);
+        assert_eq!(
+            r.actions,
+            vec![RuleAction {
+                kind: "WEBHOOK".into(),
+                integration_id: Some("i".into()),
+                body: Some("{}".into())
+            }]
+        );
         let i = integration_from(
             &json!({"id": "i", "name": "n", "isAccessibleToAllProjects": true,
             "params": {"url": "https://x", "authorization": {"username": "u"}}}),
@@ -1191,6 +1243,32 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.is_transient(), "{e}");
+    }
+
+    #[tokio::test]
+    async fn users_are_found_by_search_and_their_email_compared_here() {
+        let user = |id: &str, email: &str| json!({"id": id, "name": "Expel Analyst", "email": email, "effectiveRole": {"id": "R"}, "isSuspended": false});
+        let (base, seen) = fake(vec![(
+            200,
+            json!({"data": {"users": {"nodes": [user("1", "soc+acme@expel.io.example"), user("2", "SOC+acme@expel.io")], "pageInfo": {"hasNextPage": false, "endCursor": null}}}}),
+        )])
+        .await;
+        let found = client(&base)
+            .users_by_email("soc+acme@expel.io")
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].id.as_str(), found[0].role_id()), ("2", Some("R")));
+        let log = seen.lock().unwrap().clone();
+        let sent = log.last().unwrap();
+        assert!(
+            sent.contains(r#""filterBy":{"search":"soc+acme@expel.io"}"#),
+            "{sent}"
+        );
+        assert!(
+            !sent.contains("email:") && !sent.contains("role {"),
+            "no e-mail filter, no `role` field: {sent}"
+        );
     }
 
     #[tokio::test]

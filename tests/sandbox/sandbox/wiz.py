@@ -6,7 +6,9 @@
 
 The GraphQL schema is the SDL in wiz_schema.graphql (names marked [V] come from public client
 code, everything else is a guess [G]); documents are parsed, validated and executed by
-graphql-core, resolvers are the `_q_*` / `_m_*` methods below.
+graphql-core, resolvers are the `_r_*` methods below. Unknown fields, unknown input fields and
+wrong enum values fail graphql-core's validation with its own messages ("Cannot query field
+'role' on type 'User'.") and code GRAPHQL_VALIDATION_FAILED.
 
 Choices where the real behaviour is unknown [G]:
 - GraphQL errors, authentication included, come back with HTTP 200 in `errors[]`, each with
@@ -25,7 +27,10 @@ Choices where the real behaviour is unknown [G]:
   (DETECTIONS/CREATED, a guessed source) and whose `filters.severity` (absent = all) has its
   severity delivers its WEBHOOK actions: HTTP POST on a background thread (3 s timeout) with
   the integration's basic/bearer auth and headers. The body is the action's mustache `body`
-  rendered, else a default payload (shape guessed, see `_default_payload`).
+  (required) rendered over the variables Wiz documents for its templates, named as in the
+  public example body (AxtonGrams examples/resources/wiz_automation_rule_aws_sns/resource.tf):
+  triggerSource, triggerType, ruleId, ruleName, issue.{id,status,severity,createdAt,projects,
+  entitySnapshot,control}; detection.{...} for DETECTIONS is [G] (see `_template_context`).
 """
 
 from __future__ import annotations
@@ -127,14 +132,6 @@ ALPHANUM = string.ascii_lowercase + string.digits
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(value: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 def random_string(n: int) -> str:
@@ -265,7 +262,7 @@ class WizEmulator(Emulator):
             "lastRotatedAt": None, "assignedProjectIds": [], "seq": self._next_seq(),
             "seeded": True}}
         self.users: dict[str, dict[str, Any]] = {SEED_ADMIN_USER["id"]: {
-            **SEED_ADMIN_USER, "assignedProjectIds": [], "expiresAt": None,
+            **SEED_ADMIN_USER, "assignedProjectIds": [], "isSuspended": False,
             "sendEmailInvite": False, "createdAt": created, "seq": self._next_seq(),
             "seeded": True}}
         self.allowed_domains: list[str] = list(SEED_ALLOWED_DOMAINS)
@@ -534,10 +531,12 @@ class WizEmulator(Emulator):
         projects = [self._project_view(p) for p in user["assignedProjectIds"]]
         role = self._role_view(user["role"])
         return {"id": user["id"], "name": user["name"], "email": user["email"],
-                "effectiveRole": role, "role": role, "effectiveAssignedProjects": projects,
-                "assignedProjects": projects, "identityProviderType": "WIZ",
-                "expiresAt": user["expiresAt"], "isInvitePending": not user.get("seeded"),
-                "createdAt": user["createdAt"]}
+                "effectiveRole": role, "manualOverrideRole": copy.deepcopy(role),
+                "identityProviderRole": None, "effectiveAssignedProjects": projects,
+                "manualOverrideAssignedProjects": copy.deepcopy(projects),
+                "identityProviderAssignedProjects": [], "identityProvider": None,
+                "identityProviderType": "WIZ", "isSuspended": user["isSuspended"],
+                "isProjectScoped": role["isProjectScoped"], "createdAt": user["createdAt"]}
 
     def _login_settings_view(self) -> dict[str, Any]:
         return {"domainVerificationCode": self.domain_verification_code,
@@ -560,8 +559,9 @@ class WizEmulator(Emulator):
             "createdAt": integ["createdAt"], "updatedAt": integ["updatedAt"],
             "usedByRules": lambda info: [self._rule_view(r) for r in self._rules_using(integ_id)],
             "params": {"__typename": "WebhookIntegrationParams", "url": hook["url"],
-                       "isOnPrem": hook["isOnPrem"], "authorization": auth_view,
-                       "headers": copy.deepcopy(hook["headers"])},
+                       "onPremConfig": {"isOnPrem": hook["isOnPrem"], "tunnelDomain": None,
+                                        "tunnelToken": None},
+                       "authorization": auth_view, "headers": copy.deepcopy(hook["headers"])},
         }
 
     def _rules_using(self, integration_id: str) -> list[dict[str, Any]]:
@@ -577,7 +577,7 @@ class WizEmulator(Emulator):
                         self._integration_view(self.integrations[integ_id])
                         if integ_id in self.integrations else None),
                     "actionTemplateParams": {"__typename": "WebhookActionTemplateParams",
-                                             "body": hook.get("body"),
+                                             "body": hook["body"],
                                              "headers": copy.deepcopy(hook["headers"])}}
         return {"id": rule["id"], "name": rule["name"], "description": rule["description"],
                 "createdAt": rule["createdAt"], "updatedAt": rule["updatedAt"],
@@ -644,17 +644,6 @@ class WizEmulator(Emulator):
             raise bad_input(f"{field} has duplicates")
         return ids
 
-    @staticmethod
-    def _future_time(value: str | None, field: str) -> str | None:
-        if value is None:
-            return None
-        parsed = parse_time(value)
-        if parsed is None:
-            raise bad_input(f"{field} must be an ISO-8601 date-time with a zone, got {value!r}")
-        if parsed <= datetime.now(timezone.utc):
-            raise bad_input(f"{field} must be in the future")
-        return value
-
     def _find(self, table: dict[str, dict[str, Any]], kind: str, ident: str) -> dict[str, Any]:
         record = table.get(ident)
         if record is None:
@@ -719,8 +708,8 @@ class WizEmulator(Emulator):
     def _r_users(self, first=None, after=None, filterBy=None):
         items = list(self.users.values())
         f = filterBy or {}
-        if f.get("email") is not None:
-            items = [u for u in items if u["email"].lower() == f["email"].lower()]
+        if f.get("source") == "LEGACY":
+            items = []  # [G] every sandbox user signs in the MODERN way
         if f.get("search"):
             needle = f["search"].lower()
             items = [u for u in items if needle in u["name"].lower() or needle in u["email"].lower()]
@@ -760,7 +749,7 @@ class WizEmulator(Emulator):
     def _r_createUser(self, input):
         user = {"id": str(uuid.uuid4()), "name": input["name"], "email": input["email"],
                 "role": input["role"], "assignedProjectIds": input.get("assignedProjectIds"),
-                "expiresAt": self._future_time(input.get("expiresAt"), "expiresAt"),
+                "isSuspended": False,
                 "sendEmailInvite": input["sendEmailInvite"], "createdAt": now_iso()}
         self._check_user(user, except_id=None)
         user["seq"] = self._next_seq()
@@ -778,8 +767,8 @@ class WizEmulator(Emulator):
                 merged[key] = patch[key]
         if "assignedProjectIds" in patch:
             merged["assignedProjectIds"] = patch["assignedProjectIds"]
-        if "expiresAt" in patch:
-            merged["expiresAt"] = self._future_time(patch["expiresAt"], "patch.expiresAt")
+        if patch.get("isSuspended") is not None:
+            merged["isSuspended"] = patch["isSuspended"]
         # The allowed-domain rule applies to a new address only (it held when it was set).
         self._check_user(merged, except_id=user["id"],
                          new_email=merged["email"].lower() != user["email"].lower())
@@ -895,14 +884,6 @@ class WizEmulator(Emulator):
         merged = copy.deepcopy(integ)
         if "name" in patch:
             merged["name"] = self._name(patch["name"], "patch.name")
-        if "isAccessibleToAllProjects" in patch:
-            if patch["isAccessibleToAllProjects"] is None:
-                raise bad_input("patch.isAccessibleToAllProjects cannot be null")
-            merged["isAccessibleToAllProjects"] = patch["isAccessibleToAllProjects"]
-            if patch["isAccessibleToAllProjects"] and "projectId" not in patch:
-                merged["projectId"] = None
-        if "projectId" in patch:
-            merged["projectId"] = patch["projectId"]
         hook_patch = (patch.get("params") or {}).get("webhook")
         if hook_patch:
             hook = merged["params"]["webhook"]
@@ -916,7 +897,6 @@ class WizEmulator(Emulator):
             if "headers" in hook_patch:
                 hook["headers"] = self._headers(hook_patch["headers"],
                                                 "patch.params.webhook.headers")
-        self._check_scope(merged, "patch.")
         merged["updatedAt"] = now_iso()
         self.integrations[integ["id"]] = merged
         return {"integration": self._integration_view(merged)}
@@ -967,10 +947,12 @@ class WizEmulator(Emulator):
             hook = (action["actionTemplateParams"] or {}).get("webhook")
             if hook is None:
                 raise bad_input(f"{where}.actionTemplateParams.webhook is required")
+            if not hook["body"].strip():
+                raise bad_input(f"{where}.actionTemplateParams.webhook.body must not be empty")
             out.append({"id": str(uuid.uuid4()), "integrationId": integ["id"],
                         "actionTemplateType": "WEBHOOK",
                         "actionTemplateParams": {"webhook": {
-                            "body": hook.get("body"),
+                            "body": hook["body"],
                             "headers": self._headers(hook.get("headers"), f"{where}.headers")}}})
         return out
 
@@ -1026,7 +1008,7 @@ class WizEmulator(Emulator):
                 raise bad_input(f"patch.{key} cannot be null")
         if "name" in patch:
             merged["name"] = self._name(patch["name"], "patch.name")
-        for key in ("description", "enabled", "triggerSource", "projectId"):
+        for key in ("description", "enabled", "triggerSource"):
             if key in patch:
                 merged[key] = patch[key]
         if "triggerType" in patch:
@@ -1172,24 +1154,33 @@ class WizEmulator(Emulator):
 
     # ---- webhook delivery -----------------------------------------------------------------
 
-    def _default_payload(self, source: str, rule: dict[str, Any],
-                         subject: dict[str, Any]) -> dict[str, Any]:
-        """[G] resembles Wiz's default webhook body: trigger + issue/resource/control, or
-        trigger + detection. Field names other than the ids and severity are guesses."""
-        trigger = {"source": source, "type": "Created", "ruleId": rule["id"],
-                   "ruleName": rule["name"]}
+    def _template_context(self, source: str, rule: dict[str, Any],
+                          subject: dict[str, Any]) -> dict[str, Any]:
+        """The variables a body template sees. Names as the public example body uses them
+        (AxtonGrams examples/resources/wiz_automation_rule_aws_sns/resource.tf): trigger
+        fields, issue.{id,status,severity,createdAt,projects[].name}, issue.entitySnapshot.
+        {providerId,name,nativeType,cloudPlatform,...}, issue.control.{id,name,...}. Which
+        sandbox value fills each is [G]; `issue.title` and the whole `detection` object (for
+        the guessed DETECTIONS source) are [G]."""
+        context: dict[str, Any] = {"triggerSource": source, "triggerType": "Created",
+                                   "ruleId": rule["id"], "ruleName": rule["name"]}
         if source == "DETECTIONS":
-            return {"trigger": trigger, "detection": {
-                "id": subject["id"], "title": subject["title"], "severity": subject["severity"],
-                "description": subject["description"], "createdAt": subject["createdAt"],
-                "cloudPlatform": subject["cloudPlatform"]}}
-        return {"trigger": trigger,
-                "issue": {"id": subject["id"], "title": subject["title"],
-                          "status": subject["status"], "severity": subject["severity"],
-                          "type": subject["type"], "created": subject["createdAt"],
-                          "projects": [self.projects[p]["name"] for p in subject["projectIds"]]},
-                "resource": copy.deepcopy(subject["entitySnapshot"]),
-                "control": copy.deepcopy(subject["sourceRule"])}
+            context["detection"] = {k: copy.deepcopy(v) for k, v in subject.items()
+                                    if k != "seq"}
+            return context
+        snapshot = subject["entitySnapshot"]
+        context["issue"] = {
+            "id": subject["id"], "title": subject["title"], "status": subject["status"],
+            "severity": subject["severity"], "type": subject["type"],
+            "createdAt": subject["createdAt"],
+            "projects": [dict(self.projects[p]) for p in subject["projectIds"]],
+            "entitySnapshot": {"providerId": snapshot["id"], "name": snapshot["name"],
+                               "nativeType": snapshot["type"],
+                               "cloudPlatform": snapshot["cloudPlatform"]},
+            "control": {"id": subject["sourceRule"]["id"],
+                        "name": subject["sourceRule"]["name"],
+                        "severity": subject["severity"]}}
+        return context
 
     def _fire(self, source: str, subject: dict[str, Any]) -> list[dict[str, Any]]:
         """Deliveries (recorded as pending) of every matching enabled rule; call under lock."""
@@ -1201,19 +1192,14 @@ class WizEmulator(Emulator):
             severities = (rule["filters"] or {}).get("severity")
             if severities is not None and subject["severity"] not in severities:
                 continue
-            payload = self._default_payload(source, rule, subject)
+            context = self._template_context(source, rule, subject)
             for action in rule["actions"]:
                 integ = self.integrations.get(action["integrationId"])
                 if integ is None:
                     continue
                 hook = integ["params"]["webhook"]
-                template = action["actionTemplateParams"]["webhook"].get("body")
-                if template:
-                    context = dict(payload, triggerSource=source, triggerType="Created",
-                                   ruleId=rule["id"], ruleName=rule["name"])
-                    body = render_mustache(template, [context])
-                else:
-                    body = json.dumps(payload)
+                body = render_mustache(action["actionTemplateParams"]["webhook"]["body"],
+                                       [context])
                 headers = {"Content-Type": "application/json",
                            "User-Agent": "sandbox-wiz-webhook/1"}
                 for h in hook["headers"] + action["actionTemplateParams"]["webhook"]["headers"]:

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use super::soc_email::soc_email;
 use super::workbench_pin;
 use super::ExpelData;
+use crate::clients::wiz::WizError;
 use crate::engine::{self, Deadline, Observed, Refreshed, Step};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
 use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
@@ -25,7 +26,7 @@ use crate::tfplugin::value::{Type, Value};
 
 mod steps;
 
-use steps::{Cx, Journal, Settings, GONE};
+use steps::{Cx, Journal, Settings, GONE, REMADE};
 
 /// How long an operation may take when `timeouts` does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -283,6 +284,29 @@ fn report(diags: &mut Diagnostics, what: &str, errors: &[engine::StepError]) {
     }
 }
 
+/// Wiz gave the provider no token: the diagnostic names the provider settings to fix (the
+/// error carries the token endpoint's answer, never the secret).
+fn wiz_access_error(diags: &mut Diagnostics, e: &WizError) {
+    match e {
+        WizError::Auth {
+            status: 400 | 401 | 403,
+            ..
+        } => diags.error("Wiz refused the provider's credentials", format!("{e}. Check the client secret `wiz.client_secret` (or WIZ_CLIENT_SECRET) and the client id `wiz.client_id` (or WIZ_CLIENT_ID) in the provider block: they must be those of a Wiz service account with admin scopes (Wiz: Settings > Access Management > Service Accounts).")),
+        _ => diags.error("Cannot get a Wiz access token", format!("{e}. Check `wiz.auth_url` (or WIZ_AUTH_URL) and that the Wiz token endpoint is reachable, then plan again.")),
+    }
+}
+
+/// True when a create recorded nothing it made (so there is nothing for state to keep).
+fn made_nothing(j: &Journal) -> bool {
+    j.sa_id.is_none()
+        && !j.sa_unsure
+        && j.device_id.is_none()
+        && !j.domain_added
+        && j.user_id.is_none()
+        && j.integration_id.is_none()
+        && j.rule_id.is_none()
+}
+
 fn warnings(diags: &mut Diagnostics, cx: &Cx) {
     for w in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
         diags.warning("Security device is not healthy", w);
@@ -415,10 +439,11 @@ impl WizDevice {
             &integration_id,
             wiz.automation_rules_named("Expel Webhook Rule").await,
         ) {
-            if let Some(r) = rules
-                .into_iter()
-                .find(|r| r.actions.iter().any(|a| a.1.as_ref() == Some(iid)))
-            {
+            if let Some(r) = rules.into_iter().find(|r| {
+                r.actions
+                    .iter()
+                    .any(|a| a.integration_id.as_ref() == Some(iid))
+            }) {
                 if let Some(s) = r.severities.clone() {
                     severities = s;
                 }
@@ -530,6 +555,12 @@ impl Resource<ExpelData> for WizDevice {
         let Some(wiz) = ctx.data.wiz_client.as_ref() else {
             return;
         };
+        // The credentials are checked here, as SentinelOne's token is: a wrong secret fails
+        // the plan instead of the apply's first call.
+        if let Err(e) = wiz.authenticate().await {
+            wiz_access_error(diags, &e);
+            return;
+        }
         set(planned, "wiz_api_url", Value::string(self.tenant(ctx)));
         // Defaults derived from inputs and the provider: the same answer at plan and apply.
         if needs_default(input.config, planned, "api_endpoint_url") {
@@ -659,14 +690,16 @@ impl Resource<ExpelData> for WizDevice {
         // (After a failed apply that left pieces never made, those are made now too.)
         let not_created = Observed::NotCreated.problems().join("; ");
         for (piece, ids) in IDS_OF_PIECE {
-            if prior_drift
-                .get(*piece)
-                .and_then(Value::as_str)
-                .is_some_and(|d| d.contains(GONE) || d.contains(&not_created))
-            {
+            let drift = prior_drift.get(*piece).and_then(Value::as_str);
+            // A piece no patch can repair is made again; the integration takes its rule along.
+            let remade = drift.is_some_and(|d| d.contains(REMADE));
+            if remade || drift.is_some_and(|d| d.contains(GONE) || d.contains(&not_created)) {
                 for id in *ids {
                     set(planned, id, Value::unknown());
                 }
+            }
+            if remade && *piece == "webhook_integration" {
+                set(planned, "automation_rule_id", Value::unknown());
             }
         }
         let changed = |k: &str| input.prior.get(k) != planned.get(k);
@@ -708,6 +741,23 @@ impl Resource<ExpelData> for WizDevice {
         );
         let steps = steps();
         let errors = engine::create_all(&steps, &cx).await;
+        if !errors.is_empty() && made_nothing(&cx.j()) {
+            // Nothing exists (e.g. Wiz refused the first call): no state, so no tainted
+            // resource, and the next apply starts afresh.
+            for e in &errors {
+                diags.error(
+                    format!("Creating the Wiz integration failed at {}", e.step),
+                    format!(
+                        "{}\n\nNothing was made; fix the cause and apply again.",
+                        e.message
+                    ),
+                );
+            }
+            return ApplyOutcome {
+                state: None,
+                private: vec![],
+            };
+        }
         if !interrupted_create(diags, &cx.deadline, &errors) {
             report(diags, "Creating the Wiz integration", &errors);
         }

@@ -27,6 +27,8 @@ pub const RULE_MARKER: &str = "Managed by terraform-provider-expel (expel_wiz_de
 pub const EXPEL_DOMAIN: &str = "expel.io";
 pub const ANALYST_NAME: &str = "Expel Analyst";
 pub const GONE: &str = "deleted outside Terraform";
+/// Ends a drift that no patch can undo, so the piece is deleted and made again (new id).
+pub const REMADE: &str = "no patch can change that, so it is made again";
 /// [G] Where the device keeps guide step 4's switch. No public API toggles Wiz
 /// synchronization rules (Workbench UI: My Organizations > Integrations > Wiz > Disable); our
 /// guess is a flag in the device's free-form `properties`, written and compared like the
@@ -55,6 +57,16 @@ pub struct Settings {
     pub sync_rules: bool,
 }
 
+/// The webhook body of the Wiz Cloud rule: Wiz's issue body as the public example writes it
+/// (AxtonGrams/terraform-provider-wiz `examples/resources/wiz_automation_rule_aws_sns/
+/// resource.tf`, `aws_sns_body`): trigger, issue, resource and control, each field a mustache
+/// variable Wiz fills in. Expel publishes no body of its own; this one carries the issue id,
+/// severity and control name that Workbench needs to name an alert.
+pub const ISSUE_BODY: &str = r#"{"trigger": {"source": "{{triggerSource}}", "type": "{{triggerType}}", "ruleId": "{{ruleId}}", "ruleName": "{{ruleName}}"}, "issue": {"id": "{{issue.id}}", "status": "{{issue.status}}", "severity": "{{issue.severity}}", "created": "{{issue.createdAt}}", "projects": "{{#issue.projects}}{{name}}, {{/issue.projects}}"}, "resource": {"id": "{{issue.entitySnapshot.providerId}}", "name": "{{issue.entitySnapshot.name}}", "type": "{{issue.entitySnapshot.nativeType}}", "cloudPlatform": "{{issue.entitySnapshot.cloudPlatform}}", "subscriptionId": "{{issue.entitySnapshot.subscriptionExternalId}}", "subscriptionName": "{{issue.entitySnapshot.subscriptionName}}", "region": "{{issue.entitySnapshot.region}}", "status": "{{issue.entitySnapshot.status}}", "cloudProviderURL": "{{issue.entitySnapshot.cloudProviderURL}}"}, "control": {"id": "{{issue.control.id}}", "name": "{{issue.control.name}}", "description": "{{issue.control.description}}", "severity": "{{issue.control.severity}}"}}"#;
+/// [G] The webhook body of the Wiz Defend rule: no public source shows the variables of a
+/// detection (nor the DETECTIONS trigger source itself); the names follow the issue body's.
+pub const DETECTION_BODY: &str = r#"{"trigger": {"source": "{{triggerSource}}", "type": "{{triggerType}}", "ruleId": "{{ruleId}}", "ruleName": "{{ruleName}}"}, "detection": {"id": "{{detection.id}}", "title": "{{detection.title}}", "severity": "{{detection.severity}}", "description": "{{detection.description}}", "createdAt": "{{detection.createdAt}}", "cloudPlatform": "{{detection.cloudPlatform}}"}}"#;
+
 impl Settings {
     /// Wiz Cloud rules fire on issues, Wiz Defend rules on detections.
     pub fn trigger_source(&self) -> &'static str {
@@ -62,6 +74,14 @@ impl Settings {
             "DETECTIONS"
         } else {
             "ISSUES"
+        }
+    }
+    /// The webhook body template for the trigger source.
+    pub fn webhook_body(&self) -> &'static str {
+        if self.product == "defend" {
+            DETECTION_BODY
+        } else {
+            ISSUE_BODY
         }
     }
 }
@@ -733,7 +753,9 @@ impl ConsoleAccess {
             };
             let user = match current {
                 Some(u)
-                    if u.role.id == role && u.name == ANALYST_NAME && u.expires_at.is_none() =>
+                    if u.role_id() == Some(role.as_str())
+                        && u.name == ANALYST_NAME
+                        && !u.is_suspended =>
                 {
                     u
                 }
@@ -833,15 +855,16 @@ impl Step<Cx> for ConsoleAccess {
                     None => p.push(format!("user {ANALYST_NAME} ({}) {GONE}", cx.s.soc_email)),
                     Some(u) => {
                         let role = self.role_id(cx).await?;
-                        if u.role.id != role {
+                        if u.role_id() != Some(role.as_str()) {
                             p.push(format!(
                                 "user {ANALYST_NAME} has role {:?} instead of {:?}",
-                                u.role.id, cx.s.role_name
+                                u.role_id().unwrap_or("none"),
+                                cx.s.role_name
                             ));
                         }
-                        if u.expires_at.is_some() {
+                        if u.is_suspended {
                             p.push(format!(
-                                "user {ANALYST_NAME} expires; the guide sets no expiry"
+                                "user {ANALYST_NAME} is suspended and cannot sign in"
                             ));
                         }
                     }
@@ -937,7 +960,9 @@ impl Step<Cx> for WebhookIntegration {
             ));
         }
         if !i.all_projects {
-            p.push("integration is limited to one project instead of all".into());
+            p.push(format!(
+                "integration is limited to one project instead of all ({REMADE}, with its rule)"
+            ));
         }
         if let Some(d) = cx.device(HOOK).await? {
             if let Some((url, user, _)) = webhook_credentials(&d) {
@@ -954,13 +979,26 @@ impl Step<Cx> for WebhookIntegration {
         }
         Ok(Observed::Present(p))
     }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, problems: &[String]) -> Result<(), StepError> {
         let wiz = cx.wiz()?;
         let id = cx
             .j()
             .integration_id
             .clone()
             .ok_or_else(|| fail(HOOK, "no integration recorded"))?;
+        if problems.iter().any(|p| p.contains(REMADE)) {
+            // UpdateIntegrationPatch is {name, params} (structs.go): the project scope is set
+            // at create only. The rule using the integration goes first (Wiz refuses to
+            // delete a used integration); the rule step makes it again on the new one.
+            let rule = cx.j().rule_id.clone();
+            if let Some(rule) = rule {
+                cx.w(HOOK, || wiz.delete_automation_rule(&rule)).await?;
+                cx.j().rule_id = None;
+            }
+            cx.w(HOOK, || wiz.delete_integration(&id)).await?;
+            cx.j().integration_id = None;
+            return self.create(cx).await;
+        }
         let (url, user, password) = self.credentials(cx).await?;
         cx.w(HOOK, || {
             wiz.update_webhook_integration(&id, &cx.s.webhook_name, &url, &user, &password)
@@ -990,6 +1028,7 @@ impl AutomationRule {
             trigger_type: vec!["CREATED".into()],
             severities: cx.s.severities.clone(),
             integration_id: cx.j().integration_id.clone().unwrap_or_default(),
+            body: cx.s.webhook_body().into(),
         }
     }
     /// The trigger and severity values must exist in the tenant's schema (introspection).
@@ -1079,13 +1118,19 @@ impl Step<Cx> for AutomationRule {
         let want = Self::spec(cx);
         Ok(Observed::Present(rule_differences(&want, &r)))
     }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, problems: &[String]) -> Result<(), StepError> {
         let wiz = cx.wiz()?;
         let id = cx
             .j()
             .rule_id
             .clone()
             .ok_or_else(|| fail(RULE, "no rule recorded"))?;
+        if problems.iter().any(|p| p.contains(REMADE)) {
+            // UpdateAutomationRulePatch has no projectId (structs.go): made again.
+            cx.w(RULE, || wiz.delete_automation_rule(&id)).await?;
+            cx.j().rule_id = None;
+            return self.create(cx).await;
+        }
         let spec = Self::spec(cx);
         self.check_enums(cx, &spec).await?;
         cx.w(RULE, || wiz.update_automation_rule(&id, &spec))
@@ -1131,14 +1176,29 @@ pub fn rule_differences(want: &RuleSpec, r: &crate::clients::wiz::AutomationRule
         None => p.push("rule has no severity filter".into()),
     }
     if r.project_id.is_some() {
-        p.push("rule is limited to one project instead of all".into());
-    }
-    let want_actions = vec![("WEBHOOK".to_string(), Some(want.integration_id.clone()))];
-    if r.actions != want_actions {
         p.push(format!(
-            "rule actions are {:?} instead of one WEBHOOK action on the Expel integration",
-            r.actions
+            "rule is limited to one project instead of all ({REMADE})"
         ));
+    }
+    match r.actions.as_slice() {
+        [a] if a.kind == "WEBHOOK"
+            && a.integration_id.as_deref() == Some(want.integration_id.as_str()) =>
+        {
+            if a.body.as_deref() != Some(want.body.as_str()) {
+                p.push("rule webhook body differs from the Expel body template".into());
+            }
+        }
+        actions => p.push(format!(
+            "rule actions are {:?} instead of one WEBHOOK action on the Expel integration",
+            actions
+                .iter()
+                .map(|a| format!(
+                    "{} on {}",
+                    a.kind,
+                    a.integration_id.as_deref().unwrap_or("none")
+                ))
+                .collect::<Vec<_>>()
+        )),
     }
     p
 }
@@ -1146,6 +1206,7 @@ pub fn rule_differences(want: &RuleSpec, r: &crate::clients::wiz::AutomationRule
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clients::wiz::RuleAction;
 
     fn rule(enabled: bool, sev: &[&str], source: &str) -> crate::clients::wiz::AutomationRule {
         crate::clients::wiz::AutomationRule {
@@ -1157,7 +1218,11 @@ mod tests {
             trigger_type: vec!["CREATED".into()],
             severities: Some(sev.iter().map(|s| s.to_string()).collect()),
             project_id: None,
-            actions: vec![("WEBHOOK".into(), Some("i".into()))],
+            actions: vec![RuleAction {
+                kind: "WEBHOOK".into(),
+                integration_id: Some("i".into()),
+                body: Some(ISSUE_BODY.into()),
+            }],
         }
     }
 
@@ -1169,6 +1234,7 @@ mod tests {
             trigger_type: vec!["CREATED".into()],
             severities: vec!["LOW".into(), "HIGH".into()],
             integration_id: "i".into(),
+            body: ISSUE_BODY.into(),
         }
     }
 
@@ -1180,6 +1246,64 @@ mod tests {
             p.contains("disabled") && p.contains("severity") && p.contains("trigger"),
             "{p}"
         );
+    }
+
+    #[test]
+    fn body_and_project_drift_are_named_and_project_means_made_again() {
+        let mut r = rule(true, &["HIGH", "LOW"], "ISSUES");
+        r.actions[0].body = Some("{}".into());
+        r.project_id = Some("p".into());
+        let p = rule_differences(&want(), &r);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].contains("one project") && p[0].contains(REMADE),
+            "{p:?}"
+        );
+        assert!(p[1].contains("webhook body"), "{p:?}");
+    }
+
+    #[test]
+    fn each_product_sends_its_body_and_the_cloud_body_names_the_issue() {
+        let cloud = Settings::default();
+        assert_eq!(cloud.webhook_body(), ISSUE_BODY);
+        let defend = Settings {
+            product: "defend".into(),
+            ..Default::default()
+        };
+        assert_eq!(defend.webhook_body(), DETECTION_BODY);
+        // Both are JSON documents once every {{variable}} is filled in.
+        for body in [ISSUE_BODY, DETECTION_BODY] {
+            let filled = fill_tags(body);
+            let v: Json = serde_json::from_str(&filled).expect(body);
+            assert!(v["trigger"]["ruleId"].is_string(), "{v}");
+        }
+        for var in [
+            "{{issue.id}}",
+            "{{issue.severity}}",
+            "{{issue.control.name}}",
+        ] {
+            assert!(ISSUE_BODY.contains(var), "{var}");
+        }
+    }
+
+    /// Replaces mustache tags with "x" (sections vanish), as a renderer with values would.
+    fn fill_tags(t: &str) -> String {
+        let mut out = String::new();
+        let mut rest = t;
+        while let Some(i) = rest.find("{{") {
+            out.push_str(&rest[..i]);
+            let end = rest[i..]
+                .find("}}")
+                .map(|e| i + e + 2)
+                .unwrap_or(rest.len());
+            let tag = &rest[i + 2..end - 2];
+            if !tag.starts_with(['#', '/', '^']) {
+                out.push('x');
+            }
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out
     }
 
     #[test]
