@@ -471,7 +471,7 @@ fn bad_inputs_are_diagnostics_naming_the_attribute() {
 /// leaves no resource (tainted or not) in state.
 #[test]
 fn wrong_client_secret_fails_plan_and_a_refused_create_leaves_no_state() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     let mut w = Workdir::with_hcl(&hcl(CLOUD), &stack);
     let wrong = "not-the-wiz-secret-4f1c9a";
     w.set_env("WIZ_CLIENT_SECRET", Some(wrong));
