@@ -1,7 +1,7 @@
 //! Transport as a user meets it, through the real `terraform`: secrets never go over plain
 //! http to another host, a silent server fails a plan within the default time limit, every
-//! transport failure says its cause, and vendor text that echoes a secret is redacted in
-//! diagnostics and in the provider's log.
+//! transport failure says its cause, a misspelled AWS profile is named, and vendor text that
+//! echoes a secret is redacted in diagnostics and in the provider's log.
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -177,6 +177,28 @@ fn refused_dns_and_tls_failures_are_named_with_the_url() {
         assert!(err.contains(&url), "{url}: {err}");
         assert!(!err.contains("error sending request"), "{url}: {err}");
     }
+}
+
+#[test]
+fn a_misspelled_aws_profile_is_named() {
+    let stack = Stack::up();
+    let hcl = format!(
+        "{HEADER}\nprovider \"expel\" {{}}\nresource \"expel_cloudtrail_integration\" \"this\" {{ name = \"Acme - AWS CloudTrail\" }}\n"
+    );
+    let mut w = Workdir::with_hcl(&hcl, &stack);
+    let config = w.dir.path().join("aws-config");
+    std::fs::write(&config, "[profile prod]\nregion = us-east-1\n").unwrap();
+    let config = config.display().to_string();
+    let credentials = w.dir.path().join("aws-credentials").display().to_string();
+    w.set_env("AWS_CONFIG_FILE", Some(&config));
+    w.set_env("AWS_SHARED_CREDENTIALS_FILE", Some(&credentials));
+    w.set_env("AWS_PROFILE", Some("prdo"));
+    let out = w.tf_expect(&["plan", "-no-color"], 1);
+    let err = flat(&out.stderr);
+    assert!(err.contains("profile `prdo`"), "{err}");
+    assert!(err.contains("not found in"), "{err}");
+    assert!(err.contains(&config), "names the file it looked in: {err}");
+    assert!(!err.contains("DispatchFailure"), "{err}");
 }
 
 /// A Workbench that answers every request 401 with a detail echoing the key it was sent.

@@ -103,6 +103,7 @@ impl ExpelData {
                         )
                     }),
                     endpoints: self.aws.endpoints.clone(),
+                    request_timeout: Some(self.limits.request),
                 })
                 .await
             })
@@ -143,7 +144,7 @@ pub fn schema() -> Schema {
     }
     let aws = Block::new("AWS account the CloudTrail resources are created in. Unset values come from the AWS default credential chain (environment, shared config, instance role).")
         .attr(Attribute::string("region").optional().description("AWS region. Default: `AWS_REGION` / `AWS_DEFAULT_REGION` or the shared config.").validator(region_validator()))
-        .attr(Attribute::string("profile").optional().description("Shared config profile. Default: `AWS_PROFILE`."))
+        .attr(Attribute::string("profile").optional().description("Shared config profile. Default: `AWS_PROFILE`. A profile in neither ~/.aws/config nor ~/.aws/credentials (or AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE) is an error naming it."))
         .attr(Attribute::string("propagation_timeout").optional().description("How long one call keeps retrying AWS answers that mean \"not propagated yet\" (a new bucket, key or role not visible yet, `Invalid principal` right after a role is made, `InsufficientEncryptionPolicy` right after a key policy changes). They can also be permanent (a typo'd principal), so the wait is bounded; then the error names the likely causes. Default `2m` or `EXPEL_AWS_PROPAGATION_TIMEOUT`.").validator(duration_validator()))
         .block(
             NestedBlock::single(
@@ -171,7 +172,7 @@ pub fn schema() -> Schema {
         Block::new("Configures access to Expel Workbench and to the tools the onboarding guides connect to it.")
             .attr(Attribute::string("workbench_url").optional().description("Workbench base URL. Default: `EXPEL_WORKBENCH_URL` or `https://workbench.expel.io`. Must be https (it carries the API key); plain http only for this machine (localhost, 127.0.0.0/8, ::1).").validator(validators::url(&["https", "http"])))
             .attr(Attribute::string("api_key").optional().sensitive().description("Workbench API key of a service account (Organization Admin). Default: `EXPEL_API_KEY`."))
-            .attr(Attribute::string("request_timeout").optional().description(&format!("How long one HTTP request to Workbench, SentinelOne or Wiz may take (connecting, sending, reading the answer) before it counts as timed out and is retried. Default `{}s` or `EXPEL_REQUEST_TIMEOUT`.", Limits::default().request.as_secs())).validator(duration_validator()))
+            .attr(Attribute::string("request_timeout").optional().description(&format!("How long one HTTP request to Workbench, SentinelOne or Wiz may take (connecting, sending, reading the answer) before it counts as timed out and is retried; also the limit of one AWS call attempt. Default `{}s` or `EXPEL_REQUEST_TIMEOUT`.", Limits::default().request.as_secs())).validator(duration_validator()))
             .attr(Attribute::string("request_total_timeout").optional().description(&format!("How long one call to Workbench, SentinelOne or Wiz may take with all its retries; then it fails with the cause of the last attempt (timed out, connection refused, DNS, TLS). Default `{}s` or `EXPEL_REQUEST_TOTAL_TIMEOUT`.", Limits::default().total.as_secs())).validator(duration_validator()))
             .attr(Attribute::string("organization_id").optional().description("Workbench organization id (a GUID); also the external id of ExpelServiceRole. Default: `EXPEL_ORGANIZATION_ID`.").validator(uuid_validator()))
             .block(NestedBlock::single("aws", aws))
