@@ -1,7 +1,11 @@
 //! AWS through aws-sdk-rust: one set of service clients built from the provider's `aws`
 //! settings (region, profile, assume_role, per-service endpoints), the caller's location
-//! (partition and account, from STS), and errors classified for the engine's retries.
+//! (partition and account, from STS), and errors classified for the engine's retries and
+//! worded for a person: one sentence with the call, AWS's code, message and request id; a
+//! network failure said to be one, with its endpoint; a credentials failure with what the
+//! chain tried.
 use std::fmt;
+use std::sync::RwLock;
 
 use aws_config::BehaviorVersion;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -24,6 +28,9 @@ pub struct AwsClientSettings {
     pub profile: Option<String>,
     pub assume_role: Option<(String, Option<String>, String)>,
     pub endpoints: Vec<(String, Url)>,
+    /// How long one attempt of a call may take (the provider's `request_timeout`); the
+    /// SDK's defaults when unset.
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -36,6 +43,60 @@ pub struct AwsClients {
     pub cloudtrail: aws_sdk_cloudtrail::Client,
     pub organizations: aws_sdk_organizations::Client,
     pub region: Option<String>,
+    /// Why the configured profile cannot work (it is in neither shared file), if it cannot.
+    profile_problem: Option<String>,
+}
+
+/// Where each service's calls go, as errors name it: set when the clients are built (one
+/// provider configuration per process, as Terraform runs them).
+static ENDPOINTS: RwLock<Vec<(String, String)>> = RwLock::new(Vec::new());
+
+const SERVICES: &[&str] = &[
+    "iam",
+    "kms",
+    "s3",
+    "sqs",
+    "sts",
+    "cloudtrail",
+    "organizations",
+];
+
+fn endpoint_of(service: &str) -> String {
+    ENDPOINTS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(s, _)| s == service)
+        .map(|(_, e)| e.clone())
+        .unwrap_or_else(|| format!("the AWS {service} endpoint"))
+}
+
+/// Why `profile` cannot be used, when it is in neither the shared config nor the
+/// credentials file (read as the SDK reads them: AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE
+/// in `env`).
+async fn missing_profile(profile: &str, env: &aws_types::os_shim_internal::Env) -> Option<String> {
+    let files = aws_runtime::env_config::file::EnvConfigFiles::default();
+    let set = aws_config::profile::load(
+        &aws_types::os_shim_internal::Fs::real(),
+        env,
+        &files,
+        Some(profile.to_string().into()),
+    )
+    .await;
+    let found = set.as_ref().is_ok_and(|s| s.get_profile(profile).is_some());
+    if found {
+        return None;
+    }
+    let path = |var: &str, default: &str| env.get(var).unwrap_or_else(|_| default.into());
+    Some(format!(
+        "AWS profile `{profile}` (from `aws.profile` or AWS_PROFILE) not found in {} or {}{}: check its spelling against the profiles there (`aws configure list-profiles`), or unset it to use the default credential chain",
+        path("AWS_CONFIG_FILE", "~/.aws/config"),
+        path("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+        match set {
+            Err(e) => format!(" (they cannot be read: {e})"),
+            Ok(_) => String::new(),
+        }
+    ))
 }
 
 impl AwsClients {
@@ -50,6 +111,18 @@ impl AwsClients {
         if let Some(p) = &s.profile {
             loader = loader.profile_name(p);
         }
+        if let Some(t) = s.request_timeout {
+            loader = loader.timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(t.min(std::time::Duration::from_secs(10)))
+                    .operation_attempt_timeout(t)
+                    .build(),
+            );
+        }
+        let profile_problem = match &s.profile {
+            Some(p) => missing_profile(p, &aws_types::os_shim_internal::Env::real()).await,
+            None => None,
+        };
         let mut shared = loader.load().await;
         if let Some((role_arn, external_id, session)) = &s.assume_role {
             // AssumeRole goes to the configured STS endpoint too (an emulator, a private one).
@@ -80,6 +153,16 @@ impl AwsClients {
                 .find(|(n, _)| n == svc)
                 .map(|(_, u)| u.as_str().trim_end_matches('/').to_string())
         };
+        *ENDPOINTS.write().unwrap_or_else(|e| e.into_inner()) = SERVICES
+            .iter()
+            .map(|svc| {
+                let at = endpoint(svc).unwrap_or_else(|| match shared.region() {
+                    Some(r) => format!("the AWS {svc} endpoint of {r}"),
+                    None => format!("the AWS {svc} endpoint"),
+                });
+                (svc.to_string(), at)
+            })
+            .collect();
         macro_rules! client {
             ($krate:ident, $svc:literal) => {{
                 let mut b = $krate::config::Builder::from(&shared);
@@ -106,6 +189,7 @@ impl AwsClients {
             cloudtrail: client!(aws_sdk_cloudtrail, "cloudtrail"),
             organizations: client!(aws_sdk_organizations, "organizations"),
             region: shared.region().map(|r| r.to_string()),
+            profile_problem,
         }
     }
 
@@ -119,12 +203,27 @@ impl AwsClients {
                 "no AWS region is configured: set `aws.region` in the provider block or AWS_REGION",
             ));
         };
+        if let Some(problem) = &self.profile_problem {
+            return Err(AwsError::user(
+                "sts",
+                "GetCallerIdentity",
+                "ProfileNotFound",
+                problem,
+            ));
+        }
         let id = self
             .sts
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))?;
+            .map_err(|e| {
+                let mut e = AwsError::from_sdk("sts", "GetCallerIdentity", e);
+                if e.kind == AwsErrorKind::User && e.status.is_some() {
+                    // AWS answered and refused: the credentials the chain found are wrong.
+                    e.message = format!("{}; AWS refused the credentials the chain found: configure others (provider `aws` block, AWS_PROFILE or the AWS environment variables)", e.message.trim_end_matches('.'));
+                }
+                e
+            })?;
         let arn = id.arn().unwrap_or_default();
         let partition = arn
             .split(':')
@@ -160,6 +259,8 @@ pub struct AwsError {
     pub message: String,
     pub status: Option<u16>,
     pub kind: AwsErrorKind,
+    /// AWS's id of the request, for AWS support.
+    pub request_id: Option<String>,
 }
 
 impl fmt::Display for AwsError {
@@ -170,6 +271,9 @@ impl fmt::Display for AwsError {
         }
         if !self.message.is_empty() {
             write!(f, ": {}", self.message)?;
+        }
+        if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
         }
         Ok(())
     }
@@ -231,6 +335,7 @@ impl AwsError {
             message: message.to_string(),
             status: None,
             kind: AwsErrorKind::User,
+            request_id: None,
         }
     }
 
@@ -249,6 +354,7 @@ impl AwsError {
             kind: Self::classify(code, &message, None, false),
             message,
             status: None,
+            request_id: None,
         }
     }
 
@@ -261,26 +367,52 @@ impl AwsError {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let status = err.raw_response().map(|r| r.status().as_u16());
-        let code = err.code().unwrap_or_default().to_string();
-        let message = match err.message() {
-            Some(m) => m.to_string(),
-            None if code.is_empty() => {
-                aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()
-            }
-            None => String::new(),
+        let request_id = err
+            .meta()
+            .extra("aws_request_id")
+            .map(str::to_string)
+            .or_else(|| {
+                let headers = err.raw_response()?.headers();
+                ["x-amzn-requestid", "x-amz-request-id"]
+                    .iter()
+                    .find_map(|h| headers.get(*h))
+                    .map(str::to_string)
+            });
+        if let SdkError::ServiceError(_) = err {
+            let code = err.code().unwrap_or_default().to_string();
+            let message = err.message().unwrap_or_default().to_string();
+            return AwsError {
+                service,
+                operation,
+                kind: Self::classify(&code, &message, status, false),
+                code,
+                message,
+                status,
+                request_id,
+            };
+        }
+        let timed_out = matches!(err, SdkError::TimeoutError(_));
+        let (code, message, kind) = match failure(&err, timed_out) {
+            Failure::Network(cause) => (
+                "NetworkFailure",
+                format!("network failure reaching {} ({cause}); this is not a credentials problem: check that the endpoint is right and reachable from here (proxy, firewall, VPC endpoint)", endpoint_of(service)),
+                AwsErrorKind::Transient,
+            ),
+            Failure::Credentials(why) => (
+                "NoCredentials",
+                format!("no usable AWS credentials: {}. Set `aws.profile` or AWS_PROFILE to a profile with credentials, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", tried(&why)),
+                AwsErrorKind::User,
+            ),
+            Failure::Other(text) => ("", text, Self::classify("", "", status, false)),
         };
-        let network = matches!(
-            err,
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_)
-        );
-        let kind = Self::classify(&code, &message, status, network);
         AwsError {
             service,
             operation,
-            code,
+            code: code.to_string(),
             message,
             status,
             kind,
+            request_id,
         }
     }
 
@@ -330,6 +462,82 @@ impl AwsError {
             waited.as_secs()
         );
         self
+    }
+}
+
+/// Why a call that got no answer from AWS failed.
+enum Failure {
+    /// No connection, or no answer in time: the cause.
+    Network(String),
+    /// The credential chain found nothing usable: what it said.
+    Credentials(String),
+    /// Anything else: the error chain in one line.
+    Other(String),
+}
+
+/// The credential chain's report on one line: what each source said, or the sources it tries
+/// when the report does not list them.
+fn tried(why: &str) -> String {
+    const OFF: &str = "the credential provider was not enabled";
+    if !why.contains("Attempted:") {
+        return format!("{why}; the chain tries, in order: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the profile of `aws.profile` or AWS_PROFILE (else `default`) in ~/.aws/config and ~/.aws/credentials, web identity (AWS_WEB_IDENTITY_TOKEN_FILE), the ECS container and the EC2 instance metadata");
+    }
+    why.lines()
+        .map(|l| {
+            l.trim()
+                .replace(&format!("{OFF}: "), "")
+                .replace(OFF, "not configured")
+        })
+        .filter(|l| !l.is_empty() && l != "not configured")
+        .collect::<Vec<_>>()
+        .join("; ")
+        .replace(". Attempted:;", "; tried")
+}
+
+/// Reads the error chain (`source()`): a connection or timeout failure anywhere in it is a
+/// network failure, even under a credentials error (an unreachable STS in an AssumeRole).
+fn failure(err: &(dyn std::error::Error + 'static), timed_out: bool) -> Failure {
+    use aws_credential_types::provider::error::CredentialsError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    let mut messages: Vec<String> = Vec::new();
+    let mut network = timed_out;
+    let mut credentials = false;
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(c) = e.downcast_ref::<ConnectorError>() {
+            network |= c.is_io() || c.is_timeout();
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            network |= matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::ConnectionReset
+            );
+        }
+        credentials |= e.downcast_ref::<CredentialsError>().is_some();
+        let text = e.to_string();
+        if !text.is_empty() && !messages.iter().any(|m| m == &text) {
+            messages.push(text);
+        }
+        next = e.source();
+    }
+    if messages.len() > 1 {
+        // The outer layers ("dispatch failure", "other") say nothing the inner ones do not.
+        messages.retain(|m| {
+            !matches!(
+                m.as_str(),
+                "dispatch failure" | "other" | "io" | "io error" | "timeout" | "timeout error"
+            )
+        });
+    }
+    let chain = messages.join(": ");
+    if network {
+        Failure::Network(chain)
+    } else if credentials {
+        Failure::Credentials(chain)
+    } else {
+        Failure::Other(chain)
     }
 }
 
@@ -449,6 +657,90 @@ mod tests {
             e.to_string(),
             "s3 DeleteObjects failed: AccessDenied: Access Denied"
         );
+    }
+
+    fn sdk_failure(source: ConnectorErrorFor) -> AwsError {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let connector = match source {
+            ConnectorErrorFor::Refused => ConnectorError::io(Box::new(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "tcp connect error: Connection refused (os error 111)",
+            ))),
+            ConnectorErrorFor::NoCredentials => ConnectorError::other(
+                Box::new(
+                    aws_credential_types::provider::error::CredentialsError::not_loaded(
+                        "no providers in chain provided credentials",
+                    ),
+                ),
+                None,
+            ),
+        };
+        let e: SdkError<aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError, _> =
+            SdkError::dispatch_failure(connector);
+        AwsError::from_sdk("sts", "GetCallerIdentity", e)
+    }
+
+    enum ConnectorErrorFor {
+        Refused,
+        NoCredentials,
+    }
+
+    #[test]
+    fn failures_without_an_answer_are_one_sentence_saying_what_failed() {
+        let e = sdk_failure(ConnectorErrorFor::Refused);
+        assert_eq!(e.kind, AwsErrorKind::Transient);
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "sts GetCallerIdentity failed: NetworkFailure: network failure reaching"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("Connection refused"), "{text}");
+        assert!(text.contains("not a credentials problem"), "{text}");
+        assert!(
+            !text.contains("DispatchFailure") && !text.contains('\n'),
+            "{text}"
+        );
+
+        let e = sdk_failure(ConnectorErrorFor::NoCredentials);
+        assert_eq!(e.kind, AwsErrorKind::User, "not retried");
+        let text = e.to_string();
+        assert!(text.contains("no usable AWS credentials"), "{text}");
+        assert!(text.contains("AWS_PROFILE"), "{text}");
+        assert!(!text.contains("network"), "{text}");
+    }
+
+    #[test]
+    fn the_request_id_closes_the_sentence() {
+        let e = AwsError {
+            request_id: Some("4442587f-cafe".into()),
+            ..AwsError::user("sqs", "CreateQueue", "InvalidParameterValue", "bad name")
+        };
+        assert_eq!(
+            e.to_string(),
+            "sqs CreateQueue failed: InvalidParameterValue: bad name (request id 4442587f-cafe)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_profile_in_neither_shared_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(&config, "[profile prod]\nregion = eu-west-1\n").unwrap();
+        let (config, credentials) = (
+            config.display().to_string(),
+            dir.path().join("credentials").display().to_string(),
+        );
+        let env = aws_types::os_shim_internal::Env::from_slice(&[
+            ("AWS_CONFIG_FILE", config.as_str()),
+            ("AWS_SHARED_CREDENTIALS_FILE", credentials.as_str()),
+        ]);
+        let missing = missing_profile("prdo", &env).await.expect("not found");
+        assert!(missing.contains("`prdo`"), "{missing}");
+        assert!(missing.contains(&config), "{missing}");
+        assert!(missing.contains("AWS_PROFILE"), "{missing}");
+        assert_eq!(missing_profile("prod", &env).await, None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One module per remote API. Clients know HTTP and the vendor's shapes, nothing of
 //! Terraform or the engine.
 pub mod aws;
+pub mod http;
 pub mod pause;
 pub mod secret;
 pub mod sentinelone;

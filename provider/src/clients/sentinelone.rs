@@ -3,6 +3,7 @@
 //! `{errors: [{code, title, message, detail}]}`. 429 and 5xx are retried (honouring
 //! Retry-After) for idempotent calls; a POST is retried only on 429, which the console answers
 //! before doing anything. Tokens are `Secret`s: they never reach an error, a log or Debug.
+use super::http::{display_url, Deadline, Limits};
 use super::pause::pause;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use url::Url;
 
+use super::secret::redact;
 use super::Secret;
 
 pub const API_PREFIX: &str = "/web/api/v2.1";
@@ -209,23 +211,28 @@ pub struct SentinelOneClient {
     console: Url,
     token: Secret,
     max_attempts: u32,
+    limits: Limits,
 }
 
 impl SentinelOneClient {
     pub fn new(console: Url, token: Secret) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!(
-                "terraform-provider-expel/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()?;
+        let limits = Limits::default();
         Ok(SentinelOneClient {
-            http,
+            http: limits.client()?,
             console,
             token,
             max_attempts: 6,
+            limits,
+        })
+    }
+
+    /// The client with other time limits (the provider's `request_timeout` and
+    /// `request_total_timeout`).
+    pub fn with_limits(self, limits: &Limits) -> Result<Self, reqwest::Error> {
+        Ok(SentinelOneClient {
+            http: limits.client()?,
+            limits: *limits,
+            ..self
         })
     }
 
@@ -258,12 +265,14 @@ impl SentinelOneClient {
             _ => "request",
         };
         let idempotent = method != reqwest::Method::POST;
+        let mut deadline = Deadline::start(&self.limits);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut req = self
                 .http
                 .request(method.clone(), self.url(path))
+                .timeout(deadline.attempt())
                 .query(query)
                 .header("Authorization", format!("ApiToken {}", self.token.expose()))
                 .header("Accept", "application/json");
@@ -273,7 +282,7 @@ impl SentinelOneClient {
                     .body(b.to_string());
             }
             let transport = |reason: String| SentinelOneError::Transport {
-                base: self.console.to_string(),
+                base: display_url(&self.console),
                 method: verb,
                 path: path.to_string(),
                 reason,
@@ -284,11 +293,12 @@ impl SentinelOneClient {
                     if idempotent
                         && attempt < self.max_attempts
                         && (e.is_connect() || e.is_timeout())
+                        && deadline.allows(backoff(attempt))
                         && pause(backoff(attempt)).await
                     {
                         continue;
                     }
-                    return Err(transport(e.without_url().to_string()));
+                    return Err(transport(deadline.describe(&e)));
                 }
             };
             let status = resp.status().as_u16();
@@ -296,14 +306,14 @@ impl SentinelOneClient {
             if retry && attempt < self.max_attempts {
                 let wait = retry_after(&resp).unwrap_or_else(|| backoff(attempt));
                 tracing::debug!(status, path, attempt, "SentinelOne retry");
-                if pause(wait).await {
+                if deadline.allows(wait) && pause(wait).await {
                     continue;
                 }
             }
             let bytes = resp
                 .bytes()
                 .await
-                .map_err(|e| transport(e.without_url().to_string()))?;
+                .map_err(|e| transport(deadline.describe(&e)))?;
             if bytes.is_empty() && status < 400 {
                 return Ok(Json::Null);
             }
@@ -320,6 +330,7 @@ impl SentinelOneClient {
             };
             if status >= 400 {
                 let (code, message) = error_text(&doc, status);
+                let message = redact(&message);
                 return Err(SentinelOneError::Api {
                     method: verb,
                     path: path.to_string(),

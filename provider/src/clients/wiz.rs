@@ -10,9 +10,10 @@
 //! Secrets travel as [`Secret`] and never reach an error or log.
 //!
 //! Operations and fields follow the public client code of AxtonGrams/terraform-provider-wiz
-//! (`internal/wiz/structs.go`, `internal/provider/resource_*.go`; reference/APIS.md §7.1):
+//! (`internal/wiz/structs.go`, `internal/provider/resource_*.go`; docs/guides/api-assumptions.md):
 //! a user has `effectiveRole` (no `role`, no expiry), users are filtered by `search` only,
 //! an integration's patch is `{name, params}`, a webhook action carries a `body` template.
+use super::http::{display_url, Deadline, Limits};
 use super::pause::pause;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use url::Url;
 
+use super::secret::redact;
 use super::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +99,7 @@ pub struct WizClient {
     client_secret: Secret,
     token: tokio::sync::Mutex<Option<Token>>,
     max_attempts: u32,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for WizClient {
@@ -234,22 +237,26 @@ impl WizClient {
         client_id: String,
         client_secret: Secret,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!(
-                "terraform-provider-expel/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()?;
+        let limits = Limits::default();
         Ok(WizClient {
-            http,
+            http: limits.client()?,
             auth_url,
             api_url,
             client_id,
             client_secret,
             token: tokio::sync::Mutex::new(None),
             max_attempts: 4,
+            limits,
+        })
+    }
+
+    /// The client with other time limits (the provider's `request_timeout` and
+    /// `request_total_timeout`).
+    pub fn with_limits(self, limits: &Limits) -> Result<Self, reqwest::Error> {
+        Ok(WizClient {
+            http: limits.client()?,
+            limits: *limits,
+            ..self
         })
     }
 
@@ -257,8 +264,9 @@ impl WizClient {
         &self.api_url
     }
 
-    /// A valid access token: the cached one, or a new one from the token endpoint.
-    async fn token(&self) -> Result<(String, Secret), WizError> {
+    /// A valid access token: the cached one, or a new one from the token endpoint within the
+    /// call's `deadline`.
+    async fn token(&self, deadline: &mut Deadline) -> Result<(String, Secret), WizError> {
         let mut guard = self.token.lock().await;
         if let Some(t) = guard.as_ref() {
             if Instant::now() < t.until {
@@ -277,6 +285,7 @@ impl WizClient {
             let r = self
                 .http
                 .post(self.auth_url.clone())
+                .timeout(deadline.attempt())
                 .header("Content-Type", "application/x-www-form-urlencoded")
                 .body(form.clone())
                 .send()
@@ -284,20 +293,29 @@ impl WizClient {
             match r {
                 Ok(r) => {
                     let again = r.status().as_u16() == 429 || r.status().is_server_error();
-                    if !(again && attempt < self.max_attempts && pause(backoff(attempt)).await) {
+                    if !(again
+                        && attempt < self.max_attempts
+                        && deadline.allows(backoff(attempt))
+                        && pause(backoff(attempt)).await)
+                    {
                         break r;
                     }
                 }
                 Err(e) => {
                     if attempt < self.max_attempts
                         && (e.is_connect() || e.is_timeout())
+                        && deadline.allows(backoff(attempt))
                         && pause(backoff(attempt)).await
                     {
                         continue;
                     }
                     return Err(WizError::Transport {
                         operation: "token",
-                        reason: e.without_url().to_string(),
+                        reason: format!(
+                            "{} ({})",
+                            deadline.describe(&e),
+                            display_url(&self.auth_url)
+                        ),
                     });
                 }
             }
@@ -307,15 +325,11 @@ impl WizClient {
         if status != 200 {
             return Err(WizError::Auth {
                 status,
-                error: body
-                    .get("error")
-                    .and_then(Json::as_str)
-                    .unwrap_or("error")
-                    .to_string(),
+                error: redact(body.get("error").and_then(Json::as_str).unwrap_or("error")),
                 description: body
                     .get("error_description")
                     .and_then(Json::as_str)
-                    .map(str::to_string),
+                    .map(redact),
             });
         }
         let value = body
@@ -349,7 +363,8 @@ impl WizClient {
 
     /// Gets an access token (or uses the cached one): proves the client id and secret work.
     pub async fn authenticate(&self) -> Result<(), WizError> {
-        self.token().await.map(|_| ())
+        let mut deadline = Deadline::start(&self.limits);
+        self.token(&mut deadline).await.map(|_| ())
     }
 
     async fn forget_token(&self) {
@@ -368,12 +383,14 @@ impl WizClient {
         let body = json!({"query": document, "variables": variables, "operationName": operation});
         let mut attempt = 0;
         let mut reauthenticated = false;
+        let mut deadline = Deadline::start(&self.limits);
         loop {
             attempt += 1;
-            let (kind, token) = self.token().await?;
+            let (kind, token) = self.token(&mut deadline).await?;
             let sent = self
                 .http
                 .post(self.api_url.clone())
+                .timeout(deadline.attempt())
                 .header("Authorization", format!("{kind} {}", token.expose()))
                 .header("Content-Type", "application/json")
                 .body(body.to_string())
@@ -384,13 +401,18 @@ impl WizClient {
                 Err(e) => {
                     if attempt < attempts
                         && (e.is_connect() || e.is_timeout())
+                        && deadline.allows(backoff(attempt))
                         && pause(backoff(attempt)).await
                     {
                         continue;
                     }
                     return Err(WizError::Transport {
                         operation,
-                        reason: e.without_url().to_string(),
+                        reason: format!(
+                            "{} ({})",
+                            deadline.describe(&e),
+                            display_url(&self.api_url)
+                        ),
                     });
                 }
             };
@@ -404,7 +426,7 @@ impl WizClient {
                     .map(|s| Duration::from_secs(s.min(30)))
                     .unwrap_or_else(|| backoff(attempt));
                 tracing::debug!(status, operation, attempt, "Wiz retry");
-                if pause(wait).await {
+                if deadline.allows(wait) && pause(wait).await {
                     continue;
                 }
             }
@@ -413,7 +435,11 @@ impl WizClient {
                 Err(e) => {
                     return Err(WizError::Transport {
                         operation,
-                        reason: e.without_url().to_string(),
+                        reason: format!(
+                            "{} ({})",
+                            deadline.describe(&e),
+                            display_url(&self.api_url)
+                        ),
                     })
                 }
             };
@@ -431,7 +457,7 @@ impl WizClient {
             let message = first
                 .and_then(|e| e.get("message"))
                 .and_then(Json::as_str)
-                .map(str::to_string);
+                .map(redact);
             if status == 429 || status >= 500 {
                 // Throttled or failed server side (a mutation may still have acted).
                 return Err(WizError::Http {
@@ -440,19 +466,16 @@ impl WizClient {
                     detail: message,
                 });
             }
-            if let Some(e) = first {
+            if first.is_some() {
                 let err = WizError::Graphql {
                     operation,
                     code: code.unwrap_or_else(|| "UNKNOWN".into()),
-                    message: e
-                        .get("message")
-                        .and_then(Json::as_str)
-                        .unwrap_or("")
-                        .to_string(),
+                    message: message.unwrap_or_default(),
                 };
                 if is_query
                     && err.is_transient()
                     && attempt < attempts
+                    && deadline.allows(backoff(attempt))
                     && pause(backoff(attempt)).await
                 {
                     continue;
@@ -1162,6 +1185,52 @@ mod tests {
             Secret::new("s3cr3t-value"),
         )
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn vendor_text_echoing_a_secret_is_redacted() {
+        let password = Secret::new("webhook-pa55word-echoed");
+        let echo = json!({"errors": [{"message": format!("Variable \"$input\" got invalid value {{\"authorization\":{{\"password\":\"{}\"}}}}", password.expose()), "extensions": {"code": "BAD_USER_INPUT"}}]});
+        let (base, _) = fake(vec![(200, echo)]).await;
+        let e = client(&base)
+            .create_webhook_integration("n", "https://x", "u", &password)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("got invalid value"), "{e}");
+        assert!(!e.contains("pa55word"), "the password leaked: {e}");
+
+        // The token endpoint echoing the configured client secret.
+        let (base, _) = scripted_token(json!({"error": "access_denied", "error_description": "client_secret s3cr3t-value is not valid"})).await;
+        let e = client(&base)
+            .graphql("Q", "query Q { x }", json!({}))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not valid"), "{e}");
+        assert!(!e.contains("s3cr3t-value"), "the client secret leaked: {e}");
+    }
+
+    /// A token endpoint answering 401 with `body`.
+    async fn scripted_token(body: Json) -> (Url, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut chunk = [0u8; 4096];
+                let n = sock.read(&mut chunk).await.unwrap_or(0);
+                log.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&chunk[..n]).to_string());
+                let body = body.to_string();
+                let resp = format!("HTTP/1.1 401 X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = sock.write_all(resp.as_bytes()).await;
+            }
+        });
+        (base, seen)
     }
 
     #[tokio::test]

@@ -1,11 +1,13 @@
 //! Expel Workbench API client: JSON:API at `/api/v2`, `Authorization: Bearer <key>`.
 //! 429 and 5xx are retried with backoff (honouring Retry-After); 4xx are the caller's fault.
+use super::http::{display_url, Deadline, Limits};
 use super::pause::pause;
 use std::time::Duration;
 
 use serde_json::Value as Json;
 use url::Url;
 
+use super::secret::redact;
 use super::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,23 +80,28 @@ pub struct WorkbenchClient {
     base: Url,
     api_key: Secret,
     max_attempts: u32,
+    limits: Limits,
 }
 
 impl WorkbenchClient {
     pub fn new(base: Url, api_key: Secret) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!(
-                "terraform-provider-expel/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()?;
+        let limits = Limits::default();
         Ok(WorkbenchClient {
-            http,
+            http: limits.client()?,
             base,
             api_key,
             max_attempts: 5,
+            limits,
+        })
+    }
+
+    /// The client with other time limits (the provider's `request_timeout` and
+    /// `request_total_timeout`).
+    pub fn with_limits(self, limits: &Limits) -> Result<Self, reqwest::Error> {
+        Ok(WorkbenchClient {
+            http: limits.client()?,
+            limits: *limits,
+            ..self
         })
     }
 
@@ -148,12 +155,14 @@ impl WorkbenchClient {
         } else {
             self.max_attempts
         };
+        let mut deadline = Deadline::start(&self.limits);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut req = self
                 .http
                 .request(method.clone(), url.clone())
+                .timeout(deadline.attempt())
                 .query(query)
                 .bearer_auth(self.api_key.expose())
                 .header("Accept", "application/vnd.api+json");
@@ -167,15 +176,16 @@ impl WorkbenchClient {
                 Err(e) => {
                     if attempt < retries
                         && (e.is_connect() || e.is_timeout())
+                        && deadline.allows(backoff(attempt))
                         && pause(backoff(attempt)).await
                     {
                         continue;
                     }
                     return Err(WorkbenchError::Transport {
-                        base: self.base.to_string(),
+                        base: display_url(&self.base),
                         method: verb,
                         path: path.to_string(),
-                        reason: e.without_url().to_string(),
+                        reason: deadline.describe(&e),
                     });
                 }
             };
@@ -186,15 +196,15 @@ impl WorkbenchClient {
                     .map(|d| d.min(MAX_RETRY_AFTER))
                     .unwrap_or_else(|| backoff(attempt));
                 tracing::debug!(status, path, attempt, "Workbench retry");
-                if pause(wait).await {
+                if deadline.allows(wait) && pause(wait).await {
                     continue;
                 }
             }
             let bytes = resp.bytes().await.map_err(|e| WorkbenchError::Transport {
-                base: self.base.to_string(),
+                base: display_url(&self.base),
                 method: verb,
                 path: path.to_string(),
-                reason: e.without_url().to_string(),
+                reason: deadline.describe(&e),
             })?;
             if bytes.is_empty() && status < 400 {
                 return Ok(Json::Null);
@@ -207,6 +217,7 @@ impl WorkbenchClient {
                 })?;
             if status >= 400 {
                 let (title, detail) = error_text(&json);
+                let (title, detail) = (redact(&title), detail.as_deref().map(redact));
                 return Err(WorkbenchError::Api {
                     method: verb,
                     path: path.to_string(),

@@ -192,6 +192,7 @@ mod tests {
             message: String::new(),
             status: None,
             kind,
+            request_id: None,
         }
     }
 

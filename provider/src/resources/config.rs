@@ -3,6 +3,7 @@
 use url::Url;
 
 use crate::clients::aws::{AwsClientSettings, AwsClients, AwsError, AwsLocation};
+use crate::clients::http::{self, Limits};
 use crate::clients::workbench::WorkbenchClient;
 use crate::clients::Secret;
 use crate::resources::aws_names::{self, AwsName};
@@ -74,6 +75,8 @@ pub struct WizSettings {
 /// What resources and data sources receive once the provider is configured.
 pub struct ExpelData {
     pub workbench: WorkbenchClient,
+    /// Time limits of every Workbench, SentinelOne and Wiz call.
+    pub limits: Limits,
     pub organization_id: Option<String>,
     pub aws: AwsSettings,
     pub sentinelone: Option<SentinelOneSettings>,
@@ -100,6 +103,7 @@ impl ExpelData {
                         )
                     }),
                     endpoints: self.aws.endpoints.clone(),
+                    request_timeout: Some(self.limits.request),
                 })
                 .await
             })
@@ -140,14 +144,8 @@ pub fn schema() -> Schema {
     }
     let aws = Block::new("AWS account the CloudTrail resources are created in. Unset values come from the AWS default credential chain (environment, shared config, instance role).")
         .attr(Attribute::string("region").optional().description("AWS region. Default: `AWS_REGION` / `AWS_DEFAULT_REGION` or the shared config.").validator(region_validator()))
-        .attr(Attribute::string("profile").optional().description("Shared config profile. Default: `AWS_PROFILE`."))
-        .attr(Attribute::string("propagation_timeout").optional().description("How long one call keeps retrying AWS answers that mean \"not propagated yet\" (a new bucket, key or role not visible yet, `Invalid principal` right after a role is made, `InsufficientEncryptionPolicy` right after a key policy changes). They can also be permanent (a typo'd principal), so the wait is bounded; then the error names the likely causes. Default `2m` or `EXPEL_AWS_PROPAGATION_TIMEOUT`.").validator(crate::tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
-            if let Some(s) = v.as_str() {
-                if super::common::parse_duration(s).is_none() {
-                    d.attr_error(p.clone(), "Malformed duration", format!("`{p}` = {s:?} is not a duration such as \"90s\", \"2m\" or \"1h\"."));
-                }
-            }
-        })))
+        .attr(Attribute::string("profile").optional().description("Shared config profile. Default: `AWS_PROFILE`. A profile in neither ~/.aws/config nor ~/.aws/credentials (or AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE) is an error naming it."))
+        .attr(Attribute::string("propagation_timeout").optional().description("How long one call keeps retrying AWS answers that mean \"not propagated yet\" (a new bucket, key or role not visible yet, `Invalid principal` right after a role is made, `InsufficientEncryptionPolicy` right after a key policy changes). They can also be permanent (a typo'd principal), so the wait is bounded; then the error names the likely causes. Default `2m` or `EXPEL_AWS_PROPAGATION_TIMEOUT`.").validator(duration_validator()))
         .block(
             NestedBlock::single(
                 "assume_role",
@@ -167,18 +165,34 @@ pub fn schema() -> Schema {
     let wiz = Block::new("Wiz tenant access (a service account with admin scopes).")
         .attr(Attribute::string("client_id").optional().description("Default: `WIZ_CLIENT_ID`."))
         .attr(Attribute::string("client_secret").optional().sensitive().description("Default: `WIZ_CLIENT_SECRET`."))
-        .attr(Attribute::string("auth_url").optional().description("OAuth token URL. Default: `WIZ_AUTH_URL` or `https://auth.app.wiz.io/oauth/token`.").validator(validators::url(&["https", "http"])))
-        .attr(Attribute::string("api_url").optional().description("GraphQL endpoint of the tenant, e.g. `https://api.us17.app.wiz.io/graphql`. Default: `WIZ_API_URL`.").validator(validators::url(&["https", "http"])));
+        .attr(Attribute::string("auth_url").optional().description("OAuth token URL. Default: `WIZ_AUTH_URL` or `https://auth.app.wiz.io/oauth/token`. Must be https (it carries the client secret); plain http only for this machine.").validator(validators::url(&["https", "http"])))
+        .attr(Attribute::string("api_url").optional().description("GraphQL endpoint of the tenant, e.g. `https://api.us17.app.wiz.io/graphql`. Default: `WIZ_API_URL`. Must be https (it carries the access token); plain http only for this machine.").validator(validators::url(&["https", "http"])));
     Schema::new(
         0,
         Block::new("Configures access to Expel Workbench and to the tools the onboarding guides connect to it.")
-            .attr(Attribute::string("workbench_url").optional().description("Workbench base URL. Default: `EXPEL_WORKBENCH_URL` or `https://workbench.expel.io`.").validator(validators::url(&["https", "http"])))
+            .attr(Attribute::string("workbench_url").optional().description("Workbench base URL. Default: `EXPEL_WORKBENCH_URL` or `https://workbench.expel.io`. Must be https (it carries the API key); plain http only for this machine (localhost, 127.0.0.0/8, ::1).").validator(validators::url(&["https", "http"])))
             .attr(Attribute::string("api_key").optional().sensitive().description("Workbench API key of a service account (Organization Admin). Default: `EXPEL_API_KEY`."))
+            .attr(Attribute::string("request_timeout").optional().description(&format!("How long one HTTP request to Workbench, SentinelOne or Wiz may take (connecting, sending, reading the answer) before it counts as timed out and is retried; also the limit of one AWS call attempt. Default `{}s` or `EXPEL_REQUEST_TIMEOUT`.", Limits::default().request.as_secs())).validator(duration_validator()))
+            .attr(Attribute::string("request_total_timeout").optional().description(&format!("How long one call to Workbench, SentinelOne or Wiz may take with all its retries; then it fails with the cause of the last attempt (timed out, connection refused, DNS, TLS). Default `{}s` or `EXPEL_REQUEST_TOTAL_TIMEOUT`.", Limits::default().total.as_secs())).validator(duration_validator()))
             .attr(Attribute::string("organization_id").optional().description("Workbench organization id (a GUID); also the external id of ExpelServiceRole. Default: `EXPEL_ORGANIZATION_ID`.").validator(uuid_validator()))
             .block(NestedBlock::single("aws", aws))
             .block(NestedBlock::single("sentinelone", s1))
             .block(NestedBlock::single("wiz", wiz)),
     )
+}
+
+fn duration_validator() -> impl crate::tfplugin::schema::Validator {
+    crate::tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
+        if let Some(s) = v.as_str() {
+            if super::common::parse_duration(s).is_none() {
+                d.attr_error(
+                    p.clone(),
+                    "Malformed duration",
+                    format!("`{p}` = {s:?} is not a duration such as \"90s\", \"2m\" or \"1h\"."),
+                );
+            }
+        }
+    })
 }
 
 fn uuid_validator() -> impl crate::tfplugin::schema::Validator {
@@ -276,11 +290,86 @@ fn parse_url(value: &str, source: &str, path: AttrPath, diags: &mut Diagnostics)
     }
 }
 
+/// A URL that carries `what` (a key, a secret): https, or http on this machine only. Checked
+/// before any connection is made.
+fn secure_url(
+    value: &str,
+    source: &str,
+    path: AttrPath,
+    var: &str,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<Url> {
+    let url = parse_url(value, source, path.clone(), diags)?;
+    if http::may_carry_secrets(&url) {
+        return Some(url);
+    }
+    diags.attr_error(
+        path.clone(),
+        "Insecure URL",
+        format!(
+            "{source} = {:?} uses plain http to a host other than this machine: {what} would travel in clear text. Set `{path}` (or the environment variable {var}) to an https URL; http is accepted only for localhost, 127.0.0.0/8 and ::1.",
+            http::display_url(&url)
+        ),
+    );
+    None
+}
+
+/// A duration from the provider block or the environment; `default` when neither sets it.
+fn duration_setting(
+    config: &Value,
+    attr: &str,
+    var: &str,
+    default: std::time::Duration,
+    env: &dyn Env,
+    diags: &mut Diagnostics,
+) -> std::time::Duration {
+    let Some((v, source)) = setting(config, &[attr], var, env) else {
+        return default;
+    };
+    match super::common::parse_duration(&v).filter(|d| !d.is_zero()) {
+        Some(d) => d,
+        None => {
+            diags.attr_error(
+                AttrPath::root(attr),
+                "Malformed duration",
+                format!("{source} = {v:?} is not a duration such as \"30s\", \"2m\" or \"1h\"; set `{attr}` or {var} to one."),
+            );
+            default
+        }
+    }
+}
+
 /// Builds the provider data from the configuration and the environment.
 pub fn configure(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> Option<ExpelData> {
     let url = setting(config, &["workbench_url"], "EXPEL_WORKBENCH_URL", env)
         .unwrap_or((DEFAULT_WORKBENCH_URL.to_string(), "the default".to_string()));
-    let workbench_url = parse_url(&url.0, &url.1, AttrPath::root("workbench_url"), diags);
+    let workbench_url = secure_url(
+        &url.0,
+        &url.1,
+        AttrPath::root("workbench_url"),
+        "EXPEL_WORKBENCH_URL",
+        "the Workbench API key",
+        diags,
+    );
+    let limits = Limits {
+        request: duration_setting(
+            config,
+            "request_timeout",
+            "EXPEL_REQUEST_TIMEOUT",
+            Limits::default().request,
+            env,
+            diags,
+        ),
+        total: duration_setting(
+            config,
+            "request_total_timeout",
+            "EXPEL_REQUEST_TOTAL_TIMEOUT",
+            Limits::default().total,
+            env,
+            diags,
+        ),
+    };
 
     let api_key = setting(config, &["api_key"], "EXPEL_API_KEY", env).map(|(k, _)| Secret::new(k));
     if api_key.is_none() {
@@ -320,9 +409,10 @@ pub fn configure(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> Opti
         return None;
     }
     let (workbench_url, api_key) = (workbench_url?, api_key?);
-    match WorkbenchClient::new(workbench_url, api_key) {
-        Ok(workbench) => Some(ExpelData {
+    match WorkbenchClient::new(workbench_url, api_key).map(|c| c.with_limits(&limits)) {
+        Ok(Ok(workbench)) => Some(ExpelData {
             workbench,
+            limits,
             organization_id: organization_id.map(|(id, _)| id),
             aws,
             sentinelone,
@@ -333,13 +423,14 @@ pub fn configure(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> Opti
                     w.client_id.clone(),
                     w.client_secret.clone(),
                 )
+                .and_then(|c| c.with_limits(&limits))
                 .ok()
             }),
             wiz,
             aws_clients: Default::default(),
             aws_location: Default::default(),
         }),
-        Err(e) => {
+        Ok(Err(e)) | Err(e) => {
             diags.error("Cannot build the HTTP client", e.to_string());
             None
         }
@@ -454,17 +545,26 @@ fn wiz_settings(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> Optio
         "https://auth.app.wiz.io/oauth/token".into(),
         "the default".into(),
     ));
-    let auth_url = parse_url(
+    let auth_url = secure_url(
         &auth.0,
         &auth.1,
         AttrPath::root("wiz").attr("auth_url"),
+        "WIZ_AUTH_URL",
+        "the Wiz client secret",
         diags,
     );
     let Some(api) = setting(&wiz, &["api_url"], "WIZ_API_URL", env) else {
         diags.attr_error(AttrPath::root("wiz").attr("api_url"), "Missing Wiz API URL", "Set `wiz.api_url` or WIZ_API_URL to your tenant's GraphQL endpoint (Wiz: User Settings > Tenant > API Endpoint URL).");
         return None;
     };
-    let api_url = parse_url(&api.0, &api.1, AttrPath::root("wiz").attr("api_url"), diags);
+    let api_url = secure_url(
+        &api.0,
+        &api.1,
+        AttrPath::root("wiz").attr("api_url"),
+        "WIZ_API_URL",
+        "the Wiz access token",
+        diags,
+    );
     Some(WizSettings {
         client_id: id,
         client_secret: secret,
@@ -543,6 +643,87 @@ mod tests {
             data.wiz.map(|w| w.client_secret.expose().to_string()),
             Some("s".into())
         );
+    }
+
+    #[test]
+    fn a_url_that_carries_a_secret_must_be_https_unless_on_this_machine() {
+        let base = [
+            ("EXPEL_API_KEY", "k"),
+            ("WIZ_CLIENT_ID", "id"),
+            ("WIZ_CLIENT_SECRET", "s"),
+            ("WIZ_API_URL", "https://api.us17.app.wiz.io/graphql"),
+        ];
+        for (var, attr, url) in [
+            (
+                "EXPEL_WORKBENCH_URL",
+                "workbench_url",
+                "http://workbench.example.com",
+            ),
+            (
+                "WIZ_AUTH_URL",
+                "wiz.auth_url",
+                "http://auth.example.com/oauth/token",
+            ),
+            (
+                "WIZ_API_URL",
+                "wiz.api_url",
+                "http://192.0.2.2:8080/graphql",
+            ),
+        ] {
+            let mut env = HashMap::from(base);
+            env.insert(var, url);
+            let mut d = Diagnostics::default();
+            assert!(configure(&null_config(), &FakeEnv(env), &mut d).is_none());
+            assert_eq!(paths(&d), vec![attr], "{d:?}");
+            assert!(d.0[0].detail.contains(var), "{}", d.0[0].detail);
+            assert!(d.0[0].detail.contains("https"), "{}", d.0[0].detail);
+        }
+        for local in [
+            "http://127.0.0.1:9",
+            "http://127.8.9.1",
+            "http://localhost:1",
+            "http://[::1]:2",
+        ] {
+            let mut env = HashMap::from(base);
+            env.insert("EXPEL_WORKBENCH_URL", local);
+            let mut d = Diagnostics::default();
+            assert!(
+                configure(&null_config(), &FakeEnv(env), &mut d).is_some(),
+                "{local}: {d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn time_limits_come_from_the_block_or_the_environment() {
+        let env = FakeEnv(HashMap::from([
+            ("EXPEL_API_KEY", "k"),
+            ("EXPEL_REQUEST_TOTAL_TIMEOUT", "2m"),
+        ]));
+        let mut config = null_config();
+        if let Value::Object(m) = &mut config {
+            m.insert("request_timeout".into(), Value::string("5s"));
+        }
+        let mut d = Diagnostics::default();
+        let data = configure(&config, &env, &mut d).expect("configures");
+        assert_eq!(
+            data.limits,
+            Limits {
+                request: std::time::Duration::from_secs(5),
+                total: std::time::Duration::from_secs(120),
+            }
+        );
+        let defaults = configure(&null_config(), &env, &mut d).expect("configures");
+        assert_eq!(defaults.limits.request, Limits::default().request);
+
+        let env = FakeEnv(HashMap::from([
+            ("EXPEL_API_KEY", "k"),
+            ("EXPEL_REQUEST_TIMEOUT", "soon"),
+        ]));
+        let mut d = Diagnostics::default();
+        assert!(configure(&null_config(), &env, &mut d).is_none());
+        assert_eq!(paths(&d), vec!["request_timeout"]);
+        assert!(d.0[0].detail.contains("EXPEL_REQUEST_TIMEOUT"));
     }
 
     /// What ValidateProviderConfig answers: the attribute validators, then `validate`.

@@ -1,4 +1,5 @@
 //! hclog-style JSON log lines on stderr, so Terraform's `TF_LOG` shows them at their level.
+//! Every message and field passes through the redaction the provider installs.
 use std::fmt;
 
 use tracing::{Event, Level, Subscriber};
@@ -7,7 +8,12 @@ use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-struct HcLog;
+/// Blanks the secrets a text may hold, before it is written.
+pub type Redact = fn(&str) -> String;
+
+struct HcLog {
+    redact: Redact,
+}
 
 #[derive(Default)]
 struct Fields {
@@ -51,9 +57,16 @@ where
             Level::DEBUG => "debug",
             Level::TRACE => "trace",
         };
-        let mut line = f.extra;
+        let mut line: serde_json::Map<String, serde_json::Value> = f
+            .extra
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => (k, (self.redact)(&s).into()),
+                other => (k, other),
+            })
+            .collect();
         line.insert("@level".into(), level.into());
-        line.insert("@message".into(), f.message.into());
+        line.insert("@message".into(), (self.redact)(&f.message).into());
         line.insert("@module".into(), "provider.expel".into());
         line.insert("@timestamp".into(), ts.into());
         writeln!(writer, "{}", serde_json::Value::Object(line))
@@ -61,8 +74,9 @@ where
 }
 
 /// Installs the stderr logger. The level follows TF_LOG_PROVIDER, then TF_LOG (as Terraform
-/// does); without either, only warnings and errors are written.
-pub fn init() {
+/// does); without either, only warnings and errors are written. `redact` runs over every
+/// message and field.
+pub fn init(redact: Redact) {
     let level = std::env::var("TF_LOG_PROVIDER")
         .or_else(|_| std::env::var("TF_LOG"))
         .map(|l| match l.to_ascii_lowercase().as_str() {
@@ -84,8 +98,50 @@ pub fn init() {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .event_format(HcLog),
+                .event_format(HcLog { redact }),
         )
         .with(filter)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_message_and_field_passes_through_the_redaction() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(move || writer.clone())
+                .event_format(HcLog {
+                    redact: |s| s.replace("hunter22", "***"),
+                }),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(detail = "echo hunter22", status = 401, "answer hunter22");
+        });
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
+        assert_eq!(line["@message"], "answer ***");
+        assert_eq!(line["detail"], "echo ***");
+        assert_eq!(line["@level"], "warn");
+        assert!(!out.contains("hunter22"), "{out}");
+    }
 }

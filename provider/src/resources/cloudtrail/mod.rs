@@ -240,7 +240,7 @@ impl CloudTrailIntegration {
                 org,
             )),
             Err(e) => {
-                diags.error("Cannot determine the AWS account", format!("{e}. Configure AWS credentials and a region (provider `aws` block or the AWS environment variables)."));
+                diags.error("Cannot determine the AWS account", format!("{e}."));
                 None
             }
         }

@@ -151,7 +151,7 @@ impl AwsMemberRole {
                     ),
                     None => String::new(),
                 };
-                diags.error("Cannot determine the AWS account", format!("{e}. Configure AWS credentials and a region (provider `aws` block or the AWS environment variables).{how}"));
+                diags.error("Cannot determine the AWS account", format!("{e}.{how}"));
                 None
             }
         }

@@ -110,8 +110,6 @@ fn console_url_validator() -> impl crate::tfplugin::schema::Validator {
     })
 }
 
-const LOOPBACK: &[&str] = &["127.0.0.1", "localhost", "[::1]", "::1"];
-
 /// `Some(Err)`: unusable; `Some(Ok)`: usable with a warning; `None`: fine.
 pub fn console_url_problem(s: &str) -> Option<Result<String, String>> {
     let u = match Url::parse(s) {
@@ -123,8 +121,8 @@ pub fn console_url_problem(s: &str) -> Option<Result<String, String>> {
         }
     };
     let host = u.host_str().unwrap_or_default().to_ascii_lowercase();
-    let local = LOOPBACK.contains(&host.as_str());
-    if u.scheme() != "https" && !(u.scheme() == "http" && local) {
+    let local = crate::clients::http::is_loopback(&u);
+    if !crate::clients::http::may_carry_secrets(&u) {
         return Some(Err(format!("`console_url` must use https (got {:?}); the console's API token travels in every request.", u.scheme())));
     }
     if !u.username().is_empty()
@@ -295,7 +293,9 @@ impl SentinelOneDevice {
                 return None;
             }
         };
-        match SentinelOneClient::new(url, s1.api_token.clone()) {
+        match SentinelOneClient::new(url, s1.api_token.clone())
+            .and_then(|c| c.with_limits(&ctx.data.limits))
+        {
             Ok(c) => Some((org, c)),
             Err(e) => {
                 diags.error("Cannot build the HTTP client", e.to_string());

@@ -123,8 +123,7 @@ fn api_url_problem(s: &str) -> Option<String> {
             ))
         }
     };
-    let loopback = matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-    if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
+    if !crate::clients::http::may_carry_secrets(&u) {
         return Some(format!(
             "{s:?} must use https (Wiz serves its API over TLS only)"
         ));
