@@ -29,6 +29,12 @@
                                         as a Workbench soft delete would (kept when already
                                         set); the device stays readable and listed, its name is
                                         free again, PATCH and DELETE answer 404. 404 {"error"}.
+  PUT    /_admin/workbench/plugins/<slug>/published-schema
+                                        body {"device_spec_json": {...}}: what GET /api/v2/plugins
+                                        shows as that plugin's schema (e.g. {}, as pyexclient's
+                                        docs example shows it); the emulator keeps validating
+                                        devices against its own schema. 200 {"plugin_slug",
+                                        "device_spec_json"}; 404; 400. Until /_admin/reset.
   GET|PUT /_admin/workbench/health      {"unhealthy_first_checks": N, "delay_seconds": 0.2,
                                         "unhealthy_remaining": n (read-only)}; PUT any subset:
                                         200 as GET, or 400 {"error"} (nothing changed).
@@ -247,6 +253,17 @@ def workbench_soft_delete(device_id: str):
     if done is None:
         return jsonify(error=f"no security device {device_id}"), 404
     return jsonify(done)
+
+
+@blueprint.put("/workbench/plugins/<slug>/published-schema")
+def workbench_published_schema(slug: str):
+    try:
+        return jsonify(sandbox()["emulators"]["workbench"].publish_schema(
+            slug, request.get_json(force=True, silent=True)))
+    except LookupError as err:
+        return jsonify(error=str(err)), 404
+    except ValueError as err:
+        return jsonify(error=str(err)), 400
 
 
 @blueprint.get("/workbench/alerts")
