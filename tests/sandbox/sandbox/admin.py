@@ -68,6 +68,11 @@
                                         200 {"ownerKind", "ownerId", "expiresAt"}; 404; 400
   POST   /_admin/sentinelone/accounts body {"name"}: a new account with its default site, the
                                         admin user its Admin; 201 {"account", "site"}; 400
+  PUT    /_admin/sentinelone/revoke-body  body {"idField": "id"|"userId"}: the member of
+                                        revoke-api-token's data the console takes (the other
+                                        is 400); default "id"; 200 as body; 400. Until reset.
+  POST   /_admin/sentinelone/nameless-service-user  body {} or {"accountId"}: a service user
+                                        whose name is null (Viewer role); 201 service user; 400
   PUT    /_admin/sentinelone/predefined-role  body {"name", "permissionIds"}: replaces the
                                         permissions of a predefined role; 200 role; 400
 """
@@ -207,6 +212,24 @@ def sentinelone_expire_token():
 def sentinelone_add_account():
     try:
         return jsonify(sandbox()["emulators"]["sentinelone"].add_account(
+            request.get_json(force=True, silent=True))), 201
+    except ValueError as err:
+        return jsonify(error=str(err)), 400
+
+
+@blueprint.put("/sentinelone/revoke-body")
+def sentinelone_revoke_body():
+    try:
+        return jsonify(sandbox()["emulators"]["sentinelone"].set_revoke_body(
+            request.get_json(force=True, silent=True)))
+    except ValueError as err:
+        return jsonify(error=str(err)), 400
+
+
+@blueprint.post("/sentinelone/nameless-service-user")
+def sentinelone_nameless_service_user():
+    try:
+        return jsonify(sandbox()["emulators"]["sentinelone"].add_nameless_service_user(
             request.get_json(force=True, silent=True))), 201
     except ValueError as err:
         return jsonify(error=str(err)), 400
