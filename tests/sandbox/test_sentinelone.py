@@ -718,7 +718,8 @@ def test_predefined_role_permissions_can_be_changed_by_admin(s1: S1Client):
 
 
 def test_contract_service_user_list_carries_a_null_name(s1: S1Client):
-    nameless = s1.http.post("/_admin/sentinelone/nameless-service-user", {})
+    nameless = s1.http.post("/_admin/sentinelone/nameless-service-user",
+                            {"description": "made by a SIEM connector"})
     assert nameless.status == 201 and nameless.body["name"] is None, nameless.body
     ours = create_service_user(s1, "Expel API", role_id(s1, "IR Team"))
     listed = ok(s1.get(f"/service-users?accountIds={ACCOUNT_ID}&limit=1"))
@@ -729,6 +730,9 @@ def test_contract_service_user_list_carries_a_null_name(s1: S1Client):
     assert names == {nameless.body["id"]: None, ours["id"]: "Expel API"}
     # filters and sorting pass over the null name instead of failing on it
     assert [su["id"] for su in ok(s1.get("/service-users?query=Expel%20API"))] == [ours["id"]]
+    # full-text query over name and description finds the nameless one by its description
+    found = ok(s1.get("/service-users?query=connector"))
+    assert [(su["id"], su["name"]) for su in found] == [(nameless.body["id"], None)]
     by_name = ok(s1.get("/service-users?sortBy=name&sortOrder=asc"))
     assert [su["name"] for su in by_name] == ["Expel API", None]
     err(s1.post("/service-users", {"data": {

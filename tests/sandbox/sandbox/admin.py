@@ -71,8 +71,9 @@
   PUT    /_admin/sentinelone/revoke-body  body {"idField": "id"|"userId"}: the member of
                                         revoke-api-token's data the console takes (the other
                                         is 400); default "id"; 200 as body; 400. Until reset.
-  POST   /_admin/sentinelone/nameless-service-user  body {} or {"accountId"}: a service user
-                                        whose name is null (Viewer role); 201 service user; 400
+  POST   /_admin/sentinelone/nameless-service-user  body {"accountId"?, "description"?}: a
+                                        service user whose name is null (Viewer role); 201
+                                        service user; 400
   PUT    /_admin/sentinelone/predefined-role  body {"name", "permissionIds"}: replaces the
                                         permissions of a predefined role; 200 role; 400
 """

@@ -650,16 +650,19 @@ class SentinelOneEmulator(Emulator):
         return {"idField": body["idField"]}
 
     def add_nameless_service_user(self, body: Any) -> dict[str, Any]:
-        """POST /_admin/sentinelone/nameless-service-user {"accountId"?}: a service user whose
-        name is null, with the Viewer role in the account (the seeded one by default)."""
-        if not isinstance(body, dict) or set(body) - {"accountId"}:
-            raise ValueError('body must be {} or {"accountId": "<id>"}')
+        """POST /_admin/sentinelone/nameless-service-user {"accountId"?, "description"?}: a
+        service user whose name is null, with the Viewer role in the account (the seeded one
+        by default)."""
+        if not isinstance(body, dict) or set(body) - {"accountId", "description"} \
+                or not isinstance(body.get("description", ""), str):
+            raise ValueError('body must be {"accountId"?: "<id>", "description"?: "<text>"}')
         with self.lock:
             account_id = body.get("accountId", self.account["id"])
             if account_id not in self.accounts:
                 raise ValueError(f"no account {account_id!r}")
             now = iso(utcnow())
-            su = {"id": str(next(self._ids)), "name": None, "description": None,
+            su = {"id": str(next(self._ids)), "name": None,
+                  "description": body.get("description"),
                   "scope": "account",
                   "scopeRoles": [{"id": account_id, "roleId": self._predefined("Viewer")}],
                   "createdAt": now, "updatedAt": now, "lastActivation": None,
