@@ -2,6 +2,8 @@
 //! Terraform or the engine.
 pub mod aws;
 pub mod pause;
+#[cfg(test)]
+mod sandbox;
 pub mod secret;
 pub mod sentinelone;
 pub mod wiz;
