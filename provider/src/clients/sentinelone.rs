@@ -839,8 +839,8 @@ fn backoff(attempt: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sandbox::{Sandbox, S1_ACCOUNT_ID, S1_ADMIN_TOKEN};
     use super::*;
+    use crate::clients::sandbox::{Sandbox, S1_ACCOUNT_ID, S1_ADMIN_TOKEN};
 
     #[test]
     fn error_envelope_fields_are_optional() {
