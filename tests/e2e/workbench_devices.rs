@@ -396,3 +396,22 @@ fn sentinelone_organization_change_replaces_the_device() {
     let mut w = Workdir::with_hcl(&sentinelone_hcl(&stack), &stack);
     organization_change_replaces(&stack, &mut w);
 }
+
+#[test]
+fn sentinelone_device_is_registered_when_its_plugin_publishes_an_empty_schema() {
+    let stack = Stack::up();
+    // pyexclient's docs example shows `device_spec_json: {}`: nothing to check locally.
+    let (code, body) = stack.admin(
+        "PUT",
+        "/_admin/workbench/plugins/sentinelone/published-schema",
+        Some(&json!({"device_spec_json": {}})),
+    );
+    assert_eq!(code, 200, "{body}");
+    let w = Workdir::with_hcl(&sentinelone_hcl(&stack), &stack);
+    w.tf_expect(APPLY, 0);
+    let id = s(&attrs(&w)["security_device_id"]);
+    assert_eq!(live(&stack), vec![(id, stack.var("EXPEL_ORGANIZATION_ID"))]);
+    w.tf_expect(PLAN, 0);
+    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    assert!(live(&stack).is_empty(), "{:?}", live(&stack));
+}

@@ -710,3 +710,88 @@ def test_predefined_role_permissions_can_be_changed_by_admin(s1: S1Client):
     assert s1.http.post("/_admin/reset").status == 204
     assert "Threats.updateIncidentStatus" in granted(
         ok(s1.get(f"/rbac/role/{ir}?accountIds={ACCOUNT_ID}")))
+
+
+# ---- contract: requests shaped as the public SDKs define them ------------------------------------
+# s1buildpartners/sentinelone-go-sdk (`types/`, `users.go`, `rbac_input.go`) and
+# ayol377/sentinelone-rs (`models/`, `services/`), APIS.md §7.3.
+
+
+def test_contract_service_user_list_carries_a_null_name(s1: S1Client):
+    nameless = s1.http.post("/_admin/sentinelone/nameless-service-user",
+                            {"description": "made by a SIEM connector"})
+    assert nameless.status == 201 and nameless.body["name"] is None, nameless.body
+    ours = create_service_user(s1, "Expel API", role_id(s1, "IR Team"))
+    listed = ok(s1.get(f"/service-users?accountIds={ACCOUNT_ID}&limit=1"))
+    page2 = s1.get(f"/service-users?accountIds={ACCOUNT_ID}&limit=1&cursor="
+                   + quote(s1.get(f"/service-users?accountIds={ACCOUNT_ID}&limit=1")
+                           .body["pagination"]["nextCursor"]))
+    names = {su["id"]: su["name"] for su in listed + ok(page2)}
+    assert names == {nameless.body["id"]: None, ours["id"]: "Expel API"}
+    # filters and sorting pass over the null name instead of failing on it
+    assert [su["id"] for su in ok(s1.get("/service-users?query=Expel%20API"))] == [ours["id"]]
+    # full-text query over name and description finds the nameless one by its description
+    found = ok(s1.get("/service-users?query=connector"))
+    assert [(su["id"], su["name"]) for su in found] == [(nameless.body["id"], None)]
+    by_name = ok(s1.get("/service-users?sortBy=name&sortOrder=asc"))
+    assert [su["name"] for su in by_name] == ["Expel API", None]
+    err(s1.post("/service-users", {"data": {
+        "name": "Expel API", "expirationDate": future(), "scope": "account",
+        "scopeRoles": [{"id": ACCOUNT_ID, "roleId": role_id(s1, "IR Team")}]}}), 409)
+    assert s1.http.post("/_admin/sentinelone/nameless-service-user",
+                        {"accountId": "9"}).status == 400
+
+
+def test_contract_revoke_api_token_takes_one_body_shape_at_a_time(s1: S1Client):
+    su = create_service_user(s1, "Expel API", role_id(s1, "IR Team"))
+    token = su["apiToken"]["value"]
+    # go-sdk UserIDRequest {data: {userId}}: not the shape this console takes
+    e = err(s1.post("/users/revoke-api-token", {"data": {"userId": su["id"]}}), 400)
+    assert "data.userId" in e["detail"]
+    assert s1.as_token(token).get("/threats").status == 200
+    # ayol377 UserIdBody {data: {id, currentPassword?, twoFaCode?}} -> SuccessResponse
+    assert ok(s1.post("/users/revoke-api-token",
+                      {"data": {"id": su["id"], "twoFaCode": "123456"}})) == {"success": True}
+    err(s1.as_token(token).get("/threats"), 401)
+
+    new = ok(s1.post(f"/service-users/{su['id']}/generate-api-token",
+                     {"data": {"expirationDate": future()}}))["token"]
+    r = s1.http.call("PUT", "/_admin/sentinelone/revoke-body", {"idField": "userId"},
+                     content_type="application/json")
+    assert r.status == 200 and r.body == {"idField": "userId"}
+    e = err(s1.post("/users/revoke-api-token", {"data": {"id": su["id"]}}), 400)
+    assert "data.id" in e["detail"] or "data.userId" in e["detail"]
+    assert s1.as_token(new).get("/threats").status == 200
+    assert ok(s1.post("/users/revoke-api-token", {"data": {"userId": su["id"]}})) \
+        == {"success": True}
+    err(s1.as_token(new).get("/threats"), 401)
+    assert s1.http.call("PUT", "/_admin/sentinelone/revoke-body", {"idField": "uid"},
+                        content_type="application/json").status == 400
+    s1.http.post("/_admin/reset")
+    assert s1.http.get("/_admin/state").body["sentinelone"]["service_users"] == []
+    err(s1.post("/users/revoke-api-token", {"data": {"userId": "1"}}), 400)  # back to `id`
+
+
+def test_contract_roles_and_users_as_the_sdks_send_and_read_them(s1: S1Client):
+    # go-sdk ListRolesParams: name, predefinedRole, accountIds
+    viewer = ok(s1.get(f"/rbac/roles?name=Viewer&predefinedRole=true&accountIds={ACCOUNT_ID}"))
+    assert [r["name"] for r in viewer] == ["Viewer"]
+    assert {"id", "name", "description", "scope", "scopeId", "predefinedRole", "usersInRoles",
+            "accountName", "siteName", "creator", "createdAt", "updatedAt"} <= set(viewer[0])
+    # go-sdk CreateRoleRequest: {data: {name, description, permissionIds}, filter: {accountIds}}
+    role = create_role(s1, "Viewer - Expel", viewer_expel_permissions(s1))
+    assert ok(s1.get(f"/rbac/role/{role['id']}?accountIds={ACCOUNT_ID}"))["pages"]
+    # go-sdk CreateUserData: email, fullName, scope, scopeRoles [{id, roleId}]
+    user = ok(s1.post("/users", {"data": {
+        "email": "soc+acme@expel.io", "fullName": "Expel SOC", "scope": "account",
+        "scopeRoles": [{"id": ACCOUNT_ID, "roleId": role["id"]}]}}))
+    # the SDKs read scopeRoles[].name and .accountName (required in ayol377 UserScopeRole)
+    [sr] = user["scopeRoles"]
+    assert (sr["id"], sr["roleId"], sr["roleName"]) == (ACCOUNT_ID, role["id"], "Viewer - Expel")
+    assert sr["name"] == sr["accountName"] == "Acme Corp"
+    found = ok(s1.get(f"/users?email={quote('soc+acme@expel.io')}"))
+    assert [u["id"] for u in found] == [user["id"]]
+    # go-sdk UpdateUserData: scope is required next to scopeRoles
+    moved = ok(s1.put(f"/users/{user['id']}", {"data": {
+        "scope": "account", "scopeRoles": [{"id": ACCOUNT_ID, "roleId": role_id(s1, "Viewer")}]}}))
+    assert moved["scopeRoles"][0]["roleName"] == "Viewer"

@@ -3,6 +3,8 @@
 pub mod aws;
 pub mod http;
 pub mod pause;
+#[cfg(test)]
+mod sandbox;
 pub mod secret;
 pub mod sentinelone;
 pub mod wiz;

@@ -159,12 +159,16 @@ pub struct ScopeRole {
     pub role_name: Option<String>,
 }
 
-/// A console user.
+/// A console user. `email` and `fullName` are nullable in the SDKs' models
+/// (go-sdk `types/users.go` `*string`, ayol377 `models/users.rs` `x-nullable`): a null reads
+/// as "", which matches no e-mail or name we look for.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct User {
     pub id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub email: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub full_name: String,
     pub scope: String,
     pub scope_roles: Vec<ScopeRole>,
@@ -179,10 +183,14 @@ pub struct TokenDetails {
     pub expires_at: Option<String>,
 }
 
+/// A service user. `name` is nullable (ayol377 `models/service_users.rs`, `x-nullable`): a
+/// null reads as "", which no service user we make is called (names are 1-255 characters),
+/// so one nameless service user does not stop a listing from decoding.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ServiceUser {
     pub id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub name: String,
     pub description: Option<String>,
     pub scope: String,
@@ -609,17 +617,32 @@ impl SentinelOneClient {
     }
 
     /// Revokes the live API token of a user or service user.
+    ///
+    /// Public sources disagree on the body (APIS.md §7.3). `{"data": {"id"}}` goes first:
+    /// ayol377/sentinelone-rs `UserIdBody`, written from the vendor's Swagger
+    /// (`users.schemas_UserIdSchema`). A console that refuses it with 400 gets
+    /// `{"data": {"userId"}}`, s1buildpartners/sentinelone-go-sdk `UserIDRequest` [G: which
+    /// one a console takes]. When both are refused, the first refusal is the error.
     pub async fn revoke_token(&self, owner_id: &str) -> Result<(), SentinelOneError> {
-        let body = json!({"data": {"id": owner_id}});
-        gone_ok(
-            self.send(
-                reqwest::Method::POST,
-                "users/revoke-api-token",
-                &[],
-                Some(&body),
-            )
-            .await,
-        )
+        const PATH: &str = "users/revoke-api-token";
+        let by_id = json!({"data": {"id": owner_id}});
+        let r = match self
+            .send(reqwest::Method::POST, PATH, &[], Some(&by_id))
+            .await
+        {
+            Err(first) if first.status() == Some(400) => {
+                let by_user_id = json!({"data": {"userId": owner_id}});
+                match self
+                    .send(reqwest::Method::POST, PATH, &[], Some(&by_user_id))
+                    .await
+                {
+                    Err(e) if e.status() == Some(400) => Err(first),
+                    r => r,
+                }
+            }
+            r => r,
+        };
+        gone_ok(r)
     }
 
     /// Details of the live token of a user or service user; `None` when there is none.
@@ -765,6 +788,15 @@ impl SentinelOneClient {
     }
 }
 
+/// A field the vendor marks nullable, read as its default when null.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 fn gone_ok(r: Result<Json, SentinelOneError>) -> Result<(), SentinelOneError> {
     match r {
         Ok(_) => Ok(()),
@@ -819,6 +851,7 @@ fn backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clients::sandbox::{Sandbox, S1_ACCOUNT_ID, S1_ADMIN_TOKEN};
 
     #[test]
     fn error_envelope_fields_are_optional() {
@@ -894,6 +927,113 @@ mod tests {
         assert_eq!(
             c.url("rbac/roles").as_str(),
             "https://usea1.sentinelone.net/web/api/v2.1/rbac/roles"
+        );
+    }
+
+    #[test]
+    fn null_names_and_emails_decode_as_empty() {
+        let page: Vec<ServiceUser> = decode(
+            "GET",
+            "service-users",
+            json!([
+                {"id": "1", "name": null, "scope": "account", "scopeRoles": []},
+                {"id": "2", "name": "Expel API", "scope": "account",
+                 "scopeRoles": [{"id": "a", "roleId": "r"}]}
+            ]),
+        )
+        .unwrap();
+        let names: Vec<&str> = page.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["", "Expel API"]);
+        let u: User = serde_json::from_value(
+            json!({"id": "1", "email": null, "fullName": null, "scope": "account"}),
+        )
+        .unwrap();
+        assert_eq!((u.email.as_str(), u.full_name.as_str()), ("", ""));
+    }
+
+    const FAR_FUTURE: &str = "2099-01-01T00:00:00Z";
+
+    /// The emulator, its admin client, the seeded account and the id of a new "Expel API"
+    /// service user holding IR Team.
+    async fn with_service_user() -> (Sandbox, SentinelOneClient, Scope, String) {
+        let sb = Sandbox::start();
+        let s1 = SentinelOneClient::new(sb.base.clone(), Secret::new(S1_ADMIN_TOKEN)).unwrap();
+        let scope = Scope::Account(S1_ACCOUNT_ID.into());
+        let ir = s1.predefined_role(&scope, "IR Team").await.unwrap();
+        let ir = ir.expect("the emulator seeds IR Team");
+        let (su, _token) = s1
+            .create_service_user("Expel API", "test", FAR_FUTURE, &scope, &ir.id)
+            .await
+            .unwrap();
+        (sb, s1, scope, su.id)
+    }
+
+    #[tokio::test]
+    async fn a_page_holding_a_nameless_service_user_decodes() {
+        let (sb, s1, scope, ours) = with_service_user().await;
+        // the console's full-text query reads descriptions too: the nameless one is listed
+        let (status, body) = sb
+            .admin(
+                reqwest::Method::POST,
+                "/_admin/sentinelone/nameless-service-user",
+                json!({"description": "token for the Expel API connector"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["name"], Json::Null, "{body}");
+        let found = s1.service_users_named(&scope, "Expel API").await.unwrap();
+        let ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, [ours.as_str()]);
+    }
+
+    /// The statuses the emulator answered to revoke-api-token since the last reset of calls.
+    async fn revoke_statuses(sb: &Sandbox) -> Vec<u64> {
+        let (_, calls) = sb
+            .admin(reqwest::Method::GET, "/_admin/calls", Json::Null)
+            .await;
+        calls["log"]
+            .as_array()
+            .expect("a call log")
+            .iter()
+            .filter(|c| {
+                c["path"]
+                    .as_str()
+                    .unwrap_or("")
+                    .ends_with("/revoke-api-token")
+            })
+            .filter_map(|c| c["status"].as_u64())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn revoke_sends_id_and_falls_back_to_user_id_on_400() {
+        let (sb, s1, _scope, su) = with_service_user().await;
+        s1.revoke_token(&su).await.unwrap();
+        assert_eq!(s1.token_details(&su).await.unwrap(), None, "revoked");
+        assert_eq!(
+            revoke_statuses(&sb).await,
+            [200],
+            "{{data: {{id}}}} taken at once"
+        );
+
+        s1.generate_token(&su, FAR_FUTURE).await.unwrap();
+        assert!(s1.token_details(&su).await.unwrap().is_some());
+        let (status, body) = sb
+            .admin(
+                reqwest::Method::PUT,
+                "/_admin/sentinelone/revoke-body",
+                json!({"idField": "userId"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        sb.admin(reqwest::Method::DELETE, "/_admin/calls", Json::Null)
+            .await;
+        s1.revoke_token(&su).await.unwrap();
+        assert_eq!(s1.token_details(&su).await.unwrap(), None, "revoked");
+        assert_eq!(
+            revoke_statuses(&sb).await,
+            [400, 200],
+            "id refused, then userId"
         );
     }
 }

@@ -29,6 +29,12 @@
                                         as a Workbench soft delete would (kept when already
                                         set); the device stays readable and listed, its name is
                                         free again, PATCH and DELETE answer 404. 404 {"error"}.
+  PUT    /_admin/workbench/plugins/<slug>/published-schema
+                                        body {"device_spec_json": {...}}: what GET /api/v2/plugins
+                                        shows as that plugin's schema (e.g. {}, as pyexclient's
+                                        docs example shows it); the emulator keeps validating
+                                        devices against its own schema. 200 {"plugin_slug",
+                                        "device_spec_json"}; 404; 400. Until /_admin/reset.
   GET|PUT /_admin/workbench/health      {"unhealthy_first_checks": N, "delay_seconds": 0.2,
                                         "unhealthy_remaining": n (read-only)}; PUT any subset:
                                         200 as GET, or 400 {"error"} (nothing changed).
@@ -62,6 +68,12 @@
                                         200 {"ownerKind", "ownerId", "expiresAt"}; 404; 400
   POST   /_admin/sentinelone/accounts body {"name"}: a new account with its default site, the
                                         admin user its Admin; 201 {"account", "site"}; 400
+  PUT    /_admin/sentinelone/revoke-body  body {"idField": "id"|"userId"}: the member of
+                                        revoke-api-token's data the console takes (the other
+                                        is 400); default "id"; 200 as body; 400. Until reset.
+  POST   /_admin/sentinelone/nameless-service-user  body {"accountId"?, "description"?}: a
+                                        service user whose name is null (Viewer role); 201
+                                        service user; 400
   PUT    /_admin/sentinelone/predefined-role  body {"name", "permissionIds"}: replaces the
                                         permissions of a predefined role; 200 role; 400
 """
@@ -206,6 +218,24 @@ def sentinelone_add_account():
         return jsonify(error=str(err)), 400
 
 
+@blueprint.put("/sentinelone/revoke-body")
+def sentinelone_revoke_body():
+    try:
+        return jsonify(sandbox()["emulators"]["sentinelone"].set_revoke_body(
+            request.get_json(force=True, silent=True)))
+    except ValueError as err:
+        return jsonify(error=str(err)), 400
+
+
+@blueprint.post("/sentinelone/nameless-service-user")
+def sentinelone_nameless_service_user():
+    try:
+        return jsonify(sandbox()["emulators"]["sentinelone"].add_nameless_service_user(
+            request.get_json(force=True, silent=True))), 201
+    except ValueError as err:
+        return jsonify(error=str(err)), 400
+
+
 @blueprint.put("/sentinelone/predefined-role")
 def sentinelone_predefined_role():
     try:
@@ -247,6 +277,17 @@ def workbench_soft_delete(device_id: str):
     if done is None:
         return jsonify(error=f"no security device {device_id}"), 404
     return jsonify(done)
+
+
+@blueprint.put("/workbench/plugins/<slug>/published-schema")
+def workbench_published_schema(slug: str):
+    try:
+        return jsonify(sandbox()["emulators"]["workbench"].publish_schema(
+            slug, request.get_json(force=True, silent=True)))
+    except LookupError as err:
+        return jsonify(error=str(err)), 404
+    except ValueError as err:
+        return jsonify(error=str(err)), 400
 
 
 @blueprint.get("/workbench/alerts")

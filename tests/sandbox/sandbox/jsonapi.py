@@ -104,9 +104,12 @@ def parse_query(request: Request, filters: set[str], sorts: set[str],
                                parameter=key)
             out[members[1:-1]] = number
         elif family == "sort" and not members:
-            for item in value.split(","):
+            # pyexclient (workbench.py, class `sort` and `search`) repeats the parameter, one
+            # field each, with a "+" (ascending) or "-" (descending) prefix, and sends
+            # `sort=+created_at&sort=+id` on every search; JSON:API's comma list is read too.
+            for item in (i for v in values for i in v.split(",")):
                 desc = item.startswith("-")
-                name = item[1:] if desc else item
+                name = item[1:] if item[:1] in ("+", "-") else item
                 if name not in sorts:
                     raise ApiError(400, f"cannot sort by {name!r}; allowed: {', '.join(sorted(sorts))}",
                                    parameter="sort")
@@ -128,9 +131,12 @@ def _filter_key(name: str) -> str:
 
 def sort_items(items: list[dict[str, Any]], sort: list[tuple[str, bool]],
                key_of) -> list[dict[str, Any]]:
+    def key(item: dict[str, Any], name: str) -> tuple[bool, Any]:
+        value = key_of(item, name)  # nulls last; False and 0 are values, not nulls
+        return (value is None, "" if value is None else value)
+
     for name, desc in reversed(sort):
-        items = sorted(items, key=lambda it: (key_of(it, name) is None, key_of(it, name) or ""),
-                       reverse=desc)
+        items = sorted(items, key=lambda it: key(it, name), reverse=desc)
     return items
 
 

@@ -23,7 +23,15 @@ Choices where the vendor's behaviour is unknown ([G]) are stated where they are 
 - console user emails are unique (409) and cannot be changed by PUT (400); creating a console user
   without a password sends the invitation (`invitationSent: true`, `emailVerified: false`);
 - service user names are unique per scope (409); the name cannot be changed by PUT (400);
-- a token is revoked with `POST /users/revoke-api-token {"data": {"id": <user or service user id>}}`;
+- a token is revoked with `POST /users/revoke-api-token {"data": {"id": <user or service user
+  id>, "currentPassword"?, "twoFaCode"?}}` (ayol377/sentinelone-rs `services/users.rs`
+  `UserIdBody`, from the vendor's Swagger `users.schemas_UserIdSchema`; `{"data": {"userId"}}`,
+  s1buildpartners/sentinelone-go-sdk `users.go` `UserIDRequest`, is 400 there). PUT
+  /_admin/sentinelone/revoke-body {"idField": "userId"} makes the console take the go-sdk's
+  shape instead and refuse `id` [G: which shape a given console takes is not public];
+- a service user's `name` is nullable (ayol377 `models/service_users.rs`, `x-nullable` [V]);
+  POST /_admin/sentinelone/nameless-service-user adds one (how a console comes to hold one is
+  not public [G]); lists and filters carry it with `"name": null`;
 - the sandbox tenant starts as one account with one site; more accounts (each with a default
   site) are added with POST /_admin/sentinelone/accounts. The admin token's user is an Admin of
   every account (one scopeRoles entry per account), so tenant-scoped objects are refused (403);
@@ -253,8 +261,13 @@ BODY_CREATE_USER = {"data": F("object", required=True, fields=USER_DATA_CREATE)}
 BODY_UPDATE_USER = {"data": F("object", required=True, fields=USER_DATA_UPDATE)}
 BODY_BULK_DELETE_USERS = {"filter": F("object", required=True, fields={"ids": ID_LIST}),
                           "data": F("any_object", nullable=True)}
-BODY_TOKEN_BY_ID = {"data": F("object", required=True, fields={"id": F("string", required=True,
-                                                                         min_len=1)})}
+# ayol377/sentinelone-rs services/users.rs UserIdBody / UserIdData [V]
+BODY_TOKEN_BY_ID = {"data": F("object", required=True, fields={
+    "id": F("string", required=True, min_len=1), "currentPassword": F("string"),
+    "twoFaCode": F("string")})}
+# s1buildpartners/sentinelone-go-sdk users.go UserIDRequest / UserIDData [V]
+BODY_TOKEN_BY_USER_ID = {"data": F("object", required=True, fields={
+    "userId": F("string", required=True, min_len=1)})}
 
 SERVICE_USER_CREATE = {
     "name": F("string", required=True, min_len=1, max_len=255, pattern=r"^[^<>=]+$"),
@@ -503,6 +516,8 @@ class SentinelOneEmulator(Emulator):
         self.status_sync_permissions = self.data["status_syncing_permissions"]["required"]
         self.default_rate_rules = parse_rate_rules(self.data["rate_limits"]["rules"])
         self.limiter = RateLimiter(list(self.default_rate_rules))
+        # The member of revoke-api-token's data naming the owner: "id" or "userId".
+        self.revoke_id_field = "id"
         self.lock = threading.RLock()
         self._ids = itertools.count(1491600000000000001)
         self._seed()
@@ -586,6 +601,7 @@ class SentinelOneEmulator(Emulator):
     def reset(self) -> None:
         with self.lock:
             self._seed()
+            self.revoke_id_field = "id"
         self.limiter.configure(list(self.default_rate_rules))
 
     def dump(self) -> dict[str, Any]:
@@ -622,6 +638,37 @@ class SentinelOneEmulator(Emulator):
             self.limiter.configure(list(self.default_rate_rules))
         else:
             self.limiter.configure(parse_rate_rules(body["rules"]))
+
+    def set_revoke_body(self, body: Any) -> dict[str, Any]:
+        """PUT /_admin/sentinelone/revoke-body {"idField": "id"|"userId"}: the shape
+        revoke-api-token takes (the other is 400). ValueError on a bad body."""
+        if not isinstance(body, dict) or set(body) != {"idField"} \
+                or body["idField"] not in ("id", "userId"):
+            raise ValueError('body must be {"idField": "id"} or {"idField": "userId"}')
+        with self.lock:
+            self.revoke_id_field = body["idField"]
+        return {"idField": body["idField"]}
+
+    def add_nameless_service_user(self, body: Any) -> dict[str, Any]:
+        """POST /_admin/sentinelone/nameless-service-user {"accountId"?, "description"?}: a
+        service user whose name is null, with the Viewer role in the account (the seeded one
+        by default)."""
+        if not isinstance(body, dict) or set(body) - {"accountId", "description"} \
+                or not isinstance(body.get("description", ""), str):
+            raise ValueError('body must be {"accountId"?: "<id>", "description"?: "<text>"}')
+        with self.lock:
+            account_id = body.get("accountId", self.account["id"])
+            if account_id not in self.accounts:
+                raise ValueError(f"no account {account_id!r}")
+            now = iso(utcnow())
+            su = {"id": str(next(self._ids)), "name": None,
+                  "description": body.get("description"),
+                  "scope": "account",
+                  "scopeRoles": [{"id": account_id, "roleId": self._predefined("Viewer")}],
+                  "createdAt": now, "updatedAt": now, "lastActivation": None,
+                  "createdBy": None, "updatedBy": None}
+            self.service_users[su["id"]] = su
+            return self._service_user_out(su)
 
     def expire_token(self, body: Any) -> dict[str, Any]:
         """Make the live token of a service user (or console user) expired, out of band."""
@@ -1347,9 +1394,10 @@ class SentinelOneEmulator(Emulator):
 
         @bp.post("/users/revoke-api-token")
         def revoke_api_token():
-            body = read_body(BODY_TOKEN_BY_ID)
+            field_name = self.revoke_id_field
+            body = read_body(BODY_TOKEN_BY_ID if field_name == "id" else BODY_TOKEN_BY_USER_ID)
             with self.lock:
-                kind, owner = token_owner(body["data"]["id"])
+                kind, owner = token_owner(body["data"][field_name])
                 n = self._revoke_tokens(kind, owner["id"])
             return answer({"success": n > 0})
 
@@ -1389,7 +1437,7 @@ class SentinelOneEmulator(Emulator):
                              any(sr["id"] in q["siteIds"] for sr in s["scopeRoles"])]
                 if "query" in q:
                     needle = q["query"].lower()
-                    items = [s for s in items if needle in s["name"].lower()
+                    items = [s for s in items if needle in (s["name"] or "").lower()
                              or needle in (s["description"] or "").lower()]
                 if "roleIds" in q:
                     items = [s for s in items
@@ -1408,7 +1456,8 @@ class SentinelOneEmulator(Emulator):
                                                 "data.scopeRoles")
                 wanted = {sr["id"] for sr in scope_roles}
                 for su in self.service_users.values():
-                    if su["name"].lower() == data["name"].lower() and su["scope"] == data["scope"] \
+                    if (su["name"] or "").lower() == data["name"].lower() \
+                            and su["scope"] == data["scope"] \
                             and wanted & {sr["id"] for sr in su["scopeRoles"]}:
                         raise S1Error(409, f"data.name: a service user named {su['name']!r} "
                                            f"already exists in this scope (id {su['id']})")
@@ -1481,7 +1530,7 @@ class SentinelOneEmulator(Emulator):
                              if any(sr["roleId"] in flt["roleIds"] for sr in s["scopeRoles"])]
                 if "query" in flt:
                     needle = flt["query"].lower()
-                    items = [s for s in items if needle in s["name"].lower()
+                    items = [s for s in items if needle in (s["name"] or "").lower()
                              or needle in (s["description"] or "").lower()]
                 for su in items:
                     del self.service_users[su["id"]]

@@ -4,6 +4,11 @@ Shapes follow reference/APIS.md §1. Strict on purpose: Bearer auth on every rou
 documents only, unknown/read-only attributes and wrong types are 422 with source.pointer,
 unknown query parameters are 400, duplicate device names in an organization are 409.
 
+Listings take what Expel's client sends [V pyexclient workbench.py, `search`, `sort`,
+`BaseResourceObject.__iter__`]: `page[limit]`, `sort` repeated with "+"/"-" prefixes (its
+default `sort=+created_at&sort=+id` on every search); `links.next` is an absolute URL that
+keeps every query parameter, which pyexclient follows as given; an unknown sort field is 400.
+
 Where the real behaviour is unknown ([G] in APIS.md) the choice made here is stated:
 - the plugin catalogue (slugs, device_spec fields) is data in plugins.json, labelled a guess;
 - device_spec fields marked writeOnly (secrets) are never returned: they are left out of
@@ -74,9 +79,25 @@ READ_ONLY_ATTRIBUTES = {
 }
 WEBHOOK_ATTRIBUTES = ("webhook_url", "webhook_username", "webhook_password")
 DEVICE_FILTERS = {"name", "plugin_slug", "device_type", "location", "organization.id"}
-DEVICE_SORTS = {"name", "created_at", "updated_at"}
+# Sortable fields: `id` and every attribute pyexclient's SecurityDevices table does not mark
+# "no-sort" (device_spec, properties and status_details are) [V pyexclient workbench.py].
+DEVICE_SORTS = {
+    "id", "created_at", "deleted_at", "device_type", "has_console_credentials",
+    "has_two_factor_secret", "is_verifying_status", "location", "name",
+    "no_alert_threshold_hours", "plugin_slug", "status", "status_updated_at", "task_source",
+    "updated_at",
+}
+# pyexclient's default sort (+created_at, +id) is sent on every search, so every listing
+# takes it [V]; plugins carry no created_at: those sort as all-equal on it.
+ORGANIZATION_SORTS = {"id", "name", "short_name", "created_at", "updated_at"}
+PLUGIN_SORTS = {"id", "created_at", "plugin_slug", "display_name", "vendor_name"}
 TOP_LEVEL_KEYS = {"data", "meta", "jsonapi", "id"}  # pyexclient adds a top-level "id" on PATCH
 DATA_KEYS = {"type", "id", "attributes", "relationships", "meta"}
+
+
+def resource_field(item: dict[str, Any], name: str) -> Any:
+    """A field to sort a stored record or resource by: its id or one of its attributes."""
+    return item["id"] if name == "id" else item["attributes"].get(name)
 
 
 def now_iso() -> str:
@@ -122,6 +143,9 @@ class WorkbenchEmulator(Emulator):
         self.plugins_by_slug = {p["attributes"]["plugin_slug"]: p for p in self.plugins}
         self.seeded_organization = new_organization(config.org_id, config.org_name,
                                                     "2023-06-01T00:00:00.000Z")
+        # slug -> the device_spec_json GET /plugins shows instead of the catalogue's
+        # (PUT /_admin/workbench/plugins/<slug>/published-schema); validation keeps the latter.
+        self.published_schemas: dict[str, Any] = {}
         # Organizations the API key serves, in the order they were added.
         self.organizations: dict[str, dict[str, Any]] = {}
         self._seed_organizations()
@@ -154,6 +178,7 @@ class WorkbenchEmulator(Emulator):
     def reset(self) -> None:
         with self.lock:
             self._seed_organizations()
+            self.published_schemas.clear()
             self.devices.clear()
             self.alerts.clear()
             self.health_delay = self.config.health_delay
@@ -224,6 +249,19 @@ class WorkbenchEmulator(Emulator):
             self.organizations[org_id] = org
             return copy.deepcopy(org)
 
+    def publish_schema(self, slug: str, body: Any) -> dict[str, Any]:
+        """What GET /plugins shows as `slug`'s device_spec_json: pyexclient's docs example
+        shows `{}` [V], so a client may find no schema to check against. LookupError for an
+        unknown slug, ValueError on a bad body."""
+        if slug not in self.plugins_by_slug:
+            raise LookupError(f"no plugin {slug!r}; known: {', '.join(sorted(self.plugins_by_slug))}")
+        if not isinstance(body, dict) or set(body) != {"device_spec_json"} \
+                or not isinstance(body["device_spec_json"], dict):
+            raise ValueError('body must be {"device_spec_json": {...}}')
+        with self.lock:
+            self.published_schemas[slug] = copy.deepcopy(body["device_spec_json"])
+        return {"plugin_slug": slug, "device_spec_json": body["device_spec_json"]}
+
     def soft_delete(self, device_id: str) -> dict[str, Any] | None:
         """Set a device's `deleted_at` (kept if already set); None when there is no such device."""
         with self.lock:
@@ -274,8 +312,12 @@ class WorkbenchEmulator(Emulator):
                 "links": {"self": f"{self._base()}/organizations/{org['id']}"}}
 
     def _plugin_resource(self, plugin: dict[str, Any]) -> dict[str, Any]:
+        attrs = copy.deepcopy(plugin["attributes"])
+        published = self.published_schemas.get(attrs["plugin_slug"])
+        if published is not None:
+            attrs["device_spec_json"] = copy.deepcopy(published)
         return {"type": "plugins", "id": plugin["id"],
-                "attributes": copy.deepcopy(plugin["attributes"]),
+                "attributes": attrs,
                 "links": {"self": f"{self._base()}/plugins/{plugin['id']}"},
                 "meta": {"sandbox_guess": "plugin_slug and device_spec_json are guesses [G]"}}
 
@@ -459,11 +501,12 @@ class WorkbenchEmulator(Emulator):
 
         @bp.get("/organizations")
         def list_organizations():
-            q = jsonapi.parse_query(request, {"name"}, {"name", "created_at"})
+            q = jsonapi.parse_query(request, {"name"}, ORGANIZATION_SORTS)
             with self.lock:
                 items = [self._org_resource(org_id) for org_id in self.organizations]
             if "name" in q["filters"]:
                 items = [o for o in items if o["attributes"]["name"] == q["filters"]["name"]]
+            items = jsonapi.sort_items(items, q["sort"], resource_field)
             page, links, meta = jsonapi.paginate(request, items, q["limit"], q["offset"])
             return jsonapi.response({"data": page, "links": links, "meta": meta})
 
@@ -477,12 +520,11 @@ class WorkbenchEmulator(Emulator):
         @bp.get("/plugins")
         def list_plugins():
             q = jsonapi.parse_query(request, {"plugin_slug", "vendor_name", "display_name"},
-                                    {"plugin_slug", "display_name", "vendor_name"})
+                                    PLUGIN_SORTS)
             items = self.plugins
             for field, value in q["filters"].items():
                 items = [p for p in items if p["attributes"].get(field) == value]
-            items = jsonapi.sort_items(list(items), q["sort"],
-                                       lambda p, f: p["attributes"].get(f))
+            items = jsonapi.sort_items(list(items), q["sort"], resource_field)
             page, links, meta = jsonapi.paginate(request, items, q["limit"], q["offset"])
             return jsonapi.response({"data": [self._plugin_resource(p) for p in page],
                                      "links": links, "meta": meta})
@@ -505,7 +547,7 @@ class WorkbenchEmulator(Emulator):
                         items = [r for r in items if r["organization_id"] == value]
                     else:
                         items = [r for r in items if r["attributes"].get(field) == value]
-                items = jsonapi.sort_items(items, q["sort"], lambda r, f: r["attributes"].get(f))
+                items = jsonapi.sort_items(items, q["sort"], resource_field)
                 page, links, meta = jsonapi.paginate(request, items, q["limit"], q["offset"])
                 doc: dict[str, Any] = {"data": [self._device_resource(r) for r in page],
                                        "links": links, "meta": meta}
