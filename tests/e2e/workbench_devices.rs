@@ -399,7 +399,7 @@ fn sentinelone_organization_change_replaces_the_device() {
 
 #[test]
 fn sentinelone_device_is_registered_when_its_plugin_publishes_an_empty_schema() {
-    let stack = Stack::up();
+    let stack = Stack::local();
     // pyexclient's docs example shows `device_spec_json: {}`: nothing to check locally.
     let (code, body) = stack.admin(
         "PUT",
