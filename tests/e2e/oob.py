@@ -294,17 +294,26 @@ def listing(a):
 
 
 def tags(a):
-    """The tags of every piece, as JSON (name -> {key: value})."""
+    """The tags of every piece that exists, as JSON (name -> {key: value})."""
     kms, s3, sqs, ct, iam = (client(n) for n in ("kms", "s3", "sqs", "cloudtrail", "iam"))
     trail_arn = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/{a['trail']}"
-    out = {
-        "key": {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id(a))["Tags"]},
-        "bucket": {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=a["bucket"])["TagSet"]},
-        "queue": sqs.list_queue_tags(QueueUrl=queue_url(a)).get("Tags", {}),
-        "trail": {t["Key"]: t["Value"] for t in ct.list_tags(ResourceIdList=[trail_arn])["ResourceTagList"][0]["TagsList"]},
-        "policy": {t["Key"]: t["Value"] for t in iam.list_policy_tags(PolicyArn=policy_arn(a))["Tags"]},
-        "role": {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=a["role"])["Tags"]},
+    readers = {
+        "key": lambda: {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id(a))["Tags"]},
+        "bucket": lambda: {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=a["bucket"])["TagSet"]},
+        "queue": lambda: sqs.list_queue_tags(QueueUrl=queue_url(a)).get("Tags", {}),
+        "trail": lambda: {t["Key"]: t["Value"] for t in ct.list_tags(ResourceIdList=[trail_arn])["ResourceTagList"][0]["TagsList"]},
+        "policy": lambda: {t["Key"]: t["Value"] for t in iam.list_policy_tags(PolicyArn=policy_arn(a))["Tags"]},
+        "role": lambda: {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=a["role"])["Tags"]},
     }
+    out = {}
+    for piece, read in readers.items():
+        try:
+            out[piece] = read()
+        except Exception as e:  # a piece that does not exist (after a destroy) is left out
+            if "NotFound" not in type(e).__name__ and "NoSuch" not in str(e) \
+                    and "NonExistent" not in str(e) and "does not exist" not in str(e) \
+                    and "not found" not in str(e).lower():
+                raise
     print(json.dumps(out))
 
 

@@ -104,6 +104,27 @@ resource "expel_aws_member_role" "this" {
     assert!(roles.contains(&"ExpelServiceRole".to_string()), "{roles:?}");
     assert!(!roles.contains(&"ExpelMemberRole".to_string()), "{roles:?}");
     w.tf_expect(DESTROY, 0);
+
+    // The kept key and bucket (logs are evidence) are no longer the destroyed instance's: a
+    // later integration with another name adopts them.
+    let kept = tags(&stack);
+    for piece in ["key", "bucket"] {
+        assert_eq!(
+            kept[piece]["expel:managed-by"], "terraform-provider-expel",
+            "{kept}"
+        );
+        assert!(kept[piece].get("expel:owner").is_none(), "{piece}: {kept}");
+    }
+    let other = INTEGRATION.replace("Acme - AWS CloudTrail", "Acme - AWS CloudTrail (new)");
+    w.write("main.tf", &format!("{TF_HEADER}{other}"));
+    w.tf_expect(APPLY, 0);
+    let new_owner = w.state_of("expel_cloudtrail_integration")["owner"]
+        .as_str()
+        .expect("owner")
+        .to_string();
+    assert_ne!(new_owner, owner);
+    assert_eq!(tags(&stack)["key"]["expel:owner"], new_owner.as_str());
+    w.tf_expect(DESTROY, 0);
 }
 
 #[test]
@@ -206,5 +227,182 @@ resource "expel_aws_member_role" "fixed" {{
     assert_eq!(trusted_external_id(&stack, "ExpelServiceRole"), second);
     assert_eq!(trusted_external_id(&stack, "ExpelFixedRole"), first);
     w.tf_expect(PLAN, 0);
+    w.tf_expect(DESTROY, 0);
+}
+
+/// The sandbox's whole state (`/_admin/state`).
+fn sandbox(stack: &Stack) -> Json {
+    let (code, st) = stack.admin("GET", "/_admin/state", None);
+    assert_eq!(code, 200, "{st}");
+    st
+}
+
+/// The descriptions of the SentinelOne emulator's objects of `kind` (custom_roles, service_users).
+fn descriptions(stack: &Stack, kind: &str) -> Vec<String> {
+    let st = sandbox(stack);
+    let all: Vec<&Json> = match &st["sentinelone"][kind] {
+        Json::Object(m) => m.values().collect(),
+        Json::Array(a) => a.iter().collect(),
+        _ => Vec::new(),
+    };
+    all.iter()
+        .filter_map(|o| o["description"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn sentinelone(stack: &Stack) -> String {
+    let device = |label: &str, name: &str| {
+        format!(
+            r#"
+resource "expel_sentinelone_device" "{label}" {{
+  name              = "{name}"
+  console_url       = "{}"
+  account_id        = "{}"
+  organization_name = "Acme Corp"
+}}
+"#,
+            stack.var("SENTINELONE_CONSOLE_URL"),
+            stack.var("SENTINELONE_ACCOUNT_ID")
+        )
+    };
+    format!(
+        "{TF_HEADER}{}{}",
+        device("first", "Acme - S1 EDR"),
+        device("second", "Acme - S1 EDR (lab)")
+    )
+}
+
+#[test]
+fn a_second_sentinelone_device_in_one_scope_is_refused_and_its_destroy_spares_the_first() {
+    let stack = Stack::local();
+    let w = Workdir::with_hcl(&sentinelone(&stack), &stack);
+    // Both want "Viewer - Expel" and "Expel API" in the same account: whichever comes
+    // second is refused, naming the owner.
+    let out = w.tf_expect(APPLY, 1);
+    let text = flat(&out.all());
+    assert!(
+        text.contains("belongs to another resource instance")
+            && text.contains("expel:owner=expel_sentinelone_device/"),
+        "{text}"
+    );
+    let roles = descriptions(&stack, "custom_roles");
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    assert!(
+        roles[0].contains("managed-by: terraform-provider-expel; owner: expel_sentinelone_device/"),
+        "{roles:?}"
+    );
+
+    // (Other names would not make two devices in one scope work: the shared console user
+    // holds one role per scope. The scope belongs to one device.) Removing the refused one
+    // destroys it, and nothing of the other: the other's plan stays empty.
+    let first_only = sentinelone(&stack);
+    let first_only = &first_only[..first_only
+        .find("resource \"expel_sentinelone_device\" \"second\"")
+        .expect("second device block")];
+    w.write("main.tf", first_only);
+    let out = w.tf_expect(APPLY, 0);
+    let text = flat(&out.all());
+    assert!(
+        text.contains("belongs to another resource instance") || text.contains("destroyed"),
+        "{text}"
+    );
+    w.tf_expect(PLAN, 0);
+    let roles = descriptions(&stack, "custom_roles");
+    let owner = w.state_of("expel_sentinelone_device")["owner"]
+        .as_str()
+        .expect("owner")
+        .to_string();
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    assert!(
+        roles[0].contains(&owner),
+        "the role is the remaining device's: {roles:?}"
+    );
+    w.tf_expect(DESTROY, 0);
+    assert!(descriptions(&stack, "custom_roles").is_empty());
+    assert!(descriptions(&stack, "service_users").is_empty());
+}
+
+#[test]
+fn sentinelone_and_wiz_objects_from_before_owners_are_re_marked_after_the_upgrade() {
+    let stack = Stack::local();
+    let hcl = format!(
+        r#"{TF_HEADER}
+resource "expel_sentinelone_device" "edr" {{
+  name              = "Acme - S1 EDR"
+  console_url       = "{}"
+  account_id        = "{}"
+  organization_name = "Acme Corp"
+}}
+resource "expel_wiz_device" "w" {{
+  name = "Acme Wiz"
+}}
+"#,
+        stack.var("SENTINELONE_CONSOLE_URL"),
+        stack.var("SENTINELONE_ACCOUNT_ID")
+    );
+    let w = Workdir::with_hcl(&hcl, &stack);
+    w.tf_expect(APPLY, 0);
+    let s1 = w.state_of("expel_sentinelone_device");
+    let wiz = w.state_of("expel_wiz_device");
+    let (s1_owner, wiz_owner) = (
+        s1["owner"].as_str().expect("S1 owner").to_string(),
+        wiz["owner"].as_str().expect("Wiz owner").to_string(),
+    );
+
+    // As an earlier release left them: the service user and the rule carry the marker only
+    // (the rule the old marker text), and the state is version 0 without `owner`.
+    let auth = format!("ApiToken {}", stack.var("SENTINELONE_API_TOKEN"));
+    let su = s1["service_user_id"].as_str().expect("service user id");
+    let (code, body) = expel_e2e::http(
+        &stack.var("SENTINELONE_CONSOLE_URL"),
+        "PUT",
+        &format!("/web/api/v2.1/service-users/{su}"),
+        Some(
+            &serde_json::json!({"data": {"description": "API Service user for Expel integration (managed-by: terraform-provider-expel)"}}),
+        ),
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(code, 200, "{body}");
+    let rule = wiz["automation_rule_id"].as_str().expect("rule id");
+    let answer = stack.wiz(
+        "mutation($input: UpdateAutomationRuleInput!) { updateAutomationRule(input: $input) { automationRule { id } } }",
+        serde_json::json!({"input": {"id": rule, "patch": {"description": "Managed by terraform-provider-expel (expel_wiz_device)."}}}),
+    );
+    assert!(answer.get("errors").is_none(), "{answer}");
+    let path = w.dir.path().join("terraform.tfstate");
+    let mut state: Json =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("state")).expect("JSON");
+    for r in state["resources"].as_array_mut().expect("resources") {
+        for i in r["instances"].as_array_mut().expect("instances") {
+            i["schema_version"] = Json::from(0);
+            i["attributes"]
+                .as_object_mut()
+                .expect("attributes")
+                .remove("owner");
+        }
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&state).expect("JSON")).expect("write");
+
+    let plan = w.tf_expect(PLAN, 2);
+    let text = plan.all();
+    assert!(
+        text.contains(&s1_owner) && text.contains(&wiz_owner),
+        "the plan records both owners again:\n{text}"
+    );
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    let st = sandbox(&stack);
+    let su_desc = descriptions(&stack, "service_users");
+    assert!(
+        su_desc
+            .iter()
+            .any(|d| d.contains(&format!("owner: {s1_owner}"))),
+        "{su_desc:?}"
+    );
+    let rules = serde_json::to_string(&st["wiz"]).expect("JSON");
+    assert!(
+        rules.contains(&format!("owner: {wiz_owner}")),
+        "the rule's description names its owner: {rules}"
+    );
     w.tf_expect(DESTROY, 0);
 }

@@ -732,13 +732,16 @@ impl SentinelOneClient {
         Ok((su, NewToken { value, expires_at }))
     }
 
+    /// Sets the service user's role in `scope` and its description (the name cannot change).
     pub async fn set_service_user_role(
         &self,
         id: &str,
         scope: &Scope,
         role_id: &str,
+        description: &str,
     ) -> Result<ServiceUser, SentinelOneError> {
-        let body = json!({"data": {"scope": scope.kind(), "scopeRoles": [{"id": scope.id(), "roleId": role_id}]}});
+        let body = json!({"data": {"description": description, "scope": scope.kind(),
+                                   "scopeRoles": [{"id": scope.id(), "roleId": role_id}]}});
         self.data(
             reqwest::Method::PUT,
             &format!("service-users/{id}"),

@@ -1,4 +1,4 @@
-//! Who owns an AWS object the provider made. Every object carries two tags:
+//! Who owns an object the provider made. Every AWS object carries two tags:
 //! `expel:managed-by=terraform-provider-expel` (this provider made it) and
 //! `expel:owner=<resource type>/<id>`, naming the resource instance that made it. An instance
 //! adopts (after a crash) and deletes only objects carrying its own owner; one carrying
@@ -11,6 +11,9 @@
 //! after a crash, when Terraform saved no state, is the same owner and adopts what the first
 //! attempt made. It is kept in the state (`owner`) from then on. Objects from releases before
 //! owners existed carry only the marker: the next apply adopts them once and adds the owner.
+//!
+//! SentinelOne roles and service users and Wiz automation rules have no tags: they carry the
+//! same in their description ([`Owner::in_text`]).
 use sha2::{Digest, Sha256};
 
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
@@ -89,6 +92,44 @@ impl Owner {
     }
 }
 
+/// The description of the `owner` attribute of resources whose objects have no tags.
+pub const OWNER_DESCRIPTION_TEXT: &str = "The owner this resource's objects carry in their description (`managed-by: terraform-provider-expel; owner: <owner>`): the resource type and a hash of the instance's identity. An object carrying another instance's owner is never adopted, changed or deleted.";
+
+/// The owner a description names, if any (import: the imported instance becomes that owner).
+pub fn owner_in(description: Option<&str>) -> Option<String> {
+    let (_, after) = description?.split_once(TEXT_MARKER)?;
+    let owner: String = after
+        .strip_prefix(TEXT_OWNER)?
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !matches!(c, ')' | ';' | ','))
+        .collect();
+    (!owner.is_empty()).then_some(owner)
+}
+
+/// The marker for objects without tags (SentinelOne roles and service users, Wiz automation
+/// rules), carried in their description: `managed-by: terraform-provider-expel; owner: <owner>`.
+pub const TEXT_MARKER: &str = "managed-by: terraform-provider-expel";
+const TEXT_OWNER: &str = "; owner: ";
+
+impl Owner {
+    /// The marker and owner as a description carries them.
+    pub fn in_text(&self) -> String {
+        format!("{TEXT_MARKER}{TEXT_OWNER}{}", self.0)
+    }
+
+    /// Whose an object is, from its description.
+    pub fn claim_text(&self, description: &str) -> Claim {
+        if !description.contains(TEXT_MARKER) {
+            return Claim::Foreign;
+        }
+        match owner_in(Some(description)) {
+            None => Claim::Unclaimed,
+            Some(o) if o == self.0 => Claim::Ours,
+            Some(o) => Claim::Other(o),
+        }
+    }
+}
+
 /// Whose an existing object is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claim {
@@ -110,23 +151,45 @@ impl Claim {
     }
 
     /// Why `what` cannot be adopted or deleted by `owner`; `how` says what the user can do
-    /// about an object this provider did not make.
-    pub fn refusal(&self, what: &str, owner: &Owner, how: &str) -> String {
+    /// about an object this provider did not make. `mark` is where the object carries it.
+    pub fn refusal(&self, what: &str, owner: &Owner, mark: Mark, how: &str) -> String {
+        let (marked, remove) = match mark {
+            Mark::Tags => (
+                format!("the tag {MARKER_KEY}={MARKER_VALUE}"),
+                format!("the tag {OWNER_KEY} from the object"),
+            ),
+            Mark::Description => (
+                format!("\"{TEXT_MARKER}\" in its description"),
+                format!(
+                    "\"{}…\" from its description",
+                    TEXT_OWNER.trim_start_matches("; ")
+                ),
+            ),
+        };
         match self {
             Claim::Other(other) => format!(
-                "{what} belongs to another resource instance: it carries the tag {OWNER_KEY}={other}, \
-                 and this instance is {OWNER_KEY}={}. Two resources cannot share one AWS object: give \
+                "{what} belongs to another resource instance: it carries {OWNER_KEY}={other}, \
+                 and this instance is {OWNER_KEY}={}. Two resources cannot share one object: give \
                  this resource other names, or let one resource manage it.{} If the other instance \
-                 no longer exists, remove the tag {OWNER_KEY} from the object and this one adopts it.",
+                 no longer exists, remove {remove} and this one adopts it.",
                 owner.as_str(),
                 hint(other, owner)
             ),
             _ => format!(
-                "{what} already exists and does not carry the tag {MARKER_KEY}={MARKER_VALUE}; \
-                 it was not made by this provider. {how}"
+                "{what} already exists and does not carry {marked}; it was not made by this \
+                 provider. {how}"
             ),
         }
     }
+}
+
+/// Where an object carries its marker and owner.
+#[derive(Clone, Copy, Debug)]
+pub enum Mark {
+    /// AWS objects: the tags `expel:managed-by` and `expel:owner`.
+    Tags,
+    /// Objects without tags: their description ([`Owner::in_text`]).
+    Description,
 }
 
 /// The summary of the warning when destroy leaves an object that is not the instance's.
@@ -235,16 +298,43 @@ mod tests {
     }
 
     #[test]
+    fn claims_follow_the_description_of_objects_without_tags() {
+        let me = Owner::derive("expel_sentinelone_device", &["u", "s"]);
+        let other = Owner::derive("expel_sentinelone_device", &["u", "t"]);
+        let described = |o: &Owner| format!("Viewer plus investigation ({})", o.in_text());
+        assert_eq!(me.claim_text(&described(&me)), Claim::Ours);
+        assert_eq!(
+            me.claim_text(&described(&other)),
+            Claim::Other(other.as_str().into())
+        );
+        assert_eq!(
+            me.claim_text("Viewer plus investigation (managed-by: terraform-provider-expel)"),
+            Claim::Unclaimed
+        );
+        assert_eq!(me.claim_text("a role of the security team"), Claim::Foreign);
+    }
+
+    #[test]
     fn a_refusal_names_both_owners_and_says_what_to_do() {
         let me = Owner::derive("expel_aws_member_role", &["1", "r"]);
         let other = Owner::derive("expel_cloudtrail_integration", &["1", "d"]);
-        let m = Claim::Other(other.as_str().into()).refusal("IAM role ExpelServiceRole", &me, "");
+        let m = Claim::Other(other.as_str().into()).refusal(
+            "IAM role ExpelServiceRole",
+            &me,
+            Mark::Tags,
+            "",
+        );
         assert!(m.contains(other.as_str()) && m.contains(me.as_str()), "{m}");
         assert!(m.contains("needs no expel_aws_member_role"), "{m}");
-        let f = Claim::Foreign.refusal("IAM role R", &me, "Choose another name.");
+        let f = Claim::Foreign.refusal("IAM role R", &me, Mark::Tags, "Choose another name.");
         assert!(
             f.contains("not made by this provider. Choose another name."),
             "{f}"
+        );
+        let d = Claim::Other(other.as_str().into()).refusal("the role", &me, Mark::Description, "");
+        assert!(
+            d.contains("remove \"owner: …\" from its description"),
+            "{d}"
         );
     }
 

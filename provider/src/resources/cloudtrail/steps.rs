@@ -13,7 +13,7 @@ use crate::clients::workbench::{check_device_spec, DeviceSpec, WorkbenchClient, 
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
 use crate::policy::{self, CloudTrailNames, Location, PolicyKind};
 use crate::resources::iam::{iam_tags, Iam, Kept, ServiceRoleSpec, POLICY_KEPT};
-use crate::resources::ownership::{self, Claim, Owner};
+use crate::resources::ownership::{self, Claim, Mark, Owner, OWNER_KEY};
 use crate::resources::s3::S3;
 
 const NOTIFICATION_ID: &str = "ExpelNotifyQueue";
@@ -206,6 +206,7 @@ impl Cx {
             message: claim.refusal(
                 what,
                 &self.s.owner,
+                Mark::Tags,
                 "Import the integration (terraform import) or choose another name.",
             ),
         })
@@ -467,14 +468,28 @@ impl Step<Cx> for KmsKey {
         self.point_alias(cx, &id, problems).await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
-        // Logs are evidence: the key stays unless force_destroy.
-        if !cx.s.force_destroy {
-            return Ok(());
-        }
         let Some((id, _, state)) = self.find(cx).await? else {
             return Ok(());
         };
         let claim = self.owned(cx, &id).await?;
+        // Logs are evidence: the key stays unless force_destroy, and is no longer this
+        // instance's, so that a later integration with the same alias adopts it.
+        if !cx.s.force_destroy {
+            if claim == Claim::Ours {
+                cx.aws(KEY, || async {
+                    cx.aws
+                        .kms
+                        .untag_resource()
+                        .key_id(&id)
+                        .tag_keys(OWNER_KEY)
+                        .send()
+                        .await
+                        .map_err(err("kms", "UntagResource"))
+                })
+                .await?;
+            }
+            return Ok(());
+        }
         if !cx.deletable(&format!("KMS key {}", cx.s.kms_alias), claim) {
             return Ok(());
         }
@@ -704,6 +719,43 @@ impl TrailBucket {
             })
             .await?
             .is_some())
+    }
+    /// Takes this instance's owner tag off the bucket (the marker and others' tags stay).
+    async fn release(&self, cx: &Cx) -> Result<(), StepError> {
+        let b = &cx.s.bucket_name;
+        let current = cx
+            .aws(BUCKET, || async {
+                cx.aws
+                    .s3
+                    .get_bucket_tagging()
+                    .bucket(b)
+                    .send()
+                    .await
+                    .map_err(err("s3", "GetBucketTagging"))
+            })
+            .await?;
+        let kept: Vec<aws_sdk_s3::types::Tag> = current
+            .tag_set()
+            .iter()
+            .filter(|t| t.key() != OWNER_KEY)
+            .cloned()
+            .collect();
+        let tagging = aws_sdk_s3::types::Tagging::builder()
+            .set_tag_set(Some(kept))
+            .build()
+            .map_err(|e| fail(BUCKET, e))?;
+        cx.aws(BUCKET, || async {
+            cx.aws
+                .s3
+                .put_bucket_tagging()
+                .bucket(b)
+                .tagging(tagging.clone())
+                .send()
+                .await
+                .map_err(err("s3", "PutBucketTagging"))
+        })
+        .await?;
+        Ok(())
     }
     async fn owned(&self, cx: &Cx) -> Result<Claim, StepError> {
         let tags = cx
@@ -950,11 +1002,15 @@ impl Step<Cx> for TrailBucket {
         if !self.exists(cx).await? {
             return Ok(());
         }
+        let claim = self.owned(cx).await?;
         if !cx.s.force_destroy {
-            // The bucket stays (logs are evidence); our statements go, theirs stay.
+            // The bucket stays (logs are evidence); our statements go, theirs stay, and it is
+            // no longer this instance's, so that a later integration with its name adopts it.
+            if claim == Claim::Ours {
+                self.release(cx).await?;
+            }
             return self.retire_our_statements(cx).await;
         }
-        let claim = self.owned(cx).await?;
         if !cx.deletable(&format!("S3 bucket {}", cx.s.bucket_name), claim) {
             return Ok(());
         }

@@ -13,7 +13,7 @@ use crate::clients::aws::AwsClients;
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
 use crate::policy::{self, Location};
 use crate::resources::iam::{iam_tags, Iam, Kept, ServiceRoleSpec, POLICY_KEPT};
-use crate::resources::ownership::{self, Claim, Owner};
+use crate::resources::ownership::{self, Claim, Mark, Owner};
 
 /// The desired state, from the plan.
 #[derive(Clone, Debug, Default)]
@@ -71,6 +71,7 @@ impl Cx {
                 message: claim.refusal(
                     what,
                     &self.owner,
+                    Mark::Tags,
                     "Delete or rename it, or choose another name.",
                 ),
             });

@@ -1,7 +1,8 @@
 //! Resource `expel_sentinelone_device`: the SentinelOne Singularity Endpoint guide as one
 //! resource (role, console user, service user and token, Workbench device).
 use super::common::{
-    check_timeouts, interrupted_create, opt, set, str_of, timeout, timeouts_block, warn_drift,
+    check_timeouts, interrupted_create, opt, set, str_of, timeout, timeouts_block, upgrade_from_0,
+    warn_drift,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use url::Url;
 
+use super::ownership::{owner_in, Owner, OWNER_ATTR, OWNER_DESCRIPTION_TEXT, TEXT_MARKER};
 use super::soc_email::soc_email;
 use super::workbench_pin;
 use super::ExpelData;
@@ -80,6 +82,7 @@ fn schema() -> Schema {
             .attr(s("device_location", "Location of the device in Workbench (the guide: `cloud` or `on-prem`).").default(Value::string("cloud")))
             .attr(s("plugin_slug", "Workbench plugin of the device.").default(Value::string("sentinelone")))
             .attr(s("id", "The Workbench security device id.").computed().use_state_for_unknown())
+            .attr(s(OWNER_ATTR, OWNER_DESCRIPTION_TEXT).computed().use_state_for_unknown())
             .attr(s("security_device_id", "The Workbench security device id.").computed().use_state_for_unknown())
             .attr(s("role_id", "Id of the role.").computed().use_state_for_unknown())
             .attr(s("console_user_id", "Id of the console user.").computed().use_state_for_unknown())
@@ -92,7 +95,7 @@ fn schema() -> Schema {
     for a in workbench_pin::attributes() {
         block = block.attr(a);
     }
-    Schema::new(0, block)
+    Schema::new(1, block)
 }
 
 /// What a replacement for a changed Workbench organization re-makes besides the device.
@@ -166,8 +169,28 @@ fn parse_permission(s: &str) -> Option<(String, String)> {
     (!page.is_empty() && !title.is_empty()).then(|| (page.to_string(), title.to_string()))
 }
 
+/// The instance's owner: the device it registers (`name`) for its console and scope.
+fn owner(v: &Value) -> Option<Owner> {
+    let known = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    if v.get("site_id").is_some_and(|s| !s.is_known()) {
+        return None;
+    }
+    Some(Owner::derive(
+        "expel_sentinelone_device",
+        &[
+            &known("console_url")?,
+            &known("account_id")?,
+            &known("site_id").unwrap_or_default(),
+            &known("name")?,
+        ],
+    ))
+}
+
 fn settings(v: &Value, workbench_org: &str) -> Settings {
     Settings {
+        owner: Owner::recorded(v)
+            .or_else(|| owner(v))
+            .unwrap_or_else(|| Owner::derive("expel_sentinelone_device", &[])),
         name: str_of(v, "name"),
         device_location: str_of(v, "device_location"),
         console_url: str_of(v, "console_url"),
@@ -416,6 +439,17 @@ impl Resource<ExpelData> for SentinelOneDevice {
         schema()
     }
 
+    /// Version 0 had no `owner`: the next plan records it and the apply re-marks the role
+    /// and the service user.
+    fn upgrade_state(
+        &self,
+        version: i64,
+        raw: &serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        upgrade_from_0(&schema(), version, raw, diags)
+    }
+
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         let known = |k: &str| config.get(k).and_then(Value::as_str).map(str::to_string);
         let expires_in = known("token_expires_in");
@@ -472,6 +506,10 @@ impl Resource<ExpelData> for SentinelOneDevice {
     ) {
         if planned.is_null() {
             return;
+        }
+        if Owner::recorded(input.prior).is_none() {
+            let o = owner(planned).map(|o| Value::string(o.as_str()));
+            set(planned, OWNER_ATTR, o.unwrap_or(Value::unknown()));
         }
         let org_name = planned
             .get("organization_name")
@@ -723,7 +761,14 @@ impl Resource<ExpelData> for SentinelOneDevice {
             return fail();
         }
         let steps = steps();
-        let errors = engine::converge(&steps, &cx).await;
+        // State from before owners existed: its role and service user become this instance's.
+        let mut errors: Vec<_> = match Owner::recorded(prior) {
+            None => steps::claim(&cx).await.err().into_iter().collect(),
+            Some(_) => Vec::new(),
+        };
+        if errors.is_empty() {
+            errors = engine::converge(&steps, &cx).await;
+        }
         report(diags, "Repairing the SentinelOne device", &errors);
         warnings(diags, &cx);
         ApplyOutcome {
@@ -851,11 +896,15 @@ impl Resource<ExpelData> for SentinelOneDevice {
             }
             None => Scope::Account(account),
         };
-        let marked = |d: &Option<String>| d.as_deref().unwrap_or("").contains(steps::MARKER);
+        // Ours by the marker, whichever instance: the imported one is that owner from now on.
+        let marked = |d: &Option<String>| d.as_deref().is_some_and(|d| d.contains(TEXT_MARKER));
         let role_name = str_of(&v, "role_name");
         if let Ok(roles) = s1.roles_named(&scope, &role_name).await {
             if let Some(r) = roles.into_iter().find(|r| marked(&r.description)) {
                 set(&mut v, "role_id", Value::string(r.id.clone()));
+                if let Some(o) = owner_in(r.description.as_deref()) {
+                    set(&mut v, OWNER_ATTR, Value::string(o));
+                }
                 self.import_console_user(ctx, &s1, &org, &r.id, &mut v, diags)
                     .await;
             }
@@ -899,12 +948,10 @@ impl SentinelOneDevice {
         for a in &accounts {
             let scope = Scope::Account(a.id.clone());
             if let Ok(sus) = s1.service_users_named(&scope, "Expel API").await {
-                if sus.iter().any(|s| {
-                    s.description
-                        .as_deref()
-                        .unwrap_or("")
-                        .contains(steps::MARKER)
-                }) {
+                if sus
+                    .iter()
+                    .any(|s| s.description.as_deref().unwrap_or("").contains(TEXT_MARKER))
+                {
                     ours.push(a.id.clone());
                 }
             }

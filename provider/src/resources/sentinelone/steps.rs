@@ -3,7 +3,9 @@
 //! the "Expel API" service user with its token, and the security device in Workbench.
 //!
 //! Ownership markers (S1 objects have no tags):
-//! - role and service user: their `description` contains [`MARKER`];
+//! - role and service user: their `description` carries the marker and this instance's owner
+//!   ([`Owner::in_text`]); one carrying another instance's owner is neither adopted nor
+//!   deleted;
 //! - console user (no description field): the e-mail is Expel's own SOC address for the
 //!   organization (`soc+<org>@expel.io`) *and* the full name is ours ("Expel SOC" by default).
 //!   Nobody else has a reason to hold that pair, so it is what adoption checks.
@@ -26,9 +28,7 @@ use crate::clients::workbench::{
 };
 use crate::clients::Secret;
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
-
-/// The ownership marker in the description of every role and service user we create.
-pub const MARKER: &str = "managed-by: terraform-provider-expel";
+use crate::resources::ownership::{Claim, Mark, Owner};
 /// The predefined role the guide gives the service user.
 pub const SERVICE_ROLE: &str = "IR Team";
 /// The predefined role the guide duplicates.
@@ -66,6 +66,8 @@ pub struct Settings {
     pub workbench_org: String,
     /// The token expiry settings changed: make a new token.
     pub force_rotate: bool,
+    /// The instance whose role and service user these are (`ownership`).
+    pub owner: Owner,
 }
 
 /// Ids only known once objects exist, and the token while it is fresh.
@@ -349,14 +351,68 @@ pub fn resolve(
     Ok(out)
 }
 
-fn not_ours(step: &'static str, what: &str) -> StepError {
-    fail(
-        step,
-        format!(
-            "{what} already exists and was not made by this provider (no \"{MARKER}\" marker); \
-             import the device (terraform import) or choose another name"
-        ),
-    )
+/// An existing role or service user may be adopted only if it is this instance's; whether it
+/// was made before owners existed (then its description gets the owner).
+fn adoptable(
+    cx: &Cx,
+    step: &'static str,
+    what: &str,
+    description: Option<&str>,
+) -> Result<bool, StepError> {
+    let claim = cx.s.owner.claim_text(description.unwrap_or(""));
+    if !claim.is_ours() {
+        return Err(fail(
+            step,
+            claim.refusal(
+                what,
+                &cx.s.owner,
+                Mark::Description,
+                "Import the device (terraform import) or choose another name.",
+            ),
+        ));
+    }
+    Ok(claim == Claim::Unclaimed)
+}
+
+/// Destroy deletes a role or service user only if it is this instance's.
+fn deletable(cx: &Cx, what: &str, description: Option<&str>) -> bool {
+    let claim = cx.s.owner.claim_text(description.unwrap_or(""));
+    if claim.is_ours() {
+        return true;
+    }
+    let whose = match claim {
+        Claim::Other(other) => format!("belongs to another resource instance ({other})"),
+        _ => "no longer carries our marker".to_string(),
+    };
+    cx.warn(format!("{what} {whose}; it was left in place"));
+    false
+}
+
+/// A state written before owners existed names a role and service user whose description
+/// carries only the marker: they become this instance's (the owner added), unless another
+/// instance claimed them since.
+pub async fn claim(cx: &Cx) -> Result<(), StepError> {
+    let (role_id, service_user_id) = {
+        let j = cx.j();
+        (j.role_id.clone(), j.service_user_id.clone())
+    };
+    if let Some(id) = role_id {
+        if let Some(r) = cx.s1(ROLE, || cx.s1.role(&id, &cx.s.scope)).await? {
+            let what = format!("the role {:?}", r.name);
+            if adoptable(cx, ROLE, &what, r.description.as_deref())? {
+                ViewerRole.write(cx, &id).await?;
+            }
+        }
+    }
+    if let Some(id) = service_user_id {
+        if let Some(su) = cx.s1(SERVICE_USER, || cx.s1.service_user(&id)).await? {
+            let what = format!("the service user {:?}", su.name);
+            if adoptable(cx, SERVICE_USER, &what, su.description.as_deref())? {
+                ApiServiceUser.set_role(cx, &id).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -364,12 +420,15 @@ pub struct ViewerRole;
 const ROLE: &str = "Step 1: role \"Viewer - Expel\" (Viewer + investigation permissions)";
 
 impl ViewerRole {
-    fn description() -> String {
-        format!("Viewer plus the permissions Expel's SOC needs to investigate ({MARKER})")
+    fn description(cx: &Cx) -> String {
+        format!(
+            "Viewer plus the permissions Expel's SOC needs to investigate ({})",
+            cx.s.owner.in_text()
+        )
     }
     async fn write(&self, cx: &Cx, id: &str) -> Result<(), StepError> {
         let ids: Vec<String> = cx.desired().await?.permissions.keys().cloned().collect();
-        let desc = Self::description();
+        let desc = Self::description(cx);
         cx.s1(ROLE, || cx.s1.update_role(id, &cx.s.role_name, &desc, &ids))
             .await?;
         Ok(())
@@ -386,14 +445,18 @@ impl ViewerRole {
             return Err(fail(ROLE, format!("{:?} is a predefined role; the guide duplicates Viewer into a new role: choose another role_name", r.name)));
         }
         if let Some(r) = existing.into_iter().next() {
-            if !r.description.as_deref().unwrap_or("").contains(MARKER) {
-                return Err(not_ours(ROLE, &format!("the role {:?}", r.name)));
-            }
+            // Adopted: the write below also puts this instance's owner in the description.
+            adoptable(
+                cx,
+                ROLE,
+                &format!("the role {:?}", r.name),
+                r.description.as_deref(),
+            )?;
             cx.j().role_id = Some(r.id.clone());
             return self.write(cx, &r.id).await;
         }
         let ids: Vec<String> = cx.desired().await?.permissions.keys().cloned().collect();
-        let desc = Self::description();
+        let desc = Self::description(cx);
         let r = cx
             .s1(ROLE, || {
                 cx.s1.create_role(scope, &cx.s.role_name, &desc, &ids)
@@ -470,11 +533,11 @@ impl Step<Cx> for ViewerRole {
         };
         // Never delete a role that lost our marker (someone took it over).
         if let Some(r) = cx.s1(ROLE, || cx.s1.role(&id, &cx.s.scope)).await? {
-            if !r.description.as_deref().unwrap_or("").contains(MARKER) {
-                cx.warn(format!(
-                    "the role {:?} no longer carries our marker; it was left in place",
-                    r.name
-                ));
+            if !deletable(
+                cx,
+                &format!("the role {:?}", r.name),
+                r.description.as_deref(),
+            ) {
                 return Ok(());
             }
         }
@@ -678,13 +741,26 @@ pub struct ApiServiceUser;
 const SERVICE_USER: &str = "Step 2: service user \"Expel API\" (IR Team) and its API token";
 
 impl ApiServiceUser {
-    fn description() -> String {
-        format!("API Service user for Expel integration ({MARKER})")
+    fn description(cx: &Cx) -> String {
+        format!(
+            "API Service user for Expel integration ({})",
+            cx.s.owner.in_text()
+        )
+    }
+    /// Gives the service user the guide's role in our scope, and our description.
+    async fn set_role(&self, cx: &Cx, id: &str) -> Result<(), StepError> {
+        let role = cx.desired().await?.service_role_id.clone();
+        let desc = Self::description(cx);
+        cx.s1(SERVICE_USER, || {
+            cx.s1.set_service_user_role(id, &cx.s.scope, &role, &desc)
+        })
+        .await?;
+        Ok(())
     }
     async fn make(&self, cx: &Cx) -> Result<(), StepError> {
         let role = cx.desired().await?.service_role_id.clone();
         let exp = cx.expiration(SERVICE_USER)?;
-        let desc = Self::description();
+        let desc = Self::description(cx);
         let (su, token) = cx
             .s1(SERVICE_USER, || {
                 cx.s1
@@ -755,24 +831,18 @@ impl ApiServiceUser {
             })
             .await?;
         if let Some(su) = existing.into_iter().next() {
-            if !su.description.as_deref().unwrap_or("").contains(MARKER) {
-                return Err(not_ours(
-                    SERVICE_USER,
-                    &format!("the service user {:?}", su.name),
-                ));
-            }
+            let what = format!("the service user {:?}", su.name);
+            let unclaimed = adoptable(cx, SERVICE_USER, &what, su.description.as_deref())?;
             // Adopted after a crash: its token was lost with the crash; make a new one.
             cx.j().service_user_id = Some(su.id.clone());
             let role = cx.desired().await?.service_role_id.clone();
-            if !su
-                .scope_roles
-                .iter()
-                .any(|sr| sr.id == cx.s.scope.id() && sr.role_id == role)
+            if unclaimed
+                || !su
+                    .scope_roles
+                    .iter()
+                    .any(|sr| sr.id == cx.s.scope.id() && sr.role_id == role)
             {
-                cx.s1(SERVICE_USER, || {
-                    cx.s1.set_service_user_role(&su.id, &cx.s.scope, &role)
-                })
-                .await?;
+                self.set_role(cx, &su.id).await?;
             }
             return cx.rotate_token(SERVICE_USER).await;
         }
@@ -824,11 +894,7 @@ impl Step<Cx> for ApiServiceUser {
             return cx.s1(SERVICE_USER, || cx.s1.delete_service_user(&id)).await;
         }
         if problems.iter().any(|p| p.starts_with("service user")) {
-            let role = cx.desired().await?.service_role_id.clone();
-            cx.s1(SERVICE_USER, || {
-                cx.s1.set_service_user_role(&id, &cx.s.scope, &role)
-            })
-            .await?;
+            self.set_role(cx, &id).await?;
         }
         if problems.iter().any(|p| p.starts_with(TOKEN_PROBLEM)) {
             cx.rotate_token(SERVICE_USER).await?;
@@ -839,6 +905,12 @@ impl Step<Cx> for ApiServiceUser {
         let Some(id) = cx.j().service_user_id.clone() else {
             return Ok(());
         };
+        if let Some(su) = cx.s1(SERVICE_USER, || cx.s1.service_user(&id)).await? {
+            let what = format!("the service user {:?}", su.name);
+            if !deletable(cx, &what, su.description.as_deref()) {
+                return Ok(());
+            }
+        }
         cx.s1(SERVICE_USER, || cx.s1.delete_service_user(&id)).await
     }
 }

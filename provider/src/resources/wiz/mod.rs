@@ -6,7 +6,7 @@
 //! integration is created or repaired, so it is not kept in state either.
 use super::common::{
     bool_of, check_timeouts, interrupted_create, needs_default, opt, set, str_of, timeout,
-    timeouts_block, warn_drift,
+    timeouts_block, upgrade_from_0, warn_drift,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION_TEXT};
 use super::soc_email::soc_email;
 use super::workbench_pin;
 use super::ExpelData;
@@ -90,6 +91,7 @@ fn schema() -> Schema {
             .attr(s("webhook_name", "Name of the Wiz webhook integration.").default(Value::string("Expel Webhook")).validator(validators::non_empty()))
             .attr(s("rule_name", "Name of the Wiz automation rule.").default(Value::string("Expel Webhook Rule")).validator(validators::non_empty()))
             .attr(s("id", "The Workbench security device id (import id).").computed().use_state_for_unknown())
+            .attr(s(OWNER_ATTR, OWNER_DESCRIPTION_TEXT).computed().use_state_for_unknown())
             .attr(s("security_device_id", "The Workbench security device id.").computed().use_state_for_unknown())
             .attr(s("wiz_api_url", "The Wiz tenant (GraphQL URL of the provider) this resource lives in; pinned.").computed().use_state_for_unknown())
             .attr(s("service_account_id", "Id of the Wiz service account.").computed().use_state_for_unknown())
@@ -107,7 +109,7 @@ fn schema() -> Schema {
     for a in workbench_pin::attributes() {
         block = block.attr(a);
     }
-    Schema::new(0, block)
+    Schema::new(1, block)
 }
 
 /// What a replacement for a changed Workbench organization re-makes besides the device.
@@ -178,9 +180,21 @@ fn console(v: &Value) -> (bool, String) {
     )
 }
 
+/// The instance's owner: the device it registers (`name`) for its Wiz tenant.
+fn owner(v: &Value) -> Option<Owner> {
+    let known = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    Some(Owner::derive(
+        "expel_wiz_device",
+        &[&known("wiz_api_url")?, &known("name")?],
+    ))
+}
+
 fn settings(v: &Value, org: &str) -> Settings {
     let (domain_validated, role_name) = console(v);
     Settings {
+        owner: Owner::recorded(v)
+            .or_else(|| owner(v))
+            .unwrap_or_else(|| Owner::derive("expel_wiz_device", &[])),
         name: str_of(v, "name"),
         product: opt_str(v, "product").unwrap_or_else(|| "cloud".into()),
         service_account_name: str_of(v, "service_account_name"),
@@ -490,6 +504,16 @@ impl Resource<ExpelData> for WizDevice {
         schema()
     }
 
+    /// Version 0 had no `owner`: the next plan records it and the apply re-marks the rule.
+    fn upgrade_state(
+        &self,
+        version: i64,
+        raw: &serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        upgrade_from_0(&schema(), version, raw, diags)
+    }
+
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         let product = config
             .get("product")
@@ -561,6 +585,10 @@ impl Resource<ExpelData> for WizDevice {
             return;
         }
         set(planned, "wiz_api_url", Value::string(self.tenant(ctx)));
+        if Owner::recorded(input.prior).is_none() {
+            let o = owner(planned).map(|o| Value::string(o.as_str()));
+            set(planned, OWNER_ATTR, o.unwrap_or(Value::unknown()));
+        }
         // Defaults derived from inputs and the provider: the same answer at plan and apply.
         if needs_default(input.config, planned, "api_endpoint_url") {
             let url = wiz.api_url().to_string();
@@ -883,7 +911,19 @@ impl Resource<ExpelData> for WizDevice {
             timeout(planned, "update", DEFAULT_TIMEOUT),
         );
         let steps = steps();
-        let errors = engine::converge(&steps, &cx).await;
+        // State from before owners existed: its automation rule becomes this instance's.
+        let mut errors: Vec<_> = match Owner::recorded(prior) {
+            None => steps::AutomationRule
+                .claim_recorded(&cx)
+                .await
+                .err()
+                .into_iter()
+                .collect(),
+            Some(_) => Vec::new(),
+        };
+        if errors.is_empty() {
+            errors = engine::converge(&steps, &cx).await;
+        }
         report(diags, "Repairing the Wiz integration", &errors);
         warnings(diags, &cx);
         ApplyOutcome {

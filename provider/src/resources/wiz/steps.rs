@@ -1,5 +1,6 @@
-//! The Wiz guide (seeds/wiz.txt), one engine step per guide step. Wiz objects carry no tags:
-//! the automation rule carries our ownership marker in its description; the service account,
+//! The Wiz guide, one engine step per guide step. Wiz objects carry no tags: the automation
+//! rule carries our ownership marker and this instance's owner in its description
+//! ([`Owner::in_text`]); the service account,
 //! integration and user are recognised by the ids in the journal (and, for adoption, by
 //! pointing at our own device or being Expel's own address).
 //!
@@ -20,10 +21,12 @@ use crate::clients::workbench::{
 };
 use crate::clients::Secret;
 use crate::engine::{Deadline, Observed, RetryKind, Retryable, Step, StepContext, StepError};
+use crate::resources::ownership::{Claim, Mark, Owner};
 use crate::resources::{device_health, ExpelData};
 
-/// Ownership marker in the automation rule's description.
-pub const RULE_MARKER: &str = "Managed by terraform-provider-expel (expel_wiz_device).";
+/// The automation rule's whole description before per-instance owners: such a rule is
+/// adopted once and given this instance's owner.
+const LEGACY_RULE_MARKER: &str = "Managed by terraform-provider-expel (expel_wiz_device).";
 pub const EXPEL_DOMAIN: &str = "expel.io";
 pub const ANALYST_NAME: &str = "Expel Analyst";
 pub const GONE: &str = "deleted outside Terraform";
@@ -36,7 +39,7 @@ pub const REMADE: &str = "no patch can change that, so it is made again";
 const SYNC_RULES_PROPERTY: &str = "sync_rules_enabled";
 
 /// The desired state, from the plan.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     pub name: String,
     pub product: String,
@@ -55,6 +58,8 @@ pub struct Settings {
     pub wait_for_healthy: bool,
     /// Guide step 4: Expel's synchronization rules on (Wiz Cloud only).
     pub sync_rules: bool,
+    /// The instance whose automation rule this is (`ownership`).
+    pub owner: Owner,
 }
 
 /// The webhook body of the Wiz Cloud rule: Wiz's issue body as the public example writes it
@@ -1020,10 +1025,48 @@ pub struct AutomationRule;
 const RULE: &str = "Step 7: Expel Webhook Rule (automation rule) in Wiz";
 
 impl AutomationRule {
+    fn description(owner: &Owner) -> String {
+        format!(
+            "Sends Wiz findings to Expel Workbench ({})",
+            owner.in_text()
+        )
+    }
+    /// Whose a rule is, from its description.
+    fn claim(cx: &Cx, r: &crate::clients::wiz::AutomationRule) -> Claim {
+        match r.description.as_deref() {
+            Some(LEGACY_RULE_MARKER) => Claim::Unclaimed,
+            d => cx.s.owner.claim_text(d.unwrap_or("")),
+        }
+    }
+    /// A state written before owners existed names a rule carrying the old marker: it
+    /// becomes this instance's (its description rewritten), unless another instance claimed
+    /// it since.
+    pub async fn claim_recorded(&self, cx: &Cx) -> Result<(), StepError> {
+        let Some(id) = cx.j().rule_id.clone() else {
+            return Ok(());
+        };
+        let wiz = cx.wiz()?;
+        let Some(r) = cx.w(RULE, || wiz.automation_rule(&id)).await? else {
+            return Ok(());
+        };
+        match Self::claim(cx, &r) {
+            Claim::Ours => Ok(()),
+            Claim::Unclaimed => self.repair(cx, &[]).await,
+            claim => Err(fail(
+                RULE,
+                claim.refusal(
+                    &format!("the automation rule {:?}", r.name),
+                    &cx.s.owner,
+                    Mark::Description,
+                    "Delete it or set rule_name.",
+                ),
+            )),
+        }
+    }
     fn spec(cx: &Cx) -> RuleSpec {
         RuleSpec {
             name: cx.s.rule_name.clone(),
-            description: RULE_MARKER.into(),
+            description: Self::description(&cx.s.owner),
             trigger_source: cx.s.trigger_source().into(),
             trigger_type: vec!["CREATED".into()],
             severities: cx.s.severities.clone(),
@@ -1085,19 +1128,30 @@ impl Step<Cx> for AutomationRule {
         let name = spec.name.clone();
         let existing = cx.w(RULE, || wiz.automation_rules_named(&name)).await?;
         if let Some(r) = existing.into_iter().next() {
-            if r.description.as_deref() == Some(RULE_MARKER) {
+            let claim = Self::claim(cx, &r);
+            if claim.is_ours() {
+                // Adopted: the repair also writes this instance's owner in the description.
                 cx.j().rule_id = Some(r.id.clone());
                 return self.repair(cx, &[]).await;
             }
-            return Err(fail(RULE, format!("Wiz already has an automation rule named {name:?} not made by this provider; delete it or set rule_name")));
+            let what = format!("Wiz automation rule {name:?}");
+            return Err(fail(
+                RULE,
+                claim.refusal(
+                    &what,
+                    &cx.s.owner,
+                    Mark::Description,
+                    "Delete it or set rule_name.",
+                ),
+            ));
         }
-        // Ours: our name and the marker in the description.
+        // Ours: our name and our owner in the description.
         let find = || async {
             Ok(wiz
                 .automation_rules_named(&name)
                 .await?
                 .into_iter()
-                .find(|r| r.description.as_deref() == Some(RULE_MARKER)))
+                .find(|r| Self::claim(cx, r) == Claim::Ours))
         };
         match cx
             .create_once(RULE, find, || wiz.create_automation_rule(&spec))
@@ -1208,11 +1262,40 @@ mod tests {
     use super::*;
     use crate::clients::wiz::RuleAction;
 
+    fn with_product(product: &str) -> Settings {
+        let none = String::new;
+        Settings {
+            name: none(),
+            product: product.into(),
+            service_account_name: none(),
+            scopes: vec![],
+            device_location: none(),
+            api_endpoint_url: none(),
+            soc_email: none(),
+            domain_validated: false,
+            role_name: none(),
+            severities: vec![],
+            webhook_name: none(),
+            rule_name: none(),
+            workbench_org: none(),
+            wait_for_healthy: false,
+            sync_rules: false,
+            owner: owner(),
+        }
+    }
+
+    fn owner() -> Owner {
+        Owner::derive(
+            "expel_wiz_device",
+            &["https://api.eu1.app.wiz.io/graphql", "Wiz"],
+        )
+    }
+
     fn rule(enabled: bool, sev: &[&str], source: &str) -> crate::clients::wiz::AutomationRule {
         crate::clients::wiz::AutomationRule {
             id: "r".into(),
             name: "Expel Webhook Rule".into(),
-            description: Some(RULE_MARKER.into()),
+            description: Some(AutomationRule::description(&owner())),
             enabled,
             trigger_source: source.into(),
             trigger_type: vec!["CREATED".into()],
@@ -1229,7 +1312,7 @@ mod tests {
     fn want() -> RuleSpec {
         RuleSpec {
             name: "Expel Webhook Rule".into(),
-            description: RULE_MARKER.into(),
+            description: AutomationRule::description(&owner()),
             trigger_source: "ISSUES".into(),
             trigger_type: vec!["CREATED".into()],
             severities: vec!["LOW".into(), "HIGH".into()],
@@ -1264,13 +1347,8 @@ mod tests {
 
     #[test]
     fn each_product_sends_its_body_and_the_cloud_body_names_the_issue() {
-        let cloud = Settings::default();
-        assert_eq!(cloud.webhook_body(), ISSUE_BODY);
-        let defend = Settings {
-            product: "defend".into(),
-            ..Default::default()
-        };
-        assert_eq!(defend.webhook_body(), DETECTION_BODY);
+        assert_eq!(with_product("cloud").webhook_body(), ISSUE_BODY);
+        assert_eq!(with_product("defend").webhook_body(), DETECTION_BODY);
         // Both are JSON documents once every {{variable}} is filled in.
         for body in [ISSUE_BODY, DETECTION_BODY] {
             let filled = fill_tags(body);
@@ -1308,10 +1386,6 @@ mod tests {
 
     #[test]
     fn defend_fires_on_detections() {
-        let s = Settings {
-            product: "defend".into(),
-            ..Default::default()
-        };
-        assert_eq!(s.trigger_source(), "DETECTIONS");
+        assert_eq!(with_product("defend").trigger_source(), "DETECTIONS");
     }
 }
