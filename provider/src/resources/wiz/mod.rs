@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION_TEXT};
+use super::ownership::{owner_in, Owner, OWNER_ATTR, OWNER_DESCRIPTION_TEXT};
 use super::soc_email::soc_email;
 use super::workbench_pin;
 use super::ExpelData;
@@ -459,6 +459,11 @@ impl WizDevice {
             }) {
                 if let Some(s) = r.severities.clone() {
                     severities = s;
+                }
+                // The imported instance is the owner the rule names (none on a rule from
+                // before owners: then the next plan records one and the apply re-marks it).
+                if let Some(o) = owner_in(r.description.as_deref()) {
+                    set(state, OWNER_ATTR, Value::string(o));
                 }
                 set(state, "automation_rule_id", Value::string(r.id));
             }
