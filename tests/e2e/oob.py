@@ -379,7 +379,9 @@ def policy_foreign(a):
     """Another party edits a policy: drop=<Sid> removes that statement of ours, add=<JSON
     statement> appends one of theirs, raw=<text> replaces the whole document."""
     read, write = _policy_doc(a)
-    if "raw" in a:  # a document that is not JSON at all (moto's KMS accepts it, as said in MOTO.md)
+    # raw: a document that is not JSON at all (moto's KMS accepts it;
+    # docs/ARCHITECTURE.md#what-moto-does-not-do).
+    if "raw" in a:
         write(a["raw"])
         return
     doc = json.loads(read())

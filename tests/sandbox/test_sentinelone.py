@@ -714,7 +714,7 @@ def test_predefined_role_permissions_can_be_changed_by_admin(s1: S1Client):
 
 # ---- contract: requests shaped as the public SDKs define them ------------------------------------
 # s1buildpartners/sentinelone-go-sdk (`types/`, `users.go`, `rbac_input.go`) and
-# ayol377/sentinelone-rs (`models/`, `services/`), APIS.md §7.3.
+# ayol377/sentinelone-rs (`models/`, `services/`).
 
 
 def test_contract_service_user_list_carries_a_null_name(s1: S1Client):

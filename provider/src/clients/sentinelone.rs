@@ -618,7 +618,7 @@ impl SentinelOneClient {
 
     /// Revokes the live API token of a user or service user.
     ///
-    /// Public sources disagree on the body (APIS.md §7.3). `{"data": {"id"}}` goes first:
+    /// Public sources disagree on the body. `{"data": {"id"}}` goes first:
     /// ayol377/sentinelone-rs `UserIdBody`, written from the vendor's Swagger
     /// (`users.schemas_UserIdSchema`). A console that refuses it with 400 gets
     /// `{"data": {"userId"}}`, s1buildpartners/sentinelone-go-sdk `UserIDRequest` [G: which

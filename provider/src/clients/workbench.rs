@@ -231,9 +231,9 @@ impl WorkbenchClient {
         }
     }
 
-    /// GET every page of a collection: the first with `page[limit]`, then each `links.next`
-    /// exactly as Workbench returns it (APIS.md §7.2: pyexclient builds no offsets). A next
-    /// link to another origin is refused: the API key goes to the configured Workbench only.
+    /// GET every page of a collection: the first with `page[limit]`, then each `links.next` exactly
+    /// as Workbench returns it (Expel's pyexclient `workbench.py` builds no offsets). A next link
+    /// to another origin is refused: the API key goes to the configured Workbench only.
     async fn list(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<Json>, WorkbenchError> {
         let mut out = Vec::new();
         let mut q: Vec<(&str, &str)> = query.to_vec();
@@ -323,7 +323,8 @@ pub struct SecurityDevice {
     /// The device's `organization` relationship (`relationships.organization.data.id`);
     /// `None` when the answer leaves it out.
     pub organization_id: Option<String>,
-    /// Set when the device was soft-deleted (APIS.md §7.2): gone for our purposes.
+    /// Set when the device was soft-deleted (pyexclient `workbench.py` lists it among the
+    /// device attributes): gone for our purposes.
     pub deleted_at: Option<String>,
 }
 
@@ -568,11 +569,10 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(200u64.saturating_mul(1 << attempt.min(6)))
 }
 
-/// Checks a `device_spec` against the JSON schema its plugin publishes in the catalogue, so
-/// a bad device is refused before any call. Messages name the field and the rule, never a
-/// value: device specs hold secrets. A plugin may publish `{}` (pyexclient's docs example,
-/// APIS.md §7.2) or nothing: then there is no local schema to check, and Workbench's own
-/// check on create is the only one.
+/// Checks a `device_spec` against the JSON schema its plugin publishes in the catalogue, so a bad
+/// device is refused before any call. Messages name the field and the rule, never a value: device
+/// specs hold secrets. A plugin may publish `{}` (the example in pyexclient's docs) or nothing:
+/// then there is no local schema to check, and Workbench's own check on create is the only one.
 pub fn check_device_spec(plugins: &[Plugin], slug: &str, device_spec: &Json) -> Result<(), String> {
     let Some(plugin) = plugins.iter().find(|p| p.slug == slug) else {
         let known: Vec<_> = plugins.iter().map(|p| p.slug.as_str()).collect();

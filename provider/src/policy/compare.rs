@@ -1,4 +1,5 @@
-//! Semantic comparison of policy documents, for drift detection (DESIGN §4a).
+//! Semantic comparison of policy documents, for drift detection
+//! (docs/ARCHITECTURE.md#rules-real-aws-and-terraform-impose).
 //!
 //! We compare only what we own: each statement of the expected document is looked up by Sid in
 //! the live document; statements with other Sids are someone else's and never drift.

@@ -1,7 +1,8 @@
 //! The documents themselves, one function per document of the guide.
 //!
 //! Every statement carries a stable Sid: drift is detected and repaired per statement, and only
-//! statements with our Sids are ours (DESIGN §4a); anything else in a live document is left alone.
+//! statements with our Sids are ours (docs/ARCHITECTURE.md#writing-only-what-we-own); anything
+//! else in a live document is left alone.
 
 use serde_json::{json, Value};
 
@@ -73,10 +74,10 @@ pub const READ_ONLY_ACTIONS: &[&str] = &[
     "organizations:DescribeOrganization",
 ];
 
-/// Key policy of the trail's KMS key (guide Steps 1 and 4; DESIGN §4a).
+/// Key policy of the trail's KMS key (guide Steps 1 and 4; docs/ARCHITECTURE.md#aws).
 ///
-/// The first three statements are what the CloudTrail console generates for a new key; the
-/// fourth is the guide's Step 4 snippet, plus `aws:SourceAccount` (DESIGN §4a) so that only
+/// The first three statements are what the CloudTrail console generates for a new key; the fourth
+/// is the guide's Step 4 snippet, plus `aws:SourceAccount` (docs/ARCHITECTURE.md#aws) so that only
 /// our account's bucket named in `aws:SourceArn` qualifies.
 ///
 /// The console's default policy also lets every principal of the account decrypt log files.
@@ -157,8 +158,8 @@ fn cloudtrail_write(sid: &str, bucket: &str, prefix_owner: &str, trail: &str) ->
 /// write CloudTrail's statements; CreateTrail fails without them).
 ///
 /// An organization trail writes member accounts' logs under `AWSLogs/<org id>/`, so it needs a
-/// second write statement (DESIGN §4a). Nothing else: the guide's bucket is what the console
-/// creates, and its public access is blocked separately.
+/// second write statement (docs/ARCHITECTURE.md#aws). Nothing else: the guide's bucket is what the
+/// console creates, and its public access is blocked separately.
 pub fn bucket_policy(loc: &Location, names: &CloudTrailNames) -> Value {
     let bucket = bucket_arn(loc, &names.bucket_name);
     let trail = trail_arn(loc, &names.trail_name);
@@ -190,11 +191,11 @@ pub fn bucket_policy(loc: &Location, names: &CloudTrailNames) -> Value {
 
 /// Access policy of the notification queue: exactly the guide's Step 3 JSON.
 ///
-/// It allows `SQS:SendMessage` to any principal, but only with `aws:SourceArn` = the log
-/// bucket's ARN (DESIGN §4a), which is what S3 presents when it delivers a notification.
+/// It allows `SQS:SendMessage` to any principal, but only with `aws:SourceArn` = the log bucket's
+/// ARN (docs/ARCHITECTURE.md#aws), which is what S3 presents when it delivers a notification.
 /// Bucket names are unique within a partition, so the ARN names our bucket alone. We keep the
-/// guide's statement verbatim (no extra `aws:SourceAccount`) so that the live document is the
-/// one users and Expel's engagement managers recognise from the guide.
+/// guide's statement verbatim (no extra `aws:SourceAccount`) so that the live document is the one
+/// users and Expel's engagement managers recognise from the guide.
 pub fn queue_policy(queue_arn: &str, bucket_arn: &str) -> Value {
     json!({
         "Version": POLICY_VERSION,

@@ -1,5 +1,6 @@
 //! Checks that a policy document is well-formed the way AWS requires. moto accepts anything
-//! (MOTO.md §1, gaps 4-6), so this is how our own documents are checked before they are sent.
+//! (docs/ARCHITECTURE.md#what-moto-does-not-do), so this is how our own documents are checked
+//! before they are sent.
 
 use std::collections::BTreeSet;
 

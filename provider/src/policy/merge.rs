@@ -1,8 +1,8 @@
-//! Writing a resource-based or trust policy without damaging anyone else's statements
-//! (DESIGN §4a: we write only what we own). Every write reads the live document first and
-//! sends ours merged into it: our statements (by Sid) are replaced, every other statement is
-//! kept exactly as it is. Foreign statements are not drift, unless they defeat ours: an
-//! unconditional Deny of an action we grant to a principal we grant it to, or a trust policy
+//! Writing a resource-based or trust policy without damaging anyone else's statements (we write
+//! only what we own: docs/ARCHITECTURE.md#writing-only-what-we-own). Every write reads the live
+//! document first and sends ours merged into it: our statements (by Sid) are replaced, every other
+//! statement is kept exactly as it is. Foreign statements are not drift, unless they defeat ours:
+//! an unconditional Deny of an action we grant to a principal we grant it to, or a trust policy
 //! that lets other principals assume the role.
 use serde_json::Value;
 

@@ -1,10 +1,10 @@
-//! The policy documents of Expel's AWS CloudTrail guide (`seeds/aws-cloudtrail-new-trail.txt`),
-//! built from typed inputs, with a semantic comparison for drift detection and a linter.
+//! The policy documents of Expel's onboarding guide "AWS CloudTrail: new trail", built from
+//! typed inputs, with a semantic comparison for drift detection and a linter.
 //!
-//! moto stores policies and evaluates none of them (MOTO.md §4), so the unit tests here check
-//! every document statement by statement against the guide, and [`lint_as`] checks what AWS
-//! would reject (shape, action names, ARNs, Sids, sizes); [`checked`] runs it on every document
-//! before we send it.
+//! moto stores policies and evaluates none of them (docs/ARCHITECTURE.md#what-moto-does-not-do), so
+//! the unit tests here check every document statement by statement against the guide, and
+//! [`lint_as`] checks what AWS would reject (shape, action names, ARNs, Sids, sizes); [`checked`]
+//! runs it on every document before we send it.
 //!
 //! Documents are `serde_json::Value`s: that is what the AWS SDK calls take (as strings, via
 //! [`render`]) and return (via [`parse_document`]).
@@ -98,7 +98,8 @@ pub fn checked(doc: &Value, kind: PolicyKind) -> Result<String, PolicyError> {
 }
 
 /// Parses a policy document as AWS returns it: plain JSON (KMS, S3, SQS) or percent-encoded
-/// JSON (IAM GetRole / GetPolicyVersion, which the Rust SDK does not decode; MOTO.md §2).
+/// JSON (IAM GetRole / GetPolicyVersion, from AWS and moto alike, which the Rust SDK does not
+/// decode; docs/ARCHITECTURE.md#what-moto-does-not-do).
 pub fn parse_document(s: &str) -> Result<Value, PolicyError> {
     let trimmed = s.trim();
     let value = match serde_json::from_str::<Value>(trimmed) {

@@ -1,6 +1,7 @@
 //! cty values as Terraform exchanges them in `DynamicValue`: the type model, its type JSON,
-//! and the MessagePack and JSON value encodings (TFPLUGIN.md §3; Terraform's
-//! `docs/plugin-protocol/object-wire-format.md`).
+//! and the MessagePack and JSON value encodings, as the tfplugin6 protocol defines them
+//! (Terraform's `docs/plugin-protocol/object-wire-format.md`; zclconf/go-cty's msgpack and
+//! JSON encodings).
 
 use std::collections::BTreeMap;
 use std::fmt;

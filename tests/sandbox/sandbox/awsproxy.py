@@ -1,4 +1,4 @@
-"""A fault-injecting HTTP proxy in front of moto_server (DESIGN §6).
+"""A fault-injecting HTTP proxy in front of moto_server (docs/ARCHITECTURE.md#the-local-stack).
 
     python -m sandbox.awsproxy --upstream http://127.0.0.1:M --port 0 --port-file F
     python tests/sandbox/sandbox/awsproxy.py ...   (the same; stdlib only, starts fast)

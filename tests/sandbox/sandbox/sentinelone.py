@@ -1,6 +1,7 @@
 """SentinelOne Management API v2.1 emulator under /web/api/v2.1.
 
-Shapes follow reference/APIS.md section 3; the seed, the permission catalogue, the predefined
+Shapes follow the public SDKs (s1buildpartners/sentinelone-go-sdk, ayol377/sentinelone-rs;
+docs/guides/api-assumptions.md#sentinelone); the seed, the permission catalogue, the predefined
 roles, the error codes and the rate-limit table are data in sentinelone_data.json, where each
 fact carries its label ([V] verified, [D] documented, [G] guess).
 
@@ -36,7 +37,8 @@ Choices where the vendor's behaviour is unknown ([G]) are stated where they are 
   site) are added with POST /_admin/sentinelone/accounts. The admin token's user is an Admin of
   every account (one scopeRoles entry per account), so tenant-scoped objects are refused (403);
 - a console user or service user holds one `scope` and a role per scope id in `scopeRoles`
-  (APIS.md 3.4/3.5); names of service users are unique per scope id [G];
+  (go-sdk `types/users.go`, ayol377 `models/service_users.rs`); names of service users are
+  unique per scope id [G];
 - account roles are usable in the account's sites [G].
 """
 

@@ -1,4 +1,5 @@
-"""Wiz emulator under /wiz: OAuth client credentials and a GraphQL API (reference/APIS.md §4).
+"""Wiz emulator under /wiz: OAuth client credentials and a GraphQL API (shapes from
+AxtonGrams/terraform-provider-wiz; docs/guides/api-assumptions.md#wiz).
 
   POST /wiz/oauth/token   form grant_type=client_credentials, client_id, client_secret,
                           audience=wiz-api -> {access_token, token_type, expires_in, scope}

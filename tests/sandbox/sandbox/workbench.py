@@ -1,15 +1,18 @@
 """Expel Workbench emulator: JSON:API under /api/v2 (organizations, plugins, security_devices).
 
-Shapes follow reference/APIS.md §1. Strict on purpose: Bearer auth on every route, JSON:API
-documents only, unknown/read-only attributes and wrong types are 422 with source.pointer,
-unknown query parameters are 400, duplicate device names in an organization are 409.
+Shapes follow Expel's Python client pyexclient (PyPI, `pyexclient/workbench.py`; see
+docs/guides/api-assumptions.md#expel-workbench). Strict on purpose: Bearer auth on every route,
+JSON:API documents only, unknown/read-only attributes and wrong types are 422 with
+source.pointer, unknown query parameters are 400, duplicate device names in an organization
+are 409.
 
 Listings take what Expel's client sends [V pyexclient workbench.py, `search`, `sort`,
 `BaseResourceObject.__iter__`]: `page[limit]`, `sort` repeated with "+"/"-" prefixes (its
 default `sort=+created_at&sort=+id` on every search); `links.next` is an absolute URL that
 keeps every query parameter, which pyexclient follows as given; an unknown sort field is 400.
 
-Where the real behaviour is unknown ([G] in APIS.md) the choice made here is stated:
+Where the real behaviour is unknown ([G] in docs/guides/api-assumptions.md) the choice made
+here is stated:
 - the plugin catalogue (slugs, device_spec fields) is data in plugins.json, labelled a guess;
 - device_spec fields marked writeOnly (secrets) are never returned: they are left out of
   `device_spec` on every read;
@@ -19,7 +22,7 @@ Where the real behaviour is unknown ([G] in APIS.md) the choice made here is sta
   added through POST /_admin/workbench/organizations (gone again after /_admin/reset);
   `GET /organizations` lists them all. The `organization` relationship is required on create
   and must be one of them; a device never moves to another organization;
-- soft delete [G] (pyexclient lists `deleted_at` among the device attributes; APIS.md §7.2):
+- soft delete [G] (pyexclient `workbench.py` lists `deleted_at` among the device attributes):
   POST /_admin/workbench/security_devices/<id>/soft-delete sets `deleted_at` as Workbench
   would. A soft-deleted device is still returned by GET and by every list and filter (the
   client must leave it alone), frees its name (a new device may take it), and answers 404 to

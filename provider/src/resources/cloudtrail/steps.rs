@@ -1,7 +1,6 @@
-//! The AWS CloudTrail guide (seeds/aws-cloudtrail-new-trail.txt), one engine step per guide
-//! step. Each step creates or adopts its object, observes it for drift, repairs it and
-//! deletes it. Objects we create carry the ownership tags (`ownership`); we adopt or delete
-//! nothing else.
+//! Expel's onboarding guide "AWS CloudTrail: new trail", one engine step per guide step. Each step
+//! creates or adopts its object, observes it for drift, repairs it and deletes it. Objects we
+//! create carry the ownership tags (`ownership`); we adopt or delete nothing else.
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 

@@ -1,6 +1,6 @@
-//! The SentinelOne Singularity Endpoint guide (seeds/sentinelone-singularity-endpoint.txt),
-//! one engine step per guide step: the "Viewer - Expel" role, the "Expel SOC" console user,
-//! the "Expel API" service user with its token, and the security device in Workbench.
+//! Expel's onboarding guide "SentinelOne Singularity Endpoint", one engine step per guide step: the
+//! "Viewer - Expel" role, the "Expel SOC" console user, the "Expel API" service user with its
+//! token, and the security device in Workbench.
 //!
 //! Ownership markers (S1 objects have no tags):
 //! - role and service user: their `description` carries the marker and this instance's owner
@@ -33,7 +33,8 @@ use crate::resources::ownership::{Claim, Mark, Owner};
 pub const SERVICE_ROLE: &str = "IR Team";
 /// The predefined role the guide duplicates.
 pub const BASE_ROLE: &str = "Viewer";
-/// What Workbench needs of the role that syncs statuses (APIS.md 3.6): page and title.
+/// What Workbench needs of the role that syncs statuses (the threat calls status syncing makes:
+/// incident status, analyst verdict, notes; splunk-soar-connectors/sentinelone): page and title.
 pub const STATUS_SYNC_PERMISSIONS: &[(&str, &str)] = &[
     ("Endpoint Threats", "Change Incident Status"),
     ("Endpoint Threats", "Change Analyst Verdict"),

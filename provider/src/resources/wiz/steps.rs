@@ -4,10 +4,10 @@
 //! integration and user are recognised by the ids in the journal (and, for adoption, by
 //! pointing at our own device or being Expel's own address).
 //!
-//! Creates happen once (DESIGN §4a): a create whose answer is lost (connection dropped, 5xx,
-//! throttled) may have acted, so before sending it again [`Cx::create_once`] looks for the
-//! object by name and marker and adopts it. A service account found that way has a secret we
-//! never saw: it is rotated (one account, its id kept) rather than deleted and re-created.
+//! Creates happen once (docs/ARCHITECTURE.md#the-engine): a create whose answer is lost (connection
+//! dropped, 5xx, throttled) may have acted, so before sending it again [`Cx::create_once`] looks
+//! for the object by name and marker and adopts it. A service account found that way has a secret
+//! we never saw: it is rotated (one account, its id kept) rather than deleted and re-created.
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
