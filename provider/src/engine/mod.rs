@@ -74,6 +74,49 @@ pub trait StepContext: Sync {
     fn deadline(&self) -> &Deadline;
 }
 
+/// Checks a resource's steps: keys are unique, every step a step needs exists, and no step
+/// needs itself through others (a cycle would start nothing and end without a word). Each
+/// resource's tests call it on its steps; every engine run checks again before starting any.
+pub fn check_graph<C: Sync>(steps: &[&dyn Step<C>]) -> Result<(), String> {
+    let keys: Vec<&str> = steps.iter().map(|s| s.key()).collect();
+    for (i, k) in keys.iter().enumerate() {
+        if keys[..i].contains(k) {
+            return Err(format!("two steps have the key {k:?}"));
+        }
+    }
+    for s in steps {
+        if let Some(n) = s.needs().iter().find(|n| !keys.contains(n)) {
+            return Err(format!(
+                "step {:?} needs {n:?}, which is not a step",
+                s.key()
+            ));
+        }
+    }
+    // Kahn: repeatedly take the steps whose needs are all taken; what is left is a cycle.
+    let mut taken: HashSet<&str> = HashSet::new();
+    while taken.len() < steps.len() {
+        let ready: Vec<&str> = steps
+            .iter()
+            .filter(|s| !taken.contains(s.key()) && s.needs().iter().all(|n| taken.contains(n)))
+            .map(|s| s.key())
+            .collect();
+        if ready.is_empty() {
+            let mut left: Vec<&str> = keys
+                .iter()
+                .copied()
+                .filter(|k| !taken.contains(k))
+                .collect();
+            left.sort_unstable();
+            return Err(format!(
+                "the steps {} need each other (a cycle)",
+                left.join(", ")
+            ));
+        }
+        taken.extend(ready);
+    }
+    Ok(())
+}
+
 /// Runs `run` for every step once all the steps it needs are done, concurrently.
 /// Stops starting new steps after the first failure or once Terraform cancels (Ctrl-C), lets
 /// running ones finish (so the journal records what they made), and returns every error.
@@ -87,6 +130,12 @@ where
     C: StepContext,
     F: Fn(&'a dyn Step<C>) -> Pin<Box<dyn Future<Output = Result<(), StepError>> + Send + 'a>>,
 {
+    if let Err(e) = check_graph(steps) {
+        return vec![StepError {
+            step: "The resource's steps (a provider bug: please report it)",
+            message: e,
+        }];
+    }
     let keys: Vec<&str> = steps.iter().map(|s| s.key()).collect();
     // waits_for[i]: the steps that must finish before step i starts.
     let waits_for: Vec<HashSet<usize>> = (0..steps.len())
@@ -327,6 +376,30 @@ mod tests {
     const BUCKET: S = S("bucket", &["key"], 10);
     const QUEUE: S = S("queue", &["key"], 30);
     const NOTICE: S = S("notice", &["bucket", "queue"], 1);
+
+    #[tokio::test]
+    async fn an_unknown_need_or_a_cycle_is_an_error_and_nothing_starts() {
+        const LOOP_A: S = S("a", &["b"], 1);
+        const LOOP_B: S = S("b", &["a"], 1);
+        const TYPO: S = S("notice", &["bukcet"], 1);
+        let ok: [&dyn Step<Cx>; 4] = [&NOTICE, &QUEUE, &BUCKET, &KEY];
+        assert_eq!(check_graph(&ok), Ok(()));
+        let typo: [&dyn Step<Cx>; 2] = [&KEY, &TYPO];
+        let e = check_graph(&typo).unwrap_err();
+        assert!(e.contains("\"notice\" needs \"bukcet\""), "{e}");
+        let cycle: [&dyn Step<Cx>; 3] = [&KEY, &LOOP_A, &LOOP_B];
+        let e = check_graph(&cycle).unwrap_err();
+        assert!(e.contains("a, b need each other"), "{e}");
+        let twice: [&dyn Step<Cx>; 2] = [&KEY, &KEY];
+        assert!(check_graph(&twice).unwrap_err().contains("two steps"));
+
+        // An engine run reports it instead of silently doing nothing.
+        let cx = Cx::default();
+        let errors = create_all(&cycle, &cx).await;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("cycle"), "{errors:?}");
+        assert!(cx.log.lock().unwrap().is_empty(), "no step started");
+    }
 
     #[tokio::test]
     async fn independent_steps_overlap_and_dependents_wait() {

@@ -538,6 +538,12 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn the_role_comes_after_its_policy() {
+        assert_eq!(engine::check_graph(&steps()), Ok(()));
+        assert_eq!(MemberRole.needs(), &["api_policy"]);
+    }
+
+    #[test]
     fn version_0_state_upgrades_with_no_owner_and_later_versions_are_refused() {
         let v0 = json!({
             "role_name": "ExpelServiceRole", "policy_name": "ExpelAPIPolicy",

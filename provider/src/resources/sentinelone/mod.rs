@@ -1048,6 +1048,7 @@ mod tests {
 
     #[test]
     fn destroy_order_is_device_service_user_console_user_role() {
+        assert_eq!(engine::check_graph(&steps()), Ok(()));
         // delete_all reverses `needs`: each piece is needed by the next one in guide order.
         let s = steps();
         let need = |k: &str| {
