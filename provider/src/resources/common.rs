@@ -3,8 +3,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::schema::{prune_stored_state, Attribute, Block, NestedBlock, Schema};
-use crate::tfplugin::value::{self, Value};
+use crate::tfplugin::schema::{Attribute, Block, NestedBlock};
+use crate::tfplugin::value::Value;
 
 /// A string attribute, empty when null or absent.
 pub fn str_of(v: &Value, k: &str) -> String {
@@ -16,35 +16,6 @@ pub fn str_of(v: &Value, k: &str) -> String {
 
 pub fn bool_of(v: &Value, k: &str, default: bool) -> bool {
     v.get(k).and_then(Value::as_bool).unwrap_or(default)
-}
-
-/// Upgrades state stored under schema version 0 when version 1 only added attributes: they
-/// are null until the next plan fills them.
-pub fn upgrade_from_0(
-    schema: &Schema,
-    version: i64,
-    raw: &serde_json::Value,
-    diags: &mut Diagnostics,
-) -> Option<Value> {
-    if version != 0 {
-        diags.error(
-            "Unsupported state version",
-            format!(
-                "There is no upgrade from schema version {version} to {}.",
-                schema.version
-            ),
-        );
-        return None;
-    }
-    let mut json = raw.clone();
-    prune_stored_state(&schema.block, &mut json);
-    match value::from_json_value(json, &schema.ty()) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            diags.error("Stored state does not match the schema", e.to_string());
-            None
-        }
-    }
 }
 
 /// Sets an attribute of an object value (no-op on anything else).

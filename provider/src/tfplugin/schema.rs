@@ -211,11 +211,24 @@ impl Block {
 pub struct Schema {
     pub version: i64,
     pub block: Block,
+    /// The oldest stored version that decodes under this schema as it is: the versions since
+    /// only added attributes (null until the next plan fills them), so UpgradeResourceState
+    /// needs no per-resource code for them. `version` unless `readable_from` says otherwise.
+    pub readable_from: i64,
 }
 
 impl Schema {
     pub fn new(version: i64, block: Block) -> Self {
-        Schema { version, block }
+        Schema {
+            version,
+            block,
+            readable_from: version,
+        }
+    }
+    /// State stored under `version` and later decodes as it is (attributes were only added).
+    pub fn readable_from(mut self, version: i64) -> Self {
+        self.readable_from = version;
+        self
     }
     pub fn ty(&self) -> Type {
         self.block.ty()

@@ -525,7 +525,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                     ));
                 }
                 let mut d = Diagnostics::default();
-                let upgraded = if req.version == schema.version {
+                let upgraded = if (schema.readable_from..=schema.version).contains(&req.version) {
                     let mut json: serde_json::Value = serde_json::from_slice(&raw.json)
                         .map_err(|e| one_error("Stored state is not JSON", e.to_string()))?;
                     let dropped = prune_stored_state(&schema.block, &mut json);

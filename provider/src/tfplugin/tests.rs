@@ -95,6 +95,7 @@ fn widget_schema() -> Schema {
                 Block::new("tag").attr(Attribute::string("key").required()),
             )),
     )
+    .readable_from(0)
 }
 
 #[async_trait]
@@ -624,6 +625,27 @@ async fn state_upgrade_decodes_json_of_the_current_version() {
 
     let newer = upgrade(&s, 7, json).await;
     assert!(newer.diagnostics[0].summary.contains("newer provider"));
+}
+
+#[tokio::test]
+async fn state_of_a_version_that_only_lacked_attributes_decodes_and_older_is_refused() {
+    let s = configured().await;
+    // test_widget is version 1, readable from 0: version 0 had no `revision`.
+    let v0 = br#"{"name":"a","size":2,"id":"w-9","tag":[]}"#;
+    let r = upgrade(&s, 0, v0).await;
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    let v = undv(&r.upgraded_state);
+    assert_eq!(v.get("id"), Some(&Value::string("w-9")));
+    assert_eq!(v.get("revision"), Some(&Value::Null));
+    // Older than that needs the resource's own upgrade, which test_widget does not have.
+    let r = upgrade(&s, -1, v0).await;
+    assert!(
+        r.diagnostics[0]
+            .summary
+            .contains("Unsupported state version"),
+        "{:?}",
+        r.diagnostics
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Resource `expel_cloudtrail_integration`: the AWS CloudTrail guide as one resource.
 use super::common::{
     bool_of, check_expel_principals, check_timeouts, interrupted_create, needs_default, opt, set,
-    str_of, timeout, timeouts_block, upgrade_from_0, warn_drift,
+    str_of, timeout, timeouts_block, warn_drift,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -100,7 +100,8 @@ fn schema() -> Schema {
     for a in workbench_pin::attributes() {
         block = block.attr(a);
     }
-    Schema::new(1, block)
+    // Version 0 had no `owner`: the next plan records it and the apply re-marks the objects.
+    Schema::new(1, block).readable_from(0)
 }
 
 fn default_bucket(loc: &Location) -> String {
@@ -435,16 +436,6 @@ impl Resource<ExpelData> for CloudTrailIntegration {
 
     fn schema(&self) -> Schema {
         schema()
-    }
-
-    /// Version 0 had no `owner`: the next plan records it and the apply re-marks the objects.
-    fn upgrade_state(
-        &self,
-        version: i64,
-        raw: &serde_json::Value,
-        diags: &mut Diagnostics,
-    ) -> Option<Value> {
-        upgrade_from_0(&schema(), version, raw, diags)
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {

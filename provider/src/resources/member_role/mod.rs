@@ -7,7 +7,7 @@
 //! use this resource with that alias.
 use super::common::{
     check_expel_principals, check_timeouts, interrupted_create, needs_default, set, str_of,
-    timeout, timeouts_block, upgrade_from_0, warn_drift,
+    timeout, timeouts_block, warn_drift,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -56,6 +56,8 @@ fn schema() -> Schema {
             .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece (`api_policy`, `service_role`), in words; filled by refresh, emptied by the plan that repairs it."))
             .block(timeouts_block("10m")),
     )
+    // Version 0 had no `owner`: the next plan records it and the apply re-marks the objects.
+    .readable_from(0)
 }
 
 fn settings(v: &Value) -> Settings {
@@ -208,16 +210,6 @@ impl Resource<ExpelData> for AwsMemberRole {
         check_timeouts(config, diags);
         check_expel_principals(config, diags);
         ownership::check_tags(config, diags);
-    }
-
-    /// Version 0 had no `owner`: the next plan records it and the apply re-marks the objects.
-    fn upgrade_state(
-        &self,
-        version: i64,
-        raw: &serde_json::Value,
-        diags: &mut Diagnostics,
-    ) -> Option<Value> {
-        upgrade_from_0(&schema(), version, raw, diags)
     }
 
     async fn modify_plan(
@@ -544,7 +536,7 @@ mod tests {
     }
 
     #[test]
-    fn version_0_state_upgrades_with_no_owner_and_later_versions_are_refused() {
+    fn version_0_state_decodes_with_no_owner_and_only_version_0_and_1_do() {
         let v0 = json!({
             "role_name": "ExpelServiceRole", "policy_name": "ExpelAPIPolicy",
             "expel_principals": ["arn:aws:iam::012205512454:root"], "external_id": "org",
@@ -554,20 +546,16 @@ mod tests {
             "policy_arn": "arn:aws:iam::123456789012:policy/ExpelAPIPolicy", "drift": {},
             "timeouts": null
         });
-        let mut d = Diagnostics::default();
-        let v = AwsMemberRole
-            .upgrade_state(0, &v0, &mut d)
-            .expect("upgraded");
-        assert!(!d.has_errors());
+        // What UpgradeResourceState does with a version it can read as it is.
+        let schema = schema();
+        assert_eq!((schema.readable_from, schema.version), (0, 1));
+        let v = crate::tfplugin::value::from_json_value(v0, &schema.ty()).expect("decodes");
         assert_eq!(v.get(OWNER_ATTR), Some(&Value::Null));
         assert_eq!(str_of(&v, "account_id"), "123456789012");
         assert_eq!(
             v.get("tags").and_then(Value::as_map).map(|m| m.len()),
             Some(1)
         );
-        let mut d = Diagnostics::default();
-        assert!(AwsMemberRole.upgrade_state(2, &v0, &mut d).is_none());
-        assert!(d.has_errors());
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! Resource `expel_sentinelone_device`: the SentinelOne Singularity Endpoint guide as one
 //! resource (role, console user, service user and token, Workbench device).
 use super::common::{
-    check_timeouts, interrupted_create, opt, set, str_of, timeout, timeouts_block, upgrade_from_0,
-    warn_drift,
+    check_timeouts, interrupted_create, opt, set, str_of, timeout, timeouts_block, warn_drift,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -95,7 +94,8 @@ fn schema() -> Schema {
     for a in workbench_pin::attributes() {
         block = block.attr(a);
     }
-    Schema::new(1, block)
+    // Version 0 had no `owner`: the next plan records it and the apply re-marks the objects.
+    Schema::new(1, block).readable_from(0)
 }
 
 /// What a replacement for a changed Workbench organization re-makes besides the device.
@@ -437,17 +437,6 @@ impl Resource<ExpelData> for SentinelOneDevice {
 
     fn schema(&self) -> Schema {
         schema()
-    }
-
-    /// Version 0 had no `owner`: the next plan records it and the apply re-marks the role
-    /// and the service user.
-    fn upgrade_state(
-        &self,
-        version: i64,
-        raw: &serde_json::Value,
-        diags: &mut Diagnostics,
-    ) -> Option<Value> {
-        upgrade_from_0(&schema(), version, raw, diags)
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {

@@ -6,7 +6,7 @@
 //! integration is created or repaired, so it is not kept in state either.
 use super::common::{
     bool_of, check_timeouts, interrupted_create, needs_default, opt, set, str_of, timeout,
-    timeouts_block, upgrade_from_0, warn_drift,
+    timeouts_block, warn_drift,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -109,7 +109,8 @@ fn schema() -> Schema {
     for a in workbench_pin::attributes() {
         block = block.attr(a);
     }
-    Schema::new(1, block)
+    // Version 0 had no `owner`: the next plan records it and the apply re-marks the objects.
+    Schema::new(1, block).readable_from(0)
 }
 
 /// What a replacement for a changed Workbench organization re-makes besides the device.
@@ -507,16 +508,6 @@ impl Resource<ExpelData> for WizDevice {
 
     fn schema(&self) -> Schema {
         schema()
-    }
-
-    /// Version 0 had no `owner`: the next plan records it and the apply re-marks the rule.
-    fn upgrade_state(
-        &self,
-        version: i64,
-        raw: &serde_json::Value,
-        diags: &mut Diagnostics,
-    ) -> Option<Value> {
-        upgrade_from_0(&schema(), version, raw, diags)
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
