@@ -12,6 +12,7 @@ import os
 import sys
 
 import boto3
+import botocore.exceptions
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -293,28 +294,42 @@ def listing(a):
     print(json.dumps(out))
 
 
+# What AWS (and moto) answer for an object that does not exist.
+MISSING = {"NotFoundException", "NoSuchBucket", "NoSuchTagSet", "NoSuchEntity",
+           "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
+           "TrailNotFoundException", "ResourceNotFoundException"}
+
+
+def if_exists(call):
+    """call(), or None when the object it acts on does not exist."""
+    try:
+        return call()
+    except botocore.exceptions.ClientError as e:
+        if e.response["Error"]["Code"] not in MISSING:
+            raise
+        return None
+
+
 def tags(a):
     """The tags of every piece that exists, as JSON (name -> {key: value})."""
     kms, s3, sqs, ct, iam = (client(n) for n in ("kms", "s3", "sqs", "cloudtrail", "iam"))
     trail_arn = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/{a['trail']}"
+
+    def trail_tags():
+        found = ct.list_tags(ResourceIdList=[trail_arn])["ResourceTagList"]
+        return {t["Key"]: t["Value"] for t in found[0]["TagsList"]} if found else None
+
     readers = {
         "key": lambda: {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id(a))["Tags"]},
         "bucket": lambda: {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=a["bucket"])["TagSet"]},
         "queue": lambda: sqs.list_queue_tags(QueueUrl=queue_url(a)).get("Tags", {}),
-        "trail": lambda: {t["Key"]: t["Value"] for t in ct.list_tags(ResourceIdList=[trail_arn])["ResourceTagList"][0]["TagsList"]},
+        "trail": trail_tags,
         "policy": lambda: {t["Key"]: t["Value"] for t in iam.list_policy_tags(PolicyArn=policy_arn(a))["Tags"]},
         "role": lambda: {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=a["role"])["Tags"]},
     }
-    out = {}
-    for piece, read in readers.items():
-        try:
-            out[piece] = read()
-        except Exception as e:  # a piece that does not exist (after a destroy) is left out
-            if "NotFound" not in type(e).__name__ and "NoSuch" not in str(e) \
-                    and "NonExistent" not in str(e) and "does not exist" not in str(e) \
-                    and "not found" not in str(e).lower():
-                raise
-    print(json.dumps(out))
+    # A piece that does not exist (after a destroy) is left out.
+    found = {piece: if_exists(read) for piece, read in readers.items()}
+    print(json.dumps({piece: t for piece, t in found.items() if t is not None}))
 
 
 def owner_strip(a):
@@ -322,34 +337,19 @@ def owner_strip(a):
     a release before per-instance owners made them."""
     kms, s3, sqs, ct, iam = (client(n) for n in ("kms", "s3", "sqs", "cloudtrail", "iam"))
     key = "expel:owner"
-    try:
-        kms.untag_resource(KeyId=key_id(a), TagKeys=[key])
-    except kms.exceptions.NotFoundException:
-        pass
-    try:
+    trail_arn = f"arn:aws:cloudtrail:{REGION}:{_ACCOUNT[0]}:trail/{a['trail']}"
+
+    def bucket():
         tagset = s3.get_bucket_tagging(Bucket=a["bucket"])["TagSet"]
         s3.put_bucket_tagging(Bucket=a["bucket"], Tagging={"TagSet": [t for t in tagset if t["Key"] != key]})
-    except s3.exceptions.ClientError as e:
-        if e.response["Error"]["Code"] not in ("NoSuchBucket", "NoSuchTagSet"):
-            raise
-    try:
-        sqs.untag_queue(QueueUrl=queue_url(a), TagKeys=[key])
-    except sqs.exceptions.QueueDoesNotExist:
-        pass
-    trail_arn = f"arn:aws:cloudtrail:{REGION}:{_ACCOUNT[0]}:trail/{a['trail']}"
-    try:
-        ct.remove_tags(ResourceId=trail_arn, TagsList=[{"Key": key}])
-    except ct.exceptions.ClientError as e:
-        if e.response["Error"]["Code"] not in ("TrailNotFoundException", "ResourceNotFoundException"):
-            raise
-    try:
-        iam.untag_policy(PolicyArn=policy_arn(a), TagKeys=[key])
-    except iam.exceptions.NoSuchEntityException:
-        pass
-    try:
-        iam.untag_role(RoleName=a["role"], TagKeys=[key])
-    except iam.exceptions.NoSuchEntityException:
-        pass
+
+    for strip in (lambda: kms.untag_resource(KeyId=key_id(a), TagKeys=[key]),
+                  bucket,
+                  lambda: sqs.untag_queue(QueueUrl=queue_url(a), TagKeys=[key]),
+                  lambda: ct.remove_tags(ResourceId=trail_arn, TagsList=[{"Key": key}]),
+                  lambda: iam.untag_policy(PolicyArn=policy_arn(a), TagKeys=[key]),
+                  lambda: iam.untag_role(RoleName=a["role"], TagKeys=[key])):
+        if_exists(strip)
 
 
 def _policy_doc(a):
