@@ -3,7 +3,7 @@
 //! CloudTrail device was compared with a queue URL not yet read in 10 of 11 tries). Each
 //! resource is imported 20 times in a row, alternating `terraform import` and an `import {}`
 //! block with `-generate-config-out`.
-use expel_e2e::{Stack, Workdir, TF_HEADER};
+use expel_e2e::{sentinelone_device, Stack, Workdir, TF_HEADER};
 use serde_json::Value as Json;
 
 const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
@@ -104,11 +104,7 @@ fn member_role_imports_to_an_empty_plan_every_time() {
 #[test]
 fn sentinelone_device_imports_to_an_empty_plan_every_time() {
     let stack = Stack::up();
-    let body = format!(
-        "resource \"expel_sentinelone_device\" \"edr\" {{\n  name = \"Acme - S1 EDR\"\n  console_url = \"{}\"\n  account_id = \"{}\"\n  organization_name = \"Acme Corp\"\n}}\n",
-        stack.var("SENTINELONE_CONSOLE_URL"),
-        stack.var("SENTINELONE_ACCOUNT_ID")
-    );
+    let body = sentinelone_device(&stack, "edr", "Acme - S1 EDR");
     import_repeatedly(&stack, &body, "expel_sentinelone_device.edr", |s| {
         string(s, "id")
     });

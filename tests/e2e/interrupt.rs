@@ -6,7 +6,7 @@
 //! service account or role where one was made).
 use std::time::{Duration, Instant};
 
-use expel_e2e::{ctrl_c, finish, Stack, Workdir, TF_HEADER};
+use expel_e2e::{ctrl_c, finish, sentinelone_device, Stack, Workdir, TF_HEADER};
 use serde_json::{json, Value as Json};
 
 const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
@@ -202,16 +202,8 @@ fn member_role_interrupted_then_destroyed_or_finished() {
 
 fn s1_hcl(stack: &Stack) -> String {
     format!(
-        r#"{TF_HEADER}
-resource "expel_sentinelone_device" "edr" {{
-  name              = "Acme - S1 EDR"
-  console_url       = "{}"
-  account_id        = "{}"
-  organization_name = "Acme Corp"
-}}
-"#,
-        stack.var("SENTINELONE_CONSOLE_URL"),
-        stack.var("SENTINELONE_ACCOUNT_ID")
+        "{TF_HEADER}{}",
+        sentinelone_device(stack, "edr", "Acme - S1 EDR")
     )
 }
 

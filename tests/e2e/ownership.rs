@@ -3,7 +3,7 @@
 //! the second is refused, naming the owner; destroying it deletes nothing of the first; with
 //! distinct names both converge. State and objects from releases before per-instance owners
 //! are adopted once and re-marked.
-use expel_e2e::{Stack, Workdir, TF_HEADER};
+use expel_e2e::{sentinelone_device, Stack, Workdir, TF_HEADER};
 use serde_json::Value as Json;
 
 const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
@@ -15,6 +15,24 @@ resource "expel_cloudtrail_integration" "this" {
   name = "Acme - AWS CloudTrail"
 }
 "#;
+
+/// Rewrites the state as a release before per-instance owners wrote it: schema version 0,
+/// no `owner`.
+fn as_written_before_owners(w: &Workdir) {
+    let path = w.dir.path().join("terraform.tfstate");
+    let mut state: Json =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("state")).expect("JSON");
+    for r in state["resources"].as_array_mut().expect("resources") {
+        for i in r["instances"].as_array_mut().expect("instances") {
+            i["schema_version"] = Json::from(0);
+            i["attributes"]
+                .as_object_mut()
+                .expect("attributes")
+                .remove("owner");
+        }
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&state).expect("JSON")).expect("write");
+}
 
 fn tags(stack: &Stack) -> Json {
     serde_json::from_str(&stack.oob("tags")).expect("tags JSON")
@@ -140,19 +158,7 @@ fn objects_and_state_from_before_owners_are_adopted_once_and_re_marked() {
     // As an earlier release left them: objects with the marker only, state version 0
     // without `owner`.
     stack.oob("owner-strip");
-    let path = w.dir.path().join("terraform.tfstate");
-    let mut state: Json =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("state")).expect("JSON");
-    for r in state["resources"].as_array_mut().expect("resources") {
-        for i in r["instances"].as_array_mut().expect("instances") {
-            i["schema_version"] = Json::from(0);
-            i["attributes"]
-                .as_object_mut()
-                .expect("attributes")
-                .remove("owner");
-        }
-    }
-    std::fs::write(&path, serde_json::to_string_pretty(&state).expect("JSON")).expect("write");
+    as_written_before_owners(&w);
     for piece in ["key", "bucket", "queue", "trail", "policy", "role"] {
         assert!(tags(&stack)[piece].get("expel:owner").is_none());
     }
@@ -250,68 +256,64 @@ fn descriptions(stack: &Stack, kind: &str) -> Vec<String> {
         .collect()
 }
 
-fn sentinelone(stack: &Stack) -> String {
-    let device = |label: &str, name: &str| {
-        format!(
-            r#"
-resource "expel_sentinelone_device" "{label}" {{
-  name              = "{name}"
-  console_url       = "{}"
-  account_id        = "{}"
-  organization_name = "Acme Corp"
-}}
-"#,
-            stack.var("SENTINELONE_CONSOLE_URL"),
-            stack.var("SENTINELONE_ACCOUNT_ID")
-        )
-    };
-    format!(
-        "{TF_HEADER}{}{}",
-        device("first", "Acme - S1 EDR"),
-        device("second", "Acme - S1 EDR (lab)")
-    )
-}
-
 #[test]
-fn a_second_sentinelone_device_in_one_scope_is_refused_and_its_destroy_spares_the_first() {
+fn a_second_sentinelone_device_in_one_scope_is_refused_and_leaves_the_first_whole() {
     let stack = Stack::local();
-    let w = Workdir::with_hcl(&sentinelone(&stack), &stack);
-    // Both want "Viewer - Expel" and "Expel API" in the same account: whichever comes
-    // second is refused, naming the owner.
+    let first = format!(
+        "{TF_HEADER}{}",
+        sentinelone_device(&stack, "first", "Acme - S1 EDR")
+    );
+    let w = Workdir::with_hcl(&first, &stack);
+    w.tf_expect(APPLY, 0);
+    let owner = w.state_of("expel_sentinelone_device")["owner"]
+        .as_str()
+        .expect("owner")
+        .to_string();
+
+    // A second device in the same account wants "Viewer - Expel" and "Expel API" too: it is
+    // refused, naming the first's owner.
+    let second = sentinelone_device(&stack, "second", "Acme - S1 EDR (lab)");
+    w.write("main.tf", &format!("{first}{second}"));
     let out = w.tf_expect(APPLY, 1);
     let text = flat(&out.all());
     assert!(
         text.contains("belongs to another resource instance")
-            && text.contains("expel:owner=expel_sentinelone_device/"),
+            && text.contains(&format!("expel:owner={owner}"))
+            && text.contains("this instance is expel:owner=expel_sentinelone_device/"),
         "{text}"
     );
     let roles = descriptions(&stack, "custom_roles");
     assert_eq!(roles.len(), 1, "{roles:?}");
     assert!(
-        roles[0].contains("managed-by: terraform-provider-expel; owner: expel_sentinelone_device/"),
+        roles[0].contains(&format!(
+            "managed-by: terraform-provider-expel; owner: {owner}"
+        )),
         "{roles:?}"
     );
 
+    // The refused create recorded nothing of its own.
+    let refused = w
+        .tf_expect(
+            &[
+                "state",
+                "show",
+                "-no-color",
+                "expel_sentinelone_device.second",
+            ],
+            0,
+        )
+        .stdout;
+    assert!(!refused.contains("role_id "), "{refused}");
+
     // (Other names would not make two devices in one scope work: the shared console user
     // holds one role per scope. The scope belongs to one device.) Removing the refused one
-    // destroys it, and nothing of the other: the other's plan stays empty.
-    let first_only = sentinelone(&stack);
-    let first_only = &first_only[..first_only
-        .find("resource \"expel_sentinelone_device\" \"second\"")
-        .expect("second device block")];
-    w.write("main.tf", first_only);
+    // (refresh finds nothing of it) changes nothing of the first: its plan stays empty.
+    w.write("main.tf", &first);
     let out = w.tf_expect(APPLY, 0);
     let text = flat(&out.all());
-    assert!(
-        text.contains("belongs to another resource instance") || text.contains("destroyed"),
-        "{text}"
-    );
+    assert!(text.contains("0 added, 0 changed, 0 destroyed"), "{text}");
     w.tf_expect(PLAN, 0);
     let roles = descriptions(&stack, "custom_roles");
-    let owner = w.state_of("expel_sentinelone_device")["owner"]
-        .as_str()
-        .expect("owner")
-        .to_string();
     assert_eq!(roles.len(), 1, "{roles:?}");
     assert!(
         roles[0].contains(&owner),
@@ -326,19 +328,8 @@ fn a_second_sentinelone_device_in_one_scope_is_refused_and_its_destroy_spares_th
 fn sentinelone_and_wiz_objects_from_before_owners_are_re_marked_after_the_upgrade() {
     let stack = Stack::local();
     let hcl = format!(
-        r#"{TF_HEADER}
-resource "expel_sentinelone_device" "edr" {{
-  name              = "Acme - S1 EDR"
-  console_url       = "{}"
-  account_id        = "{}"
-  organization_name = "Acme Corp"
-}}
-resource "expel_wiz_device" "w" {{
-  name = "Acme Wiz"
-}}
-"#,
-        stack.var("SENTINELONE_CONSOLE_URL"),
-        stack.var("SENTINELONE_ACCOUNT_ID")
+        "{TF_HEADER}{}\nresource \"expel_wiz_device\" \"w\" {{\n  name = \"Acme Wiz\"\n}}\n",
+        sentinelone_device(&stack, "edr", "Acme - S1 EDR")
     );
     let w = Workdir::with_hcl(&hcl, &stack);
     w.tf_expect(APPLY, 0);
@@ -369,19 +360,7 @@ resource "expel_wiz_device" "w" {{
         serde_json::json!({"input": {"id": rule, "patch": {"description": "Managed by terraform-provider-expel (expel_wiz_device)."}}}),
     );
     assert!(answer.get("errors").is_none(), "{answer}");
-    let path = w.dir.path().join("terraform.tfstate");
-    let mut state: Json =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("state")).expect("JSON");
-    for r in state["resources"].as_array_mut().expect("resources") {
-        for i in r["instances"].as_array_mut().expect("instances") {
-            i["schema_version"] = Json::from(0);
-            i["attributes"]
-                .as_object_mut()
-                .expect("attributes")
-                .remove("owner");
-        }
-    }
-    std::fs::write(&path, serde_json::to_string_pretty(&state).expect("JSON")).expect("write");
+    as_written_before_owners(&w);
 
     let plan = w.tf_expect(PLAN, 2);
     let text = plan.all();

@@ -1,7 +1,7 @@
 //! Workbench devices are adopted only by exact name in our organization and never when
 //! soft-deleted; each resource pins its Workbench organization and URL. Real `terraform`
 //! against the local stack, whose Workbench serves a second organization to the same key.
-use expel_e2e::{Stack, Workdir};
+use expel_e2e::{sentinelone_device, Stack, Workdir, TF_HEADER};
 use serde_json::{json, Value as Json};
 
 const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
@@ -328,18 +328,9 @@ fn cloudtrail_state_from_before_the_pin_is_filled_by_refresh_without_replacement
 
 // ---- expel_wiz_device, expel_sentinelone_device ----------------------------------------------
 
-const HEADER: &str = r#"
-terraform {
-  required_providers {
-    expel = { source = "expel-io/expel" }
-  }
-}
-provider "expel" {}
-"#;
-
 fn wiz_hcl() -> String {
     format!(
-        r#"{HEADER}
+        r#"{TF_HEADER}
 resource "expel_wiz_device" "w" {{
   name = "Acme Wiz"
 }}
@@ -349,16 +340,8 @@ resource "expel_wiz_device" "w" {{
 
 fn sentinelone_hcl(stack: &Stack) -> String {
     format!(
-        r#"{HEADER}
-resource "expel_sentinelone_device" "edr" {{
-  name              = "Acme - S1 EDR"
-  console_url       = "{}"
-  account_id        = "{}"
-  organization_name = "Acme Corp"
-}}
-"#,
-        stack.var("SENTINELONE_CONSOLE_URL"),
-        stack.var("SENTINELONE_ACCOUNT_ID")
+        "{TF_HEADER}{}",
+        sentinelone_device(stack, "edr", "Acme - S1 EDR")
     )
 }
 

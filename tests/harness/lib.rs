@@ -20,6 +20,23 @@ terraform {
 provider "expel" {}
 "#;
 
+/// An `expel_sentinelone_device` resource block named `label` for the stack's console and
+/// account, registering the device `name` (organization "Acme Corp").
+pub fn sentinelone_device(stack: &Stack, label: &str, name: &str) -> String {
+    format!(
+        r#"
+resource "expel_sentinelone_device" "{label}" {{
+  name              = "{name}"
+  console_url       = "{}"
+  account_id        = "{}"
+  organization_name = "Acme Corp"
+}}
+"#,
+        stack.var("SENTINELONE_CONSOLE_URL"),
+        stack.var("SENTINELONE_ACCOUNT_ID")
+    )
+}
+
 /// The strings of a JSON list (empty for anything else).
 pub fn names(v: &Json) -> Vec<String> {
     v.as_array()
