@@ -732,7 +732,9 @@ impl SentinelOneClient {
         Ok((su, NewToken { value, expires_at }))
     }
 
-    /// Sets the service user's role in `scope` and its description (the name cannot change).
+    /// Sets the service user's role in `scope` and its description (the name cannot change):
+    /// `PUT /service-users/{id} {data:{description, scope, scopeRoles}}`, ayol377/sentinelone-rs
+    /// `services/service_users.rs` `UpdateServiceUserData`.
     pub async fn set_service_user_role(
         &self,
         id: &str,
