@@ -14,6 +14,7 @@ pub mod cloudtrail;
 pub mod common;
 pub mod config;
 pub mod device_health;
+pub mod guided;
 pub mod iam;
 pub mod member_role;
 pub mod organization;
@@ -59,10 +60,10 @@ impl Provider for ExpelProvider {
 
     fn resources(&self) -> Vec<Arc<dyn Resource<ExpelData>>> {
         vec![
-            Arc::new(cloudtrail::CloudTrailIntegration),
-            Arc::new(member_role::AwsMemberRole),
-            Arc::new(sentinelone::SentinelOneDevice),
-            Arc::new(wiz::WizDevice),
+            Arc::new(guided::Guide(cloudtrail::CloudTrailIntegration)),
+            Arc::new(guided::Guide(member_role::AwsMemberRole)),
+            Arc::new(guided::Guide(sentinelone::SentinelOneDevice)),
+            Arc::new(guided::Guide(wiz::WizDevice)),
         ]
     }
 

@@ -1,7 +1,6 @@
 //! Resource `expel_cloudtrail_integration`: the AWS CloudTrail guide as one resource.
 use super::common::{
-    bool_of, check_expel_principals, check_timeouts, interrupted_create, needs_default, opt, set,
-    str_of, timeout, timeouts_block, warn_drift,
+    bool_of, check_expel_principals, needs_default, opt, set, str_of, timeouts_block,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -10,14 +9,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::aws_names::{self, AwsName};
+use super::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
 use super::iam::{Kept, OLD_ROLE_KEPT, ROLE_KEPT};
-use super::ownership::{self, Owner, OWNER_ATTR, OWNER_DESCRIPTION};
+use super::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION};
 use super::workbench_pin;
 use super::ExpelData;
-use crate::engine::{self, Deadline, Refreshed, Step};
+use crate::engine::{Deadline, Step, StepError};
 use crate::policy::{self, Location};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
+use crate::tfplugin::provider::{Ctx, PlanInput};
 use crate::tfplugin::schema::{validators, Attribute, Block, Schema};
 use crate::tfplugin::value::{Type, Value};
 
@@ -30,8 +30,6 @@ use steps::{Cx, Journal, Settings};
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
 pub struct CloudTrailIntegration;
-
-const GONE: &str = "deleted outside Terraform";
 
 fn steps() -> Vec<&'static dyn Step<Cx>> {
     vec![
@@ -302,7 +300,7 @@ impl CloudTrailIntegration {
         loc: Location,
         v: &Value,
         org: &str,
-        timeout: Duration,
+        deadline: Deadline,
     ) -> Cx {
         let s = settings(v, &loc, org);
         Cx {
@@ -311,8 +309,7 @@ impl CloudTrailIntegration {
             loc,
             s,
             journal: Mutex::new(journal(v)),
-            deadline: Deadline::after(timeout, ctx.cancel.clone())
-                .with_propagation(ctx.data.aws.propagation_timeout),
+            deadline: deadline.with_propagation(ctx.data.aws.propagation_timeout),
             warnings: Mutex::new(Vec::new()),
             roles_kept: Mutex::new(Vec::new()),
         }
@@ -412,34 +409,25 @@ fn renamed(prior: &Value, planned: &Value) -> Vec<&'static str> {
         .collect()
 }
 
-fn report(diags: &mut Diagnostics, what: &str, errors: &[engine::StepError]) {
-    for e in errors {
-        diags.error(format!("{what} failed at {}", e.step), format!("{}\n\nWhat was made so far is saved in the state, which Terraform marks tainted. To finish instead of re-creating: `terraform untaint <address>` then `terraform apply` (it repairs and completes what is missing). `terraform destroy` removes what was made.", e.message));
-    }
-}
-
-fn warnings(diags: &mut Diagnostics, cx: &Cx) {
-    for (summary, detail) in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
-        diags.warning(summary, detail);
-    }
-}
-
 fn roles_kept(cx: &Cx) -> Vec<Kept> {
     cx.roles_kept.lock().map(|g| g.clone()).unwrap_or_default()
 }
 
 #[async_trait]
-impl Resource<ExpelData> for CloudTrailIntegration {
-    fn type_name(&self) -> &'static str {
-        "expel_cloudtrail_integration"
-    }
+impl Guided for CloudTrailIntegration {
+    type Cx = Cx;
+    const TYPE_NAME: &'static str = "expel_cloudtrail_integration";
+    const WHAT: &'static str = "the CloudTrail integration";
+    const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
+    const STATE_IDS: &'static [&'static str] = &["key_arn", "key_id", "queue_url", "id"];
+    // The pipeline check leaves nothing behind.
+    const TRANSIENT: &'static [&'static str] = &["pipeline"];
 
-    fn schema(&self) -> Schema {
+    fn schema() -> Schema {
         schema()
     }
 
-    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        ownership::check_tags(config, diags);
+    fn validate(config: &Value, diags: &mut Diagnostics) {
         check_expel_principals(config, diags);
         if let Some(n) = config
             .get("key_deletion_window_days")
@@ -467,9 +455,155 @@ impl Resource<ExpelData> for CloudTrailIntegration {
                 );
             }
         }
-        check_timeouts(config, diags);
     }
 
+    fn steps() -> Vec<&'static dyn Step<Cx>> {
+        steps()
+    }
+
+    async fn open(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        o: Opening<'_>,
+        diags: &mut Diagnostics,
+    ) -> Result<Cx, Closed> {
+        let Opening {
+            op,
+            values,
+            prior,
+            deadline,
+            ..
+        } = o;
+        let (loc, org) = self.location(ctx, diags).await.ok_or(Closed::Failed)?;
+        let org = if op == Op::Create {
+            org
+        } else {
+            if !self.check_pinned(prior, &loc, diags) {
+                return Err(Closed::Failed);
+            }
+            // The device lives in the organization it was made in (a replacement for a
+            // changed organization destroys with the provider already pointing at the new one).
+            workbench_pin::organization(&ctx.data, prior, &org, diags)
+                .await
+                .ok_or(Closed::Failed)?
+        };
+        let aws = ctx.data.aws_clients().await;
+        let cx = self.cx(ctx, aws, loc, values, &org, deadline);
+        if op == Op::Delete {
+            return Ok(cx);
+        }
+        if !self.organization(aws, &cx, diags).await {
+            return Err(Closed::Failed);
+        }
+        if op == Op::Read {
+            if cx.s.organization_trail {
+                if let Err((summary, detail)) = cloudtrail_trusted_access(aws).await {
+                    diags.warning(summary, detail);
+                }
+            }
+        } else if !trusted_access_ok(aws, &cx, diags).await {
+            return Err(Closed::Failed);
+        }
+        Ok(cx)
+    }
+
+    fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
+        state_from(base, cx, drift)
+    }
+
+    fn warnings(cx: &Cx) -> Vec<(String, String)> {
+        let found = cx.warnings.lock().map(|g| g.clone()).unwrap_or_default();
+        found.into_iter().map(|(s, d)| (s.to_string(), d)).collect()
+    }
+
+    async fn claim(cx: &Cx) -> Result<(), StepError> {
+        steps::claim(cx).await
+    }
+
+    async fn after_create(cx: &Cx) -> Result<(), StepError> {
+        if steps::adopted_unclaimed(cx) {
+            steps::retag(cx, &[]).await?;
+        }
+        Ok(())
+    }
+
+    async fn after_converge(
+        &self,
+        cx: &Cx,
+        prior: &Value,
+        planned: &Value,
+        diags: &mut Diagnostics,
+    ) -> Result<(), StepError> {
+        let tags_of = |v: &Value| -> BTreeMap<String, String> {
+            v.get("tags")
+                .and_then(Value::as_map)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, x)| x.as_str().map(|s| (k.clone(), s.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (before, after) = (tags_of(prior), tags_of(planned));
+        if before != after || steps::adopted_unclaimed(cx) {
+            let removed: Vec<String> = before
+                .keys()
+                .filter(|k| !after.contains_key(*k))
+                .cloned()
+                .collect();
+            steps::retag(cx, &removed).await?;
+        }
+        if renamed(prior, planned).is_empty() {
+            return Ok(());
+        }
+        let old = cx.with_settings(Settings {
+            trail_name: str_of(prior, "trail_name"),
+            bucket_name: str_of(prior, "bucket_name"),
+            queue_name: str_of(prior, "queue_name"),
+            kms_alias: str_of(prior, "kms_alias"),
+            policy_name: str_of(prior, "policy_name"),
+            role_name: str_of(prior, "role_name"),
+            ..cx.s.clone()
+        });
+        let retired = steps::retire(cx, &old).await;
+        for (summary, detail) in Self::warnings(&old) {
+            diags.warning(summary, detail);
+        }
+        for kept in roles_kept(&old) {
+            diags.warning(OLD_ROLE_KEPT, kept.role_on_rename());
+        }
+        retired
+    }
+
+    /// The previous pieces may still exist: state keeps their names so that the next apply
+    /// finishes the rename and retires them, instead of forgetting them.
+    fn after_failed_update(state: &mut Value, prior: &Value, planned: &Value) {
+        let renames = renamed(prior, planned);
+        for (name, derived) in RENAMABLE.iter().filter(|(k, _)| renames.contains(k)) {
+            for k in std::iter::once(name).chain(derived.iter()) {
+                set(state, k, prior.get(k).cloned().unwrap_or(Value::Null));
+            }
+        }
+    }
+
+    /// An error keeps the resource in the state: the kept role still trusts Expel.
+    fn after_delete(cx: &Cx, diags: &mut Diagnostics) {
+        for kept in roles_kept(cx) {
+            diags.error(ROLE_KEPT, kept.role_on_destroy());
+        }
+    }
+
+    fn plan(&self) -> Option<&dyn Plan> {
+        Some(self)
+    }
+
+    fn import(&self) -> Option<&dyn Import> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Plan for CloudTrailIntegration {
     async fn modify_plan(
         &self,
         ctx: &Ctx<ExpelData>,
@@ -564,25 +698,7 @@ impl Resource<ExpelData> for CloudTrailIntegration {
         for (k, v) in arns {
             set(planned, k, v.map(Value::string).unwrap_or(Value::unknown()));
         }
-        // Whatever drifted is repaired by this plan; ids of pieces that are gone change.
-        let prior_drift = input
-            .prior
-            .get("drift")
-            .and_then(Value::as_map)
-            .cloned()
-            .unwrap_or_default();
-        set(planned, "drift", Value::Map(BTreeMap::new()));
-        for (piece, ids) in IDS_OF_PIECE {
-            if prior_drift
-                .get(*piece)
-                .and_then(Value::as_str)
-                .is_some_and(|d| d.contains(GONE) || d.contains("not created yet"))
-            {
-                for id in *ids {
-                    set(planned, id, Value::unknown());
-                }
-            }
-        }
+        plan_repairs(input.prior, planned, IDS_OF_PIECE, &[]);
         // A renamed queue is a new queue: its URL is known once it exists.
         if !input.prior.is_null() && renamed(input.prior, planned).contains(&"queue_name") {
             set(planned, "queue_url", Value::unknown());
@@ -591,262 +707,10 @@ impl Resource<ExpelData> for CloudTrailIntegration {
             set(planned, "device_status", Value::unknown());
         }
     }
+}
 
-    async fn create(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        planned: &Value,
-        _config: &Value,
-        diags: &mut Diagnostics,
-    ) -> ApplyOutcome {
-        let Some((loc, org)) = self.location(ctx, diags).await else {
-            return ApplyOutcome {
-                state: None,
-                private: vec![],
-            };
-        };
-        let aws = ctx.data.aws_clients().await;
-        let cx = self.cx(
-            ctx,
-            aws,
-            loc,
-            planned,
-            &org,
-            timeout(planned, "create", DEFAULT_TIMEOUT),
-        );
-        if !self.organization(aws, &cx, diags).await {
-            return ApplyOutcome {
-                state: None,
-                private: vec![],
-            };
-        }
-        if !trusted_access_ok(aws, &cx, diags).await {
-            return ApplyOutcome {
-                state: None,
-                private: vec![],
-            };
-        }
-        let steps = steps();
-        let mut errors = engine::create_all(&steps, &cx).await;
-        if errors.is_empty() && steps::adopted_unclaimed(&cx) {
-            errors.extend(steps::retag(&cx, &[]).await.err());
-        }
-        if !interrupted_create(diags, &cx.deadline, &errors) {
-            report(diags, "Creating the CloudTrail integration", &errors);
-        }
-        warnings(diags, &cx);
-        ApplyOutcome {
-            state: Some(state_from(planned, &cx, BTreeMap::new())),
-            private: vec![],
-        }
-    }
-
-    async fn read(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        state: &Value,
-        private: &[u8],
-        diags: &mut Diagnostics,
-    ) -> ReadOutcome {
-        let keep = |s: &Value| ReadOutcome {
-            state: Some(s.clone()),
-            private: private.to_vec(),
-        };
-        let Some((loc, org)) = self.location(ctx, diags).await else {
-            return keep(state);
-        };
-        if !self.check_pinned(state, &loc, diags) {
-            return keep(state);
-        }
-        let Some(org) = workbench_pin::organization(&ctx.data, state, &org, diags).await else {
-            return keep(state);
-        };
-        let aws = ctx.data.aws_clients().await;
-        let cx = self.cx(ctx, aws, loc, state, &org, Duration::from_secs(300));
-        if !self.organization(aws, &cx, diags).await {
-            return keep(state);
-        }
-        if cx.s.organization_trail {
-            if let Err((summary, detail)) = cloudtrail_trusted_access(aws).await {
-                diags.warning(summary, detail);
-            }
-        }
-        let steps = steps();
-        let (seen, errors) = engine::observe_all(&steps, &cx).await;
-        if !errors.is_empty() {
-            report(diags, "Reading the CloudTrail integration", &errors);
-            return keep(state);
-        }
-        warnings(diags, &cx);
-        let Refreshed { all_gone, drift } = engine::refreshed(&steps, &seen, &["pipeline"]);
-        if all_gone {
-            return ReadOutcome {
-                state: None,
-                private: private.to_vec(),
-            };
-        }
-        warn_drift(diags, &drift, "");
-        ReadOutcome {
-            state: Some(state_from(state, &cx, drift)),
-            private: private.to_vec(),
-        }
-    }
-
-    async fn update(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        prior: &Value,
-        planned: &Value,
-        _config: &Value,
-        private: &[u8],
-        diags: &mut Diagnostics,
-    ) -> ApplyOutcome {
-        let Some((loc, org)) = self.location(ctx, diags).await else {
-            return ApplyOutcome {
-                state: None,
-                private: private.to_vec(),
-            };
-        };
-        if !self.check_pinned(prior, &loc, diags) {
-            return ApplyOutcome {
-                state: None,
-                private: private.to_vec(),
-            };
-        }
-        let Some(org) = workbench_pin::organization(&ctx.data, prior, &org, diags).await else {
-            return ApplyOutcome {
-                state: None,
-                private: private.to_vec(),
-            };
-        };
-        let aws = ctx.data.aws_clients().await;
-        let mut base = planned.clone();
-        // Ids come from the prior state; the plan may hold unknowns for re-created pieces.
-        for k in ["key_arn", "key_id", "queue_url", "id"] {
-            if let Some(v) = prior.get(k) {
-                if !base.get(k).is_some_and(Value::is_known) {
-                    set(&mut base, k, v.clone());
-                }
-            }
-        }
-        let cx = self.cx(
-            ctx,
-            aws,
-            loc,
-            &base,
-            &org,
-            timeout(planned, "update", DEFAULT_TIMEOUT),
-        );
-        if !self.organization(aws, &cx, diags).await || !trusted_access_ok(aws, &cx, diags).await {
-            return ApplyOutcome {
-                state: None,
-                private: private.to_vec(),
-            };
-        }
-        let steps = steps();
-        // State from before owners existed: its objects become this instance's first.
-        let mut errors: Vec<_> = match Owner::recorded(prior) {
-            None => steps::claim(&cx).await.err().into_iter().collect(),
-            Some(_) => Vec::new(),
-        };
-        if errors.is_empty() {
-            errors = engine::converge(&steps, &cx).await;
-        }
-        let tags_of = |v: &Value| -> BTreeMap<String, String> {
-            v.get("tags")
-                .and_then(Value::as_map)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, x)| x.as_str().map(|s| (k.clone(), s.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let (before, after) = (tags_of(prior), tags_of(planned));
-        if errors.is_empty() && (before != after || steps::adopted_unclaimed(&cx)) {
-            let removed: Vec<String> = before
-                .keys()
-                .filter(|k| !after.contains_key(*k))
-                .cloned()
-                .collect();
-            if let Err(e) = steps::retag(&cx, &removed).await {
-                errors.push(e);
-            }
-        }
-        let renames = renamed(prior, planned);
-        if errors.is_empty() && !renames.is_empty() {
-            let old = cx.with_settings(Settings {
-                trail_name: str_of(prior, "trail_name"),
-                bucket_name: str_of(prior, "bucket_name"),
-                queue_name: str_of(prior, "queue_name"),
-                kms_alias: str_of(prior, "kms_alias"),
-                policy_name: str_of(prior, "policy_name"),
-                role_name: str_of(prior, "role_name"),
-                ..cx.s.clone()
-            });
-            if let Err(e) = steps::retire(&cx, &old).await {
-                errors.push(e);
-            }
-            warnings(diags, &old);
-            for kept in roles_kept(&old) {
-                diags.warning(OLD_ROLE_KEPT, kept.role_on_rename());
-            }
-        }
-        report(diags, "Repairing the CloudTrail integration", &errors);
-        warnings(diags, &cx);
-        let mut state = state_from(planned, &cx, BTreeMap::new());
-        if !errors.is_empty() {
-            // The previous pieces may still exist: state keeps their names so that the next
-            // apply finishes the rename and retires them, instead of forgetting them.
-            for (name, derived) in RENAMABLE.iter().filter(|(k, _)| renames.contains(k)) {
-                for k in std::iter::once(name).chain(derived.iter()) {
-                    set(&mut state, k, prior.get(k).cloned().unwrap_or(Value::Null));
-                }
-            }
-        }
-        ApplyOutcome {
-            state: Some(state),
-            private: private.to_vec(),
-        }
-    }
-
-    async fn delete(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        prior: &Value,
-        _private: &[u8],
-        diags: &mut Diagnostics,
-    ) {
-        let Some((loc, org)) = self.location(ctx, diags).await else {
-            return;
-        };
-        if !self.check_pinned(prior, &loc, diags) {
-            return;
-        }
-        // The device is deleted in the organization it lives in (a replacement for a changed
-        // organization destroys with the provider already pointing at the new one).
-        let Some(org) = workbench_pin::organization(&ctx.data, prior, &org, diags).await else {
-            return;
-        };
-        let aws = ctx.data.aws_clients().await;
-        let cx = self.cx(
-            ctx,
-            aws,
-            loc,
-            prior,
-            &org,
-            timeout(prior, "delete", DEFAULT_TIMEOUT),
-        );
-        let steps = steps();
-        let errors = engine::delete_all(&steps, &cx).await;
-        report(diags, "Destroying the CloudTrail integration", &errors);
-        warnings(diags, &cx);
-        // An error keeps the resource in the state: the kept role still trusts Expel.
-        for kept in roles_kept(&cx) {
-            diags.error(ROLE_KEPT, kept.role_on_destroy());
-        }
-    }
-
+#[async_trait]
+impl Import for CloudTrailIntegration {
     async fn import(
         &self,
         ctx: &Ctx<ExpelData>,
@@ -878,6 +742,7 @@ impl Resource<ExpelData> for CloudTrailIntegration {
 mod tests {
     use super::*;
     use crate::resources::common::validate_config;
+    use crate::resources::guided::{needs, Guide};
 
     /// The errors of a configuration with the guide's defaults and `attr` = `value`.
     fn errors_with(attr: &str, value: Value) -> Vec<(String, String)> {
@@ -892,7 +757,7 @@ mod tests {
             ("role_session_name", Value::string("ExpelCloudTrail")),
         ]);
         set(&mut config, attr, value);
-        validate_config(&CloudTrailIntegration, &config)
+        validate_config(&Guide(CloudTrailIntegration), &config)
             .iter()
             .map(|d| {
                 let path = d.path.as_ref().map(|p| p.to_string()).unwrap_or_default();
@@ -963,20 +828,11 @@ mod tests {
 
     #[test]
     fn steps_follow_the_guide_order() {
-        assert_eq!(engine::check_graph(&steps()), Ok(()));
         // AWS enforces: the key and bucket policies before the trail, the queue policy
         // before the bucket notification.
-        let trail = steps()
-            .into_iter()
-            .find(|s| s.key() == "trail")
-            .map(|s| s.needs().to_vec())
-            .unwrap_or_default();
+        let trail = needs::<CloudTrailIntegration>("trail");
         assert!(trail.contains(&"kms_key") && trail.contains(&"bucket"));
-        let notice = steps()
-            .into_iter()
-            .find(|s| s.key() == "bucket_notification")
-            .map(|s| s.needs().to_vec())
-            .unwrap_or_default();
+        let notice = needs::<CloudTrailIntegration>("bucket_notification");
         assert!(notice.contains(&"queue"));
     }
 }

@@ -5,23 +5,21 @@
 //!
 //! One instance per account: point a provider alias at the account (`aws.assume_role`), and
 //! use this resource with that alias.
-use super::common::{
-    check_expel_principals, check_timeouts, interrupted_create, needs_default, set, str_of,
-    timeout, timeouts_block, warn_drift,
-};
+use super::common::{check_expel_principals, needs_default, set, str_of, timeouts_block};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::aws_names::{self, AwsName};
+use super::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
 use super::iam::{OLD_ROLE_KEPT, ROLE_KEPT};
-use super::ownership::{self, Owner, OWNER_ATTR, OWNER_DESCRIPTION};
+use super::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION};
 use super::ExpelData;
-use crate::engine::{self, Deadline, Refreshed, Step};
+use crate::engine::{Deadline, Step, StepError};
 use crate::policy::{self, Location};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
+use crate::tfplugin::provider::{Ctx, PlanInput};
 use crate::tfplugin::schema::{validators, Attribute, Block, Schema};
 use crate::tfplugin::value::{Type, Value};
 
@@ -175,43 +173,160 @@ impl AwsMemberRole {
         false
     }
 
-    async fn cx(&self, ctx: &Ctx<ExpelData>, loc: Location, v: &Value, timeout: Duration) -> Cx {
+    async fn cx(&self, ctx: &Ctx<ExpelData>, loc: Location, v: &Value, deadline: Deadline) -> Cx {
         let s = settings(v);
         Cx {
             aws: ctx.data.aws_clients().await.clone(),
             owner: Owner::recorded(v).unwrap_or_else(|| owner(&loc, &s.role_name)),
             loc,
             s,
-            deadline: Deadline::after(timeout, ctx.cancel.clone())
-                .with_propagation(ctx.data.aws.propagation_timeout),
+            deadline: deadline.with_propagation(ctx.data.aws.propagation_timeout),
             warnings: Default::default(),
             roles_kept: Default::default(),
         }
     }
 }
 
-fn report(diags: &mut Diagnostics, what: &str, errors: &[engine::StepError]) {
-    for e in errors {
-        diags.error(format!("{what} failed at {}", e.step), format!("{}\n\nWhat was made so far is saved in the state; run `terraform apply` again to finish (it adopts what exists), or `terraform destroy` to remove it.", e.message));
+/// A rename: the role or the policy under a new name is a new object.
+fn renamed(prior: &Value, planned: &Value) -> bool {
+    ["role_name", "policy_name"]
+        .into_iter()
+        .any(|k| str_of(prior, k) != str_of(planned, k))
+}
+
+fn warnings_of(cx: &Cx) -> Vec<(String, String)> {
+    let found = cx.warnings.lock().map(|g| g.clone()).unwrap_or_default();
+    found.into_iter().map(|(s, d)| (s.to_string(), d)).collect()
+}
+
+#[async_trait]
+impl Guided for AwsMemberRole {
+    type Cx = Cx;
+    const TYPE_NAME: &'static str = "expel_aws_member_role";
+    const WHAT: &'static str = "the member role";
+    const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
+    // Its ids follow from names and location: none to carry over.
+    const STATE_IDS: &'static [&'static str] = &[];
+
+    fn schema() -> Schema {
+        schema()
+    }
+
+    fn validate(config: &Value, diags: &mut Diagnostics) {
+        check_expel_principals(config, diags);
+    }
+
+    fn steps() -> Vec<&'static dyn Step<Cx>> {
+        steps()
+    }
+
+    async fn open(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        o: Opening<'_>,
+        diags: &mut Diagnostics,
+    ) -> Result<Cx, Closed> {
+        let Opening {
+            op,
+            values,
+            prior,
+            deadline,
+            ..
+        } = o;
+        let loc = self.location(ctx, diags).await.ok_or(Closed::Failed)?;
+        if op != Op::Create && !self.check_pinned(prior, &loc, diags) {
+            return Err(Closed::Failed);
+        }
+        Ok(self.cx(ctx, loc, values, deadline).await)
+    }
+
+    fn state_from(base: &Value, _cx: &Cx, drift: BTreeMap<String, String>) -> Value {
+        with_drift(base, drift)
+    }
+
+    fn warnings(cx: &Cx) -> Vec<(String, String)> {
+        warnings_of(cx)
+    }
+
+    async fn claim(cx: &Cx) -> Result<(), StepError> {
+        steps::claim(cx).await
+    }
+
+    fn drift_place(cx: &Cx) -> String {
+        format!(" (account {})", cx.loc.account_id)
+    }
+
+    async fn after_converge(
+        &self,
+        cx: &Cx,
+        prior: &Value,
+        planned: &Value,
+        diags: &mut Diagnostics,
+    ) -> Result<(), StepError> {
+        if renamed(prior, planned) {
+            let old = Cx {
+                aws: cx.aws.clone(),
+                loc: cx.loc.clone(),
+                s: Settings {
+                    role_name: str_of(prior, "role_name"),
+                    policy_name: str_of(prior, "policy_name"),
+                    ..cx.s.clone()
+                },
+                owner: cx.owner.clone(),
+                deadline: cx.deadline.clone(),
+                warnings: Default::default(),
+                roles_kept: Default::default(),
+            };
+            let retired = steps::retire(cx, &old).await;
+            for (summary, detail) in warnings_of(&old) {
+                diags.warning(summary, detail);
+            }
+            for kept in old.roles_kept.lock().map(|g| g.clone()).unwrap_or_default() {
+                diags.warning(OLD_ROLE_KEPT, kept.role_on_rename());
+            }
+            retired?;
+        }
+        if prior.get("tags") != planned.get("tags") {
+            let removed: Vec<String> = settings(prior)
+                .tags
+                .into_keys()
+                .filter(|k| !cx.s.tags.contains_key(k))
+                .collect();
+            // Both are retagged even when one fails; the first failure is reported.
+            let policy = MemberPolicy.retag(cx, &removed).await;
+            let role = MemberRole.retag(cx, &removed).await;
+            policy.and(role)?;
+        }
+        Ok(())
+    }
+
+    /// The old role or policy may still exist: keep its name so the next apply retires it.
+    fn after_failed_update(state: &mut Value, prior: &Value, planned: &Value) {
+        if renamed(prior, planned) {
+            for k in ["role_name", "policy_name", "id", "role_arn", "policy_arn"] {
+                set(state, k, prior.get(k).cloned().unwrap_or(Value::Null));
+            }
+        }
+    }
+
+    /// An error keeps the resource in the state: the kept role still trusts Expel.
+    fn after_delete(cx: &Cx, diags: &mut Diagnostics) {
+        for kept in cx.roles_kept.lock().map(|g| g.clone()).unwrap_or_default() {
+            diags.error(ROLE_KEPT, kept.role_on_destroy());
+        }
+    }
+
+    fn plan(&self) -> Option<&dyn Plan> {
+        Some(self)
+    }
+
+    fn import(&self) -> Option<&dyn Import> {
+        Some(self)
     }
 }
 
 #[async_trait]
-impl Resource<ExpelData> for AwsMemberRole {
-    fn type_name(&self) -> &'static str {
-        "expel_aws_member_role"
-    }
-
-    fn schema(&self) -> Schema {
-        schema()
-    }
-
-    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        check_timeouts(config, diags);
-        check_expel_principals(config, diags);
-        ownership::check_tags(config, diags);
-    }
-
+impl Plan for AwsMemberRole {
     async fn modify_plan(
         &self,
         ctx: &Ctx<ExpelData>,
@@ -256,202 +371,12 @@ impl Resource<ExpelData> for AwsMemberRole {
         if Owner::recorded(input.prior).is_none() {
             set(planned, OWNER_ATTR, or_unknown(o));
         }
-        // Whatever drifted is repaired by this plan.
-        set(planned, "drift", Value::Map(BTreeMap::new()));
+        plan_repairs(input.prior, planned, &[], &[]);
     }
+}
 
-    async fn create(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        planned: &Value,
-        _config: &Value,
-        diags: &mut Diagnostics,
-    ) -> ApplyOutcome {
-        let Some(loc) = self.location(ctx, diags).await else {
-            return ApplyOutcome {
-                state: None,
-                private: vec![],
-            };
-        };
-        let cx = self
-            .cx(
-                ctx,
-                loc,
-                planned,
-                timeout(planned, "create", DEFAULT_TIMEOUT),
-            )
-            .await;
-        let errors = engine::create_all(&steps(), &cx).await;
-        if !interrupted_create(diags, &cx.deadline, &errors) {
-            report(diags, "Creating the member role", &errors);
-        }
-        ApplyOutcome {
-            state: Some(with_drift(planned, BTreeMap::new())),
-            private: vec![],
-        }
-    }
-
-    async fn read(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        state: &Value,
-        private: &[u8],
-        diags: &mut Diagnostics,
-    ) -> ReadOutcome {
-        let keep = |s: &Value| ReadOutcome {
-            state: Some(s.clone()),
-            private: private.to_vec(),
-        };
-        let Some(loc) = self.location(ctx, diags).await else {
-            return keep(state);
-        };
-        if !self.check_pinned(state, &loc, diags) {
-            return keep(state);
-        }
-        let cx = self.cx(ctx, loc, state, Duration::from_secs(300)).await;
-        let steps = steps();
-        let (seen, errors) = engine::observe_all(&steps, &cx).await;
-        if !errors.is_empty() {
-            report(diags, "Reading the member role", &errors);
-            return keep(state);
-        }
-        let Refreshed { all_gone, drift } = engine::refreshed(&steps, &seen, &[]);
-        if all_gone {
-            return ReadOutcome {
-                state: None,
-                private: private.to_vec(),
-            };
-        }
-        warn_drift(diags, &drift, &format!(" (account {})", cx.loc.account_id));
-        for (summary, detail) in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
-            diags.warning(summary, detail);
-        }
-        ReadOutcome {
-            state: Some(with_drift(state, drift)),
-            private: private.to_vec(),
-        }
-    }
-
-    async fn update(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        prior: &Value,
-        planned: &Value,
-        _config: &Value,
-        private: &[u8],
-        diags: &mut Diagnostics,
-    ) -> ApplyOutcome {
-        let Some(loc) = self.location(ctx, diags).await else {
-            return ApplyOutcome {
-                state: None,
-                private: private.to_vec(),
-            };
-        };
-        if !self.check_pinned(prior, &loc, diags) {
-            return ApplyOutcome {
-                state: None,
-                private: private.to_vec(),
-            };
-        }
-        let cx = self
-            .cx(
-                ctx,
-                loc,
-                planned,
-                timeout(planned, "update", DEFAULT_TIMEOUT),
-            )
-            .await;
-        // State from before owners existed: its objects become this instance's first.
-        let mut errors = match Owner::recorded(prior) {
-            None => steps::claim(&cx).await.err().into_iter().collect(),
-            Some(_) => Vec::new(),
-        };
-        if errors.is_empty() {
-            errors = engine::converge(&steps(), &cx).await;
-        }
-        let renamed = ["role_name", "policy_name"]
-            .into_iter()
-            .any(|k| str_of(prior, k) != str_of(planned, k));
-        if errors.is_empty() && renamed {
-            let old = Cx {
-                aws: cx.aws.clone(),
-                loc: cx.loc.clone(),
-                s: Settings {
-                    role_name: str_of(prior, "role_name"),
-                    policy_name: str_of(prior, "policy_name"),
-                    ..cx.s.clone()
-                },
-                owner: cx.owner.clone(),
-                deadline: cx.deadline.clone(),
-                warnings: Default::default(),
-                roles_kept: Default::default(),
-            };
-            if let Err(e) = steps::retire(&cx, &old).await {
-                errors.push(e);
-            }
-            for (summary, detail) in old.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
-                diags.warning(summary, detail);
-            }
-            for kept in old.roles_kept.lock().map(|g| g.clone()).unwrap_or_default() {
-                diags.warning(OLD_ROLE_KEPT, kept.role_on_rename());
-            }
-        }
-        if errors.is_empty() && prior.get("tags") != planned.get("tags") {
-            let removed: Vec<String> = settings(prior)
-                .tags
-                .into_keys()
-                .filter(|k| !cx.s.tags.contains_key(k))
-                .collect();
-            for r in [
-                MemberPolicy.retag(&cx, &removed).await,
-                MemberRole.retag(&cx, &removed).await,
-            ] {
-                if let Err(e) = r {
-                    errors.push(e);
-                }
-            }
-        }
-        report(diags, "Repairing the member role", &errors);
-        let mut state = with_drift(planned, BTreeMap::new());
-        if !errors.is_empty() && renamed {
-            // The old role or policy may still exist: keep its name so the next apply retires it.
-            for k in ["role_name", "policy_name", "id", "role_arn", "policy_arn"] {
-                set(&mut state, k, prior.get(k).cloned().unwrap_or(Value::Null));
-            }
-        }
-        ApplyOutcome {
-            state: Some(state),
-            private: private.to_vec(),
-        }
-    }
-
-    async fn delete(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        prior: &Value,
-        _private: &[u8],
-        diags: &mut Diagnostics,
-    ) {
-        let Some(loc) = self.location(ctx, diags).await else {
-            return;
-        };
-        if !self.check_pinned(prior, &loc, diags) {
-            return;
-        }
-        let cx = self
-            .cx(ctx, loc, prior, timeout(prior, "delete", DEFAULT_TIMEOUT))
-            .await;
-        let errors = engine::delete_all(&steps(), &cx).await;
-        report(diags, "Destroying the member role", &errors);
-        for (summary, detail) in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
-            diags.warning(summary, detail);
-        }
-        // An error keeps the resource in the state: the kept role still trusts Expel.
-        for kept in cx.roles_kept.lock().map(|g| g.clone()).unwrap_or_default() {
-            diags.error(ROLE_KEPT, kept.role_on_destroy());
-        }
-    }
-
+#[async_trait]
+impl Import for AwsMemberRole {
     async fn import(
         &self,
         ctx: &Ctx<ExpelData>,
@@ -527,12 +452,12 @@ impl Resource<ExpelData> for AwsMemberRole {
 mod tests {
     use super::*;
     use crate::resources::common::validate_config;
+    use crate::resources::guided::{needs, Guide};
     use serde_json::json;
 
     #[test]
     fn the_role_comes_after_its_policy() {
-        assert_eq!(engine::check_graph(&steps()), Ok(()));
-        assert_eq!(MemberRole.needs(), &["api_policy"]);
+        assert_eq!(needs::<AwsMemberRole>("service_role"), ["api_policy"]);
     }
 
     #[test]
@@ -564,7 +489,7 @@ mod tests {
             ("role_name", Value::string("Expel Service Role")),
             ("policy_name", Value::string("P".repeat(129))),
         ]);
-        let d = validate_config(&AwsMemberRole, &config);
+        let d = validate_config(&Guide(AwsMemberRole), &config);
         let found: Vec<(String, &str)> = d
             .iter()
             .map(|x| {
@@ -587,7 +512,7 @@ mod tests {
             ("role_name", Value::string("ExpelServiceRole")),
             ("policy_name", Value::unknown()),
         ]);
-        assert_eq!(validate_config(&AwsMemberRole, &guide).0, vec![]);
+        assert_eq!(validate_config(&Guide(AwsMemberRole), &guide).0, vec![]);
     }
 
     #[test]

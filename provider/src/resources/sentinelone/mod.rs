@@ -1,22 +1,21 @@
 //! Resource `expel_sentinelone_device`: the SentinelOne Singularity Endpoint guide as one
 //! resource (role, console user, service user and token, Workbench device).
-use super::common::{
-    check_timeouts, interrupted_create, opt, set, str_of, timeout, timeouts_block, warn_drift,
-};
+use super::common::{opt, set, str_of, timeouts_block};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use url::Url;
 
+use super::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
 use super::ownership::{owner_in, Owner, OWNER_ATTR, OWNER_DESCRIPTION_TEXT, TEXT_MARKER};
 use super::soc_email::soc_email;
 use super::workbench_pin;
 use super::ExpelData;
 use crate::clients::sentinelone::{Scope, SentinelOneClient};
-use crate::engine::{self, Deadline, Refreshed, Step};
+use crate::engine::{Deadline, Step, StepError};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
+use crate::tfplugin::provider::{Ctx, PlanInput};
 use crate::tfplugin::schema::{validators, Attribute, Block, FnValidator, Schema};
 use crate::tfplugin::value::{Type, Value};
 
@@ -29,8 +28,6 @@ use steps::{Cx, Journal, Settings, TOKEN_PROBLEM};
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 pub struct SentinelOneDevice;
-
-const GONE: &str = "deleted outside Terraform";
 
 /// The guide's extra permissions for "Viewer - Expel", as "Page: Title".
 pub const DEFAULT_EXTRA_PERMISSIONS: &[&str] = &[
@@ -282,13 +279,6 @@ fn private_of(cx: &Cx, previous: &[u8]) -> Vec<u8> {
         .unwrap_or_else(|| previous.to_vec())
 }
 
-fn empty() -> ApplyOutcome {
-    ApplyOutcome {
-        state: None,
-        private: vec![],
-    }
-}
-
 impl SentinelOneDevice {
     /// The Workbench organization and a SentinelOne client for the console in `v`.
     fn clients(
@@ -357,17 +347,11 @@ impl SentinelOneDevice {
         s1: SentinelOneClient,
         v: &Value,
         org: &str,
-        timeout: Duration,
+        deadline: Deadline,
         private: &[u8],
     ) -> Cx {
-        Cx::new(
-            s1,
-            ctx.data.clone(),
-            settings(v, org),
-            journal(v),
-            Deadline::after(timeout, ctx.cancel.clone()),
-        )
-        .with_cached(serde_json::from_slice(private).ok())
+        Cx::new(s1, ctx.data.clone(), settings(v, org), journal(v), deadline)
+            .with_cached(serde_json::from_slice(private).ok())
     }
 }
 
@@ -384,7 +368,10 @@ async fn status_sync_preflight(cx: &Cx, diags: &mut Diagnostics) -> bool {
             false
         }
         Err(e) => {
-            report(diags, "Checking status syncing", &[e]);
+            diags.error(
+                format!("Checking status syncing failed at {}", e.step),
+                format!("{}\n\nNothing was created or changed.", e.message),
+            );
             false
         }
     }
@@ -417,29 +404,25 @@ async fn check_site(s1: &SentinelOneClient, v: &Value, diags: &mut Diagnostics) 
     }
 }
 
-fn report(diags: &mut Diagnostics, what: &str, errors: &[engine::StepError]) {
-    for e in errors {
-        diags.error(format!("{what} failed at {}", e.step), format!("{}\n\nWhat was made so far is saved in the state (tainted); run `terraform untaint` and `terraform apply` to finish (it adopts what exists), or `terraform destroy` to remove it.", e.message));
-    }
-}
-
-fn warnings(diags: &mut Diagnostics, cx: &Cx) {
-    for w in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
-        diags.warning("SentinelOne device", w);
-    }
-}
-
 #[async_trait]
-impl Resource<ExpelData> for SentinelOneDevice {
-    fn type_name(&self) -> &'static str {
-        "expel_sentinelone_device"
-    }
+impl Guided for SentinelOneDevice {
+    type Cx = Cx;
+    const TYPE_NAME: &'static str = "expel_sentinelone_device";
+    const WHAT: &'static str = "the SentinelOne device";
+    const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
+    const STATE_IDS: &'static [&'static str] = &[
+        "role_id",
+        "console_user_id",
+        "service_user_id",
+        "id",
+        "token_expires_at",
+    ];
 
-    fn schema(&self) -> Schema {
+    fn schema() -> Schema {
         schema()
     }
 
-    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+    fn validate(config: &Value, diags: &mut Diagnostics) {
         let known = |k: &str| config.get(k).and_then(Value::as_str).map(str::to_string);
         let expires_in = known("token_expires_in");
         let date = known("token_expiration_date");
@@ -483,9 +466,128 @@ impl Resource<ExpelData> for SentinelOneDevice {
                 }
             }
         }
-        check_timeouts(config, diags);
     }
 
+    fn steps() -> Vec<&'static dyn Step<Cx>> {
+        steps()
+    }
+
+    async fn open(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        o: Opening<'_>,
+        diags: &mut Diagnostics,
+    ) -> Result<Cx, Closed> {
+        let Opening {
+            op,
+            values,
+            prior,
+            private,
+            deadline,
+        } = o;
+        let (org, s1) = self.clients(ctx, values, diags).ok_or(Closed::Failed)?;
+        if op == Op::Create {
+            return self
+                .open_create(ctx, s1, values, &org, deadline, diags)
+                .await;
+        }
+        // The device lives in the organization it was made in (a replacement for a changed
+        // organization destroys with the provider already pointing at the new one).
+        let org = workbench_pin::organization(&ctx.data, prior, &org, diags)
+            .await
+            .ok_or(Closed::Failed)?;
+        if !self.check_pinned(prior, &s1, diags).await {
+            return Err(Closed::Failed);
+        }
+        let mut cx = self.cx(ctx, s1, values, &org, deadline, private);
+        if op == Op::Update {
+            cx.s.force_rotate = ["token_expires_in", "token_expiration_date"]
+                .iter()
+                .any(|k| prior.get(k) != values.get(k));
+            if !status_sync_preflight(&cx, diags).await {
+                return Err(Closed::Failed);
+            }
+        }
+        Ok(cx)
+    }
+
+    fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
+        state_from(base, cx, drift)
+    }
+
+    fn private_of(cx: &Cx, previous: &[u8]) -> Vec<u8> {
+        private_of(cx, previous)
+    }
+
+    fn warnings(cx: &Cx) -> Vec<(String, String)> {
+        let found = cx.warnings.lock().map(|g| g.clone()).unwrap_or_default();
+        found
+            .into_iter()
+            .map(|w| ("SentinelOne device".to_string(), w))
+            .collect()
+    }
+
+    async fn claim(cx: &Cx) -> Result<(), StepError> {
+        // State from before owners existed: its role and service user become this instance's.
+        steps::claim(cx).await
+    }
+
+    fn plan(&self) -> Option<&dyn Plan> {
+        Some(self)
+    }
+
+    fn import(&self) -> Option<&dyn Import> {
+        Some(self)
+    }
+}
+
+impl SentinelOneDevice {
+    /// Before a create: the account (and site) must be visible and the status-syncing role
+    /// able to sync.
+    async fn open_create(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        s1: SentinelOneClient,
+        planned: &Value,
+        org: &str,
+        deadline: Deadline,
+        diags: &mut Diagnostics,
+    ) -> Result<Cx, Closed> {
+        let acct = str_of(planned, "account_id");
+        match s1.account(&acct).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                diags.attr_error(
+                    AttrPath::root("account_id"),
+                    "Unknown SentinelOne account",
+                    format!(
+                        "The console {} has no account {acct} visible to the provider's API token.",
+                        s1.console()
+                    ),
+                );
+                return Err(Closed::Failed);
+            }
+            Err(e) => {
+                diags.error("Cannot read the SentinelOne account", e.to_string());
+                return Err(Closed::Failed);
+            }
+        }
+        if !check_site(&s1, planned, diags).await {
+            return Err(Closed::Failed);
+        }
+        let cx = self.cx(ctx, s1, planned, org, deadline, &[]);
+        if !status_sync_preflight(&cx, diags).await {
+            return Err(Closed::Failed);
+        }
+        // The guide's prerequisite (Deep Visibility) is a license the management API does not
+        // show to an account token: say so once, at create.
+        diags.warning("Check the Deep Visibility prerequisite", "Expel's SOC needs the SentinelOne Deep Visibility module for deeper investigations; the API cannot confirm the license, so check it in the console (Settings > Licenses).");
+        Ok(cx)
+    }
+}
+
+#[async_trait]
+impl Plan for SentinelOneDevice {
     async fn modify_plan(
         &self,
         ctx: &Ctx<ExpelData>,
@@ -493,9 +595,6 @@ impl Resource<ExpelData> for SentinelOneDevice {
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
-        if planned.is_null() {
-            return;
-        }
         if Owner::recorded(input.prior).is_none() {
             let o = owner(planned).map(|o| Value::string(o.as_str()));
             set(planned, OWNER_ATTR, o.unwrap_or(Value::unknown()));
@@ -544,25 +643,7 @@ impl Resource<ExpelData> for SentinelOneDevice {
         if input.prior.is_null() {
             return;
         }
-        // Whatever drifted is repaired by this plan; ids of pieces that are gone change.
-        let prior_drift = input
-            .prior
-            .get("drift")
-            .and_then(Value::as_map)
-            .cloned()
-            .unwrap_or_default();
-        set(planned, "drift", Value::Map(BTreeMap::new()));
-        for (piece, ids) in IDS_OF_PIECE {
-            if prior_drift
-                .get(*piece)
-                .and_then(Value::as_str)
-                .is_some_and(|d| d.contains(GONE))
-            {
-                for id in *ids {
-                    set(planned, id, Value::unknown());
-                }
-            }
-        }
+        let prior_drift = plan_repairs(input.prior, planned, IDS_OF_PIECE, &[]);
         // Pieces not recorded yet (after an import, or a create that failed early) are
         // created or adopted by this apply: their ids are not known before.
         // (A device made again needs a new token: its expiry changes too.)
@@ -597,207 +678,10 @@ impl Resource<ExpelData> for SentinelOneDevice {
             set(planned, "device_status", Value::unknown());
         }
     }
+}
 
-    async fn create(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        planned: &Value,
-        _config: &Value,
-        diags: &mut Diagnostics,
-    ) -> ApplyOutcome {
-        let Some((org, s1)) = self.clients(ctx, planned, diags) else {
-            return empty();
-        };
-        let acct = str_of(planned, "account_id");
-        match s1.account(&acct).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                diags.attr_error(
-                    AttrPath::root("account_id"),
-                    "Unknown SentinelOne account",
-                    format!(
-                        "The console {} has no account {acct} visible to the provider's API token.",
-                        s1.console()
-                    ),
-                );
-                return empty();
-            }
-            Err(e) => {
-                diags.error("Cannot read the SentinelOne account", e.to_string());
-                return empty();
-            }
-        }
-        if !check_site(&s1, planned, diags).await {
-            return empty();
-        }
-        let cx = self.cx(
-            ctx,
-            s1,
-            planned,
-            &org,
-            timeout(planned, "create", DEFAULT_TIMEOUT),
-            &[],
-        );
-        if !status_sync_preflight(&cx, diags).await {
-            return empty();
-        }
-        // The guide's prerequisite (Deep Visibility) is a license the management API does not
-        // show to an account token: say so once, at create.
-        diags.warning("Check the Deep Visibility prerequisite", "Expel's SOC needs the SentinelOne Deep Visibility module for deeper investigations; the API cannot confirm the license, so check it in the console (Settings > Licenses).");
-        let steps = steps();
-        let errors = engine::create_all(&steps, &cx).await;
-        if !interrupted_create(diags, &cx.deadline, &errors) {
-            report(diags, "Creating the SentinelOne device", &errors);
-        }
-        warnings(diags, &cx);
-        ApplyOutcome {
-            state: Some(state_from(planned, &cx, BTreeMap::new())),
-            private: private_of(&cx, &[]),
-        }
-    }
-
-    async fn read(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        state: &Value,
-        private: &[u8],
-        diags: &mut Diagnostics,
-    ) -> ReadOutcome {
-        let keep = |s: &Value| ReadOutcome {
-            state: Some(s.clone()),
-            private: private.to_vec(),
-        };
-        let Some((org, s1)) = self.clients(ctx, state, diags) else {
-            return keep(state);
-        };
-        let Some(org) = workbench_pin::organization(&ctx.data, state, &org, diags).await else {
-            return keep(state);
-        };
-        if !self.check_pinned(state, &s1, diags).await {
-            return keep(state);
-        }
-        let cx = self.cx(ctx, s1, state, &org, Duration::from_secs(300), private);
-        let steps = steps();
-        let (seen, errors) = engine::observe_all(&steps, &cx).await;
-        if !errors.is_empty() {
-            report(diags, "Reading the SentinelOne device", &errors);
-            return keep(state);
-        }
-        warnings(diags, &cx);
-        let Refreshed { all_gone, drift } = engine::refreshed(&steps, &seen, &[]);
-        if all_gone {
-            return ReadOutcome {
-                state: None,
-                private: private.to_vec(),
-            };
-        }
-        warn_drift(diags, &drift, "");
-        ReadOutcome {
-            state: Some(state_from(state, &cx, drift)),
-            private: private_of(&cx, private),
-        }
-    }
-
-    async fn update(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        prior: &Value,
-        planned: &Value,
-        _config: &Value,
-        private: &[u8],
-        diags: &mut Diagnostics,
-    ) -> ApplyOutcome {
-        let fail = || ApplyOutcome {
-            state: None,
-            private: private.to_vec(),
-        };
-        let Some((org, s1)) = self.clients(ctx, planned, diags) else {
-            return fail();
-        };
-        let Some(org) = workbench_pin::organization(&ctx.data, prior, &org, diags).await else {
-            return fail();
-        };
-        if !self.check_pinned(prior, &s1, diags).await {
-            return fail();
-        }
-        let mut base = planned.clone();
-        // Ids come from the prior state; the plan holds unknowns for re-created pieces.
-        for k in [
-            "role_id",
-            "console_user_id",
-            "service_user_id",
-            "id",
-            "token_expires_at",
-        ] {
-            if let Some(v) = prior.get(k) {
-                if !base.get(k).is_some_and(Value::is_known) {
-                    set(&mut base, k, v.clone());
-                }
-            }
-        }
-        let mut cx = self.cx(
-            ctx,
-            s1,
-            &base,
-            &org,
-            timeout(planned, "update", DEFAULT_TIMEOUT),
-            private,
-        );
-        cx.s.force_rotate = ["token_expires_in", "token_expiration_date"]
-            .iter()
-            .any(|k| prior.get(k) != planned.get(k));
-        if !status_sync_preflight(&cx, diags).await {
-            return fail();
-        }
-        let steps = steps();
-        // State from before owners existed: its role and service user become this instance's.
-        let mut errors: Vec<_> = match Owner::recorded(prior) {
-            None => steps::claim(&cx).await.err().into_iter().collect(),
-            Some(_) => Vec::new(),
-        };
-        if errors.is_empty() {
-            errors = engine::converge(&steps, &cx).await;
-        }
-        report(diags, "Repairing the SentinelOne device", &errors);
-        warnings(diags, &cx);
-        ApplyOutcome {
-            state: Some(state_from(planned, &cx, BTreeMap::new())),
-            private: private_of(&cx, private),
-        }
-    }
-
-    async fn delete(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        prior: &Value,
-        private: &[u8],
-        diags: &mut Diagnostics,
-    ) {
-        let Some((org, s1)) = self.clients(ctx, prior, diags) else {
-            return;
-        };
-        // The device is deleted in the organization it lives in (a replacement for a changed
-        // organization destroys with the provider already pointing at the new one).
-        let Some(org) = workbench_pin::organization(&ctx.data, prior, &org, diags).await else {
-            return;
-        };
-        if !self.check_pinned(prior, &s1, diags).await {
-            return;
-        }
-        let cx = self.cx(
-            ctx,
-            s1,
-            prior,
-            &org,
-            timeout(prior, "delete", DEFAULT_TIMEOUT),
-            private,
-        );
-        let steps = steps();
-        let errors = engine::delete_all(&steps, &cx).await;
-        report(diags, "Destroying the SentinelOne device", &errors);
-        warnings(diags, &cx);
-    }
-
+#[async_trait]
+impl Import for SentinelOneDevice {
     /// Import by Workbench device id: `<device id>`; `<device id>/<account id>` when the
     /// token sees several accounts and our pieces are in more than one;
     /// `<device id>/<account id>/<site id>` for a device scoped to a site. The pieces are
@@ -995,6 +879,7 @@ impl SentinelOneDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::guided::needs;
 
     #[test]
     fn console_urls() {
@@ -1037,15 +922,8 @@ mod tests {
 
     #[test]
     fn destroy_order_is_device_service_user_console_user_role() {
-        assert_eq!(engine::check_graph(&steps()), Ok(()));
         // delete_all reverses `needs`: each piece is needed by the next one in guide order.
-        let s = steps();
-        let need = |k: &str| {
-            s.iter()
-                .find(|x| x.key() == k)
-                .map(|x| x.needs().to_vec())
-                .unwrap_or_default()
-        };
+        let need = needs::<SentinelOneDevice>;
         assert!(need("workbench_device").contains(&"service_user"));
         assert!(need("service_user").contains(&"console_user"));
         assert!(need("console_user").contains(&"role"));

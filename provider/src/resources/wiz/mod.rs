@@ -4,30 +4,28 @@
 //! never stored; a repair that needs it (device deleted, secret rotated outside Terraform)
 //! rotates it. The device's webhook password is read from Workbench whenever the Wiz
 //! integration is created or repaired, so it is not kept in state either.
-use super::common::{
-    bool_of, check_timeouts, interrupted_create, needs_default, opt, set, str_of, timeout,
-    timeouts_block, warn_drift,
-};
+use super::common::{bool_of, needs_default, opt, set, str_of, timeouts_block};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
 use super::ownership::{owner_in, Owner, OWNER_ATTR, OWNER_DESCRIPTION_TEXT};
 use super::soc_email::soc_email;
 use super::workbench_pin;
 use super::ExpelData;
 use crate::clients::wiz::WizError;
-use crate::engine::{self, Deadline, Observed, Refreshed, Step};
+use crate::engine::{Deadline, Step, StepError};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
+use crate::tfplugin::provider::{Ctx, PlanInput};
 use crate::tfplugin::schema::{validators, Attribute, Block, FnValidator, NestedBlock, Schema};
 use crate::tfplugin::value::{Type, Value};
 
 mod steps;
 
-use steps::{Cx, Journal, Settings, GONE, REMADE};
+use steps::{Cx, Journal, Settings, REMADE};
 
 /// How long an operation may take when `timeouts` does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -292,12 +290,6 @@ fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
     v
 }
 
-fn report(diags: &mut Diagnostics, what: &str, errors: &[engine::StepError]) {
-    for e in errors {
-        diags.error(format!("{what} failed at {}", e.step), format!("{}\n\nWhat was made so far is saved in the state; run `terraform apply` again to finish (after a failed create, `terraform untaint` first keeps what exists), or `terraform destroy` to remove it.", e.message));
-    }
-}
-
 /// Wiz gave the provider no token: the diagnostic names the provider settings to fix (the
 /// error carries the token endpoint's answer, never the secret).
 fn wiz_access_error(diags: &mut Diagnostics, e: &WizError) {
@@ -319,12 +311,6 @@ fn made_nothing(j: &Journal) -> bool {
         && j.user_id.is_none()
         && j.integration_id.is_none()
         && j.rule_id.is_none()
-}
-
-fn warnings(diags: &mut Diagnostics, cx: &Cx) {
-    for w in cx.warnings.lock().map(|g| g.clone()).unwrap_or_default() {
-        diags.warning("Security device is not healthy", w);
-    }
 }
 
 impl WizDevice {
@@ -359,12 +345,19 @@ impl WizDevice {
         false
     }
 
-    fn cx(&self, ctx: &Ctx<ExpelData>, v: &Value, private: &[u8], org: &str, t: Duration) -> Cx {
+    fn cx(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        v: &Value,
+        private: &[u8],
+        org: &str,
+        deadline: Deadline,
+    ) -> Cx {
         Cx {
             data: ctx.data.clone(),
             s: settings(v, org),
             journal: Mutex::new(journal(v, private)),
-            deadline: Deadline::after(t, ctx.cancel.clone()),
+            deadline,
             warnings: Mutex::new(Vec::new()),
             device: Mutex::new(None),
         }
@@ -501,16 +494,29 @@ impl WizDevice {
 }
 
 #[async_trait]
-impl Resource<ExpelData> for WizDevice {
-    fn type_name(&self) -> &'static str {
-        "expel_wiz_device"
-    }
+impl Guided for WizDevice {
+    type Cx = Cx;
+    const TYPE_NAME: &'static str = "expel_wiz_device";
+    const WHAT: &'static str = "the Wiz integration";
+    const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
+    const STATE_IDS: &'static [&'static str] = &[
+        "id",
+        "service_account_id",
+        "client_id",
+        "user_id",
+        "integration_id",
+        "automation_rule_id",
+        "webhook_url",
+        "domain_verification_code",
+    ];
+    // Console access always "exists" (it is tenant settings).
+    const TRANSIENT: &'static [&'static str] = &["console_access"];
 
-    fn schema(&self) -> Schema {
+    fn schema() -> Schema {
         schema()
     }
 
-    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+    fn validate(config: &Value, diags: &mut Diagnostics) {
         let product = config
             .get("product")
             .and_then(Value::as_str)
@@ -540,9 +546,90 @@ impl Resource<ExpelData> for WizDevice {
                 diags.attr_error(AttrPath::root("scopes"), "No scopes", "`scopes` is empty; an API-integration service account needs at least one scope. Remove it for the default.");
             }
         }
-        check_timeouts(config, diags);
     }
 
+    fn steps() -> Vec<&'static dyn Step<Cx>> {
+        steps()
+    }
+
+    async fn open(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        o: Opening<'_>,
+        diags: &mut Diagnostics,
+    ) -> Result<Cx, Closed> {
+        let Opening {
+            op,
+            values,
+            prior,
+            private,
+            deadline,
+        } = o;
+        let org = self.org(ctx, diags).ok_or(Closed::Failed)?;
+        if op == Op::Create {
+            return Ok(self.cx(ctx, values, &[], &org, deadline));
+        }
+        if !self.check_pinned(ctx, prior, diags) {
+            return Err(Closed::Failed);
+        }
+        // The device lives in the organization it was made in (a replacement for a changed
+        // organization destroys with the provider already pointing at the new one).
+        let org = workbench_pin::organization(&ctx.data, prior, &org, diags)
+            .await
+            .ok_or(Closed::Failed)?;
+        if op == Op::Read && values.get("name").is_none_or(Value::is_null) {
+            self.hydrate_import(ctx, &org, values, diags)
+                .await
+                .ok_or(Closed::Gone)?;
+        }
+        Ok(self.cx(ctx, values, private, &org, deadline))
+    }
+
+    fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
+        state_from(base, cx, drift)
+    }
+
+    fn private_of(cx: &Cx, _previous: &[u8]) -> Vec<u8> {
+        private_of(cx)
+    }
+
+    fn warnings(cx: &Cx) -> Vec<(String, String)> {
+        let found = cx.warnings.lock().map(|g| g.clone()).unwrap_or_default();
+        found
+            .into_iter()
+            .map(|w| ("Security device is not healthy".to_string(), w))
+            .collect()
+    }
+
+    async fn claim(cx: &Cx) -> Result<(), StepError> {
+        // State from before owners existed: its automation rule becomes this instance's.
+        steps::AutomationRule.claim_recorded(cx).await
+    }
+
+    async fn before_observe(&self, cx: &Cx, _diags: &mut Diagnostics) -> Result<(), StepError> {
+        steps::ServiceAccount.find_unseen(cx).await
+    }
+
+    /// A lost create may have made a service account we have no id for.
+    fn keep_when_gone(cx: &Cx) -> bool {
+        cx.j().sa_unsure
+    }
+
+    fn made_nothing(cx: &Cx) -> bool {
+        made_nothing(&cx.j())
+    }
+
+    fn plan(&self) -> Option<&dyn Plan> {
+        Some(self)
+    }
+
+    fn import(&self) -> Option<&dyn Import> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Plan for WizDevice {
     async fn modify_plan(
         &self,
         ctx: &Ctx<ExpelData>,
@@ -550,9 +637,6 @@ impl Resource<ExpelData> for WizDevice {
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
-        if planned.is_null() {
-            return;
-        }
         let Some(org) = self.org(ctx, diags) else {
             return;
         };
@@ -702,28 +786,14 @@ impl Resource<ExpelData> for WizDevice {
         if input.prior.is_null() {
             return;
         }
-        // Whatever drifted is repaired by this plan; ids of pieces that are gone change.
-        let prior_drift = input
-            .prior
-            .get("drift")
-            .and_then(Value::as_map)
-            .cloned()
-            .unwrap_or_default();
-        set(planned, "drift", Value::Map(BTreeMap::new()));
-        // (After a failed apply that left pieces never made, those are made now too.)
-        let not_created = Observed::NotCreated.problems().join("; ");
-        for (piece, ids) in IDS_OF_PIECE {
-            let drift = prior_drift.get(*piece).and_then(Value::as_str);
-            // A piece no patch can repair is made again; the integration takes its rule along.
-            let remade = drift.is_some_and(|d| d.contains(REMADE));
-            if remade || drift.is_some_and(|d| d.contains(GONE) || d.contains(&not_created)) {
-                for id in *ids {
-                    set(planned, id, Value::unknown());
-                }
-            }
-            if remade && *piece == "webhook_integration" {
-                set(planned, "automation_rule_id", Value::unknown());
-            }
+        // A piece no patch can repair is made again; the integration takes its rule along.
+        let prior_drift = plan_repairs(input.prior, planned, IDS_OF_PIECE, &[REMADE]);
+        if prior_drift
+            .get("webhook_integration")
+            .and_then(Value::as_str)
+            .is_some_and(|d| d.contains(REMADE))
+        {
+            set(planned, "automation_rule_id", Value::unknown());
         }
         let changed = |k: &str| input.prior.get(k) != planned.get(k);
         if changed("service_account_name") || changed("scopes") {
@@ -741,223 +811,10 @@ impl Resource<ExpelData> for WizDevice {
             set(planned, "device_status", Value::unknown());
         }
     }
+}
 
-    async fn create(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        planned: &Value,
-        _config: &Value,
-        diags: &mut Diagnostics,
-    ) -> ApplyOutcome {
-        let Some(org) = self.org(ctx, diags) else {
-            return ApplyOutcome {
-                state: None,
-                private: vec![],
-            };
-        };
-        let cx = self.cx(
-            ctx,
-            planned,
-            &[],
-            &org,
-            timeout(planned, "create", DEFAULT_TIMEOUT),
-        );
-        let steps = steps();
-        let errors = engine::create_all(&steps, &cx).await;
-        if !errors.is_empty() && made_nothing(&cx.j()) {
-            // Nothing exists (e.g. Wiz refused the first call): no state, so no tainted
-            // resource, and the next apply starts afresh.
-            for e in &errors {
-                diags.error(
-                    format!("Creating the Wiz integration failed at {}", e.step),
-                    format!(
-                        "{}\n\nNothing was made; fix the cause and apply again.",
-                        e.message
-                    ),
-                );
-            }
-            return ApplyOutcome {
-                state: None,
-                private: vec![],
-            };
-        }
-        if !interrupted_create(diags, &cx.deadline, &errors) {
-            report(diags, "Creating the Wiz integration", &errors);
-        }
-        warnings(diags, &cx);
-        ApplyOutcome {
-            state: Some(state_from(planned, &cx, BTreeMap::new())),
-            private: private_of(&cx),
-        }
-    }
-
-    async fn read(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        state: &Value,
-        private: &[u8],
-        diags: &mut Diagnostics,
-    ) -> ReadOutcome {
-        let keep = |s: &Value| ReadOutcome {
-            state: Some(s.clone()),
-            private: private.to_vec(),
-        };
-        let Some(org) = self.org(ctx, diags) else {
-            return keep(state);
-        };
-        if !self.check_pinned(ctx, state, diags) {
-            return keep(state);
-        }
-        let Some(org) = workbench_pin::organization(&ctx.data, state, &org, diags).await else {
-            return keep(state);
-        };
-        let mut state = state.clone();
-        if state.get("name").is_none_or(Value::is_null)
-            && self
-                .hydrate_import(ctx, &org, &mut state, diags)
-                .await
-                .is_none()
-        {
-            return ReadOutcome {
-                state: None,
-                private: private.to_vec(),
-            };
-        }
-        let cx = self.cx(ctx, &state, private, &org, Duration::from_secs(300));
-        if let Err(e) = steps::ServiceAccount.find_unseen(&cx).await {
-            report(diags, "Reading the Wiz integration", &[e]);
-            return keep(&state);
-        }
-        let steps = steps();
-        let (seen, errors) = engine::observe_all(&steps, &cx).await;
-        if !errors.is_empty() {
-            report(diags, "Reading the Wiz integration", &errors);
-            return keep(&state);
-        }
-        warnings(diags, &cx);
-        // Console access always "exists" (it is tenant settings); the rest decides "gone",
-        // unless a lost create may have made a service account we have no id for.
-        let Refreshed { all_gone, drift } = engine::refreshed(&steps, &seen, &["console_access"]);
-        if all_gone && !cx.j().sa_unsure {
-            return ReadOutcome {
-                state: None,
-                private: private.to_vec(),
-            };
-        }
-        warn_drift(diags, &drift, "");
-        // Ids of gone pieces stay in state (so plan can name them) until apply re-creates.
-        ReadOutcome {
-            private: private_of(&cx),
-            state: Some(state_from(&state, &cx, drift)),
-        }
-    }
-
-    async fn update(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        prior: &Value,
-        planned: &Value,
-        _config: &Value,
-        private: &[u8],
-        diags: &mut Diagnostics,
-    ) -> ApplyOutcome {
-        let Some(org) = self.org(ctx, diags) else {
-            return ApplyOutcome {
-                state: None,
-                private: private.to_vec(),
-            };
-        };
-        if !self.check_pinned(ctx, prior, diags) {
-            return ApplyOutcome {
-                state: None,
-                private: private.to_vec(),
-            };
-        }
-        let Some(org) = workbench_pin::organization(&ctx.data, prior, &org, diags).await else {
-            return ApplyOutcome {
-                state: None,
-                private: private.to_vec(),
-            };
-        };
-        let mut base = planned.clone();
-        // Ids come from the prior state; the plan holds unknowns for re-created pieces.
-        for k in [
-            "id",
-            "service_account_id",
-            "client_id",
-            "user_id",
-            "integration_id",
-            "automation_rule_id",
-            "webhook_url",
-            "domain_verification_code",
-        ] {
-            if let Some(v) = prior.get(k) {
-                // Unknown (re-created) or null (to be removed): the journal starts from what
-                // exists.
-                if !base.get(k).is_some_and(|x| x.is_known() && !x.is_null()) {
-                    set(&mut base, k, v.clone());
-                }
-            }
-        }
-        let cx = self.cx(
-            ctx,
-            &base,
-            private,
-            &org,
-            timeout(planned, "update", DEFAULT_TIMEOUT),
-        );
-        let steps = steps();
-        // State from before owners existed: its automation rule becomes this instance's.
-        let mut errors: Vec<_> = match Owner::recorded(prior) {
-            None => steps::AutomationRule
-                .claim_recorded(&cx)
-                .await
-                .err()
-                .into_iter()
-                .collect(),
-            Some(_) => Vec::new(),
-        };
-        if errors.is_empty() {
-            errors = engine::converge(&steps, &cx).await;
-        }
-        report(diags, "Repairing the Wiz integration", &errors);
-        warnings(diags, &cx);
-        ApplyOutcome {
-            state: Some(state_from(planned, &cx, BTreeMap::new())),
-            private: private_of(&cx),
-        }
-    }
-
-    async fn delete(
-        &self,
-        ctx: &Ctx<ExpelData>,
-        prior: &Value,
-        private: &[u8],
-        diags: &mut Diagnostics,
-    ) {
-        let Some(org) = self.org(ctx, diags) else {
-            return;
-        };
-        if !self.check_pinned(ctx, prior, diags) {
-            return;
-        }
-        // The device is deleted in the organization it lives in (a replacement for a changed
-        // organization destroys with the provider already pointing at the new one).
-        let Some(org) = workbench_pin::organization(&ctx.data, prior, &org, diags).await else {
-            return;
-        };
-        let cx = self.cx(
-            ctx,
-            prior,
-            private,
-            &org,
-            timeout(prior, "delete", DEFAULT_TIMEOUT),
-        );
-        let steps = steps();
-        let errors = engine::delete_all(&steps, &cx).await;
-        report(diags, "Destroying the Wiz integration", &errors);
-    }
-
+#[async_trait]
+impl Import for WizDevice {
     async fn import(
         &self,
         _ctx: &Ctx<ExpelData>,
@@ -985,6 +842,7 @@ impl Resource<ExpelData> for WizDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::guided::needs;
 
     #[test]
     fn api_url_must_be_https_graphql() {
@@ -1001,14 +859,7 @@ mod tests {
 
     #[test]
     fn steps_follow_the_guide_order() {
-        assert_eq!(engine::check_graph(&steps()), Ok(()));
-        let needs = |k: &str| {
-            steps()
-                .into_iter()
-                .find(|s| s.key() == k)
-                .map(|s| s.needs().to_vec())
-                .unwrap_or_default()
-        };
+        let needs = needs::<WizDevice>;
         assert!(needs("workbench_device").contains(&"service_account"));
         assert!(needs("webhook_integration").contains(&"workbench_device"));
         assert!(needs("automation_rule").contains(&"webhook_integration"));
@@ -1022,7 +873,7 @@ mod tests {
             ("sync_rules", Value::Bool(true)),
             ("severities", Value::List(vec![])),
         ]);
-        WizDevice.validate(&cfg, &mut d);
+        WizDevice::validate(&cfg, &mut d);
         let paths: Vec<String> = d
             .iter()
             .filter_map(|x| x.path.as_ref().map(|p| p.to_string()))

@@ -1,0 +1,534 @@
+//! The guided-resource adapter: one implementation of create, read, update, delete and
+//! import plumbing for every resource that is an Expel guide run by the engine.
+//!
+//! A guided resource supplies what is its own ([`Guided`]): its schema, its steps, how an
+//! operation opens (the provider settings it needs, the pins it checks, the step context it
+//! builds) and how the journal maps to state. [`Guide`] does the rest the same way for all:
+//! timeouts, the engine call, the report of failed steps with advice that fits the
+//! operation, warnings, drift, "gone", interrupted creates, and the claim of state written
+//! before owners existed. Powers a resource may have or lack are their own traits
+//! ([`Plan`], [`Import`]), offered through [`Guided::plan`] and [`Guided::import`].
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::common::{check_timeouts, interrupted_create, set, timeout, warn_drift};
+use super::ownership::{self, Owner};
+use super::ExpelData;
+use crate::engine::{self, Deadline, Observed, Refreshed, Step, StepContext, StepError};
+use crate::tfplugin::diag::Diagnostics;
+use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
+use crate::tfplugin::schema::Schema;
+use crate::tfplugin::value::Value;
+
+/// How long a refresh may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The operation an engine run serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Read,
+    Update,
+    Delete,
+}
+
+impl Op {
+    /// The verb of the error summary: "Creating the Wiz integration failed at ...".
+    fn doing(self) -> &'static str {
+        match self {
+            Op::Create => "Creating",
+            Op::Read => "Reading",
+            Op::Update => "Repairing",
+            Op::Delete => "Destroying",
+        }
+    }
+
+    /// What the user can do after a step of this operation failed.
+    fn advice(self) -> &'static str {
+        match self {
+            Op::Create => "What was made so far is saved in the state, which Terraform marks tainted. To finish instead of re-creating: `terraform untaint <address>` then `terraform apply` (it adopts what exists and completes what is missing). `terraform destroy` removes what was made.",
+            Op::Read => "The state is kept as it was. Fix the cause and plan again.",
+            Op::Update => "What was made so far is saved in the state; run `terraform apply` again to finish (it adopts what exists and repairs the rest), or `terraform destroy` to remove it.",
+            Op::Delete => "What is left stays in the state; fix the cause and run `terraform destroy` again.",
+        }
+    }
+}
+
+/// What an operation opens with.
+pub struct Opening<'a> {
+    pub op: Op,
+    /// The values the steps work from: the plan (create, update, with the prior state's
+    /// ids), or the state (read, delete). A refresh may fill them in (after an import).
+    pub values: &'a mut Value,
+    /// The state the object is pinned by; null for a create.
+    pub prior: &'a Value,
+    pub private: &'a [u8],
+    pub deadline: Deadline,
+}
+
+/// Why an operation did not open.
+pub enum Closed {
+    /// The diagnostics say what to fix; the state stays as it was.
+    Failed,
+    /// (Refresh only) the object is gone: Terraform plans to create it again.
+    Gone,
+}
+
+/// One guide as a resource: what is its own. Everything else is [`Guide`]'s.
+#[async_trait]
+pub trait Guided: Send + Sync + 'static {
+    /// The step context: clients, settings, journal, deadline.
+    type Cx: StepContext + Send + Sync;
+    /// Full type name, e.g. `expel_wiz_device`.
+    const TYPE_NAME: &'static str;
+    /// The object in words, as in "Creating the Wiz integration failed at ...".
+    const WHAT: &'static str;
+    /// How long an operation may take when `timeouts` does not say.
+    const DEFAULT_TIMEOUT: Duration;
+    /// Computed ids the journal starts from in an update: the plan holds unknown for a
+    /// piece it re-creates (or null for one it removes), the prior state what exists.
+    const STATE_IDS: &'static [&'static str];
+    /// Pieces that leave nothing behind (a check): they do not count towards "gone".
+    const TRANSIENT: &'static [&'static str] = &[];
+
+    fn schema() -> Schema;
+    /// Static checks beyond attribute validators (`timeouts` and reserved `tags` keys are
+    /// checked for every guided resource).
+    fn validate(_config: &Value, _diags: &mut Diagnostics) {}
+    /// The guide's steps, in guide order.
+    fn steps() -> Vec<&'static dyn Step<Self::Cx>>;
+
+    /// Opens an operation: checks that the provider is configured for this resource and
+    /// points where the prior state is pinned, then builds the context from the values.
+    /// A refresh may fill the values in (after an import) or find the object gone.
+    async fn open(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        o: Opening<'_>,
+        diags: &mut Diagnostics,
+    ) -> Result<Self::Cx, Closed>;
+
+    /// The state after an operation: `base` (plan or prior state) with the journal's ids.
+    fn state_from(base: &Value, cx: &Self::Cx, drift: BTreeMap<String, String>) -> Value;
+    /// Private state after an operation; by default what came in.
+    fn private_of(_cx: &Self::Cx, previous: &[u8]) -> Vec<u8> {
+        previous.to_vec()
+    }
+    /// Warnings the steps collected (summary, detail).
+    fn warnings(cx: &Self::Cx) -> Vec<(String, String)>;
+    /// Makes the objects of a state written before owners existed this instance's.
+    async fn claim(cx: &Self::Cx) -> Result<(), StepError>;
+
+    /// Runs before a refresh observes the pieces.
+    async fn before_observe(
+        &self,
+        _cx: &Self::Cx,
+        _diags: &mut Diagnostics,
+    ) -> Result<(), StepError> {
+        Ok(())
+    }
+    /// A refresh that finds every piece gone still keeps the state (something may exist
+    /// that no id names yet).
+    fn keep_when_gone(_cx: &Self::Cx) -> bool {
+        false
+    }
+    /// Where drift is, after the piece name in a warning, e.g. " (account 1234)".
+    fn drift_place(_cx: &Self::Cx) -> String {
+        String::new()
+    }
+    /// Runs after every step of a create succeeded.
+    async fn after_create(_cx: &Self::Cx) -> Result<(), StepError> {
+        Ok(())
+    }
+    /// A failed create that made nothing returns no state (nothing to taint).
+    fn made_nothing(_cx: &Self::Cx) -> bool {
+        false
+    }
+    /// Runs after an update converged every piece (renames, tag changes).
+    async fn after_converge(
+        &self,
+        _cx: &Self::Cx,
+        _prior: &Value,
+        _planned: &Value,
+        _diags: &mut Diagnostics,
+    ) -> Result<(), StepError> {
+        Ok(())
+    }
+    /// Adjusts the state of an update that failed (e.g. keeps the old names of a rename).
+    fn after_failed_update(_state: &mut Value, _prior: &Value, _planned: &Value) {}
+    /// Runs after the delete's report.
+    fn after_delete(_cx: &Self::Cx, _diags: &mut Diagnostics) {}
+
+    /// Plan modification, when the resource has it.
+    fn plan(&self) -> Option<&dyn Plan> {
+        None
+    }
+    /// `terraform import`, when the resource offers it.
+    fn import(&self) -> Option<&dyn Import> {
+        None
+    }
+}
+
+/// The power to adjust a plan (defaults derived from the provider, computed values that
+/// will change). The adapter runs it only for a plan that keeps the object.
+#[async_trait]
+pub trait Plan: Send + Sync {
+    async fn modify_plan(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        input: &PlanInput<'_>,
+        planned: &mut Value,
+        diags: &mut Diagnostics,
+    );
+}
+
+/// The power to import: a (possibly partial) state from an import id; refresh fills in the
+/// rest.
+#[async_trait]
+pub trait Import: Send + Sync {
+    async fn import(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        id: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Value>;
+}
+
+/// A guided resource as Terraform sees it.
+pub struct Guide<G>(pub G);
+
+/// Says each failed step as an error, with what the user can do after this operation.
+pub fn report(diags: &mut Diagnostics, op: Op, what: &str, errors: &[StepError]) {
+    for e in errors {
+        diags.error(
+            format!("{} {what} failed at {}", op.doing(), e.step),
+            format!("{}\n\n{}", e.message, op.advice()),
+        );
+    }
+}
+
+/// The gone-piece plan rule, for the plan of an existing object: whatever drifted is
+/// repaired by this plan (`drift` is planned empty), and the ids of a piece that is gone,
+/// was never made or must be made again (its drift says one of `remade`) change: they are
+/// unknown. Returns the prior drift for the resource's own rules.
+pub fn plan_repairs(
+    prior: &Value,
+    planned: &mut Value,
+    ids_of_piece: &[(&str, &[&str])],
+    remade: &[&str],
+) -> BTreeMap<String, Value> {
+    let prior_drift = prior
+        .get("drift")
+        .and_then(Value::as_map)
+        .cloned()
+        .unwrap_or_default();
+    set(planned, "drift", Value::Map(BTreeMap::new()));
+    let gone = [
+        Observed::Gone.problems().join("; "),
+        Observed::NotCreated.problems().join("; "),
+    ];
+    for (piece, ids) in ids_of_piece {
+        let drift = prior_drift.get(*piece).and_then(Value::as_str);
+        let changes = |d: &str| {
+            gone.iter().any(|g| d.contains(g.as_str())) || remade.iter().any(|r| d.contains(r))
+        };
+        if drift.is_some_and(changes) {
+            for id in *ids {
+                set(planned, id, Value::unknown());
+            }
+        }
+    }
+    prior_drift
+}
+
+fn warn<G: Guided>(diags: &mut Diagnostics, cx: &G::Cx) {
+    for (summary, detail) in G::warnings(cx) {
+        diags.warning(summary, detail);
+    }
+}
+
+fn deadline(ctx: &Ctx<ExpelData>, t: Duration) -> Deadline {
+    Deadline::after(t, ctx.cancel.clone())
+}
+
+#[async_trait]
+impl<G: Guided> Resource<ExpelData> for Guide<G> {
+    fn type_name(&self) -> &'static str {
+        G::TYPE_NAME
+    }
+
+    fn schema(&self) -> Schema {
+        G::schema()
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        G::validate(config, diags);
+        ownership::check_tags(config, diags);
+        check_timeouts(config, diags);
+    }
+
+    async fn modify_plan(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        input: &PlanInput<'_>,
+        planned: &mut Value,
+        diags: &mut Diagnostics,
+    ) {
+        if planned.is_null() {
+            return;
+        }
+        if let Some(p) = self.0.plan() {
+            p.modify_plan(ctx, input, planned, diags).await;
+        }
+    }
+
+    async fn create(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        planned: &Value,
+        _config: &Value,
+        diags: &mut Diagnostics,
+    ) -> ApplyOutcome {
+        let nothing = ApplyOutcome {
+            state: None,
+            private: vec![],
+        };
+        let t = deadline(ctx, timeout(planned, "create", G::DEFAULT_TIMEOUT));
+        let mut values = planned.clone();
+        let Ok(cx) = self
+            .0
+            .open(
+                ctx,
+                Opening {
+                    op: Op::Create,
+                    values: &mut values,
+                    prior: &Value::Null,
+                    private: &[],
+                    deadline: t,
+                },
+                diags,
+            )
+            .await
+        else {
+            return nothing;
+        };
+        let steps = G::steps();
+        let mut errors = engine::create_all(&steps, &cx).await;
+        if errors.is_empty() {
+            errors.extend(G::after_create(&cx).await.err());
+        }
+        if !errors.is_empty() && G::made_nothing(&cx) {
+            // Nothing exists (e.g. the first call was refused): no state, so no tainted
+            // resource, and the next apply starts afresh.
+            for e in &errors {
+                diags.error(
+                    format!("{} {} failed at {}", Op::Create.doing(), G::WHAT, e.step),
+                    format!(
+                        "{}\n\nNothing was made; fix the cause and apply again.",
+                        e.message
+                    ),
+                );
+            }
+            return nothing;
+        }
+        if !interrupted_create(diags, cx.deadline(), &errors) {
+            report(diags, Op::Create, G::WHAT, &errors);
+        }
+        warn::<G>(diags, &cx);
+        ApplyOutcome {
+            state: Some(G::state_from(planned, &cx, BTreeMap::new())),
+            private: G::private_of(&cx, &[]),
+        }
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        state: &Value,
+        private: &[u8],
+        diags: &mut Diagnostics,
+    ) -> ReadOutcome {
+        let keep = |s: &Value| ReadOutcome {
+            state: Some(s.clone()),
+            private: private.to_vec(),
+        };
+        let gone = ReadOutcome {
+            state: None,
+            private: private.to_vec(),
+        };
+        let mut base = state.clone();
+        let t = deadline(ctx, READ_TIMEOUT);
+        let cx = match self
+            .0
+            .open(
+                ctx,
+                Opening {
+                    op: Op::Read,
+                    values: &mut base,
+                    prior: state,
+                    private,
+                    deadline: t,
+                },
+                diags,
+            )
+            .await
+        {
+            Ok(cx) => cx,
+            Err(Closed::Failed) => return keep(state),
+            Err(Closed::Gone) => return gone,
+        };
+        if let Err(e) = self.0.before_observe(&cx, diags).await {
+            report(diags, Op::Read, G::WHAT, &[e]);
+            return keep(&base);
+        }
+        let steps = G::steps();
+        let (seen, errors) = engine::observe_all(&steps, &cx).await;
+        if !errors.is_empty() {
+            report(diags, Op::Read, G::WHAT, &errors);
+            return keep(&base);
+        }
+        warn::<G>(diags, &cx);
+        let Refreshed { all_gone, drift } = engine::refreshed(&steps, &seen, G::TRANSIENT);
+        if all_gone && !G::keep_when_gone(&cx) {
+            return gone;
+        }
+        warn_drift(diags, &drift, &G::drift_place(&cx));
+        // Ids of gone pieces stay in state (so plan can name them) until apply re-creates.
+        ReadOutcome {
+            private: G::private_of(&cx, private),
+            state: Some(G::state_from(&base, &cx, drift)),
+        }
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        prior: &Value,
+        planned: &Value,
+        _config: &Value,
+        private: &[u8],
+        diags: &mut Diagnostics,
+    ) -> ApplyOutcome {
+        let mut base = planned.clone();
+        for k in G::STATE_IDS {
+            if let Some(v) = prior.get(k) {
+                if !base.get(k).is_some_and(|x| x.is_known() && !x.is_null()) {
+                    set(&mut base, k, v.clone());
+                }
+            }
+        }
+        let t = deadline(ctx, timeout(planned, "update", G::DEFAULT_TIMEOUT));
+        let Ok(cx) = self
+            .0
+            .open(
+                ctx,
+                Opening {
+                    op: Op::Update,
+                    values: &mut base,
+                    prior,
+                    private,
+                    deadline: t,
+                },
+                diags,
+            )
+            .await
+        else {
+            return ApplyOutcome {
+                state: None,
+                private: private.to_vec(),
+            };
+        };
+        let steps = G::steps();
+        // State from before owners existed: its objects become this instance's first.
+        let mut errors: Vec<_> = match Owner::recorded(prior) {
+            None => G::claim(&cx).await.err().into_iter().collect(),
+            Some(_) => Vec::new(),
+        };
+        if errors.is_empty() {
+            errors = engine::converge(&steps, &cx).await;
+        }
+        if errors.is_empty() {
+            errors.extend(
+                self.0
+                    .after_converge(&cx, prior, planned, diags)
+                    .await
+                    .err(),
+            );
+        }
+        report(diags, Op::Update, G::WHAT, &errors);
+        warn::<G>(diags, &cx);
+        let mut state = G::state_from(planned, &cx, BTreeMap::new());
+        if !errors.is_empty() {
+            G::after_failed_update(&mut state, prior, planned);
+        }
+        ApplyOutcome {
+            state: Some(state),
+            private: G::private_of(&cx, private),
+        }
+    }
+
+    async fn delete(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        prior: &Value,
+        private: &[u8],
+        diags: &mut Diagnostics,
+    ) {
+        let t = deadline(ctx, timeout(prior, "delete", G::DEFAULT_TIMEOUT));
+        let mut values = prior.clone();
+        let Ok(cx) = self
+            .0
+            .open(
+                ctx,
+                Opening {
+                    op: Op::Delete,
+                    values: &mut values,
+                    prior,
+                    private,
+                    deadline: t,
+                },
+                diags,
+            )
+            .await
+        else {
+            return;
+        };
+        let errors = engine::delete_all(&G::steps(), &cx).await;
+        report(diags, Op::Delete, G::WHAT, &errors);
+        warn::<G>(diags, &cx);
+        G::after_delete(&cx, diags);
+    }
+
+    async fn import(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        id: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        match self.0.import() {
+            Some(i) => i.import(ctx, id, diags).await,
+            None => {
+                diags.error(
+                    "Import is not supported",
+                    format!("{} cannot be imported.", G::TYPE_NAME),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// What the step `key` of `G` needs, after checking `G`'s step graph (for the resources'
+/// tests of guide order).
+#[cfg(test)]
+pub fn needs<G: Guided>(key: &str) -> Vec<&'static str> {
+    let steps = G::steps();
+    assert_eq!(engine::check_graph(&steps), Ok(()));
+    steps
+        .into_iter()
+        .find(|s| s.key() == key)
+        .map(|s| s.needs().to_vec())
+        .unwrap_or_else(|| panic!("{} has no step {key:?}", G::TYPE_NAME))
+}
