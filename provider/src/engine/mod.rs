@@ -74,54 +74,134 @@ pub trait StepContext: Sync {
     fn deadline(&self) -> &Deadline;
 }
 
-/// Checks a resource's steps: keys are unique, every step a step needs exists, and no step
-/// needs itself through others (a cycle would start nothing and end without a word). Each
-/// resource's tests call it on its steps; every engine run checks again before starting any.
-pub fn check_graph<C: Sync>(steps: &[&dyn Step<C>]) -> Result<(), String> {
-    let keys: Vec<&str> = steps.iter().map(|s| s.key()).collect();
-    for (i, k) in keys.iter().enumerate() {
-        if keys[..i].contains(k) {
-            return Err(format!("two steps have the key {k:?}"));
-        }
+/// A check: a step that verifies something and leaves nothing behind (e.g. a canary
+/// message through the pipeline). It runs when its piece is made or repaired; a refresh
+/// finds nothing to compare and a delete has nothing to remove.
+#[async_trait]
+pub trait Check<C: Sync>: Send + Sync {
+    fn key(&self) -> &'static str;
+    fn title(&self) -> &'static str;
+    fn needs(&self) -> &'static [&'static str];
+    async fn check(&self, cx: &C) -> Result<(), StepError>;
+}
+
+#[async_trait]
+impl<C: Sync, T: Check<C>> Step<C> for T {
+    fn key(&self) -> &'static str {
+        Check::key(self)
     }
-    for s in steps {
-        if let Some(n) = s.needs().iter().find(|n| !keys.contains(n)) {
-            return Err(format!(
-                "step {:?} needs {n:?}, which is not a step",
-                s.key()
-            ));
-        }
+    fn title(&self) -> &'static str {
+        Check::title(self)
     }
-    // Kahn: repeatedly take the steps whose needs are all taken; what is left is a cycle.
-    let mut taken: HashSet<&str> = HashSet::new();
-    while taken.len() < steps.len() {
-        let ready: Vec<&str> = steps
-            .iter()
-            .filter(|s| !taken.contains(s.key()) && s.needs().iter().all(|n| taken.contains(n)))
-            .map(|s| s.key())
-            .collect();
-        if ready.is_empty() {
-            let mut left: Vec<&str> = keys
-                .iter()
-                .copied()
-                .filter(|k| !taken.contains(k))
+    fn needs(&self) -> &'static [&'static str] {
+        Check::needs(self)
+    }
+    async fn create(&self, cx: &C) -> Result<(), StepError> {
+        self.check(cx).await
+    }
+    async fn observe(&self, _cx: &C) -> Result<Observed, StepError> {
+        Ok(Observed::Present(vec![]))
+    }
+    async fn repair(&self, cx: &C, _problems: &[String]) -> Result<(), StepError> {
+        self.check(cx).await
+    }
+    async fn delete(&self, _cx: &C) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+/// Why a resource's steps are not a graph the engine can run (a provider bug).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    #[error("two steps have the key {0:?}")]
+    DuplicateKey(&'static str),
+    #[error("step {step:?} needs {need:?}, which is not a step")]
+    UnknownNeed {
+        step: &'static str,
+        need: &'static str,
+    },
+    #[error("the steps {} need each other (a cycle)", .0.join(", "))]
+    Cycle(Vec<&'static str>),
+}
+
+/// A resource's steps with their dependencies resolved: keys are unique, every step a step
+/// needs exists, and no step needs itself through others (a cycle would start nothing).
+/// Checked once, when the graph is built; every engine run takes a graph.
+pub struct Graph<'s, C> {
+    steps: Vec<&'s dyn Step<C>>,
+    /// needs[i]: the positions of the steps step i needs.
+    needs: Vec<Vec<usize>>,
+}
+
+impl<'s, C: Sync> Graph<'s, C> {
+    pub fn new(steps: Vec<&'s dyn Step<C>>) -> Result<Self, GraphError> {
+        let keys: Vec<&'static str> = steps.iter().map(|s| s.key()).collect();
+        for (i, k) in keys.iter().enumerate() {
+            if keys[..i].contains(k) {
+                return Err(GraphError::DuplicateKey(k));
+            }
+        }
+        let mut needs = Vec::with_capacity(steps.len());
+        for s in &steps {
+            let mut mine = Vec::new();
+            for need in s.needs() {
+                match keys.iter().position(|k| k == need) {
+                    Some(j) => mine.push(j),
+                    None => {
+                        return Err(GraphError::UnknownNeed {
+                            step: s.key(),
+                            need,
+                        })
+                    }
+                }
+            }
+            needs.push(mine);
+        }
+        // Kahn: repeatedly take the steps whose needs are all taken; what is left is a cycle.
+        let mut taken = vec![false; steps.len()];
+        let mut left = steps.len();
+        while left > 0 {
+            let ready: Vec<usize> = (0..steps.len())
+                .filter(|&i| !taken[i] && needs[i].iter().all(|&j| taken[j]))
                 .collect();
-            left.sort_unstable();
-            return Err(format!(
-                "the steps {} need each other (a cycle)",
-                left.join(", ")
-            ));
+            if ready.is_empty() {
+                let mut cycle: Vec<&'static str> = (0..steps.len())
+                    .filter(|&i| !taken[i])
+                    .map(|i| keys[i])
+                    .collect();
+                cycle.sort_unstable();
+                return Err(GraphError::Cycle(cycle));
+            }
+            for i in ready {
+                taken[i] = true;
+                left -= 1;
+            }
         }
-        taken.extend(ready);
+        Ok(Graph { steps, needs })
     }
-    Ok(())
+
+    pub fn steps(&self) -> &[&'s dyn Step<C>] {
+        &self.steps
+    }
+
+    /// The steps that must finish before step `i` starts: those it needs, or in reverse
+    /// (deletes) those that need it.
+    fn waits_for(&self, i: usize, reverse: bool) -> HashSet<usize> {
+        if reverse {
+            (0..self.steps.len())
+                .filter(|&j| self.needs[j].contains(&i))
+                .collect()
+        } else {
+            self.needs[i].iter().copied().collect()
+        }
+    }
 }
 
 /// Runs `run` for every step once all the steps it needs are done, concurrently.
 /// Stops starting new steps after the first failure or once Terraform cancels (Ctrl-C), lets
 /// running ones finish (so the journal records what they made), and returns every error.
 async fn in_order<'a, C, F>(
-    steps: &'a [&'a dyn Step<C>],
+    graph: &'a Graph<'a, C>,
     cx: &'a C,
     reverse: bool,
     run: F,
@@ -130,28 +210,9 @@ where
     C: StepContext,
     F: Fn(&'a dyn Step<C>) -> Pin<Box<dyn Future<Output = Result<(), StepError>> + Send + 'a>>,
 {
-    if let Err(e) = check_graph(steps) {
-        return vec![StepError {
-            step: "The resource's steps (a provider bug: please report it)",
-            message: e,
-        }];
-    }
-    let keys: Vec<&str> = steps.iter().map(|s| s.key()).collect();
-    // waits_for[i]: the steps that must finish before step i starts.
+    let steps = graph.steps();
     let waits_for: Vec<HashSet<usize>> = (0..steps.len())
-        .map(|i| {
-            if reverse {
-                (0..steps.len())
-                    .filter(|&j| steps[j].needs().contains(&keys[i]))
-                    .collect()
-            } else {
-                steps[i]
-                    .needs()
-                    .iter()
-                    .filter_map(|n| keys.iter().position(|k| k == n))
-                    .collect()
-            }
-        })
+        .map(|i| graph.waits_for(i, reverse))
         .collect();
     let mut done: HashSet<usize> = HashSet::new();
     let mut started: HashSet<usize> = HashSet::new();
@@ -189,8 +250,8 @@ where
 }
 
 /// Creates (or adopts) every piece, in dependency order.
-pub async fn create_all<C: StepContext>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepError> {
-    in_order(steps, cx, false, |s| {
+pub async fn create_all<C: StepContext>(graph: &Graph<'_, C>, cx: &C) -> Vec<StepError> {
+    in_order(graph, cx, false, |s| {
         Box::pin(async move {
             tracing::debug!(step = s.title(), "create");
             s.create(cx).await
@@ -203,12 +264,12 @@ pub async fn create_all<C: StepContext>(steps: &[&dyn Step<C>], cx: &C) -> Vec<S
 /// concurrently): a piece that compares itself with another's live value (the device with
 /// the queue's URL, say) reads it after that piece's observation has filled it in.
 pub async fn observe_all<C: StepContext>(
-    steps: &[&dyn Step<C>],
+    graph: &Graph<'_, C>,
     cx: &C,
 ) -> (HashMap<&'static str, Observed>, Vec<StepError>) {
     let seen = std::sync::Mutex::new(HashMap::new());
     let seen_ref = &seen;
-    let errors = in_order(steps, cx, false, |s| {
+    let errors = in_order(graph, cx, false, |s| {
         Box::pin(async move {
             let o = s.observe(cx).await?;
             if let Ok(mut g) = seen_ref.lock() {
@@ -233,7 +294,7 @@ pub struct Refreshed {
 /// Sums up `observe_all`: pieces listed in `transient` (checks that leave nothing behind,
 /// e.g. a canary) do not count towards "gone".
 pub fn refreshed<C: Sync>(
-    steps: &[&dyn Step<C>],
+    graph: &Graph<'_, C>,
     seen: &HashMap<&'static str, Observed>,
     transient: &[&str],
 ) -> Refreshed {
@@ -241,7 +302,8 @@ pub fn refreshed<C: Sync>(
         .iter()
         .filter(|(k, _)| !transient.contains(k))
         .all(|(_, o)| matches!(o, Observed::Gone | Observed::NotCreated));
-    let drift = steps
+    let drift = graph
+        .steps()
         .iter()
         .filter_map(|s| {
             let p = seen.get(s.key())?.problems();
@@ -255,8 +317,8 @@ pub fn refreshed<C: Sync>(
 /// same order for repair as for create). Each step is observed only after the steps it needs
 /// have converged, so it compares itself with what they are now (e.g. a re-created queue's
 /// new URL) and is repaired if it points at the old one.
-pub async fn converge<C: StepContext>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepError> {
-    in_order(steps, cx, false, |s| {
+pub async fn converge<C: StepContext>(graph: &Graph<'_, C>, cx: &C) -> Vec<StepError> {
+    in_order(graph, cx, false, |s| {
         Box::pin(async move {
             match s.observe(cx).await? {
                 Observed::NotCreated | Observed::Gone => {
@@ -275,8 +337,8 @@ pub async fn converge<C: StepContext>(steps: &[&dyn Step<C>], cx: &C) -> Vec<Ste
 }
 
 /// Deletes every piece in reverse dependency order.
-pub async fn delete_all<C: StepContext>(steps: &[&dyn Step<C>], cx: &C) -> Vec<StepError> {
-    in_order(steps, cx, true, |s| {
+pub async fn delete_all<C: StepContext>(graph: &Graph<'_, C>, cx: &C) -> Vec<StepError> {
+    in_order(graph, cx, true, |s| {
         Box::pin(async move {
             tracing::debug!(step = s.title(), "delete");
             s.delete(cx).await
@@ -377,34 +439,73 @@ mod tests {
     const QUEUE: S = S("queue", &["key"], 30);
     const NOTICE: S = S("notice", &["bucket", "queue"], 1);
 
-    #[tokio::test]
-    async fn an_unknown_need_or_a_cycle_is_an_error_and_nothing_starts() {
+    fn graph(steps: &[&'static dyn Step<Cx>]) -> Graph<'static, Cx> {
+        Graph::new(steps.to_vec()).expect("a valid graph")
+    }
+
+    #[test]
+    fn an_unknown_need_a_cycle_or_a_key_twice_is_an_error_when_the_graph_is_built() {
         const LOOP_A: S = S("a", &["b"], 1);
         const LOOP_B: S = S("b", &["a"], 1);
         const TYPO: S = S("notice", &["bukcet"], 1);
-        let ok: [&dyn Step<Cx>; 4] = [&NOTICE, &QUEUE, &BUCKET, &KEY];
-        assert_eq!(check_graph(&ok), Ok(()));
-        let typo: [&dyn Step<Cx>; 2] = [&KEY, &TYPO];
-        let e = check_graph(&typo).unwrap_err();
-        assert!(e.contains("\"notice\" needs \"bukcet\""), "{e}");
-        let cycle: [&dyn Step<Cx>; 3] = [&KEY, &LOOP_A, &LOOP_B];
-        let e = check_graph(&cycle).unwrap_err();
-        assert!(e.contains("a, b need each other"), "{e}");
-        let twice: [&dyn Step<Cx>; 2] = [&KEY, &KEY];
-        assert!(check_graph(&twice).unwrap_err().contains("two steps"));
+        let built = |s: &[&'static dyn Step<Cx>]| Graph::new(s.to_vec()).err();
+        assert_eq!(built(&[&NOTICE, &QUEUE, &BUCKET, &KEY]), None);
+        let e = built(&[&KEY, &TYPO]).expect("an unknown need");
+        assert_eq!(
+            e,
+            GraphError::UnknownNeed {
+                step: "notice",
+                need: "bukcet"
+            }
+        );
+        assert!(e.to_string().contains("\"notice\" needs \"bukcet\""), "{e}");
+        let e = built(&[&KEY, &LOOP_A, &LOOP_B]).expect("a cycle");
+        assert_eq!(e, GraphError::Cycle(vec!["a", "b"]));
+        assert!(e.to_string().contains("a, b need each other"), "{e}");
+        assert_eq!(built(&[&KEY, &KEY]), Some(GraphError::DuplicateKey("key")));
+    }
 
-        // An engine run reports it instead of silently doing nothing.
+    struct Canary;
+
+    #[async_trait]
+    impl Check<Cx> for Canary {
+        fn key(&self) -> &'static str {
+            "canary"
+        }
+        fn title(&self) -> &'static str {
+            "canary"
+        }
+        fn needs(&self) -> &'static [&'static str] {
+            &["key"]
+        }
+        async fn check(&self, cx: &Cx) -> Result<(), StepError> {
+            cx.log.lock().unwrap().push("check canary".into());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_check_runs_when_made_and_is_never_drift_nor_deleted() {
         let cx = Cx::default();
-        let errors = create_all(&cycle, &cx).await;
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].message.contains("cycle"), "{errors:?}");
-        assert!(cx.log.lock().unwrap().is_empty(), "no step started");
+        let steps = graph(&[&KEY, &Canary]);
+        assert!(create_all(&steps, &cx).await.is_empty());
+        let (seen, errs) = observe_all(&steps, &cx).await;
+        assert!(errs.is_empty());
+        assert_eq!(seen["canary"], Observed::Present(vec![]));
+        assert!(delete_all(&steps, &cx).await.is_empty());
+        let log = cx.log.lock().unwrap().clone();
+        assert_eq!(
+            log.iter().filter(|l| *l == "check canary").count(),
+            1,
+            "{log:?}"
+        );
+        assert!(pos(&log, "end key") < pos(&log, "check canary"), "{log:?}");
     }
 
     #[tokio::test]
     async fn independent_steps_overlap_and_dependents_wait() {
         let cx = Cx::default();
-        let steps: [&dyn Step<Cx>; 4] = [&NOTICE, &QUEUE, &BUCKET, &KEY];
+        let steps = graph(&[&NOTICE, &QUEUE, &BUCKET, &KEY]);
         assert!(create_all(&steps, &cx).await.is_empty());
         let log = cx.log.lock().unwrap().clone();
         assert!(pos(&log, "end key") < pos(&log, "start bucket"));
@@ -424,7 +525,7 @@ mod tests {
             fail: Some("queue"),
             ..Default::default()
         };
-        let steps: [&dyn Step<Cx>; 4] = [&KEY, &BUCKET, &QUEUE, &NOTICE];
+        let steps = graph(&[&KEY, &BUCKET, &QUEUE, &NOTICE]);
         let errs = create_all(&steps, &cx).await;
         assert_eq!(
             errs,
@@ -444,7 +545,7 @@ mod tests {
     #[tokio::test]
     async fn an_interrupt_lets_running_steps_finish_and_starts_no_more() {
         let cx = Cx::default();
-        let steps: [&dyn Step<Cx>; 4] = [&KEY, &BUCKET, &QUEUE, &NOTICE];
+        let steps = graph(&[&KEY, &BUCKET, &QUEUE, &NOTICE]);
         let cancel = cx.deadline.cancel.clone();
         let interrupt = async {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -472,7 +573,7 @@ mod tests {
     #[tokio::test]
     async fn converge_recreates_gone_and_repairs_drift_then_delete_reverses() {
         let cx = Cx::default();
-        let steps: [&dyn Step<Cx>; 4] = [&KEY, &BUCKET, &QUEUE, &NOTICE];
+        let steps = graph(&[&KEY, &BUCKET, &QUEUE, &NOTICE]);
         assert!(create_all(&steps, &cx).await.is_empty());
         cx.live.lock().unwrap().remove("queue");
         cx.live
@@ -509,7 +610,7 @@ mod tests {
     #[tokio::test]
     async fn refresh_observes_each_piece_after_the_pieces_it_needs() {
         let cx = Cx::default();
-        let steps: [&dyn Step<Cx>; 4] = [&NOTICE, &QUEUE, &BUCKET, &KEY];
+        let steps = graph(&[&NOTICE, &QUEUE, &BUCKET, &KEY]);
         assert!(create_all(&steps, &cx).await.is_empty());
         cx.log.lock().unwrap().clear();
         let (seen, errs) = observe_all(&steps, &cx).await;
@@ -537,7 +638,7 @@ mod tests {
     #[test]
     fn refreshed_names_gone_pieces_and_ignores_transient_checks() {
         let (a, b, c) = (S("a", &[], 0), S("b", &["a"], 0), S("check", &["b"], 0));
-        let steps: Vec<&dyn Step<Cx>> = vec![&a, &b, &c];
+        let steps = Graph::new(vec![&a as &dyn Step<Cx>, &b, &c]).expect("a valid graph");
         let seen = HashMap::from([
             ("a", Observed::Gone),
             (

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use super::common::{check_timeouts, interrupted_create, set, timeout, warn_drift};
 use super::ownership::{self, Owner};
 use super::ExpelData;
-use crate::engine::{self, Deadline, Observed, Refreshed, Step, StepContext, StepError};
+use crate::engine::{self, Deadline, Graph, Observed, Refreshed, Step, StepContext, StepError};
 use crate::tfplugin::diag::Diagnostics;
 use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
 use crate::tfplugin::schema::Schema;
@@ -196,8 +196,21 @@ pub trait Import: Send + Sync {
     ) -> Option<Value>;
 }
 
-/// A guided resource as Terraform sees it.
-pub struct Guide<G>(pub G);
+/// A guided resource as Terraform sees it: the guide and its step graph, built once.
+pub struct Guide<G: Guided> {
+    guide: G,
+    graph: Graph<'static, G::Cx>,
+}
+
+impl<G: Guided> Guide<G> {
+    /// Panics when the steps are not a graph (a duplicate key, an unknown need or a cycle):
+    /// a provider bug, which every resource's tests catch before a release.
+    pub fn new(guide: G) -> Self {
+        let graph = Graph::new(G::steps())
+            .unwrap_or_else(|e| panic!("{}: its steps are not a graph: {e}", G::TYPE_NAME));
+        Guide { guide, graph }
+    }
+}
 
 /// Says each failed step as an error, with what the user can do after this operation.
 pub fn report(diags: &mut Diagnostics, op: Op, what: &str, errors: &[StepError]) {
@@ -279,7 +292,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
         if planned.is_null() {
             return;
         }
-        if let Some(p) = self.0.plan() {
+        if let Some(p) = self.guide.plan() {
             p.modify_plan(ctx, input, planned, diags).await;
         }
     }
@@ -298,7 +311,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
         let t = deadline(ctx, timeout(planned, "create", G::DEFAULT_TIMEOUT));
         let mut values = planned.clone();
         let Ok(cx) = self
-            .0
+            .guide
             .open(
                 ctx,
                 Opening {
@@ -314,8 +327,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
         else {
             return nothing;
         };
-        let steps = G::steps();
-        let mut errors = engine::create_all(&steps, &cx).await;
+        let mut errors = engine::create_all(&self.graph, &cx).await;
         if errors.is_empty() {
             errors.extend(G::after_create(&cx).await.err());
         }
@@ -361,7 +373,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
         let mut base = state.clone();
         let t = deadline(ctx, READ_TIMEOUT);
         let cx = match self
-            .0
+            .guide
             .open(
                 ctx,
                 Opening {
@@ -379,18 +391,17 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
             Err(Closed::Failed) => return keep(state),
             Err(Closed::Gone) => return gone,
         };
-        if let Err(e) = self.0.before_observe(&cx, diags).await {
+        if let Err(e) = self.guide.before_observe(&cx, diags).await {
             report(diags, Op::Read, G::WHAT, &[e]);
             return keep(&base);
         }
-        let steps = G::steps();
-        let (seen, errors) = engine::observe_all(&steps, &cx).await;
+        let (seen, errors) = engine::observe_all(&self.graph, &cx).await;
         if !errors.is_empty() {
             report(diags, Op::Read, G::WHAT, &errors);
             return keep(&base);
         }
         warn::<G>(diags, &cx);
-        let Refreshed { all_gone, drift } = engine::refreshed(&steps, &seen, G::TRANSIENT);
+        let Refreshed { all_gone, drift } = engine::refreshed(&self.graph, &seen, G::TRANSIENT);
         if all_gone && !G::keep_when_gone(&cx) {
             return gone;
         }
@@ -421,7 +432,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
         }
         let t = deadline(ctx, timeout(planned, "update", G::DEFAULT_TIMEOUT));
         let Ok(cx) = self
-            .0
+            .guide
             .open(
                 ctx,
                 Opening {
@@ -440,18 +451,17 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
                 private: private.to_vec(),
             };
         };
-        let steps = G::steps();
         // State from before owners existed: its objects become this instance's first.
         let mut errors: Vec<_> = match Owner::recorded(prior) {
             None => G::claim(&cx).await.err().into_iter().collect(),
             Some(_) => Vec::new(),
         };
         if errors.is_empty() {
-            errors = engine::converge(&steps, &cx).await;
+            errors = engine::converge(&self.graph, &cx).await;
         }
         if errors.is_empty() {
             errors.extend(
-                self.0
+                self.guide
                     .after_converge(&cx, prior, planned, diags)
                     .await
                     .err(),
@@ -479,7 +489,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
         let t = deadline(ctx, timeout(prior, "delete", G::DEFAULT_TIMEOUT));
         let mut values = prior.clone();
         let Ok(cx) = self
-            .0
+            .guide
             .open(
                 ctx,
                 Opening {
@@ -495,7 +505,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
         else {
             return;
         };
-        let errors = engine::delete_all(&G::steps(), &cx).await;
+        let errors = engine::delete_all(&self.graph, &cx).await;
         report(diags, Op::Delete, G::WHAT, &errors);
         warn::<G>(diags, &cx);
         G::after_delete(&cx, diags);
@@ -507,7 +517,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
         id: &str,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        match self.0.import() {
+        match self.guide.import() {
             Some(i) => i.import(ctx, id, diags).await,
             None => {
                 diags.error(
@@ -524,10 +534,10 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
 /// tests of guide order).
 #[cfg(test)]
 pub fn needs<G: Guided>(key: &str) -> Vec<&'static str> {
-    let steps = G::steps();
-    assert_eq!(engine::check_graph(&steps), Ok(()));
-    steps
-        .into_iter()
+    let graph = Graph::new(G::steps()).expect("the steps are a graph");
+    graph
+        .steps()
+        .iter()
         .find(|s| s.key() == key)
         .map(|s| s.needs().to_vec())
         .unwrap_or_else(|| panic!("{} has no step {key:?}", G::TYPE_NAME))

@@ -60,10 +60,10 @@ impl Provider for ExpelProvider {
 
     fn resources(&self) -> Vec<Arc<dyn Resource<ExpelData>>> {
         vec![
-            Arc::new(guided::Guide(cloudtrail::CloudTrailIntegration)),
-            Arc::new(guided::Guide(member_role::AwsMemberRole)),
-            Arc::new(guided::Guide(sentinelone::SentinelOneDevice)),
-            Arc::new(guided::Guide(wiz::WizDevice)),
+            Arc::new(guided::Guide::new(cloudtrail::CloudTrailIntegration)),
+            Arc::new(guided::Guide::new(member_role::AwsMemberRole)),
+            Arc::new(guided::Guide::new(sentinelone::SentinelOneDevice)),
+            Arc::new(guided::Guide::new(wiz::WizDevice)),
         ]
     }
 

@@ -757,7 +757,7 @@ mod tests {
             ("role_session_name", Value::string("ExpelCloudTrail")),
         ]);
         set(&mut config, attr, value);
-        validate_config(&Guide(CloudTrailIntegration), &config)
+        validate_config(&Guide::new(CloudTrailIntegration), &config)
             .iter()
             .map(|d| {
                 let path = d.path.as_ref().map(|p| p.to_string()).unwrap_or_default();

@@ -489,7 +489,7 @@ mod tests {
             ("role_name", Value::string("Expel Service Role")),
             ("policy_name", Value::string("P".repeat(129))),
         ]);
-        let d = validate_config(&Guide(AwsMemberRole), &config);
+        let d = validate_config(&Guide::new(AwsMemberRole), &config);
         let found: Vec<(String, &str)> = d
             .iter()
             .map(|x| {
@@ -512,7 +512,10 @@ mod tests {
             ("role_name", Value::string("ExpelServiceRole")),
             ("policy_name", Value::unknown()),
         ]);
-        assert_eq!(validate_config(&Guide(AwsMemberRole), &guide).0, vec![]);
+        assert_eq!(
+            validate_config(&Guide::new(AwsMemberRole), &guide).0,
+            vec![]
+        );
     }
 
     #[test]
