@@ -1,5 +1,8 @@
 //! The provider block: Workbench, AWS, SentinelOne and Wiz settings, each also from the
 //! environment. Missing or malformed values name the attribute and the variable.
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+
 use url::Url;
 
 use crate::clients::aws::{AwsClientSettings, AwsClients, AwsError, AwsLocation};
@@ -59,17 +62,52 @@ pub struct AssumeRole {
     pub session_name: String,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct SentinelOneSettings {
-    pub api_token: Secret,
+/// A vendor the provider block gives access to: its nested block `<BLOCK> { ... }` and the
+/// environment variables behind it. Each lives beside its resource and is registered once,
+/// in [`vendors`].
+pub trait Access: Sized + Send + Sync + 'static {
+    /// The nested block's name, e.g. `wiz`.
+    const BLOCK: &'static str;
+    fn block() -> Block;
+    /// Cross-attribute checks of the block that need no remote call (values may be unknown).
+    fn validate(_block: &Value, _diags: &mut Diagnostics) {}
+    /// Reads the block (null when absent) and the environment: `None` when the vendor is not
+    /// configured, or when a value is wrong (then `diags` names it).
+    fn configure(
+        block: &Value,
+        env: &dyn Env,
+        limits: &Limits,
+        diags: &mut Diagnostics,
+    ) -> Option<Self>;
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct WizSettings {
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub auth_url: Url,
-    pub api_url: Url,
+type Configured = Box<dyn Any + Send + Sync>;
+
+/// A registered [`Access`], without its type.
+struct Vendor {
+    name: &'static str,
+    block: fn() -> Block,
+    validate: fn(&Value, &mut Diagnostics),
+    configure: fn(&Value, &dyn Env, &Limits, &mut Diagnostics) -> Option<Configured>,
+}
+
+fn vendor<A: Access>() -> Vendor {
+    Vendor {
+        name: A::BLOCK,
+        block: A::block,
+        validate: A::validate,
+        configure: |block, env, limits, diags| {
+            A::configure(block, env, limits, diags).map(|a| Box::new(a) as Configured)
+        },
+    }
+}
+
+/// The vendors whose APIs the provider block gives access to: one line each.
+fn vendors() -> [Vendor; 2] {
+    [
+        vendor::<crate::resources::sentinelone::SentinelOneAccess>(),
+        vendor::<crate::resources::wiz::WizAccess>(),
+    ]
 }
 
 /// What resources and data sources receive once the provider is configured.
@@ -79,16 +117,19 @@ pub struct ExpelData {
     pub limits: Limits,
     pub organization_id: Option<String>,
     pub aws: AwsSettings,
-    pub sentinelone: Option<SentinelOneSettings>,
-    pub wiz: Option<WizSettings>,
-    /// The Wiz client (token cached for the life of the provider process), when `wiz` is set.
-    pub wiz_client: Option<crate::clients::wiz::WizClient>,
+    /// Each configured vendor's [`Access`], by type.
+    vendors: HashMap<TypeId, Configured>,
     /// Built on first use: configurations that use no AWS resource need no AWS credentials.
     aws_clients: tokio::sync::OnceCell<AwsClients>,
     aws_location: tokio::sync::OnceCell<AwsLocation>,
 }
 
 impl ExpelData {
+    /// The vendor's access, when the provider block (or the environment) configures it.
+    pub fn access<A: Access>(&self) -> Option<&A> {
+        self.vendors.get(&TypeId::of::<A>())?.downcast_ref()
+    }
+
     pub async fn aws_clients(&self) -> &AwsClients {
         self.aws_clients
             .get_or_init(|| async {
@@ -156,29 +197,17 @@ pub fn schema() -> Schema {
             ),
         )
         .block(NestedBlock::single("endpoints", endpoints));
-    let s1 = Block::new("SentinelOne management console access.").attr(
-        Attribute::string("api_token")
-            .optional()
-            .sensitive()
-            .description("API token of a console user allowed to manage roles and users. Default: `SENTINELONE_API_TOKEN`."),
-    );
-    let wiz = Block::new("Wiz tenant access (a service account with admin scopes).")
-        .attr(Attribute::string("client_id").optional().description("Default: `WIZ_CLIENT_ID`."))
-        .attr(Attribute::string("client_secret").optional().sensitive().description("Default: `WIZ_CLIENT_SECRET`."))
-        .attr(Attribute::string("auth_url").optional().description("OAuth token URL. Default: `WIZ_AUTH_URL` or `https://auth.app.wiz.io/oauth/token`. Must be https (it carries the client secret); plain http only for this machine.").validator(validators::url(&["https", "http"])))
-        .attr(Attribute::string("api_url").optional().description("GraphQL endpoint of the tenant, e.g. `https://api.us17.app.wiz.io/graphql`. Default: `WIZ_API_URL`. Must be https (it carries the access token); plain http only for this machine.").validator(validators::url(&["https", "http"])));
-    Schema::new(
-        0,
-        Block::new("Configures access to Expel Workbench and to the tools the onboarding guides connect to it.")
+    let mut block = Block::new("Configures access to Expel Workbench and to the tools the onboarding guides connect to it.")
             .attr(Attribute::string("workbench_url").optional().description("Workbench base URL. Default: `EXPEL_WORKBENCH_URL` or `https://workbench.expel.io`. Must be https (it carries the API key); plain http only for this machine (localhost, 127.0.0.0/8, ::1).").validator(validators::url(&["https", "http"])))
             .attr(Attribute::string("api_key").optional().sensitive().description("Workbench API key of a service account (Organization Admin). Default: `EXPEL_API_KEY`."))
             .attr(Attribute::string("request_timeout").optional().description(&format!("How long one HTTP request to Workbench, SentinelOne or Wiz may take (connecting, sending, reading the answer) before it counts as timed out and is retried; also the limit of one AWS call attempt. Default `{}s` or `EXPEL_REQUEST_TIMEOUT`.", Limits::default().request.as_secs())).validator(duration_validator()))
             .attr(Attribute::string("request_total_timeout").optional().description(&format!("How long one call to Workbench, SentinelOne or Wiz may take with all its retries; then it fails with the cause of the last attempt (timed out, connection refused, DNS, TLS). Default `{}s` or `EXPEL_REQUEST_TOTAL_TIMEOUT`.", Limits::default().total.as_secs())).validator(duration_validator()))
             .attr(Attribute::string("organization_id").optional().description("Workbench organization id (a GUID); also the external id of ExpelServiceRole. Default: `EXPEL_ORGANIZATION_ID`.").validator(uuid_validator()))
-            .block(NestedBlock::single("aws", aws))
-            .block(NestedBlock::single("sentinelone", s1))
-            .block(NestedBlock::single("wiz", wiz)),
-    )
+            .block(NestedBlock::single("aws", aws));
+    for v in vendors() {
+        block = block.block(NestedBlock::single(v.name, (v.block)()));
+    }
+    Schema::new(0, block)
 }
 
 fn duration_validator() -> impl crate::tfplugin::schema::Validator {
@@ -246,15 +275,9 @@ pub fn is_role_arn(s: &str) -> bool {
 
 /// Cross-attribute checks that need no remote call.
 pub fn validate(config: &Value, diags: &mut Diagnostics) {
-    if let Some(wiz) = config.get("wiz").filter(|w| !w.is_null()) {
-        let id = wiz.get("client_id").unwrap_or(&Value::Null);
-        let secret = wiz.get("client_secret").unwrap_or(&Value::Null);
-        if id.is_known() && secret.is_known() && id.is_null() != secret.is_null() {
-            diags.attr_error(
-                AttrPath::root("wiz"),
-                "Incomplete Wiz credentials",
-                "Set both `wiz.client_id` and `wiz.client_secret` (or WIZ_CLIENT_ID and WIZ_CLIENT_SECRET), or neither.",
-            );
+    for v in vendors() {
+        if let Some(block) = config.get(v.name).filter(|b| !b.is_null()) {
+            (v.validate)(block, diags);
         }
     }
 }
@@ -268,7 +291,12 @@ fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 }
 
 /// Resolves `attr` from config, else from `var`; records where the value came from.
-fn setting(config: &Value, path: &[&str], var: &str, env: &dyn Env) -> Option<(String, String)> {
+pub fn setting(
+    config: &Value,
+    path: &[&str],
+    var: &str,
+    env: &dyn Env,
+) -> Option<(String, String)> {
     if let Some(s) = get(config, path) {
         return Some((s.to_string(), format!("`{}`", path.join("."))));
     }
@@ -292,7 +320,7 @@ fn parse_url(value: &str, source: &str, path: AttrPath, diags: &mut Diagnostics)
 
 /// A URL that carries `what` (a key, a secret): https, or http on this machine only. Checked
 /// before any connection is made.
-fn secure_url(
+pub fn secure_url(
     value: &str,
     source: &str,
     path: AttrPath,
@@ -394,16 +422,13 @@ pub fn configure(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> Opti
     }
 
     let aws = aws_settings(config, env, diags);
-    let sentinelone = setting(
-        config,
-        &["sentinelone", "api_token"],
-        "SENTINELONE_API_TOKEN",
-        env,
-    )
-    .map(|(t, _)| SentinelOneSettings {
-        api_token: Secret::new(t),
-    });
-    let wiz = wiz_settings(config, env, diags);
+    let vendors: HashMap<TypeId, Configured> = vendors()
+        .iter()
+        .filter_map(|v| {
+            let block = config.get(v.name).cloned().unwrap_or(Value::Null);
+            (v.configure)(&block, env, &limits, diags).map(|a| ((*a).type_id(), a))
+        })
+        .collect();
 
     if diags.has_errors() {
         return None;
@@ -415,18 +440,7 @@ pub fn configure(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> Opti
             limits,
             organization_id: organization_id.map(|(id, _)| id),
             aws,
-            sentinelone,
-            wiz_client: wiz.as_ref().and_then(|w| {
-                crate::clients::wiz::WizClient::new(
-                    w.auth_url.clone(),
-                    w.api_url.clone(),
-                    w.client_id.clone(),
-                    w.client_secret.clone(),
-                )
-                .and_then(|c| c.with_limits(&limits))
-                .ok()
-            }),
-            wiz,
+            vendors,
             aws_clients: Default::default(),
             aws_location: Default::default(),
         }),
@@ -517,65 +531,10 @@ fn aws_settings(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> AwsSe
     }
 }
 
-fn wiz_settings(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> Option<WizSettings> {
-    let wiz = config.get("wiz").cloned().unwrap_or(Value::Null);
-    let id = setting(&wiz, &["client_id"], "WIZ_CLIENT_ID", env);
-    let secret = setting(&wiz, &["client_secret"], "WIZ_CLIENT_SECRET", env);
-    let (id, secret) = match (id, secret) {
-        (None, None) => return None,
-        (Some(i), Some(s)) => (i.0, Secret::new(s.0)),
-        (Some(_), None) => {
-            diags.attr_error(
-                AttrPath::root("wiz").attr("client_secret"),
-                "Missing Wiz client secret",
-                "Set `wiz.client_secret` or WIZ_CLIENT_SECRET, since a Wiz client id is given.",
-            );
-            return None;
-        }
-        (None, Some(_)) => {
-            diags.attr_error(
-                AttrPath::root("wiz").attr("client_id"),
-                "Missing Wiz client id",
-                "Set `wiz.client_id` or WIZ_CLIENT_ID, since a Wiz client secret is given.",
-            );
-            return None;
-        }
-    };
-    let auth = setting(&wiz, &["auth_url"], "WIZ_AUTH_URL", env).unwrap_or((
-        "https://auth.app.wiz.io/oauth/token".into(),
-        "the default".into(),
-    ));
-    let auth_url = secure_url(
-        &auth.0,
-        &auth.1,
-        AttrPath::root("wiz").attr("auth_url"),
-        "WIZ_AUTH_URL",
-        "the Wiz client secret",
-        diags,
-    );
-    let Some(api) = setting(&wiz, &["api_url"], "WIZ_API_URL", env) else {
-        diags.attr_error(AttrPath::root("wiz").attr("api_url"), "Missing Wiz API URL", "Set `wiz.api_url` or WIZ_API_URL to your tenant's GraphQL endpoint (Wiz: User Settings > Tenant > API Endpoint URL).");
-        return None;
-    };
-    let api_url = secure_url(
-        &api.0,
-        &api.1,
-        AttrPath::root("wiz").attr("api_url"),
-        "WIZ_API_URL",
-        "the Wiz access token",
-        diags,
-    );
-    Some(WizSettings {
-        client_id: id,
-        client_secret: secret,
-        auth_url: auth_url?,
-        api_url: api_url?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::wiz::WizAccess;
     use std::collections::HashMap;
 
     struct FakeEnv(HashMap<&'static str, &'static str>);
@@ -640,7 +599,8 @@ mod tests {
         assert_eq!(data.workbench.base_url().as_str(), "http://127.0.0.1:9/");
         assert_eq!(data.aws.endpoints.len(), AWS_SERVICES.len());
         assert_eq!(
-            data.wiz.map(|w| w.client_secret.expose().to_string()),
+            data.access::<WizAccess>()
+                .map(|w| w.settings.client_secret.expose().to_string()),
             Some("s".into())
         );
     }

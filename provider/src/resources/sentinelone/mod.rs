@@ -19,7 +19,10 @@ use crate::tfplugin::provider::{Ctx, PlanInput};
 use crate::tfplugin::schema::{validators, Attribute, Block, FnValidator, Schema};
 use crate::tfplugin::value::{Type, Value};
 
+mod access;
 mod steps;
+
+pub use access::SentinelOneAccess;
 pub mod when;
 
 use steps::{Cx, Journal, Settings, TOKEN_PROBLEM};
@@ -291,7 +294,7 @@ impl SentinelOneDevice {
             diags.error("Missing Workbench organization id", "expel_sentinelone_device registers the device in a Workbench organization: set `organization_id` in the provider block or EXPEL_ORGANIZATION_ID.");
             return None;
         };
-        let Some(s1) = ctx.data.sentinelone.as_ref() else {
+        let Some(s1) = ctx.data.access::<SentinelOneAccess>() else {
             diags.error("Missing SentinelOne API token", "expel_sentinelone_device needs the API token of a console user allowed to manage roles and users: set `sentinelone { api_token = ... }` in the provider block or SENTINELONE_API_TOKEN.");
             return None;
         };

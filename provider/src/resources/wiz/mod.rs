@@ -23,7 +23,10 @@ use crate::tfplugin::provider::{Ctx, PlanInput};
 use crate::tfplugin::schema::{validators, Attribute, Block, FnValidator, NestedBlock, Schema};
 use crate::tfplugin::value::{Type, Value};
 
+mod access;
 mod steps;
+
+pub use access::WizAccess;
 
 use steps::{Cx, Journal, Settings, REMADE};
 
@@ -315,7 +318,7 @@ fn made_nothing(j: &Journal) -> bool {
 
 impl WizDevice {
     fn org(&self, ctx: &Ctx<ExpelData>, diags: &mut Diagnostics) -> Option<String> {
-        if ctx.data.wiz_client.is_none() {
+        if ctx.data.access::<WizAccess>().is_none() {
             diags.error("Wiz access is not configured", "expel_wiz_device needs a Wiz service account with admin scopes: set the provider block `wiz { client_id, client_secret, api_url }` or WIZ_CLIENT_ID, WIZ_CLIENT_SECRET and WIZ_API_URL.");
             return None;
         }
@@ -328,9 +331,8 @@ impl WizDevice {
 
     fn tenant(&self, ctx: &Ctx<ExpelData>) -> String {
         ctx.data
-            .wiz_client
-            .as_ref()
-            .map(|w| w.api_url().to_string())
+            .access::<WizAccess>()
+            .map(|w| w.client.api_url().to_string())
             .unwrap_or_default()
     }
 
@@ -397,7 +399,7 @@ impl WizDevice {
             );
             return None;
         }
-        let wiz = ctx.data.wiz_client.as_ref()?;
+        let wiz = ctx.data.access::<WizAccess>().map(|a| &a.client)?;
         let spec = |k: &str| {
             d.device_spec
                 .get(k)
@@ -655,7 +657,7 @@ impl Plan for WizDevice {
         {
             return;
         }
-        let Some(wiz) = ctx.data.wiz_client.as_ref() else {
+        let Some(wiz) = ctx.data.access::<WizAccess>().map(|a| &a.client) else {
             return;
         };
         // The credentials are checked here, as SentinelOne's token is: a wrong secret fails

@@ -142,7 +142,7 @@ impl StepContext for Cx {
 
 impl Cx {
     pub fn wiz(&self) -> Result<&WizClient, StepError> {
-        self.data.wiz_client.as_ref().ok_or_else(|| StepError {
+        self.data.access::<super::WizAccess>().map(|a| &a.client).ok_or_else(|| StepError {
             step: "wiz",
             message: "the provider has no Wiz access configured (provider block `wiz { ... }` or WIZ_* variables)".into(),
         })
