@@ -13,6 +13,8 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use url::Url;
 
+use super::retry::{RetryKind, Retryable};
+
 /// Where AWS calls land: read from STS, pinned in state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AwsLocation {
@@ -280,6 +282,19 @@ impl fmt::Display for AwsError {
 }
 
 impl std::error::Error for AwsError {}
+
+impl Retryable for AwsError {
+    fn retry_kind(&self) -> RetryKind {
+        match self.kind {
+            AwsErrorKind::Transient => RetryKind::Retry,
+            AwsErrorKind::Propagation => RetryKind::Propagation,
+            AwsErrorKind::NotFound | AwsErrorKind::User => RetryKind::Fail,
+        }
+    }
+    fn outlasted_propagation(self, waited: std::time::Duration) -> Self {
+        self.with_likely_causes(waited)
+    }
+}
 
 const NOT_FOUND: &[&str] = &[
     "NoSuchEntity",

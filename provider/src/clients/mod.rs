@@ -3,6 +3,7 @@
 pub mod aws;
 pub mod http;
 pub mod pause;
+pub mod retry;
 #[cfg(test)]
 mod sandbox;
 pub mod secret;

@@ -3,9 +3,8 @@
 //! `{errors: [{code, title, message, detail}]}`. 429 and 5xx are retried (honouring
 //! Retry-After) for idempotent calls; a POST is retried only on 429, which the console answers
 //! before doing anything. Tokens are `Secret`s: they never reach an error, a log or Debug.
-use super::http::{display_url, Deadline, Limits};
-use super::pause::pause;
-use std::time::Duration;
+use super::http::{api_url, display_url, transient, verb, with_json, Limits, Policy, Transport};
+use super::retry::{RetryKind, Retryable};
 
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
@@ -50,6 +49,13 @@ impl SentinelOneError {
     }
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
+    }
+}
+
+impl Retryable for SentinelOneError {
+    fn retry_kind(&self) -> RetryKind {
+        let lost = matches!(self, SentinelOneError::Transport { .. });
+        RetryKind::retry_or_fail(lost || self.status().is_some_and(transient))
     }
 }
 
@@ -215,22 +221,19 @@ impl std::fmt::Debug for NewToken {
 }
 
 pub struct SentinelOneClient {
-    http: reqwest::Client,
+    transport: Transport,
     console: Url,
     token: Secret,
     max_attempts: u32,
-    limits: Limits,
 }
 
 impl SentinelOneClient {
     pub fn new(console: Url, token: Secret) -> Result<Self, reqwest::Error> {
-        let limits = Limits::default();
         Ok(SentinelOneClient {
-            http: limits.client()?,
+            transport: Transport::new("SentinelOne", &Limits::default())?,
             console,
             token,
             max_attempts: 6,
-            limits,
         })
     }
 
@@ -238,8 +241,7 @@ impl SentinelOneClient {
     /// `request_total_timeout`).
     pub fn with_limits(self, limits: &Limits) -> Result<Self, reqwest::Error> {
         Ok(SentinelOneClient {
-            http: limits.client()?,
-            limits: *limits,
+            transport: self.transport.with_limits(limits)?,
             ..self
         })
     }
@@ -249,13 +251,7 @@ impl SentinelOneClient {
     }
 
     fn url(&self, path: &str) -> Url {
-        let mut u = self.console.clone();
-        let prefix = u.path().trim_end_matches('/').to_string();
-        u.set_path(&format!(
-            "{prefix}{API_PREFIX}/{}",
-            path.trim_start_matches('/')
-        ));
-        u
+        api_url(&self.console, API_PREFIX, path)
     }
 
     async fn send(
@@ -265,90 +261,55 @@ impl SentinelOneClient {
         query: &[(&str, &str)],
         body: Option<&Json>,
     ) -> Result<Json, SentinelOneError> {
-        let verb: &'static str = match method.as_str() {
-            "GET" => "GET",
-            "POST" => "POST",
-            "PUT" => "PUT",
-            "DELETE" => "DELETE",
-            _ => "request",
+        let verb = verb(&method);
+        let policy = Policy {
+            attempts: self.max_attempts,
+            after_failure: method != reqwest::Method::POST,
+            retry_after: true,
         };
-        let idempotent = method != reqwest::Method::POST;
-        let mut deadline = Deadline::start(&self.limits);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut req = self
-                .http
-                .request(method.clone(), self.url(path))
-                .timeout(deadline.attempt())
-                .query(query)
-                .header("Authorization", format!("ApiToken {}", self.token.expose()))
-                .header("Accept", "application/json");
-            if let Some(b) = body {
-                req = req
-                    .header("Content-Type", "application/json")
-                    .body(b.to_string());
-            }
-            let transport = |reason: String| SentinelOneError::Transport {
+        let answer = self
+            .transport
+            .call(policy, path, || {
+                let req = self.transport.request(method.clone(), self.url(path));
+                let req = req
+                    .query(query)
+                    .header("Authorization", format!("ApiToken {}", self.token.expose()));
+                with_json(req, "application/json", body)
+            })
+            .await
+            .map_err(|reason| SentinelOneError::Transport {
                 base: display_url(&self.console),
                 method: verb,
                 path: path.to_string(),
                 reason,
-            };
-            let resp = match req.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    if idempotent
-                        && attempt < self.max_attempts
-                        && (e.is_connect() || e.is_timeout())
-                        && deadline.allows(backoff(attempt))
-                        && pause(backoff(attempt)).await
-                    {
-                        continue;
-                    }
-                    return Err(transport(deadline.describe(&e)));
-                }
-            };
-            let status = resp.status().as_u16();
-            let retry = status == 429 || (idempotent && status >= 500);
-            if retry && attempt < self.max_attempts {
-                let wait = retry_after(&resp).unwrap_or_else(|| backoff(attempt));
-                tracing::debug!(status, path, attempt, "SentinelOne retry");
-                if deadline.allows(wait) && pause(wait).await {
-                    continue;
-                }
-            }
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| transport(deadline.describe(&e)))?;
-            if bytes.is_empty() && status < 400 {
-                return Ok(Json::Null);
-            }
-            let doc: Json = match serde_json::from_slice(&bytes) {
-                Ok(d) => d,
-                Err(_) if status >= 400 => Json::Null,
-                Err(e) => {
-                    return Err(SentinelOneError::Decode {
-                        method: verb,
-                        path: path.to_string(),
-                        reason: format!("not JSON ({e})"),
-                    })
-                }
-            };
-            if status >= 400 {
-                let (code, message) = error_text(&doc, status);
-                let message = redact(&message);
-                return Err(SentinelOneError::Api {
+            })?;
+        let (status, bytes) = (answer.status, answer.body);
+        if bytes.is_empty() && status < 400 {
+            return Ok(Json::Null);
+        }
+        let doc: Json = match serde_json::from_slice(&bytes) {
+            Ok(d) => d,
+            Err(_) if status >= 400 => Json::Null,
+            Err(e) => {
+                return Err(SentinelOneError::Decode {
                     method: verb,
                     path: path.to_string(),
-                    status,
-                    code,
-                    message,
-                });
+                    reason: format!("not JSON ({e})"),
+                })
             }
-            return Ok(doc);
+        };
+        if status >= 400 {
+            let (code, message) = error_text(&doc, status);
+            let message = redact(&message);
+            return Err(SentinelOneError::Api {
+                method: verb,
+                path: path.to_string(),
+                status,
+                code,
+                message,
+            });
         }
+        Ok(doc)
     }
 
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Json, SentinelOneError> {
@@ -835,22 +796,6 @@ fn error_text(doc: &Json, status: u16) -> (Option<i64>, String) {
         _ => head.to_string(),
     };
     (code, message)
-}
-
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    let secs: u64 = resp
-        .headers()
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(secs.min(30)))
-}
-
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(200u64.saturating_mul(1 << attempt.min(5)))
 }
 
 #[cfg(test)]

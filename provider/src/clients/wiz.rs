@@ -13,8 +13,8 @@
 //! (`internal/wiz/structs.go`, `internal/provider/resource_*.go`; docs/guides/api-assumptions.md):
 //! a user has `effectiveRole` (no `role`, no expiry), users are filtered by `search` only,
 //! an integration's patch is `{name, params}`, a webhook action carries a `body` template.
-use super::http::{display_url, Deadline, Limits};
-use super::pause::pause;
+use super::http::{display_url, transient, Attempts, Deadline, Limits, Policy, Transport};
+use super::retry::{RetryKind, Retryable};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -77,11 +77,16 @@ impl WizError {
                     "INTERNAL" | "RATE_LIMITED" | "RATE_LIMIT_EXCEEDED" | "TOO_MANY_REQUESTS"
                 )
             }
-            WizError::Http { status, .. } => *status == 429 || *status >= 500,
-            WizError::Auth { status, .. } => *status == 429 || *status >= 500,
+            WizError::Http { status, .. } | WizError::Auth { status, .. } => transient(*status),
             WizError::Transport { .. } => true,
             WizError::Decode { .. } => false,
         }
+    }
+}
+
+impl Retryable for WizError {
+    fn retry_kind(&self) -> RetryKind {
+        RetryKind::retry_or_fail(self.is_transient())
     }
 }
 
@@ -92,14 +97,13 @@ struct Token {
 }
 
 pub struct WizClient {
-    http: reqwest::Client,
+    transport: Transport,
     auth_url: Url,
     api_url: Url,
     client_id: String,
     client_secret: Secret,
     token: tokio::sync::Mutex<Option<Token>>,
     max_attempts: u32,
-    limits: Limits,
 }
 
 impl std::fmt::Debug for WizClient {
@@ -237,16 +241,14 @@ impl WizClient {
         client_id: String,
         client_secret: Secret,
     ) -> Result<Self, reqwest::Error> {
-        let limits = Limits::default();
         Ok(WizClient {
-            http: limits.client()?,
+            transport: Transport::new("Wiz", &Limits::default())?,
             auth_url,
             api_url,
             client_id,
             client_secret,
             token: tokio::sync::Mutex::new(None),
             max_attempts: 4,
-            limits,
         })
     }
 
@@ -254,8 +256,7 @@ impl WizClient {
     /// `request_total_timeout`).
     pub fn with_limits(self, limits: &Limits) -> Result<Self, reqwest::Error> {
         Ok(WizClient {
-            http: limits.client()?,
-            limits: *limits,
+            transport: self.transport.with_limits(limits)?,
             ..self
         })
     }
@@ -279,47 +280,28 @@ impl WizClient {
             .append_pair("client_secret", self.client_secret.expose())
             .append_pair("audience", "wiz-api")
             .finish();
-        let mut attempt = 0;
-        let resp = loop {
-            attempt += 1;
-            let r = self
-                .http
-                .post(self.auth_url.clone())
-                .timeout(deadline.attempt())
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(form.clone())
-                .send()
-                .await;
-            match r {
-                Ok(r) => {
-                    let again = r.status().as_u16() == 429 || r.status().is_server_error();
-                    if !(again
-                        && attempt < self.max_attempts
-                        && deadline.allows(backoff(attempt))
-                        && pause(backoff(attempt)).await)
-                    {
-                        break r;
-                    }
-                }
-                Err(e) => {
-                    if attempt < self.max_attempts
-                        && (e.is_connect() || e.is_timeout())
-                        && deadline.allows(backoff(attempt))
-                        && pause(backoff(attempt)).await
-                    {
-                        continue;
-                    }
-                    return Err(WizError::Transport {
-                        operation: "token",
-                        reason: format!(
-                            "{} ({})",
-                            deadline.describe(&e),
-                            display_url(&self.auth_url)
-                        ),
-                    });
-                }
-            }
+        // The token endpoint's Retry-After is not read: it waits the backoff.
+        let policy = Policy {
+            retry_after: false,
+            ..Policy::idempotent(self.max_attempts)
         };
+        let resp = self
+            .transport
+            .send(deadline, policy, "token", || {
+                self.transport
+                    .request(reqwest::Method::POST, self.auth_url.clone())
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(form.clone())
+            })
+            .await
+            .map_err(|e| WizError::Transport {
+                operation: "token",
+                reason: format!(
+                    "{} ({})",
+                    deadline.describe(&e),
+                    display_url(&self.auth_url)
+                ),
+            })?;
         let status = resp.status().as_u16();
         let body: Json = resp.json().await.unwrap_or(Json::Null);
         if status != 200 {
@@ -363,7 +345,7 @@ impl WizClient {
 
     /// Gets an access token (or uses the cached one): proves the client id and secret work.
     pub async fn authenticate(&self) -> Result<(), WizError> {
-        let mut deadline = Deadline::start(&self.limits);
+        let mut deadline = self.transport.deadline();
         self.token(&mut deadline).await.map(|_| ())
     }
 
@@ -379,69 +361,40 @@ impl WizClient {
         variables: Json,
     ) -> Result<Json, WizError> {
         let is_query = !document.trim_start().starts_with("mutation");
-        let attempts = if is_query { self.max_attempts } else { 1 };
+        let policy = if is_query {
+            Policy::idempotent(self.max_attempts)
+        } else {
+            Policy::once()
+        };
         let body = json!({"query": document, "variables": variables, "operationName": operation});
-        let mut attempt = 0;
+        let mut tries = Attempts::new(policy);
         let mut reauthenticated = false;
-        let mut deadline = Deadline::start(&self.limits);
+        let mut deadline = self.transport.deadline();
+        let transport = |deadline: &Deadline, e: reqwest::Error| WizError::Transport {
+            operation,
+            reason: format!("{} ({})", deadline.describe(&e), display_url(&self.api_url)),
+        };
         loop {
-            attempt += 1;
             let (kind, token) = self.token(&mut deadline).await?;
-            let sent = self
-                .http
-                .post(self.api_url.clone())
-                .timeout(deadline.attempt())
+            let request = self
+                .transport
+                .request(reqwest::Method::POST, self.api_url.clone())
                 .header("Authorization", format!("{kind} {}", token.expose()))
                 .header("Content-Type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await;
-            let resp = match sent {
-                Ok(r) => r,
-                Err(e) => {
-                    if attempt < attempts
-                        && (e.is_connect() || e.is_timeout())
-                        && deadline.allows(backoff(attempt))
-                        && pause(backoff(attempt)).await
-                    {
-                        continue;
-                    }
-                    return Err(WizError::Transport {
-                        operation,
-                        reason: format!(
-                            "{} ({})",
-                            deadline.describe(&e),
-                            display_url(&self.api_url)
-                        ),
-                    });
-                }
+                .body(body.to_string());
+            let resp = match self
+                .transport
+                .attempt(&mut tries, &mut deadline, operation, request)
+                .await
+            {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => return Err(transport(&deadline, e)),
             };
             let status = resp.status().as_u16();
-            if (status == 429 || status >= 500) && attempt < attempts {
-                let wait = resp
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .map(|s| Duration::from_secs(s.min(30)))
-                    .unwrap_or_else(|| backoff(attempt));
-                tracing::debug!(status, operation, attempt, "Wiz retry");
-                if deadline.allows(wait) && pause(wait).await {
-                    continue;
-                }
-            }
             let doc: Json = match resp.bytes().await {
                 Ok(b) => serde_json::from_slice(&b).unwrap_or(Json::Null),
-                Err(e) => {
-                    return Err(WizError::Transport {
-                        operation,
-                        reason: format!(
-                            "{} ({})",
-                            deadline.describe(&e),
-                            display_url(&self.api_url)
-                        ),
-                    })
-                }
+                Err(e) => return Err(transport(&deadline, e)),
             };
             let first = doc.pointer("/errors/0");
             let code = first
@@ -458,7 +411,7 @@ impl WizClient {
                 .and_then(|e| e.get("message"))
                 .and_then(Json::as_str)
                 .map(redact);
-            if status == 429 || status >= 500 {
+            if transient(status) {
                 // Throttled or failed server side (a mutation may still have acted).
                 return Err(WizError::Http {
                     operation,
@@ -472,12 +425,7 @@ impl WizClient {
                     code: code.unwrap_or_else(|| "UNKNOWN".into()),
                     message: message.unwrap_or_default(),
                 };
-                if is_query
-                    && err.is_transient()
-                    && attempt < attempts
-                    && deadline.allows(backoff(attempt))
-                    && pause(backoff(attempt)).await
-                {
+                if is_query && err.is_transient() && tries.again(&deadline, None).await {
                     continue;
                 }
                 return Err(err);
@@ -1059,10 +1007,6 @@ fn rule_from(v: &Json) -> Result<AutomationRule, WizError> {
             })
             .unwrap_or_default(),
     })
-}
-
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(200u64.saturating_mul(1 << attempt.min(5)).min(5_000))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Expel Workbench API client: JSON:API at `/api/v2`, `Authorization: Bearer <key>`.
 //! 429 and 5xx are retried with backoff (honouring Retry-After); 4xx are the caller's fault.
-use super::http::{display_url, Deadline, Limits};
-use super::pause::pause;
+use super::http::{api_url, display_url, transient, verb, with_json, Limits, Policy, Transport};
+use super::retry::{RetryKind, Retryable};
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -54,6 +54,13 @@ impl WorkbenchError {
     }
 }
 
+impl Retryable for WorkbenchError {
+    fn retry_kind(&self) -> RetryKind {
+        let lost = matches!(self, WorkbenchError::Transport { .. });
+        RetryKind::retry_or_fail(lost || self.status().is_some_and(transient))
+    }
+}
+
 /// A Workbench organization.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Organization {
@@ -76,22 +83,19 @@ pub struct Plugin {
 const MAX_PAGES: usize = 1000;
 
 pub struct WorkbenchClient {
-    http: reqwest::Client,
+    transport: Transport,
     base: Url,
     api_key: Secret,
     max_attempts: u32,
-    limits: Limits,
 }
 
 impl WorkbenchClient {
     pub fn new(base: Url, api_key: Secret) -> Result<Self, reqwest::Error> {
-        let limits = Limits::default();
         Ok(WorkbenchClient {
-            http: limits.client()?,
+            transport: Transport::new("Workbench", &Limits::default())?,
             base,
             api_key,
             max_attempts: 5,
-            limits,
         })
     }
 
@@ -99,8 +103,7 @@ impl WorkbenchClient {
     /// `request_total_timeout`).
     pub fn with_limits(self, limits: &Limits) -> Result<Self, reqwest::Error> {
         Ok(WorkbenchClient {
-            http: limits.client()?,
-            limits: *limits,
+            transport: self.transport.with_limits(limits)?,
             ..self
         })
     }
@@ -110,10 +113,7 @@ impl WorkbenchClient {
     }
 
     fn url(&self, path: &str) -> Url {
-        let mut u = self.base.clone();
-        let prefix = u.path().trim_end_matches('/').to_string();
-        u.set_path(&format!("{prefix}/api/v2/{}", path.trim_start_matches('/')));
-        u
+        api_url(&self.base, "/api/v2", path)
     }
 
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Json, WorkbenchError> {
@@ -143,92 +143,48 @@ impl WorkbenchClient {
         query: &[(&str, &str)],
         body: Option<&Json>,
     ) -> Result<Json, WorkbenchError> {
-        let verb: &'static str = match method.as_str() {
-            "GET" => "GET",
-            "POST" => "POST",
-            "PATCH" => "PATCH",
-            "DELETE" => "DELETE",
-            _ => "request",
-        };
-        let retries = if method == reqwest::Method::POST {
-            1
+        let verb = verb(&method);
+        let policy = if method == reqwest::Method::POST {
+            Policy::once()
         } else {
-            self.max_attempts
+            Policy::idempotent(self.max_attempts)
         };
-        let mut deadline = Deadline::start(&self.limits);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut req = self
-                .http
-                .request(method.clone(), url.clone())
-                .timeout(deadline.attempt())
-                .query(query)
-                .bearer_auth(self.api_key.expose())
-                .header("Accept", "application/vnd.api+json");
-            if let Some(b) = body {
-                req = req
-                    .header("Content-Type", "application/vnd.api+json")
-                    .body(b.to_string());
-            }
-            let resp = match req.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    if attempt < retries
-                        && (e.is_connect() || e.is_timeout())
-                        && deadline.allows(backoff(attempt))
-                        && pause(backoff(attempt)).await
-                    {
-                        continue;
-                    }
-                    return Err(WorkbenchError::Transport {
-                        base: display_url(&self.base),
-                        method: verb,
-                        path: path.to_string(),
-                        reason: deadline.describe(&e),
-                    });
-                }
-            };
-            let status = resp.status().as_u16();
-            let hint = retry_after(&resp);
-            if (status == 429 || status >= 500) && attempt < retries {
-                let wait = hint
-                    .map(|d| d.min(MAX_RETRY_AFTER))
-                    .unwrap_or_else(|| backoff(attempt));
-                tracing::debug!(status, path, attempt, "Workbench retry");
-                if deadline.allows(wait) && pause(wait).await {
-                    continue;
-                }
-            }
-            let bytes = resp.bytes().await.map_err(|e| WorkbenchError::Transport {
+        let answer = self
+            .transport
+            .call(policy, path, || {
+                let req = self.transport.request(method.clone(), url.clone());
+                let req = req.query(query).bearer_auth(self.api_key.expose());
+                with_json(req, "application/vnd.api+json", body)
+            })
+            .await
+            .map_err(|reason| WorkbenchError::Transport {
                 base: display_url(&self.base),
                 method: verb,
                 path: path.to_string(),
-                reason: deadline.describe(&e),
+                reason,
             })?;
-            if bytes.is_empty() && status < 400 {
-                return Ok(Json::Null);
-            }
-            let json: Json =
-                serde_json::from_slice(&bytes).map_err(|e| WorkbenchError::Decode {
-                    method: verb,
-                    path: path.to_string(),
-                    reason: format!("not JSON ({e})"),
-                })?;
-            if status >= 400 {
-                let (title, detail) = error_text(&json);
-                let (title, detail) = (redact(&title), detail.as_deref().map(redact));
-                return Err(WorkbenchError::Api {
-                    method: verb,
-                    path: path.to_string(),
-                    status,
-                    title,
-                    detail,
-                    retry_after: hint,
-                });
-            }
-            return Ok(json);
+        let (status, bytes) = (answer.status, answer.body);
+        if bytes.is_empty() && status < 400 {
+            return Ok(Json::Null);
         }
+        let json: Json = serde_json::from_slice(&bytes).map_err(|e| WorkbenchError::Decode {
+            method: verb,
+            path: path.to_string(),
+            reason: format!("not JSON ({e})"),
+        })?;
+        if status >= 400 {
+            let (title, detail) = error_text(&json);
+            let (title, detail) = (redact(&title), detail.as_deref().map(redact));
+            return Err(WorkbenchError::Api {
+                method: verb,
+                path: path.to_string(),
+                status,
+                title,
+                detail,
+                retry_after: answer.retry_after,
+            });
+        }
+        Ok(json)
     }
 
     /// GET every page of a collection: the first with `page[limit]`, then each `links.next` exactly
@@ -545,28 +501,6 @@ fn error_text(doc: &Json) -> (String, Option<String>) {
         }
     }
     ("error".to_string(), None)
-}
-
-/// The longest the client sleeps on one Retry-After inside its own retries (a longer one is
-/// cut to this); an error that ends them carries the answer's own value
-/// ([`WorkbenchError::retry_after`]).
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
-
-/// Retry-After in seconds (the HTTP-date form is not parsed).
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    let secs: u64 = resp
-        .headers()
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(secs))
-}
-
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(200u64.saturating_mul(1 << attempt.min(6)))
 }
 
 /// Checks a `device_spec` against the JSON schema its plugin publishes in the catalogue, so a bad

@@ -12,7 +12,9 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 pub mod retry;
 
-pub use retry::{Deadline, RetryKind, Retryable};
+/// Whether an error is worth retrying is the clients' to say (beside each error type).
+pub use crate::clients::retry::{RetryKind, Retryable};
+pub use retry::Deadline;
 
 /// A failure of one step, in words for the user.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,78 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::clients::aws::{AwsError, AwsErrorKind};
-use crate::clients::sentinelone::SentinelOneError;
-use crate::clients::wiz::WizError;
-use crate::clients::workbench::WorkbenchError;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RetryKind {
-    /// Throttling, 5xx, network: retry until the deadline.
-    Retry,
-    /// AWS may not have propagated a change yet, or the request may be wrong for good:
-    /// retry within the propagation window only.
-    Propagation,
-    Fail,
-}
-
-/// Errors that know whether trying again can help.
-pub trait Retryable: Sized {
-    fn retry_kind(&self) -> RetryKind;
-    /// The error to report when a propagation-type error outlasted the window `waited`:
-    /// by default the error itself; AWS errors add the likely causes.
-    fn outlasted_propagation(self, _waited: Duration) -> Self {
-        self
-    }
-}
-
-impl Retryable for AwsError {
-    fn retry_kind(&self) -> RetryKind {
-        match self.kind {
-            AwsErrorKind::Transient => RetryKind::Retry,
-            AwsErrorKind::Propagation => RetryKind::Propagation,
-            AwsErrorKind::NotFound | AwsErrorKind::User => RetryKind::Fail,
-        }
-    }
-    fn outlasted_propagation(self, waited: Duration) -> Self {
-        self.with_likely_causes(waited)
-    }
-}
-
-impl Retryable for WorkbenchError {
-    fn retry_kind(&self) -> RetryKind {
-        match self.status() {
-            Some(s) if s == 429 || s >= 500 => RetryKind::Retry,
-            Some(_) => RetryKind::Fail,
-            None => match self {
-                WorkbenchError::Transport { .. } => RetryKind::Retry,
-                _ => RetryKind::Fail,
-            },
-        }
-    }
-}
-
-impl Retryable for SentinelOneError {
-    fn retry_kind(&self) -> RetryKind {
-        match self {
-            SentinelOneError::Api { status, .. } if *status == 429 || *status >= 500 => {
-                RetryKind::Retry
-            }
-            SentinelOneError::Transport { .. } => RetryKind::Retry,
-            _ => RetryKind::Fail,
-        }
-    }
-}
-
-impl Retryable for WizError {
-    fn retry_kind(&self) -> RetryKind {
-        if self.is_transient() {
-            RetryKind::Retry
-        } else {
-            RetryKind::Fail
-        }
-    }
-}
+use crate::clients::retry::{backoff, RetryKind, Retryable};
 
 /// How long a propagation-type answer is retried when nothing else is set: real AWS
 /// propagates IAM, KMS and S3 changes within seconds, rarely a minute.
@@ -124,7 +53,7 @@ impl Deadline {
                 Err(e) => e,
             };
             attempt += 1;
-            let wait = backoff(attempt);
+            let wait = jittered(attempt);
             match err.retry_kind() {
                 RetryKind::Fail => return Err(err),
                 RetryKind::Propagation => {
@@ -149,7 +78,7 @@ impl Deadline {
     /// delete it): waits the backoff of retry `attempt` (1, 2, ...) and returns true, or
     /// returns false at once when that wait would pass the deadline or Terraform cancels.
     pub async fn pause(&self, attempt: u32) -> bool {
-        let wait = backoff(attempt);
+        let wait = jittered(attempt);
         self.room_for(wait) && self.sleep(wait).await
     }
 
@@ -166,10 +95,11 @@ impl Deadline {
     }
 }
 
-/// 100 ms doubling to 5 s, with jitter from the clock's sub-millisecond noise (no RNG needed
-/// for spreading a handful of retries).
-fn backoff(attempt: u32) -> Duration {
-    let base = 100u64.saturating_mul(1 << attempt.min(6)).min(5_000);
+/// The wait before the engine's retry `attempt`: half the clients' [`backoff`] (100 ms
+/// doubling) at most 5 s, with jitter from the clock's sub-millisecond noise (no RNG needed
+/// for spreading a handful of retries) between half and all of that.
+fn jittered(attempt: u32) -> Duration {
+    let base = (backoff(attempt).as_millis() as u64 / 2).min(5_000);
     let jitter = u64::from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -182,6 +112,7 @@ fn backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clients::aws::{AwsError, AwsErrorKind};
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn aws(kind: AwsErrorKind) -> AwsError {
