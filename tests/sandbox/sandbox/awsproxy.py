@@ -351,8 +351,30 @@ class FaultSpecError(ValueError):
     pass
 
 
+class FaultWindow:
+    """Which matching calls a fault acts on: from the `nth` on, `count` of them (-1: every
+    one). For the dataclasses with `nth`, `count` and `matched`: the proxy's Fault and the
+    sandbox's (faults.py)."""
+
+    nth: int
+    count: int
+    matched: int
+
+    def in_window(self, n: int) -> bool:
+        return n >= self.nth and (self.count < 0 or n < self.nth + self.count)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.count >= 0 and self.matched >= self.nth + self.count - 1
+
+    def public(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["exhausted"] = self.exhausted
+        return out
+
+
 @dataclass
-class Fault:
+class Fault(FaultWindow):
     id: int
     service: str = "*"
     operation: str = "*"
@@ -370,18 +392,6 @@ class Fault:
     def matches(self, call: Call) -> bool:
         return (self.service == "*" or self.service.lower() == call.service.lower()) and \
             (self.operation == "*" or self.operation.lower() == call.operation.lower())
-
-    def in_window(self, n: int) -> bool:
-        return n >= self.nth and (self.count < 0 or n < self.nth + self.count)
-
-    @property
-    def exhausted(self) -> bool:
-        return self.count >= 0 and self.matched >= self.nth + self.count - 1
-
-    def public(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["exhausted"] = self.exhausted
-        return out
 
 
 def _int(spec: dict[str, Any], key: str, default: int | None, lo: int, hi: int | None = None

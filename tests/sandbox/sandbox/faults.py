@@ -19,18 +19,19 @@ At least one of status, reset and latency_ms must be given; status and reset exc
 other. `phase: "after"` with a status or reset is "act then fail": the change is made, the
 client never learns it.
 
-The list of registered faults and the check of a spec's keys are the AWS proxy's
-(awsproxy.py, stdlib only); what a fault matches and does is the sandbox's own.
+The list of registered faults, the check of a spec's keys and the window of calls a fault
+acts on are the AWS proxy's (awsproxy.py, stdlib only); what a fault matches and does is the
+sandbox's own.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from .awsproxy import FaultList, FaultSpecError, check_spec_keys
+from .awsproxy import FaultList, FaultSpecError, FaultWindow, check_spec_keys
 
 FAULT_KEYS = {"route", "nth", "count", "status", "retry_after", "latency_ms", "phase", "reset",
               "operation"}
@@ -38,7 +39,7 @@ HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"}
 
 
 @dataclass
-class Fault:
+class Fault(FaultWindow):
     id: int
     route: str
     method: str
@@ -59,19 +60,6 @@ class Fault:
                 and path.startswith(self.path_prefix)
                 and (self.operation is None or self.operation in operations))
 
-    def window_contains(self, call_number: int) -> bool:
-        if call_number < self.nth:
-            return False
-        return self.count < 0 or call_number < self.nth + self.count
-
-    @property
-    def exhausted(self) -> bool:
-        return self.count >= 0 and self.matched >= self.nth + self.count - 1
-
-    def public(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["exhausted"] = self.exhausted
-        return out
 
 
 def _int_field(spec: dict[str, Any], key: str, default: int | None, minimum: int) -> int | None:
@@ -176,7 +164,7 @@ class FaultBook(FaultList):
                 if not fault.matches(method, path, operations):
                     continue
                 fault.matched += 1
-                if not fault.window_contains(fault.matched):
+                if not fault.in_window(fault.matched):
                     continue
                 fault.fired += 1
                 decision.fault_ids.append(fault.id)
