@@ -1,28 +1,7 @@
 //! expel_cloudtrail_integration through the real terraform CLI, moto (behind the fault proxy)
 //! and the Workbench emulator.
-use expel_e2e::{Stack, Workdir};
+use expel_e2e::{names, tf_config, Stack, Workdir, APPLY, DESTROY, PLAN};
 use serde_json::{json, Value};
-
-const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
-const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
-
-fn devices(stack: &Stack) -> Vec<Value> {
-    let (_, state) = stack.admin("GET", "/_admin/state", None);
-    state["workbench"]["security_devices"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn names(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[test]
 fn apply_detects_and_repairs_every_drift_then_destroys() {
@@ -33,7 +12,7 @@ fn apply_detects_and_repairs_every_drift_then_destroys() {
     let device_id = w.outputs()["security_device_id"]["value"]
         .as_str()
         .map(str::to_string);
-    assert_eq!(devices(&stack).len(), 1);
+    assert_eq!(stack.workbench_devices().len(), 1);
 
     // Several pieces changed behind Terraform's back: one plan names each, one apply fixes all.
     for action in [
@@ -92,11 +71,11 @@ fn apply_detects_and_repairs_every_drift_then_destroys() {
     );
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
-    assert_eq!(devices(&stack).len(), 1);
+    assert_eq!(stack.workbench_devices().len(), 1);
     assert_eq!(stack.aws_listing()["trails"], json!(["GlobalCloudTrail"]));
 
     // Destroy removes everything but the key and the log bucket (kept: logs are evidence).
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
     let left = stack.aws_listing();
     assert!(names(&left["trails"]).is_empty(), "{left}");
     assert!(
@@ -113,23 +92,15 @@ fn apply_detects_and_repairs_every_drift_then_destroys() {
         vec!["expel-cloudtrail-123456789012-us-east-1"],
         "{left}"
     );
-    assert!(devices(&stack).is_empty());
+    assert!(stack.workbench_devices().is_empty());
 }
 
 #[test]
 fn force_destroy_removes_the_bucket_and_schedules_the_key() {
     let stack = Stack::local();
-    let w = Workdir::from_example("cloudtrail", &stack);
-    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
-    w.write(
-        "main.tf",
-        &main.replace(
-            "  tags = {",
-            "  force_destroy = true\n  key_deletion_window_days = 7\n\n  tags = {",
-        ),
-    );
+    let w = Workdir::cloudtrail_force_destroy(&stack, "  key_deletion_window_days = 7\n");
     w.tf_expect(APPLY, 0);
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
     let left = stack.aws_listing();
     assert!(names(&left["buckets"]).is_empty(), "{left}");
     assert!(names(&left["aliases"]).is_empty(), "{left}");
@@ -158,7 +129,7 @@ fn faults_leave_nothing_orphaned_and_a_rerun_converges() {
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
     assert_eq!(
-        devices(&stack).len(),
+        stack.workbench_devices().len(),
         1,
         "a lost create answer does not register the device twice"
     );
@@ -166,7 +137,7 @@ fn faults_leave_nothing_orphaned_and_a_rerun_converges() {
     // A user error stops the apply; the state lists what exists; the rerun finishes the job.
     let (code, body) = stack.aws_proxy("POST", "/_proxy/faults", Some(&json!({"service": "cloudtrail", "operation": "CreateTrail", "nth": 1, "count": 1, "kind": "status", "status": 400, "code": "InvalidParameterCombinationException"})));
     assert!(code < 300, "{body}");
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
     let failed = w.tf_expect(APPLY, 1);
     assert!(
         failed.all().contains("Step 1: multi-region trail"),
@@ -175,32 +146,28 @@ fn faults_leave_nothing_orphaned_and_a_rerun_converges() {
     );
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
     let left = stack.aws_listing();
     assert!(
         names(&left["trails"]).is_empty() && names(&left["policies"]).is_empty(),
         "{left}"
     );
-    assert!(devices(&stack).is_empty());
+    assert!(stack.workbench_devices().is_empty());
 }
 
 #[test]
 fn bad_inputs_name_the_attribute() {
     let stack = Stack::local();
-    let hcl = r#"
-terraform {
-  required_providers {
-    expel = { source = "expel-io/expel" }
-  }
-}
-provider "expel" {}
+    let hcl = &tf_config(
+        r#"
 resource "expel_cloudtrail_integration" "bad" {
   name                     = " "
   kms_alias                = "ExpelCloudTrail"
   expel_principals         = ["arn:aws:s3:::not-a-principal"]
   key_deletion_window_days = 3
 }
-"#;
+"#,
+    );
     let w = Workdir::with_hcl(hcl, &stack);
     let out = w.tf_expect(&["plan", "-no-color"], 1).stderr;
     for words in [
@@ -284,7 +251,7 @@ fn import_by_device_id_then_by_role_name() {
     w.tf_expect(PLAN, 2);
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
-    assert_eq!(devices(&stack).len(), 1);
+    assert_eq!(stack.workbench_devices().len(), 1);
 
     // Something that is not ours cannot be imported.
     let mut bad = Workdir::from_example("cloudtrail", &stack);
@@ -326,7 +293,7 @@ fn untaint_resumes_a_failed_apply() {
     assert!(plan.all().contains("not created yet"), "{}", plan.all());
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
-    assert_eq!(devices(&stack).len(), 1);
+    assert_eq!(stack.workbench_devices().len(), 1);
 }
 
 #[test]
@@ -334,11 +301,7 @@ fn tag_changes_update_every_piece_in_place() {
     let stack = Stack::local();
     let w = Workdir::from_example("cloudtrail", &stack);
     w.tf_expect(APPLY, 0);
-    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
-    w.write(
-        "main.tf",
-        &main.replace("team = \"platform\"", "env = \"prod\""),
-    );
+    w.edit_main(|main| main.replace("team = \"platform\"", "env = \"prod\""));
     let plan = w.tf_expect(PLAN, 2);
     assert!(plan.all().contains("update in-place"), "{}", plan.all());
     w.tf_expect(APPLY, 0);
@@ -361,16 +324,8 @@ fn tag_changes_update_every_piece_in_place() {
 #[test]
 fn a_fault_at_each_step_is_retried_or_leaves_nothing_orphaned() {
     let stack = Stack::local();
-    let w = Workdir::from_example("cloudtrail", &stack);
     // Destroy everything each round, so that every round creates every piece again.
-    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
-    w.write(
-        "main.tf",
-        &main.replace(
-            "  tags = {",
-            "  force_destroy = true\n  key_deletion_window_days = 7\n\n  tags = {",
-        ),
-    );
+    let w = Workdir::cloudtrail_force_destroy(&stack, "  key_deletion_window_days = 7\n");
     // One create call per guide step.
     let steps = [
         ("kms", "CreateKey"),
@@ -398,7 +353,7 @@ fn a_fault_at_each_step_is_retried_or_leaves_nothing_orphaned() {
             }
             w.tf_expect(APPLY, 0);
             w.tf_expect(PLAN, 0);
-            w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+            w.tf_expect(DESTROY, 0);
             let (_, faults) = stack.aws_proxy("GET", "/_proxy/faults", None);
             for f in faults["faults"].as_array().into_iter().flatten() {
                 assert!(
@@ -418,7 +373,7 @@ fn a_fault_at_each_step_is_retried_or_leaves_nothing_orphaned() {
             "{service}.{operation}: {}",
             failed.all()
         );
-        w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+        w.tf_expect(DESTROY, 0);
         let left = stack.aws_listing();
         assert!(
             names(&left["trails"]).is_empty(),
@@ -436,7 +391,10 @@ fn a_fault_at_each_step_is_retried_or_leaves_nothing_orphaned() {
             names(&left["policies"]).is_empty(),
             "{service}.{operation}: {left}"
         );
-        assert!(devices(&stack).is_empty(), "{service}.{operation}");
+        assert!(
+            stack.workbench_devices().is_empty(),
+            "{service}.{operation}"
+        );
     }
     // Workbench failing the registration for good: nothing orphaned in Workbench either.
     let (code, _) = stack.admin(
@@ -446,8 +404,8 @@ fn a_fault_at_each_step_is_retried_or_leaves_nothing_orphaned() {
     );
     assert!(code < 300);
     w.tf_expect(APPLY, 1);
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
-    assert!(devices(&stack).is_empty());
+    w.tf_expect(DESTROY, 0);
+    assert!(stack.workbench_devices().is_empty());
     assert!(names(&stack.aws_listing()["trails"]).is_empty());
 }
 
@@ -483,7 +441,7 @@ fn renaming_every_piece_updates_in_place_and_retires_the_old_ones() {
         before["security_device_id"]["value"],
         after["security_device_id"]["value"]
     );
-    let d = devices(&stack);
+    let d = stack.workbench_devices();
     assert_eq!(d.len(), 1);
     let spec = &d[0]["attributes"]["device_spec"];
     assert!(
@@ -608,7 +566,7 @@ fn wait_for_healthy_reports_workbench_verdict() {
         took < std::time::Duration::from_secs(45),
         "took {took:?}: the create timeout (30s) bounds the wait"
     );
-    let d = devices(&stack);
+    let d = stack.workbench_devices();
     assert_eq!(d.len(), 1);
     let id = d[0]["id"].as_str().expect("device id").to_string();
     assert!(
@@ -622,7 +580,7 @@ fn wait_for_healthy_reports_workbench_verdict() {
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
     assert_eq!(device_status_in_state(&w), json!("healthy"));
-    assert_eq!(devices(&stack).len(), 1);
+    assert_eq!(stack.workbench_devices().len(), 1);
 }
 
 /// What Workbench says while a new role propagates through IAM ("cannot assume role ...:
@@ -638,12 +596,11 @@ fn wait_for_healthy_rechecks_while_a_new_role_propagates() {
     );
     assert_eq!(s, 200, "{b}");
     let w = Workdir::from_example("cloudtrail", &stack);
-    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
-    w.write("main.tf", &waiting(&main, ""));
+    w.edit_main(|main| waiting(main, ""));
     let out = w.tf_expect(APPLY, 0);
     assert!(!out.all().contains("unhealthy"), "{}", out.all());
     assert_eq!(device_status_in_state(&w), json!("healthy"));
-    let d = devices(&stack);
+    let d = stack.workbench_devices();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0]["attributes"]["status"], json!("healthy"), "{}", d[0]);
     assert_eq!(
@@ -672,8 +629,7 @@ fn wait_for_healthy_outlasts_iam_propagation_of_the_new_role() {
     let (s, b) = stack.aws_proxy("PUT", "/_proxy/eventual", Some(&eventual));
     assert_eq!(s, 200, "{b}");
     let w = Workdir::from_example("cloudtrail", &stack);
-    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
-    w.write("main.tf", &waiting(&main, ""));
+    w.edit_main(|main| waiting(main, ""));
     w.tf_expect(APPLY, 0);
     assert_eq!(device_status_in_state(&w), json!("healthy"));
     let (_, seen) = stack.aws_proxy("GET", "/_proxy/eventual", None);
@@ -684,7 +640,7 @@ fn wait_for_healthy_outlasts_iam_propagation_of_the_new_role() {
         refused >= 1,
         "Workbench's AssumeRole was refused first: {seen}"
     );
-    let d = devices(&stack);
+    let d = stack.workbench_devices();
     assert_eq!(d.len(), 1);
     let id = d[0]["id"].as_str().expect("device id");
     assert!(

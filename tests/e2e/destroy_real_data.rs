@@ -2,37 +2,11 @@
 //! versioning turned on and a history of log files, log deliveries that outlast the trail,
 //! a version under legal hold, and IAM objects that others attached things to. Destroy
 //! removes what is ours and nothing else.
-use expel_e2e::{Stack, Workdir};
+use expel_e2e::{flat, names, tf_config, Stack, Workdir, APPLY, DESTROY};
 use serde_json::{json, Value};
 
-const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
-const DESTROY: &[&str] = &["destroy", "-auto-approve", "-no-color"];
 const BUCKET: &str = "expel-cloudtrail-123456789012-us-east-1";
 const ACCOUNT: &str = "123456789012";
-
-fn names(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The CloudTrail example with `force_destroy = true` and the given `timeouts` block.
-fn force_destroy_workdir(stack: &Stack, timeouts: &str) -> Workdir {
-    let w = Workdir::from_example("cloudtrail", stack);
-    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
-    w.write(
-        "main.tf",
-        &main.replace(
-            "  tags = {",
-            &format!("  force_destroy = true\n{timeouts}\n  tags = {{"),
-        ),
-    );
-    w
-}
 
 /// How many calls of each operation the provider made through the proxy since the last clear.
 fn calls(stack: &Stack, operation: &str) -> u64 {
@@ -50,11 +24,6 @@ fn attachments(stack: &Stack) -> Value {
     serde_json::from_str(&stack.oob("iam-attachments")).expect("oob.py iam-attachments prints JSON")
 }
 
-/// Terraform's output with its line wrapping undone (diagnostics are wrapped to a width).
-fn flat(out: &str) -> String {
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 fn state_list(w: &Workdir) -> String {
     w.tf_expect(&["state", "list"], 0).stdout
 }
@@ -62,7 +31,7 @@ fn state_list(w: &Workdir) -> String {
 #[test]
 fn force_destroy_empties_a_versioned_log_bucket_page_by_page() {
     let stack = Stack::local();
-    let w = force_destroy_workdir(&stack, "");
+    let w = Workdir::cloudtrail_force_destroy(&stack, "");
     w.tf_expect(APPLY, 0);
 
     // Versioning turned on behind Terraform's back after five log files were written, then
@@ -101,7 +70,7 @@ fn force_destroy_empties_a_versioned_log_bucket_page_by_page() {
 #[test]
 fn force_destroy_names_a_version_it_may_not_delete_and_finishes_once_it_is_released() {
     let stack = Stack::local();
-    let w = force_destroy_workdir(&stack, "");
+    let w = Workdir::cloudtrail_force_destroy(&stack, "");
     w.tf_expect(APPLY, 0);
     let held = "AWSLogs/legal-hold/evidence.json.gz";
     stack.oob_with("bucket-hold", &[&format!("key={held}"), "keys=3"]);
@@ -129,7 +98,7 @@ fn force_destroy_names_a_version_it_may_not_delete_and_finishes_once_it_is_relea
 #[test]
 fn a_bucket_that_is_not_empty_when_deleted_is_emptied_and_deleted_again_within_the_timeout() {
     let stack = Stack::local();
-    let w = force_destroy_workdir(&stack, "");
+    let w = Workdir::cloudtrail_force_destroy(&stack, "");
     w.tf_expect(APPLY, 0);
 
     // Log deliveries that arrive after the trail stops: DeleteBucket answers BucketNotEmpty
@@ -151,7 +120,7 @@ fn a_bucket_that_is_not_empty_when_deleted_is_emptied_and_deleted_again_within_t
     );
 
     // A bucket that never empties gives up at the delete timeout, naming the reason.
-    let w = force_destroy_workdir(&stack, "  timeouts {\n    delete = \"8s\"\n  }\n");
+    let w = Workdir::cloudtrail_force_destroy(&stack, "  timeouts {\n    delete = \"8s\"\n  }\n");
     w.tf_expect(APPLY, 0);
     let (code, body) = stack.aws_proxy("POST", "/_proxy/faults", Some(&not_empty(-1)));
     assert!(code < 300, "{body}");
@@ -232,15 +201,11 @@ fn cloudtrail_destroy_keeps_the_role_someone_attached_a_policy_to_and_deletes_ou
 fn member_role_destroy_keeps_what_others_attached_and_says_what_to_do() {
     let stack = Stack::local();
     let w = Workdir::with_hcl(
-        r#"
-terraform {
-  required_providers {
-    expel = { source = "expel-io/expel" }
-  }
-}
-provider "expel" {}
+        &tf_config(
+            r#"
 resource "expel_aws_member_role" "this" {}
 "#,
+        ),
         &stack,
     );
     w.tf_expect(APPLY, 0);

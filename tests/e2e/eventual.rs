@@ -4,12 +4,8 @@
 //! are refused with AWS's own codes, and AssumeRole of a new role is refused for seconds.
 //! Create, drift repair, rename and destroy all converge with nothing left behind; a typo'd
 //! principal fails within the bounded propagation window, naming `expel_principals`.
-use expel_e2e::{names, Stack, Workdir, TF_HEADER};
+use expel_e2e::{names, Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER, TF_REQUIRED};
 use serde_json::{json, Value as Json};
-
-const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
-const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
-const DESTROY: &[&str] = &["destroy", "-auto-approve", "-no-color"];
 
 fn eventual(stack: &Stack) {
     let (code, body) = stack.aws_proxy(
@@ -168,12 +164,9 @@ fn a_typo_in_a_principal_fails_within_the_propagation_window() {
     );
     assert_eq!(code, 201, "{body}");
     let w = Workdir::with_hcl(
-        r#"
-terraform {
-  required_providers {
-    expel = { source = "expel-io/expel" }
-  }
-}
+        &[
+            TF_REQUIRED,
+            r#"
 provider "expel" {
   aws {
     propagation_timeout = "4s"
@@ -183,6 +176,8 @@ resource "expel_aws_member_role" "this" {
   expel_principals = ["arn:aws:iam::012205512455:root"]
 }
 "#,
+        ]
+        .concat(),
         &stack,
     );
     let start = std::time::Instant::now();

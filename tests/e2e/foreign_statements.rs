@@ -3,11 +3,8 @@
 //! the four documents (key, bucket, queue, trust policy): another party adds a statement and
 //! removes one of ours; the plan names ours; apply restores ours and keeps theirs; a rename
 //! and a destroy keep theirs too. A foreign statement that defeats ours is reported.
-use expel_e2e::{Stack, Workdir, TF_HEADER};
+use expel_e2e::{Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER};
 use serde_json::{json, Value as Json};
-
-const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
-const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
 
 fn hcl(names: &str) -> String {
     format!(
@@ -164,7 +161,7 @@ fn a_rename_and_a_destroy_keep_theirs() {
 
     // Destroy keeps the bucket and the key (logs are evidence), and theirs in them; our
     // CloudTrail statements leave the bucket's policy with the trail.
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
     for (doc, theirs) in [("bucket", &bucket_theirs), ("key", &key_theirs)] {
         let now = live(&stack, doc, &[]);
         let kept = now["Statement"]

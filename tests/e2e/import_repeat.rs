@@ -3,11 +3,9 @@
 //! CloudTrail device was compared with a queue URL not yet read in 10 of 11 tries). Each
 //! resource is imported 20 times in a row, alternating `terraform import` and an `import {}`
 //! block with `-generate-config-out`.
-use expel_e2e::{sentinelone_device, Stack, Workdir, TF_HEADER};
+use expel_e2e::{sentinelone_device, Stack, Workdir, APPLY, PLAN, TF_HEADER};
 use serde_json::Value as Json;
 
-const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
-const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
 const ROUNDS: usize = 20;
 
 fn state_of(w: &Workdir) -> Json {

@@ -6,12 +6,10 @@
 //! service account or role where one was made).
 use std::time::{Duration, Instant};
 
-use expel_e2e::{ctrl_c, finish, sentinelone_device, Stack, Workdir, TF_HEADER};
+use expel_e2e::{
+    count, ctrl_c, finish, sentinelone_device, Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER,
+};
 use serde_json::{json, Value as Json};
-
-const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
-const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
-const DESTROY: &[&str] = &["destroy", "-auto-approve", "-no-color"];
 
 /// Where a slow call is injected.
 enum Slow<'a> {
@@ -53,9 +51,11 @@ fn slow_down<'s>(stack: &'s Stack, slow: &Slow) -> impl Fn() -> bool + 's {
     }
 }
 
-/// Starts `terraform apply`, presses Ctrl-C once the slow call is under way, and checks that
-/// terraform stops with the resource saved in the state.
-fn interrupted_apply(w: &Workdir, stack: &Stack, slow: Slow, address: &str) -> String {
+/// A working directory of `hcl` in which `terraform apply` was started and Ctrl-C pressed
+/// once the slow call was under way; checks that terraform stopped with the resource
+/// `address` saved in the state.
+fn interrupted_apply(stack: &Stack, hcl: &str, slow: Slow, address: &str) -> Workdir {
+    let w = Workdir::with_hcl(hcl, stack);
     let reached = slow_down(stack, &slow);
     let child = w.spawn(APPLY);
     let start = Instant::now();
@@ -87,17 +87,7 @@ fn interrupted_apply(w: &Workdir, stack: &Stack, slow: Slow, address: &str) -> S
         "the state holds what was made:\n{}\n{text}",
         list.stdout
     );
-    text
-}
-
-fn count(v: &Json) -> usize {
-    v.as_array().map(Vec::len).unwrap_or(0)
-}
-
-fn sandbox(stack: &Stack) -> Json {
-    let (code, st) = stack.admin("GET", "/_admin/state", None);
-    assert_eq!(code, 200);
-    st
+    w
 }
 
 const CLOUDTRAIL: &str = r#"
@@ -107,16 +97,20 @@ resource "expel_cloudtrail_integration" "this" {
 }
 "#;
 
+/// The integration's apply interrupted while its trail is being created.
+fn cloudtrail_interrupted(stack: &Stack) -> Workdir {
+    interrupted_apply(
+        stack,
+        &format!("{TF_HEADER}{CLOUDTRAIL}"),
+        Slow::Aws("cloudtrail", "CreateTrail"),
+        "expel_cloudtrail_integration.this",
+    )
+}
+
 #[test]
 fn cloudtrail_interrupted_then_destroyed_leaves_nothing() {
     let stack = Stack::local();
-    let w = Workdir::with_hcl(&format!("{TF_HEADER}{CLOUDTRAIL}"), &stack);
-    interrupted_apply(
-        &w,
-        &stack,
-        Slow::Aws("cloudtrail", "CreateTrail"),
-        "expel_cloudtrail_integration.this",
-    );
+    let w = cloudtrail_interrupted(&stack);
     let s = w.state_of("expel_cloudtrail_integration");
     assert!(
         s["key_arn"].is_string() && s["queue_url"].is_string(),
@@ -133,19 +127,16 @@ fn cloudtrail_interrupted_then_destroyed_leaves_nothing() {
             .is_some_and(|r| r.iter().any(|x| x == "ExpelServiceRole")),
         "{l}"
     );
-    assert_eq!(count(&sandbox(&stack)["workbench"]["security_devices"]), 0);
+    assert_eq!(
+        count(&stack.sandbox_state()["workbench"]["security_devices"]),
+        0
+    );
 }
 
 #[test]
 fn cloudtrail_interrupted_then_applied_finishes_with_one_of_each() {
     let stack = Stack::local();
-    let w = Workdir::with_hcl(&format!("{TF_HEADER}{CLOUDTRAIL}"), &stack);
-    interrupted_apply(
-        &w,
-        &stack,
-        Slow::Aws("cloudtrail", "CreateTrail"),
-        "expel_cloudtrail_integration.this",
-    );
+    let w = cloudtrail_interrupted(&stack);
     let key = w.state_of("expel_cloudtrail_integration")["key_arn"].clone();
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
@@ -158,7 +149,10 @@ fn cloudtrail_interrupted_then_applied_finishes_with_one_of_each() {
     for kind in ["trails", "queues", "policies", "aliases", "buckets"] {
         assert_eq!(count(&l[kind]), 1, "{kind}: {l}");
     }
-    assert_eq!(count(&sandbox(&stack)["workbench"]["security_devices"]), 1);
+    assert_eq!(
+        count(&stack.sandbox_state()["workbench"]["security_devices"]),
+        1
+    );
 }
 
 const MEMBER: &str = r#"
@@ -168,25 +162,21 @@ resource "expel_aws_member_role" "this" {}
 #[test]
 fn member_role_interrupted_then_destroyed_or_finished() {
     let stack = Stack::local();
-    let w = Workdir::with_hcl(&format!("{TF_HEADER}{MEMBER}"), &stack);
-    interrupted_apply(
-        &w,
-        &stack,
-        Slow::Aws("iam", "CreatePolicy"),
-        "expel_aws_member_role.this",
-    );
+    let interrupted = || {
+        interrupted_apply(
+            &stack,
+            &format!("{TF_HEADER}{MEMBER}"),
+            Slow::Aws("iam", "CreatePolicy"),
+            "expel_aws_member_role.this",
+        )
+    };
+    let w = interrupted();
     w.tf_expect(DESTROY, 0);
     let l = stack.aws_listing();
     assert_eq!(count(&l["policies"]), 0, "{l}");
 
     // Again, and this time the rerun finishes it.
-    let w = Workdir::with_hcl(&format!("{TF_HEADER}{MEMBER}"), &stack);
-    interrupted_apply(
-        &w,
-        &stack,
-        Slow::Aws("iam", "CreatePolicy"),
-        "expel_aws_member_role.this",
-    );
+    let w = interrupted();
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
     let l = stack.aws_listing();
@@ -211,10 +201,14 @@ fn s1_hcl(stack: &Stack) -> String {
 fn sentinelone_interrupted_then_destroyed_or_finished() {
     let stack = Stack::local();
     let slow = || Slow::Sandbox("POST /web/api/v2.1/service-users", None);
-    let w = Workdir::with_hcl(&s1_hcl(&stack), &stack);
-    interrupted_apply(&w, &stack, slow(), "expel_sentinelone_device.edr");
+    let w = interrupted_apply(
+        &stack,
+        &s1_hcl(&stack),
+        slow(),
+        "expel_sentinelone_device.edr",
+    );
     w.tf_expect(DESTROY, 0);
-    let st = sandbox(&stack);
+    let st = stack.sandbox_state();
     assert_eq!(count(&st["sentinelone"]["custom_roles"]), 0, "{st}");
     assert_eq!(count(&st["sentinelone"]["service_users"]), 0, "{st}");
     assert_eq!(
@@ -223,8 +217,12 @@ fn sentinelone_interrupted_then_destroyed_or_finished() {
         "only the admin: {st}"
     );
 
-    let w = Workdir::with_hcl(&s1_hcl(&stack), &stack);
-    interrupted_apply(&w, &stack, slow(), "expel_sentinelone_device.edr");
+    let w = interrupted_apply(
+        &stack,
+        &s1_hcl(&stack),
+        slow(),
+        "expel_sentinelone_device.edr",
+    );
     let before = w.state_of("expel_sentinelone_device");
     assert!(before["service_user_id"].is_string(), "{before}");
     w.tf_expect(APPLY, 0);
@@ -233,7 +231,7 @@ fn sentinelone_interrupted_then_destroyed_or_finished() {
     for k in ["role_id", "console_user_id", "service_user_id"] {
         assert_eq!(before[k], after[k], "{k}: what existed is reused");
     }
-    let st = sandbox(&stack);
+    let st = stack.sandbox_state();
     assert_eq!(count(&st["sentinelone"]["custom_roles"]), 1, "{st}");
     assert_eq!(count(&st["sentinelone"]["service_users"]), 1, "{st}");
     assert_eq!(count(&st["workbench"]["security_devices"]), 1, "{st}");
@@ -249,17 +247,25 @@ resource "expel_wiz_device" "w" {
 fn wiz_interrupted_then_destroyed_or_finished() {
     let stack = Stack::local();
     let slow = || Slow::Sandbox("POST /wiz/graphql", Some("createIntegration"));
-    let w = Workdir::with_hcl(&format!("{TF_HEADER}{WIZ}"), &stack);
-    interrupted_apply(&w, &stack, slow(), "expel_wiz_device.w");
+    let w = interrupted_apply(
+        &stack,
+        &format!("{TF_HEADER}{WIZ}"),
+        slow(),
+        "expel_wiz_device.w",
+    );
     w.tf_expect(DESTROY, 0);
-    let st = sandbox(&stack);
+    let st = stack.sandbox_state();
     for k in ["service_accounts", "integrations", "automation_rules"] {
         assert_eq!(count(&st["wiz"][k]), 0, "{k}: {st}");
     }
     assert_eq!(count(&st["workbench"]["security_devices"]), 0, "{st}");
 
-    let w = Workdir::with_hcl(&format!("{TF_HEADER}{WIZ}"), &stack);
-    interrupted_apply(&w, &stack, slow(), "expel_wiz_device.w");
+    let w = interrupted_apply(
+        &stack,
+        &format!("{TF_HEADER}{WIZ}"),
+        slow(),
+        "expel_wiz_device.w",
+    );
     let before = w.state_of("expel_wiz_device");
     assert!(before["service_account_id"].is_string(), "{before}");
     w.tf_expect(APPLY, 0);
@@ -268,7 +274,7 @@ fn wiz_interrupted_then_destroyed_or_finished() {
     for k in ["service_account_id", "client_id"] {
         assert_eq!(before[k], after[k], "{k}: no new service account or secret");
     }
-    let st = sandbox(&stack);
+    let st = stack.sandbox_state();
     for k in ["service_accounts", "integrations", "automation_rules"] {
         assert_eq!(count(&st["wiz"][k]), 1, "{k}: {st}");
     }
@@ -325,6 +331,6 @@ fn ctrl_c_during_a_retry_after_wait_stops_at_once() {
     );
     stack.admin("DELETE", "/_admin/faults", None);
     w.tf_expect(DESTROY, 0);
-    let st = sandbox(&stack);
+    let st = stack.sandbox_state();
     assert_eq!(count(&st["sentinelone"]["custom_roles"]), 0, "{st}");
 }

@@ -1,22 +1,8 @@
 //! expel_aws_member_role across the accounts of an AWS Organization (examples/org): provider
 //! aliases that assume OrganizationAccountAccessRole in each member account, the real
 //! terraform CLI, moto (one organization, two member accounts) and the Workbench emulator.
-use expel_e2e::{Stack, Workdir};
+use expel_e2e::{names, tf_config, Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER, TF_REQUIRED};
 use serde_json::Value;
-
-const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
-const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
-const DESTROY: &[&str] = &["destroy", "-auto-approve", "-no-color"];
-
-fn names(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// An organization with CloudTrail trusted access and two member accounts; their ids.
 fn organization(stack: &Stack) -> Vec<String> {
@@ -115,34 +101,18 @@ fn org_example_applies_detects_member_drift_repairs_and_destroys() {
 
     // The policy document edited, then the role deleted.
     stack.oob_with("policy-edit", &[&in_account(&ids[0])]);
-    let plan = w.tf_expect(PLAN, 2);
-    assert!(
-        plan.all().contains("ExpelAPIPolicy statement"),
-        "{}",
-        plan.all()
-    );
-    w.tf_expect(APPLY, 0);
-    w.tf_expect(PLAN, 0);
+    w.drift_repaired("policy edited", &["ExpelAPIPolicy statement"]);
     stack.oob_with("role-delete", &[&in_account(&ids[1])]);
-    let plan = w.tf_expect(PLAN, 2);
-    assert!(
-        plan.all().contains("deleted outside Terraform"),
-        "{}",
-        plan.all()
-    );
-    w.tf_expect(APPLY, 0);
-    w.tf_expect(PLAN, 0);
+    w.drift_repaired("role deleted", &["deleted outside Terraform"]);
 
     // Tags changed in the configuration are applied to the role (the ownership tag stays).
-    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
-    w.write(
-        "main.tf",
-        &main.replacen(
+    w.edit_main(|main| {
+        main.replacen(
             "tags      = { team = \"platform\" }",
             "tags      = { owner = \"security\" }",
             1,
-        ),
-    );
+        )
+    });
     w.tf_expect(PLAN, 2);
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
@@ -200,18 +170,14 @@ fn organization_trail_needs_cloudtrail_trusted_access() {
     organization(&stack);
     stack.oob("org-trust-off");
     let w = Workdir::with_hcl(
-        r#"
-terraform {
-  required_providers {
-    expel = { source = "expel-io/expel" }
-  }
-}
-provider "expel" {}
+        &tf_config(
+            r#"
 resource "expel_cloudtrail_integration" "org" {
   name               = "Org trail"
   organization_trail = true
 }
 "#,
+        ),
         &stack,
     );
     let out = w.tf_expect(APPLY, 1);
@@ -240,15 +206,10 @@ resource "expel_cloudtrail_integration" "org" {
         "{}",
         plan.all()
     );
-    let main = std::fs::read_to_string(w.dir.path().join("main.tf")).expect("main.tf");
-    w.write("main.tf", &main.replace("\"Org trail\"", "\"Org trail 2\""));
+    w.edit_main(|main| main.replace("\"Org trail\"", "\"Org trail 2\""));
     let out = w.tf_expect(APPLY, 1);
     assert!(out.all().contains("organization_trail"), "{}", out.all());
-    let (_, all) = stack.admin("GET", "/_admin/state", None);
-    let d = all["workbench"]["security_devices"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let d = stack.workbench_devices();
     assert_eq!(d.len(), 1);
     assert_eq!(
         d[0]["attributes"]["name"], "Org trail",
@@ -263,12 +224,9 @@ resource "expel_cloudtrail_integration" "org" {
 fn malformed_assume_role_arn_in_an_alias_names_the_attribute() {
     let stack = Stack::up();
     let w = Workdir::with_hcl(
-        r#"
-terraform {
-  required_providers {
-    expel = { source = "expel-io/expel" }
-  }
-}
+        &[
+            TF_REQUIRED,
+            r#"
 provider "expel" {
   alias = "member"
   aws {
@@ -281,6 +239,8 @@ resource "expel_aws_member_role" "this" {
   provider = expel.member
 }
 "#,
+        ]
+        .concat(),
         &stack,
     );
     let out = w.tf_expect(PLAN, 1);
@@ -293,17 +253,13 @@ resource "expel_aws_member_role" "this" {
 fn malformed_principal_names_the_attribute() {
     let stack = Stack::up();
     let w = Workdir::with_hcl(
-        r#"
-terraform {
-  required_providers {
-    expel = { source = "expel-io/expel" }
-  }
-}
-provider "expel" {}
+        &tf_config(
+            r#"
 resource "expel_aws_member_role" "this" {
   expel_principals = ["arn:aws:s3:::not-a-principal"]
 }
 "#,
+        ),
         &stack,
     );
     let out = w.tf_expect(PLAN, 1);
@@ -351,14 +307,7 @@ fn member_role_imports_by_name_or_arn_and_renames_in_place() {
     let stack = Stack::local();
     let hcl = |role: &str, extra: &str| {
         format!(
-            r#"
-terraform {{
-  required_providers {{
-    expel = {{ source = "expel-io/expel" }}
-  }}
-}}
-provider "expel" {{}}
-resource "expel_aws_member_role" "this" {{
+            r#"{TF_HEADER}resource "expel_aws_member_role" "this" {{
   role_name = "{role}"
   tags      = {{ team = "sec" }}
 {extra}
@@ -487,13 +436,7 @@ fn a_provider_block_known_only_at_apply_targets_the_right_account() {
     let ids = organization(&stack);
     let w = Workdir::with_hcl(
         &format!(
-            r#"
-terraform {{
-  required_providers {{
-    expel = {{ source = "expel-io/expel" }}
-  }}
-}}
-resource "terraform_data" "member" {{
+            r#"{TF_REQUIRED}resource "terraform_data" "member" {{
   input = "arn:aws:iam::{}:role/OrganizationAccountAccessRole"
 }}
 provider "expel" {{

@@ -3,12 +3,8 @@
 //! the second is refused, naming the owner; destroying it deletes nothing of the first; with
 //! distinct names both converge. State and objects from releases before per-instance owners
 //! are adopted once and re-marked.
-use expel_e2e::{sentinelone_device, Stack, Workdir, TF_HEADER};
+use expel_e2e::{flat, sentinelone_device, Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER};
 use serde_json::Value as Json;
-
-const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
-const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
-const DESTROY: &[&str] = &["destroy", "-auto-approve", "-no-color"];
 
 const INTEGRATION: &str = r#"
 resource "expel_cloudtrail_integration" "this" {
@@ -39,10 +35,6 @@ fn tags(stack: &Stack) -> Json {
 }
 
 /// Terraform wraps long diagnostics: compare with single spaces.
-fn flat(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 #[test]
 fn a_member_role_beside_the_integration_is_refused_naming_the_owner_and_destroys_nothing_of_it() {
     let stack = Stack::local();
@@ -236,16 +228,9 @@ resource "expel_aws_member_role" "fixed" {{
     w.tf_expect(DESTROY, 0);
 }
 
-/// The sandbox's whole state (`/_admin/state`).
-fn sandbox(stack: &Stack) -> Json {
-    let (code, st) = stack.admin("GET", "/_admin/state", None);
-    assert_eq!(code, 200, "{st}");
-    st
-}
-
 /// The descriptions of the SentinelOne emulator's objects of `kind` (custom_roles, service_users).
 fn descriptions(stack: &Stack, kind: &str) -> Vec<String> {
-    let st = sandbox(stack);
+    let st = stack.sandbox_state();
     let all: Vec<&Json> = match &st["sentinelone"][kind] {
         Json::Object(m) => m.values().collect(),
         Json::Array(a) => a.iter().collect(),
@@ -370,7 +355,7 @@ fn sentinelone_and_wiz_objects_from_before_owners_are_re_marked_after_the_upgrad
     );
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
-    let st = sandbox(&stack);
+    let st = stack.sandbox_state();
     let su_desc = descriptions(&stack, "service_users");
     assert!(
         su_desc

@@ -1,27 +1,19 @@
 //! The real `terraform` CLI against the built provider and the local stack.
-use expel_e2e::{Stack, Workdir};
+use expel_e2e::{Stack, Workdir, APPLY, PLAN, TF_REQUIRED};
 use serde_json::json;
-
-const PROVIDER_HEADER: &str = r#"
-terraform {
-  required_providers {
-    expel = { source = "expel-io/expel" }
-  }
-}
-"#;
 
 #[test]
 fn quickstart_validates_plans_and_applies() {
     let stack = Stack::up();
     let w = Workdir::from_example("quickstart", &stack);
     w.tf_expect(&["validate", "-no-color"], 0);
-    let plan = w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 2);
+    let plan = w.tf_expect(PLAN, 2);
     assert!(
         plan.stdout.contains("soc+acme_corp@expel.io"),
         "{}",
         plan.stdout
     );
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
 
     let out = w.outputs();
     assert_eq!(out["organization"]["value"], json!("Acme Corp"));
@@ -34,14 +26,14 @@ fn quickstart_validates_plans_and_applies() {
         );
     }
     // Nothing changed remotely: the next plan is empty.
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w.tf_expect(PLAN, 0);
 }
 
 #[test]
 fn plugin_catalogue_filters_and_exposes_device_spec_schema() {
     let stack = Stack::up();
     let hcl = format!(
-        r#"{PROVIDER_HEADER}
+        r#"{TF_REQUIRED}
 provider "expel" {{}}
 data "expel_plugins" "aws" {{ slug = "aws" }}
 output "schema" {{ value = jsondecode(data.expel_plugins.aws.plugins[0].device_spec_schema) }}
@@ -49,14 +41,14 @@ output "count" {{ value = length(data.expel_plugins.aws.plugins) }}
 "#
     );
     let w = Workdir::with_hcl(&hcl, &stack);
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
     let out = w.outputs();
     assert_eq!(out["count"]["value"], json!(1));
     assert_eq!(out["schema"]["value"]["type"], json!("object"), "{out}");
 
     w.write(
         "main.tf",
-        &format!("{PROVIDER_HEADER}\nprovider \"expel\" {{}}\ndata \"expel_plugins\" \"x\" {{ slug = \"nope\" }}\n"),
+        &format!("{TF_REQUIRED}\nprovider \"expel\" {{}}\ndata \"expel_plugins\" \"x\" {{ slug = \"nope\" }}\n"),
     );
     let bad = w.tf_expect(&["plan", "-no-color"], 1);
     assert!(bad.stderr.contains("Unknown plugin"), "{}", bad.stderr);
@@ -71,7 +63,7 @@ output "count" {{ value = length(data.expel_plugins.aws.plugins) }}
 fn bad_provider_config_names_the_attribute() {
     let stack = Stack::up();
     let hcl = format!(
-        "{PROVIDER_HEADER}\nprovider \"expel\" {{\n  organization_id = \"not-a-guid\"\n  workbench_url = \"ftp://workbench\"\n}}\ndata \"expel_organization\" \"this\" {{}}\n"
+        "{TF_REQUIRED}\nprovider \"expel\" {{\n  organization_id = \"not-a-guid\"\n  workbench_url = \"ftp://workbench\"\n}}\ndata \"expel_organization\" \"this\" {{}}\n"
     );
     let w = Workdir::with_hcl(&hcl, &stack);
     let out = w.tf_expect(&["plan", "-no-color"], 1);
@@ -82,7 +74,12 @@ fn bad_provider_config_names_the_attribute() {
     assert!(err.contains("workbench_url"), "{err}");
 
     // No key anywhere: the diagnostic names the attribute and the variable.
-    let mut w = Workdir::with_hcl(&format!("{PROVIDER_HEADER}\nprovider \"expel\" {{}}\ndata \"expel_organization\" \"this\" {{}}\n"), &stack);
+    let mut w = Workdir::with_hcl(
+        &format!(
+            "{TF_REQUIRED}\nprovider \"expel\" {{}}\ndata \"expel_organization\" \"this\" {{}}\n"
+        ),
+        &stack,
+    );
     w.set_env("EXPEL_API_KEY", None);
     let out = w.tf_expect(&["plan", "-no-color"], 1);
     assert!(
@@ -97,7 +94,7 @@ fn bad_provider_config_names_the_attribute() {
 fn unknown_organization_and_wrong_key_are_clear_errors() {
     let stack = Stack::up();
     let hcl = format!(
-        "{PROVIDER_HEADER}\nprovider \"expel\" {{}}\ndata \"expel_organization\" \"other\" {{ id = \"00000000-0000-4000-8000-000000000000\" }}\n"
+        "{TF_REQUIRED}\nprovider \"expel\" {{}}\ndata \"expel_organization\" \"other\" {{ id = \"00000000-0000-4000-8000-000000000000\" }}\n"
     );
     let mut w = Workdir::with_hcl(&hcl, &stack);
     let out = w.tf_expect(&["plan", "-no-color"], 1);
@@ -132,7 +129,7 @@ fn workbench_faults_are_retried() {
         Some(&json!({"route": "GET /api/v2/plugins", "nth": 1, "status": 429, "retry_after": 1})),
     );
     assert!(code < 300, "fault accepted");
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
     assert_eq!(w.outputs()["organization"]["value"], json!("Acme Corp"));
 }
 
@@ -142,7 +139,7 @@ fn api_key_never_appears_in_trace_logs() {
     let mut w = Workdir::from_example("quickstart", &stack);
     let log = w.dir.path().join("trace.log");
     w.set_env("TF_LOG_PATH", Some(&log.display().to_string()));
-    let mut out = w.terraform(&["apply", "-auto-approve", "-no-color"]);
+    let mut out = w.terraform(APPLY);
     // TF_LOG must be set for this one command only.
     if out.code == 0 {
         std::fs::remove_file(&log).ok();

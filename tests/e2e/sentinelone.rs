@@ -1,21 +1,12 @@
 //! `expel_sentinelone_device` with the real `terraform` CLI against the SentinelOne and
 //! Workbench emulators: apply, no-op plan, each out-of-band change -> plan exit 2 naming it
 //! -> apply repairs -> plan exit 0, destroy leaves nothing, bad inputs, no token in logs.
-use expel_e2e::{http, Stack, Workdir};
+use expel_e2e::{Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER};
 use serde_json::{json, Value as Json};
-
-const HEADER: &str = r#"
-terraform {
-  required_providers {
-    expel = { source = "expel-io/expel" }
-  }
-}
-provider "expel" {}
-"#;
 
 fn hcl(stack: &Stack, extra: &str) -> String {
     format!(
-        r#"{HEADER}
+        r#"{TF_HEADER}
 resource "expel_sentinelone_device" "edr" {{
   name              = "Acme - S1 EDR"
   console_url       = "{}"
@@ -27,18 +18,6 @@ resource "expel_sentinelone_device" "edr" {{
 "#,
         stack.var("SENTINELONE_CONSOLE_URL"),
         stack.var("SENTINELONE_ACCOUNT_ID")
-    )
-}
-
-/// Calls the SentinelOne emulator with the admin token.
-fn s1(stack: &Stack, method: &str, path: &str, body: Option<&Json>) -> (u16, Json) {
-    let auth = format!("ApiToken {}", stack.var("SENTINELONE_API_TOKEN"));
-    http(
-        &stack.var("SENTINELONE_CONSOLE_URL"),
-        method,
-        &format!("/web/api/v2.1{path}"),
-        body,
-        &[("Authorization", &auth)],
     )
 }
 
@@ -55,37 +34,11 @@ fn id(a: &Json, k: &str) -> String {
         .to_string()
 }
 
-/// plan exits 2 and names `words`; apply repairs; the next plan is empty.
-fn drift_repaired(w: &Workdir, case: &str, words: &[&str]) {
-    let plan = w.terraform(&["plan", "-detailed-exitcode", "-no-color"]);
-    assert_eq!(
-        plan.code,
-        2,
-        "{case}: plan should show drift:\n{}",
-        plan.all()
-    );
-    for word in words {
-        assert!(
-            plan.all().contains(word),
-            "{case}: plan does not name {word:?}:\n{}",
-            plan.all()
-        );
-    }
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
-    let after = w.terraform(&["plan", "-detailed-exitcode", "-no-color"]);
-    assert_eq!(
-        after.code,
-        0,
-        "{case}: plan after repair not empty:\n{}",
-        after.all()
-    );
-}
-
 /// The SentinelOne and Workbench calls of one no-op `plan` (which must exit 0), and the
 /// counters. Workbench's own health check calls /threats with the device's token: not ours.
 fn calls_per_refresh(stack: &Stack, w: &Workdir) -> (u64, Json) {
     stack.admin("DELETE", "/_admin/calls", None);
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w.tf_expect(PLAN, 0);
     let (_, calls) = stack.admin("GET", "/_admin/calls", None);
     let ours = calls["routes"]
         .as_object()
@@ -97,19 +50,13 @@ fn calls_per_refresh(stack: &Stack, w: &Workdir) -> (u64, Json) {
     (ours, calls)
 }
 
-fn state(stack: &Stack) -> Json {
-    let (code, s) = stack.admin("GET", "/_admin/state", None);
-    assert_eq!(code, 200);
-    s
-}
-
 #[test]
 fn apply_drift_repair_destroy() {
     let stack = Stack::local();
     let w = Workdir::with_hcl(&hcl(&stack, ""), &stack);
-    let out = w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    let out = w.tf_expect(APPLY, 0);
     assert!(!out.all().contains("Error"), "{}", out.all());
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w.tf_expect(PLAN, 0);
 
     let a = attrs(&w);
     assert_eq!(a["console_user_email"], json!("soc+acme_corp@expel.io"));
@@ -117,7 +64,7 @@ fn apply_drift_repair_destroy() {
     assert!(a["token_expires_at"].as_str().is_some(), "{a}");
 
     // What was made matches the guide.
-    let st = state(&stack);
+    let st = stack.sandbox_state();
     let s1s = &st["sentinelone"];
     let role = s1s["custom_roles"]
         .as_array()
@@ -181,7 +128,7 @@ fn apply_drift_repair_destroy() {
     assert!(!tfstate.contains(&token), "the token leaked into the state");
 
     // Drift 1: a permission removed from the role.
-    let (code, r) = s1(&stack, "GET", &format!("/rbac/role/{role_id}"), None);
+    let (code, r) = stack.sentinelone("GET", &format!("/rbac/role/{role_id}"), None);
     assert_eq!(code, 200);
     let keep: Vec<String> = r["data"]["pages"]
         .as_array()
@@ -193,49 +140,46 @@ fn apply_drift_repair_destroy() {
         .collect();
     let body = json!({"data": {"name": "Viewer - Expel", "description": r["data"]["description"], "permissionIds": keep}});
     assert_eq!(
-        s1(&stack, "PUT", &format!("/rbac/role/{role_id}"), Some(&body)).0,
+        stack
+            .sentinelone("PUT", &format!("/rbac/role/{role_id}"), Some(&body))
+            .0,
         200
     );
-    drift_repaired(&w, "permission removed", &["role", "Remote Shell"]);
+    w.drift_repaired("permission removed", &["role", "Remote Shell"]);
 
     // Drift 2: the role deleted (its holder moved to Viewer).
-    let (_, roles) = s1(
-        &stack,
-        "GET",
-        "/rbac/roles?name=Viewer&predefinedRole=true",
-        None,
-    );
+    let (_, roles) = stack.sentinelone("GET", "/rbac/roles?name=Viewer&predefinedRole=true", None);
     let viewer = roles["data"][0]["id"].as_str().unwrap().to_string();
-    let (code, body) = s1(
-        &stack,
+    let (code, body) = stack.sentinelone(
         "DELETE",
         &format!("/rbac/role/{role_id}"),
         Some(&json!({"data": {"targetId": viewer}})),
     );
     assert_eq!(code, 200, "{body}");
-    drift_repaired(&w, "role deleted", &["role", "deleted outside Terraform"]);
+    w.drift_repaired("role deleted", &["role", "deleted outside Terraform"]);
     let a = attrs(&w);
     assert_ne!(id(&a, "role_id"), role_id);
 
     // Drift 3: the console user deleted.
     let cu = id(&a, "console_user_id");
-    assert_eq!(s1(&stack, "DELETE", &format!("/users/{cu}"), None).0, 200);
-    drift_repaired(
-        &w,
+    assert_eq!(
+        stack.sentinelone("DELETE", &format!("/users/{cu}"), None).0,
+        200
+    );
+    w.drift_repaired(
         "console user deleted",
         &["console_user", "deleted outside Terraform"],
     );
 
     // Drift 4: the token revoked.
     let su = id(&attrs(&w), "service_user_id");
-    let (code, body) = s1(
-        &stack,
+    let (code, body) = stack.sentinelone(
         "POST",
         "/users/revoke-api-token",
         Some(&json!({"data": {"id": su}})),
     );
     assert_eq!(code, 200, "{body}");
-    drift_repaired(&w, "token revoked", &["service_user", "revoked"]);
+    w.drift_repaired("token revoked", &["service_user", "revoked"]);
 
     // Drift 5: the token expired.
     let (code, body) = stack.admin(
@@ -244,15 +188,16 @@ fn apply_drift_repair_destroy() {
         Some(&json!({"serviceUserId": su})),
     );
     assert_eq!(code, 200, "{body}");
-    drift_repaired(&w, "token expired", &["service_user", "expired"]);
+    w.drift_repaired("token expired", &["service_user", "expired"]);
 
     // Drift 6: the service user deleted.
     assert_eq!(
-        s1(&stack, "DELETE", &format!("/service-users/{su}"), None).0,
+        stack
+            .sentinelone("DELETE", &format!("/service-users/{su}"), None)
+            .0,
         200
     );
-    drift_repaired(
-        &w,
+    w.drift_repaired(
         "service user deleted",
         &["service_user", "deleted outside Terraform"],
     );
@@ -265,8 +210,7 @@ fn apply_drift_repair_destroy() {
         Some(&json!({"data": {"type": "security_devices", "id": dev, "attributes": {"name": "renamed", "device_spec": {"console_url": stack.var("SENTINELONE_CONSOLE_URL"), "status_syncing": false}}}})),
     );
     assert_eq!(code, 200, "{body}");
-    drift_repaired(
-        &w,
+    w.drift_repaired(
         "device edited",
         &["workbench_device", "renamed", "status syncing"],
     );
@@ -278,8 +222,7 @@ fn apply_drift_repair_destroy() {
             .0,
         204
     );
-    drift_repaired(
-        &w,
+    w.drift_repaired(
         "device deleted",
         &["workbench_device", "deleted outside Terraform"],
     );
@@ -299,8 +242,8 @@ fn apply_drift_repair_destroy() {
     assert_eq!(status, json!("healthy"));
 
     // Destroy leaves nothing behind.
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
-    let st = state(&stack);
+    w.tf_expect(DESTROY, 0);
+    let st = stack.sandbox_state();
     assert_eq!(
         st["sentinelone"]["custom_roles"],
         json!([]),
@@ -363,7 +306,7 @@ fn bad_inputs_name_the_attribute() {
         out.all()
     );
     // Nothing was made.
-    let st = state(&stack);
+    let st = stack.sandbox_state();
     assert_eq!(st["sentinelone"]["custom_roles"], json!([]));
 }
 
@@ -391,7 +334,7 @@ fn token_never_in_trace_logs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let st = state(&stack);
+    let st = stack.sandbox_state();
     let token = st["workbench"]["security_devices"][0]["attributes"]["device_spec"]["api_token"]
         .as_str()
         .expect("device token")
@@ -406,14 +349,14 @@ fn token_never_in_trace_logs() {
         !trace.contains(&stack.var("SENTINELONE_API_TOKEN")),
         "the provider's S1 token appears in the trace"
     );
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
 }
 
 #[test]
 fn more_drift_rotation_and_import() {
     let stack = Stack::local();
     let w = Workdir::with_hcl(&hcl(&stack, ""), &stack);
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
     // A refresh reads each piece once (plus the account pin); the role template and the
     // Viewer permissions come from private state. Workbench's own health check calls
     // /threats with the device's token: not ours.
@@ -428,7 +371,7 @@ fn more_drift_rotation_and_import() {
     );
 
     // A permission added to the role.
-    let (_, r) = s1(&stack, "GET", &format!("/rbac/role/{role_id}"), None);
+    let (_, r) = stack.sentinelone("GET", &format!("/rbac/role/{role_id}"), None);
     let mut ids: Vec<String> = r["data"]["pages"]
         .as_array()
         .unwrap()
@@ -440,28 +383,24 @@ fn more_drift_rotation_and_import() {
     ids.push("Endpoints.uninstall".into());
     let body = json!({"data": {"name": "Viewer - Expel", "description": r["data"]["description"], "permissionIds": ids}});
     assert_eq!(
-        s1(&stack, "PUT", &format!("/rbac/role/{role_id}"), Some(&body)).0,
+        stack
+            .sentinelone("PUT", &format!("/rbac/role/{role_id}"), Some(&body))
+            .0,
         200
     );
-    drift_repaired(
-        &w,
+    w.drift_repaired(
         "permission added",
         &["role", "permissions added", "Endpoints.uninstall"],
     );
 
     // The console user given another role.
-    let (_, roles) = s1(
-        &stack,
-        "GET",
-        "/rbac/roles?name=Viewer&predefinedRole=true",
-        None,
-    );
+    let (_, roles) = stack.sentinelone("GET", "/rbac/roles?name=Viewer&predefinedRole=true", None);
     let viewer = roles["data"][0]["id"].as_str().unwrap().to_string();
     let acct = stack.var("SENTINELONE_ACCOUNT_ID");
     let body = json!({"data": {"scopeRoles": [{"id": acct, "roleId": viewer}]}});
-    let (code, out) = s1(&stack, "PUT", &format!("/users/{cu}"), Some(&body));
+    let (code, out) = stack.sentinelone("PUT", &format!("/users/{cu}"), Some(&body));
     assert_eq!(code, 200, "{out}");
-    drift_repaired(&w, "console user role", &["console_user", "Viewer"]);
+    w.drift_repaired("console user role", &["console_user", "Viewer"]);
 
     // Rotation: the token regenerated out of band to expire in 10 days, within rotate_before
     // (30d): refresh marks it due, the plan shows a new expiry, apply rotates.
@@ -472,16 +411,14 @@ fn more_drift_rotation_and_import() {
             .expect("date");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    let (code, out) = s1(
-        &stack,
+    let (code, out) = stack.sentinelone(
         "POST",
         &format!("/service-users/{su}/generate-api-token"),
         Some(&json!({"data": {"expirationDate": in_10_days}})),
     );
     assert_eq!(code, 200, "{out}");
     let before = id(&attrs(&w), "token_expires_at");
-    drift_repaired(
-        &w,
+    w.drift_repaired(
         "token rotation due",
         &["service_user", "rotation due", "token_expires_at"],
     );
@@ -505,11 +442,11 @@ fn more_drift_rotation_and_import() {
     // organization_name is read back (the console user's e-mail, spelled as Workbench
     // knows the organization): the first plan after the import is empty.
     assert_eq!(a["organization_name"], json!("Acme Corp"));
-    let plan = w.terraform(&["plan", "-detailed-exitcode", "-no-color"]);
+    let plan = w.terraform(PLAN);
     assert_eq!(plan.code, 0, "plan after import not empty:\n{}", plan.all());
 
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
-    let st = state(&stack);
+    w.tf_expect(DESTROY, 0);
+    let st = stack.sandbox_state();
     assert_eq!(st["sentinelone"]["custom_roles"], json!([]));
     assert_eq!(st["sentinelone"]["service_users"], json!([]));
     assert_eq!(st["workbench"]["security_devices"], json!([]));
@@ -530,8 +467,8 @@ fn faults_leave_no_orphans_and_rerun_converges() {
     // Throttled role creation: retried after Retry-After.
     let fault = json!({"route": "POST /web/api/v2.1/rbac/role", "count": 2, "status": 429, "retry_after": 1});
     assert_eq!(stack.admin("POST", "/_admin/faults", Some(&fault)).0, 201);
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(DESTROY, 0);
     stack.admin("DELETE", "/_admin/faults", None);
 
     for (route, phase) in [
@@ -546,7 +483,7 @@ fn faults_leave_no_orphans_and_rerun_converges() {
         let fault = json!({"route": route, "count": -1, "status": 500, "phase": phase});
         let (code, body) = stack.admin("POST", "/_admin/faults", Some(&fault));
         assert!(code == 201 || code == 200, "{body}");
-        let out = w.terraform(&["apply", "-auto-approve", "-no-color"]);
+        let out = w.terraform(APPLY);
         if phase == "before" {
             assert_eq!(out.code, 1, "{route}: apply should fail:\n{}", out.all());
             assert!(out.stderr.contains("failed at"), "{route}: {}", out.stderr);
@@ -555,10 +492,10 @@ fn faults_leave_no_orphans_and_rerun_converges() {
         stack.admin("DELETE", "/_admin/faults", None);
         // Resume: untaint and apply adopts what exists.
         let _ = w.terraform(&["untaint", "expel_sentinelone_device.edr"]);
-        w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
-        w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
-        w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
-        let st = state(&stack);
+        w.tf_expect(APPLY, 0);
+        w.tf_expect(PLAN, 0);
+        w.tf_expect(DESTROY, 0);
+        let st = stack.sandbox_state();
         assert_eq!(st["sentinelone"]["custom_roles"], json!([]), "{route}");
         assert_eq!(st["sentinelone"]["service_users"], json!([]), "{route}");
         assert_eq!(
@@ -573,7 +510,7 @@ fn faults_leave_no_orphans_and_rerun_converges() {
 
 /// Nothing of ours is left in SentinelOne or Workbench (the admin is the only console user).
 fn nothing_left(stack: &Stack, case: &str) {
-    let st = state(stack);
+    let st = stack.sandbox_state();
     let s1s = &st["sentinelone"];
     assert_eq!(
         s1s["custom_roles"],
@@ -604,8 +541,7 @@ fn set_ir_team(stack: &Stack, ids: &[String]) {
 /// IR Team's permissions now, and the same without the status-syncing ones (and what
 /// depends on them).
 fn ir_team_with_and_without_manage(stack: &Stack) -> (Vec<String>, Vec<String>) {
-    let (_, roles) = s1(
-        stack,
+    let (_, roles) = stack.sentinelone(
         "GET",
         "/rbac/roles?name=IR%20Team&predefinedRole=true",
         None,
@@ -614,7 +550,7 @@ fn ir_team_with_and_without_manage(stack: &Stack) -> (Vec<String>, Vec<String>) 
         .as_str()
         .expect("IR Team")
         .to_string();
-    let (code, r) = s1(stack, "GET", &format!("/rbac/role/{ir}"), None);
+    let (code, r) = stack.sentinelone("GET", &format!("/rbac/role/{ir}"), None);
     assert_eq!(code, 200, "{r}");
     let perms: Vec<&Json> = r["data"]["pages"]
         .as_array()
@@ -681,7 +617,7 @@ fn status_syncing_needs_the_manage_level() {
 
     // Create: fails before anything exists.
     let w = Workdir::with_hcl(&hcl(&stack, ""), &stack);
-    let out = w.tf_expect(&["apply", "-auto-approve", "-no-color"], 1);
+    let out = w.tf_expect(APPLY, 1);
     // Terraform wraps diagnostics: compare with single spaces.
     let text = out.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
     for words in [
@@ -698,22 +634,22 @@ fn status_syncing_needs_the_manage_level() {
     nothing_left(&stack, "failed create");
     let listed = w.tf_expect(&["state", "list"], 0);
     assert_eq!(listed.stdout.trim(), "", "nothing in state");
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
     nothing_left(&stack, "destroy after failed create");
 
     // Without status syncing the same role is fine; turning it on is refused and changes
     // nothing (the device keeps status syncing off).
     let off = hcl(&stack, "").replace("status_syncing    = true", "status_syncing    = false");
     w.write("main.tf", &off);
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
     w.write("main.tf", &hcl(&stack, ""));
-    let out = w.tf_expect(&["apply", "-auto-approve", "-no-color"], 1);
+    let out = w.tf_expect(APPLY, 1);
     assert!(
         out.stderr.contains("status_syncing") && out.stderr.contains("Change Incident Status"),
         "{}",
         out.stderr
     );
-    let st = state(&stack);
+    let st = stack.sandbox_state();
     assert_eq!(
         st["workbench"]["security_devices"][0]["attributes"]["device_spec"]["status_syncing"],
         json!(false)
@@ -721,14 +657,14 @@ fn status_syncing_needs_the_manage_level() {
 
     // The role granted the Manage level again: the update goes through.
     set_ir_team(&stack, &full);
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
-    let st = state(&stack);
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    let st = stack.sandbox_state();
     assert_eq!(
         st["workbench"]["security_devices"][0]["attributes"]["device_spec"]["status_syncing"],
         json!(true)
     );
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
     nothing_left(&stack, "destroy");
 }
 
@@ -740,13 +676,7 @@ fn status_syncing_needs_the_manage_level() {
 fn console_user_shared_by_two_accounts() {
     let stack = Stack::local();
     let acct1 = stack.var("SENTINELONE_ACCOUNT_ID");
-    let (code, added) = stack.admin(
-        "POST",
-        "/_admin/sentinelone/accounts",
-        Some(&json!({"name": "Acme EU"})),
-    );
-    assert_eq!(code, 201, "{added}");
-    let acct2 = added["account"]["id"].as_str().unwrap().to_string();
+    let acct2 = stack.add_sentinelone_account("Acme EU");
     let w1 = Workdir::with_hcl(&hcl(&stack, ""), &stack);
     let w2 = Workdir::with_hcl(
         &hcl(&stack, "")
@@ -754,16 +684,16 @@ fn console_user_shared_by_two_accounts() {
             .replace("Acme - S1 EDR", "Acme EU - S1 EDR"),
         &stack,
     );
-    w1.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
-    w2.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
-    w1.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
-    w2.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w1.tf_expect(APPLY, 0);
+    w2.tf_expect(APPLY, 0);
+    w1.tf_expect(PLAN, 0);
+    w2.tf_expect(PLAN, 0);
     let (a1, a2) = (attrs(&w1), attrs(&w2));
     assert_eq!(id(&a1, "console_user_id"), id(&a2, "console_user_id"));
     let (role1, role2) = (id(&a1, "role_id"), id(&a2, "role_id"));
     assert_ne!(role1, role2);
     let soc_users = |stack: &Stack| -> Vec<Json> {
-        state(stack)["sentinelone"]["users"]
+        stack.sandbox_state()["sentinelone"]["users"]
             .as_array()
             .unwrap()
             .iter()
@@ -802,49 +732,44 @@ fn console_user_shared_by_two_accounts() {
         0,
     );
     assert_eq!(id(&attrs(&w2), "role_id"), role2);
-    w2.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w2.tf_expect(PLAN, 0);
 
     // Destroy the first: the user stays, with the second account's role only.
-    w1.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w1.tf_expect(DESTROY, 0);
     let users = soc_users(&stack);
     assert_eq!(users.len(), 1, "the user is still used by {acct2}");
     assert_eq!(
         users[0]["scopeRoles"],
         json!([{"id": acct2, "roleId": role2}])
     );
-    let roles: Vec<Json> = state(&stack)["sentinelone"]["custom_roles"]
+    let roles: Vec<Json> = stack.sandbox_state()["sentinelone"]["custom_roles"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["id"].clone())
         .collect();
     assert_eq!(roles, vec![json!(role2)]);
-    w2.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w2.tf_expect(PLAN, 0);
 
     // Destroy the second: the user was its last scope, it goes.
-    w2.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w2.tf_expect(DESTROY, 0);
     assert!(soc_users(&stack).is_empty());
     nothing_left(&stack, "both destroyed");
 
     // Someone else's user with the address (not our full name): refused, never deleted.
-    let (_, roles) = s1(
-        &stack,
-        "GET",
-        "/rbac/roles?name=Viewer&predefinedRole=true",
-        None,
-    );
+    let (_, roles) = stack.sentinelone("GET", "/rbac/roles?name=Viewer&predefinedRole=true", None);
     let viewer = roles["data"][0]["id"].as_str().unwrap().to_string();
     let body = json!({"data": {"email": "soc+acme_corp@expel.io", "fullName": "Acme SOC desk",
                                "scope": "account", "scopeRoles": [{"id": acct1, "roleId": viewer}]}});
-    let (code, made) = s1(&stack, "POST", "/users", Some(&body));
+    let (code, made) = stack.sentinelone("POST", "/users", Some(&body));
     assert_eq!(code, 200, "{made}");
-    let out = w2.tf_expect(&["apply", "-auto-approve", "-no-color"], 1);
+    let out = w2.tf_expect(APPLY, 1);
     assert!(
         out.stderr.contains("already exists") && out.stderr.contains("import it"),
         "{}",
         out.stderr
     );
-    w2.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w2.tf_expect(DESTROY, 0);
     let users = soc_users(&stack);
     assert_eq!(users.len(), 1, "the unmarked user is kept");
     assert_eq!(users[0]["fullName"], json!("Acme SOC desk"));
@@ -852,8 +777,14 @@ fn console_user_shared_by_two_accounts() {
         users[0]["scopeRoles"],
         json!([{"id": acct1, "roleId": viewer}])
     );
-    assert_eq!(state(&stack)["sentinelone"]["custom_roles"], json!([]));
-    assert_eq!(state(&stack)["sentinelone"]["service_users"], json!([]));
+    assert_eq!(
+        stack.sandbox_state()["sentinelone"]["custom_roles"],
+        json!([])
+    );
+    assert_eq!(
+        stack.sandbox_state()["sentinelone"]["service_users"],
+        json!([])
+    );
 }
 
 /// `site_id`: the role, the console user and the service user live in the site; a site of
@@ -862,7 +793,7 @@ fn console_user_shared_by_two_accounts() {
 fn site_scope() {
     let stack = Stack::local();
     let acct = stack.var("SENTINELONE_ACCOUNT_ID");
-    let (code, sites) = s1(&stack, "GET", &format!("/sites?accountIds={acct}"), None);
+    let (code, sites) = stack.sentinelone("GET", &format!("/sites?accountIds={acct}"), None);
     assert_eq!(code, 200, "{sites}");
     let site = sites["data"]["sites"][0]["id"]
         .as_str()
@@ -889,12 +820,12 @@ fn site_scope() {
     }
 
     let w = Workdir::with_hcl(&hcl(&stack, &format!("  site_id = \"{site}\"\n")), &stack);
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
     // A refresh reads the account and the site (both pinned) and each piece once.
     let (ours, calls) = calls_per_refresh(&stack, &w);
     assert_eq!(ours, 6, "calls per refresh: {calls}");
     let a = attrs(&w);
-    let st = state(&stack);
+    let st = stack.sandbox_state();
     let s1s = &st["sentinelone"];
     let role = &s1s["custom_roles"][0];
     assert_eq!(role["id"], json!(id(&a, "role_id")));
@@ -934,11 +865,10 @@ fn site_scope() {
     for k in ["role_id", "console_user_id", "service_user_id", "site_id"] {
         assert_eq!(imported[k], a[k], "{k}");
     }
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w.tf_expect(PLAN, 0);
 
     // A drift inside the site scope is seen and repaired.
-    let (code, body) = s1(
-        &stack,
+    let (code, body) = stack.sentinelone(
         "PUT",
         &format!("/service-users/{}", id(&a, "service_user_id")),
         Some(
@@ -946,13 +876,12 @@ fn site_scope() {
         ),
     );
     assert_eq!(code, 200, "{body}");
-    drift_repaired(
-        &w,
+    w.drift_repaired(
         "service user moved to the account",
         &["service_user", &site],
     );
 
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
     nothing_left(&stack, "site destroy");
 }
 
@@ -964,13 +893,7 @@ fn site_scope() {
 fn console_user_shared_in_one_configuration() {
     let stack = Stack::local();
     let acct1 = stack.var("SENTINELONE_ACCOUNT_ID");
-    let (code, added) = stack.admin(
-        "POST",
-        "/_admin/sentinelone/accounts",
-        Some(&json!({"name": "Acme EU"})),
-    );
-    assert_eq!(code, 201, "{added}");
-    let acct2 = added["account"]["id"].as_str().unwrap().to_string();
+    let acct2 = stack.add_sentinelone_account("Acme EU");
     let one = hcl(&stack, "");
     let second = one[one.find("resource").expect("a resource")..]
         .replace("\"edr\"", "\"eu\"")
@@ -980,7 +903,7 @@ fn console_user_shared_in_one_configuration() {
     let slow = json!({"route": "PUT /web/api/v2.1/users", "count": -1, "latency_ms": 1500});
     assert_eq!(stack.admin("POST", "/_admin/faults", Some(&slow)).0, 201);
     let scope_roles = |stack: &Stack| -> Vec<Json> {
-        state(stack)["sentinelone"]["users"]
+        stack.sandbox_state()["sentinelone"]["users"]
             .as_array()
             .unwrap()
             .iter()
@@ -1006,9 +929,9 @@ fn console_user_shared_in_one_configuration() {
     let mut both = vec![acct1.clone(), acct2.clone()];
     both.sort();
 
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
     assert_eq!(accounts_of(&scope_roles(&stack)), vec![both.clone()]);
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w.tf_expect(PLAN, 0);
 
     // One of them destroyed: the user keeps the other's role.
     w.tf_expect(
@@ -1021,10 +944,10 @@ fn console_user_shared_in_one_configuration() {
         0,
     );
     assert_eq!(accounts_of(&scope_roles(&stack)), vec![vec![acct1.clone()]]);
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
     assert_eq!(accounts_of(&scope_roles(&stack)), vec![both]);
 
     // Both destroyed at once: nothing is left, the user included.
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
     nothing_left(&stack, "both destroyed together");
 }

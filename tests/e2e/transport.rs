@@ -8,25 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use expel_e2e::{Stack, Workdir};
-
-const HEADER: &str = r#"
-terraform {
-  required_providers {
-    expel = { source = "expel-io/expel" }
-  }
-}
-"#;
-
-/// Terraform wraps diagnostics at its line width: compare text with whitespace collapsed.
-fn flat(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+use expel_e2e::{flat, Stack, Workdir, TF_REQUIRED};
 
 /// A plan of one Workbench data source with `provider` as the provider block.
 fn organization_plan(stack: &Stack, provider: &str) -> Workdir {
     Workdir::with_hcl(
-        &format!("{HEADER}\nprovider \"expel\" {{\n{provider}\n}}\ndata \"expel_organization\" \"this\" {{}}\n"),
+        &format!("{TF_REQUIRED}\nprovider \"expel\" {{\n{provider}\n}}\ndata \"expel_organization\" \"this\" {{}}\n"),
         stack,
     )
 }
@@ -183,7 +170,7 @@ fn refused_dns_and_tls_failures_are_named_with_the_url() {
 fn a_misspelled_aws_profile_is_named() {
     let stack = Stack::up();
     let hcl = format!(
-        "{HEADER}\nprovider \"expel\" {{}}\nresource \"expel_cloudtrail_integration\" \"this\" {{ name = \"Acme - AWS CloudTrail\" }}\n"
+        "{TF_REQUIRED}\nprovider \"expel\" {{}}\nresource \"expel_cloudtrail_integration\" \"this\" {{ name = \"Acme - AWS CloudTrail\" }}\n"
     );
     let mut w = Workdir::with_hcl(&hcl, &stack);
     let config = w.dir.path().join("aws-config");

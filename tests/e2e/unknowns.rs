@@ -3,11 +3,8 @@
 //! fed from a `terraform_data` output, which is unknown until apply. Plan and apply succeed,
 //! the value given (not a default) is what is made, and the next plan is empty. A second
 //! round changes the values, so the update path also plans with unknowns.
-use expel_e2e::{Stack, Workdir, TF_HEADER};
+use expel_e2e::{Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER};
 use serde_json::Value as Json;
-
-const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
-const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
 
 /// A configuration whose `resource` block takes each of `attrs` from
 /// `terraform_data.given.output`, whose input is `values` (HCL object body).
@@ -135,7 +132,7 @@ fn cloudtrail_integration_takes_every_name_from_another_resource() {
             ("device_location", "us-east-1 (prod)".into()),
         ],
     );
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
 }
 
 #[test]
@@ -186,7 +183,7 @@ fn member_role_takes_every_name_from_another_resource() {
         "expel_aws_member_role",
         &[("role_name", "ExpelServiceRole-m2".into())],
     );
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
 }
 
 #[test]
@@ -247,7 +244,7 @@ fn sentinelone_device_takes_every_name_from_another_resource() {
         "expel_sentinelone_device",
         &[("device_location", "on-prem".into())],
     );
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
 }
 
 #[test]
@@ -299,5 +296,5 @@ fn wiz_device_takes_every_name_from_another_resource() {
         &hcl("expel_wiz_device", fixed, &attrs, &values("eu")),
     );
     round(&w, "expel_wiz_device", &[("device_location", "eu".into())]);
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
 }

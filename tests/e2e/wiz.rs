@@ -2,39 +2,38 @@
 //! emulators: apply, no-op plan, drift made through the emulators' APIs, repair, the
 //! two-phase console access, an issue reaching Workbench, import, destroy, bad inputs and
 //! secrets kept out of logs.
-use expel_e2e::{Stack, Workdir};
+use expel_e2e::{Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER};
 use serde_json::{json, Value as Json};
 
-const HEADER: &str = r#"
-terraform {
-  required_providers {
-    expel = { source = "expel-io/expel" }
-  }
-}
-provider "expel" {}
-"#;
+/// plan, apply and destroy with console access validated (`-var validated=true`).
+const PLAN_V: &[&str] = &[
+    "plan",
+    "-detailed-exitcode",
+    "-no-color",
+    "-var",
+    "validated=true",
+];
+const APPLY_V: &[&str] = &[
+    "apply",
+    "-auto-approve",
+    "-no-color",
+    "-var",
+    "validated=true",
+];
+const DESTROY_V: &[&str] = &[
+    "destroy",
+    "-auto-approve",
+    "-no-color",
+    "-var",
+    "validated=true",
+];
 
 fn hcl(body: &str) -> String {
-    format!("{HEADER}\n{body}\n")
+    format!("{TF_HEADER}\n{body}\n")
 }
 
 fn wiz_state(stack: &Stack) -> Json {
-    let (s, st) = stack.admin("GET", "/_admin/state", None);
-    assert_eq!(s, 200);
-    st["wiz"].clone()
-}
-
-fn devices(stack: &Stack) -> Vec<Json> {
-    let (_, st) = stack.admin("GET", "/_admin/state", None);
-    st["workbench"]["security_devices"]
-        .as_array()
-        .cloned()
-        .or_else(|| {
-            st["workbench"]["security_devices"]
-                .as_object()
-                .map(|m| m.values().cloned().collect())
-        })
-        .unwrap_or_default()
+    stack.sandbox_state()["wiz"].clone()
 }
 
 fn state_attr(w: &Workdir, addr: &str, attr: &str) -> Json {
@@ -45,25 +44,6 @@ fn state_attr(w: &Workdir, addr: &str, attr: &str) -> Json {
         .and_then(|rs| rs.iter().find(|r| r["address"] == addr))
         .map(|r| r["values"][attr].clone())
         .unwrap_or(Json::Null)
-}
-
-/// Out-of-band change -> plan exits 2 naming `expect` -> apply -> plan exits 0.
-fn drift_and_repair(w: &Workdir, what: &str, expect: &str) {
-    let plan = w.terraform(&["plan", "-detailed-exitcode", "-no-color"]);
-    assert_eq!(
-        plan.code,
-        2,
-        "{what}: plan should see drift:\n{}",
-        plan.all()
-    );
-    assert!(
-        plan.all().contains(expect),
-        "{what}: plan does not name {expect:?}:\n{}",
-        plan.all()
-    );
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
-    let after = w.terraform(&["plan", "-detailed-exitcode", "-no-color"]);
-    assert_eq!(after.code, 0, "{what}: not repaired:\n{}", after.all());
 }
 
 fn wiz_ok(stack: &Stack, q: &str, vars: Json) -> Json {
@@ -89,13 +69,13 @@ resource "expel_wiz_device" "w" {
 fn cloud_apply_drift_repair_console_access_webhook_and_destroy() {
     let stack = Stack::local();
     let w = Workdir::with_hcl(&hcl(CLOUD), &stack);
-    let first = w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    let first = w.tf_expect(APPLY, 0);
     assert!(
         first.all().contains("domain_verification_code"),
         "the plan says what to do next:\n{}",
         first.all()
     );
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w.tf_expect(PLAN, 0);
     let addr = "expel_wiz_device.w";
     let rule_id = state_attr(&w, addr, "automation_rule_id");
     let integ_id = state_attr(&w, addr, "integration_id");
@@ -141,38 +121,37 @@ fn cloud_apply_drift_repair_console_access_webhook_and_destroy() {
         upd_rule,
         json!({"input": {"id": rule_id, "patch": {"enabled": false}}}),
     );
-    drift_and_repair(&w, "rule disabled", "rule is disabled");
+    w.drift_repaired("rule disabled", &["rule is disabled"]);
     wiz_ok(
         &stack,
         upd_rule,
         json!({"input": {"id": rule_id, "patch": {"filters": {"severity": ["CRITICAL"]}}}}),
     );
-    drift_and_repair(&w, "severities narrowed", "severity filter");
+    w.drift_repaired("severities narrowed", &["severity filter"]);
     wiz_ok(
         &stack,
         upd_rule,
         json!({"input": {"id": rule_id, "patch": {"triggerSource": "CLOUD_EVENTS"}}}),
     );
-    drift_and_repair(&w, "trigger changed", "rule trigger");
+    w.drift_repaired("trigger changed", &["rule trigger"]);
     wiz_ok(&stack, "mutation($input: DeleteAutomationRuleInput!) { deleteAutomationRule(input: $input) { _stub } }", json!({"input": {"id": rule_id}}));
-    drift_and_repair(&w, "rule deleted", "automation_rule");
+    w.drift_repaired("rule deleted", &["automation_rule"]);
     wiz_ok(&stack, "mutation($input: UpdateIntegrationInput!) { updateIntegration(input: $input) { integration { id } } }",
         json!({"input": {"id": integ_id, "patch": {"params": {"webhook": {"url": "https://evil.example/hook", "authorization": {"username": "x", "password": "y"}}}}}}));
-    drift_and_repair(
-        &w,
+    w.drift_repaired(
         "integration URL and credentials changed",
-        "integration URL",
+        &["integration URL"],
     );
     wiz_ok(
         &stack,
         "mutation($id: String!) { rotateServiceAccountSecret(ID: $id) { serviceAccount { id } } }",
         json!({"id": sa_id}),
     );
-    drift_and_repair(&w, "secret rotated", "rotated outside Terraform");
+    w.drift_repaired("secret rotated", &["rotated outside Terraform"]);
     // The device holds a working secret again: Workbench's health check gets a token.
     let sa_id = state_attr(&w, addr, "service_account_id");
     wiz_ok(&stack, "mutation($input: DeleteServiceAccountInput!) { deleteServiceAccount(input: $input) { _stub } }", json!({"input": {"id": sa_id}}));
-    drift_and_repair(&w, "service account deleted", "service_account");
+    w.drift_repaired("service account deleted", &["service_account"]);
     let dev = dev_id.as_str().unwrap();
     let (s, _) = stack.workbench(
         "PATCH",
@@ -180,10 +159,10 @@ fn cloud_apply_drift_repair_console_access_webhook_and_destroy() {
         Some(&json!({"data": {"type": "security_devices", "id": dev, "attributes": {"name": "Renamed", "location": "elsewhere"}}})),
     );
     assert_eq!(s, 200);
-    drift_and_repair(&w, "device edited", "device name");
+    w.drift_repaired("device edited", &["device name"]);
     let (s, _) = stack.workbench("DELETE", &format!("/api/v2/security_devices/{dev}"), None);
     assert!(s == 200 || s == 204, "{s}");
-    drift_and_repair(&w, "device deleted", "workbench_device");
+    w.drift_repaired("device deleted", &["workbench_device"]);
     // After all that, an issue still reaches Workbench (new device, new webhook).
     let before = stack.admin("GET", "/_admin/workbench/alerts", None).1["alerts"]
         .as_array()
@@ -213,16 +192,7 @@ fn cloud_apply_drift_repair_console_access_webhook_and_destroy() {
 
     // Two-phase console access.
     assert!(state_attr(&w, addr, "user_id").is_null());
-    w.tf_expect(
-        &[
-            "apply",
-            "-auto-approve",
-            "-no-color",
-            "-var",
-            "validated=true",
-        ],
-        0,
-    );
+    w.tf_expect(APPLY_V, 0);
     let st = wiz_state(&stack);
     assert!(
         st["allowed_domains"]
@@ -236,16 +206,7 @@ fn cloud_apply_drift_repair_console_access_webhook_and_destroy() {
     assert_eq!(users[0]["email"], json!("soc+acme_corp@expel.io"));
     assert_eq!(users[0]["name"], json!("Expel Analyst"));
     assert_eq!(users[0]["isSuspended"], json!(false));
-    w.tf_expect(
-        &[
-            "plan",
-            "-detailed-exitcode",
-            "-no-color",
-            "-var",
-            "validated=true",
-        ],
-        0,
-    );
+    w.tf_expect(PLAN_V, 0);
     let uid = users[0]["id"].clone();
     // Suspended in Wiz (the API's only way to stop a user signing in; there is no expiry).
     wiz_ok(
@@ -253,99 +214,32 @@ fn cloud_apply_drift_repair_console_access_webhook_and_destroy() {
         "mutation($input: UpdateUserInput!) { updateUser(input: $input) { user { id } } }",
         json!({"input": {"id": uid, "patch": {"isSuspended": true}}}),
     );
-    let plan = w.terraform(&[
-        "plan",
-        "-detailed-exitcode",
-        "-no-color",
-        "-var",
-        "validated=true",
-    ]);
+    let plan = w.terraform(PLAN_V);
     assert_eq!(plan.code, 2, "{}", plan.all());
     assert!(plan.all().contains("is suspended"), "{}", plan.all());
-    w.tf_expect(
-        &[
-            "apply",
-            "-auto-approve",
-            "-no-color",
-            "-var",
-            "validated=true",
-        ],
-        0,
-    );
+    w.tf_expect(APPLY_V, 0);
     assert_eq!(wiz_state(&stack)["users"][0]["isSuspended"], json!(false));
     wiz_ok(
         &stack,
         "mutation($input: DeleteUserInput!) { deleteUser(input: $input) { _stub } }",
         json!({"input": {"id": uid}}),
     );
-    let plan = w.terraform(&[
-        "plan",
-        "-detailed-exitcode",
-        "-no-color",
-        "-var",
-        "validated=true",
-    ]);
+    let plan = w.terraform(PLAN_V);
     assert_eq!(plan.code, 2, "{}", plan.all());
     assert!(plan.all().contains("Expel Analyst"), "{}", plan.all());
-    w.tf_expect(
-        &[
-            "apply",
-            "-auto-approve",
-            "-no-color",
-            "-var",
-            "validated=true",
-        ],
-        0,
-    );
-    w.tf_expect(
-        &[
-            "plan",
-            "-detailed-exitcode",
-            "-no-color",
-            "-var",
-            "validated=true",
-        ],
-        0,
-    );
+    w.tf_expect(APPLY_V, 0);
+    w.tf_expect(PLAN_V, 0);
     // Back to false: user and domain entry removed, the seeded domain kept.
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
     let st = wiz_state(&stack);
     assert!(st["users"].as_array().unwrap().is_empty(), "{st}");
     assert_eq!(st["allowed_domains"], json!(["acme.example"]));
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w.tf_expect(PLAN, 0);
 
     // Destroy leaves nothing.
-    w.tf_expect(
-        &[
-            "apply",
-            "-auto-approve",
-            "-no-color",
-            "-var",
-            "validated=true",
-        ],
-        0,
-    );
-    w.tf_expect(
-        &[
-            "destroy",
-            "-auto-approve",
-            "-no-color",
-            "-var",
-            "validated=true",
-        ],
-        0,
-    );
-    let st = wiz_state(&stack);
-    for k in [
-        "service_accounts",
-        "users",
-        "integrations",
-        "automation_rules",
-    ] {
-        assert!(st[k].as_array().unwrap().is_empty(), "{k} left: {st}");
-    }
-    assert_eq!(st["allowed_domains"], json!(["acme.example"]));
-    assert!(devices(&stack).is_empty(), "devices left");
+    w.tf_expect(APPLY_V, 0);
+    w.tf_expect(DESTROY_V, 0);
+    assert_nothing_left(&stack, "destroy");
 }
 
 #[test]
@@ -372,8 +266,8 @@ fn defend_variant_fires_on_detections_and_refuses_sync_rules() {
   product = "defend"
 }"#),
     );
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
     assert_eq!(
         state_attr(&w, "expel_wiz_device.d", "sync_rules"),
         json!(false)
@@ -412,13 +306,13 @@ fn defend_variant_fires_on_detections_and_refuses_sync_rules() {
     assert_eq!(p.code, 1, "{}", p.all());
     assert!(p.all().contains("another Wiz tenant"), "{}", p.all());
     w.set_env("WIZ_API_URL", Some(&stack.var("WIZ_API_URL")));
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
     let st = wiz_state(&stack);
     assert!(
         st["service_accounts"].as_array().unwrap().is_empty(),
         "{st}"
     );
-    assert!(devices(&stack).is_empty());
+    assert!(stack.workbench_devices().is_empty());
 }
 
 #[test]
@@ -498,7 +392,7 @@ fn wrong_client_secret_fails_plan_and_a_refused_create_leaves_no_state() {
         Some(&json!({"route": "POST /wiz/graphql", "count": -1, "status": 401})),
     );
     assert_eq!(s, 201, "{f}");
-    let out = w.terraform(&["apply", "-auto-approve", "-no-color"]);
+    let out = w.terraform(APPLY);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.all().contains("Nothing was made"), "{}", out.all());
     let shown = w.tf_expect(&["show", "-json", "-no-color"], 0);
@@ -508,8 +402,8 @@ fn wrong_client_secret_fails_plan_and_a_refused_create_leaves_no_state() {
         "state after a create that made nothing: {v}"
     );
     stack.admin("DELETE", "/_admin/faults", None);
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(DESTROY, 0);
     assert_nothing_left(&stack, "after the refused create");
 }
 
@@ -518,16 +412,7 @@ fn import_by_device_id_then_empty_plan_and_secrets_never_logged() {
     let stack = Stack::local();
     let mut w = Workdir::with_hcl(&hcl(CLOUD), &stack);
     w.set_env("TF_LOG", Some("trace"));
-    let out = w.tf_expect(
-        &[
-            "apply",
-            "-auto-approve",
-            "-no-color",
-            "-var",
-            "validated=true",
-        ],
-        0,
-    );
+    let out = w.tf_expect(APPLY_V, 0);
     let plan = w.tf_expect(&["plan", "-no-color", "-var", "validated=true"], 0);
     let st = wiz_state(&stack);
     let secret = st["service_accounts"][0]["clientSecret"]
@@ -570,33 +455,10 @@ fn import_by_device_id_then_empty_plan_and_secrets_never_logged() {
         ],
         0,
     );
-    let p = w.terraform(&[
-        "plan",
-        "-detailed-exitcode",
-        "-no-color",
-        "-var",
-        "validated=true",
-    ]);
+    let p = w.terraform(PLAN_V);
     assert_eq!(p.code, 0, "plan after import:\n{}", p.all());
-    w.tf_expect(
-        &[
-            "destroy",
-            "-auto-approve",
-            "-no-color",
-            "-var",
-            "validated=true",
-        ],
-        0,
-    );
-    let st = wiz_state(&stack);
-    for k in [
-        "service_accounts",
-        "users",
-        "integrations",
-        "automation_rules",
-    ] {
-        assert!(st[k].as_array().unwrap().is_empty(), "{k} left: {st}");
-    }
+    w.tf_expect(DESTROY_V, 0);
+    assert_wiz_objects_gone(&wiz_state(&stack), "destroy after import");
 }
 
 /// A fault at each call of the first apply. A server error is retried (a create first looks
@@ -625,7 +487,7 @@ fn fault_at_each_step_leaves_no_orphan_and_rerun_converges() {
                 Some(&json!({"route": route, "nth": nth, "count": 1, "status": status})),
             );
             assert!(s == 200 || s == 201, "{f}");
-            let first = w.terraform(&["apply", "-auto-approve", "-no-color"]);
+            let first = w.terraform(APPLY);
             let (_, faults) = stack.admin("GET", "/_admin/faults", None);
             assert_eq!(faults["faults"][0]["fired"], json!(1), "{what}: {faults}");
             if status == 500 {
@@ -635,15 +497,15 @@ fn fault_at_each_step_leaves_no_orphan_and_rerun_converges() {
                 assert!(first.all().contains("failed at"), "{}", first.all());
             }
             stack.admin("DELETE", "/_admin/faults", None);
-            w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
-            let p = w.terraform(&["plan", "-detailed-exitcode", "-no-color"]);
+            w.tf_expect(APPLY, 0);
+            let p = w.terraform(PLAN);
             assert_eq!(p.code, 0, "{what}: rerun did not converge:\n{}", p.all());
             let st = wiz_state(&stack);
             for k in ["service_accounts", "integrations", "automation_rules"] {
                 assert_eq!(st[k].as_array().unwrap().len(), 1, "{what}: {k}: {st}");
             }
-            assert_eq!(devices(&stack).len(), 1, "{what}");
-            w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+            assert_eq!(stack.workbench_devices().len(), 1, "{what}");
+            w.tf_expect(DESTROY, 0);
             assert_nothing_left(&stack, &what);
         }
     }
@@ -662,8 +524,8 @@ fn settled_device(stack: &Stack, id: &str) -> Json {
     panic!("Workbench never finished checking device {id}");
 }
 
-fn assert_nothing_left(stack: &Stack, what: &str) {
-    let st = wiz_state(stack);
+/// No service account, user, integration or automation rule is left in `st` (the Wiz state).
+fn assert_wiz_objects_gone(st: &Json, what: &str) {
     for k in [
         "service_accounts",
         "users",
@@ -675,8 +537,13 @@ fn assert_nothing_left(stack: &Stack, what: &str) {
             "{what}: {k} left: {st}"
         );
     }
+}
+
+fn assert_nothing_left(stack: &Stack, what: &str) {
+    let st = wiz_state(stack);
+    assert_wiz_objects_gone(&st, what);
     assert_eq!(st["allowed_domains"], json!(["acme.example"]), "{what}");
-    assert!(devices(stack).is_empty(), "{what}: device left");
+    assert!(stack.workbench_devices().is_empty(), "{what}: device left");
 }
 
 /// Each create acts and then its answer is lost (a 503, or the connection dropped): the
@@ -732,7 +599,7 @@ fn lost_create_answers_are_adopted_not_duplicated() {
                 json!(["acme.example", "expel.io"]),
                 "{what}"
             );
-            let devs = devices(&stack);
+            let devs = stack.workbench_devices();
             assert_eq!(devs.len(), 1, "{what}");
             // The device holds the secret of the one service account (rotated if adopted).
             let dev = devs[0]["id"].as_str().unwrap().to_string();
@@ -774,7 +641,7 @@ fn wait_for_healthy_waits_for_workbench_and_fails_clearly_on_refused_credentials
         ))
     };
     let w = Workdir::with_hcl(&config("Acme Wiz"), &stack);
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
     assert_eq!(
         state_attr(&w, "expel_wiz_device.w", "device_status"),
         json!("healthy")
@@ -783,8 +650,8 @@ fn wait_for_healthy_waits_for_workbench_and_fails_clearly_on_refused_credentials
         state_attr(&w, "expel_wiz_device.w", "wait_for_healthy"),
         json!(true)
     );
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(PLAN, 0);
+    w.tf_expect(DESTROY, 0);
     assert_nothing_left(&stack, "healthy case");
 
     // Wiz now refuses every service account's token request (the provider's own admin
@@ -797,7 +664,7 @@ fn wait_for_healthy_waits_for_workbench_and_fails_clearly_on_refused_credentials
     assert_eq!(s, 200, "{b}");
     let w = Workdir::with_hcl(&config("Refused Wiz"), &stack);
     let started = std::time::Instant::now();
-    let out = w.terraform(&["apply", "-auto-approve", "-no-color"]);
+    let out = w.terraform(APPLY);
     let took = started.elapsed();
     assert_eq!(out.code, 1, "{}", out.all());
     let text = out.all().replace('\n', " ");
@@ -822,7 +689,7 @@ fn wait_for_healthy_waits_for_workbench_and_fails_clearly_on_refused_credentials
         "/_admin/wiz/settings",
         Some(&json!({"refuse_service_account_tokens": false})),
     );
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
     assert_nothing_left(&stack, "refused case");
 }
 
@@ -836,7 +703,7 @@ fn assert_no_secrets(stack: &Stack, logs: &str, what: &str) {
     for sa in st["service_accounts"].as_array().unwrap() {
         secrets.push(sa["clientSecret"].as_str().unwrap().to_string());
     }
-    for d in devices(stack) {
+    for d in stack.workbench_devices() {
         if let Some(p) = d["attributes"]["webhook_password"].as_str() {
             secrets.push(p.to_string());
         }
@@ -878,7 +745,7 @@ fn rate_limit_storm_is_retried() {
         assert_eq!(s, 201, "{b}");
     }
     let since = call_seq(&stack);
-    let out = w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    let out = w.tf_expect(APPLY, 0);
     let (_, faults) = stack.admin("GET", "/_admin/faults", None);
     for (f, want) in faults["faults"].as_array().unwrap().iter().zip([6, 3, 2]) {
         assert_eq!(f["fired"], json!(want), "a storm did not fully hit: {f}");
@@ -904,8 +771,8 @@ fn rate_limit_storm_is_retried() {
     }
     assert_no_secrets(&stack, &out.all(), "429 storm");
     w.set_env("TF_LOG", None);
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(PLAN, 0);
+    w.tf_expect(DESTROY, 0);
     assert_nothing_left(&stack, "429 storm");
 }
 
@@ -933,7 +800,7 @@ fn expired_token_mid_apply_reauthenticates_once() {
     assert_eq!(s, 201);
     let since = call_seq(&stack);
     let (out, expired_at) = std::thread::scope(|scope| {
-        let apply = scope.spawn(|| w.terraform(&["apply", "-auto-approve", "-no-color"]));
+        let apply = scope.spawn(|| w.terraform(APPLY));
         let mut expired_at = None;
         for _ in 0..600 {
             let (_, f) = stack.admin("GET", "/_admin/faults", None);
@@ -989,7 +856,7 @@ fn expired_token_mid_apply_reauthenticates_once() {
     assert_no_secrets(&stack, &out.all(), "expired token");
     w.set_env("TF_LOG", None);
     stack.admin("DELETE", "/_admin/faults", None);
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
     assert_nothing_left(&stack, "expired token");
 }
 
@@ -1010,14 +877,14 @@ fn sync_rules_live_on_the_device_and_changes_in_workbench_are_drift() {
         ))
     };
     let w = Workdir::with_hcl(&config(""), &stack);
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
     let dev = state_attr(&w, "expel_wiz_device.w", "security_device_id");
     let dev = dev.as_str().unwrap().to_string();
     assert_eq!(
         device_properties(&stack, &dev),
         json!({"sync_rules_enabled": true})
     );
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w.tf_expect(PLAN, 0);
 
     // Someone disables them in Workbench (and sets a property of their own).
     let (s, b) = stack.workbench(
@@ -1027,10 +894,9 @@ fn sync_rules_live_on_the_device_and_changes_in_workbench_are_drift() {
             "attributes": {"properties": {"sync_rules_enabled": false, "team": "secops"}}}})),
     );
     assert_eq!(s, 200, "{b}");
-    drift_and_repair(
-        &w,
+    w.drift_repaired(
         "sync rules disabled in Workbench",
-        "synchronization rules are disabled",
+        &["synchronization rules are disabled"],
     );
     assert_eq!(
         device_properties(&stack, &dev),
@@ -1039,7 +905,7 @@ fn sync_rules_live_on_the_device_and_changes_in_workbench_are_drift() {
 
     // Turned off in the configuration: the device follows, nothing else changes.
     w.write("main.tf", &config("sync_rules = false"));
-    w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(APPLY, 0);
     assert_eq!(
         device_properties(&stack, &dev),
         json!({"sync_rules_enabled": false, "team": "secops"})
@@ -1048,13 +914,13 @@ fn sync_rules_live_on_the_device_and_changes_in_workbench_are_drift() {
         state_attr(&w, "expel_wiz_device.w", "security_device_id"),
         json!(dev)
     );
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w.tf_expect(PLAN, 0);
 
     // Import reads the setting back: an empty plan.
     w.tf_expect(&["state", "rm", "expel_wiz_device.w"], 0);
     w.tf_expect(&["import", "-no-color", "expel_wiz_device.w", &dev], 0);
-    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(PLAN, 0);
+    w.tf_expect(DESTROY, 0);
     assert_nothing_left(&stack, "sync rules");
 }
 
@@ -1085,7 +951,7 @@ fn an_unseen_service_account_from_a_failed_apply_is_adopted_or_removed() {
             let (s, b) = stack.admin("POST", "/_admin/faults", Some(&f));
             assert_eq!(s, 201, "{b}");
         }
-        let failed = w.terraform(&["apply", "-auto-approve", "-no-color"]);
+        let failed = w.terraform(APPLY);
         assert_eq!(failed.code, 1, "{what}: {}", failed.all());
         stack.admin("DELETE", "/_admin/faults", None);
         let st = wiz_state(&stack);
@@ -1106,7 +972,7 @@ fn an_unseen_service_account_from_a_failed_apply_is_adopted_or_removed() {
         if what == "untaint" {
             w.tf_expect(&["untaint", "-no-color", addr], 0);
         }
-        w.tf_expect(&["apply", "-auto-approve", "-no-color"], 0);
+        w.tf_expect(APPLY, 0);
         let st = wiz_state(&stack);
         let accounts = st["service_accounts"].as_array().unwrap();
         assert_eq!(accounts.len(), 1, "{what}: {st}");
@@ -1128,8 +994,8 @@ fn an_unseen_service_account_from_a_failed_apply_is_adopted_or_removed() {
             "{what}: {}",
             attrs["status_details"]
         );
-        w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
-        w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+        w.tf_expect(PLAN, 0);
+        w.tf_expect(DESTROY, 0);
         assert_nothing_left(&stack, what);
     }
 }

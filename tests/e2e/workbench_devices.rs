@@ -1,25 +1,15 @@
 //! Workbench devices are adopted only by exact name in our organization and never when
 //! soft-deleted; each resource pins its Workbench organization and URL. Real `terraform`
 //! against the local stack, whose Workbench serves a second organization to the same key.
-use expel_e2e::{sentinelone_device, Stack, Workdir, TF_HEADER};
+use expel_e2e::{sentinelone_device, Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER};
 use serde_json::{json, Value as Json};
 
-const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
-const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
 const DEVICES: &str = "/api/v2/security_devices";
-
-/// Every device the emulator holds (soft-deleted ones too): id, organization_id, attributes.
-fn devices(stack: &Stack) -> Vec<Json> {
-    let (_, st) = stack.admin("GET", "/_admin/state", None);
-    st["workbench"]["security_devices"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
 
 /// The devices not soft-deleted, as (id, organization id).
 fn live(stack: &Stack) -> Vec<(String, String)> {
-    devices(stack)
+    stack
+        .workbench_devices()
         .iter()
         .filter(|d| d["attributes"]["deleted_at"].is_null())
         .map(|d| (s(&d["id"]), s(&d["organization_id"])))
@@ -61,7 +51,8 @@ fn soft_delete(stack: &Stack, id: &str) {
 
 /// What adopting a device would change: everything but its health.
 fn fingerprint(stack: &Stack, id: &str) -> Json {
-    let d = devices(stack)
+    let d = stack
+        .workbench_devices()
         .into_iter()
         .find(|d| d["id"] == id)
         .unwrap_or_else(|| panic!("device {id} is gone"));
@@ -237,7 +228,8 @@ fn cloudtrail_organization_change_replaces_the_device_and_the_role_trust() {
     // Workbench's own check assumes the role with the new organization id as external id.
     let mut status = Json::Null;
     for _ in 0..100 {
-        let d = devices(&stack)
+        let d = stack
+            .workbench_devices()
             .into_iter()
             .find(|d| d["id"] == new_device.as_str())
             .unwrap_or_default();
@@ -247,7 +239,7 @@ fn cloudtrail_organization_change_replaces_the_device_and_the_role_trust() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert_eq!(status, json!("healthy"), "{:?}", devices(&stack));
+    assert_eq!(status, json!("healthy"), "{:?}", stack.workbench_devices());
     w.tf_expect(PLAN, 0);
 
     // A key that no longer sees the pinned organization: an error, never "gone" (which
@@ -395,6 +387,6 @@ fn sentinelone_device_is_registered_when_its_plugin_publishes_an_empty_schema() 
     let id = s(&attrs(&w)["security_device_id"]);
     assert_eq!(live(&stack), vec![(id, stack.var("EXPEL_ORGANIZATION_ID"))]);
     w.tf_expect(PLAN, 0);
-    w.tf_expect(&["destroy", "-auto-approve", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
     assert!(live(&stack).is_empty(), "{:?}", live(&stack));
 }

@@ -10,15 +10,36 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-/// The `terraform` block every test configuration starts with, and an empty provider block.
-pub const TF_HEADER: &str = r#"
+/// The `terraform` block every test configuration starts with.
+macro_rules! terraform_block {
+    () => {
+        r#"
 terraform {
   required_providers {
     expel = { source = "expel-io/expel" }
   }
 }
-provider "expel" {}
-"#;
+"#
+    };
+}
+
+/// The `terraform` block alone, for a configuration that writes its own provider blocks.
+pub const TF_REQUIRED: &str = terraform_block!();
+
+/// The `terraform` block every test configuration starts with, and an empty provider block.
+pub const TF_HEADER: &str = concat!(terraform_block!(), "provider \"expel\" {}\n");
+
+/// A test configuration: the header (`TF_HEADER`) and then `body`.
+pub fn tf_config(body: &str) -> String {
+    format!("{TF_HEADER}{body}")
+}
+
+/// `terraform plan` that exits 2 when it has changes to make.
+pub const PLAN: &[&str] = &["plan", "-detailed-exitcode", "-no-color"];
+/// `terraform apply` without asking.
+pub const APPLY: &[&str] = &["apply", "-auto-approve", "-no-color"];
+/// `terraform destroy` without asking.
+pub const DESTROY: &[&str] = &["destroy", "-auto-approve", "-no-color"];
 
 /// An `expel_sentinelone_device` resource block named `label` for the stack's console and
 /// account, registering the device `name` (organization "Acme Corp").
@@ -46,6 +67,16 @@ pub fn names(v: &Json) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The length of a JSON list (0 for anything else).
+pub fn count(v: &Json) -> usize {
+    v.as_array().map(Vec::len).unwrap_or(0)
+}
+
+/// Terraform's output with its line wrapping undone (diagnostics are wrapped to a width).
+pub fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The stack's Python venv (scripts/stack venv).
@@ -300,6 +331,51 @@ impl Stack {
             &[("Authorization", &auth)],
         )
     }
+
+    /// Everything the emulators hold, secrets included (`/_admin/state`).
+    pub fn sandbox_state(&self) -> Json {
+        let (code, state) = self.admin("GET", "/_admin/state", None);
+        assert_eq!(code, 200, "{state}");
+        state
+    }
+
+    /// Every device the Workbench emulator holds (soft-deleted ones too): id,
+    /// organization_id, attributes.
+    pub fn workbench_devices(&self) -> Vec<Json> {
+        let state = self.sandbox_state();
+        let devices = &state["workbench"]["security_devices"];
+        devices
+            .as_array()
+            .cloned()
+            .or_else(|| devices.as_object().map(|m| m.values().cloned().collect()))
+            .unwrap_or_default()
+    }
+
+    /// Calls the SentinelOne emulator's API (`/web/api/v2.1` + `path`) with the admin token.
+    pub fn sentinelone(&self, method: &str, path: &str, body: Option<&Json>) -> (u16, Json) {
+        let auth = format!("ApiToken {}", self.var("SENTINELONE_API_TOKEN"));
+        http(
+            &self.var("SENTINELONE_CONSOLE_URL"),
+            method,
+            &format!("/web/api/v2.1{path}"),
+            body,
+            &[("Authorization", &auth)],
+        )
+    }
+
+    /// A new account `name` in the SentinelOne emulator (with its default site); its id.
+    pub fn add_sentinelone_account(&self, name: &str) -> String {
+        let (code, added) = self.admin(
+            "POST",
+            "/_admin/sentinelone/accounts",
+            Some(&serde_json::json!({ "name": name })),
+        );
+        assert_eq!(code, 201, "{added}");
+        added["account"]["id"]
+            .as_str()
+            .expect("the new account's id")
+            .to_string()
+    }
 }
 
 impl Stack {
@@ -448,6 +524,12 @@ fn copy_tf(src: &Path, dst: &Path) {
     }
 }
 
+/// The CLI configuration that points Terraform at the provider binary in `dir`
+/// (`dev_overrides`); scripts/bench writes the same file.
+fn dev_tfrc(dir: &Path) -> String {
+    include_str!("dev.tfrc").replace("{provider_dir}", &dir.display().to_string())
+}
+
 /// A Terraform working directory wired to the built provider and a stack.
 pub struct Workdir {
     pub dir: tempfile::TempDir,
@@ -498,14 +580,7 @@ impl Workdir {
             .tempdir()
             .expect("tempdir");
         let tfrc = dir.path().join("dev.tfrc");
-        std::fs::write(
-            &tfrc,
-            format!(
-                "provider_installation {{\n  dev_overrides {{\n    \"expel-io/expel\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
-                provider_dir().display()
-            ),
-        )
-        .expect("write dev.tfrc");
+        std::fs::write(&tfrc, dev_tfrc(&provider_dir())).expect("write dev.tfrc");
         let mut env = stack.env.clone();
         env.push(("TF_CLI_CONFIG_FILE".into(), tfrc.display().to_string()));
         Workdir {
@@ -515,8 +590,27 @@ impl Workdir {
         }
     }
 
+    /// A copy of `examples/cloudtrail` with `force_destroy = true` and the `extra` lines
+    /// (e.g. a `timeouts` block) before its tags.
+    pub fn cloudtrail_force_destroy(stack: &Stack, extra: &str) -> Workdir {
+        let w = Workdir::from_example("cloudtrail", stack);
+        w.edit_main(|main| {
+            main.replace(
+                "  tags = {",
+                &format!("  force_destroy = true\n{extra}\n  tags = {{"),
+            )
+        });
+        w
+    }
+
     pub fn write(&self, file: &str, content: &str) {
         std::fs::write(self.dir.path().join(file), content).expect("write file");
+    }
+
+    /// Rewrites `main.tf` with what `edit` makes of it.
+    pub fn edit_main(&self, edit: impl FnOnce(&str) -> String) {
+        let main = std::fs::read_to_string(self.dir.path().join("main.tf")).expect("main.tf");
+        self.write("main.tf", &edit(&main));
     }
 
     /// Overrides (or with `None`, removes) one environment variable for later commands.
@@ -615,6 +709,33 @@ impl Workdir {
             out.all()
         );
         out
+    }
+
+    /// After a change behind Terraform's back: plan exits 2 and names each of `words`,
+    /// apply repairs, the next plan is empty; `case` says which change in a failure.
+    pub fn drift_repaired(&self, case: &str, words: &[&str]) {
+        let plan = self.terraform(PLAN);
+        assert_eq!(
+            plan.code,
+            2,
+            "{case}: plan should show drift:\n{}",
+            plan.all()
+        );
+        for word in words {
+            assert!(
+                plan.all().contains(word),
+                "{case}: plan does not name {word:?}:\n{}",
+                plan.all()
+            );
+        }
+        self.tf_expect(APPLY, 0);
+        let after = self.terraform(PLAN);
+        assert_eq!(
+            after.code,
+            0,
+            "{case}: plan after repair not empty:\n{}",
+            after.all()
+        );
     }
 
     /// The attributes of the first resource of type `kind` in the state (`terraform show`).

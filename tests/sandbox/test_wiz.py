@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 
 from conftest import ORG_ID, Http, Reply
-from sandbox.config import DEFAULT_WIZ_CLIENT_ID, DEFAULT_WIZ_CLIENT_SECRET
+from sandbox.wiz import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
 TOKEN = "/wiz/oauth/token"
 GRAPHQL = "/wiz/graphql"
@@ -27,8 +27,8 @@ def token_reply(http: Http, cid: str, secret: str, **over: str) -> Reply:
                      content_type="application/x-www-form-urlencoded")
 
 
-def get_token(http: Http, client_id: str = DEFAULT_WIZ_CLIENT_ID,
-              secret: str = DEFAULT_WIZ_CLIENT_SECRET) -> str:
+def get_token(http: Http, client_id: str = DEFAULT_CLIENT_ID,
+              secret: str = DEFAULT_CLIENT_SECRET) -> str:
     r = token_reply(http, client_id, secret)
     assert r.status == 200, r.body
     return r.body["access_token"]
@@ -186,7 +186,7 @@ def finished_deliveries(admin: Http, n: int) -> list[dict[str, Any]]:
 # ---- OAuth -----------------------------------------------------------------------------------
 
 def test_token_endpoint_issues_bearer_tokens(admin: Http):
-    r = token_reply(admin, DEFAULT_WIZ_CLIENT_ID, DEFAULT_WIZ_CLIENT_SECRET)
+    r = token_reply(admin, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
     assert r.status == 200, r.body
     assert r.body["token_type"] == "Bearer" and r.body["expires_in"] == 86400
     assert r.body["scope"] == "admin:all"
@@ -201,14 +201,14 @@ def test_token_endpoint_issues_bearer_tokens(admin: Http):
     ({"client_secret": ""}, 400, "invalid_request"),
 ])
 def test_token_endpoint_refuses_bad_requests(admin: Http, over, status, error):
-    r = token_reply(admin, DEFAULT_WIZ_CLIENT_ID, DEFAULT_WIZ_CLIENT_SECRET, **over)
+    r = token_reply(admin, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, **over)
     assert r.status == status, r.body
     assert r.body["error"] == error and r.body["error_description"]
 
 
 def test_token_endpoint_wants_a_form(admin: Http):
-    r = admin.post(TOKEN, {"grant_type": "client_credentials", "client_id": DEFAULT_WIZ_CLIENT_ID,
-                           "client_secret": DEFAULT_WIZ_CLIENT_SECRET, "audience": "wiz-api"},
+    r = admin.post(TOKEN, {"grant_type": "client_credentials", "client_id": DEFAULT_CLIENT_ID,
+                           "client_secret": DEFAULT_CLIENT_SECRET, "audience": "wiz-api"},
                    auth=False, content_type="application/json")
     assert r.status == 400 and r.body["error"] == "invalid_request"
 
@@ -235,7 +235,7 @@ def test_tokens_expire(sandbox_url, admin: Http):
     r = admin.call("PUT", "/_admin/wiz/settings", {"token_ttl_seconds": 1},
                    content_type="application/json")
     assert r.status == 200 and r.body["token_ttl_seconds"] == 1
-    reply = token_reply(admin, DEFAULT_WIZ_CLIENT_ID, DEFAULT_WIZ_CLIENT_SECRET)
+    reply = token_reply(admin, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
     assert reply.body["expires_in"] == 1
     gql = Gql(sandbox_url, reply.body["access_token"])
     assert gql.ok("{ __typename }") == {"__typename": "Query"}
@@ -311,7 +311,7 @@ def test_injected_faults_use_each_endpoints_envelope(sandbox_url, admin: Http, w
     assert r.status == 500 and r.errors()[0]["extensions"]["code"] == "INTERNAL"
     assert admin.post("/_admin/faults", {"route": "POST /wiz/oauth/token", "nth": 1,
                                          "status": 429, "retry_after": 2}).status == 201
-    r = token_reply(admin, DEFAULT_WIZ_CLIENT_ID, DEFAULT_WIZ_CLIENT_SECRET)
+    r = token_reply(admin, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
     assert r.status == 429 and r.headers["Retry-After"] == "2" and r.body["error"]
     calls = admin.get("/_admin/calls").body["routes"]
     assert calls["POST /wiz/graphql"] >= 1 and calls["POST /wiz/oauth/token"] >= 1
@@ -839,7 +839,7 @@ def test_dump_and_reset(sandbox_url, api: Http, admin: Http, wiz: Gql):
     assert [s["clientSecret"] for s in state["service_accounts"]] == [sa["clientSecret"]]
     assert state["integrations"][0]["params"]["webhook"]["authorization"]["password"] == "pass"
     assert len(state["automation_rules"]) == 1 and "expel.io" in state["allowed_domains"]
-    assert state["seed"]["service_accounts"][0]["clientId"] == DEFAULT_WIZ_CLIENT_ID
+    assert state["seed"]["service_accounts"][0]["clientId"] == DEFAULT_CLIENT_ID
 
     sa_token = get_token(admin, sa["clientId"], sa["clientSecret"])
     assert admin.post("/_admin/reset").status == 204

@@ -1,8 +1,7 @@
 """python -m sandbox --port 0 --port-file FILE [--api-key K] [--org-id ID] [--org-name N]
                     [--moto-url URL | --moto-url-file F]
                     [--aws-proxy-url URL | --aws-proxy-url-file F] [--health-delay SECONDS]
-                    [--expel-account-id ID] [--s1-admin-token T]
-                    [--wiz-client-id ID] [--wiz-client-secret S] [--wiz-token-ttl SECONDS] [--quiet]
+                    [--expel-account-id ID] [--quiet] [each emulator's options (--help)]
 
 Serves every emulator from one threaded Werkzeug server on 127.0.0.1. With --port 0 the
 kernel picks a free port; --port-file receives the port (written atomically) once the
@@ -13,17 +12,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
-import threading
 
 from werkzeug.serving import make_server
 
 from .app import create_app
+from .awsproxy import serve_until_signalled, write_port_file
 from .config import (DEFAULT_API_KEY, DEFAULT_EXPEL_ACCOUNT_ID, DEFAULT_ORG_ID, DEFAULT_ORG_NAME,
-                     DEFAULT_S1_ADMIN_TOKEN,
-                     DEFAULT_WIZ_CLIENT_ID, DEFAULT_WIZ_CLIENT_SECRET, SandboxConfig)
+                     SandboxConfig)
+from .registry import options
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,25 +40,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="or a file that will hold that URL (read when first needed)")
     p.add_argument("--health-delay", type=float, default=0.2,
                    help="seconds from a device write to its health-check result")
-    p.add_argument("--s1-admin-token", default=DEFAULT_S1_ADMIN_TOKEN,
-                   help="SentinelOne emulator: the seeded admin API token")
-    p.add_argument("--wiz-client-id", default=DEFAULT_WIZ_CLIENT_ID,
-                   help="Wiz emulator: client id of the seeded admin service account")
-    p.add_argument("--wiz-client-secret", default=DEFAULT_WIZ_CLIENT_SECRET,
-                   help="Wiz emulator: client secret of the seeded admin service account")
-    p.add_argument("--wiz-token-ttl", type=float, default=86400.0,
-                   help="Wiz emulator: OAuth token lifetime in seconds")
     p.add_argument("--expel-account-id", default=DEFAULT_EXPEL_ACCOUNT_ID,
                    help="AWS account the aws health check requires in the role's trust policy")
     p.add_argument("--quiet", action="store_true", help="do not log every request")
+    for option in options():
+        p.add_argument(option.flag, type=type(option.default), default=option.default,
+                       help=option.help)
     return p.parse_args(argv)
-
-
-def write_port_file(path: str, port: int) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(f"{port}\n")
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,26 +60,14 @@ def main(argv: list[str] | None = None) -> int:
                            aws_proxy_url_file=args.aws_proxy_url_file,
                            health_delay=args.health_delay,
                            expel_account_id=args.expel_account_id,
-                           s1_admin_token=args.s1_admin_token,
-                           wiz_client_id=args.wiz_client_id,
-                           wiz_client_secret=args.wiz_client_secret,
-                           wiz_token_ttl=args.wiz_token_ttl)
+                           settings={o.dest: getattr(args, o.dest) for o in options()})
     app = create_app(config)
     server = make_server("127.0.0.1", args.port, app, threaded=True)  # binds and listens
     port = server.server_port
     if args.port_file:
         write_port_file(args.port_file, port)
     logging.getLogger("sandbox").info("listening on http://127.0.0.1:%d", port)
-
-    def stop(signum, frame):  # shutdown() blocks until serve_forever returns: other thread
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
+    serve_until_signalled(server)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The one Flask app: every emulator as a blueprint under its prefix, plus /_admin.
+"""The one Flask app: every emulator of registry.py as a blueprint under its prefix, plus
+/_admin (and each emulator's own test controls under /_admin/<name>).
 
 For every call under an emulator's prefix, in order:
   1. count it (GET /_admin/calls),
@@ -24,20 +25,12 @@ from . import admin
 from .config import SandboxConfig
 from .emulator import Emulator
 from .faults import CallLog, FaultBook
-from .sentinelone import SentinelOneEmulator
-from .wiz import WizEmulator
-from .workbench import WorkbenchEmulator
+from .registry import build_emulators
 
 log = logging.getLogger("sandbox")
 
 # User-Agent of the requests the Workbench emulator's health checks make to other emulators.
 HEALTH_AGENT = "sandbox-workbench-health"
-
-
-def build_emulators(config: SandboxConfig) -> list[Emulator]:
-    """Every emulator served by the sandbox. New vendors are appended here."""
-    return [WorkbenchEmulator(config), SentinelOneEmulator(config),
-            WizEmulator(config)]
 
 
 def drop_connection() -> Response:
@@ -60,11 +53,13 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     emulators = build_emulators(config)
     by_name = {e.name: e for e in emulators}
+    checks = {slug: check for e in emulators for slug, check in e.health_checks().items()}
     for emulator in emulators:
         # Health checks may reach any emulator (e.g. Workbench -> SentinelOne).
         health_context = getattr(emulator, "health_context", None)
         if health_context is not None:
             health_context.emulators = by_name
+            health_context.checks = checks
     faults = FaultBook()
     calls = CallLog()
     app.extensions["sandbox"] = {
@@ -74,6 +69,11 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     for emulator in emulators:
         app.register_blueprint(emulator.blueprint, url_prefix=emulator.prefix)
     app.register_blueprint(admin.blueprint, url_prefix="/_admin")
+    for emulator in emulators:
+        controls = emulator.admin_blueprint()
+        if controls is not None:
+            controls.before_request(admin.loopback_only)
+            app.register_blueprint(controls, url_prefix=f"/_admin/{emulator.name}")
 
     def owner(path: str) -> Emulator | None:
         for emulator in emulators:
@@ -91,7 +91,7 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
             # nor faulted (a test's "fail the Nth call" must not land on them by chance).
             return emulator.check_request(request)
         route = request.url_rule.rule if request.url_rule is not None else request.path
-        g.call_seq = calls.record(request.method, route, request.path)
+        g.call_seq = calls.record(request.method, route, request.path, emulator.name)
         decision = faults.decide(request.method, request.path, emulator.operations(request))
         decision.apply_latency()
         if decision.acts:

@@ -100,7 +100,7 @@ import urllib.parse
 import uuid
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from xml.sax.saxutils import escape as xml_escape
 
 log = logging.getLogger("awsproxy")
@@ -351,8 +351,30 @@ class FaultSpecError(ValueError):
     pass
 
 
+class FaultWindow:
+    """Which matching calls a fault acts on: from the `nth` on, `count` of them (-1: every
+    one). For the dataclasses with `nth`, `count` and `matched`: the proxy's Fault and the
+    sandbox's (faults.py)."""
+
+    nth: int
+    count: int
+    matched: int
+
+    def in_window(self, n: int) -> bool:
+        return n >= self.nth and (self.count < 0 or n < self.nth + self.count)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.count >= 0 and self.matched >= self.nth + self.count - 1
+
+    def public(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["exhausted"] = self.exhausted
+        return out
+
+
 @dataclass
-class Fault:
+class Fault(FaultWindow):
     id: int
     service: str = "*"
     operation: str = "*"
@@ -370,18 +392,6 @@ class Fault:
     def matches(self, call: Call) -> bool:
         return (self.service == "*" or self.service.lower() == call.service.lower()) and \
             (self.operation == "*" or self.operation.lower() == call.operation.lower())
-
-    def in_window(self, n: int) -> bool:
-        return n >= self.nth and (self.count < 0 or n < self.nth + self.count)
-
-    @property
-    def exhausted(self) -> bool:
-        return self.count >= 0 and self.matched >= self.nth + self.count - 1
-
-    def public(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["exhausted"] = self.exhausted
-        return out
 
 
 def _int(spec: dict[str, Any], key: str, default: int | None, lo: int, hi: int | None = None
@@ -402,12 +412,17 @@ def _str(spec: dict[str, Any], key: str, default: str | None) -> str | None:
     return value
 
 
-def parse_fault(spec: Any, fault_id: int) -> Fault:
+def check_spec_keys(spec: Any, keys: set[str]) -> None:
+    """A fault spec is a JSON object of known keys (also the sandbox's, faults.py)."""
     if not isinstance(spec, dict):
         raise FaultSpecError("body must be a JSON object")
-    unknown = set(spec) - FAULT_KEYS
+    unknown = set(spec) - keys
     if unknown:
-        raise FaultSpecError(f"unknown keys {sorted(unknown)}; allowed: {sorted(FAULT_KEYS)}")
+        raise FaultSpecError(f"unknown keys {sorted(unknown)}; allowed: {sorted(keys)}")
+
+
+def parse_fault(spec: Any, fault_id: int) -> Fault:
+    check_spec_keys(spec, FAULT_KEYS)
     kind = spec.get("kind")
     if kind is None:
         kind = "status" if ("status" in spec or "code" in spec) else "latency"
@@ -441,15 +456,20 @@ class Decision:
     fault_ids: list[int] = field(default_factory=list)
 
 
-class FaultBook:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._faults: dict[int, Fault] = {}
-        self._ids = itertools.count(1)
+class FaultList:
+    """Registered faults by id, behind a lock: `add` (a spec parsed by `parse`, numbered from
+    1), `remove`, `clear`, `list` (their public views). The proxy's FaultBook and the
+    sandbox's (faults.py) are one each; `decide` is theirs."""
 
-    def add(self, spec: Any) -> Fault:
+    def __init__(self, parse: Callable[[Any, int], Any]) -> None:
+        self._lock = threading.Lock()
+        self._faults: dict[int, Any] = {}
+        self._ids = itertools.count(1)
+        self._parse = parse
+
+    def add(self, spec: Any) -> Any:
         with self._lock:
-            fault = parse_fault(spec, next(self._ids))
+            fault = self._parse(spec, next(self._ids))
             self._faults[fault.id] = fault
             return fault
 
@@ -464,6 +484,11 @@ class FaultBook:
     def list(self) -> list[dict[str, Any]]:
         with self._lock:
             return [f.public() for f in self._faults.values()]
+
+
+class FaultBook(FaultList):
+    def __init__(self) -> None:
+        super().__init__(parse_fault)
 
     def decide(self, call: Call) -> Decision:
         d = Decision()
@@ -1142,6 +1167,21 @@ def write_port_file(path: str, port: int) -> None:
     os.replace(tmp, path)
 
 
+def serve_until_signalled(server: Any) -> None:
+    """Serves until SIGTERM or SIGINT, then closes the socket (also the sandbox's server)."""
+
+    def stop(signum: int, frame: Any) -> None:
+        # shutdown() blocks until serve_forever returns: from another thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve_forever(poll_interval=0.1)
+    finally:
+        server.server_close()
+
+
 def serve(upstream: str | None, port: int = 0, host: str = "127.0.0.1",
           upstream_file: str | None = None, eventual: Eventual | None = None) -> ProxyServer:
     """Bind (and listen); the caller runs serve_forever (tests may use a thread)."""
@@ -1183,16 +1223,7 @@ def main(argv: list[str] | None = None) -> int:
              server.upstream or f"from {args.upstream_file}",
              f"on (K={eventual.refusals}, N={eventual.assume_role_seconds}s)"
              if eventual.enabled else "off")
-
-    def stop(signum: int, frame: Any) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
+    serve_until_signalled(server)
     return 0
 
 

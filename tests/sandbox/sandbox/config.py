@@ -1,7 +1,8 @@
 """Process-wide settings of the sandbox (from the command line)."""
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_API_KEY = "sandbox-workbench-key"
 # Fixed so that runs are reproducible (it becomes the sts:ExternalId of the AWS role).
@@ -9,11 +10,21 @@ DEFAULT_ORG_ID = "6e1a4f0c-2b7d-4c59-9a83-5d0f1e2b3c4a"
 DEFAULT_ORG_NAME = "Acme Corp"
 # Expel's AWS account: the trust principal the AWS health check requires.
 DEFAULT_EXPEL_ACCOUNT_ID = "012205512454"
-# The Wiz emulator's seeded admin service account (client credentials, scope admin:all).
-DEFAULT_WIZ_CLIENT_ID = "sandbox-wiz-admin-client"
-DEFAULT_WIZ_CLIENT_SECRET = "sandbox-wiz-admin-secret"
-# The SentinelOne emulator's seeded admin API token (Admin role on the seeded account).
-DEFAULT_S1_ADMIN_TOKEN = "sandbox-s1-admin-token"
+
+
+@dataclass(frozen=True)
+class Option:
+    """A setting of one emulator: its command-line flag (`python -m sandbox --flag V`), its
+    default (whose type parses the flag) and help. The emulator declares it in `options` and
+    reads it with `config.setting(option)`."""
+
+    flag: str
+    default: Any
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
 
 
 @dataclass
@@ -34,12 +45,12 @@ class SandboxConfig:
     health_delay: float = 0.2
     # AWS health check: the account that must be trusted to assume the customer's role.
     expel_account_id: str = DEFAULT_EXPEL_ACCOUNT_ID
-    # SentinelOne: the seeded admin user's API token (`Authorization: ApiToken <token>`).
-    s1_admin_token: str = DEFAULT_S1_ADMIN_TOKEN
-    # Wiz: the seeded admin service account and the lifetime of OAuth tokens (seconds).
-    wiz_client_id: str = DEFAULT_WIZ_CLIENT_ID
-    wiz_client_secret: str = DEFAULT_WIZ_CLIENT_SECRET
-    wiz_token_ttl: float = 86400.0
+    # The emulators' own settings (their `options`), by `Option.dest`; a missing one is its
+    # default.
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def setting(self, option: Option) -> Any:
+        return self.settings.get(option.dest, option.default)
 
     def resolve_moto_url(self, wait: float = 10.0) -> str | None:
         """moto_url, else the URL in moto_url_file (waiting up to `wait` s for it)."""

@@ -18,27 +18,28 @@ A fault is registered with POST /_admin/faults:
 At least one of status, reset and latency_ms must be given; status and reset exclude each
 other. `phase: "after"` with a status or reset is "act then fail": the change is made, the
 client never learns it.
+
+The list of registered faults, the check of a spec's keys and the window of calls a fault
+acts on are the AWS proxy's (awsproxy.py, stdlib only); what a fault matches and does is the
+sandbox's own.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
+
+from .awsproxy import FaultList, FaultSpecError, FaultWindow, check_spec_keys
 
 FAULT_KEYS = {"route", "nth", "count", "status", "retry_after", "latency_ms", "phase", "reset",
               "operation"}
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"}
 
 
-class FaultSpecError(ValueError):
-    pass
-
-
 @dataclass
-class Fault:
+class Fault(FaultWindow):
     id: int
     route: str
     method: str
@@ -59,19 +60,6 @@ class Fault:
                 and path.startswith(self.path_prefix)
                 and (self.operation is None or self.operation in operations))
 
-    def window_contains(self, call_number: int) -> bool:
-        if call_number < self.nth:
-            return False
-        return self.count < 0 or call_number < self.nth + self.count
-
-    @property
-    def exhausted(self) -> bool:
-        return self.count >= 0 and self.matched >= self.nth + self.count - 1
-
-    def public(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["exhausted"] = self.exhausted
-        return out
 
 
 def _int_field(spec: dict[str, Any], key: str, default: int | None, minimum: int) -> int | None:
@@ -84,11 +72,7 @@ def _int_field(spec: dict[str, Any], key: str, default: int | None, minimum: int
 
 
 def parse_fault(spec: Any, fault_id: int) -> Fault:
-    if not isinstance(spec, dict):
-        raise FaultSpecError("body must be a JSON object")
-    unknown = set(spec) - FAULT_KEYS
-    if unknown:
-        raise FaultSpecError(f"unknown keys {sorted(unknown)}; allowed: {sorted(FAULT_KEYS)}")
+    check_spec_keys(spec, FAULT_KEYS)
     route = spec.get("route")
     if not isinstance(route, str) or not route.strip():
         raise FaultSpecError('route must be a string like "POST /api/v2/security_devices"')
@@ -164,29 +148,9 @@ class FaultDecision:
             time.sleep(self.latency_ms / 1000.0)
 
 
-class FaultBook:
+class FaultBook(FaultList):
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._faults: dict[int, Fault] = {}
-        self._ids = itertools.count(1)
-
-    def add(self, spec: Any) -> Fault:
-        with self._lock:
-            fault = parse_fault(spec, next(self._ids))
-            self._faults[fault.id] = fault
-            return fault
-
-    def remove(self, fault_id: int) -> bool:
-        with self._lock:
-            return self._faults.pop(fault_id, None) is not None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def list(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [f.public() for f in self._faults.values()]
+        super().__init__(parse_fault)
 
     def decide(self, method: str, path: str,
                operations: frozenset[str] = frozenset()) -> FaultDecision:
@@ -200,7 +164,7 @@ class FaultBook:
                 if not fault.matches(method, path, operations):
                     continue
                 fault.matched += 1
-                if not fault.window_contains(fault.matched):
+                if not fault.in_window(fault.matched):
                     continue
                 fault.fired += 1
                 decision.fault_ids.append(fault.id)
@@ -214,7 +178,8 @@ class FaultBook:
 
 
 class CallLog:
-    """Counts calls per route template (ids collapsed) and keeps a bounded call log."""
+    """Counts calls per route template (ids collapsed) and per emulator, and keeps a bounded
+    call log."""
 
     MAX_LOG = 10_000
 
@@ -225,17 +190,19 @@ class CallLog:
     def _reset_locked(self) -> None:
         self._seq = 0
         self._routes: dict[str, int] = {}
+        self._emulators: dict[str, int] = {}
         self._log: list[dict[str, Any]] = []
 
     def reset(self) -> None:
         with self._lock:
             self._reset_locked()
 
-    def record(self, method: str, route: str, path: str) -> int:
+    def record(self, method: str, route: str, path: str, emulator: str) -> int:
         with self._lock:
             self._seq += 1
             key = f"{method} {route}"
             self._routes[key] = self._routes.get(key, 0) + 1
+            self._emulators[emulator] = self._emulators.get(emulator, 0) + 1
             self._log.append(
                 {"seq": self._seq, "method": method, "route": route, "path": path, "status": None}
             )
@@ -258,5 +225,6 @@ class CallLog:
             return {
                 "total": self._seq,
                 "routes": dict(sorted(self._routes.items())),
+                "emulators": dict(sorted(self._emulators.items())),
                 "log": [dict(e) for e in self._log if e["seq"] > since],
             }

@@ -1,25 +1,21 @@
 """Device health checks, the way Workbench runs them after a device is written.
 
-`HEALTH_CHECKS` maps a plugin slug to a checker. A checker gets the stored device
-(secrets included) and a `HealthContext`, and returns (status, status_details) with
-status "healthy" or "unhealthy". It runs on a timer thread, outside the store lock, so
-it may make HTTP calls (to moto, or to another emulator through `ctx.emulator(name)`).
-A slug without a checker gets "health_checks_not_supported". An exception in a checker
-makes the device "unhealthy" with the error in status_details.
-
-Real checks (assume the role with the org id as external id and read the queue; call
-SentinelOne with the token; fetch a Wiz token) replace the entries below.
+Each emulator names the checks it answers (`Emulator.health_checks`: plugin slug ->
+checker); the app gathers them from every registered emulator into `HealthContext.checks`.
+A checker gets the stored device (secrets included) and a `HealthContext`, and returns
+(status, status_details) with status "healthy" or "unhealthy". It runs on a timer thread,
+outside the store lock, so it may make HTTP calls (to moto, or to another emulator through
+`ctx.emulator(name)`). A slug without a checker gets "health_checks_not_supported". An
+exception in a checker makes the device "unhealthy" with the error in status_details.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .config import SandboxConfig
-from .awshealth import check_aws_cloudtrail
-from .sentinelone import check_device_health as sentinelone_check
-from .wiz import check_device_health as wiz_check
+from .emulator import HealthCheck
 
 HealthResult = tuple[str, dict[str, Any]]
 
@@ -28,6 +24,7 @@ HealthResult = tuple[str, dict[str, Any]]
 class HealthContext:
     config: SandboxConfig
     emulators: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, HealthCheck] = field(default_factory=dict)
 
     def emulator(self, name: str) -> Any:
         return self.emulators[name]
@@ -38,19 +35,11 @@ def spec_accepted(device: dict[str, Any], ctx: HealthContext) -> HealthResult:
     return "healthy", {"checks": [{"name": "device_spec", "result": "ok"}]}
 
 
-HealthCheck = Callable[[dict[str, Any], HealthContext], HealthResult]
-
-HEALTH_CHECKS: dict[str, HealthCheck] = {
-    "aws": check_aws_cloudtrail,
-    "sentinelone": sentinelone_check,
-    "wiz": wiz_check,
-}
-
 NOT_SUPPORTED = "health_checks_not_supported"
 
 
 def run_check(device: dict[str, Any], ctx: HealthContext) -> HealthResult:
-    checker = HEALTH_CHECKS.get(device.get("plugin_slug") or "")
+    checker = ctx.checks.get(device.get("plugin_slug") or "")
     if checker is None:
         return NOT_SUPPORTED, {}
     try:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import functools
 import itertools
 import json
 import math
@@ -62,13 +63,17 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
-from flask import Blueprint, Request, Response, g, request
+from flask import Blueprint, Request, Response, g, jsonify, request
 
-from .config import SandboxConfig
-from .emulator import Emulator
+from .config import Option, SandboxConfig
+from .emulator import Emulator, HealthCheck
 
 DATA_FILE = Path(__file__).with_name("sentinelone_data.json")
 API_PREFIX = "/web/api/v2.1"
+# The seeded admin user's API token (Admin role on the seeded account;
+# `Authorization: ApiToken <token>`).
+ADMIN_TOKEN = Option("--s1-admin-token", "sandbox-s1-admin-token",
+                     "SentinelOne emulator: the seeded admin API token")
 DEFAULT_LIMIT = 10  # [G]
 MAX_LIMIT = 1000
 MAX_SKIP = 1000
@@ -496,6 +501,7 @@ class Principal:
 class SentinelOneEmulator(Emulator):
     name = "sentinelone"
     prefix = API_PREFIX
+    options = (ADMIN_TOKEN,)
 
     def __init__(self, config: SandboxConfig, data_file: Path = DATA_FILE) -> None:
         self.config = config
@@ -556,8 +562,8 @@ class SentinelOneEmulator(Emulator):
         }}
         self.service_users: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, dict[str, Any]] = {}
-        self.tokens[self.config.s1_admin_token] = {
-            "value": self.config.s1_admin_token, "ownerKind": "user", "ownerId": admin["id"],
+        self.tokens[self.config.setting(ADMIN_TOKEN)] = {
+            "value": self.config.setting(ADMIN_TOKEN), "ownerKind": "user", "ownerId": admin["id"],
             "createdAt": admin["tokenCreatedAt"], "expiresAt": admin["tokenExpiresAt"],
             "revokedAt": None,
         }
@@ -599,6 +605,70 @@ class SentinelOneEmulator(Emulator):
                             "message": code["title"], "detail": detail}]}
         return Response(json.dumps(body), status=status, mimetype="application/json",
                         headers=headers or {})
+
+    def health_checks(self) -> dict[str, HealthCheck]:
+        return {"sentinelone": check_device_health}
+
+    def client_env(self, base_url: str) -> dict[str, str]:
+        return {"SENTINELONE_CONSOLE_URL": base_url,
+                "SENTINELONE_API_TOKEN": self.config.setting(ADMIN_TOKEN),
+                "SENTINELONE_ACCOUNT_ID": self.account["id"]}
+
+    def admin_blueprint(self) -> Blueprint:
+        """/_admin/sentinelone:
+
+  GET    /_admin/sentinelone/rate-limits  200 {"rules": [{"prefix", "rate", "burst"}]}
+  POST   /_admin/sentinelone/rate-limits  body {"rules": [...]} (replace; [] = none) or
+                                        {"defaults": true}; 200 as GET, or 400
+  POST   /_admin/sentinelone/expire-token body {"serviceUserId": id} or {"userId": id}
+                                        200 {"ownerKind", "ownerId", "expiresAt"}; 404; 400
+  POST   /_admin/sentinelone/accounts body {"name"}: a new account with its default site, the
+                                        admin user its Admin; 201 {"account", "site"}; 400
+  PUT    /_admin/sentinelone/revoke-body  body {"idField": "id"|"userId"}: the member of
+                                        revoke-api-token's data the console takes (the other
+                                        is 400); default "id"; 200 as body; 400. Until reset.
+  POST   /_admin/sentinelone/nameless-service-user  body {"accountId"?, "description"?}: a
+                                        service user whose name is null (Viewer role); 201
+                                        service user; 400
+  PUT    /_admin/sentinelone/predefined-role  body {"name", "permissionIds"}: replaces the
+                                        permissions of a predefined role; 200 role; 400
+"""
+        bp = Blueprint("sentinelone_admin", __name__)
+
+        def answer(action: Callable[[Any], Any], status: int, not_found: bool):
+            """`action(body)` as JSON with `status`; ValueError is 400, and with `not_found`
+            LookupError is 404."""
+            try:
+                out = action(request.get_json(force=True, silent=True))
+            except LookupError as err:
+                if not not_found:
+                    raise
+                return jsonify(error=str(err)), 404
+            except ValueError as err:
+                return jsonify(error=str(err)), 400
+            return jsonify(out), status
+
+        @bp.route("/rate-limits", methods=["GET", "POST"])
+        def rate_limits():
+            if request.method == "POST":
+                try:
+                    self.set_rate_limits(request.get_json(force=True, silent=True))
+                except ValueError as err:
+                    return jsonify(error=str(err)), 400
+            return jsonify(self.rate_limits())
+
+        # rule, method, what it does with the body, status on success, LookupError is 404
+        for rule, method, action, status, not_found in (
+            ("/expire-token", "POST", self.expire_token, 200, True),
+            ("/accounts", "POST", self.add_account, 201, False),
+            ("/revoke-body", "PUT", self.set_revoke_body, 200, False),
+            ("/nameless-service-user", "POST", self.add_nameless_service_user, 201, False),
+            ("/predefined-role", "PUT", self.set_predefined_role, 200, False),
+        ):
+            bp.add_url_rule(rule, action.__name__, functools.partial(
+                answer, action, status, not_found), methods=[method])
+
+        return bp
 
     def reset(self) -> None:
         with self.lock:

@@ -58,12 +58,21 @@ from typing import Any, Callable
 from flask import Blueprint, Request, Response, g, jsonify, request
 from graphql import GraphQLError, OperationDefinitionNode, build_schema, execute, parse, validate
 
-from .config import SandboxConfig
-from .emulator import Emulator
+from .config import Option, SandboxConfig
+from .emulator import Emulator, HealthCheck
 
 log = logging.getLogger("sandbox.wiz")
 
 SCHEMA_FILE = Path(__file__).with_name("wiz_schema.graphql")
+# The seeded admin service account (client credentials, scope admin:all) and the lifetime
+# of OAuth tokens.
+DEFAULT_CLIENT_ID = "sandbox-wiz-admin-client"
+DEFAULT_CLIENT_SECRET = "sandbox-wiz-admin-secret"
+CLIENT_ID = Option("--wiz-client-id", DEFAULT_CLIENT_ID,
+                   "Wiz emulator: client id of the seeded admin service account")
+CLIENT_SECRET = Option("--wiz-client-secret", DEFAULT_CLIENT_SECRET,
+                       "Wiz emulator: client secret of the seeded admin service account")
+TOKEN_TTL = Option("--wiz-token-ttl", 86400.0, "Wiz emulator: OAuth token lifetime in seconds")
 AUDIENCE = "wiz-api"
 PAGE_DEFAULT = 50
 PAGE_MAX = 500
@@ -229,6 +238,7 @@ def render_mustache(template: str, stack: list[Any]) -> str:
 class WizEmulator(Emulator):
     name = "wiz"
     prefix = "/wiz"
+    options = (CLIENT_ID, CLIENT_SECRET, TOKEN_TTL)
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
@@ -238,7 +248,7 @@ class WizEmulator(Emulator):
         self.projects = {p["id"]: dict(p) for p in SEED_PROJECTS}
         self.roles = {r["id"]: dict(r) for r in SEED_ROLES}
         self.domain_verification_code = "wiz-domain-verification=" + hashlib.sha256(
-            f"{config.org_id}/{config.wiz_client_id}".encode()).hexdigest()[:32]
+            f"{config.org_id}/{config.setting(CLIENT_ID)}".encode()).hexdigest()[:32]
         self.tokens: dict[str, dict[str, Any]] = {}
         self._seq = 0
         self._seed()
@@ -253,12 +263,13 @@ class WizEmulator(Emulator):
 
     def _seed(self) -> None:
         created = "2024-01-01T00:00:00.000Z"
-        self.settings = {"token_ttl_seconds": float(self.config.wiz_token_ttl),
+        self.settings = {"token_ttl_seconds": float(self.config.setting(TOKEN_TTL)),
                          "unauthenticated_http_status": 200,
                          "refuse_service_account_tokens": False}
         self.service_accounts: dict[str, dict[str, Any]] = {SEED_ADMIN_SA_ID: {
             "id": SEED_ADMIN_SA_ID, "name": "Sandbox admin (seed)",
-            "clientId": self.config.wiz_client_id, "clientSecret": self.config.wiz_client_secret,
+            "clientId": self.config.setting(CLIENT_ID),
+            "clientSecret": self.config.setting(CLIENT_SECRET),
             "scopes": ["admin:all"], "type": "THIRD_PARTY", "createdAt": created,
             "lastRotatedAt": None, "assignedProjectIds": [], "seq": self._next_seq(),
             "seeded": True}}
@@ -273,12 +284,69 @@ class WizEmulator(Emulator):
         self.detections: dict[str, dict[str, Any]] = {}
         self.deliveries: list[dict[str, Any]] = []
 
+    def health_checks(self) -> dict[str, HealthCheck]:
+        return {"wiz": check_device_health}
+
+    def client_env(self, base_url: str) -> dict[str, str]:
+        return {"WIZ_CLIENT_ID": self.config.setting(CLIENT_ID),
+                "WIZ_CLIENT_SECRET": self.config.setting(CLIENT_SECRET),
+                "WIZ_AUTH_URL": f"{base_url}{self.prefix}/oauth/token",
+                "WIZ_API_URL": f"{base_url}{self.prefix}/graphql"}
+
+    def admin_blueprint(self) -> Blueprint:
+        """/_admin/wiz:
+
+  POST   /_admin/wiz/issues             body {"severity", "title", "status"?, "type"?,
+                                        "project_ids"?, "resource"?}; 201 {"issue",
+                                        "deliveries": [{id, rule_id, integration_id}]}; 400
+  POST   /_admin/wiz/detections         body {"severity", "title", "description"?,
+                                        "cloud_platform"?}; 201 {"detection", "deliveries"}
+  GET    /_admin/wiz/deliveries         200 {"deliveries": [{id, rule_id, url, status:
+                                        pending|delivered|failed, status_code, error, body}]}
+  GET|PUT /_admin/wiz/settings          {"token_ttl_seconds", "unauthenticated_http_status":
+                                        200|401, "refuse_service_account_tokens": bool (every
+                                        client but the seeded admin gets 401 access_denied, over
+                                        HTTP and in Workbench's health check)}; PUT changes them
+                                        until /_admin/reset
+  POST   /_admin/wiz/expire-tokens      200 {"expired": n}: every issued token expires now
+"""
+        bp = Blueprint("wiz_admin", __name__)
+
+        @bp.post("/issues")
+        def create_issue():
+            status, body = self.admin_create_issue(request.get_json(force=True, silent=True))
+            return jsonify(body), status
+
+        @bp.post("/detections")
+        def create_detection():
+            status, body = self.admin_create_detection(
+                request.get_json(force=True, silent=True))
+            return jsonify(body), status
+
+        @bp.get("/deliveries")
+        def deliveries():
+            return jsonify(deliveries=self.admin_deliveries())
+
+        @bp.route("/settings", methods=["GET", "PUT"])
+        def settings():
+            body = request.get_json(force=True, silent=True) if request.method == "PUT" else None
+            if request.method == "PUT" and body is None:
+                return jsonify(error="body must be a JSON object"), 400
+            status, out = self.admin_settings(body)
+            return jsonify(out), status
+
+        @bp.post("/expire-tokens")
+        def expire_tokens():
+            return jsonify(expired=self.admin_expire_tokens())
+
+        return bp
+
     def reset(self) -> None:
         with self.lock:
             self._seed()
             self.tokens = {t: info for t, info in self.tokens.items()
                            if info["service_account_id"] == SEED_ADMIN_SA_ID
-                           and info["client_secret"] == self.config.wiz_client_secret}
+                           and info["client_secret"] == self.config.setting(CLIENT_SECRET)}
 
     def dump(self) -> dict[str, Any]:
         def strip(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1251,7 +1319,7 @@ class WizEmulator(Emulator):
         return bp
 
 
-# ---- the Workbench health check of a "wiz" device (health.HEALTH_CHECKS["wiz"]) -----------
+# ---- the Workbench health check of a "wiz" device (WizEmulator.health_checks) -------------
 
 HEALTH_QUERIES = {  # product -> (root field, query); needs read:issues / read:detections
     "cloud": ("issues", "query ExpelHealthCheck { issues(first: 1) { totalCount } }"),

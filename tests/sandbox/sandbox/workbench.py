@@ -51,11 +51,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Request, Response, request
+from flask import Blueprint, Request, Response, jsonify, request
 
 from . import health, jsonapi, schema
+from .awshealth import check_aws_cloudtrail
 from .config import SandboxConfig
-from .emulator import Emulator
+from .emulator import Emulator, HealthCheck
 from .jsonapi import ApiError, error_object
 
 PLUGINS_FILE = Path(__file__).with_name("plugins.json")
@@ -126,6 +127,10 @@ def load_plugins(path: Path = PLUGINS_FILE) -> list[dict[str, Any]]:
         slug = plugin["attributes"]["plugin_slug"]
         schema.check_schema(plugin["attributes"]["device_spec_json"], f"plugins.json:{slug}")
     return plugins
+
+
+# What PUT /_admin/workbench/security_devices/<id>/status accepts.
+DEVICE_STATUSES = {"healthy", "unhealthy", "health_checks_not_supported", None}
 
 
 class WorkbenchEmulator(Emulator):
@@ -212,6 +217,112 @@ class WorkbenchEmulator(Emulator):
             attrs["webhook_url"] = f"{self._base()}/webhooks/wiz/{device_id}"
             attrs["webhook_username"] = f"wiz-{device_id[:8]}"
             attrs["webhook_password"] = secrets.token_urlsafe(24)
+
+    def health_checks(self) -> dict[str, HealthCheck]:
+        # The AWS plugin's check reads moto (no emulator of its own).
+        return {"aws": check_aws_cloudtrail}
+
+    def client_env(self, base_url: str) -> dict[str, str]:
+        return {"EXPEL_WORKBENCH_URL": base_url, "EXPEL_API_KEY": self.config.api_key,
+                "EXPEL_ORGANIZATION_ID": self.config.org_id}
+
+    def admin_blueprint(self) -> Blueprint:
+        """/_admin/workbench:
+
+  PUT    /_admin/workbench/security_devices/<id>/status
+                                        body {"status": "healthy|unhealthy|...", "status_details": {}}
+                                        204, or 404 (sets health out of band)
+  GET    /_admin/workbench/alerts       200 {"alerts": [...]} received by Wiz webhook devices
+  POST   /_admin/workbench/organizations
+                                        body {"name": "Globex", "id"?: "<guid>"} (id generated
+                                        when left out): 201 {"id", "attributes": {"name", ...}},
+                                        one more organization served to the API key (listed by
+                                        GET /api/v2/organizations, usable in a device's
+                                        organization relationship); 400 {"error"} on a bad body
+                                        or an id already served. POST /_admin/reset leaves only
+                                        the seeded organization (--org-id).
+  POST   /_admin/workbench/security_devices/<id>/soft-delete
+                                        200 {"id", "deleted_at"}: sets the device's deleted_at
+                                        as a Workbench soft delete would (kept when already
+                                        set); the device stays readable and listed, its name is
+                                        free again, PATCH and DELETE answer 404. 404 {"error"}.
+  PUT    /_admin/workbench/plugins/<slug>/published-schema
+                                        body {"device_spec_json": {...}}: what GET /api/v2/plugins
+                                        shows as that plugin's schema (e.g. {}, as pyexclient's
+                                        docs example shows it); the emulator keeps validating
+                                        devices against its own schema. 200 {"plugin_slug",
+                                        "device_spec_json"}; 404; 400. Until /_admin/reset.
+  GET|PUT /_admin/workbench/health      {"unhealthy_first_checks": N, "delay_seconds": 0.2,
+                                        "unhealthy_remaining": n (read-only)}; PUT any subset:
+                                        200 as GET, or 400 {"error"} (nothing changed).
+                                        delay_seconds: from a device create/PATCH to its health
+                                        result (default --health-delay). unhealthy_first_checks:
+                                        the next N health checks of `aws` devices (counted from
+                                        the PUT) answer "unhealthy", status_details {"checks":
+                                        [{"name": "assume_role", "result": "failed", ...}],
+                                        "reason": "cannot assume role <role_arn>: AccessDenied"}
+                                        without running the real check (what Workbench reports
+                                        while a new role propagates through IAM); later ones
+                                        run the real check. POST /_admin/reset restores 0 and
+                                        --health-delay.
+"""
+        bp = Blueprint("workbench_admin", __name__)
+
+        @bp.put("/security_devices/<device_id>/status")
+        def force_device_status(device_id: str):
+            body = request.get_json(force=True, silent=True)
+            if not isinstance(body, dict) or body.get("status", "") not in DEVICE_STATUSES:
+                return jsonify(error=f"status must be one of "
+                                     f"{sorted(s for s in DEVICE_STATUSES if s)} or null"), 400
+            details = body.get("status_details", {})
+            if not isinstance(details, dict):
+                return jsonify(error="status_details must be an object"), 400
+            if not self.force_status(device_id, body["status"], details):
+                return jsonify(error=f"no security device {device_id}"), 404
+            return Response(status=204)
+
+        @bp.route("/health", methods=["GET", "PUT"])
+        def health_settings():
+            body = None
+            if request.method == "PUT":
+                body = request.get_json(force=True, silent=True)
+                if body is None:
+                    return jsonify(error="body must be a JSON object"), 400
+            try:
+                return jsonify(self.health_settings(body))
+            except ValueError as err:
+                return jsonify(error=str(err)), 400
+
+        @bp.post("/organizations")
+        def add_organization():
+            try:
+                return jsonify(self.add_organization(
+                    request.get_json(force=True, silent=True))), 201
+            except ValueError as err:
+                return jsonify(error=str(err)), 400
+
+        @bp.post("/security_devices/<device_id>/soft-delete")
+        def soft_delete(device_id: str):
+            done = self.soft_delete(device_id)
+            if done is None:
+                return jsonify(error=f"no security device {device_id}"), 404
+            return jsonify(done)
+
+        @bp.put("/plugins/<slug>/published-schema")
+        def published_schema(slug: str):
+            try:
+                return jsonify(self.publish_schema(
+                    slug, request.get_json(force=True, silent=True)))
+            except LookupError as err:
+                return jsonify(error=str(err)), 404
+            except ValueError as err:
+                return jsonify(error=str(err)), 400
+
+        @bp.get("/alerts")
+        def alerts():
+            return jsonify(alerts=self.list_alerts())
+
+        return bp
 
     # ---- admin hooks ----------------------------------------------------------------------
 
