@@ -1,187 +1,66 @@
-//! The security device in Workbench (guide step 8).
-use async_trait::async_trait;
+//! The security device in Workbench (guide step 8): the shared device step, told by `Cx`
+//! that the device points at our role and queue.
 use serde_json::{json, Value as Json};
 
-use super::{fail, Cx};
-use crate::clients::workbench::{check_device_spec, DeviceSpec};
-use crate::engine::{Observed, Step, StepError};
+use super::Cx;
+use crate::clients::workbench::{DeviceSpec, SecurityDevice};
+use crate::resources::device_step::{field_differences, DeviceAt, DeviceGuide, LostAnswer};
 
-pub struct WorkbenchDevice;
-const DEVICE: &str = "Step 8: register AWS CloudTrail as a security device in Workbench";
+pub use crate::resources::device_step::WorkbenchDevice;
 
-impl WorkbenchDevice {
-    pub fn spec(cx: &Cx) -> DeviceSpec {
+impl DeviceGuide for Cx {
+    const TITLE: &'static str = "Step 8: register AWS CloudTrail as a security device in Workbench";
+    const NEEDS: &'static [&'static str] = &["service_role", "queue", "pipeline"];
+    const LOST_ANSWER: LostAnswer = LostAnswer::LookEveryTime;
+    const NOUN: &'static str = "security device";
+    const SECRET: Option<(&'static str, &'static str)> = None;
+
+    fn device_at(&self) -> DeviceAt<'_> {
+        DeviceAt {
+            workbench: self.wbc(),
+            org: &self.s.workbench_org,
+            name: &self.s.name,
+        }
+    }
+    fn spec(&self) -> DeviceSpec {
         DeviceSpec {
-            name: cx.s.name.clone(),
-            location: cx.s.device_location.clone(),
+            name: self.s.name.clone(),
+            location: self.s.device_location.clone(),
             device_type: "CLOUD".into(),
-            plugin_slug: cx.s.plugin_slug.clone(),
+            plugin_slug: self.s.plugin_slug.clone(),
             device_spec: json!({
-                "role_arn": cx.role_arn(),
-                "role_session_name": cx.s.role_session_name,
-                "region": cx.loc.region,
-                "sqs_queue_url": cx.j().queue_url.clone().unwrap_or_default(),
+                "role_arn": self.role_arn(),
+                "role_session_name": self.s.role_session_name,
+                "region": self.loc.region,
+                "sqs_queue_url": self.j().queue_url.clone().unwrap_or_default(),
             }),
         }
     }
-    /// Validates the device_spec against the plugin's JSON schema before any call.
-    async fn check_spec(&self, cx: &Cx, spec: &DeviceSpec) -> Result<(), StepError> {
-        let plugins = cx.wb(DEVICE, || cx.wbc().plugins()).await?;
-        check_device_spec(&plugins, &spec.plugin_slug, &spec.device_spec)
-            .map_err(|e| fail(DEVICE, e))
+    /// Ours when it points at our role: a rerun after a crash adopts it.
+    fn is_ours(&self, d: &SecurityDevice) -> bool {
+        d.device_spec.get("role_arn").and_then(Json::as_str) == Some(self.role_arn().as_str())
     }
-    async fn wait_healthy(&self, cx: &Cx, id: &str) -> Result<(), StepError> {
-        let changed = cx.j().credentials_changed;
-        match crate::resources::device_health::wait_healthy(cx.wbc(), &cx.deadline, id, changed)
-            .await
-        {
-            Ok(d) => {
-                cx.j().device_status = d.status;
-                Ok(())
-            }
-            Err(e) => {
-                if e.status.is_some() {
-                    cx.j().device_status = e.status;
-                }
-                Err(fail(DEVICE, e.message))
-            }
-        }
+    fn not_ours(&self, d: &SecurityDevice) -> String {
+        format!("Workbench already has a device named {:?} ({}) for another role; import it (terraform import) or choose another name", d.name, d.id)
     }
-    fn differences(&self, cx: &Cx, d: &crate::clients::workbench::SecurityDevice) -> Vec<String> {
-        let want = Self::spec(cx);
-        let mut p = Vec::new();
-        if d.name != want.name {
-            p.push(format!(
-                "device name is {:?} instead of {:?}",
-                d.name, want.name
-            ));
-        }
-        if d.location != want.location {
-            p.push(format!(
-                "device location is {:?} instead of {:?}",
-                d.location, want.location
-            ));
-        }
-        if d.plugin_slug != want.plugin_slug {
-            p.push(format!(
-                "device plugin is {:?} instead of {:?}",
-                d.plugin_slug, want.plugin_slug
-            ));
-        }
-        if let Some(fields) = want.device_spec.as_object() {
-            for (k, v) in fields {
-                if d.device_spec.get(k) != Some(v) {
-                    p.push(format!(
-                        "device {k} is {} instead of {v}",
-                        d.device_spec.get(k).cloned().unwrap_or(Json::Null)
-                    ));
-                }
-            }
-        }
-        p
+    fn spec_differences(&self, d: &SecurityDevice, want: &DeviceSpec) -> Vec<String> {
+        let keys = want.device_spec.as_object().into_iter().flatten();
+        field_differences(d, want, keys.map(|(k, _)| k.as_str()))
     }
-}
-
-#[async_trait]
-impl Step<Cx> for WorkbenchDevice {
-    fn key(&self) -> &'static str {
-        "workbench_device"
+    fn journal_device<R>(
+        &self,
+        f: impl FnOnce(&mut Option<String>, &mut Option<String>) -> R,
+    ) -> R {
+        let j = &mut *self.j();
+        f(&mut j.device_id, &mut j.device_status)
     }
-    fn title(&self) -> &'static str {
-        DEVICE
+    fn warn_unhealthy(&self, detail: String) {
+        self.warn("Security device is not healthy", detail);
     }
-    fn needs(&self) -> &'static [&'static str] {
-        &["service_role", "queue", "pipeline"]
+    fn wait_for_healthy(&self) -> bool {
+        self.s.wait_for_healthy
     }
-    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
-        let spec = Self::spec(cx);
-        self.check_spec(cx, &spec).await?;
-        let org = cx.s.workbench_org.clone();
-        let role_arn = cx.role_arn();
-        // Look up before every attempt: a create whose answer was lost must not register the
-        // device twice.
-        let found = cx
-            .wb(DEVICE, || async {
-                let existing = cx.wbc().devices_named(&org, &spec.name).await?;
-                match existing.into_iter().next() {
-                    Some(d) => Ok((d, false)),
-                    None => cx.wbc().create_device(&org, &spec).await.map(|d| (d, true)),
-                }
-            })
-            .await?;
-        let id = match found {
-            (d, true) => {
-                cx.j().device_id = Some(d.id.clone());
-                cx.j().device_status = d.status.clone();
-                d.id
-            }
-            // Ours when it points at our role: a rerun after a crash adopts it.
-            (d, false)
-                if d.device_spec.get("role_arn").and_then(Json::as_str) == Some(role_arn.as_str()) =>
-            {
-                cx.j().device_id = Some(d.id.clone());
-                if !self.differences(cx, &d).is_empty() {
-                    self.repair(cx, &[]).await?;
-                }
-                d.id
-            }
-            (d, false) => {
-                return Err(fail(
-                    DEVICE,
-                    format!("Workbench already has a device named {:?} ({}) for another role; import it (terraform import) or choose another name", d.name, d.id),
-                ))
-            }
-        };
-        if cx.s.wait_for_healthy {
-            self.wait_healthy(cx, &id).await?;
-        }
-        Ok(())
-    }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
-        let Some(id) = cx.j().device_id.clone() else {
-            return Ok(Observed::NotCreated);
-        };
-        let Some(d) = cx.wb(DEVICE, || cx.wbc().device(&id)).await? else {
-            return Ok(Observed::Gone);
-        };
-        cx.j().device_status = d.status.clone();
-        if d.status.as_deref() == Some("unhealthy") {
-            cx.warn(
-                "Security device is not healthy",
-                format!(
-                    "Workbench reports the security device {:?} unhealthy: {}",
-                    d.name,
-                    d.attributes
-                        .get("status_details")
-                        .cloned()
-                        .unwrap_or(Json::Null)
-                ),
-            );
-        }
-        Ok(Observed::Present(self.differences(cx, &d)))
-    }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
-        let id = cx
-            .j()
-            .device_id
-            .clone()
-            .ok_or_else(|| fail(DEVICE, "no device recorded"))?;
-        let spec = Self::spec(cx);
-        self.check_spec(cx, &spec).await?;
-        let attrs = json!({"name": spec.name, "location": spec.location, "plugin_slug": spec.plugin_slug, "device_spec": spec.device_spec});
-        let d = cx
-            .wb(DEVICE, || cx.wbc().update_device(&id, attrs.clone()))
-            .await?;
-        cx.j().device_status = d.status.clone();
-        if cx.s.wait_for_healthy {
-            self.wait_healthy(cx, &id).await?;
-        }
-        Ok(())
-    }
-    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
-        let Some(id) = cx.j().device_id.clone() else {
-            return Ok(());
-        };
-        cx.wb(DEVICE, || cx.wbc().delete_device(&id)).await
+    fn credentials_changed_at(&self) -> Option<std::time::Instant> {
+        self.j().credentials_changed
     }
 }

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use crate::clients::aws::{AwsClients, AwsError};
-use crate::clients::workbench::{WorkbenchClient, WorkbenchError};
+use crate::clients::workbench::WorkbenchClient;
 use crate::engine::{Deadline, StepContext, StepError};
 use crate::policy::{self, CloudTrailNames, Location};
 use crate::resources::iam::{iam_tags, Iam, Kept};
@@ -255,13 +255,6 @@ impl Cx {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(fail(step, e)),
         }
-    }
-    async fn wb<T, F, Fut>(&self, step: &'static str, op: F) -> Result<T, StepError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, WorkbenchError>>,
-    {
-        self.deadline.retry(op).await.map_err(|e| fail(step, e))
     }
 }
 
