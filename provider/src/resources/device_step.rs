@@ -46,8 +46,7 @@ pub trait DeviceGuide: StepContext {
     /// Where the device lives: the Workbench client, the organization and the device name.
     fn device_at(&self) -> DeviceAt<'_>;
     /// Runs `f` on the journal's device id and status.
-    fn journal_device<R>(&self, f: impl FnOnce(&mut Option<String>, &mut Option<String>) -> R)
-        -> R;
+    fn journal_device<R>(&self, f: impl FnOnce(IdStatus) -> R) -> R;
     /// The device as we register it, with the fresh secret when one is at hand.
     fn spec(&self) -> DeviceSpec;
     /// A device with our name that is ours to adopt.
@@ -57,21 +56,21 @@ pub trait DeviceGuide: StepContext {
     /// The differences in what the guide owns beyond name, location and plugin.
     fn spec_differences(&self, d: &SecurityDevice, want: &DeviceSpec) -> Vec<String>;
     fn device_id(&self) -> Option<String> {
-        self.journal_device(|id, _| id.clone())
+        self.journal_device(|(id, _)| id.clone())
     }
     fn record_status(&self, status: Option<String>) {
-        self.journal_device(|_, s| *s = status);
+        self.journal_device(|(_, s)| *s = status);
     }
     /// Records a device read or written.
     fn record(&self, d: &SecurityDevice) {
-        self.journal_device(|id, s| {
+        self.journal_device(|(id, s)| {
             *id = Some(d.id.clone());
             *s = d.status.clone();
         });
     }
     /// Records a device with our name found before any create.
     fn record_adopted(&self, d: &SecurityDevice) {
-        self.journal_device(|id, _| *id = Some(d.id.clone()));
+        self.journal_device(|(id, _)| *id = Some(d.id.clone()));
     }
     /// The device is read once per operation (and after each write) when the guide keeps it.
     fn cache(&self, _d: Option<SecurityDevice>) {}
@@ -112,11 +111,24 @@ pub trait DeviceGuide: StepContext {
     }
 }
 
+/// The journal's device id and status (`DeviceGuide::journal_device`).
+pub type IdStatus<'a> = (&'a mut Option<String>, &'a mut Option<String>);
+
 /// Where a device lives (`DeviceGuide::device_at`).
 pub struct DeviceAt<'a> {
     pub workbench: &'a WorkbenchClient,
     pub org: &'a str,
     pub name: &'a str,
+}
+
+impl<'a> DeviceAt<'a> {
+    pub fn new(workbench: &'a WorkbenchClient, org: &'a str, name: &'a str) -> DeviceAt<'a> {
+        DeviceAt {
+            workbench,
+            org,
+            name,
+        }
+    }
 }
 
 pub struct WorkbenchDevice;

@@ -27,7 +27,7 @@ use crate::clients::workbench::{DeviceSpec, SecurityDevice, WorkbenchClient};
 use crate::clients::Secret;
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
 use crate::resources::create_once::or_look_again;
-use crate::resources::device_step::{DeviceAt, DeviceGuide, LostAnswer};
+use crate::resources::device_step::{DeviceAt, DeviceGuide, IdStatus, LostAnswer};
 use crate::resources::ownership::{Claim, Mark, Owner};
 /// The predefined role the guide gives the service user.
 pub const SERVICE_ROLE: &str = "IR Team";
@@ -920,11 +920,7 @@ impl DeviceGuide for Cx {
     const SECRET: Option<(&'static str, &'static str)> = Some(("api_token", "stored-token"));
 
     fn device_at(&self) -> DeviceAt<'_> {
-        DeviceAt {
-            workbench: self.wbc(),
-            org: &self.s.workbench_org,
-            name: &self.s.name,
-        }
+        DeviceAt::new(self.wbc(), &self.s.workbench_org, &self.s.name)
     }
     /// The device as we register it; `api_token` only when a fresh one is at hand.
     fn spec(&self) -> DeviceSpec {
@@ -981,12 +977,9 @@ impl DeviceGuide for Cx {
         }
         p
     }
-    fn journal_device<R>(
-        &self,
-        f: impl FnOnce(&mut Option<String>, &mut Option<String>) -> R,
-    ) -> R {
+    fn journal_device<R>(&self, f: impl FnOnce(IdStatus) -> R) -> R {
         let j = &mut *self.j();
-        f(&mut j.device_id, &mut j.device_status)
+        f((&mut j.device_id, &mut j.device_status))
     }
     fn secret_handed_over(&self) {
         self.j().new_token = None;

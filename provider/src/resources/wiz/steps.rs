@@ -20,7 +20,9 @@ use crate::clients::Secret;
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
 use crate::resources::create_once::{create_once, Look, Made};
 use crate::resources::device_health::NotHealthy;
-use crate::resources::device_step::{field_differences, DeviceAt, DeviceGuide, LostAnswer};
+use crate::resources::device_step::{
+    field_differences, DeviceAt, DeviceGuide, IdStatus, LostAnswer,
+};
 use crate::resources::ownership::{Claim, Mark, Owner};
 use crate::resources::ExpelData;
 
@@ -429,11 +431,7 @@ impl DeviceGuide for Cx {
         Some(("client_secret", "stored-in-workbench"));
 
     fn device_at(&self) -> DeviceAt<'_> {
-        DeviceAt {
-            workbench: self.wbc(),
-            org: &self.s.workbench_org,
-            name: &self.s.name,
-        }
+        DeviceAt::new(self.wbc(), &self.s.workbench_org, &self.s.name)
     }
     fn spec(&self) -> DeviceSpec {
         let j = self.j();
@@ -487,12 +485,9 @@ impl DeviceGuide for Cx {
         }
         p
     }
-    fn journal_device<R>(
-        &self,
-        f: impl FnOnce(&mut Option<String>, &mut Option<String>) -> R,
-    ) -> R {
+    fn journal_device<R>(&self, f: impl FnOnce(IdStatus) -> R) -> R {
         let j = &mut *self.j();
-        f(&mut j.device_id, &mut j.device_status)
+        f((&mut j.device_id, &mut j.device_status))
     }
     fn record(&self, d: &SecurityDevice) {
         let mut j = self.j();

@@ -4,7 +4,9 @@ use serde_json::{json, Value as Json};
 
 use super::Cx;
 use crate::clients::workbench::{DeviceSpec, SecurityDevice};
-use crate::resources::device_step::{field_differences, DeviceAt, DeviceGuide, LostAnswer};
+use crate::resources::device_step::{
+    field_differences, DeviceAt, DeviceGuide, IdStatus, LostAnswer,
+};
 
 pub use crate::resources::device_step::WorkbenchDevice;
 
@@ -16,11 +18,7 @@ impl DeviceGuide for Cx {
     const SECRET: Option<(&'static str, &'static str)> = None;
 
     fn device_at(&self) -> DeviceAt<'_> {
-        DeviceAt {
-            workbench: self.wbc(),
-            org: &self.s.workbench_org,
-            name: &self.s.name,
-        }
+        DeviceAt::new(self.wbc(), &self.s.workbench_org, &self.s.name)
     }
     fn spec(&self) -> DeviceSpec {
         DeviceSpec {
@@ -47,12 +45,9 @@ impl DeviceGuide for Cx {
         let keys = want.device_spec.as_object().into_iter().flatten();
         field_differences(d, want, keys.map(|(k, _)| k.as_str()))
     }
-    fn journal_device<R>(
-        &self,
-        f: impl FnOnce(&mut Option<String>, &mut Option<String>) -> R,
-    ) -> R {
+    fn journal_device<R>(&self, f: impl FnOnce(IdStatus) -> R) -> R {
         let j = &mut *self.j();
-        f(&mut j.device_id, &mut j.device_status)
+        f((&mut j.device_id, &mut j.device_status))
     }
     fn warn_unhealthy(&self, detail: String) {
         self.warn("Security device is not healthy", detail);
