@@ -77,8 +77,8 @@ pub trait StepContext: Sync {
 }
 
 /// A check: a step that verifies something and leaves nothing behind (e.g. a canary
-/// message through the pipeline). It runs when its piece is made or repaired; a refresh
-/// finds nothing to compare and a delete has nothing to remove.
+/// message through the pipeline). As a step ([`Checked`]) it runs when its piece is made or
+/// repaired; a refresh finds nothing to compare and a delete has nothing to remove.
 #[async_trait]
 pub trait Check<C: Sync>: Send + Sync {
     fn key(&self) -> &'static str;
@@ -87,25 +87,28 @@ pub trait Check<C: Sync>: Send + Sync {
     async fn check(&self, cx: &C) -> Result<(), StepError>;
 }
 
+/// A [`Check`] as a step.
+pub struct Checked<K>(pub K);
+
 #[async_trait]
-impl<C: Sync, T: Check<C>> Step<C> for T {
+impl<C: Sync, K: Check<C>> Step<C> for Checked<K> {
     fn key(&self) -> &'static str {
-        Check::key(self)
+        self.0.key()
     }
     fn title(&self) -> &'static str {
-        Check::title(self)
+        self.0.title()
     }
     fn needs(&self) -> &'static [&'static str] {
-        Check::needs(self)
+        self.0.needs()
     }
     async fn create(&self, cx: &C) -> Result<(), StepError> {
-        self.check(cx).await
+        self.0.check(cx).await
     }
     async fn observe(&self, _cx: &C) -> Result<Observed, StepError> {
         Ok(Observed::Present(vec![]))
     }
     async fn repair(&self, cx: &C, _problems: &[String]) -> Result<(), StepError> {
-        self.check(cx).await
+        self.0.check(cx).await
     }
     async fn delete(&self, _cx: &C) -> Result<(), StepError> {
         Ok(())
@@ -489,7 +492,7 @@ mod tests {
     #[tokio::test]
     async fn a_check_runs_when_made_and_is_never_drift_nor_deleted() {
         let cx = Cx::default();
-        let steps = graph(&[&KEY, &Canary]);
+        let steps = graph(&[&KEY, &Checked(Canary)]);
         assert!(create_all(&steps, &cx).await.is_empty());
         let (seen, errs) = observe_all(&steps, &cx).await;
         assert!(errs.is_empty());

@@ -14,7 +14,7 @@ use super::iam::{Kept, OLD_ROLE_KEPT, ROLE_KEPT};
 use super::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION};
 use super::workbench_pin;
 use super::ExpelData;
-use crate::engine::{Deadline, Step, StepError};
+use crate::engine::{Checked, Deadline, Step, StepError};
 use crate::policy::{self, Location};
 use crate::tfplugin::diag::{AttrPath, Diagnostics};
 use crate::tfplugin::provider::{Ctx, PlanInput};
@@ -40,7 +40,7 @@ fn steps() -> Vec<&'static dyn Step<Cx>> {
         &steps::Trail,
         &steps::ApiPolicy,
         &steps::ServiceRole,
-        &steps::Canary,
+        &Checked(steps::Canary),
         &steps::WorkbenchDevice,
     ]
 }

@@ -23,11 +23,11 @@ use super::when;
 use crate::clients::sentinelone::{
     NewToken, PermissionPage, Scope, SentinelOneClient, SentinelOneError, ServiceUser, User,
 };
-use crate::clients::workbench::{
-    check_device_spec, DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError,
-};
+use crate::clients::workbench::{DeviceSpec, SecurityDevice, WorkbenchClient};
 use crate::clients::Secret;
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
+use crate::resources::create_once::or_look_again;
+use crate::resources::device_step::{DeviceAt, DeviceGuide, IdStatus, LostAnswer};
 use crate::resources::ownership::{Claim, Mark, Owner};
 /// The predefined role the guide gives the service user.
 pub const SERVICE_ROLE: &str = "IR Team";
@@ -159,13 +159,6 @@ impl Cx {
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SentinelOneError>>,
-    {
-        self.deadline.retry(op).await.map_err(|e| fail(step, e))
-    }
-    async fn wb<T, F, Fut>(&self, step: &'static str, op: F) -> Result<T, StepError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, WorkbenchError>>,
     {
         self.deadline.retry(op).await.map_err(|e| fail(step, e))
     }
@@ -437,7 +430,7 @@ impl ViewerRole {
 }
 
 impl ViewerRole {
-    async fn create_once(&self, cx: &Cx) -> Result<(), StepError> {
+    async fn find_or_make(&self, cx: &Cx) -> Result<(), StepError> {
         let scope = &cx.s.scope;
         let existing = cx
             .s1(ROLE, || cx.s1.roles_named(scope, &cx.s.role_name))
@@ -480,11 +473,7 @@ impl Step<Cx> for ViewerRole {
         &[]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
-        match self.create_once(cx).await {
-            // A lost answer may have made the object: look once more (adopting it if ours).
-            Err(e) if cx.j().role_id.is_none() => self.create_once(cx).await.map_err(|_| e),
-            r => r,
-        }
+        or_look_again(|| self.find_or_make(cx), || cx.j().role_id.is_some()).await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
         let Some(id) = cx.j().role_id.clone() else {
@@ -603,7 +592,7 @@ impl ConsoleUser {
 }
 
 impl ConsoleUser {
-    async fn create_once(&self, cx: &Cx) -> Result<(), StepError> {
+    async fn find_or_make(&self, cx: &Cx) -> Result<(), StepError> {
         let email = cx.s.console_email.clone();
         let existing = cx
             .s1(CONSOLE_USER, || cx.s1.users_with_email(&email))
@@ -655,11 +644,11 @@ impl Step<Cx> for ConsoleUser {
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         let lock = user_lock(cx);
         let _serialized = lock.lock().await;
-        match self.create_once(cx).await {
-            // A lost answer may have made the object: look once more (adopting it if ours).
-            Err(e) if cx.j().console_user_id.is_none() => self.create_once(cx).await.map_err(|_| e),
-            r => r,
-        }
+        or_look_again(
+            || self.find_or_make(cx),
+            || cx.j().console_user_id.is_some(),
+        )
+        .await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
         let Some(id) = cx.j().console_user_id.clone() else {
@@ -824,7 +813,7 @@ impl ApiServiceUser {
 }
 
 impl ApiServiceUser {
-    async fn create_once(&self, cx: &Cx) -> Result<(), StepError> {
+    async fn find_or_make(&self, cx: &Cx) -> Result<(), StepError> {
         let existing = cx
             .s1(SERVICE_USER, || {
                 cx.s1
@@ -864,11 +853,11 @@ impl Step<Cx> for ApiServiceUser {
         &["console_user"]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
-        match self.create_once(cx).await {
-            // A lost answer may have made the object: look once more (adopting it if ours).
-            Err(e) if cx.j().service_user_id.is_none() => self.create_once(cx).await.map_err(|_| e),
-            r => r,
-        }
+        or_look_again(
+            || self.find_or_make(cx),
+            || cx.j().service_user_id.is_some(),
+        )
+        .await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
         let Some(id) = cx.j().service_user_id.clone() else {
@@ -917,44 +906,101 @@ impl Step<Cx> for ApiServiceUser {
 }
 
 // ---------------------------------------------------------------------------------------
-pub struct WorkbenchDevice;
+pub use crate::resources::device_step::WorkbenchDevice;
 const DEVICE: &str = "Step 3: register SentinelOne as a security device in Workbench";
 
-impl WorkbenchDevice {
+/// The device step (`device_step`): the device is for our console, and its API token is sent
+/// while it is fresh (a device found with our name gets a new one).
+#[async_trait]
+impl DeviceGuide for Cx {
+    const TITLE: &'static str = DEVICE;
+    const NEEDS: &'static [&'static str] = &["role", "console_user", "service_user"];
+    const LOST_ANSWER: LostAnswer = LostAnswer::RunAgain;
+    const NOUN: &'static str = "security device";
+    const SECRET: Option<(&'static str, &'static str)> = Some(("api_token", "stored-token"));
+
+    fn device_at(&self) -> DeviceAt<'_> {
+        DeviceAt::new(self.wbc(), &self.s.workbench_org, &self.s.name)
+    }
     /// The device as we register it; `api_token` only when a fresh one is at hand.
-    fn spec(cx: &Cx, token: Option<&Secret>) -> DeviceSpec {
+    fn spec(&self) -> DeviceSpec {
         let mut spec = json!({
-            "console_url": cx.s.console_url,
-            "status_syncing": cx.s.status_syncing,
+            "console_url": self.s.console_url,
+            "status_syncing": self.s.status_syncing,
         });
-        if let (Some(t), Some(o)) = (token, spec.as_object_mut()) {
+        if let (Some(t), Some(o)) = (&self.j().new_token, spec.as_object_mut()) {
             o.insert("api_token".into(), Json::String(t.expose().to_string()));
         }
         DeviceSpec {
-            name: cx.s.name.clone(),
-            location: cx.s.device_location.clone(),
+            name: self.s.name.clone(),
+            location: self.s.device_location.clone(),
             device_type: "ENDPOINT".into(),
-            plugin_slug: cx.s.plugin_slug.clone(),
+            plugin_slug: self.s.plugin_slug.clone(),
             device_spec: spec,
         }
     }
-    /// Validates the device_spec against the plugin's JSON schema before any call. Without a
-    /// fresh token (a PATCH that keeps the stored one) a stand-in takes its place.
-    async fn check_spec(&self, cx: &Cx, spec: &DeviceSpec) -> Result<(), StepError> {
-        let plugins = cx.wb(DEVICE, || cx.wbc().plugins()).await?;
-        let mut doc = spec.device_spec.clone();
-        if let Some(o) = doc.as_object_mut() {
-            o.entry("api_token")
-                .or_insert_with(|| Json::String("stored-token".into()));
+    /// Ours when it is a SentinelOne device for this console: a rerun adopts it.
+    fn is_ours(&self, d: &SecurityDevice) -> bool {
+        let url = d.device_spec.get("console_url").and_then(Json::as_str);
+        d.plugin_slug == self.s.plugin_slug && url == Some(self.s.console_url.as_str())
+    }
+    fn not_ours(&self, _d: &SecurityDevice) -> String {
+        format!("Workbench already has a device named {:?} for another console; import it (terraform import) or choose another name", self.s.name)
+    }
+    fn spec_differences(&self, d: &SecurityDevice, _want: &DeviceSpec) -> Vec<String> {
+        let mut p = Vec::new();
+        let url = d
+            .device_spec
+            .get("console_url")
+            .and_then(Json::as_str)
+            .unwrap_or("");
+        if url != self.s.console_url {
+            p.push(format!(
+                "device server address is {url:?} instead of {:?}",
+                self.s.console_url
+            ));
         }
-        check_device_spec(&plugins, &spec.plugin_slug, &doc).map_err(|e| fail(DEVICE, e))
+        let sync = d
+            .device_spec
+            .get("status_syncing")
+            .and_then(Json::as_bool)
+            .unwrap_or(false);
+        if sync != self.s.status_syncing {
+            p.push(format!(
+                "device status syncing is {} instead of {}",
+                on_off(sync),
+                on_off(self.s.status_syncing)
+            ));
+        }
+        if self.j().new_token.is_some() {
+            p.push("the API token was replaced; the device needs the new one".into());
+        }
+        p
+    }
+    fn journal_device<R>(&self, f: impl FnOnce(IdStatus) -> R) -> R {
+        let j = &mut *self.j();
+        f((&mut j.device_id, &mut j.device_status))
+    }
+    fn secret_handed_over(&self) {
+        self.j().new_token = None;
+    }
+    fn warn_unhealthy(&self, detail: String) {
+        self.warn(detail);
+    }
+    /// The token is needed again (the device was deleted in Workbench, or one with our name
+    /// was found after a crash): make a new one.
+    async fn fresh_secret(&self, _adopting: bool) -> Result<(), StepError> {
+        if self.j().new_token.is_none() {
+            self.rotate_token(DEVICE).await?;
+        }
+        Ok(())
     }
     /// With status syncing on, the role Workbench syncs with must grant what it needs.
-    async fn check_status_sync(&self, cx: &Cx) -> Result<(), StepError> {
-        if !cx.s.status_syncing {
+    async fn check_before_write(&self) -> Result<(), StepError> {
+        if !self.s.status_syncing {
             return Ok(());
         }
-        let (who, missing) = status_sync_gaps(cx).await?;
+        let (who, missing) = status_sync_gaps(self).await?;
         if missing.is_empty() {
             Ok(())
         } else {
@@ -993,168 +1039,11 @@ pub async fn status_sync_gaps(cx: &Cx) -> Result<(String, Vec<String>), StepErro
     Ok((who, missing))
 }
 
-impl WorkbenchDevice {
-    fn differences(cx: &Cx, d: &SecurityDevice) -> Vec<String> {
-        let want = Self::spec(cx, None);
-        let mut p = Vec::new();
-        if d.name != want.name {
-            p.push(format!(
-                "device name is {:?} instead of {:?}",
-                d.name, want.name
-            ));
-        }
-        if d.location != want.location {
-            p.push(format!(
-                "device location is {:?} instead of {:?}",
-                d.location, want.location
-            ));
-        }
-        if d.plugin_slug != want.plugin_slug {
-            p.push(format!(
-                "device plugin is {:?} instead of {:?}",
-                d.plugin_slug, want.plugin_slug
-            ));
-        }
-        let url = d
-            .device_spec
-            .get("console_url")
-            .and_then(Json::as_str)
-            .unwrap_or("");
-        if url != cx.s.console_url {
-            p.push(format!(
-                "device server address is {url:?} instead of {:?}",
-                cx.s.console_url
-            ));
-        }
-        let sync = d
-            .device_spec
-            .get("status_syncing")
-            .and_then(Json::as_bool)
-            .unwrap_or(false);
-        if sync != cx.s.status_syncing {
-            p.push(format!(
-                "device status syncing is {} instead of {}",
-                on_off(sync),
-                on_off(cx.s.status_syncing)
-            ));
-        }
-        if cx.j().new_token.is_some() {
-            p.push("the API token was replaced; the device needs the new one".into());
-        }
-        p
-    }
-    async fn patch(&self, cx: &Cx, id: &str) -> Result<(), StepError> {
-        let token = cx.j().new_token.clone();
-        let spec = Self::spec(cx, token.as_ref());
-        self.check_spec(cx, &spec).await?;
-        self.check_status_sync(cx).await?;
-        let attrs = json!({"name": spec.name, "location": spec.location, "plugin_slug": spec.plugin_slug, "device_spec": spec.device_spec});
-        let d = cx
-            .wb(DEVICE, || cx.wbc().update_device(id, attrs.clone()))
-            .await?;
-        let mut j = cx.j();
-        j.device_status = d.status;
-        j.new_token = None;
-        Ok(())
-    }
-}
-
 fn on_off(b: bool) -> &'static str {
     if b {
         "on"
     } else {
         "off"
-    }
-}
-
-impl WorkbenchDevice {
-    async fn create_once(&self, cx: &Cx) -> Result<(), StepError> {
-        let org = cx.s.workbench_org.clone();
-        let existing = cx
-            .wb(DEVICE, || cx.wbc().devices_named(&org, &cx.s.name))
-            .await?;
-        if let Some(d) = existing.into_iter().next() {
-            // Ours when it is a SentinelOne device for this console: a rerun adopts it.
-            let url = d.device_spec.get("console_url").and_then(Json::as_str);
-            if d.plugin_slug != cx.s.plugin_slug || url != Some(cx.s.console_url.as_str()) {
-                return Err(fail(DEVICE, format!("Workbench already has a device named {:?} for another console; import it (terraform import) or choose another name", cx.s.name)));
-            }
-            cx.j().device_id = Some(d.id.clone());
-            if cx.j().new_token.is_none() {
-                cx.rotate_token(DEVICE).await?;
-            }
-            return self.patch(cx, &d.id).await;
-        }
-        // The token is needed again (the device was deleted in Workbench): make a new one.
-        if cx.j().new_token.is_none() {
-            cx.rotate_token(DEVICE).await?;
-        }
-        let token = cx.j().new_token.clone();
-        let spec = Self::spec(cx, token.as_ref());
-        self.check_spec(cx, &spec).await?;
-        self.check_status_sync(cx).await?;
-        let d = cx
-            .wb(DEVICE, || cx.wbc().create_device(&org, &spec))
-            .await?;
-        let mut j = cx.j();
-        j.device_id = Some(d.id);
-        j.device_status = d.status;
-        j.new_token = None;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Step<Cx> for WorkbenchDevice {
-    fn key(&self) -> &'static str {
-        "workbench_device"
-    }
-    fn title(&self) -> &'static str {
-        DEVICE
-    }
-    fn needs(&self) -> &'static [&'static str] {
-        &["role", "console_user", "service_user"]
-    }
-    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
-        match self.create_once(cx).await {
-            // A lost answer may have made the object: look once more (adopting it if ours).
-            Err(e) if cx.j().device_id.is_none() => self.create_once(cx).await.map_err(|_| e),
-            r => r,
-        }
-    }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
-        let Some(id) = cx.j().device_id.clone() else {
-            return Ok(Observed::NotCreated);
-        };
-        let Some(d) = cx.wb(DEVICE, || cx.wbc().device(&id)).await? else {
-            return Ok(Observed::Gone);
-        };
-        cx.j().device_status = d.status.clone();
-        if d.status.as_deref() == Some("unhealthy") {
-            cx.warn(format!(
-                "Workbench reports the security device {:?} unhealthy: {}",
-                d.name,
-                d.attributes
-                    .get("status_details")
-                    .cloned()
-                    .unwrap_or(Json::Null)
-            ));
-        }
-        Ok(Observed::Present(Self::differences(cx, &d)))
-    }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
-        let id = cx
-            .j()
-            .device_id
-            .clone()
-            .ok_or_else(|| fail(DEVICE, "no device recorded"))?;
-        self.patch(cx, &id).await
-    }
-    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
-        let Some(id) = cx.j().device_id.clone() else {
-            return Ok(());
-        };
-        cx.wb(DEVICE, || cx.wbc().delete_device(&id)).await
     }
 }
 

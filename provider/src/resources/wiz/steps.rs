@@ -5,24 +5,26 @@
 //! pointing at our own device or being Expel's own address).
 //!
 //! Creates happen once (docs/ARCHITECTURE.md#the-engine): a create whose answer is lost (connection
-//! dropped, 5xx, throttled) may have acted, so before sending it again [`Cx::create_once`] looks
+//! dropped, 5xx, throttled) may have acted, so before sending it again `create_once` looks
 //! for the object by name and marker and adopts it. A service account found that way has a secret
 //! we never saw: it is rotated (one account, its id kept) rather than deleted and re-created.
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::{json, Value as Json};
 
 use crate::clients::wiz::{RuleSpec, WizClient, WizError};
-use crate::clients::workbench::{
-    check_device_spec, DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError,
-};
+use crate::clients::workbench::{DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError};
 use crate::clients::Secret;
-use crate::engine::{Deadline, Observed, RetryKind, Retryable, Step, StepContext, StepError};
+use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
+use crate::resources::create_once::{create_once, Look, Made};
+use crate::resources::device_health::NotHealthy;
+use crate::resources::device_step::{
+    field_differences, DeviceAt, DeviceGuide, IdStatus, LostAnswer,
+};
 use crate::resources::ownership::{Claim, Mark, Owner};
-use crate::resources::{device_health, ExpelData};
+use crate::resources::ExpelData;
 
 /// The automation rule's whole description before per-instance owners: such a rule is
 /// adopted once and given this instance's owner.
@@ -89,13 +91,6 @@ impl Settings {
             ISSUE_BODY
         }
     }
-}
-
-/// How [`Cx::create_once`] ended: our create's answer, or the object it made, found after
-/// its answer was lost.
-pub enum Made<C, F> {
-    Created(C),
-    Found(F),
 }
 
 /// Ids only known once objects exist, and the fresh client secret on its way to Workbench.
@@ -187,41 +182,6 @@ impl Cx {
         Fut: std::future::Future<Output = Result<T, WorkbenchError>>,
     {
         self.deadline.retry(op).await.map_err(|e| fail(step, e))
-    }
-    /// Sends a create until it is answered, within the deadline. After a failure that may
-    /// hide a success (retryable: lost connection, 5xx, throttling), `find` looks for what
-    /// the create would have made (name and ownership marker) before the create is sent
-    /// again, so a lost answer never leaves a duplicate or an orphan.
-    async fn create_once<C, F, E, FindF, FindFut, MakeF, MakeFut>(
-        &self,
-        step: &'static str,
-        find: FindF,
-        create: MakeF,
-    ) -> Result<Made<C, F>, StepError>
-    where
-        E: Retryable + std::fmt::Display,
-        FindF: Fn() -> FindFut,
-        FindFut: std::future::Future<Output = Result<Option<F>, E>>,
-        MakeF: Fn() -> MakeFut,
-        MakeFut: std::future::Future<Output = Result<C, E>>,
-    {
-        let unsure = AtomicBool::new(false);
-        self.deadline
-            .retry(|| async {
-                if unsure.load(Ordering::SeqCst) {
-                    if let Some(found) = find().await? {
-                        tracing::info!(step, "a create's answer was lost; adopting what it made");
-                        return Ok(Made::Found(found));
-                    }
-                }
-                create().await.map(Made::Created).inspect_err(|e| {
-                    if e.retry_kind() == RetryKind::Retry {
-                        unsure.store(true, Ordering::SeqCst);
-                    }
-                })
-            })
-            .await
-            .map_err(|e| fail(step, e))
     }
     /// Our device, read once per operation (and after each write).
     async fn device(&self, step: &'static str) -> Result<Option<SecurityDevice>, StepError> {
@@ -338,13 +298,14 @@ impl ServiceAccount {
         let replaced = cx.j().sa_id.clone();
         // Until an answer says otherwise, the create may act unseen.
         cx.j().sa_unsure = true;
-        match cx
-            .create_once(
-                SA,
-                || self.lost_one(cx, wiz, replaced.as_deref()),
-                || wiz.create_service_account(name, &cx.s.scopes),
-            )
-            .await?
+        match create_once(
+            &cx.deadline,
+            SA,
+            Look::AfterLostAnswer,
+            || self.lost_one(cx, wiz, replaced.as_deref()),
+            || wiz.create_service_account(name, &cx.s.scopes),
+        )
+        .await?
         {
             Made::Created((sa, secret)) => {
                 let mut j = cx.j();
@@ -455,16 +416,29 @@ impl Step<Cx> for ServiceAccount {
 }
 
 // ---------------------------------------------------------------------------------------
-pub struct WorkbenchDevice;
+pub use crate::resources::device_step::WorkbenchDevice;
 const DEVICE: &str = "Step 2: Wiz security device in Workbench (step 5: its webhook credentials)";
 
-impl WorkbenchDevice {
-    pub fn spec(cx: &Cx) -> DeviceSpec {
-        let j = cx.j();
+/// The device step (`device_step`): the device uses our service account, whose secret is
+/// sent while it is fresh, and keeps the synchronization-rules flag in its `properties`.
+#[async_trait]
+impl DeviceGuide for Cx {
+    const TITLE: &'static str = DEVICE;
+    const NEEDS: &'static [&'static str] = &["service_account"];
+    const LOST_ANSWER: LostAnswer = LostAnswer::LookAfterLoss;
+    const NOUN: &'static str = "Wiz device";
+    const SECRET: Option<(&'static str, &'static str)> =
+        Some(("client_secret", "stored-in-workbench"));
+
+    fn device_at(&self) -> DeviceAt<'_> {
+        DeviceAt::new(self.wbc(), &self.s.workbench_org, &self.s.name)
+    }
+    fn spec(&self) -> DeviceSpec {
+        let j = self.j();
         let mut spec = json!({
-            "api_endpoint_url": cx.s.api_endpoint_url,
+            "api_endpoint_url": self.s.api_endpoint_url,
             "client_id": j.client_id.clone().unwrap_or_default(),
-            "product": cx.s.product,
+            "product": self.s.product,
         });
         if let (Some(secret), Json::Object(m)) = (&j.secret, &mut spec) {
             m.insert(
@@ -473,241 +447,112 @@ impl WorkbenchDevice {
             );
         }
         DeviceSpec {
-            name: cx.s.name.clone(),
-            location: cx.s.device_location.clone(),
+            name: self.s.name.clone(),
+            location: self.s.device_location.clone(),
             device_type: "CLOUD".into(),
             plugin_slug: "wiz".into(),
             device_spec: spec,
         }
     }
-    /// Validates the device_spec against the plugin's JSON schema before any call (with a
-    /// stand-in for a secret Workbench already holds).
-    async fn check_spec(&self, cx: &Cx, spec: &DeviceSpec) -> Result<(), StepError> {
-        let plugins = cx.wb(DEVICE, || cx.wbc().plugins()).await?;
-        let mut probe = spec.device_spec.clone();
-        if let Json::Object(m) = &mut probe {
-            m.entry("client_secret")
-                .or_insert_with(|| Json::String("stored-in-workbench".into()));
-        }
-        check_device_spec(&plugins, &spec.plugin_slug, &probe).map_err(|e| fail(DEVICE, e))
+    /// Ours when it uses our service account: a rerun after a crash adopts it.
+    fn is_ours(&self, d: &SecurityDevice) -> bool {
+        d.device_spec.get("client_id").and_then(Json::as_str) == self.j().client_id.as_deref()
     }
-    fn differences(&self, cx: &Cx, d: &SecurityDevice) -> Vec<String> {
-        let want = Self::spec(cx);
-        let mut p = Vec::new();
-        if d.name != want.name {
-            p.push(format!(
-                "device name is {:?} instead of {:?}",
-                d.name, want.name
-            ));
-        }
-        if d.location != want.location {
-            p.push(format!(
-                "device location is {:?} instead of {:?}",
-                d.location, want.location
-            ));
-        }
-        if d.plugin_slug != want.plugin_slug {
-            p.push(format!(
-                "device plugin is {:?} instead of \"wiz\"",
-                d.plugin_slug
-            ));
-        }
-        for k in ["api_endpoint_url", "client_id", "product"] {
-            let v = &want.device_spec[k];
-            if d.device_spec.get(k) != Some(v) {
-                p.push(format!(
-                    "device {k} is {} instead of {v}",
-                    d.device_spec.get(k).cloned().unwrap_or(Json::Null)
-                ));
-            }
-        }
+    fn not_ours(&self, _d: &SecurityDevice) -> String {
+        format!("Workbench already has a device named {:?} for another Wiz client; import it (terraform import <device id>) or choose another name", self.s.name)
+    }
+    fn spec_differences(&self, d: &SecurityDevice, want: &DeviceSpec) -> Vec<String> {
+        let mut p = field_differences(d, want, ["api_endpoint_url", "client_id", "product"]);
         match sync_rules_of(d) {
-            Some(on) if on == cx.s.sync_rules => {}
+            Some(on) if on == self.s.sync_rules => {}
             Some(on) => p.push(format!(
                 "synchronization rules are {} in Workbench instead of {} (sync_rules = {})",
                 if on { "enabled" } else { "disabled" },
-                if cx.s.sync_rules {
+                if self.s.sync_rules {
                     "enabled"
                 } else {
                     "disabled"
                 },
-                cx.s.sync_rules
+                self.s.sync_rules
             )),
             None => p.push(format!(
                 "the device has no synchronization rules setting (sync_rules = {})",
-                cx.s.sync_rules
+                self.s.sync_rules
             )),
         }
-        if cx.j().secret.is_some() {
+        if self.j().secret.is_some() {
             p.push("the service account's client secret changed and Workbench does not have the new one".into());
         }
         p
     }
-    /// The device's `properties` with our synchronization-rules flag set; others' keys kept.
-    fn properties(&self, cx: &Cx, d: Option<&SecurityDevice>) -> Json {
-        let mut props = d
-            .and_then(|d| d.attributes.get("properties"))
-            .filter(|p| p.is_object())
-            .cloned()
-            .unwrap_or_else(|| json!({}));
-        props[SYNC_RULES_PROPERTY] = Json::Bool(cx.s.sync_rules);
-        props
+    fn journal_device<R>(&self, f: impl FnOnce(IdStatus) -> R) -> R {
+        let j = &mut *self.j();
+        f((&mut j.device_id, &mut j.device_status))
     }
-    /// With `wait_for_healthy`: Workbench's verdict on the credentials just handed over.
-    async fn settle(&self, cx: &Cx) -> Result<(), StepError> {
-        if !cx.s.wait_for_healthy {
-            return Ok(());
-        }
-        let id = cx
-            .j()
-            .device_id
-            .clone()
-            .ok_or_else(|| fail(DEVICE, "no device recorded"))?;
-        // A Wiz service account's secret works as soon as Wiz returns it (no propagation
-        // delay is documented or seen), so Workbench's first verdict is final: credentials
-        // Wiz refuses fail the wait at once.
-        match device_health::wait_healthy(cx.wbc(), &cx.deadline, &id, None).await {
-            Ok(d) => {
-                self.record(cx, &d);
-                cx.cache_device(Some(d));
-                Ok(())
-            }
-            Err(e) => {
-                if e.status.is_some() {
-                    cx.j().device_status = e.status.clone();
-                }
-                Err(fail(DEVICE, format!("wait_for_healthy: the Wiz device {:?} is not healthy (device status {}). {} Check that the service account can sign in and read issues (Wiz Cloud) or detections (Wiz Defend) at api_endpoint_url, then apply again; or set wait_for_healthy = false to not wait.", cx.s.name, e.status.as_deref().unwrap_or("unknown"), e.message)))
-            }
-        }
-    }
-    fn record(&self, cx: &Cx, d: &SecurityDevice) {
-        let mut j = cx.j();
+    fn record(&self, d: &SecurityDevice) {
+        let mut j = self.j();
         j.device_id = Some(d.id.clone());
         j.device_status = d.status.clone();
         j.webhook_url = webhook_credentials(d).map(|c| c.0);
     }
+    fn record_adopted(&self, d: &SecurityDevice) {
+        self.record(d);
+    }
+    fn cache(&self, d: Option<SecurityDevice>) {
+        self.cache_device(d);
+    }
+    fn cached(&self) -> Option<SecurityDevice> {
+        self.cached_device()
+    }
+    fn secret_handed_over(&self) {
+        self.j().secret = None;
+    }
+    fn warn_unhealthy(&self, detail: String) {
+        self.warn(detail);
+    }
+    async fn fresh_secret(&self, adopting: bool) -> Result<(), StepError> {
+        if !adopting && self.j().secret.is_none() {
+            // The device was deleted: Workbench needs a secret we do not keep.
+            self.rotate_secret(DEVICE).await?;
+        }
+        Ok(())
+    }
+    /// The device's `properties` with our synchronization-rules flag set; others' keys kept.
+    async fn more_attributes(&self, attrs: &mut Json) -> Result<(), StepError> {
+        let current = self.device(DEVICE).await?;
+        attrs["properties"] = properties(self, current.as_ref());
+        Ok(())
+    }
+    async fn after_create(&self, d: SecurityDevice) -> Result<SecurityDevice, StepError> {
+        if sync_rules_of(&d) == Some(self.s.sync_rules) {
+            return Ok(d);
+        }
+        // The device is created without `properties`: the sync-rules flag follows in one
+        // PATCH of that attribute alone.
+        let props = json!({"properties": properties(self, Some(&d))});
+        self.wb(DEVICE, || self.wbc().update_device(&d.id, props.clone()))
+            .await
+    }
+    fn wait_for_healthy(&self) -> bool {
+        self.s.wait_for_healthy
+    }
+    fn not_healthy(&self, e: &NotHealthy) -> String {
+        // A Wiz service account's secret works as soon as Wiz returns it (no propagation
+        // delay is documented or seen), so Workbench's first verdict is final: credentials
+        // Wiz refuses fail the wait at once.
+        format!("wait_for_healthy: the Wiz device {:?} is not healthy (device status {}). {} Check that the service account can sign in and read issues (Wiz Cloud) or detections (Wiz Defend) at api_endpoint_url, then apply again; or set wait_for_healthy = false to not wait.", self.s.name, e.status.as_deref().unwrap_or("unknown"), e.message)
+    }
 }
 
-#[async_trait]
-impl Step<Cx> for WorkbenchDevice {
-    fn key(&self) -> &'static str {
-        "workbench_device"
-    }
-    fn title(&self) -> &'static str {
-        DEVICE
-    }
-    fn needs(&self) -> &'static [&'static str] {
-        &["service_account"]
-    }
-    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
-        let org = cx.s.workbench_org.clone();
-        let name = cx.s.name.clone();
-        let existing = cx
-            .wb(DEVICE, || cx.wbc().devices_named(&org, &name))
-            .await?;
-        let client_id = cx.j().client_id.clone();
-        if let Some(d) = existing.into_iter().next() {
-            // Ours when it uses our service account: a rerun after a crash adopts it.
-            if d.device_spec.get("client_id").and_then(Json::as_str) == client_id.as_deref() {
-                self.record(cx, &d);
-                cx.cache_device(Some(d.clone()));
-                if !self.differences(cx, &d).is_empty() {
-                    self.repair(cx, &[]).await?;
-                }
-                return Ok(());
-            }
-            return Err(fail(DEVICE, format!("Workbench already has a device named {name:?} for another Wiz client; import it (terraform import <device id>) or choose another name")));
-        }
-        if cx.j().secret.is_none() {
-            // The device was deleted: Workbench needs a secret we do not keep.
-            cx.rotate_secret(DEVICE).await?;
-        }
-        let spec = Self::spec(cx);
-        self.check_spec(cx, &spec).await?;
-        let find = || async {
-            Ok(cx
-                .wbc()
-                .devices_named(&org, &name)
-                .await?
-                .into_iter()
-                .find(|d| {
-                    d.device_spec.get("client_id").and_then(Json::as_str) == client_id.as_deref()
-                }))
-        };
-        match cx
-            .create_once(DEVICE, find, || cx.wbc().create_device(&org, &spec))
-            .await?
-        {
-            Made::Created(mut d) => {
-                cx.j().secret = None;
-                // Recorded at once: a failure from here on still leaves it in state.
-                self.record(cx, &d);
-                if sync_rules_of(&d) != Some(cx.s.sync_rules) {
-                    // The device is created without `properties`: the sync-rules flag
-                    // follows in one PATCH of that attribute alone.
-                    let props = json!({"properties": self.properties(cx, Some(&d))});
-                    d = cx
-                        .wb(DEVICE, || cx.wbc().update_device(&d.id, props.clone()))
-                        .await?;
-                }
-                self.record(cx, &d);
-                cx.cache_device(Some(d));
-                self.settle(cx).await
-            }
-            Made::Found(d) => {
-                // Made by our lost create, with our secret; repair sets what may differ.
-                self.record(cx, &d);
-                cx.cache_device(Some(d));
-                self.repair(cx, &[]).await
-            }
-        }
-    }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
-        if cx.j().device_id.is_none() {
-            return Ok(Observed::NotCreated);
-        }
-        cx.cache_device(None);
-        let Some(d) = cx.device(DEVICE).await? else {
-            return Ok(Observed::Gone);
-        };
-        self.record(cx, &d);
-        if d.status.as_deref() == Some("unhealthy") {
-            cx.warn(format!(
-                "Workbench reports the Wiz device {:?} unhealthy: {}",
-                d.name,
-                d.attributes
-                    .get("status_details")
-                    .cloned()
-                    .unwrap_or(Json::Null)
-            ));
-        }
-        Ok(Observed::Present(self.differences(cx, &d)))
-    }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
-        let id = cx
-            .j()
-            .device_id
-            .clone()
-            .ok_or_else(|| fail(DEVICE, "no device recorded"))?;
-        let spec = Self::spec(cx);
-        self.check_spec(cx, &spec).await?;
-        let current = cx.device(DEVICE).await?;
-        let props = self.properties(cx, current.as_ref());
-        let attrs = json!({"name": spec.name, "location": spec.location, "plugin_slug": spec.plugin_slug, "device_spec": spec.device_spec, "properties": props});
-        let d = cx
-            .wb(DEVICE, || cx.wbc().update_device(&id, attrs.clone()))
-            .await?;
-        cx.j().secret = None;
-        self.record(cx, &d);
-        cx.cache_device(Some(d));
-        self.settle(cx).await
-    }
-    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
-        let Some(id) = cx.j().device_id.clone() else {
-            return Ok(());
-        };
-        cx.wb(DEVICE, || cx.wbc().delete_device(&id)).await
-    }
+/// The device's `properties` with our synchronization-rules flag set; others' keys kept.
+fn properties(cx: &Cx, d: Option<&SecurityDevice>) -> Json {
+    let mut props = d
+        .and_then(|d| d.attributes.get("properties"))
+        .filter(|p| p.is_object())
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    props[SYNC_RULES_PROPERTY] = Json::Bool(cx.s.sync_rules);
+    props
 }
 
 // ---------------------------------------------------------------------------------------
@@ -735,8 +580,10 @@ impl ConsoleAccess {
                         .any(|d| d == EXPEL_DOMAIN)
                         .then_some(()))
                 };
-                cx.create_once(CONSOLE, find, || wiz.add_allowed_domain(EXPEL_DOMAIN))
-                    .await?;
+                create_once(&cx.deadline, CONSOLE, Look::AfterLostAnswer, find, || {
+                    wiz.add_allowed_domain(EXPEL_DOMAIN)
+                })
+                .await?;
                 cx.j().domain_added = true;
             }
             let role = self.role_id(cx).await?;
@@ -771,11 +618,10 @@ impl ConsoleAccess {
                 None => {
                     let email = &cx.s.soc_email;
                     let find = || async { Ok(wiz.users_by_email(email).await?.into_iter().next()) };
-                    match cx
-                        .create_once(CONSOLE, find, || {
-                            wiz.create_user(ANALYST_NAME, email, &role)
-                        })
-                        .await?
+                    match create_once(&cx.deadline, CONSOLE, Look::AfterLostAnswer, find, || {
+                        wiz.create_user(ANALYST_NAME, email, &role)
+                    })
+                    .await?
                     {
                         Made::Created(u) | Made::Found(u) => u,
                     }
@@ -939,11 +785,10 @@ impl Step<Cx> for WebhookIntegration {
                 .into_iter()
                 .find(|i| i.url == url))
         };
-        match cx
-            .create_once(HOOK, find, || {
-                wiz.create_webhook_integration(&name, &url, &user, &password)
-            })
-            .await?
+        match create_once(&cx.deadline, HOOK, Look::AfterLostAnswer, find, || {
+            wiz.create_webhook_integration(&name, &url, &user, &password)
+        })
+        .await?
         {
             Made::Created(i) | Made::Found(i) => cx.j().integration_id = Some(i.id),
         }
@@ -1153,9 +998,10 @@ impl Step<Cx> for AutomationRule {
                 .into_iter()
                 .find(|r| Self::claim(cx, r) == Claim::Ours))
         };
-        match cx
-            .create_once(RULE, find, || wiz.create_automation_rule(&spec))
-            .await?
+        match create_once(&cx.deadline, RULE, Look::AfterLostAnswer, find, || {
+            wiz.create_automation_rule(&spec)
+        })
+        .await?
         {
             Made::Created(r) | Made::Found(r) => cx.j().rule_id = Some(r.id),
         }

@@ -1,0 +1,404 @@
+//! The KMS key, its policy and alias (guide steps 1 and 4).
+use async_trait::async_trait;
+
+use super::{fail, Cx};
+use crate::clients::aws::err;
+use crate::engine::{Observed, Step, StepError};
+use crate::policy::{self, PolicyKind};
+use crate::resources::ownership::{Claim, OWNER_KEY};
+
+pub struct KmsKey;
+pub(super) const KEY: &str = "Step 1/4: KMS key, key policy and alias";
+const ALIAS_MISSING: &str = "does not exist";
+const ALIAS_ELSEWHERE: &str = "points at another key";
+
+impl KmsKey {
+    pub(super) async fn find(
+        &self,
+        cx: &Cx,
+    ) -> Result<Option<(String, String, String)>, StepError> {
+        let id = cx
+            .j()
+            .key_id
+            .clone()
+            .unwrap_or_else(|| cx.s.kms_alias.clone());
+        let meta = cx
+            .aws_opt(KEY, || async {
+                cx.aws
+                    .kms
+                    .describe_key()
+                    .key_id(&id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "DescribeKey"))
+            })
+            .await?;
+        Ok(meta.and_then(|m| m.key_metadata).map(|m| {
+            let state = m
+                .key_state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default();
+            (
+                m.key_id().to_string(),
+                m.arn().unwrap_or_default().to_string(),
+                state,
+            )
+        }))
+    }
+    pub(super) async fn owned(&self, cx: &Cx, key_id: &str) -> Result<Claim, StepError> {
+        let tags = cx
+            .aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .list_resource_tags()
+                    .key_id(key_id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "ListResourceTags"))
+            })
+            .await?;
+        Ok(cx.claim(tags.tags().iter().map(|t| (t.tag_key(), t.tag_value()))))
+    }
+    /// The key policy as CreateKey sends it (a new key has no one else's statements), once
+    /// it passes the linter.
+    fn policy(&self, cx: &Cx) -> Result<String, StepError> {
+        policy::checked(&policy::key_policy(&cx.loc, &cx.names()), PolicyKind::Key)
+            .map_err(|e| fail(KEY, e))
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for KmsKey {
+    fn key(&self) -> &'static str {
+        "kms_key"
+    }
+    fn title(&self) -> &'static str {
+        KEY
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &[]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        if let Some((id, arn, _)) = self.find(cx).await? {
+            let claim = self.owned(cx, &id).await?;
+            cx.adopt(KEY, &format!("KMS key {}", cx.s.kms_alias), claim)?;
+            {
+                let mut j = cx.j();
+                j.key_id = Some(id.clone());
+                j.key_arn = Some(arn);
+            }
+            let problems = self.inspect(cx, &id).await?;
+            return if problems.is_empty() {
+                Ok(())
+            } else {
+                self.repair(cx, &problems).await
+            };
+        }
+        let tags: Vec<_> = cx
+            .tags()
+            .into_iter()
+            .filter_map(|(k, v)| {
+                aws_sdk_kms::types::Tag::builder()
+                    .tag_key(k)
+                    .tag_value(v)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let doc = self.policy(cx)?;
+        let created = cx
+            .aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .create_key()
+                    .description("Expel CloudTrail: encrypts the trail's logs, its bucket and the notification queue")
+                    .policy(&doc)
+                    .set_tags(Some(tags.clone()))
+                    .send()
+                    .await
+                    .map_err(err("kms", "CreateKey"))
+            })
+            .await?;
+        let meta = created
+            .key_metadata
+            .ok_or_else(|| fail(KEY, "CreateKey returned no key"))?;
+        let id = meta.key_id().to_string();
+        {
+            let mut j = cx.j();
+            j.key_id = Some(id.clone());
+            j.key_arn = meta.arn().map(str::to_string);
+        }
+        cx.aws(KEY, || async {
+            cx.aws
+                .kms
+                .create_alias()
+                .alias_name(&cx.s.kms_alias)
+                .target_key_id(&id)
+                .send()
+                .await
+                .map_err(err("kms", "CreateAlias"))
+        })
+        .await?;
+        Ok(())
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        match self.find(cx).await? {
+            None => Ok(Observed::Gone),
+            Some((id, arn, _)) => {
+                {
+                    let mut j = cx.j();
+                    j.key_id = Some(id.clone());
+                    j.key_arn = Some(arn);
+                }
+                Ok(Observed::Present(self.inspect(cx, &id).await?))
+            }
+        }
+    }
+    async fn repair(&self, cx: &Cx, problems: &[String]) -> Result<(), StepError> {
+        let id = cx
+            .j()
+            .key_id
+            .clone()
+            .ok_or_else(|| fail(KEY, "no key recorded"))?;
+        if problems
+            .iter()
+            .any(|p| p.contains("scheduled for deletion"))
+        {
+            cx.aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .cancel_key_deletion()
+                    .key_id(&id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "CancelKeyDeletion"))
+            })
+            .await?;
+        }
+        if problems
+            .iter()
+            .any(|p| p.contains("disabled") || p.contains("scheduled for deletion"))
+        {
+            cx.aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .enable_key()
+                    .key_id(&id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "EnableKey"))
+            })
+            .await?;
+        }
+        let live = cx
+            .aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .get_key_policy()
+                    .key_id(&id)
+                    .policy_name("default")
+                    .send()
+                    .await
+                    .map_err(err("kms", "GetKeyPolicy"))
+            })
+            .await?
+            .policy;
+        let doc = policy::merged_for_write(
+            &policy::key_policy(&cx.loc, &cx.names()),
+            live.as_deref(),
+            PolicyKind::Key,
+        )
+        .map_err(|e| fail(KEY, e))?;
+        cx.aws(KEY, || async {
+            cx.aws
+                .kms
+                .put_key_policy()
+                .key_id(&id)
+                .policy_name("default")
+                .policy(&doc)
+                .send()
+                .await
+                .map_err(err("kms", "PutKeyPolicy"))
+        })
+        .await?;
+        self.point_alias(cx, &id, problems).await
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        let Some((id, _, state)) = self.find(cx).await? else {
+            return Ok(());
+        };
+        let claim = self.owned(cx, &id).await?;
+        // Logs are evidence: the key stays unless force_destroy, and is no longer this
+        // instance's, so that a later integration with the same alias adopts it.
+        if !cx.s.force_destroy {
+            if claim == Claim::Ours {
+                cx.aws(KEY, || async {
+                    cx.aws
+                        .kms
+                        .untag_resource()
+                        .key_id(&id)
+                        .tag_keys(OWNER_KEY)
+                        .send()
+                        .await
+                        .map_err(err("kms", "UntagResource"))
+                })
+                .await?;
+            }
+            return Ok(());
+        }
+        if !cx.deletable(&format!("KMS key {}", cx.s.kms_alias), claim) {
+            return Ok(());
+        }
+        cx.aws_opt(KEY, || async {
+            cx.aws
+                .kms
+                .delete_alias()
+                .alias_name(&cx.s.kms_alias)
+                .send()
+                .await
+                .map_err(err("kms", "DeleteAlias"))
+        })
+        .await?;
+        if state != "PendingDeletion" {
+            cx.aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .schedule_key_deletion()
+                    .key_id(&id)
+                    .pending_window_in_days(cx.s.key_deletion_window_days)
+                    .send()
+                    .await
+                    .map_err(err("kms", "ScheduleKeyDeletion"))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl KmsKey {
+    async fn inspect(&self, cx: &Cx, id: &str) -> Result<Vec<String>, StepError> {
+        let mut problems = Vec::new();
+        let meta = cx
+            .aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .describe_key()
+                    .key_id(id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "DescribeKey"))
+            })
+            .await?;
+        match meta
+            .key_metadata()
+            .and_then(|m| m.key_state())
+            .map(|s| s.as_str())
+        {
+            Some("PendingDeletion") => {
+                problems.push("KMS key is scheduled for deletion".to_string())
+            }
+            Some("Disabled") => problems.push("KMS key is disabled".to_string()),
+            _ => {}
+        }
+        let pol = cx
+            .aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .get_key_policy()
+                    .key_id(id)
+                    .policy_name("default")
+                    .send()
+                    .await
+                    .map_err(err("kms", "GetKeyPolicy"))
+            })
+            .await?;
+        let expected = policy::key_policy(&cx.loc, &cx.names());
+        let live = pol.policy().unwrap_or_default();
+        problems.extend(policy::drift("key policy", &expected, live));
+        cx.warn_defeats(
+            "Another party's statement defeats ours in the key policy",
+            policy::foreign_defeats("key policy", &expected, live, PolicyKind::Key),
+        );
+        match self.alias_target(cx, &cx.s.kms_alias).await? {
+            None => problems.push(format!("alias {} {ALIAS_MISSING}", cx.s.kms_alias)),
+            Some(k) if k != id => {
+                problems.push(format!("alias {} {ALIAS_ELSEWHERE} ({k})", cx.s.kms_alias))
+            }
+            Some(_) => {}
+        }
+        Ok(problems)
+    }
+    /// The id of the key an alias points at, if the alias exists.
+    async fn alias_target(&self, cx: &Cx, alias: &str) -> Result<Option<String>, StepError> {
+        let meta = cx
+            .aws_opt(KEY, || async {
+                cx.aws
+                    .kms
+                    .describe_key()
+                    .key_id(alias)
+                    .send()
+                    .await
+                    .map_err(err("kms", "DescribeKey"))
+            })
+            .await?;
+        Ok(meta
+            .and_then(|m| m.key_metadata)
+            .map(|m| m.key_id().to_string()))
+    }
+    /// Points the configured alias at the key: created when missing, moved when it names
+    /// another key.
+    async fn point_alias(&self, cx: &Cx, id: &str, problems: &[String]) -> Result<(), StepError> {
+        let about_alias = |what: &str| {
+            problems
+                .iter()
+                .any(|p| p.starts_with("alias ") && p.ends_with(what))
+        };
+        if about_alias(ALIAS_MISSING) {
+            cx.aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .create_alias()
+                    .alias_name(&cx.s.kms_alias)
+                    .target_key_id(id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "CreateAlias"))
+            })
+            .await?;
+        } else if problems
+            .iter()
+            .any(|p| p.starts_with("alias ") && p.contains(ALIAS_ELSEWHERE))
+        {
+            cx.aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .update_alias()
+                    .alias_name(&cx.s.kms_alias)
+                    .target_key_id(id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "UpdateAlias"))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+    /// Removes an alias the configuration no longer names, only while it points at our key.
+    pub(super) async fn retire_alias(&self, old: &Cx, id: &str) -> Result<(), StepError> {
+        if self.alias_target(old, &old.s.kms_alias).await?.as_deref() != Some(id) {
+            return Ok(());
+        }
+        old.aws_opt(KEY, || async {
+            old.aws
+                .kms
+                .delete_alias()
+                .alias_name(&old.s.kms_alias)
+                .send()
+                .await
+                .map_err(err("kms", "DeleteAlias"))
+        })
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! The bucket's event notification to the queue (guide step 5).
+use async_trait::async_trait;
+
+use super::{fail, Cx};
+use crate::clients::aws::err;
+use crate::engine::{Observed, Step, StepError};
+
+const NOTIFICATION_ID: &str = "ExpelNotifyQueue";
+
+pub struct BucketNotice;
+const NOTICE: &str =
+    "Step 5: S3 event notification ExpelNotifyQueue (all object-create events to the queue)";
+
+impl BucketNotice {
+    async fn current(&self, cx: &Cx) -> Result<Option<aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput>, StepError>{
+        cx.aws_opt(NOTICE, || async {
+            cx.aws
+                .s3
+                .get_bucket_notification_configuration()
+                .bucket(&cx.s.bucket_name)
+                .send()
+                .await
+                .map_err(err("s3", "GetBucketNotificationConfiguration"))
+        })
+        .await
+    }
+    /// Writes the bucket's notification configuration with ours replaced (`keep_ours`) or
+    /// removed, leaving everyone else's configurations alone.
+    async fn put(&self, cx: &Cx, keep_ours: bool) -> Result<(), StepError> {
+        use aws_sdk_s3::types::*;
+        let cur = self.current(cx).await?;
+        let mut queues: Vec<QueueConfiguration> = cur
+            .as_ref()
+            .map(|c| {
+                c.queue_configurations()
+                    .iter()
+                    .filter(|q| q.id() != Some(NOTIFICATION_ID))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if keep_ours {
+            queues.push(
+                QueueConfiguration::builder()
+                    .id(NOTIFICATION_ID)
+                    .queue_arn(cx.queue_arn())
+                    .events(Event::from("s3:ObjectCreated:*"))
+                    .build()
+                    .map_err(|e| fail(NOTICE, e))?,
+            );
+        }
+        let conf = NotificationConfiguration::builder()
+            .set_queue_configurations(Some(queues))
+            .set_topic_configurations(cur.as_ref().map(|c| c.topic_configurations().to_vec()))
+            .set_lambda_function_configurations(
+                cur.as_ref()
+                    .map(|c| c.lambda_function_configurations().to_vec()),
+            )
+            .set_event_bridge_configuration(
+                cur.as_ref()
+                    .and_then(|c| c.event_bridge_configuration().cloned()),
+            )
+            .build();
+        cx.aws(NOTICE, || async {
+            cx.aws
+                .s3
+                .put_bucket_notification_configuration()
+                .bucket(&cx.s.bucket_name)
+                .notification_configuration(conf.clone())
+                .send()
+                .await
+                .map_err(err("s3", "PutBucketNotificationConfiguration"))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step<Cx> for BucketNotice {
+    fn key(&self) -> &'static str {
+        "bucket_notification"
+    }
+    fn title(&self) -> &'static str {
+        NOTICE
+    }
+    fn needs(&self) -> &'static [&'static str] {
+        &["bucket", "queue"]
+    }
+    async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        self.put(cx, true).await
+    }
+    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        let Some(cur) = self.current(cx).await? else {
+            return Ok(Observed::Gone);
+        };
+        let ours = cur
+            .queue_configurations()
+            .iter()
+            .find(|q| q.id() == Some(NOTIFICATION_ID));
+        Ok(match ours {
+            None => Observed::Gone,
+            Some(q) => {
+                let mut p = Vec::new();
+                if q.queue_arn() != cx.queue_arn() {
+                    p.push(format!(
+                        "notification targets {} instead of {}",
+                        q.queue_arn(),
+                        cx.queue_arn()
+                    ));
+                }
+                if !q
+                    .events()
+                    .iter()
+                    .any(|e| e.as_str() == "s3:ObjectCreated:*")
+                {
+                    p.push("notification no longer covers all object-create events".to_string());
+                }
+                Observed::Present(p)
+            }
+        })
+    }
+    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+        self.put(cx, true).await
+    }
+    async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        if self.current(cx).await?.is_none() {
+            return Ok(());
+        }
+        self.put(cx, false).await
+    }
+}
