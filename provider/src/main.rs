@@ -2,6 +2,7 @@
 use std::process::ExitCode;
 
 use expel_provider::resources::{ExpelProvider, ADDRESS};
+use expel_provider::tfplugin::provider::Provider as _;
 use expel_provider::tfplugin::{log, serve};
 
 fn main() -> ExitCode {
@@ -12,7 +13,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    log::init(expel_provider::clients::secret::redact);
+    log::init(
+        ExpelProvider.type_name(),
+        &["expel_provider", "terraform_provider_expel"],
+        expel_provider::clients::secret::redact,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,4 +1,4 @@
-//! Generic Terraform plugin SDK: knows Terraform, knows nothing of Expel.
+//! Generic Terraform plugin SDK: knows Terraform, knows nothing of the provider built on it.
 pub mod diag;
 pub mod log;
 pub mod plan;

@@ -19,6 +19,8 @@ type Ds<D> = (Arc<dyn DataSource<D>>, Schema);
 
 struct Inner<P: Provider> {
     provider: P,
+    /// The provider's program name, which messages about its own bugs name.
+    program: String,
     provider_schema: Schema,
     resources: HashMap<String, Res<P::Data>>,
     data_sources: HashMap<String, Ds<P::Data>>,
@@ -85,6 +87,7 @@ impl<P: Provider> PluginServer<P> {
         };
         PluginServer {
             inner: Arc::new(Inner {
+                program: provider.program_name(),
                 provider,
                 provider_schema,
                 resources,
@@ -145,7 +148,10 @@ impl<P: Provider> PluginServer<P> {
                 tracing::error!(rpc, "provider {what}");
                 d.error(
                     format!("The provider {what} in {rpc}"),
-                    "This is a bug in terraform-provider-expel; please report it with the TF_LOG=debug output.",
+                    format!(
+                        "This is a bug in {}; please report it with the TF_LOG=debug output.",
+                        self.inner.program
+                    ),
                 );
                 Err(d)
             }
@@ -190,6 +196,18 @@ impl<P: Provider> Inner<P> {
             Ok(mut g) => *g = c,
             Err(p) => *p.into_inner() = c,
         }
+    }
+
+    /// An error for a rule the provider broke, caught before Terraform saw it.
+    fn bug(&self, summary: &str, errs: Vec<String>) -> Diagnostics {
+        one_error(
+            summary,
+            format!(
+                "This is a bug in {}, caught before Terraform saw it:\n- {}",
+                self.program,
+                errs.join("\n- ")
+            ),
+        )
     }
 
     /// Whether the provider block depends on values known only after apply.
@@ -270,16 +288,6 @@ fn encode(v: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostics> {
 fn encode_state(block: &Block, mut v: Value) -> Result<pb::DynamicValue, Diagnostics> {
     normalize_blocks(block, &mut v);
     encode(&v, &block.ty())
-}
-
-fn bug(summary: &str, errs: Vec<String>) -> Diagnostics {
-    one_error(
-        summary,
-        format!(
-            "This is a bug in terraform-provider-expel, caught before Terraform saw it:\n- {}",
-            errs.join("\n- ")
-        ),
-    )
 }
 
 fn diags_to_proto(d: &Diagnostics) -> Vec<pb::Diagnostic> {
@@ -638,7 +646,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                 }
                 let state = match out.state {
                     Some(s) if !s.is_wholly_known() => {
-                        return Err(bug(
+                        return Err(i.bug(
                             "Provider read an unknown value",
                             vec!["Read returned unknown values".into()],
                         ))
@@ -702,7 +710,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                         d.attr_error(
                             e.path.clone(),
                             "Provider produced an invalid plan",
-                            format!("`{}`: {}. This is a bug in terraform-provider-expel, caught before Terraform saw it; please report it with the TF_LOG=debug output.", e.path, e.message),
+                            format!("`{}`: {}. This is a bug in {}, caught before Terraform saw it; please report it with the TF_LOG=debug output.", e.path, e.message, i.program),
                         );
                     }
                     return Err(d);
@@ -773,7 +781,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                         normalize_blocks(&schema.block, &mut s);
                         let errs = plan::check_applied(&planned, &s);
                         if !errs.is_empty() {
-                            return Err(bug(
+                            return Err(i.bug(
                                 "Provider produced an inconsistent result after apply",
                                 errs,
                             ));
@@ -783,7 +791,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                     None if d.has_errors() && !prior.is_null() => prior,
                     None if d.has_errors() => Value::Null,
                     None => {
-                        return Err(bug(
+                        return Err(i.bug(
                             "Provider returned no state",
                             vec!["create/update returned nothing".into()],
                         ))
@@ -876,7 +884,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                 let state = match ds.read(&ctx, &config, &mut d).await {
                     Some(s) if !d.has_errors() => {
                         if !s.is_wholly_known() {
-                            return Err(bug(
+                            return Err(i.bug(
                                 "Data source returned unknown values",
                                 vec![req.type_name.clone()],
                             ));
