@@ -1,4 +1,5 @@
 //! Generic Terraform plugin SDK: knows Terraform, knows nothing of the provider built on it.
+mod convert;
 pub mod diag;
 pub mod log;
 pub mod plan;

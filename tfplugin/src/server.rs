@@ -7,12 +7,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::diag::{AttrPath, Diagnostics, PathStep, Severity};
+use super::convert::{
+    decode, diags_to_proto, encode, function_to_proto, path_to_proto, schema_to_proto,
+};
+use super::diag::{one_error, AttrPath, Diagnostics};
 use super::plan;
 use super::proto::tfplugin6 as pb;
 use super::provider::{Ctx, DataSource, Function, PlanInput, Provider, Resource};
-use super::schema::{normalize_blocks, prune_stored_state, run_validators, Block, Nesting, Schema};
-use super::value::{self, Type, Value};
+use super::schema::{normalize_blocks, prune_stored_state, run_validators, Block, Schema};
+use super::value::{self, Value};
 
 type Res<D> = (Arc<dyn Resource<D>>, Schema);
 type Ds<D> = (Arc<dyn DataSource<D>>, Schema);
@@ -254,148 +257,10 @@ fn only_diags(r: Result<Diagnostics, Diagnostics>) -> Vec<pb::Diagnostic> {
     }
 }
 
-fn one_error(summary: impl Into<String>, detail: impl Into<String>) -> Diagnostics {
-    let mut d = Diagnostics::default();
-    d.error(summary, detail);
-    d
-}
-
-fn decode(dv: Option<&pb::DynamicValue>, ty: &Type, what: &str) -> Result<Value, Diagnostics> {
-    let r = match dv {
-        None => return Ok(Value::Null),
-        Some(dv) if !dv.msgpack.is_empty() => value::decode_msgpack(&dv.msgpack, ty),
-        Some(dv) if !dv.json.is_empty() => value::decode_json(&dv.json, ty),
-        Some(_) => return Ok(Value::Null),
-    };
-    r.map_err(|e| one_error(format!("Invalid {what} from Terraform"), e.to_string()))
-}
-
-fn encode(v: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostics> {
-    value::encode_msgpack(v, ty)
-        .map(|msgpack| pb::DynamicValue {
-            msgpack,
-            json: vec![],
-        })
-        .map_err(|e| {
-            one_error(
-                "Provider produced a value that does not match its schema",
-                e.to_string(),
-            )
-        })
-}
-
 /// Encodes a state after making nested block collections non-null.
 fn encode_state(block: &Block, mut v: Value) -> Result<pb::DynamicValue, Diagnostics> {
     normalize_blocks(block, &mut v);
     encode(&v, &block.ty())
-}
-
-fn diags_to_proto(d: &Diagnostics) -> Vec<pb::Diagnostic> {
-    d.iter()
-        .map(|d| pb::Diagnostic {
-            severity: match d.severity {
-                Severity::Error => pb::diagnostic::Severity::Error as i32,
-                Severity::Warning => pb::diagnostic::Severity::Warning as i32,
-            },
-            summary: d.summary.clone(),
-            detail: d.detail.clone(),
-            attribute: d.path.as_ref().map(path_to_proto),
-        })
-        .collect()
-}
-
-fn path_to_proto(p: &AttrPath) -> pb::AttributePath {
-    use pb::attribute_path::step::Selector;
-    pb::AttributePath {
-        steps: p
-            .0
-            .iter()
-            .map(|s| pb::attribute_path::Step {
-                selector: Some(match s {
-                    PathStep::Attr(a) => Selector::AttributeName(a.clone()),
-                    PathStep::Key(k) => Selector::ElementKeyString(k.clone()),
-                    PathStep::Index(i) => Selector::ElementKeyInt(*i),
-                }),
-            })
-            .collect(),
-    }
-}
-
-fn schema_to_proto(s: &Schema) -> pb::Schema {
-    pb::Schema {
-        version: s.version,
-        block: Some(block_to_proto(&s.block, s.version)),
-    }
-}
-
-fn block_to_proto(b: &Block, version: i64) -> pb::schema::Block {
-    use pb::schema::nested_block::NestingMode;
-    pb::schema::Block {
-        version,
-        attributes: b
-            .attributes
-            .iter()
-            .map(|a| pb::schema::Attribute {
-                name: a.name.clone(),
-                r#type: a.ty.json_bytes(),
-                nested_type: None,
-                description: a.description.clone(),
-                required: a.required,
-                optional: a.optional,
-                computed: a.computed,
-                sensitive: a.sensitive,
-                description_kind: pb::StringKind::Markdown as i32,
-                deprecated: a.deprecated.is_some(),
-                write_only: a.write_only,
-                deprecation_message: a.deprecated.clone().unwrap_or_default(),
-            })
-            .collect(),
-        block_types: b
-            .blocks
-            .iter()
-            .map(|n| pb::schema::NestedBlock {
-                type_name: n.name.clone(),
-                block: Some(block_to_proto(&n.block, version)),
-                nesting: match n.nesting {
-                    Nesting::Single => NestingMode::Single,
-                    Nesting::List => NestingMode::List,
-                    Nesting::Set => NestingMode::Set,
-                } as i32,
-                min_items: n.min_items,
-                max_items: n.max_items,
-            })
-            .collect(),
-        description: b.description.clone(),
-        description_kind: pb::StringKind::Markdown as i32,
-        deprecated: false,
-        deprecation_message: String::new(),
-    }
-}
-
-fn function_to_proto(f: &dyn Function) -> pb::Function {
-    let sig = f.signature();
-    pb::Function {
-        parameters: sig
-            .parameters
-            .iter()
-            .map(|p| pb::function::Parameter {
-                name: p.name.to_string(),
-                r#type: p.ty.json_bytes(),
-                allow_null_value: false,
-                allow_unknown_values: false,
-                description: p.description.to_string(),
-                description_kind: pb::StringKind::Markdown as i32,
-            })
-            .collect(),
-        variadic_parameter: None,
-        r#return: Some(pb::function::Return {
-            r#type: sig.returns.json_bytes(),
-        }),
-        summary: sig.summary.to_string(),
-        description: sig.description.to_string(),
-        description_kind: pb::StringKind::Markdown as i32,
-        deprecation_message: String::new(),
-    }
 }
 
 /// Unknowns cannot be saved in state; a partial result after a failure drops them.
