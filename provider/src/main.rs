@@ -3,10 +3,10 @@ use std::process::ExitCode;
 
 use expel_provider::resources::{ExpelProvider, ADDRESS};
 use expel_provider::tfplugin::provider::Provider as _;
-use expel_provider::tfplugin::{log, serve};
+use expel_provider::tfplugin::{handshake, log};
 
 fn main() -> ExitCode {
-    let opts = match serve::options_from_args(ADDRESS) {
+    let opts = match handshake::options_from_args(ADDRESS) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("terraform-provider-expel: {e}");
@@ -29,5 +29,5 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(serve::serve(ExpelProvider, opts))
+    runtime.block_on(handshake::serve(ExpelProvider, opts))
 }

@@ -1,5 +1,6 @@
-//! go-plugin handshake and the gRPC server: magic cookie, protocol 6, a unix socket,
-//! AutoMTLS, the health and controller services, and `--debug` (reattach) mode.
+//! The go-plugin handshake, and serving the gRPC server it announces: magic cookie,
+//! protocol 6, a unix socket, AutoMTLS, the health and controller services, the handshake
+//! line (or, with `--debug`, the reattach line).
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
