@@ -3,4 +3,4 @@ pub mod clients;
 pub mod engine;
 pub mod policy;
 pub mod resources;
-pub mod tfplugin;
+pub use tfplugin;

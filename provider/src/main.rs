@@ -2,17 +2,22 @@
 use std::process::ExitCode;
 
 use expel_provider::resources::{ExpelProvider, ADDRESS};
-use expel_provider::tfplugin::{log, serve};
+use expel_provider::tfplugin::provider::Provider as _;
+use expel_provider::tfplugin::{handshake, log};
 
 fn main() -> ExitCode {
-    let opts = match serve::options_from_args(ADDRESS) {
+    let opts = match handshake::options_from_args(ADDRESS) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("terraform-provider-expel: {e}");
             return ExitCode::from(2);
         }
     };
-    log::init(expel_provider::clients::secret::redact);
+    log::init(
+        ExpelProvider.type_name(),
+        &["expel_provider", "terraform_provider_expel"],
+        expel_provider::clients::secret::redact,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -24,5 +29,5 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(serve::serve(ExpelProvider, opts))
+    runtime.block_on(handshake::serve(ExpelProvider, opts))
 }

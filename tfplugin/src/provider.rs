@@ -20,8 +20,13 @@ pub struct Ctx<D> {
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
     type Data: Send + Sync + 'static;
-    /// The provider type name, e.g. `expel`; resource types start with `<name>_`.
+    /// The provider type name, e.g. `aws`; resource types start with `<name>_`.
     fn type_name(&self) -> &'static str;
+    /// The executable's name as Terraform finds it, `terraform-provider-<type name>`; messages
+    /// meant for the user name the provider by it.
+    fn program_name(&self) -> String {
+        format!("terraform-provider-{}", self.type_name())
+    }
     fn schema(&self) -> Schema;
     /// Static checks of the provider block; values may be unknown here.
     fn validate(&self, _config: &Value, _diags: &mut Diagnostics) {}
@@ -62,7 +67,7 @@ pub struct ApplyOutcome {
 /// A managed resource.
 #[async_trait]
 pub trait Resource<D>: Send + Sync {
-    /// Full type name, e.g. `expel_cloudtrail_integration`.
+    /// Full type name, e.g. `aws_s3_bucket`.
     fn type_name(&self) -> &'static str;
     fn schema(&self) -> Schema;
     /// Static checks beyond attribute validators; values may be unknown here.

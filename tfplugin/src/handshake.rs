@@ -1,5 +1,6 @@
-//! go-plugin handshake and the gRPC server: magic cookie, protocol 6, a unix socket,
-//! AutoMTLS, the health and controller services, and `--debug` (reattach) mode.
+//! The go-plugin handshake, and serving the gRPC server it announces: magic cookie,
+//! protocol 6, a unix socket, AutoMTLS, the health and controller services, the handshake
+//! line (or, with `--debug`, the reattach line).
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +25,7 @@ const MAX_MESSAGE: usize = 256 << 20;
 
 /// How the process was asked to serve.
 pub struct ServeOptions {
-    /// Full provider address, e.g. `registry.terraform.io/expel-io/expel`.
+    /// Full provider address, e.g. `registry.terraform.io/hashicorp/aws`.
     pub address: &'static str,
     /// `--debug`: no cookie, plaintext, print `TF_REATTACH_PROVIDERS`.
     pub debug: bool,
@@ -48,6 +49,7 @@ impl goplugin::grpc_controller_server::GrpcController for Controller {
 
 /// Serves `provider` until Terraform shuts it down. Returns the process exit code.
 pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> ExitCode {
+    let program = provider.program_name();
     if !opts.debug && std::env::var(MAGIC_COOKIE_KEY).as_deref() != Ok(MAGIC_COOKIE_VALUE) {
         eprintln!(
             "This binary is a plugin. These are not meant to be executed directly.\n\
@@ -61,7 +63,7 @@ pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> ExitCode {
     if !opts.debug {
         if let Ok(versions) = std::env::var("PLUGIN_PROTOCOL_VERSIONS") {
             if !versions.split(',').any(|v| v.trim() == "6") {
-                eprintln!("terraform-provider-expel speaks plugin protocol 6; Terraform offered {versions:?}. Use Terraform 1.0 or newer.");
+                eprintln!("{program} speaks plugin protocol 6; Terraform offered {versions:?}. Use Terraform 1.0 or newer.");
                 return ExitCode::from(1);
             }
         }
@@ -70,7 +72,7 @@ pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("plugin server failed: {e}");
-            eprintln!("terraform-provider-expel: {e}");
+            eprintln!("{program}: {e}");
             ExitCode::from(1)
         }
     }
@@ -88,7 +90,9 @@ async fn run<P: Provider>(
     let listener = UnixListener::bind(&socket)?;
 
     let tls = match std::env::var("PLUGIN_CLIENT_CERT") {
-        Ok(pem) if !opts.debug && !pem.trim().is_empty() => Some(tls::server_tls(&pem)?),
+        Ok(pem) if !opts.debug && !pem.trim().is_empty() => {
+            Some(tls::server_tls(&pem, &provider.program_name())?)
+        }
         _ => None,
     };
 

@@ -13,6 +13,8 @@ pub type Redact = fn(&str) -> String;
 
 struct HcLog {
     redact: Redact,
+    /// `provider.<type name>`, as Terraform's own providers name their lines.
+    module: String,
 }
 
 #[derive(Default)]
@@ -67,7 +69,7 @@ where
             .collect();
         line.insert("@level".into(), level.into());
         line.insert("@message".into(), (self.redact)(&f.message).into());
-        line.insert("@module".into(), "provider.expel".into());
+        line.insert("@module".into(), self.module.as_str().into());
         line.insert("@timestamp".into(), ts.into());
         writeln!(writer, "{}", serde_json::Value::Object(line))
     }
@@ -75,8 +77,9 @@ where
 
 /// Installs the stderr logger. The level follows TF_LOG_PROVIDER, then TF_LOG (as Terraform
 /// does); without either, only warnings and errors are written. `redact` runs over every
-/// message and field.
-pub fn init(redact: Redact) {
+/// message and field. `provider_type` names the lines' module; `crates` are the provider's
+/// own crates, whose lines (and this crate's) are written at the requested level.
+pub fn init(provider_type: &str, crates: &[&str], redact: Redact) {
     let level = std::env::var("TF_LOG_PROVIDER")
         .or_else(|_| std::env::var("TF_LOG"))
         .map(|l| match l.to_ascii_lowercase().as_str() {
@@ -90,15 +93,21 @@ pub fn init(redact: Redact) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     // Our own lines at the requested level; libraries (TLS, HTTP/2) only when they warn.
-    let filter = tracing_subscriber::filter::Targets::new()
-        .with_target("expel_provider", level)
-        .with_target("terraform_provider_expel", level)
+    let filter = crates
+        .iter()
+        .chain([&env!("CARGO_CRATE_NAME")])
+        .fold(tracing_subscriber::filter::Targets::new(), |f, c| {
+            f.with_target(c.to_string(), level)
+        })
         .with_default(Level::WARN);
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .event_format(HcLog { redact }),
+                .event_format(HcLog {
+                    redact,
+                    module: format!("provider.{provider_type}"),
+                }),
         )
         .with(filter)
         .try_init();
@@ -132,6 +141,7 @@ mod tests {
                 .with_writer(move || writer.clone())
                 .event_format(HcLog {
                     redact: |s| s.replace("hunter22", "***"),
+                    module: "provider.test".into(),
                 }),
         );
         tracing::subscriber::with_default(subscriber, || {

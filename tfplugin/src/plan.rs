@@ -293,7 +293,7 @@ fn check_applied_at(planned: &Value, applied: &Value, path: &AttrPath, errs: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tfplugin::schema::{Attribute, NestedBlock};
+    use crate::schema::{Attribute, NestedBlock};
 
     fn block() -> Block {
         Block::new("test")
@@ -448,7 +448,7 @@ mod tests {
 
         let mut defaulted = planned.clone();
         if let Some(v) = defaulted.get_mut("bucket") {
-            *v = Value::string("expel-cloudtrail-123456789012-us-east-1");
+            *v = Value::string("trail-logs-123456789012-us-east-1");
         }
         let errs = check_plan(&b, &Value::Null, &config, &defaulted);
         assert_eq!(errs.len(), 1, "{errs:?}");

@@ -341,8 +341,8 @@ pub fn normalize_blocks(block: &Block, value: &mut Value) {
 /// Common validators.
 pub mod validators {
     use super::FnValidator;
-    use crate::tfplugin::diag::{AttrPath, Diagnostics};
-    use crate::tfplugin::value::Value;
+    use crate::diag::{AttrPath, Diagnostics};
+    use crate::value::Value;
 
     /// The string must not be empty or only whitespace.
     pub fn non_empty() -> impl super::Validator {

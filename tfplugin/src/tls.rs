@@ -32,10 +32,11 @@ pub struct ServerTls {
     pub cert_der: Vec<u8>,
 }
 
-pub fn server_tls(client_cert_pem: &str) -> Result<ServerTls, TlsError> {
+/// `organization` goes into the certificate's subject (O), e.g. the provider's program name.
+pub fn server_tls(client_cert_pem: &str, organization: &str) -> Result<ServerTls, TlsError> {
     let client = parse_pem_cert(client_cert_pem)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let (cert_der, key_der) = self_signed()?;
+    let (cert_der, key_der) = self_signed(organization)?;
     let verifier = Arc::new(ExactClientCert {
         expected: client,
         provider: provider.clone(),
@@ -65,7 +66,7 @@ fn parse_pem_cert(pem: &str) -> Result<CertificateDer<'static>, TlsError> {
 
 /// A certificate shaped like go-plugin's own: CN and SAN `localhost`, a CA so the client can
 /// use it as its only root, usable for server and client auth.
-fn self_signed() -> Result<(Vec<u8>, Vec<u8>), TlsError> {
+fn self_signed(organization: &str) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
         KeyUsagePurpose,
@@ -77,7 +78,7 @@ fn self_signed() -> Result<(Vec<u8>, Vec<u8>), TlsError> {
         .push(DnType::CommonName, "localhost");
     params
         .distinguished_name
-        .push(DnType::OrganizationName, "terraform-provider-expel");
+        .push(DnType::OrganizationName, organization);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,

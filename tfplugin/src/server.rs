@@ -7,18 +7,23 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::diag::{AttrPath, Diagnostics, PathStep, Severity};
+use super::convert::{
+    decode, diags_to_proto, encode, function_to_proto, path_to_proto, schema_to_proto,
+};
+use super::diag::{one_error, AttrPath, Diagnostics};
 use super::plan;
 use super::proto::tfplugin6 as pb;
 use super::provider::{Ctx, DataSource, Function, PlanInput, Provider, Resource};
-use super::schema::{normalize_blocks, prune_stored_state, run_validators, Block, Nesting, Schema};
-use super::value::{self, Type, Value};
+use super::schema::{normalize_blocks, prune_stored_state, run_validators, Block, Schema};
+use super::value::{self, Value};
 
 type Res<D> = (Arc<dyn Resource<D>>, Schema);
 type Ds<D> = (Arc<dyn DataSource<D>>, Schema);
 
 struct Inner<P: Provider> {
     provider: P,
+    /// The provider's program name, which messages about its own bugs name.
+    program: String,
     provider_schema: Schema,
     resources: HashMap<String, Res<P::Data>>,
     data_sources: HashMap<String, Ds<P::Data>>,
@@ -85,6 +90,7 @@ impl<P: Provider> PluginServer<P> {
         };
         PluginServer {
             inner: Arc::new(Inner {
+                program: provider.program_name(),
                 provider,
                 provider_schema,
                 resources,
@@ -145,7 +151,10 @@ impl<P: Provider> PluginServer<P> {
                 tracing::error!(rpc, "provider {what}");
                 d.error(
                     format!("The provider {what} in {rpc}"),
-                    "This is a bug in terraform-provider-expel; please report it with the TF_LOG=debug output.",
+                    format!(
+                        "This is a bug in {}; please report it with the TF_LOG=debug output.",
+                        self.inner.program
+                    ),
                 );
                 Err(d)
             }
@@ -192,6 +201,18 @@ impl<P: Provider> Inner<P> {
         }
     }
 
+    /// An error for a rule the provider broke, caught before Terraform saw it.
+    fn bug(&self, summary: &str, errs: Vec<String>) -> Diagnostics {
+        one_error(
+            summary,
+            format!(
+                "This is a bug in {}, caught before Terraform saw it:\n- {}",
+                self.program,
+                errs.join("\n- ")
+            ),
+        )
+    }
+
     /// Whether the provider block depends on values known only after apply.
     fn config_unknown(&self) -> bool {
         matches!(*self.configured(), Configured::Unknown)
@@ -236,158 +257,10 @@ fn only_diags(r: Result<Diagnostics, Diagnostics>) -> Vec<pb::Diagnostic> {
     }
 }
 
-fn one_error(summary: impl Into<String>, detail: impl Into<String>) -> Diagnostics {
-    let mut d = Diagnostics::default();
-    d.error(summary, detail);
-    d
-}
-
-fn decode(dv: Option<&pb::DynamicValue>, ty: &Type, what: &str) -> Result<Value, Diagnostics> {
-    let r = match dv {
-        None => return Ok(Value::Null),
-        Some(dv) if !dv.msgpack.is_empty() => value::decode_msgpack(&dv.msgpack, ty),
-        Some(dv) if !dv.json.is_empty() => value::decode_json(&dv.json, ty),
-        Some(_) => return Ok(Value::Null),
-    };
-    r.map_err(|e| one_error(format!("Invalid {what} from Terraform"), e.to_string()))
-}
-
-fn encode(v: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostics> {
-    value::encode_msgpack(v, ty)
-        .map(|msgpack| pb::DynamicValue {
-            msgpack,
-            json: vec![],
-        })
-        .map_err(|e| {
-            one_error(
-                "Provider produced a value that does not match its schema",
-                e.to_string(),
-            )
-        })
-}
-
 /// Encodes a state after making nested block collections non-null.
 fn encode_state(block: &Block, mut v: Value) -> Result<pb::DynamicValue, Diagnostics> {
     normalize_blocks(block, &mut v);
     encode(&v, &block.ty())
-}
-
-fn bug(summary: &str, errs: Vec<String>) -> Diagnostics {
-    one_error(
-        summary,
-        format!(
-            "This is a bug in terraform-provider-expel, caught before Terraform saw it:\n- {}",
-            errs.join("\n- ")
-        ),
-    )
-}
-
-fn diags_to_proto(d: &Diagnostics) -> Vec<pb::Diagnostic> {
-    d.iter()
-        .map(|d| pb::Diagnostic {
-            severity: match d.severity {
-                Severity::Error => pb::diagnostic::Severity::Error as i32,
-                Severity::Warning => pb::diagnostic::Severity::Warning as i32,
-            },
-            summary: d.summary.clone(),
-            detail: d.detail.clone(),
-            attribute: d.path.as_ref().map(path_to_proto),
-        })
-        .collect()
-}
-
-fn path_to_proto(p: &AttrPath) -> pb::AttributePath {
-    use pb::attribute_path::step::Selector;
-    pb::AttributePath {
-        steps: p
-            .0
-            .iter()
-            .map(|s| pb::attribute_path::Step {
-                selector: Some(match s {
-                    PathStep::Attr(a) => Selector::AttributeName(a.clone()),
-                    PathStep::Key(k) => Selector::ElementKeyString(k.clone()),
-                    PathStep::Index(i) => Selector::ElementKeyInt(*i),
-                }),
-            })
-            .collect(),
-    }
-}
-
-fn schema_to_proto(s: &Schema) -> pb::Schema {
-    pb::Schema {
-        version: s.version,
-        block: Some(block_to_proto(&s.block, s.version)),
-    }
-}
-
-fn block_to_proto(b: &Block, version: i64) -> pb::schema::Block {
-    use pb::schema::nested_block::NestingMode;
-    pb::schema::Block {
-        version,
-        attributes: b
-            .attributes
-            .iter()
-            .map(|a| pb::schema::Attribute {
-                name: a.name.clone(),
-                r#type: a.ty.json_bytes(),
-                nested_type: None,
-                description: a.description.clone(),
-                required: a.required,
-                optional: a.optional,
-                computed: a.computed,
-                sensitive: a.sensitive,
-                description_kind: pb::StringKind::Markdown as i32,
-                deprecated: a.deprecated.is_some(),
-                write_only: a.write_only,
-                deprecation_message: a.deprecated.clone().unwrap_or_default(),
-            })
-            .collect(),
-        block_types: b
-            .blocks
-            .iter()
-            .map(|n| pb::schema::NestedBlock {
-                type_name: n.name.clone(),
-                block: Some(block_to_proto(&n.block, version)),
-                nesting: match n.nesting {
-                    Nesting::Single => NestingMode::Single,
-                    Nesting::List => NestingMode::List,
-                    Nesting::Set => NestingMode::Set,
-                } as i32,
-                min_items: n.min_items,
-                max_items: n.max_items,
-            })
-            .collect(),
-        description: b.description.clone(),
-        description_kind: pb::StringKind::Markdown as i32,
-        deprecated: false,
-        deprecation_message: String::new(),
-    }
-}
-
-fn function_to_proto(f: &dyn Function) -> pb::Function {
-    let sig = f.signature();
-    pb::Function {
-        parameters: sig
-            .parameters
-            .iter()
-            .map(|p| pb::function::Parameter {
-                name: p.name.to_string(),
-                r#type: p.ty.json_bytes(),
-                allow_null_value: false,
-                allow_unknown_values: false,
-                description: p.description.to_string(),
-                description_kind: pb::StringKind::Markdown as i32,
-            })
-            .collect(),
-        variadic_parameter: None,
-        r#return: Some(pb::function::Return {
-            r#type: sig.returns.json_bytes(),
-        }),
-        summary: sig.summary.to_string(),
-        description: sig.description.to_string(),
-        description_kind: pb::StringKind::Markdown as i32,
-        deprecation_message: String::new(),
-    }
 }
 
 /// Unknowns cannot be saved in state; a partial result after a failure drops them.
@@ -638,7 +511,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                 }
                 let state = match out.state {
                     Some(s) if !s.is_wholly_known() => {
-                        return Err(bug(
+                        return Err(i.bug(
                             "Provider read an unknown value",
                             vec!["Read returned unknown values".into()],
                         ))
@@ -702,7 +575,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                         d.attr_error(
                             e.path.clone(),
                             "Provider produced an invalid plan",
-                            format!("`{}`: {}. This is a bug in terraform-provider-expel, caught before Terraform saw it; please report it with the TF_LOG=debug output.", e.path, e.message),
+                            format!("`{}`: {}. This is a bug in {}, caught before Terraform saw it; please report it with the TF_LOG=debug output.", e.path, e.message, i.program),
                         );
                     }
                     return Err(d);
@@ -773,7 +646,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                         normalize_blocks(&schema.block, &mut s);
                         let errs = plan::check_applied(&planned, &s);
                         if !errs.is_empty() {
-                            return Err(bug(
+                            return Err(i.bug(
                                 "Provider produced an inconsistent result after apply",
                                 errs,
                             ));
@@ -783,7 +656,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                     None if d.has_errors() && !prior.is_null() => prior,
                     None if d.has_errors() => Value::Null,
                     None => {
-                        return Err(bug(
+                        return Err(i.bug(
                             "Provider returned no state",
                             vec!["create/update returned nothing".into()],
                         ))
@@ -876,7 +749,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                 let state = match ds.read(&ctx, &config, &mut d).await {
                     Some(s) if !d.has_errors() => {
                         if !s.is_wholly_known() {
-                            return Err(bug(
+                            return Err(i.bug(
                                 "Data source returned unknown values",
                                 vec![req.type_name.clone()],
                             ));

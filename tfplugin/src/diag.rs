@@ -116,3 +116,10 @@ impl Diagnostics {
         self.0.iter()
     }
 }
+
+/// Diagnostics holding one error.
+pub(crate) fn one_error(summary: impl Into<String>, detail: impl Into<String>) -> Diagnostics {
+    let mut d = Diagnostics::default();
+    d.error(summary, detail);
+    d
+}
