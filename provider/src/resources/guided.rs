@@ -17,10 +17,10 @@ use super::common::{check_timeouts, interrupted_create, set, timeout, warn_drift
 use super::ownership::{self, Owner};
 use super::ExpelData;
 use crate::engine::{self, Deadline, Graph, Observed, Refreshed, Step, StepContext, StepError};
-use crate::tfplugin::diag::Diagnostics;
-use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
-use crate::tfplugin::schema::Schema;
-use crate::tfplugin::value::Value;
+use tfplugin::diag::Diagnostics;
+use tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
+use tfplugin::schema::Schema;
+use tfplugin::value::Value;
 
 /// How long a refresh may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(300);

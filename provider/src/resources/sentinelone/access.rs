@@ -3,9 +3,9 @@
 use crate::clients::http::Limits;
 use crate::clients::Secret;
 use crate::resources::config::{setting, Access, Env};
-use crate::tfplugin::diag::Diagnostics;
-use crate::tfplugin::schema::{Attribute, Block};
-use crate::tfplugin::value::Value;
+use tfplugin::diag::Diagnostics;
+use tfplugin::schema::{Attribute, Block};
+use tfplugin::value::Value;
 
 /// SentinelOne access: the token; a client is made per console URL (a resource attribute).
 pub struct SentinelOneAccess {

@@ -6,9 +6,9 @@ use crate::clients::http::Limits;
 use crate::clients::wiz::WizClient;
 use crate::clients::Secret;
 use crate::resources::config::{secure_url, setting, Access, Env};
-use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::schema::{validators, Attribute, Block};
-use crate::tfplugin::value::Value;
+use tfplugin::diag::{AttrPath, Diagnostics};
+use tfplugin::schema::{validators, Attribute, Block};
+use tfplugin::value::Value;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct WizSettings {

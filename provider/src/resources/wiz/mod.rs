@@ -18,10 +18,10 @@ use super::workbench_pin;
 use super::ExpelData;
 use crate::clients::wiz::WizError;
 use crate::engine::{Deadline, Step, StepError};
-use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::provider::{Ctx, PlanInput};
-use crate::tfplugin::schema::{validators, Attribute, Block, FnValidator, NestedBlock, Schema};
-use crate::tfplugin::value::{Type, Value};
+use tfplugin::diag::{AttrPath, Diagnostics};
+use tfplugin::provider::{Ctx, PlanInput};
+use tfplugin::schema::{validators, Attribute, Block, FnValidator, NestedBlock, Schema};
+use tfplugin::value::{Type, Value};
 
 mod access;
 mod steps;
