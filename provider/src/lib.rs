@@ -3,4 +3,3 @@ pub mod clients;
 pub mod engine;
 pub mod policy;
 pub mod resources;
-pub use tfplugin;

@@ -2,8 +2,8 @@
 use std::process::ExitCode;
 
 use expel_provider::resources::{ExpelProvider, ADDRESS};
-use expel_provider::tfplugin::provider::Provider as _;
-use expel_provider::tfplugin::{handshake, log};
+use tfplugin::provider::Provider as _;
+use tfplugin::{handshake, log};
 
 fn main() -> ExitCode {
     let opts = match handshake::options_from_args(ADDRESS) {

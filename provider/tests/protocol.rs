@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use common::{plaintext_channel, Plugin};
 use expel_provider::resources::config;
-use expel_provider::tfplugin::proto::tfplugin6 as pb;
-use expel_provider::tfplugin::value::{decode_msgpack, encode_msgpack, Type, Value};
 use pb::attribute_path::step::Selector;
 use pb::provider_client::ProviderClient;
+use tfplugin::proto::tfplugin6 as pb;
+use tfplugin::value::{decode_msgpack, encode_msgpack, Type, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
@@ -74,7 +74,7 @@ fn provider_config(set: &[(&str, &str)]) -> pb::DynamicValue {
 
 /// The type the server decodes `expel_organization` with (id, name, and whatever is added).
 fn org_ty() -> Type {
-    use expel_provider::tfplugin::provider::DataSource;
+    use tfplugin::provider::DataSource;
     expel_provider::resources::organization::OrganizationDataSource
         .schema()
         .ty()

@@ -5,9 +5,9 @@
 //! rules come from AWS's public documentation, cited at each one. [`validator`] turns a rule
 //! into an attribute validator whose message names the attribute, the value, the rule broken
 //! and what to do.
-use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::schema::{FnValidator, Validator};
-use crate::tfplugin::value::Value;
+use tfplugin::diag::{AttrPath, Diagnostics};
+use tfplugin::schema::{FnValidator, Validator};
+use tfplugin::value::Value;
 
 /// A kind of AWS name, with its rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

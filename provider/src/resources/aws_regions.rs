@@ -8,7 +8,7 @@
 //! codes" (https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-region-billing-codes.html).
 //! AWS's patterns accept any word where the direction goes, so `us-eats-1` would pass them;
 //! ours accept only the direction words region names use.
-use crate::tfplugin::diag::{AttrPath, Diagnostics};
+use tfplugin::diag::{AttrPath, Diagnostics};
 
 /// A partition: the areas its region names start with, and the regions it has today.
 struct Partition {
@@ -314,7 +314,7 @@ mod tests {
         let [typo, new] = d.0.as_slice() else {
             panic!("{d:?}")
         };
-        use crate::tfplugin::diag::Severity;
+        use tfplugin::diag::Severity;
         assert_eq!(typo.severity, Severity::Error);
         assert_eq!(typo.path.as_ref(), Some(&path));
         assert!(typo.detail.contains("`aws.region` = \"us-eats-1\""));

@@ -2,9 +2,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::schema::{Attribute, Block, NestedBlock};
-use crate::tfplugin::value::Value;
+use tfplugin::diag::{AttrPath, Diagnostics};
+use tfplugin::schema::{Attribute, Block, NestedBlock};
+use tfplugin::value::Value;
 
 /// A string attribute, empty when null or absent.
 pub fn str_of(v: &Value, k: &str) -> String {
@@ -162,11 +162,11 @@ pub fn check_timeouts(config: &Value, diags: &mut Diagnostics) {
 /// attribute validators of the resource's schema, then the resource's own `validate`.
 #[cfg(test)]
 pub fn validate_config<D>(
-    resource: &dyn crate::tfplugin::provider::Resource<D>,
+    resource: &dyn tfplugin::provider::Resource<D>,
     config: &Value,
 ) -> Diagnostics {
     let mut d = Diagnostics::default();
-    crate::tfplugin::schema::run_validators(
+    tfplugin::schema::run_validators(
         &resource.schema().block,
         config,
         &AttrPath::default(),

@@ -8,9 +8,9 @@ use crate::clients::workbench::WorkbenchClient;
 use crate::clients::Secret;
 use crate::resources::aws_names::{self, AwsName};
 use crate::resources::aws_regions;
-use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::schema::{validators, Attribute, Block, NestedBlock, Schema};
-use crate::tfplugin::value::Value;
+use tfplugin::diag::{AttrPath, Diagnostics};
+use tfplugin::schema::{validators, Attribute, Block, NestedBlock, Schema};
+use tfplugin::value::Value;
 
 pub const DEFAULT_WORKBENCH_URL: &str = "https://workbench.expel.io";
 
@@ -181,8 +181,8 @@ pub fn schema() -> Schema {
     )
 }
 
-fn duration_validator() -> impl crate::tfplugin::schema::Validator {
-    crate::tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
+fn duration_validator() -> impl tfplugin::schema::Validator {
+    tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
         if let Some(s) = v.as_str() {
             if super::common::parse_duration(s).is_none() {
                 d.attr_error(
@@ -195,8 +195,8 @@ fn duration_validator() -> impl crate::tfplugin::schema::Validator {
     })
 }
 
-fn uuid_validator() -> impl crate::tfplugin::schema::Validator {
-    crate::tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
+fn uuid_validator() -> impl tfplugin::schema::Validator {
+    tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
         if let Some(s) = v.as_str() {
             if !is_uuid(s) {
                 d.attr_error(p.clone(), "Malformed organization id", format!("`{p}` = {s:?} is not a GUID such as \"2a0a5e3c-6a4e-4b59-9d0c-2a8c8c8f2e10\"; copy it from Workbench (Settings > Organization)."));
@@ -205,8 +205,8 @@ fn uuid_validator() -> impl crate::tfplugin::schema::Validator {
     })
 }
 
-fn arn_validator() -> impl crate::tfplugin::schema::Validator {
-    crate::tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
+fn arn_validator() -> impl tfplugin::schema::Validator {
+    tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
         if let Some(s) = v.as_str() {
             if !is_role_arn(s) {
                 d.attr_error(p.clone(), "Malformed role ARN", format!("`{p}` = {s:?} is not an IAM role ARN such as \"arn:aws:iam::123456789012:role/OrganizationAccountAccessRole\"."));
@@ -215,8 +215,8 @@ fn arn_validator() -> impl crate::tfplugin::schema::Validator {
     })
 }
 
-fn region_validator() -> impl crate::tfplugin::schema::Validator {
-    crate::tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
+fn region_validator() -> impl tfplugin::schema::Validator {
+    tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
         if let Some(s) = v.as_str() {
             aws_regions::diagnose(s, p, &format!("`{p}`"), d);
         }
@@ -587,7 +587,7 @@ mod tests {
 
     fn null_config() -> Value {
         let mut v = Value::Object(Default::default());
-        crate::tfplugin::schema::normalize_blocks(&schema().block, &mut v);
+        tfplugin::schema::normalize_blocks(&schema().block, &mut v);
         v
     }
 
@@ -729,12 +729,7 @@ mod tests {
     /// What ValidateProviderConfig answers: the attribute validators, then `validate`.
     fn validated(config: &Value) -> Diagnostics {
         let mut d = Diagnostics::default();
-        crate::tfplugin::schema::run_validators(
-            &schema().block,
-            config,
-            &AttrPath::default(),
-            &mut d,
-        );
+        tfplugin::schema::run_validators(&schema().block, config, &AttrPath::default(), &mut d);
         validate(config, &mut d);
         d
     }
@@ -745,7 +740,7 @@ mod tests {
 
     #[test]
     fn a_mistyped_region_is_an_error_and_a_new_one_a_warning() {
-        use crate::tfplugin::diag::Severity;
+        use tfplugin::diag::Severity;
         let d = validated(&aws_block(vec![("region", Value::string("us-eats-1"))]));
         assert_eq!(paths(&d), vec!["aws.region"]);
         assert_eq!(d.0[0].severity, Severity::Error);

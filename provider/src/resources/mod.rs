@@ -3,10 +3,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::tfplugin::diag::Diagnostics;
-use crate::tfplugin::provider::{DataSource, Function, Provider, Resource};
-use crate::tfplugin::schema::Schema;
-use crate::tfplugin::value::Value;
+use tfplugin::diag::Diagnostics;
+use tfplugin::provider::{DataSource, Function, Provider, Resource};
+use tfplugin::schema::Schema;
+use tfplugin::value::Value;
 
 pub mod aws_names;
 pub mod aws_regions;

@@ -16,8 +16,8 @@
 //! same in their description ([`Owner::in_text`]).
 use sha2::{Digest, Sha256};
 
-use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::value::Value;
+use tfplugin::diag::{AttrPath, Diagnostics};
+use tfplugin::value::Value;
 
 pub const MARKER_KEY: &str = "expel:managed-by";
 pub const MARKER_VALUE: &str = "terraform-provider-expel";

@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 
 use super::ExpelData;
-use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::provider::{Ctx, DataSource};
-use crate::tfplugin::schema::{Attribute, Block, Schema};
-use crate::tfplugin::value::{Type, Value};
+use tfplugin::diag::{AttrPath, Diagnostics};
+use tfplugin::provider::{Ctx, DataSource};
+use tfplugin::schema::{Attribute, Block, Schema};
+use tfplugin::value::{Type, Value};
 
 pub struct PluginsDataSource;
 

@@ -1,7 +1,7 @@
 //! Function `provider::expel::soc_email(org_name)`: the address the guides tell users to
 //! invite for Expel's SOC, `soc+<organization>@expel.io`.
-use crate::tfplugin::provider::{Function, FunctionError, Parameter, Signature};
-use crate::tfplugin::value::{Type, Value};
+use tfplugin::provider::{Function, FunctionError, Parameter, Signature};
+use tfplugin::value::{Type, Value};
 
 pub struct SocEmail;
 

@@ -19,9 +19,9 @@
 //! it, else the provider's), and a plan without refresh fills them without a replacement.
 use crate::resources::common::str_of;
 use crate::resources::ExpelData;
-use crate::tfplugin::diag::Diagnostics;
-use crate::tfplugin::schema::Attribute;
-use crate::tfplugin::value::Value;
+use tfplugin::diag::Diagnostics;
+use tfplugin::schema::Attribute;
+use tfplugin::value::Value;
 
 pub const ORG: &str = "workbench_organization_id";
 pub const URL: &str = "workbench_url";

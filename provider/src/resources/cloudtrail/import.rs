@@ -10,7 +10,7 @@ use crate::policy::{self, sid};
 use crate::resources::config::is_uuid;
 use crate::resources::ownership::{MARKER_KEY, MARKER_VALUE, OWNER_KEY};
 use crate::resources::ExpelData;
-use crate::tfplugin::value::Value;
+use tfplugin::value::Value;
 
 /// What import found, before it becomes a state.
 pub struct Found {

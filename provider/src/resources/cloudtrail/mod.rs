@@ -16,10 +16,10 @@ use super::workbench_pin;
 use super::ExpelData;
 use crate::engine::{self, Deadline, Refreshed, Step};
 use crate::policy::{self, Location};
-use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
-use crate::tfplugin::schema::{validators, Attribute, Block, Schema};
-use crate::tfplugin::value::{Type, Value};
+use tfplugin::diag::{AttrPath, Diagnostics};
+use tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
+use tfplugin::schema::{validators, Attribute, Block, Schema};
+use tfplugin::value::{Type, Value};
 
 pub(crate) mod import;
 mod steps;

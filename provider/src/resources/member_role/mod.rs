@@ -20,10 +20,10 @@ use super::ownership::{self, Owner, OWNER_ATTR, OWNER_DESCRIPTION};
 use super::ExpelData;
 use crate::engine::{self, Deadline, Refreshed, Step};
 use crate::policy::{self, Location};
-use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
-use crate::tfplugin::schema::{validators, Attribute, Block, Schema};
-use crate::tfplugin::value::{Type, Value};
+use tfplugin::diag::{AttrPath, Diagnostics};
+use tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
+use tfplugin::schema::{validators, Attribute, Block, Schema};
+use tfplugin::value::{Type, Value};
 
 mod steps;
 
@@ -549,7 +549,7 @@ mod tests {
         // What UpgradeResourceState does with a version it can read as it is.
         let schema = schema();
         assert_eq!((schema.readable_from, schema.version), (0, 1));
-        let v = crate::tfplugin::value::from_json_value(v0, &schema.ty()).expect("decodes");
+        let v = tfplugin::value::from_json_value(v0, &schema.ty()).expect("decodes");
         assert_eq!(v.get(OWNER_ATTR), Some(&Value::Null));
         assert_eq!(str_of(&v, "account_id"), "123456789012");
         assert_eq!(

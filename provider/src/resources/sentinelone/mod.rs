@@ -15,10 +15,10 @@ use super::workbench_pin;
 use super::ExpelData;
 use crate::clients::sentinelone::{Scope, SentinelOneClient};
 use crate::engine::{self, Deadline, Refreshed, Step};
-use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
-use crate::tfplugin::schema::{validators, Attribute, Block, FnValidator, Schema};
-use crate::tfplugin::value::{Type, Value};
+use tfplugin::diag::{AttrPath, Diagnostics};
+use tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
+use tfplugin::schema::{validators, Attribute, Block, FnValidator, Schema};
+use tfplugin::value::{Type, Value};
 
 mod steps;
 pub mod when;
@@ -102,7 +102,7 @@ fn schema() -> Schema {
 const REPLACED_WITH_ORGANIZATION: &str = "In SentinelOne, the role, the console user (invited again) and the service user with a new API token are deleted and made again.";
 
 /// https, or http on this machine only; an unfamiliar host is a warning.
-fn console_url_validator() -> impl crate::tfplugin::schema::Validator {
+fn console_url_validator() -> impl tfplugin::schema::Validator {
     FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
         let Some(s) = v.as_str() else { return };
         match console_url_problem(s) {
@@ -146,7 +146,7 @@ pub fn console_url_problem(s: &str) -> Option<Result<String, String>> {
     None
 }
 
-fn org_validator() -> impl crate::tfplugin::schema::Validator {
+fn org_validator() -> impl tfplugin::schema::Validator {
     FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
         if let Some(s) = v.as_str() {
             if !s.trim().is_empty() && soc_email(s).is_none() {

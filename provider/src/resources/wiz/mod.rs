@@ -20,10 +20,10 @@ use super::workbench_pin;
 use super::ExpelData;
 use crate::clients::wiz::WizError;
 use crate::engine::{self, Deadline, Observed, Refreshed, Step};
-use crate::tfplugin::diag::{AttrPath, Diagnostics};
-use crate::tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
-use crate::tfplugin::schema::{validators, Attribute, Block, FnValidator, NestedBlock, Schema};
-use crate::tfplugin::value::{Type, Value};
+use tfplugin::diag::{AttrPath, Diagnostics};
+use tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
+use tfplugin::schema::{validators, Attribute, Block, FnValidator, NestedBlock, Schema};
+use tfplugin::value::{Type, Value};
 
 mod steps;
 
