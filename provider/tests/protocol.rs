@@ -75,7 +75,7 @@ fn provider_config(set: &[(&str, &str)]) -> pb::DynamicValue {
 /// The type the server decodes `expel_organization` with (id, name, and whatever is added).
 fn org_ty() -> Type {
     use tfplugin::provider::DataSource;
-    expel_provider::resources::organization::OrganizationDataSource
+    expel_provider::resources::data_sources::organization::OrganizationDataSource
         .schema()
         .ty()
 }

@@ -9,8 +9,8 @@ use crate::clients::aws::{AwsClientSettings, AwsClients, AwsError, AwsLocation};
 use crate::clients::http::{self, Limits};
 use crate::clients::workbench::WorkbenchClient;
 use crate::clients::Secret;
-use crate::resources::aws_names::{self, AwsName};
-use crate::resources::aws_regions;
+use crate::resources::support::aws_names::{self, AwsName};
+use crate::resources::support::aws_regions;
 use tfplugin::diag::{AttrPath, Diagnostics};
 use tfplugin::schema::{validators, Attribute, Block, NestedBlock, Schema};
 use tfplugin::value::Value;
@@ -213,7 +213,7 @@ pub fn schema() -> Schema {
 fn duration_validator() -> impl tfplugin::schema::Validator {
     tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
         if let Some(s) = v.as_str() {
-            if super::common::parse_duration(s).is_none() {
+            if super::support::common::parse_duration(s).is_none() {
                 d.attr_error(
                     p.clone(),
                     "Malformed duration",
@@ -355,7 +355,7 @@ fn duration_setting(
     let Some((v, source)) = setting(config, &[attr], var, env) else {
         return default;
     };
-    match super::common::parse_duration(&v).filter(|d| !d.is_zero()) {
+    match super::support::common::parse_duration(&v).filter(|d| !d.is_zero()) {
         Some(d) => d,
         None => {
             diags.attr_error(
@@ -513,7 +513,7 @@ fn aws_settings(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> AwsSe
         env,
     ) {
         None => crate::engine::retry::DEFAULT_PROPAGATION,
-        Some((v, source)) => super::common::parse_duration(&v).unwrap_or_else(|| {
+        Some((v, source)) => super::support::common::parse_duration(&v).unwrap_or_else(|| {
             diags.attr_error(
                 AttrPath::root("aws").attr("propagation_timeout"),
                 "Malformed duration",

@@ -8,25 +8,14 @@ use tfplugin::provider::{DataSource, Function, Provider, Resource};
 use tfplugin::schema::Schema;
 use tfplugin::value::Value;
 
-pub mod aws_names;
-pub mod aws_regions;
 pub mod cloudtrail;
-pub mod common;
 pub mod config;
-pub mod create_once;
-pub mod device_health;
-pub mod device_step;
-pub mod guided;
-pub mod iam;
+pub mod data_sources;
+pub mod functions;
 pub mod member_role;
-pub mod organization;
-pub mod ownership;
-pub mod plugins;
-pub mod s3;
 pub mod sentinelone;
-pub mod soc_email;
+pub mod support;
 pub mod wiz;
-pub mod workbench_pin;
 
 pub use config::ExpelData;
 
@@ -62,21 +51,23 @@ impl Provider for ExpelProvider {
 
     fn resources(&self) -> Vec<Arc<dyn Resource<ExpelData>>> {
         vec![
-            Arc::new(guided::Guide::new(cloudtrail::CloudTrailIntegration)),
-            Arc::new(guided::Guide::new(member_role::AwsMemberRole)),
-            Arc::new(guided::Guide::new(sentinelone::SentinelOneDevice)),
-            Arc::new(guided::Guide::new(wiz::WizDevice)),
+            Arc::new(support::guided::Guide::new(
+                cloudtrail::CloudTrailIntegration,
+            )),
+            Arc::new(support::guided::Guide::new(member_role::AwsMemberRole)),
+            Arc::new(support::guided::Guide::new(sentinelone::SentinelOneDevice)),
+            Arc::new(support::guided::Guide::new(wiz::WizDevice)),
         ]
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource<ExpelData>>> {
         vec![
-            Arc::new(organization::OrganizationDataSource),
-            Arc::new(plugins::PluginsDataSource),
+            Arc::new(data_sources::organization::OrganizationDataSource),
+            Arc::new(data_sources::plugins::PluginsDataSource),
         ]
     }
 
     fn functions(&self) -> Vec<Arc<dyn Function>> {
-        vec![Arc::new(soc_email::SocEmail)]
+        vec![Arc::new(functions::soc_email::SocEmail)]
     }
 }

@@ -8,7 +8,7 @@ use crate::clients::aws::{err, AwsClients, AwsError};
 use crate::clients::workbench::SecurityDevice;
 use crate::policy::{self, sid};
 use crate::resources::config::is_uuid;
-use crate::resources::ownership::{MARKER_KEY, MARKER_VALUE, OWNER_KEY};
+use crate::resources::support::ownership::{MARKER_KEY, MARKER_VALUE, OWNER_KEY};
 use crate::resources::ExpelData;
 use tfplugin::value::Value;
 
@@ -370,7 +370,7 @@ pub fn state(f: Found) -> Value {
         ),
         ("tags", tags),
         (
-            crate::resources::ownership::OWNER_ATTR,
+            crate::resources::support::ownership::OWNER_ATTR,
             f.owner.map(s).unwrap_or(Value::Null),
         ),
         ("verify", Value::Bool(true)),

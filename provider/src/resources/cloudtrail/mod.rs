@@ -1,5 +1,5 @@
 //! Resource `expel_cloudtrail_integration`: the AWS CloudTrail guide as one resource.
-use super::common::{
+use super::support::common::{
     bool_of, check_expel_principals, needs_default, opt, set, str_of, timeouts_block,
 };
 use std::collections::BTreeMap;
@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::aws_names::{self, AwsName};
-use super::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
-use super::iam::{Kept, OLD_ROLE_KEPT, ROLE_KEPT};
-use super::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION};
-use super::workbench_pin;
+use super::support::aws_names::{self, AwsName};
+use super::support::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
+use super::support::iam::{Kept, OLD_ROLE_KEPT, ROLE_KEPT};
+use super::support::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION};
+use super::support::workbench_pin;
 use super::ExpelData;
 use crate::engine::{Checked, Deadline, Step, StepError};
 use crate::policy::{self, Location};
@@ -741,8 +741,8 @@ impl Import for CloudTrailIntegration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::common::validate_config;
-    use crate::resources::guided::{needs, Guide};
+    use crate::resources::support::common::validate_config;
+    use crate::resources::support::guided::{needs, Guide};
 
     /// The errors of a configuration with the guide's defaults and `attr` = `value`.
     fn errors_with(attr: &str, value: Value) -> Vec<(String, String)> {

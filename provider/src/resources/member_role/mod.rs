@@ -5,16 +5,16 @@
 //!
 //! One instance per account: point a provider alias at the account (`aws.assume_role`), and
 //! use this resource with that alias.
-use super::common::{check_expel_principals, needs_default, set, str_of, timeouts_block};
+use super::support::common::{check_expel_principals, needs_default, set, str_of, timeouts_block};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::aws_names::{self, AwsName};
-use super::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
-use super::iam::{OLD_ROLE_KEPT, ROLE_KEPT};
-use super::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION};
+use super::support::aws_names::{self, AwsName};
+use super::support::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
+use super::support::iam::{OLD_ROLE_KEPT, ROLE_KEPT};
+use super::support::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION};
 use super::ExpelData;
 use crate::engine::{Deadline, Step, StepError};
 use crate::policy::{self, Location};
@@ -451,8 +451,8 @@ impl Import for AwsMemberRole {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::common::validate_config;
-    use crate::resources::guided::{needs, Guide};
+    use crate::resources::support::common::validate_config;
+    use crate::resources::support::guided::{needs, Guide};
     use serde_json::json;
 
     #[test]

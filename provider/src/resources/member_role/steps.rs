@@ -12,8 +12,8 @@ use serde_json::Value as Json;
 use crate::clients::aws::AwsClients;
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
 use crate::policy::{self, Location};
-use crate::resources::iam::{iam_tags, Iam, Kept, ServiceRoleSpec, POLICY_KEPT};
-use crate::resources::ownership::{self, Claim, Mark, Owner};
+use crate::resources::support::iam::{iam_tags, Iam, Kept, ServiceRoleSpec, POLICY_KEPT};
+use crate::resources::support::ownership::{self, Claim, Mark, Owner};
 
 /// The desired state, from the plan.
 #[derive(Clone, Debug, Default)]

@@ -1,16 +1,16 @@
 //! Resource `expel_sentinelone_device`: the SentinelOne Singularity Endpoint guide as one
 //! resource (role, console user, service user and token, Workbench device).
-use super::common::{opt, set, str_of, timeouts_block};
+use super::support::common::{opt, set, str_of, timeouts_block};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use url::Url;
 
-use super::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
-use super::ownership::{owner_in, Owner, OWNER_ATTR, OWNER_DESCRIPTION_TEXT, TEXT_MARKER};
-use super::soc_email::soc_email;
-use super::workbench_pin;
+use super::functions::soc_email::soc_email;
+use super::support::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
+use super::support::ownership::{owner_in, Owner, OWNER_ATTR, OWNER_DESCRIPTION_TEXT, TEXT_MARKER};
+use super::support::workbench_pin;
 use super::ExpelData;
 use crate::clients::sentinelone::{Scope, SentinelOneClient};
 use crate::engine::{Deadline, Step, StepError};
@@ -882,7 +882,7 @@ impl SentinelOneDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::guided::needs;
+    use crate::resources::support::guided::needs;
 
     #[test]
     fn console_urls() {

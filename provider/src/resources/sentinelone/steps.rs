@@ -26,9 +26,9 @@ use crate::clients::sentinelone::{
 use crate::clients::workbench::{DeviceSpec, SecurityDevice, WorkbenchClient};
 use crate::clients::Secret;
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
-use crate::resources::create_once::or_look_again;
-use crate::resources::device_step::{DeviceAt, DeviceGuide, IdStatus, LostAnswer};
-use crate::resources::ownership::{Claim, Mark, Owner};
+use crate::resources::support::create_once::or_look_again;
+use crate::resources::support::device_step::{DeviceAt, DeviceGuide, IdStatus, LostAnswer};
+use crate::resources::support::ownership::{Claim, Mark, Owner};
 /// The predefined role the guide gives the service user.
 pub const SERVICE_ROLE: &str = "IR Team";
 /// The predefined role the guide duplicates.
@@ -906,7 +906,7 @@ impl Step<Cx> for ApiServiceUser {
 }
 
 // ---------------------------------------------------------------------------------------
-pub use crate::resources::device_step::WorkbenchDevice;
+pub use crate::resources::support::device_step::WorkbenchDevice;
 const DEVICE: &str = "Step 3: register SentinelOne as a security device in Workbench";
 
 /// The device step (`device_step`): the device is for our console, and its API token is sent

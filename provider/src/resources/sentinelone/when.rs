@@ -89,7 +89,8 @@ pub fn format(secs: i64) -> String {
 
 /// A duration (`365d`, `2160h`, `90m`) in seconds.
 pub fn parse_duration(s: &str) -> Option<i64> {
-    crate::resources::common::parse_duration(s).and_then(|d| i64::try_from(d.as_secs()).ok())
+    crate::resources::support::common::parse_duration(s)
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
 }
 
 /// Now, in seconds since the epoch. Only Create, Update and Read call this; never Plan.

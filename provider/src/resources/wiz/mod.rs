@@ -4,17 +4,17 @@
 //! never stored; a repair that needs it (device deleted, secret rotated outside Terraform)
 //! rotates it. The device's webhook password is read from Workbench whenever the Wiz
 //! integration is created or repaired, so it is not kept in state either.
-use super::common::{bool_of, needs_default, opt, set, str_of, timeouts_block};
+use super::support::common::{bool_of, needs_default, opt, set, str_of, timeouts_block};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
-use super::ownership::{owner_in, Owner, OWNER_ATTR, OWNER_DESCRIPTION_TEXT};
-use super::soc_email::soc_email;
-use super::workbench_pin;
+use super::functions::soc_email::soc_email;
+use super::support::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
+use super::support::ownership::{owner_in, Owner, OWNER_ATTR, OWNER_DESCRIPTION_TEXT};
+use super::support::workbench_pin;
 use super::ExpelData;
 use crate::clients::wiz::WizError;
 use crate::engine::{Deadline, Step, StepError};
@@ -844,7 +844,7 @@ impl Import for WizDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::guided::needs;
+    use crate::resources::support::guided::needs;
 
     #[test]
     fn api_url_must_be_https_graphql() {

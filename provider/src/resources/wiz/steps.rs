@@ -18,12 +18,12 @@ use crate::clients::wiz::{RuleSpec, WizClient, WizError};
 use crate::clients::workbench::{DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError};
 use crate::clients::Secret;
 use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
-use crate::resources::create_once::{create_once, Look, Made};
-use crate::resources::device_health::NotHealthy;
-use crate::resources::device_step::{
+use crate::resources::support::create_once::{create_once, Look, Made};
+use crate::resources::support::device_health::NotHealthy;
+use crate::resources::support::device_step::{
     field_differences, DeviceAt, DeviceGuide, IdStatus, LostAnswer,
 };
-use crate::resources::ownership::{Claim, Mark, Owner};
+use crate::resources::support::ownership::{Claim, Mark, Owner};
 use crate::resources::ExpelData;
 
 /// The automation rule's whole description before per-instance owners: such a rule is
@@ -416,7 +416,7 @@ impl Step<Cx> for ServiceAccount {
 }
 
 // ---------------------------------------------------------------------------------------
-pub use crate::resources::device_step::WorkbenchDevice;
+pub use crate::resources::support::device_step::WorkbenchDevice;
 const DEVICE: &str = "Step 2: Wiz security device in Workbench (step 5: its webhook credentials)";
 
 /// The device step (`device_step`): the device uses our service account, whose secret is

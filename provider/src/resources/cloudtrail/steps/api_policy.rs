@@ -5,7 +5,7 @@ use serde_json::Value as Json;
 use super::Cx;
 use crate::engine::{Observed, Step, StepError};
 use crate::policy;
-use crate::resources::iam::POLICY_KEPT;
+use crate::resources::support::iam::POLICY_KEPT;
 
 pub struct ApiPolicy;
 pub(super) const POLICY: &str = "Step 6: IAM policy ExpelAPIPolicy";

@@ -5,7 +5,7 @@ use super::{fail, Cx};
 use crate::clients::aws::err;
 use crate::engine::{Observed, Step, StepError};
 use crate::policy::{self, PolicyKind};
-use crate::resources::ownership::{Claim, OWNER_KEY};
+use crate::resources::support::ownership::{Claim, OWNER_KEY};
 
 pub struct TrailBucket;
 pub(super) const BUCKET: &str =

@@ -4,11 +4,11 @@ use serde_json::{json, Value as Json};
 
 use super::Cx;
 use crate::clients::workbench::{DeviceSpec, SecurityDevice};
-use crate::resources::device_step::{
+use crate::resources::support::device_step::{
     field_differences, DeviceAt, DeviceGuide, IdStatus, LostAnswer,
 };
 
-pub use crate::resources::device_step::WorkbenchDevice;
+pub use crate::resources::support::device_step::WorkbenchDevice;
 
 impl DeviceGuide for Cx {
     const TITLE: &'static str = "Step 8: register AWS CloudTrail as a security device in Workbench";

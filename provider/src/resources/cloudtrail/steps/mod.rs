@@ -33,9 +33,9 @@ use crate::clients::aws::{AwsClients, AwsError};
 use crate::clients::workbench::WorkbenchClient;
 use crate::engine::{Deadline, StepContext, StepError};
 use crate::policy::{self, CloudTrailNames, Location};
-use crate::resources::iam::{iam_tags, Iam, Kept};
-use crate::resources::ownership::{self, Claim, Mark, Owner};
-use crate::resources::s3::S3;
+use crate::resources::support::iam::{iam_tags, Iam, Kept};
+use crate::resources::support::ownership::{self, Claim, Mark, Owner};
+use crate::resources::support::s3::S3;
 
 /// The desired state, from the plan.
 #[derive(Clone, Debug)]

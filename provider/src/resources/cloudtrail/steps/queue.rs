@@ -6,7 +6,7 @@ use super::{fail, Cx};
 use crate::clients::aws::err;
 use crate::engine::{Observed, Step, StepError};
 use crate::policy::{self, PolicyKind};
-use crate::resources::ownership::Claim;
+use crate::resources::support::ownership::Claim;
 
 pub struct NotifyQueue;
 pub(super) const QUEUE: &str =

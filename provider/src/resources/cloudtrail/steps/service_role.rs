@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use super::Cx;
 use crate::engine::{Observed, Step, StepError};
 use crate::policy;
-use crate::resources::iam::ServiceRoleSpec;
+use crate::resources::support::iam::ServiceRoleSpec;
 
 pub struct ServiceRole;
 pub(super) const ROLE: &str =

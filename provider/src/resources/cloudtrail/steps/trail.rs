@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use super::{fail, Cx};
 use crate::clients::aws::err;
 use crate::engine::{Observed, Step, StepError};
-use crate::resources::ownership::Claim;
+use crate::resources::support::ownership::Claim;
 
 pub struct Trail;
 pub(super) const TRAIL: &str = "Step 1: multi-region trail with log file validation, SSE-KMS and management events; logging on";

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 
 use super::common::{check_timeouts, interrupted_create, set, timeout, warn_drift};
 use super::ownership::{self, Owner};
-use super::ExpelData;
 use crate::engine::{self, Deadline, Graph, Observed, Refreshed, Step, StepContext, StepError};
+use crate::resources::ExpelData;
 use tfplugin::diag::Diagnostics;
 use tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
 use tfplugin::schema::Schema;

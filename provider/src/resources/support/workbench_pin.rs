@@ -17,7 +17,7 @@
 //! State written before these attributes existed has neither: the first refresh fills them
 //! (the organization from the device's own `organization` relationship when Workbench gives
 //! it, else the provider's), and a plan without refresh fills them without a replacement.
-use crate::resources::common::str_of;
+use crate::resources::support::common::str_of;
 use crate::resources::ExpelData;
 use tfplugin::diag::Diagnostics;
 use tfplugin::schema::Attribute;
@@ -48,8 +48,8 @@ pub fn current_url(data: &ExpelData) -> String {
 
 /// Records where the device lives in a state or planned value.
 pub fn record(v: &mut Value, org: &str, data: &ExpelData) {
-    crate::resources::common::set(v, ORG, Value::string(org));
-    crate::resources::common::set(v, URL, Value::string(current_url(data)));
+    crate::resources::support::common::set(v, ORG, Value::string(org));
+    crate::resources::support::common::set(v, URL, Value::string(current_url(data)));
 }
 
 /// The pinned Workbench must be the provider's: otherwise an error naming both.

@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 use crate::clients::aws::{err, AwsClients, AwsError, AwsErrorKind};
 use crate::engine::{Deadline, Observed, StepError};
 use crate::policy::{self, PolicyKind};
-use crate::resources::ownership::{Claim, Owner};
+use crate::resources::support::ownership::{Claim, Owner};
 
 /// IAM for one step: its clients, its deadline, and its title for error messages.
 pub struct Iam<'a> {

@@ -1,7 +1,7 @@
 //! Data source `expel_organization`: the Workbench organization, read from the API.
 use async_trait::async_trait;
 
-use super::ExpelData;
+use crate::resources::ExpelData;
 use tfplugin::diag::{AttrPath, Diagnostics};
 use tfplugin::provider::{Ctx, DataSource};
 use tfplugin::schema::{Attribute, Block, Schema};

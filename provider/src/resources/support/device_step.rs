@@ -13,8 +13,8 @@ use crate::clients::workbench::{
     check_device_spec, DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError,
 };
 use crate::engine::{Observed, Step, StepContext, StepError};
-use crate::resources::create_once::{create_once, or_look_again, Look, Made};
-use crate::resources::device_health::{self, NotHealthy};
+use crate::resources::support::create_once::{create_once, or_look_again, Look, Made};
+use crate::resources::support::device_health::{self, NotHealthy};
 
 /// How a create whose answer was lost is kept from registering the device twice.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! device of each kind is registered (the JSON schema of its `device_spec`).
 use async_trait::async_trait;
 
-use super::ExpelData;
+use crate::resources::ExpelData;
 use tfplugin::diag::{AttrPath, Diagnostics};
 use tfplugin::provider::{Ctx, DataSource};
 use tfplugin::schema::{Attribute, Block, Schema};

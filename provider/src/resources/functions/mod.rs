@@ -1,0 +1,2 @@
+//! Provider functions, callable as `provider::expel::<name>(...)`.
+pub mod soc_email;
