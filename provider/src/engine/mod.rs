@@ -16,11 +16,83 @@ pub mod retry;
 pub use crate::clients::retry::{RetryKind, Retryable};
 pub use retry::Deadline;
 
-/// A failure of one step, in words for the user.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What kind of failure a step had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepErrorKind {
+    /// A call or a check failed; the message says why and `source` keeps the error.
+    Failed,
+    /// The object belongs to another instance or to someone else: applying again changes
+    /// nothing; the message says how to share, rename or release it.
+    Refused,
+    /// Not started: Terraform was interrupted (StopProvider).
+    Interrupted,
+}
+
+/// A failure of one step, in words for the user, with its kind and (for a failed call) the
+/// error behind it.
+#[derive(Clone, Debug)]
 pub struct StepError {
     pub step: &'static str,
     pub message: String,
+    pub kind: StepErrorKind,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StepError {
+    /// A failure said in words.
+    pub fn new(step: &'static str, message: impl std::fmt::Display) -> Self {
+        StepError {
+            step,
+            message: message.to_string(),
+            kind: StepErrorKind::Failed,
+            source: None,
+        }
+    }
+
+    /// A failed call: its error is the message and stays the source.
+    pub fn caused_by(
+        step: &'static str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StepError {
+            message: e.to_string(),
+            source: Some(std::sync::Arc::new(e)),
+            ..StepError::new(step, "")
+        }
+    }
+
+    /// An object this instance may not adopt or change (see `support::ownership`).
+    pub fn refused(step: &'static str, message: impl std::fmt::Display) -> Self {
+        StepError {
+            kind: StepErrorKind::Refused,
+            ..StepError::new(step, message)
+        }
+    }
+
+    fn interrupted(step: &'static str) -> Self {
+        StepError {
+            kind: StepErrorKind::Interrupted,
+            ..StepError::new(
+                step,
+                "not started: Terraform was interrupted (StopProvider)",
+            )
+        }
+    }
+}
+
+/// Equal when they say the same (the source is what the message already says).
+impl PartialEq for StepError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.step, &self.message, self.kind) == (other.step, &other.message, other.kind)
+    }
+}
+
+impl std::error::Error for StepError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl std::fmt::Display for StepError {
@@ -228,10 +300,7 @@ where
         if errors.is_empty() && cancel.is_cancelled() {
             let waiting = (0..steps.len()).find(|i| !started.contains(i));
             if let Some(i) = waiting {
-                errors.push(StepError {
-                    step: steps[i].title(),
-                    message: "not started: Terraform was interrupted (StopProvider)".into(),
-                });
+                errors.push(StepError::interrupted(steps[i].title()));
             }
         }
         if errors.is_empty() {
@@ -402,10 +471,7 @@ mod tests {
             cx.log.lock().unwrap().push(format!("start {}", self.0));
             tokio::time::sleep(Duration::from_millis(self.2)).await;
             if cx.fail == Some(self.0) {
-                return Err(StepError {
-                    step: self.0,
-                    message: "boom".into(),
-                });
+                return Err(StepError::new(self.0, "boom"));
             }
             cx.live.lock().unwrap().insert(self.0, vec![]);
             cx.log.lock().unwrap().push(format!("end {}", self.0));
@@ -507,6 +573,17 @@ mod tests {
         assert!(pos(&log, "end key") < pos(&log, "check canary"), "{log:?}");
     }
 
+    #[test]
+    fn a_failed_call_keeps_its_error_as_the_source_and_says_it() {
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "the queue did not answer");
+        let e = StepError::caused_by("queue", io);
+        assert_eq!(e.kind, StepErrorKind::Failed);
+        assert_eq!(e.message, "the queue did not answer");
+        let source = std::error::Error::source(&e).expect("the source is kept");
+        assert_eq!(source.to_string(), "the queue did not answer");
+        assert!(std::error::Error::source(&StepError::new("queue", "no")).is_none());
+    }
+
     #[tokio::test]
     async fn independent_steps_overlap_and_dependents_wait() {
         let cx = Cx::default();
@@ -532,13 +609,7 @@ mod tests {
         };
         let steps = graph(&[&KEY, &BUCKET, &QUEUE, &NOTICE]);
         let errs = create_all(&steps, &cx).await;
-        assert_eq!(
-            errs,
-            vec![StepError {
-                step: "queue",
-                message: "boom".into()
-            }]
-        );
+        assert_eq!(errs, vec![StepError::new("queue", "boom")]);
         let log = cx.log.lock().unwrap().clone();
         assert!(!log.iter().any(|l| l == "start notice"), "{log:?}");
         assert!(
@@ -569,6 +640,7 @@ mod tests {
         );
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs[0].message.contains("interrupted"), "{errs:?}");
+        assert_eq!(errs[0].kind, StepErrorKind::Interrupted);
         assert!(
             cx.live.lock().unwrap().contains_key("key"),
             "what was made is recorded"

@@ -66,15 +66,15 @@ impl Cx {
     /// Adopting an object requires it to be ours; one made before owners existed gets ours.
     fn adoptable(&self, step: &'static str, what: &str, claim: Claim) -> Result<bool, StepError> {
         if !claim.is_ours() {
-            return Err(StepError {
+            return Err(StepError::refused(
                 step,
-                message: claim.refusal(
+                claim.refusal(
                     what,
                     &self.owner,
                     Mark::Tags,
                     "Delete or rename it, or choose another name.",
                 ),
-            });
+            ));
         }
         Ok(claim == Claim::Unclaimed)
     }

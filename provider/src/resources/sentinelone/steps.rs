@@ -160,14 +160,17 @@ impl Cx {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SentinelOneError>>,
     {
-        self.deadline.retry(op).await.map_err(|e| fail(step, e))
+        self.deadline
+            .retry(op)
+            .await
+            .map_err(|e| StepError::caused_by(step, e))
     }
 
     /// The expiry of a token made now: the configured date, or now + the duration.
     pub fn expiration(&self, step: &'static str) -> Result<String, StepError> {
         let now = when::now();
         match (self.s.token_expiration_date, self.s.token_expires_in) {
-            (Some(d), _) if d <= now => Err(fail(
+            (Some(d), _) if d <= now => Err(StepError::new(
                 step,
                 format!(
                     "token_expiration_date {} has passed; set a later date (or token_expires_in) to make a new token",
@@ -202,7 +205,7 @@ impl Cx {
                     .s1(ROLE, || self.s1.predefined_role(scope, BASE_ROLE))
                     .await?
                     .ok_or_else(|| {
-                        fail(
+                        StepError::new(
                             ROLE,
                             format!(
                                 "the account has no predefined {BASE_ROLE:?} role to start from"
@@ -213,7 +216,7 @@ impl Cx {
                     .s1(ROLE, || self.s1.role(&viewer.id, scope))
                     .await?
                     .ok_or_else(|| {
-                        fail(ROLE, format!("the predefined {BASE_ROLE:?} role vanished"))
+                        StepError::new(ROLE, format!("the predefined {BASE_ROLE:?} role vanished"))
                     })?;
                 let template = self.s1(ROLE, || self.s1.role_template(scope)).await?;
                 let service = self
@@ -222,7 +225,7 @@ impl Cx {
                     })
                     .await?
                     .ok_or_else(|| {
-                        fail(
+                        StepError::new(
                             SERVICE_USER,
                             format!("the account has no predefined {SERVICE_ROLE:?} role"),
                         )
@@ -239,11 +242,11 @@ impl Cx {
                 for id in viewer.granted() {
                     permissions.insert(id.clone(), describe(&template, &id));
                 }
-                for id in resolve(&template, &extra).map_err(|m| fail(ROLE, m))? {
+                for id in resolve(&template, &extra).map_err(|m| StepError::new(ROLE, m))? {
                     permissions.insert(id.clone(), describe(&template, &id));
                 }
                 let status_sync = resolve(&template, &sync)
-                    .map_err(|m| fail(ROLE, m))?
+                    .map_err(|m| StepError::new(ROLE, m))?
                     .into_iter()
                     .map(|id| {
                         let d = describe(&template, &id);
@@ -262,11 +265,10 @@ impl Cx {
 
     /// Makes a new token for the service user (the old one stops working).
     async fn rotate_token(&self, step: &'static str) -> Result<(), StepError> {
-        let id = self
-            .j()
-            .service_user_id
-            .clone()
-            .ok_or_else(|| fail(step, "no service user recorded to make a token for"))?;
+        let id =
+            self.j().service_user_id.clone().ok_or_else(|| {
+                StepError::new(step, "no service user recorded to make a token for")
+            })?;
         let exp = self.expiration(step)?;
         let t = self.s1(step, || self.s1.generate_token(&id, &exp)).await?;
         self.record_token(t, &exp);
@@ -284,13 +286,6 @@ pub fn desired_key(s: &Settings) -> String {
 
 /// Default token lifetime when neither `token_expires_in` nor `token_expiration_date` is set.
 pub const DEFAULT_EXPIRES_IN: i64 = 365 * 86_400;
-
-fn fail(step: &'static str, e: impl std::fmt::Display) -> StepError {
-    StepError {
-        step,
-        message: e.to_string(),
-    }
-}
 
 /// "Page / Title (identifier)" for messages.
 fn describe(pages: &[PermissionPage], id: &str) -> String {
@@ -355,7 +350,7 @@ fn adoptable(
 ) -> Result<bool, StepError> {
     let claim = cx.s.owner.claim_text(description.unwrap_or(""));
     if !claim.is_ours() {
-        return Err(fail(
+        return Err(StepError::refused(
             step,
             claim.refusal(
                 what,
@@ -436,7 +431,7 @@ impl ViewerRole {
             .s1(ROLE, || cx.s1.roles_named(scope, &cx.s.role_name))
             .await?;
         if let Some(r) = existing.iter().find(|r| r.predefined_role) {
-            return Err(fail(ROLE, format!("{:?} is a predefined role; the guide duplicates Viewer into a new role: choose another role_name", r.name)));
+            return Err(StepError::new(ROLE, format!("{:?} is a predefined role; the guide duplicates Viewer into a new role: choose another role_name", r.name)));
         }
         if let Some(r) = existing.into_iter().next() {
             // Adopted: the write below also puts this instance's owner in the description.
@@ -514,7 +509,7 @@ impl Step<Cx> for ViewerRole {
             .j()
             .role_id
             .clone()
-            .ok_or_else(|| fail(ROLE, "no role recorded"))?;
+            .ok_or_else(|| StepError::new(ROLE, "no role recorded"))?;
         self.write(cx, &id).await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
@@ -577,9 +572,9 @@ impl ConsoleUser {
             .j()
             .role_id
             .clone()
-            .ok_or_else(|| fail(CONSOLE_USER, "the role is not made yet"))?;
+            .ok_or_else(|| StepError::new(CONSOLE_USER, "the role is not made yet"))?;
         if u.scope != cx.s.scope.kind() && !Self::other_scope_roles(cx, u).is_empty() {
-            return Err(fail(CONSOLE_USER, format!("the console user {} is shared with other {}s, and a user has one scope: it cannot also hold a role in {}; use the same kind of scope (site_id set or not) for every expel_sentinelone_device of this organization", u.email, u.scope, cx.s.scope)));
+            return Err(StepError::new(CONSOLE_USER, format!("the console user {} is shared with other {}s, and a user has one scope: it cannot also hold a role in {}; use the same kind of scope (site_id set or not) for every expel_sentinelone_device of this organization", u.email, u.scope, cx.s.scope)));
         }
         let mut sr = Self::other_scope_roles(cx, u);
         sr.push((cx.s.scope.id().to_string(), role));
@@ -601,7 +596,7 @@ impl ConsoleUser {
             // The console e-mail is per organization: another account of the tenant may
             // already have it. Ours (Expel's address and our full name): add this scope.
             if !Self::is_ours(cx, &u) {
-                return Err(fail(CONSOLE_USER, format!("a console user {email} named {:?} (not {:?}) already exists and was not made by this provider; import it (terraform import of the device adopts it), or rename it to {:?} in the console to let Terraform adopt it and add this {} to it", u.full_name, cx.s.console_user_name, cx.s.console_user_name, cx.s.scope.kind())));
+                return Err(StepError::new(CONSOLE_USER, format!("a console user {email} named {:?} (not {:?}) already exists and was not made by this provider; import it (terraform import of the device adopts it), or rename it to {:?} in the console to let Terraform adopt it and add this {} to it", u.full_name, cx.s.console_user_name, cx.s.console_user_name, cx.s.scope.kind())));
             }
             cx.j().console_user_id = Some(u.id.clone());
             let role = cx.j().role_id.clone().unwrap_or_default();
@@ -618,7 +613,7 @@ impl ConsoleUser {
             .j()
             .role_id
             .clone()
-            .ok_or_else(|| fail(CONSOLE_USER, "the role is not made yet"))?;
+            .ok_or_else(|| StepError::new(CONSOLE_USER, "the role is not made yet"))?;
         let u = cx
             .s1(CONSOLE_USER, || {
                 cx.s1
@@ -685,13 +680,13 @@ impl Step<Cx> for ConsoleUser {
             .j()
             .console_user_id
             .clone()
-            .ok_or_else(|| fail(CONSOLE_USER, "no console user recorded"))?;
+            .ok_or_else(|| StepError::new(CONSOLE_USER, "no console user recorded"))?;
         let lock = user_lock(cx);
         let _serialized = lock.lock().await;
         let u = cx
             .s1(CONSOLE_USER, || cx.s1.user(&id))
             .await?
-            .ok_or_else(|| fail(CONSOLE_USER, "the console user vanished"))?;
+            .ok_or_else(|| StepError::new(CONSOLE_USER, "the console user vanished"))?;
         self.set_role(cx, &u).await
     }
     /// Removes our scope's role from the user; deletes the user only when no other
@@ -874,7 +869,7 @@ impl Step<Cx> for ApiServiceUser {
             .j()
             .service_user_id
             .clone()
-            .ok_or_else(|| fail(SERVICE_USER, "no service user recorded"))?;
+            .ok_or_else(|| StepError::new(SERVICE_USER, "no service user recorded"))?;
         if problems
             .iter()
             .any(|p| p.starts_with("service user is named"))
@@ -1004,7 +999,7 @@ impl DeviceGuide for Cx {
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(fail(DEVICE, format!("status_syncing needs the Manage level: {who} lacks {}; grant them or set status_syncing = false", missing.join(", "))))
+            Err(StepError::new(DEVICE, format!("status_syncing needs the Manage level: {who} lacks {}; grant them or set status_syncing = false", missing.join(", "))))
         }
     }
 }
@@ -1028,7 +1023,7 @@ pub async fn status_sync_gaps(cx: &Cx) -> Result<(String, Vec<String>), StepErro
     let role = cx
         .s1(DEVICE, || cx.s1.role(&role_id, &cx.s.scope))
         .await?
-        .ok_or_else(|| fail(DEVICE, format!("{who} does not exist")))?;
+        .ok_or_else(|| StepError::new(DEVICE, format!("{who} does not exist")))?;
     let have = role.granted();
     let missing = desired
         .status_sync

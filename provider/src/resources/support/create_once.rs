@@ -57,10 +57,7 @@ where
             })
         })
         .await
-        .map_err(|e| StepError {
-            step,
-            message: e.to_string(),
-        })
+        .map_err(|e| StepError::new(step, e))
 }
 
 /// Runs a step's find-or-make once more when it failed before recording its object: the

@@ -134,10 +134,7 @@ impl<'a> DeviceAt<'a> {
 pub struct WorkbenchDevice;
 
 fn fail<C: DeviceGuide>(e: impl std::fmt::Display) -> StepError {
-    StepError {
-        step: C::TITLE,
-        message: e.to_string(),
-    }
+    StepError::new(C::TITLE, e)
 }
 
 async fn wb<C, T, F, Fut>(cx: &C, op: F) -> Result<T, StepError>
@@ -251,7 +248,7 @@ async fn settle<C: DeviceGuide>(cx: &C) -> Result<(), StepError> {
 /// A device with our name: adopted when it is ours (and brought to the desired state).
 async fn adopt<C: DeviceGuide>(cx: &C, d: SecurityDevice) -> Result<(), StepError> {
     if !cx.is_ours(&d) {
-        return Err(fail::<C>(cx.not_ours(&d)));
+        return Err(StepError::refused(C::TITLE, cx.not_ours(&d)));
     }
     cx.record_adopted(&d);
     cx.cache(Some(d.clone()));

@@ -15,7 +15,9 @@ use async_trait::async_trait;
 
 use super::common::{check_timeouts, interrupted_create, set, timeout, warn_drift};
 use super::ownership::{self, Owner};
-use crate::engine::{self, Deadline, Graph, Observed, Refreshed, Step, StepContext, StepError};
+use crate::engine::{
+    self, Deadline, Graph, Observed, Refreshed, Step, StepContext, StepError, StepErrorKind,
+};
 use crate::resources::ExpelData;
 use tfplugin::diag::Diagnostics;
 use tfplugin::provider::{ApplyOutcome, Ctx, PlanInput, ReadOutcome, Resource};
@@ -212,12 +214,19 @@ impl<G: Guided> Guide<G> {
     }
 }
 
-/// Says each failed step as an error, with what the user can do after this operation.
+/// Says each failed step as an error, with what the user can do after this operation (a
+/// refusal says it itself: applying again would not change it).
 pub fn report(diags: &mut Diagnostics, op: Op, what: &str, errors: &[StepError]) {
     for e in errors {
+        let detail = match e.kind {
+            StepErrorKind::Refused => e.message.clone(),
+            StepErrorKind::Failed | StepErrorKind::Interrupted => {
+                format!("{}\n\n{}", e.message, op.advice())
+            }
+        };
         diags.error(
             format!("{} {what} failed at {}", op.doing(), e.step),
-            format!("{}\n\n{}", e.message, op.advice()),
+            detail,
         );
     }
 }
@@ -541,4 +550,31 @@ pub fn needs<G: Guided>(key: &str) -> Vec<&'static str> {
         .find(|s| s.key() == key)
         .map(|s| s.needs().to_vec())
         .unwrap_or_else(|| panic!("{} has no step {key:?}", G::TYPE_NAME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_gets_the_advice_of_its_operation_and_a_refusal_only_its_own_words() {
+        let mut d = Diagnostics::default();
+        let errors = [
+            StepError::new("Step 3: queue", "SQS said no"),
+            StepError::refused("Step 6: role", "IAM role R belongs to another instance."),
+        ];
+        report(&mut d, Op::Update, "the member role", &errors);
+        let found: Vec<_> = d.iter().collect();
+        assert_eq!(found.len(), 2);
+        assert_eq!(
+            found[0].summary,
+            "Repairing the member role failed at Step 3: queue"
+        );
+        assert!(
+            found[0].detail.ends_with(Op::Update.advice()),
+            "{}",
+            found[0].detail
+        );
+        assert_eq!(found[1].detail, "IAM role R belongs to another instance.");
+    }
 }

@@ -174,10 +174,9 @@ impl Iam<'_> {
             let call = op();
             async move { call.await.map_err(AwsError::expecting_existence) }
         });
-        retried.await.map_err(|e| StepError {
-            step: self.step,
-            message: e.to_string(),
-        })
+        retried
+            .await
+            .map_err(|e| StepError::caused_by(self.step, e))
     }
 
     /// Like `call`, but "not found" is `None`.
@@ -189,19 +188,13 @@ impl Iam<'_> {
         match self.deadline.retry(op).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(StepError {
-                step: self.step,
-                message: e.to_string(),
-            }),
+            Err(e) => Err(StepError::caused_by(self.step, e)),
         }
     }
 
     /// The document as we send it, once it passes the linter; else this step's error.
     fn checked(&self, doc: &Json, kind: PolicyKind) -> Result<String, StepError> {
-        policy::checked(doc, kind).map_err(|e| StepError {
-            step: self.step,
-            message: e.to_string(),
-        })
+        policy::checked(doc, kind).map_err(|e| StepError::caused_by(self.step, e))
     }
 
     pub async fn role(&self, name: &str) -> Result<Option<Role>, StepError> {
@@ -317,13 +310,8 @@ impl Iam<'_> {
             .role(name)
             .await?
             .and_then(|r| r.assume_role_policy_document);
-        let trust =
-            policy::merged_for_write(trust, live.as_deref(), PolicyKind::Trust).map_err(|e| {
-                StepError {
-                    step: self.step,
-                    message: e.to_string(),
-                }
-            })?;
+        let trust = policy::merged_for_write(trust, live.as_deref(), PolicyKind::Trust)
+            .map_err(|e| StepError::caused_by(self.step, e))?;
         self.call(|| async {
             let r = self
                 .aws

@@ -25,10 +25,7 @@ pub struct S3<'a> {
 
 impl S3<'_> {
     fn fail(&self, message: impl std::fmt::Display) -> StepError {
-        StepError {
-            step: self.step,
-            message: message.to_string(),
-        }
+        StepError::new(self.step, message)
     }
 
     /// Deletes every object version and delete marker, a page at a time. An unversioned

@@ -137,9 +137,11 @@ impl StepContext for Cx {
 
 impl Cx {
     pub fn wiz(&self) -> Result<&WizClient, StepError> {
-        self.data.access::<super::WizAccess>().map(|a| &a.client).ok_or_else(|| StepError {
-            step: "wiz",
-            message: "the provider has no Wiz access configured (provider block `wiz { ... }` or WIZ_* variables)".into(),
+        self.data.access::<super::WizAccess>().map(|a| &a.client).ok_or_else(|| {
+            StepError::new(
+                "wiz",
+                "the provider has no Wiz access configured (provider block `wiz { ... }` or WIZ_* variables)",
+            )
         })
     }
     fn wbc(&self) -> &WorkbenchClient {
@@ -174,14 +176,20 @@ impl Cx {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, WizError>>,
     {
-        self.deadline.retry(op).await.map_err(|e| fail(step, e))
+        self.deadline
+            .retry(op)
+            .await
+            .map_err(|e| StepError::caused_by(step, e))
     }
     async fn wb<T, F, Fut>(&self, step: &'static str, op: F) -> Result<T, StepError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, WorkbenchError>>,
     {
-        self.deadline.retry(op).await.map_err(|e| fail(step, e))
+        self.deadline
+            .retry(op)
+            .await
+            .map_err(|e| StepError::caused_by(step, e))
     }
     /// Our device, read once per operation (and after each write).
     async fn device(&self, step: &'static str) -> Result<Option<SecurityDevice>, StepError> {
@@ -202,7 +210,7 @@ impl Cx {
             .j()
             .sa_id
             .clone()
-            .ok_or_else(|| fail(step, "no service account recorded"))?;
+            .ok_or_else(|| StepError::new(step, "no service account recorded"))?;
         let wiz = self.wiz()?;
         // Rotating again after a lost answer is harmless: the last secret is the one kept.
         let (sa, secret) = self.w(step, || wiz.rotate_secret(&id)).await?;
@@ -212,13 +220,6 @@ impl Cx {
         j.client_id = Some(sa.client_id);
         j.secret = Some(secret);
         Ok(())
-    }
-}
-
-fn fail(step: &'static str, e: impl std::fmt::Display) -> StepError {
-    StepError {
-        step,
-        message: e.to_string(),
     }
 }
 
@@ -339,7 +340,7 @@ impl Step<Cx> for ServiceAccount {
         let existing = cx.w(SA, || wiz.service_accounts_named(&name)).await?;
         if !existing.is_empty() {
             // Service accounts carry no marker, and their secret cannot be read back.
-            return Err(fail(SA, format!("Wiz already has a service account named {name:?} that this resource did not record; delete it, import the device (terraform import <security device id>), or set service_account_name")));
+            return Err(StepError::new(SA, format!("Wiz already has a service account named {name:?} that this resource did not record; delete it, import the device (terraform import <security device id>), or set service_account_name")));
         }
         self.make(cx).await
     }
@@ -641,7 +642,7 @@ impl ConsoleAccess {
             .find(|r| r.name == cx.s.role_name)
             .map(|r| r.id.clone())
             .ok_or_else(|| {
-                fail(
+                StepError::new(
                     CONSOLE,
                     format!(
                         "Wiz has no role named {:?} (console_access.role_name); roles: {}",
@@ -743,9 +744,9 @@ impl WebhookIntegration {
         let d = cx
             .device(HOOK)
             .await?
-            .ok_or_else(|| fail(HOOK, "the Workbench device is missing"))?;
+            .ok_or_else(|| StepError::new(HOOK, "the Workbench device is missing"))?;
         webhook_credentials(&d).ok_or_else(|| {
-            fail(
+            StepError::new(
                 HOOK,
                 "the Workbench device gives no webhook URL/username/password",
             )
@@ -775,7 +776,7 @@ impl Step<Cx> for WebhookIntegration {
                 cx.j().integration_id = Some(i.id.clone());
                 return self.repair(cx, &[]).await;
             }
-            return Err(fail(HOOK, format!("Wiz already has an integration named {name:?} pointing elsewhere; delete it or set webhook_name")));
+            return Err(StepError::new(HOOK, format!("Wiz already has an integration named {name:?} pointing elsewhere; delete it or set webhook_name")));
         }
         // Ours: our name, pointing at our device's webhook.
         let find = || async {
@@ -835,7 +836,7 @@ impl Step<Cx> for WebhookIntegration {
             .j()
             .integration_id
             .clone()
-            .ok_or_else(|| fail(HOOK, "no integration recorded"))?;
+            .ok_or_else(|| StepError::new(HOOK, "no integration recorded"))?;
         if problems.iter().any(|p| p.contains(REMADE)) {
             // UpdateIntegrationPatch is {name, params} (structs.go): the project scope is set
             // at create only. The rule using the integration goes first (Wiz refuses to
@@ -897,7 +898,7 @@ impl AutomationRule {
         match Self::claim(cx, &r) {
             Claim::Ours => Ok(()),
             Claim::Unclaimed => self.repair(cx, &[]).await,
-            claim => Err(fail(
+            claim => Err(StepError::refused(
                 RULE,
                 claim.refusal(
                     &format!("the automation rule {:?}", r.name),
@@ -926,13 +927,13 @@ impl AutomationRule {
             .w(RULE, || wiz.enum_values("AutomationRuleTriggerSource"))
             .await?;
         if !sources.contains(&spec.trigger_source) {
-            return Err(fail(RULE, format!("this Wiz tenant offers no trigger source {:?} (it has {sources:?}); product {:?} cannot be wired", spec.trigger_source, cx.s.product)));
+            return Err(StepError::new(RULE, format!("this Wiz tenant offers no trigger source {:?} (it has {sources:?}); product {:?} cannot be wired", spec.trigger_source, cx.s.product)));
         }
         let types = cx
             .w(RULE, || wiz.enum_values("AutomationRuleTriggerType"))
             .await?;
         if !types.iter().any(|t| t == "CREATED") {
-            return Err(fail(
+            return Err(StepError::new(
                 RULE,
                 format!("this Wiz tenant offers no CREATED trigger (it has {types:?})"),
             ));
@@ -944,7 +945,7 @@ impl AutomationRule {
             .filter(|s| !sev.contains(s))
             .collect();
         if !unknown.is_empty() {
-            return Err(fail(
+            return Err(StepError::new(
                 RULE,
                 format!(
                     "severities {unknown:?} are not offered by this Wiz tenant (it has {sev:?})"
@@ -980,7 +981,7 @@ impl Step<Cx> for AutomationRule {
                 return self.repair(cx, &[]).await;
             }
             let what = format!("Wiz automation rule {name:?}");
-            return Err(fail(
+            return Err(StepError::refused(
                 RULE,
                 claim.refusal(
                     &what,
@@ -1024,7 +1025,7 @@ impl Step<Cx> for AutomationRule {
             .j()
             .rule_id
             .clone()
-            .ok_or_else(|| fail(RULE, "no rule recorded"))?;
+            .ok_or_else(|| StepError::new(RULE, "no rule recorded"))?;
         if problems.iter().any(|p| p.contains(REMADE)) {
             // UpdateAutomationRulePatch has no projectId (structs.go): made again.
             cx.w(RULE, || wiz.delete_automation_rule(&id)).await?;

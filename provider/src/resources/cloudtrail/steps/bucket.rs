@@ -1,7 +1,7 @@
 //! The log bucket (guide steps 1 and 2).
 use async_trait::async_trait;
 
-use super::{fail, Cx};
+use super::Cx;
 use crate::clients::aws::err;
 use crate::engine::{Observed, Step, StepError};
 use crate::policy::{self, PolicyKind};
@@ -20,7 +20,7 @@ impl TrailBucket {
         };
         let ours = policy::bucket_policy(&cx.loc, &cx.names());
         let b = &cx.s.bucket_name;
-        match policy::without_ours(&ours, &live).map_err(|e| fail(BUCKET, e))? {
+        match policy::without_ours(&ours, &live).map_err(|e| StepError::caused_by(BUCKET, e))? {
             None => {
                 cx.aws_opt(BUCKET, || async {
                     cx.aws
@@ -102,7 +102,7 @@ impl TrailBucket {
         let tagging = aws_sdk_s3::types::Tagging::builder()
             .set_tag_set(Some(kept))
             .build()
-            .map_err(|e| fail(BUCKET, e))?;
+            .map_err(|e| StepError::caused_by(BUCKET, e))?;
         cx.aws(BUCKET, || async {
             cx.aws
                 .s3
@@ -140,7 +140,7 @@ impl TrailBucket {
             .j()
             .key_arn
             .clone()
-            .ok_or_else(|| fail(BUCKET, "the KMS key does not exist"))?;
+            .ok_or_else(|| StepError::new(BUCKET, "the KMS key does not exist"))?;
         let pab = PublicAccessBlockConfiguration::builder()
             .block_public_acls(true)
             .ignore_public_acls(true)
@@ -164,14 +164,14 @@ impl TrailBucket {
                     .sse_algorithm(ServerSideEncryption::AwsKms)
                     .kms_master_key_id(&key_arn)
                     .build()
-                    .map_err(|e| fail(BUCKET, e))?,
+                    .map_err(|e| StepError::caused_by(BUCKET, e))?,
             )
             .bucket_key_enabled(cx.s.bucket_key_enabled)
             .build();
         let sse = ServerSideEncryptionConfiguration::builder()
             .rules(rule)
             .build()
-            .map_err(|e| fail(BUCKET, e))?;
+            .map_err(|e| StepError::caused_by(BUCKET, e))?;
         cx.aws(BUCKET, || async {
             cx.aws
                 .s3
@@ -191,7 +191,7 @@ impl TrailBucket {
             live.as_deref(),
             PolicyKind::Bucket,
         )
-        .map_err(|e| fail(BUCKET, e))?;
+        .map_err(|e| StepError::caused_by(BUCKET, e))?;
         cx.aws(BUCKET, || async {
             cx.aws
                 .s3
@@ -248,7 +248,7 @@ impl Step<Cx> for TrailBucket {
                         .collect(),
                 ))
                 .build()
-                .map_err(|e| fail(BUCKET, e))?;
+                .map_err(|e| StepError::caused_by(BUCKET, e))?;
             cx.aws(BUCKET, || async {
                 cx.aws
                     .s3

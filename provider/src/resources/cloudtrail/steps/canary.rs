@@ -1,7 +1,7 @@
 //! The pipeline check: a canary object reaches the queue.
 use async_trait::async_trait;
 
-use super::{fail, Cx};
+use super::Cx;
 use crate::clients::aws::err;
 use crate::engine::{Check, StepError};
 
@@ -28,7 +28,7 @@ impl Check<Cx> for Canary {
             .j()
             .queue_url
             .clone()
-            .ok_or_else(|| fail(CANARY, "no queue recorded"))?;
+            .ok_or_else(|| StepError::new(CANARY, "no queue recorded"))?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -105,7 +105,7 @@ impl Check<Cx> for Canary {
         if delivered {
             Ok(())
         } else {
-            Err(fail(
+            Err(StepError::new(
                 CANARY,
                 format!("the canary object {key} in {b} produced no ObjectCreated message in {} within 60 s; check the bucket notification, the queue policy and the key policy (S3 must be allowed to use the key)", cx.s.queue_name),
             ))

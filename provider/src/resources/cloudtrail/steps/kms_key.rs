@@ -1,7 +1,7 @@
 //! The KMS key, its policy and alias (guide steps 1 and 4).
 use async_trait::async_trait;
 
-use super::{fail, Cx};
+use super::Cx;
 use crate::clients::aws::err;
 use crate::engine::{Observed, Step, StepError};
 use crate::policy::{self, PolicyKind};
@@ -63,7 +63,7 @@ impl KmsKey {
     /// it passes the linter.
     fn policy(&self, cx: &Cx) -> Result<String, StepError> {
         policy::checked(&policy::key_policy(&cx.loc, &cx.names()), PolicyKind::Key)
-            .map_err(|e| fail(KEY, e))
+            .map_err(|e| StepError::caused_by(KEY, e))
     }
 }
 
@@ -121,7 +121,7 @@ impl Step<Cx> for KmsKey {
             .await?;
         let meta = created
             .key_metadata
-            .ok_or_else(|| fail(KEY, "CreateKey returned no key"))?;
+            .ok_or_else(|| StepError::new(KEY, "CreateKey returned no key"))?;
         let id = meta.key_id().to_string();
         {
             let mut j = cx.j();
@@ -159,7 +159,7 @@ impl Step<Cx> for KmsKey {
             .j()
             .key_id
             .clone()
-            .ok_or_else(|| fail(KEY, "no key recorded"))?;
+            .ok_or_else(|| StepError::new(KEY, "no key recorded"))?;
         if problems
             .iter()
             .any(|p| p.contains("scheduled for deletion"))
@@ -208,7 +208,7 @@ impl Step<Cx> for KmsKey {
             live.as_deref(),
             PolicyKind::Key,
         )
-        .map_err(|e| fail(KEY, e))?;
+        .map_err(|e| StepError::caused_by(KEY, e))?;
         cx.aws(KEY, || async {
             cx.aws
                 .kms

@@ -220,15 +220,15 @@ impl Cx {
         if claim.is_ours() {
             return Ok(());
         }
-        Err(StepError {
+        Err(StepError::refused(
             step,
-            message: claim.refusal(
+            claim.refusal(
                 what,
                 &self.s.owner,
                 Mark::Tags,
                 "Import the integration (terraform import) or choose another name.",
             ),
-        })
+        ))
     }
     /// An AWS call on an object that exists (made by this run or recorded in the state).
     async fn aws<T, F, Fut>(&self, step: &'static str, mut op: F) -> Result<T, StepError>
@@ -242,7 +242,7 @@ impl Cx {
                 async move { call.await.map_err(AwsError::expecting_existence) }
             })
             .await
-            .map_err(|e| fail(step, e))
+            .map_err(|e| StepError::caused_by(step, e))
     }
     /// Like `aws`, but "not found" is `None`.
     async fn aws_opt<T, F, Fut>(&self, step: &'static str, op: F) -> Result<Option<T>, StepError>
@@ -253,14 +253,7 @@ impl Cx {
         match self.deadline.retry(op).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(fail(step, e)),
+            Err(e) => Err(StepError::new(step, e)),
         }
-    }
-}
-
-fn fail(step: &'static str, e: impl std::fmt::Display) -> StepError {
-    StepError {
-        step,
-        message: e.to_string(),
     }
 }

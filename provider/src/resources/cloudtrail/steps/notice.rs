@@ -1,7 +1,7 @@
 //! The bucket's event notification to the queue (guide step 5).
 use async_trait::async_trait;
 
-use super::{fail, Cx};
+use super::Cx;
 use crate::clients::aws::err;
 use crate::engine::{Observed, Step, StepError};
 
@@ -46,7 +46,7 @@ impl BucketNotice {
                     .queue_arn(cx.queue_arn())
                     .events(Event::from("s3:ObjectCreated:*"))
                     .build()
-                    .map_err(|e| fail(NOTICE, e))?,
+                    .map_err(|e| StepError::caused_by(NOTICE, e))?,
             );
         }
         let conf = NotificationConfiguration::builder()

@@ -2,7 +2,7 @@
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
-use super::{fail, Cx};
+use super::Cx;
 use crate::clients::aws::err;
 use crate::engine::{Observed, Step, StepError};
 use crate::policy::{self, PolicyKind};
@@ -45,7 +45,7 @@ impl NotifyQueue {
     ) -> Result<Vec<(aws_sdk_sqs::types::QueueAttributeName, String)>, StepError> {
         let access = policy::queue_policy(&cx.queue_arn(), &cx.bucket_arn());
         let checked = policy::merged_for_write(&access, live, PolicyKind::Queue)
-            .map_err(|e| fail(QUEUE, e))?;
+            .map_err(|e| StepError::caused_by(QUEUE, e))?;
         let mut attrs = self.attributes(cx);
         for (name, value) in &mut attrs {
             if *name == aws_sdk_sqs::types::QueueAttributeName::Policy {
@@ -178,7 +178,7 @@ impl Step<Cx> for NotifyQueue {
             .j()
             .queue_url
             .clone()
-            .ok_or_else(|| fail(QUEUE, "no queue recorded"))?;
+            .ok_or_else(|| StepError::new(QUEUE, "no queue recorded"))?;
         let live = cx
             .aws(QUEUE, || async {
                 cx.aws

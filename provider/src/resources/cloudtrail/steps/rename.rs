@@ -8,9 +8,7 @@ use super::kms_key::KEY;
 use super::queue::QUEUE;
 use super::service_role::ROLE;
 use super::trail::TRAIL;
-use super::{
-    fail, ApiPolicy, BucketNotice, Cx, KmsKey, NotifyQueue, ServiceRole, Trail, TrailBucket,
-};
+use super::{ApiPolicy, BucketNotice, Cx, KmsKey, NotifyQueue, ServiceRole, Trail, TrailBucket};
 use crate::clients::aws::err;
 use crate::engine::{Step, StepError};
 use crate::policy;
@@ -181,7 +179,7 @@ pub async fn retag(cx: &Cx, removed: &[String]) -> Result<(), StepError> {
                 .collect(),
         ))
         .build()
-        .map_err(|e| fail(TAGS, e))?;
+        .map_err(|e| StepError::caused_by(TAGS, e))?;
     cx.aws(TAGS, || async {
         cx.aws
             .s3

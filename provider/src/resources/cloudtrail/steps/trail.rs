@@ -1,7 +1,7 @@
 //! The trail (guide step 1).
 use async_trait::async_trait;
 
-use super::{fail, Cx};
+use super::Cx;
 use crate::clients::aws::err;
 use crate::engine::{Observed, Step, StepError};
 use crate::resources::support::ownership::Claim;
@@ -98,7 +98,7 @@ impl Step<Cx> for Trail {
             .j()
             .key_arn
             .clone()
-            .ok_or_else(|| fail(TRAIL, "the KMS key does not exist"))?;
+            .ok_or_else(|| StepError::new(TRAIL, "the KMS key does not exist"))?;
         let tags: Vec<_> = cx
             .tags()
             .into_iter()
@@ -194,7 +194,7 @@ impl Step<Cx> for Trail {
             .j()
             .key_arn
             .clone()
-            .ok_or_else(|| fail(TRAIL, "the KMS key does not exist"))?;
+            .ok_or_else(|| StepError::new(TRAIL, "the KMS key does not exist"))?;
         cx.aws(TRAIL, || async {
             cx.aws
                 .cloudtrail
