@@ -32,7 +32,7 @@ pub async fn create_once<C, F, E, FindF, FindFut, MakeF, MakeFut>(
     create: MakeF,
 ) -> Result<Made<C, F>, StepError>
 where
-    E: Retryable + std::fmt::Display,
+    E: Retryable + std::error::Error + Send + Sync + 'static,
     FindF: Fn() -> FindFut,
     FindFut: std::future::Future<Output = Result<Option<F>, E>>,
     MakeF: Fn() -> MakeFut,
@@ -57,7 +57,7 @@ where
             })
         })
         .await
-        .map_err(|e| StepError::new(step, e))
+        .map_err(|e| StepError::caused_by(step, e))
 }
 
 /// Runs a step's find-or-make once more when it failed before recording its object: the

@@ -143,7 +143,10 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, WorkbenchError>>,
 {
-    cx.deadline().retry(op).await.map_err(fail::<C>)
+    cx.deadline()
+        .retry(op)
+        .await
+        .map_err(|e| StepError::caused_by(C::TITLE, e))
 }
 
 /// `device_spec` fields of `want` that the device does not have, in words.

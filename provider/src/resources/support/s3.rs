@@ -65,7 +65,7 @@ impl S3<'_> {
                         .map_err(err("s3", "ListObjectVersions"))
                 })
                 .await
-                .map_err(|e| self.fail(e))?;
+                .map_err(|e| StepError::caused_by(self.step, e))?;
             let versions = page.versions().iter().map(|v| (v.key(), v.version_id()));
             let markers = page
                 .delete_markers()
@@ -133,7 +133,7 @@ impl S3<'_> {
                 }
             })
             .await
-            .map_err(|e| self.fail(e))
+            .map_err(|e| StepError::caused_by(self.step, e))
     }
 
     /// Aborts every unfinished multipart upload: their parts are stored (and billed) but
@@ -156,7 +156,7 @@ impl S3<'_> {
                         .map_err(err("s3", "ListMultipartUploads"))
                 })
                 .await
-                .map_err(|e| self.fail(e))?;
+                .map_err(|e| StepError::caused_by(self.step, e))?;
             let uploads: Vec<(&str, &str)> = page
                 .uploads()
                 .iter()
@@ -182,7 +182,9 @@ impl S3<'_> {
                     .await;
                 match aborted {
                     // Finished or aborted meanwhile (S3 API reference, AbortMultipartUpload).
-                    Err(e) if e.code != "NoSuchUpload" => return Err(self.fail(e)),
+                    Err(e) if e.code != "NoSuchUpload" => {
+                        return Err(StepError::caused_by(self.step, e))
+                    }
                     _ => {}
                 }
             }
@@ -224,7 +226,7 @@ impl S3<'_> {
                         )));
                     }
                 }
-                Err(e) => return Err(self.fail(e)),
+                Err(e) => return Err(StepError::caused_by(self.step, e)),
             }
         }
     }

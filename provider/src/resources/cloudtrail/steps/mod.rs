@@ -253,7 +253,7 @@ impl Cx {
         match self.deadline.retry(op).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(StepError::new(step, e)),
+            Err(e) => Err(StepError::caused_by(step, e)),
         }
     }
 }
