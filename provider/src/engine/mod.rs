@@ -4,7 +4,9 @@
 //! reverse order. Steps record the ids they make in the resource's journal as they go, so a
 //! failure leaves a state that lists everything that exists.
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Debug;
 use std::future::Future;
+use std::hash::Hash;
 use std::pin::Pin;
 
 use async_trait::async_trait;
@@ -122,14 +124,29 @@ impl Observed {
     }
 }
 
+/// A resource's step ids: one per guide step, usually an enum whose variants name the
+/// pieces (`strum::IntoStaticStr` with `serialize_all = "snake_case"` gives the names).
+pub trait StepId: Copy + Eq + Hash + Ord + Debug + Send + Sync + 'static {
+    /// The piece's name: the key of the `drift` map, e.g. `queue`.
+    fn name(self) -> &'static str;
+}
+
+impl<T> StepId for T
+where
+    T: Copy + Eq + Hash + Ord + Debug + Send + Sync + 'static + Into<&'static str>,
+{
+    fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// One guide step. `C` is the resource's context: clients, desired settings, journal.
 #[async_trait]
-pub trait Step<C: Sync>: Send + Sync {
-    /// Short key: the journal entry and the key of the `drift` map, e.g. `queue`.
-    fn key(&self) -> &'static str;
+pub trait Step<C: StepContext>: Send + Sync {
+    fn id(&self) -> C::Id;
     /// The guide step in words, e.g. "Step 3: SQS queue and access policy".
     fn title(&self) -> &'static str;
-    fn needs(&self) -> &'static [&'static str];
+    fn needs(&self) -> &'static [C::Id];
     /// Creates the object, or adopts it if one with our name and ownership marker exists.
     async fn create(&self, cx: &C) -> Result<(), StepError>;
     /// Reads the live object and compares it with the desired one.
@@ -144,6 +161,8 @@ type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Result<(), StepError>)
 
 /// What the engine needs of every resource's step context.
 pub trait StepContext: Sync {
+    /// The ids of the resource's steps.
+    type Id: StepId;
     /// The operation's deadline and the token StopProvider cancels.
     fn deadline(&self) -> &Deadline;
 }
@@ -152,10 +171,10 @@ pub trait StepContext: Sync {
 /// message through the pipeline). As a step ([`Checked`]) it runs when its piece is made or
 /// repaired; a refresh finds nothing to compare and a delete has nothing to remove.
 #[async_trait]
-pub trait Check<C: Sync>: Send + Sync {
-    fn key(&self) -> &'static str;
+pub trait Check<C: StepContext>: Send + Sync {
+    fn id(&self) -> C::Id;
     fn title(&self) -> &'static str;
-    fn needs(&self) -> &'static [&'static str];
+    fn needs(&self) -> &'static [C::Id];
     async fn check(&self, cx: &C) -> Result<(), StepError>;
 }
 
@@ -163,14 +182,14 @@ pub trait Check<C: Sync>: Send + Sync {
 pub struct Checked<K>(pub K);
 
 #[async_trait]
-impl<C: Sync, K: Check<C>> Step<C> for Checked<K> {
-    fn key(&self) -> &'static str {
-        self.0.key()
+impl<C: StepContext, K: Check<C>> Step<C> for Checked<K> {
+    fn id(&self) -> C::Id {
+        self.0.id()
     }
     fn title(&self) -> &'static str {
         self.0.title()
     }
-    fn needs(&self) -> &'static [&'static str] {
+    fn needs(&self) -> &'static [C::Id] {
         self.0.needs()
     }
     async fn create(&self, cx: &C) -> Result<(), StepError> {
@@ -210,12 +229,12 @@ pub struct Graph<'s, C> {
     needs: Vec<Vec<usize>>,
 }
 
-impl<'s, C: Sync> Graph<'s, C> {
+impl<'s, C: StepContext> Graph<'s, C> {
     pub fn new(steps: Vec<&'s dyn Step<C>>) -> Result<Self, GraphError> {
-        let keys: Vec<&'static str> = steps.iter().map(|s| s.key()).collect();
+        let keys: Vec<C::Id> = steps.iter().map(|s| s.id()).collect();
         for (i, k) in keys.iter().enumerate() {
             if keys[..i].contains(k) {
-                return Err(GraphError::DuplicateKey(k));
+                return Err(GraphError::DuplicateKey(k.name()));
             }
         }
         let mut needs = Vec::with_capacity(steps.len());
@@ -226,8 +245,8 @@ impl<'s, C: Sync> Graph<'s, C> {
                     Some(j) => mine.push(j),
                     None => {
                         return Err(GraphError::UnknownNeed {
-                            step: s.key(),
-                            need,
+                            step: s.id().name(),
+                            need: need.name(),
                         })
                     }
                 }
@@ -244,7 +263,7 @@ impl<'s, C: Sync> Graph<'s, C> {
             if ready.is_empty() {
                 let mut cycle: Vec<&'static str> = (0..steps.len())
                     .filter(|&i| !taken[i])
-                    .map(|i| keys[i])
+                    .map(|i| keys[i].name())
                     .collect();
                 cycle.sort_unstable();
                 return Err(GraphError::Cycle(cycle));
@@ -340,14 +359,14 @@ pub async fn create_all<C: StepContext>(graph: &Graph<'_, C>, cx: &C) -> Vec<Ste
 pub async fn observe_all<C: StepContext>(
     graph: &Graph<'_, C>,
     cx: &C,
-) -> (HashMap<&'static str, Observed>, Vec<StepError>) {
+) -> (HashMap<C::Id, Observed>, Vec<StepError>) {
     let seen = std::sync::Mutex::new(HashMap::new());
     let seen_ref = &seen;
     let errors = in_order(graph, cx, false, |s| {
         Box::pin(async move {
             let o = s.observe(cx).await?;
             if let Ok(mut g) = seen_ref.lock() {
-                g.insert(s.key(), o);
+                g.insert(s.id(), o);
             }
             Ok(())
         })
@@ -367,10 +386,10 @@ pub struct Refreshed {
 
 /// Sums up `observe_all`: pieces listed in `transient` (checks that leave nothing behind,
 /// e.g. a canary) do not count towards "gone".
-pub fn refreshed<C: Sync>(
+pub fn refreshed<C: StepContext>(
     graph: &Graph<'_, C>,
-    seen: &HashMap<&'static str, Observed>,
-    transient: &[&str],
+    seen: &HashMap<C::Id, Observed>,
+    transient: &[C::Id],
 ) -> Refreshed {
     let all_gone = seen
         .iter()
@@ -380,8 +399,8 @@ pub fn refreshed<C: Sync>(
         .steps()
         .iter()
         .filter_map(|s| {
-            let p = seen.get(s.key())?.problems();
-            (!p.is_empty()).then(|| (s.key().to_string(), p.join("; ")))
+            let p = seen.get(&s.id())?.problems();
+            (!p.is_empty()).then(|| (s.id().name().to_string(), p.join("; ")))
         })
         .collect();
     Refreshed { all_gone, drift }
@@ -449,6 +468,7 @@ mod tests {
     }
 
     impl StepContext for Cx {
+        type Id = &'static str;
         fn deadline(&self) -> &Deadline {
             &self.deadline
         }
@@ -458,7 +478,7 @@ mod tests {
 
     #[async_trait]
     impl Step<Cx> for S {
-        fn key(&self) -> &'static str {
+        fn id(&self) -> &'static str {
             self.0
         }
         fn title(&self) -> &'static str {
@@ -540,7 +560,7 @@ mod tests {
 
     #[async_trait]
     impl Check<Cx> for Canary {
-        fn key(&self) -> &'static str {
+        fn id(&self) -> &'static str {
             "canary"
         }
         fn title(&self) -> &'static str {

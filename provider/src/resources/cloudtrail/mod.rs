@@ -24,7 +24,7 @@ use tfplugin::value::{Type, Value};
 pub(crate) mod import;
 mod steps;
 
-use steps::{Cx, Journal, Settings};
+use steps::{Cx, Journal, Piece, Settings};
 
 /// How long an operation may take when `timeouts` does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
@@ -46,10 +46,10 @@ fn steps() -> Vec<&'static dyn Step<Cx>> {
 }
 
 /// Computed attributes that hold the ids of each piece: unknown in a plan that re-creates it.
-const IDS_OF_PIECE: &[(&str, &[&str])] = &[
-    ("kms_key", &["key_arn", "key_id"]),
-    ("queue", &["queue_url"]),
-    ("workbench_device", &["id", "security_device_id"]),
+const IDS_OF_PIECE: &[(Piece, &[&str])] = &[
+    (Piece::KmsKey, &["key_arn", "key_id"]),
+    (Piece::Queue, &["queue_url"]),
+    (Piece::WorkbenchDevice, &["id", "security_device_id"]),
 ];
 
 /// What a replacement for a changed Workbench organization re-makes besides the device.
@@ -421,7 +421,7 @@ impl Guided for CloudTrailIntegration {
     const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
     const STATE_IDS: &'static [&'static str] = &["key_arn", "key_id", "queue_url", "id"];
     // The pipeline check leaves nothing behind.
-    const TRANSIENT: &'static [&'static str] = &["pipeline"];
+    const TRANSIENT: &'static [Piece] = &[Piece::Pipeline];
 
     fn schema() -> Schema {
         schema()
@@ -830,9 +830,9 @@ mod tests {
     fn steps_follow_the_guide_order() {
         // AWS enforces: the key and bucket policies before the trail, the queue policy
         // before the bucket notification.
-        let trail = needs::<CloudTrailIntegration>("trail");
-        assert!(trail.contains(&"kms_key") && trail.contains(&"bucket"));
-        let notice = needs::<CloudTrailIntegration>("bucket_notification");
-        assert!(notice.contains(&"queue"));
+        let trail = needs::<CloudTrailIntegration>(Piece::Trail);
+        assert!(trail.contains(&Piece::KmsKey) && trail.contains(&Piece::Bucket));
+        let notice = needs::<CloudTrailIntegration>(Piece::BucketNotification);
+        assert!(notice.contains(&Piece::Queue));
     }
 }

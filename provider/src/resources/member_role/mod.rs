@@ -25,7 +25,7 @@ use tfplugin::value::{Type, Value};
 
 mod steps;
 
-use steps::{Cx, MemberPolicy, MemberRole, Settings};
+use steps::{Cx, MemberPolicy, MemberRole, Piece, Settings};
 
 pub struct AwsMemberRole;
 
@@ -371,7 +371,7 @@ impl Plan for AwsMemberRole {
         if Owner::recorded(input.prior).is_none() {
             set(planned, OWNER_ATTR, or_unknown(o));
         }
-        plan_repairs(input.prior, planned, &[], &[]);
+        plan_repairs::<Piece>(input.prior, planned, &[], &[]);
     }
 }
 
@@ -457,7 +457,10 @@ mod tests {
 
     #[test]
     fn the_role_comes_after_its_policy() {
-        assert_eq!(needs::<AwsMemberRole>("service_role"), ["api_policy"]);
+        assert_eq!(
+            needs::<AwsMemberRole>(Piece::ServiceRole),
+            [Piece::ApiPolicy]
+        );
     }
 
     #[test]
@@ -522,10 +525,10 @@ mod tests {
     fn policy_is_then_role() {
         let s = steps();
         assert_eq!(
-            s.iter().map(|s| s.key()).collect::<Vec<_>>(),
-            ["api_policy", "service_role"]
+            s.iter().map(|s| s.id()).collect::<Vec<_>>(),
+            [Piece::ApiPolicy, Piece::ServiceRole]
         );
-        assert!(s[1].needs().contains(&"api_policy"));
+        assert!(s[1].needs().contains(&Piece::ApiPolicy));
         assert!(s[0].needs().is_empty());
     }
 

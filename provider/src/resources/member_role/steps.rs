@@ -39,7 +39,16 @@ pub struct Cx {
     pub roles_kept: Mutex<Vec<Kept>>,
 }
 
+/// The guide's pieces: the step ids, named (snake_case) as in the `drift` map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Piece {
+    ApiPolicy,
+    ServiceRole,
+}
+
 impl StepContext for Cx {
+    type Id = Piece;
     fn deadline(&self) -> &Deadline {
         &self.deadline
     }
@@ -128,13 +137,13 @@ impl MemberPolicy {
 
 #[async_trait]
 impl Step<Cx> for MemberPolicy {
-    fn key(&self) -> &'static str {
-        "api_policy"
+    fn id(&self) -> Piece {
+        Piece::ApiPolicy
     }
     fn title(&self) -> &'static str {
         POLICY
     }
-    fn needs(&self) -> &'static [&'static str] {
+    fn needs(&self) -> &'static [Piece] {
         &[]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
@@ -221,14 +230,14 @@ impl MemberRole {
 
 #[async_trait]
 impl Step<Cx> for MemberRole {
-    fn key(&self) -> &'static str {
-        "service_role"
+    fn id(&self) -> Piece {
+        Piece::ServiceRole
     }
     fn title(&self) -> &'static str {
         ROLE
     }
-    fn needs(&self) -> &'static [&'static str] {
-        &["api_policy"]
+    fn needs(&self) -> &'static [Piece] {
+        &[Piece::ApiPolicy]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         if self.claim(cx).await? {

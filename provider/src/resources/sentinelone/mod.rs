@@ -25,7 +25,7 @@ mod steps;
 pub use access::SentinelOneAccess;
 pub mod when;
 
-use steps::{Cx, Journal, Settings, TOKEN_PROBLEM};
+use steps::{Cx, Journal, Piece, Settings, TOKEN_PROBLEM};
 
 /// How long an operation may take when `timeouts` does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -51,12 +51,12 @@ fn steps() -> Vec<&'static dyn Step<Cx>> {
 }
 
 /// Computed attributes holding the ids of each piece: unknown in a plan that re-creates it.
-const IDS_OF_PIECE: &[(&str, &[&str])] = &[
-    ("role", &["role_id"]),
-    ("console_user", &["console_user_id"]),
-    ("service_user", &["service_user_id", "token_expires_at"]),
+const IDS_OF_PIECE: &[(Piece, &[&str])] = &[
+    (Piece::Role, &["role_id"]),
+    (Piece::ConsoleUser, &["console_user_id"]),
+    (Piece::ServiceUser, &["service_user_id", "token_expires_at"]),
     (
-        "workbench_device",
+        Piece::WorkbenchDevice,
         &["id", "security_device_id", "token_expires_at"],
     ),
 ];
@@ -927,8 +927,8 @@ mod tests {
     fn destroy_order_is_device_service_user_console_user_role() {
         // delete_all reverses `needs`: each piece is needed by the next one in guide order.
         let need = needs::<SentinelOneDevice>;
-        assert!(need("workbench_device").contains(&"service_user"));
-        assert!(need("service_user").contains(&"console_user"));
-        assert!(need("console_user").contains(&"role"));
+        assert!(need(Piece::WorkbenchDevice).contains(&Piece::ServiceUser));
+        assert!(need(Piece::ServiceUser).contains(&Piece::ConsoleUser));
+        assert!(need(Piece::ConsoleUser).contains(&Piece::Role));
     }
 }

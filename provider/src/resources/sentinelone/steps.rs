@@ -105,7 +105,18 @@ pub struct Cx {
     desired: tokio::sync::OnceCell<Desired>,
 }
 
+/// The guide's pieces: the step ids, named (snake_case) as in the `drift` map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Piece {
+    Role,
+    ConsoleUser,
+    ServiceUser,
+    WorkbenchDevice,
+}
+
 impl StepContext for Cx {
+    type Id = Piece;
     fn deadline(&self) -> &Deadline {
         &self.deadline
     }
@@ -458,13 +469,13 @@ impl ViewerRole {
 
 #[async_trait]
 impl Step<Cx> for ViewerRole {
-    fn key(&self) -> &'static str {
-        "role"
+    fn id(&self) -> Piece {
+        Piece::Role
     }
     fn title(&self) -> &'static str {
         ROLE
     }
-    fn needs(&self) -> &'static [&'static str] {
+    fn needs(&self) -> &'static [Piece] {
         &[]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
@@ -627,14 +638,14 @@ impl ConsoleUser {
 
 #[async_trait]
 impl Step<Cx> for ConsoleUser {
-    fn key(&self) -> &'static str {
-        "console_user"
+    fn id(&self) -> Piece {
+        Piece::ConsoleUser
     }
     fn title(&self) -> &'static str {
         CONSOLE_USER
     }
-    fn needs(&self) -> &'static [&'static str] {
-        &["role"]
+    fn needs(&self) -> &'static [Piece] {
+        &[Piece::Role]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         let lock = user_lock(cx);
@@ -837,15 +848,15 @@ impl ApiServiceUser {
 
 #[async_trait]
 impl Step<Cx> for ApiServiceUser {
-    fn key(&self) -> &'static str {
-        "service_user"
+    fn id(&self) -> Piece {
+        Piece::ServiceUser
     }
     fn title(&self) -> &'static str {
         SERVICE_USER
     }
     // After the console user, so that destroy removes it first (guide order, reversed).
-    fn needs(&self) -> &'static [&'static str] {
-        &["console_user"]
+    fn needs(&self) -> &'static [Piece] {
+        &[Piece::ConsoleUser]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         or_look_again(
@@ -909,7 +920,8 @@ const DEVICE: &str = "Step 3: register SentinelOne as a security device in Workb
 #[async_trait]
 impl DeviceGuide for Cx {
     const TITLE: &'static str = DEVICE;
-    const NEEDS: &'static [&'static str] = &["role", "console_user", "service_user"];
+    const DEVICE: Piece = Piece::WorkbenchDevice;
+    const NEEDS: &'static [Piece] = &[Piece::Role, Piece::ConsoleUser, Piece::ServiceUser];
     const LOST_ANSWER: LostAnswer = LostAnswer::RunAgain;
     const NOUN: &'static str = "security device";
     const SECRET: Option<(&'static str, &'static str)> = Some(("api_token", "stored-token"));

@@ -35,7 +35,9 @@ pub enum LostAnswer {
 pub trait DeviceGuide: StepContext {
     /// The step's title, and the `step` of its errors.
     const TITLE: &'static str;
-    const NEEDS: &'static [&'static str];
+    /// The step's id among the resource's steps.
+    const DEVICE: Self::Id;
+    const NEEDS: &'static [Self::Id];
     const LOST_ANSWER: LostAnswer;
     /// The device in the unhealthy warning, e.g. "security device".
     const NOUN: &'static str;
@@ -333,13 +335,13 @@ async fn create<C: DeviceGuide>(cx: &C) -> Result<(), StepError> {
 
 #[async_trait]
 impl<C: DeviceGuide> Step<C> for WorkbenchDevice {
-    fn key(&self) -> &'static str {
-        "workbench_device"
+    fn id(&self) -> C::Id {
+        C::DEVICE
     }
     fn title(&self) -> &'static str {
         C::TITLE
     }
-    fn needs(&self) -> &'static [&'static str] {
+    fn needs(&self) -> &'static [C::Id] {
         C::NEEDS
     }
     async fn create(&self, cx: &C) -> Result<(), StepError> {

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use super::common::{check_timeouts, interrupted_create, set, timeout, warn_drift};
 use super::ownership::{self, Owner};
 use crate::engine::{
-    self, Deadline, Graph, Observed, Refreshed, Step, StepContext, StepError, StepErrorKind,
+    self, Deadline, Graph, Observed, Refreshed, Step, StepContext, StepError, StepErrorKind, StepId,
 };
 use crate::resources::ExpelData;
 use tfplugin::diag::Diagnostics;
@@ -93,7 +93,7 @@ pub trait Guided: Send + Sync + 'static {
     /// piece it re-creates (or null for one it removes), the prior state what exists.
     const STATE_IDS: &'static [&'static str];
     /// Pieces that leave nothing behind (a check): they do not count towards "gone".
-    const TRANSIENT: &'static [&'static str] = &[];
+    const TRANSIENT: &'static [<Self::Cx as StepContext>::Id] = &[];
 
     fn schema() -> Schema;
     /// Static checks beyond attribute validators (`timeouts` and reserved `tags` keys are
@@ -235,10 +235,10 @@ pub fn report(diags: &mut Diagnostics, op: Op, what: &str, errors: &[StepError])
 /// repaired by this plan (`drift` is planned empty), and the ids of a piece that is gone,
 /// was never made or must be made again (its drift says one of `remade`) change: they are
 /// unknown. Returns the prior drift for the resource's own rules.
-pub fn plan_repairs(
+pub fn plan_repairs<I: StepId>(
     prior: &Value,
     planned: &mut Value,
-    ids_of_piece: &[(&str, &[&str])],
+    ids_of_piece: &[(I, &[&str])],
     remade: &[&str],
 ) -> BTreeMap<String, Value> {
     let prior_drift = prior
@@ -252,7 +252,7 @@ pub fn plan_repairs(
         Observed::NotCreated.problems().join("; "),
     ];
     for (piece, ids) in ids_of_piece {
-        let drift = prior_drift.get(*piece).and_then(Value::as_str);
+        let drift = prior_drift.get(piece.name()).and_then(Value::as_str);
         let changes = |d: &str| {
             gone.iter().any(|g| d.contains(g.as_str())) || remade.iter().any(|r| d.contains(r))
         };
@@ -539,17 +539,17 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
     }
 }
 
-/// What the step `key` of `G` needs, after checking `G`'s step graph (for the resources'
+/// What the step `id` of `G` needs, after checking `G`'s step graph (for the resources'
 /// tests of guide order).
 #[cfg(test)]
-pub fn needs<G: Guided>(key: &str) -> Vec<&'static str> {
+pub fn needs<G: Guided>(id: <G::Cx as StepContext>::Id) -> Vec<<G::Cx as StepContext>::Id> {
     let graph = Graph::new(G::steps()).expect("the steps are a graph");
     graph
         .steps()
         .iter()
-        .find(|s| s.key() == key)
+        .find(|s| s.id() == id)
         .map(|s| s.needs().to_vec())
-        .unwrap_or_else(|| panic!("{} has no step {key:?}", G::TYPE_NAME))
+        .unwrap_or_else(|| panic!("{} has no step {id:?}", G::TYPE_NAME))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ mod steps;
 
 pub use access::WizAccess;
 
-use steps::{Cx, Journal, Settings, REMADE};
+use steps::{Cx, Journal, Piece, Settings, REMADE};
 
 /// How long an operation may take when `timeouts` does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -61,15 +61,15 @@ fn steps() -> Vec<&'static dyn Step<Cx>> {
 }
 
 /// Computed ids of each piece: unknown in a plan that re-creates it.
-const IDS_OF_PIECE: &[(&str, &[&str])] = &[
-    ("service_account", &["service_account_id", "client_id"]),
+const IDS_OF_PIECE: &[(Piece, &[&str])] = &[
+    (Piece::ServiceAccount, &["service_account_id", "client_id"]),
     (
-        "workbench_device",
+        Piece::WorkbenchDevice,
         &["id", "security_device_id", "webhook_url"],
     ),
-    ("webhook_integration", &["integration_id"]),
-    ("automation_rule", &["automation_rule_id"]),
-    ("console_access", &["user_id"]),
+    (Piece::WebhookIntegration, &["integration_id"]),
+    (Piece::AutomationRule, &["automation_rule_id"]),
+    (Piece::ConsoleAccess, &["user_id"]),
 ];
 
 fn schema() -> Schema {
@@ -512,7 +512,7 @@ impl Guided for WizDevice {
         "domain_verification_code",
     ];
     // Console access always "exists" (it is tenant settings).
-    const TRANSIENT: &'static [&'static str] = &["console_access"];
+    const TRANSIENT: &'static [Piece] = &[Piece::ConsoleAccess];
 
     fn schema() -> Schema {
         schema()
@@ -862,9 +862,9 @@ mod tests {
     #[test]
     fn steps_follow_the_guide_order() {
         let needs = needs::<WizDevice>;
-        assert!(needs("workbench_device").contains(&"service_account"));
-        assert!(needs("webhook_integration").contains(&"workbench_device"));
-        assert!(needs("automation_rule").contains(&"webhook_integration"));
+        assert!(needs(Piece::WorkbenchDevice).contains(&Piece::ServiceAccount));
+        assert!(needs(Piece::WebhookIntegration).contains(&Piece::WorkbenchDevice));
+        assert!(needs(Piece::AutomationRule).contains(&Piece::WebhookIntegration));
     }
 
     #[test]

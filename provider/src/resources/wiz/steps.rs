@@ -129,7 +129,19 @@ pub struct Cx {
     pub device: Mutex<Option<SecurityDevice>>,
 }
 
+/// The guide's pieces: the step ids, named (snake_case) as in the `drift` map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Piece {
+    ServiceAccount,
+    ConsoleAccess,
+    WebhookIntegration,
+    AutomationRule,
+    WorkbenchDevice,
+}
+
 impl StepContext for Cx {
+    type Id = Piece;
     fn deadline(&self) -> &Deadline {
         &self.deadline
     }
@@ -325,13 +337,13 @@ impl ServiceAccount {
 
 #[async_trait]
 impl Step<Cx> for ServiceAccount {
-    fn key(&self) -> &'static str {
-        "service_account"
+    fn id(&self) -> Piece {
+        Piece::ServiceAccount
     }
     fn title(&self) -> &'static str {
         SA
     }
-    fn needs(&self) -> &'static [&'static str] {
+    fn needs(&self) -> &'static [Piece] {
         &[]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
@@ -425,7 +437,8 @@ const DEVICE: &str = "Step 2: Wiz security device in Workbench (step 5: its webh
 #[async_trait]
 impl DeviceGuide for Cx {
     const TITLE: &'static str = DEVICE;
-    const NEEDS: &'static [&'static str] = &["service_account"];
+    const DEVICE: Piece = Piece::WorkbenchDevice;
+    const NEEDS: &'static [Piece] = &[Piece::ServiceAccount];
     const LOST_ANSWER: LostAnswer = LostAnswer::LookAfterLoss;
     const NOUN: &'static str = "Wiz device";
     const SECRET: Option<(&'static str, &'static str)> =
@@ -675,13 +688,13 @@ impl ConsoleAccess {
 
 #[async_trait]
 impl Step<Cx> for ConsoleAccess {
-    fn key(&self) -> &'static str {
-        "console_access"
+    fn id(&self) -> Piece {
+        Piece::ConsoleAccess
     }
     fn title(&self) -> &'static str {
         CONSOLE
     }
-    fn needs(&self) -> &'static [&'static str] {
+    fn needs(&self) -> &'static [Piece] {
         &[]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
@@ -756,14 +769,14 @@ impl WebhookIntegration {
 
 #[async_trait]
 impl Step<Cx> for WebhookIntegration {
-    fn key(&self) -> &'static str {
-        "webhook_integration"
+    fn id(&self) -> Piece {
+        Piece::WebhookIntegration
     }
     fn title(&self) -> &'static str {
         HOOK
     }
-    fn needs(&self) -> &'static [&'static str] {
-        &["workbench_device"]
+    fn needs(&self) -> &'static [Piece] {
+        &[Piece::WorkbenchDevice]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         let wiz = cx.wiz()?;
@@ -958,14 +971,14 @@ impl AutomationRule {
 
 #[async_trait]
 impl Step<Cx> for AutomationRule {
-    fn key(&self) -> &'static str {
-        "automation_rule"
+    fn id(&self) -> Piece {
+        Piece::AutomationRule
     }
     fn title(&self) -> &'static str {
         RULE
     }
-    fn needs(&self) -> &'static [&'static str] {
-        &["webhook_integration"]
+    fn needs(&self) -> &'static [Piece] {
+        &[Piece::WebhookIntegration]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         let wiz = cx.wiz()?;

@@ -2,7 +2,7 @@
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
-use super::Cx;
+use super::{Cx, Piece};
 use crate::engine::{Observed, Step, StepError};
 use crate::policy;
 use crate::resources::support::iam::POLICY_KEPT;
@@ -22,14 +22,14 @@ impl ApiPolicy {
 
 #[async_trait]
 impl Step<Cx> for ApiPolicy {
-    fn key(&self) -> &'static str {
-        "api_policy"
+    fn id(&self) -> Piece {
+        Piece::ApiPolicy
     }
     fn title(&self) -> &'static str {
         POLICY
     }
-    fn needs(&self) -> &'static [&'static str] {
-        &["kms_key", "bucket", "queue"]
+    fn needs(&self) -> &'static [Piece] {
+        &[Piece::KmsKey, Piece::Bucket, Piece::Queue]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         let iam = cx.iam(POLICY);

@@ -1,7 +1,7 @@
 //! The log bucket (guide steps 1 and 2).
 use async_trait::async_trait;
 
-use super::Cx;
+use super::{Cx, Piece};
 use crate::clients::aws::err;
 use crate::engine::{Observed, Step, StepError};
 use crate::policy::{self, PolicyKind};
@@ -209,14 +209,14 @@ impl TrailBucket {
 
 #[async_trait]
 impl Step<Cx> for TrailBucket {
-    fn key(&self) -> &'static str {
-        "bucket"
+    fn id(&self) -> Piece {
+        Piece::Bucket
     }
     fn title(&self) -> &'static str {
         BUCKET
     }
-    fn needs(&self) -> &'static [&'static str] {
-        &["kms_key"]
+    fn needs(&self) -> &'static [Piece] {
+        &[Piece::KmsKey]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         use aws_sdk_s3::types::*;

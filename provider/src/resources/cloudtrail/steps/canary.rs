@@ -1,7 +1,7 @@
 //! The pipeline check: a canary object reaches the queue.
 use async_trait::async_trait;
 
-use super::Cx;
+use super::{Cx, Piece};
 use crate::clients::aws::err;
 use crate::engine::{Check, StepError};
 
@@ -11,14 +11,14 @@ const CANARY: &str =
 
 #[async_trait]
 impl Check<Cx> for Canary {
-    fn key(&self) -> &'static str {
-        "pipeline"
+    fn id(&self) -> Piece {
+        Piece::Pipeline
     }
     fn title(&self) -> &'static str {
         CANARY
     }
-    fn needs(&self) -> &'static [&'static str] {
-        &["bucket_notification", "trail"]
+    fn needs(&self) -> &'static [Piece] {
+        &[Piece::BucketNotification, Piece::Trail]
     }
     async fn check(&self, cx: &Cx) -> Result<(), StepError> {
         if !cx.s.verify {

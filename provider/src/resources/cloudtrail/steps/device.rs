@@ -2,7 +2,7 @@
 //! that the device points at our role and queue.
 use serde_json::{json, Value as Json};
 
-use super::Cx;
+use super::{Cx, Piece};
 use crate::clients::workbench::{DeviceSpec, SecurityDevice};
 use crate::resources::support::device_step::{
     field_differences, DeviceAt, DeviceGuide, IdStatus, LostAnswer,
@@ -12,7 +12,8 @@ pub use crate::resources::support::device_step::WorkbenchDevice;
 
 impl DeviceGuide for Cx {
     const TITLE: &'static str = "Step 8: register AWS CloudTrail as a security device in Workbench";
-    const NEEDS: &'static [&'static str] = &["service_role", "queue", "pipeline"];
+    const DEVICE: Piece = Piece::WorkbenchDevice;
+    const NEEDS: &'static [Piece] = &[Piece::ServiceRole, Piece::Queue, Piece::Pipeline];
     const LOST_ANSWER: LostAnswer = LostAnswer::LookEveryTime;
     const NOUN: &'static str = "security device";
     const SECRET: Option<(&'static str, &'static str)> = None;

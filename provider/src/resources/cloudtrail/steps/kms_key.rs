@@ -1,7 +1,7 @@
 //! The KMS key, its policy and alias (guide steps 1 and 4).
 use async_trait::async_trait;
 
-use super::Cx;
+use super::{Cx, Piece};
 use crate::clients::aws::err;
 use crate::engine::{Observed, Step, StepError};
 use crate::policy::{self, PolicyKind};
@@ -69,13 +69,13 @@ impl KmsKey {
 
 #[async_trait]
 impl Step<Cx> for KmsKey {
-    fn key(&self) -> &'static str {
-        "kms_key"
+    fn id(&self) -> Piece {
+        Piece::KmsKey
     }
     fn title(&self) -> &'static str {
         KEY
     }
-    fn needs(&self) -> &'static [&'static str] {
+    fn needs(&self) -> &'static [Piece] {
         &[]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {

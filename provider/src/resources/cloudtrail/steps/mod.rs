@@ -83,6 +83,21 @@ pub struct Journal {
     pub unclaimed: bool,
 }
 
+/// The guide's pieces: the step ids, named (snake_case) as in the `drift` map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Piece {
+    KmsKey,
+    Bucket,
+    Queue,
+    BucketNotification,
+    Trail,
+    Pipeline,
+    ApiPolicy,
+    ServiceRole,
+    WorkbenchDevice,
+}
+
 pub struct Cx {
     pub aws: AwsClients,
     pub data: std::sync::Arc<crate::resources::ExpelData>,
@@ -97,6 +112,7 @@ pub struct Cx {
 }
 
 impl StepContext for Cx {
+    type Id = Piece;
     fn deadline(&self) -> &Deadline {
         &self.deadline
     }

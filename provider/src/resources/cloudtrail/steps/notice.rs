@@ -1,7 +1,7 @@
 //! The bucket's event notification to the queue (guide step 5).
 use async_trait::async_trait;
 
-use super::Cx;
+use super::{Cx, Piece};
 use crate::clients::aws::err;
 use crate::engine::{Observed, Step, StepError};
 
@@ -78,14 +78,14 @@ impl BucketNotice {
 
 #[async_trait]
 impl Step<Cx> for BucketNotice {
-    fn key(&self) -> &'static str {
-        "bucket_notification"
+    fn id(&self) -> Piece {
+        Piece::BucketNotification
     }
     fn title(&self) -> &'static str {
         NOTICE
     }
-    fn needs(&self) -> &'static [&'static str] {
-        &["bucket", "queue"]
+    fn needs(&self) -> &'static [Piece] {
+        &[Piece::Bucket, Piece::Queue]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         self.put(cx, true).await

@@ -2,7 +2,7 @@
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
-use super::Cx;
+use super::{Cx, Piece};
 use crate::clients::aws::err;
 use crate::engine::{Observed, Step, StepError};
 use crate::policy::{self, PolicyKind};
@@ -91,14 +91,14 @@ impl NotifyQueue {
 
 #[async_trait]
 impl Step<Cx> for NotifyQueue {
-    fn key(&self) -> &'static str {
-        "queue"
+    fn id(&self) -> Piece {
+        Piece::Queue
     }
     fn title(&self) -> &'static str {
         QUEUE
     }
-    fn needs(&self) -> &'static [&'static str] {
-        &["kms_key"]
+    fn needs(&self) -> &'static [Piece] {
+        &[Piece::KmsKey]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         let attrs = self.to_send(cx, None)?;

@@ -1,7 +1,7 @@
 //! ExpelServiceRole (guide step 7).
 use async_trait::async_trait;
 
-use super::Cx;
+use super::{Cx, Piece};
 use crate::engine::{Observed, Step, StepError};
 use crate::policy;
 use crate::resources::support::iam::ServiceRoleSpec;
@@ -25,14 +25,14 @@ impl ServiceRole {
 
 #[async_trait]
 impl Step<Cx> for ServiceRole {
-    fn key(&self) -> &'static str {
-        "service_role"
+    fn id(&self) -> Piece {
+        Piece::ServiceRole
     }
     fn title(&self) -> &'static str {
         ROLE
     }
-    fn needs(&self) -> &'static [&'static str] {
-        &["api_policy"]
+    fn needs(&self) -> &'static [Piece] {
+        &[Piece::ApiPolicy]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         let iam = cx.iam(ROLE);

@@ -1,7 +1,7 @@
 //! The trail (guide step 1).
 use async_trait::async_trait;
 
-use super::Cx;
+use super::{Cx, Piece};
 use crate::clients::aws::err;
 use crate::engine::{Observed, Step, StepError};
 use crate::resources::support::ownership::Claim;
@@ -79,14 +79,14 @@ impl Trail {
 
 #[async_trait]
 impl Step<Cx> for Trail {
-    fn key(&self) -> &'static str {
-        "trail"
+    fn id(&self) -> Piece {
+        Piece::Trail
     }
     fn title(&self) -> &'static str {
         TRAIL
     }
-    fn needs(&self) -> &'static [&'static str] {
-        &["kms_key", "bucket", "bucket_notification"]
+    fn needs(&self) -> &'static [Piece] {
+        &[Piece::KmsKey, Piece::Bucket, Piece::BucketNotification]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         if let Some(t) = self.get(cx).await? {
