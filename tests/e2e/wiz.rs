@@ -999,3 +999,82 @@ fn an_unseen_service_account_from_a_failed_apply_is_adopted_or_removed() {
         assert_nothing_left(&stack, what);
     }
 }
+
+/// Whether the plan shows `attr` changing to a value known only after apply.
+fn unknown_in_plan(plan: &str, attr: &str) -> bool {
+    plan.lines().any(|l| {
+        l.trim_start().starts_with(&format!("~ {attr} ")) && l.contains("(known after apply)")
+    })
+}
+
+/// Edits made in the Wiz console that no API patch can undo (service account scopes, an
+/// integration limited to one project): refresh says the piece is made again, the plan
+/// (from what the refresh found, kept in private state) shows its ids as known after apply,
+/// and apply makes it again with new ids, which Terraform accepts.
+#[test]
+fn console_edits_no_patch_can_undo_are_made_again_with_ids_known_after_apply() {
+    let stack = Stack::local();
+    let w = Workdir::with_hcl(&hcl(CLOUD), &stack);
+    w.tf_expect(APPLY, 0);
+    let addr = "expel_wiz_device.w";
+    let ids = |k: &str| state_attr(&w, addr, k);
+    let (sa, client, integ, rule) = (
+        ids("service_account_id"),
+        ids("client_id"),
+        ids("integration_id"),
+        ids("automation_rule_id"),
+    );
+
+    let edit = json!({"serviceAccount": sa, "scopes": ["read:issues"]});
+    let (code, out) = stack.admin("POST", "/_admin/wiz/console-edit", Some(&edit));
+    assert_eq!(code, 200, "{out}");
+    let plan = w.terraform(PLAN);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    for attr in ["service_account_id", "client_id"] {
+        assert!(
+            unknown_in_plan(&plan.all(), attr),
+            "{attr}:\n{}",
+            plan.all()
+        );
+    }
+    assert!(
+        !unknown_in_plan(&plan.all(), "integration_id"),
+        "{}",
+        plan.all()
+    );
+    w.tf_expect(APPLY, 0);
+    assert_ne!(ids("service_account_id"), sa);
+    assert_ne!(ids("client_id"), client);
+    assert_eq!(ids("integration_id"), integ);
+    w.tf_expect(PLAN, 0);
+
+    let project = "3b9c1d2e-7f40-4a5b-8c6d-1e2f3a4b5c6d";
+    let edit = json!({"integration": integ, "projectId": project});
+    let (code, out) = stack.admin("POST", "/_admin/wiz/console-edit", Some(&edit));
+    assert_eq!(code, 200, "{out}");
+    let plan = w.terraform(PLAN);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(plan.all().contains("made again"), "{}", plan.all());
+    for attr in ["integration_id", "automation_rule_id"] {
+        assert!(
+            unknown_in_plan(&plan.all(), attr),
+            "{attr}:\n{}",
+            plan.all()
+        );
+    }
+    assert!(
+        !unknown_in_plan(&plan.all(), "service_account_id"),
+        "{}",
+        plan.all()
+    );
+    w.tf_expect(APPLY, 0);
+    assert_ne!(ids("integration_id"), integ);
+    assert_ne!(ids("automation_rule_id"), rule);
+    w.tf_expect(PLAN, 0);
+    let st = wiz_state(&stack);
+    assert_eq!(st["integrations"].as_array().map(Vec::len), Some(1), "{st}");
+
+    w.tf_expect(DESTROY, 0);
+    let st = wiz_state(&stack);
+    assert_eq!(st["integrations"], json!([]), "{st}");
+}

@@ -852,3 +852,28 @@ def test_dump_and_reset(sandbox_url, api: Http, admin: Http, wiz: Gql):
     # The seeded admin's token survives a reset; others' do not.
     assert wiz.ok("{ serviceAccounts { totalCount } }") == {"serviceAccounts": {"totalCount": 1}}
     Gql(sandbox_url, sa_token).error("{ issues { totalCount } }", code="UNAUTHENTICATED")
+
+
+def test_console_edit_changes_what_the_api_cannot(wiz: Gql, admin: Http):
+    sa = create_sa(wiz, scopes=["read:issues"])
+    r = admin.post("/_admin/wiz/console-edit",
+                   {"serviceAccount": sa["id"], "scopes": ["read:issues", "write:issues"]})
+    assert r.status == 200, r.body
+    assert wiz.ok(READ_SA, {"id": sa["id"]})["serviceAccount"]["scopes"] == [
+        "read:issues", "write:issues"]
+    integ = create_integration(wiz)
+    project = "3b9c1d2e-7f40-4a5b-8c6d-1e2f3a4b5c6d"
+    assert admin.post("/_admin/wiz/console-edit",
+                      {"integration": integ, "projectId": project}).status == 200
+    got = wiz.ok(READ_INTEGRATION, {"id": integ})["integration"]
+    assert got["isAccessibleToAllProjects"] is False and got["project"]["id"] == project
+    # Bad edits are refused and change nothing.
+    assert admin.post("/_admin/wiz/console-edit",
+                      {"integration": integ, "projectId": "nope"}).status == 400
+    assert admin.post("/_admin/wiz/console-edit",
+                      {"serviceAccount": sa["id"], "scopes": ["Bad Scope"]}).status == 400
+    assert admin.post("/_admin/wiz/console-edit",
+                      {"serviceAccount": "missing", "scopes": []}).status == 404
+    assert admin.post("/_admin/wiz/console-edit", {"name": "x"}).status == 400
+    assert wiz.ok(READ_SA, {"id": sa["id"]})["serviceAccount"]["scopes"] == [
+        "read:issues", "write:issues"]

@@ -103,23 +103,94 @@ impl std::fmt::Display for StepError {
     }
 }
 
+/// How apply brings a piece back, weakest first: what of the piece changes.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum Fix {
+    /// Set back in place; the piece's ids stay.
+    InPlace,
+    /// A pending deletion is cancelled (a KMS key scheduled for deletion); ids stay.
+    Restore,
+    /// A credential of the piece (a secret, a token) is made anew; ids stay.
+    Renew,
+    /// No call can change what differs: the piece is deleted and made again; ids change.
+    Remake,
+    /// Gone, or never made: made (again); ids change.
+    Make,
+}
+
+/// Why a piece differs, as the resource tells its repairs apart (an enum of its own; `()`
+/// when every difference is set back the same way). The default is a setting set back in
+/// place.
+pub trait Cause: Copy + Eq + Debug + Default + Send + Sync + 'static {
+    fn fix(self) -> Fix;
+}
+
+impl Cause for () {
+    fn fix(self) -> Fix {
+        Fix::InPlace
+    }
+}
+
+/// One difference from the desired state: in words for the user, and its cause.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem<K = ()> {
+    pub text: String,
+    pub cause: K,
+}
+
+impl<K: Cause> Problem<K> {
+    pub fn new(text: impl Into<String>, cause: K) -> Self {
+        Problem {
+            text: text.into(),
+            cause,
+        }
+    }
+}
+
+/// A difference set back in place (most are).
+impl<K: Cause> From<String> for Problem<K> {
+    fn from(text: String) -> Self {
+        Problem::new(text, K::default())
+    }
+}
+
 /// What observing a piece found.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Observed {
+pub enum Observed<K = ()> {
     /// Not created yet (nothing recorded in the journal): a failed create stopped before it.
     NotCreated,
     /// Recorded, but gone.
     Gone,
-    /// Present; each string is one difference from the desired state, in words.
-    Present(Vec<String>),
+    /// Present; each problem is one difference from the desired state.
+    Present(Vec<Problem<K>>),
 }
 
-impl Observed {
+impl<K: Cause> Observed<K> {
+    /// Present, with differences that are all set back in place.
+    pub fn differs(texts: Vec<String>) -> Self {
+        Observed::Present(texts.into_iter().map(Problem::from).collect())
+    }
+
+    /// Present, as desired.
+    pub fn fine() -> Self {
+        Observed::Present(vec![])
+    }
+
     pub fn problems(&self) -> Vec<String> {
         match self {
             Observed::NotCreated => vec!["not created yet".to_string()],
             Observed::Gone => vec!["deleted outside Terraform".to_string()],
-            Observed::Present(p) => p.clone(),
+            Observed::Present(p) => p.iter().map(|p| p.text.clone()).collect(),
+        }
+    }
+
+    /// The strongest fix the piece needs; none when it is as desired.
+    pub fn fix(&self) -> Option<Fix> {
+        match self {
+            Observed::NotCreated | Observed::Gone => Some(Fix::Make),
+            Observed::Present(p) => p.iter().map(|p| p.cause.fix()).max(),
         }
     }
 }
@@ -150,9 +221,9 @@ pub trait Step<C: StepContext>: Send + Sync {
     /// Creates the object, or adopts it if one with our name and ownership marker exists.
     async fn create(&self, cx: &C) -> Result<(), StepError>;
     /// Reads the live object and compares it with the desired one.
-    async fn observe(&self, cx: &C) -> Result<Observed, StepError>;
+    async fn observe(&self, cx: &C) -> Result<Observed<C::Cause>, StepError>;
     /// Brings an existing object back to the desired state.
-    async fn repair(&self, cx: &C, problems: &[String]) -> Result<(), StepError>;
+    async fn repair(&self, cx: &C, problems: &[Problem<C::Cause>]) -> Result<(), StepError>;
     /// Deletes the object; "already gone" is success.
     async fn delete(&self, cx: &C) -> Result<(), StepError>;
 }
@@ -163,6 +234,8 @@ type StepFuture<'a> = Pin<Box<dyn Future<Output = (usize, Result<(), StepError>)
 pub trait StepContext: Sync {
     /// The ids of the resource's steps.
     type Id: StepId;
+    /// Why its pieces differ.
+    type Cause: Cause;
     /// The operation's deadline and the token StopProvider cancels.
     fn deadline(&self) -> &Deadline;
 }
@@ -195,10 +268,10 @@ impl<C: StepContext, K: Check<C>> Step<C> for Checked<K> {
     async fn create(&self, cx: &C) -> Result<(), StepError> {
         self.0.check(cx).await
     }
-    async fn observe(&self, _cx: &C) -> Result<Observed, StepError> {
-        Ok(Observed::Present(vec![]))
+    async fn observe(&self, _cx: &C) -> Result<Observed<C::Cause>, StepError> {
+        Ok(Observed::fine())
     }
-    async fn repair(&self, cx: &C, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &C, _problems: &[Problem<C::Cause>]) -> Result<(), StepError> {
         self.0.check(cx).await
     }
     async fn delete(&self, _cx: &C) -> Result<(), StepError> {
@@ -359,7 +432,7 @@ pub async fn create_all<C: StepContext>(graph: &Graph<'_, C>, cx: &C) -> Vec<Ste
 pub async fn observe_all<C: StepContext>(
     graph: &Graph<'_, C>,
     cx: &C,
-) -> (HashMap<C::Id, Observed>, Vec<StepError>) {
+) -> (HashMap<C::Id, Observed<C::Cause>>, Vec<StepError>) {
     let seen = std::sync::Mutex::new(HashMap::new());
     let seen_ref = &seen;
     let errors = in_order(graph, cx, false, |s| {
@@ -380,30 +453,40 @@ pub async fn observe_all<C: StepContext>(
 pub struct Refreshed {
     /// Every piece is gone (or was never made): the object is gone.
     pub all_gone: bool,
-    /// Piece key -> its problems in words, for every piece with any (a gone piece is drift).
+    /// Piece name -> its problems in words, for every piece with any (a gone piece is drift).
     pub drift: BTreeMap<String, String>,
+    /// Piece name -> the strongest fix it needs, for the same pieces.
+    pub fixes: BTreeMap<String, Fix>,
 }
 
 /// Sums up `observe_all`: pieces listed in `transient` (checks that leave nothing behind,
 /// e.g. a canary) do not count towards "gone".
 pub fn refreshed<C: StepContext>(
     graph: &Graph<'_, C>,
-    seen: &HashMap<C::Id, Observed>,
+    seen: &HashMap<C::Id, Observed<C::Cause>>,
     transient: &[C::Id],
 ) -> Refreshed {
     let all_gone = seen
         .iter()
         .filter(|(k, _)| !transient.contains(k))
         .all(|(_, o)| matches!(o, Observed::Gone | Observed::NotCreated));
-    let drift = graph
-        .steps()
-        .iter()
-        .filter_map(|s| {
-            let p = seen.get(&s.id())?.problems();
-            (!p.is_empty()).then(|| (s.id().name().to_string(), p.join("; ")))
-        })
-        .collect();
-    Refreshed { all_gone, drift }
+    let mut drift = BTreeMap::new();
+    let mut fixes = BTreeMap::new();
+    for s in graph.steps() {
+        let Some(o) = seen.get(&s.id()) else {
+            continue;
+        };
+        if let Some(fix) = o.fix() {
+            let name = s.id().name().to_string();
+            drift.insert(name.clone(), o.problems().join("; "));
+            fixes.insert(name, fix);
+        }
+    }
+    Refreshed {
+        all_gone,
+        drift,
+        fixes,
+    }
 }
 
 /// Re-creates what is gone and repairs what drifted, in dependency order (AWS enforces the
@@ -420,7 +503,7 @@ pub async fn converge<C: StepContext>(graph: &Graph<'_, C>, cx: &C) -> Vec<StepE
                 }
                 Observed::Present(p) if p.is_empty() => Ok(()),
                 Observed::Present(p) => {
-                    tracing::info!(step = s.title(), problems = ?p, "repairing");
+                    tracing::info!(step = s.title(), problems = ?p.iter().map(|p| &p.text).collect::<Vec<_>>(), "repairing");
                     s.repair(cx, &p).await
                 }
             }
@@ -469,8 +552,23 @@ mod tests {
 
     impl StepContext for Cx {
         type Id = &'static str;
+        type Cause = Remade;
         fn deadline(&self) -> &Deadline {
             &self.deadline
+        }
+    }
+
+    /// A cause that says whether the piece is made again.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    struct Remade(bool);
+
+    impl Cause for Remade {
+        fn fix(self) -> Fix {
+            if self.0 {
+                Fix::Remake
+            } else {
+                Fix::InPlace
+            }
         }
     }
 
@@ -497,17 +595,17 @@ mod tests {
             cx.log.lock().unwrap().push(format!("end {}", self.0));
             Ok(())
         }
-        async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+        async fn observe(&self, cx: &Cx) -> Result<Observed<Remade>, StepError> {
             cx.log.lock().unwrap().push(format!("look {}", self.0));
             tokio::time::sleep(Duration::from_millis(self.2)).await;
             let o = match cx.live.lock().unwrap().get(self.0) {
                 None => Observed::Gone,
-                Some(p) => Observed::Present(p.clone()),
+                Some(p) => Observed::differs(p.clone()),
             };
             cx.log.lock().unwrap().push(format!("seen {}", self.0));
             Ok(o)
         }
-        async fn repair(&self, cx: &Cx, _p: &[String]) -> Result<(), StepError> {
+        async fn repair(&self, cx: &Cx, _p: &[Problem<Remade>]) -> Result<(), StepError> {
             cx.log.lock().unwrap().push(format!("repair {}", self.0));
             cx.live.lock().unwrap().insert(self.0, vec![]);
             Ok(())
@@ -740,7 +838,10 @@ mod tests {
             ("a", Observed::Gone),
             (
                 "b",
-                Observed::Present(vec!["x is off".into(), "y is 2".into()]),
+                Observed::Present(vec![
+                    "x is off".to_string().into(),
+                    Problem::new("y is 2", Remade(true)),
+                ]),
             ),
             ("check", Observed::Present(vec![])),
         ]);
@@ -755,6 +856,11 @@ mod tests {
             Some("x is off; y is 2")
         );
         assert!(!r.drift.contains_key("check"));
+        // The strongest fix of each drifted piece: a gone one is made, b is made again.
+        assert_eq!(
+            r.fixes,
+            BTreeMap::from([("a".to_string(), Fix::Make), ("b".to_string(), Fix::Remake)])
+        );
         let gone = HashMap::from([
             ("a", Observed::Gone),
             ("b", Observed::NotCreated),

@@ -309,6 +309,11 @@ class WizEmulator(Emulator):
                                         HTTP and in Workbench's health check)}; PUT changes them
                                         until /_admin/reset
   POST   /_admin/wiz/expire-tokens      200 {"expired": n}: every issued token expires now
+  POST   /_admin/wiz/console-edit       body {"serviceAccount": id, "scopes": [...]} or
+                                        {"integration": id, "projectId": id}: an edit made in
+                                        the Wiz console that the API has no mutation for [G]
+                                        (UpdateServiceAccount and UpdateIntegration patches
+                                        carry neither); 200 {"edited": id}; 400; 404
 """
         bp = Blueprint("wiz_admin", __name__)
 
@@ -338,6 +343,11 @@ class WizEmulator(Emulator):
         @bp.post("/expire-tokens")
         def expire_tokens():
             return jsonify(expired=self.admin_expire_tokens())
+
+        @bp.post("/console-edit")
+        def console_edit():
+            status, out = self.admin_console_edit(request.get_json(force=True, silent=True))
+            return jsonify(out), status
 
         return bp
 
@@ -1216,6 +1226,34 @@ class WizEmulator(Emulator):
             for info in live:
                 info["expires_at"] = now
             return len(live)
+
+    def admin_console_edit(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """A service account's scopes, or an integration limited to one project, changed
+        by a person in the Wiz console."""
+        if not isinstance(body, dict) or len(body) != 2:
+            return 400, {"error": 'body must be {"serviceAccount", "scopes"} or '
+                                  '{"integration", "projectId"}'}
+        with self.lock:
+            if "serviceAccount" in body and isinstance(body.get("scopes"), list):
+                sa = self.service_accounts.get(body["serviceAccount"])
+                if sa is None:
+                    return 404, {"error": f"no service account {body['serviceAccount']!r}"}
+                bad = [x for x in body["scopes"]
+                       if not isinstance(x, str) or not SCOPE_PATTERN.match(x)]
+                if bad:
+                    return 400, {"error": f"scopes not of the form <action>:<resource>: {bad}"}
+                sa["scopes"] = list(body["scopes"])
+                return 200, {"edited": sa["id"]}
+            if "integration" in body and "projectId" in body:
+                integ = self.integrations.get(body["integration"])
+                if integ is None:
+                    return 404, {"error": f"no integration {body['integration']!r}"}
+                if body["projectId"] not in self.projects:
+                    return 400, {"error": f"unknown project {body['projectId']!r}"}
+                integ.update(isAccessibleToAllProjects=False, projectId=body["projectId"])
+                return 200, {"edited": integ["id"]}
+            return 400, {"error": 'body must be {"serviceAccount", "scopes"} or '
+                                  '{"integration", "projectId"}'}
 
     def admin_deliveries(self) -> list[dict[str, Any]]:
         with self.lock:

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::support::aws_names::{self, AwsName};
-use super::support::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
+use super::support::guided::{plan_repairs, Closed, Fixes, Guided, Import, Op, Opening, Plan};
 use super::support::iam::{Kept, OLD_ROLE_KEPT, ROLE_KEPT};
 use super::support::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION};
 use super::support::workbench_pin;
@@ -608,6 +608,7 @@ impl Plan for CloudTrailIntegration {
         &self,
         ctx: &Ctx<ExpelData>,
         input: &PlanInput<'_>,
+        fixes: &Fixes,
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
@@ -698,7 +699,7 @@ impl Plan for CloudTrailIntegration {
         for (k, v) in arns {
             set(planned, k, v.map(Value::string).unwrap_or(Value::unknown()));
         }
-        plan_repairs(input.prior, planned, IDS_OF_PIECE, &[]);
+        plan_repairs(planned, IDS_OF_PIECE, fixes);
         // A renamed queue is a new queue: its URL is known once it exists.
         if !input.prior.is_null() && renamed(input.prior, planned).contains(&"queue_name") {
             set(planned, "queue_url", Value::unknown());

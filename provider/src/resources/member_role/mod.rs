@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::support::aws_names::{self, AwsName};
-use super::support::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
+use super::support::guided::{plan_repairs, Closed, Fixes, Guided, Import, Op, Opening, Plan};
 use super::support::iam::{OLD_ROLE_KEPT, ROLE_KEPT};
 use super::support::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION};
 use super::ExpelData;
@@ -331,6 +331,7 @@ impl Plan for AwsMemberRole {
         &self,
         ctx: &Ctx<ExpelData>,
         input: &PlanInput<'_>,
+        fixes: &Fixes,
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
@@ -371,7 +372,7 @@ impl Plan for AwsMemberRole {
         if Owner::recorded(input.prior).is_none() {
             set(planned, OWNER_ATTR, or_unknown(o));
         }
-        plan_repairs::<Piece>(input.prior, planned, &[], &[]);
+        plan_repairs::<Piece>(planned, &[], fixes);
     }
 }
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde_json::Value as Json;
 
 use crate::clients::aws::AwsClients;
-use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
+use crate::engine::{Deadline, Observed, Problem, Step, StepContext, StepError};
 use crate::policy::{self, Location};
 use crate::resources::support::iam::{iam_tags, Iam, Kept, ServiceRoleSpec, POLICY_KEPT};
 use crate::resources::support::ownership::{self, Claim, Mark, Owner};
@@ -49,6 +49,7 @@ pub enum Piece {
 
 impl StepContext for Cx {
     type Id = Piece;
+    type Cause = ();
     fn deadline(&self) -> &Deadline {
         &self.deadline
     }
@@ -166,7 +167,7 @@ impl Step<Cx> for MemberPolicy {
             .observe_policy(&cx.policy_arn(), &cx.s.policy_name, &Self::document())
             .await
     }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, _problems: &[Problem]) -> Result<(), StepError> {
         cx.iam(POLICY)
             .put_policy_document(&cx.policy_arn(), &Self::document())
             .await
@@ -241,7 +242,7 @@ impl Step<Cx> for MemberRole {
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         if self.claim(cx).await? {
-            return self.repair(cx, &["adopted".into()]).await;
+            return self.repair(cx, &[]).await;
         }
         cx.iam(ROLE)
             .create_service_role(&Self::spec(cx, &cx.policy_arn()), &cx.tags())
@@ -257,7 +258,7 @@ impl Step<Cx> for MemberRole {
         }
         Ok(seen)
     }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, _problems: &[Problem]) -> Result<(), StepError> {
         cx.iam(ROLE)
             .repair_service_role(&Self::spec(cx, &cx.policy_arn()))
             .await

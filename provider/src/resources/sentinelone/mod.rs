@@ -8,12 +8,12 @@ use async_trait::async_trait;
 use url::Url;
 
 use super::functions::soc_email::soc_email;
-use super::support::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
+use super::support::guided::{plan_repairs, Closed, Fixes, Guided, Import, Op, Opening, Plan};
 use super::support::ownership::{owner_in, Owner, OWNER_ATTR, OWNER_DESCRIPTION_TEXT, TEXT_MARKER};
 use super::support::workbench_pin;
 use super::ExpelData;
 use crate::clients::sentinelone::{Scope, SentinelOneClient};
-use crate::engine::{Deadline, Step, StepError};
+use crate::engine::{Deadline, Fix, Step, StepError};
 use tfplugin::diag::{AttrPath, Diagnostics};
 use tfplugin::provider::{Ctx, PlanInput};
 use tfplugin::schema::{validators, Attribute, Block, FnValidator, Schema};
@@ -25,7 +25,7 @@ mod steps;
 pub use access::SentinelOneAccess;
 pub mod when;
 
-use steps::{Cx, Journal, Piece, Settings, TOKEN_PROBLEM};
+use steps::{Cx, Journal, Piece, Settings};
 
 /// How long an operation may take when `timeouts` does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -595,6 +595,7 @@ impl Plan for SentinelOneDevice {
         &self,
         ctx: &Ctx<ExpelData>,
         input: &PlanInput<'_>,
+        fixes: &Fixes,
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
@@ -646,7 +647,7 @@ impl Plan for SentinelOneDevice {
         if input.prior.is_null() {
             return;
         }
-        let prior_drift = plan_repairs(input.prior, planned, IDS_OF_PIECE, &[]);
+        plan_repairs(planned, IDS_OF_PIECE, fixes);
         // Pieces not recorded yet (after an import, or a create that failed early) are
         // created or adopted by this apply: their ids are not known before.
         // (A device made again needs a new token: its expiry changes too.)
@@ -660,10 +661,8 @@ impl Plan for SentinelOneDevice {
                 }
             }
         }
-        let token_due = prior_drift
-            .get("service_user")
-            .and_then(Value::as_str)
-            .is_some_and(|d| d.contains(TOKEN_PROBLEM) || d.contains("service user is named"));
+        // A new token, or a new service user (with a new token), is due.
+        let token_due = matches!(fixes.of(Piece::ServiceUser), Some(Fix::Renew | Fix::Remake));
         let token_settings_changed = [
             "token_expires_in",
             "token_expiration_date",

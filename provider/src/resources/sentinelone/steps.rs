@@ -25,7 +25,7 @@ use crate::clients::sentinelone::{
 };
 use crate::clients::workbench::{DeviceSpec, SecurityDevice, WorkbenchClient};
 use crate::clients::Secret;
-use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
+use crate::engine::{self, Deadline, Fix, Observed, Problem, Step, StepContext, StepError};
 use crate::resources::support::create_once::or_look_again;
 use crate::resources::support::device_step::{DeviceAt, DeviceGuide, IdStatus, LostAnswer};
 use crate::resources::support::ownership::{Claim, Mark, Owner};
@@ -41,7 +41,7 @@ pub const STATUS_SYNC_PERMISSIONS: &[(&str, &str)] = &[
     ("Endpoint Threats", "Add Notes"),
 ];
 /// Said of the token in drift messages; the plan marks the expiry unknown when it sees it.
-pub const TOKEN_PROBLEM: &str = "API token";
+const TOKEN_PROBLEM: &str = "API token";
 
 /// The desired state, from the plan.
 #[derive(Clone, Debug)]
@@ -115,8 +115,34 @@ pub enum Piece {
     WorkbenchDevice,
 }
 
+/// Why a SentinelOne piece differs, where its repair depends on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Cause {
+    /// A setting, set back in place.
+    #[default]
+    Setting,
+    /// The service user has another name, which the API cannot change: a new service user
+    /// (with a new token) is made and the old one retired.
+    ServiceUserName,
+    /// The service user lost its role or its access: given back.
+    ServiceUserAccess,
+    /// The API token is gone, expired, due or replaced outside Terraform: a new one is made.
+    Token,
+}
+
+impl engine::Cause for Cause {
+    fn fix(self) -> Fix {
+        match self {
+            Cause::ServiceUserName => Fix::Remake,
+            Cause::Token => Fix::Renew,
+            Cause::Setting | Cause::ServiceUserAccess => Fix::InPlace,
+        }
+    }
+}
+
 impl StepContext for Cx {
     type Id = Piece;
+    type Cause = Cause;
     fn deadline(&self) -> &Deadline {
         &self.deadline
     }
@@ -481,7 +507,7 @@ impl Step<Cx> for ViewerRole {
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         or_look_again(|| self.find_or_make(cx), || cx.j().role_id.is_some()).await
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         let Some(id) = cx.j().role_id.clone() else {
             return Ok(Observed::NotCreated);
         };
@@ -513,9 +539,9 @@ impl Step<Cx> for ViewerRole {
         if !extra.is_empty() {
             p.push(format!("permissions added: {}", extra.join(", ")));
         }
-        Ok(Observed::Present(p))
+        Ok(Observed::differs(p))
     }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
         let id = cx
             .j()
             .role_id
@@ -656,7 +682,7 @@ impl Step<Cx> for ConsoleUser {
         )
         .await
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         let Some(id) = cx.j().console_user_id.clone() else {
             return Ok(Observed::NotCreated);
         };
@@ -684,9 +710,9 @@ impl Step<Cx> for ConsoleUser {
                 u.full_name, cx.s.console_user_name
             ));
         }
-        Ok(Observed::Present(p))
+        Ok(Observed::differs(p))
     }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
         let id = cx
             .j()
             .console_user_id
@@ -767,52 +793,58 @@ impl ApiServiceUser {
         cx.record_token(token, &exp);
         Ok(())
     }
-    fn problems(&self, cx: &Cx, su: &ServiceUser, service_role: &str) -> Vec<String> {
+    fn problems(&self, cx: &Cx, su: &ServiceUser, service_role: &str) -> Vec<Problem<Cause>> {
         let mut p = Vec::new();
         if su.name != cx.s.service_user_name {
-            p.push(format!(
-                "service user is named {:?} instead of {:?}",
-                su.name, cx.s.service_user_name
+            p.push(Problem::new(
+                format!(
+                    "service user is named {:?} instead of {:?}",
+                    su.name, cx.s.service_user_name
+                ),
+                Cause::ServiceUserName,
             ));
         }
         match su.scope_roles.iter().find(|sr| sr.id == cx.s.scope.id()) {
             Some(sr) if sr.role_id == service_role => {}
-            Some(sr) => p.push(format!(
-                "service user has the role {:?} instead of {SERVICE_ROLE:?}",
-                sr.role_name.clone().unwrap_or_else(|| sr.role_id.clone())
+            Some(sr) => p.push(Problem::new(
+                format!(
+                    "service user has the role {:?} instead of {SERVICE_ROLE:?}",
+                    sr.role_name.clone().unwrap_or_else(|| sr.role_id.clone())
+                ),
+                Cause::ServiceUserAccess,
             )),
-            None => p.push(format!(
-                "service user no longer has access to {}",
-                cx.s.scope
+            None => p.push(Problem::new(
+                format!("service user no longer has access to {}", cx.s.scope),
+                Cause::ServiceUserAccess,
             )),
         }
+        let token = |text: String| Problem::new(text, Cause::Token);
         let now = when::now();
         match su.api_token.as_ref().and_then(|t| t.expires_at.as_deref()) {
-            None => p.push(format!("{TOKEN_PROBLEM} was revoked (the service user has no live token)")),
+            None => p.push(token(format!("{TOKEN_PROBLEM} was revoked (the service user has no live token)"))),
             Some(exp) => match when::parse(exp) {
-                Some(e) if e <= now => p.push(format!("{TOKEN_PROBLEM} expired at {}", when::format(e))),
+                Some(e) if e <= now => p.push(token(format!("{TOKEN_PROBLEM} expired at {}", when::format(e)))),
                 // A fixed date is the user's choice: near it, say so rather than rotate.
                 Some(e) if e - now < cx.s.rotate_before && cx.s.token_expiration_date.is_some() => cx.warn(format!(
                     "the SentinelOne API token expires at {}, within rotate_before; set a later token_expiration_date (or use token_expires_in) to rotate it",
                     when::format(e)
                 )),
-                Some(e) if e - now < cx.s.rotate_before => p.push(format!(
-                    "{TOKEN_PROBLEM} expires at {}, within rotate_before: rotation due",
+                Some(e) if e - now < cx.s.rotate_before => p.push(token(format!("{TOKEN_PROBLEM} expires at {}, within rotate_before: rotation due",
                     when::format(e)
-                )),
+                ))),
                 Some(e) => {
                     let recorded = cx.j().token_expires_at.as_deref().and_then(when::parse);
                     if recorded.is_some_and(|r| (r - e).abs() > 1) && cx.j().new_token.is_none() {
-                        p.push(format!("{TOKEN_PROBLEM} was regenerated outside Terraform (Workbench holds the old one)"));
+                        p.push(token(format!("{TOKEN_PROBLEM} was regenerated outside Terraform (Workbench holds the old one)")));
                     }
                 }
-                None => p.push(format!("{TOKEN_PROBLEM} has an unreadable expiry {exp:?}")),
+                None => p.push(token(format!("{TOKEN_PROBLEM} has an unreadable expiry {exp:?}"))),
             },
         }
         if cx.s.force_rotate && cx.j().new_token.is_none() {
-            p.push(format!(
+            p.push(token(format!(
                 "{TOKEN_PROBLEM} expiry settings changed: a new token is due"
-            ));
+            )));
         }
         p
     }
@@ -865,7 +897,7 @@ impl Step<Cx> for ApiServiceUser {
         )
         .await
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         let Some(id) = cx.j().service_user_id.clone() else {
             return Ok(Observed::NotCreated);
         };
@@ -875,24 +907,22 @@ impl Step<Cx> for ApiServiceUser {
         let role = cx.desired().await?.service_role_id.clone();
         Ok(Observed::Present(self.problems(cx, &su, &role)))
     }
-    async fn repair(&self, cx: &Cx, problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, problems: &[Problem<Cause>]) -> Result<(), StepError> {
         let id = cx
             .j()
             .service_user_id
             .clone()
             .ok_or_else(|| StepError::new(SERVICE_USER, "no service user recorded"))?;
-        if problems
-            .iter()
-            .any(|p| p.starts_with("service user is named"))
-        {
+        let any = |c: Cause| problems.iter().any(|p| p.cause == c);
+        if any(Cause::ServiceUserName) {
             // The name cannot change through the API: make the new one, retire the old.
             self.make(cx).await?;
             return cx.s1(SERVICE_USER, || cx.s1.delete_service_user(&id)).await;
         }
-        if problems.iter().any(|p| p.starts_with("service user")) {
+        if any(Cause::ServiceUserAccess) {
             self.set_role(cx, &id).await?;
         }
-        if problems.iter().any(|p| p.starts_with(TOKEN_PROBLEM)) {
+        if any(Cause::Token) {
             cx.rotate_token(SERVICE_USER).await?;
         }
         Ok(())

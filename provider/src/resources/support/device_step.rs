@@ -12,7 +12,7 @@ use serde_json::{json, Value as Json};
 use crate::clients::workbench::{
     check_device_spec, DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError,
 };
-use crate::engine::{Observed, Step, StepContext, StepError};
+use crate::engine::{Observed, Problem, Step, StepContext, StepError};
 use crate::resources::support::create_once::{create_once, or_look_again, Look, Made};
 use crate::resources::support::device_health::{self, NotHealthy};
 
@@ -350,7 +350,7 @@ impl<C: DeviceGuide> Step<C> for WorkbenchDevice {
         }
         create(cx).await
     }
-    async fn observe(&self, cx: &C) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &C) -> Result<Observed<C::Cause>, StepError> {
         if cx.device_id().is_none() {
             return Ok(Observed::NotCreated);
         }
@@ -370,9 +370,9 @@ impl<C: DeviceGuide> Step<C> for WorkbenchDevice {
                     .unwrap_or(Json::Null)
             ));
         }
-        Ok(Observed::Present(differences(cx, &d)))
+        Ok(Observed::differs(differences(cx, &d)))
     }
-    async fn repair(&self, cx: &C, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &C, _problems: &[Problem<C::Cause>]) -> Result<(), StepError> {
         let id = cx
             .device_id()
             .ok_or_else(|| fail::<C>("no device recorded"))?;

@@ -12,11 +12,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use super::common::{check_timeouts, interrupted_create, set, timeout, warn_drift};
 use super::ownership::{self, Owner};
 use crate::engine::{
-    self, Deadline, Graph, Observed, Refreshed, Step, StepContext, StepError, StepErrorKind, StepId,
+    self, Deadline, Fix, Graph, Refreshed, Step, StepContext, StepError, StepErrorKind, StepId,
 };
 use crate::resources::ExpelData;
 use tfplugin::diag::Diagnostics;
@@ -177,13 +178,74 @@ pub trait Guided: Send + Sync + 'static {
 /// will change). The adapter runs it only for a plan that keeps the object.
 #[async_trait]
 pub trait Plan: Send + Sync {
+    /// `fixes`: what the refresh before this plan found each drifted piece needs.
     async fn modify_plan(
         &self,
         ctx: &Ctx<ExpelData>,
         input: &PlanInput<'_>,
+        fixes: &Fixes,
         planned: &mut Value,
         diags: &mut Diagnostics,
     );
+}
+
+/// What the refresh before a plan found each drifted piece needs (the strongest fix of its
+/// problems), by piece name. The refresh keeps it in private state, which Terraform hands
+/// to the plan; the plan tells from it which ids apply will change.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Fixes(BTreeMap<String, Fix>);
+
+impl Fixes {
+    pub fn of<I: StepId>(&self, piece: I) -> Option<Fix> {
+        self.0.get(piece.name()).copied()
+    }
+
+    /// From the private state, or, for private state an earlier release wrote, the worst
+    /// for every piece the prior state's `drift` names (unknown ids are always allowed).
+    fn for_plan(private: &[u8], prior: &Value) -> Self {
+        match Private::read(private).0 {
+            Some(fixes) => Fixes(fixes),
+            None => Fixes(
+                prior
+                    .get("drift")
+                    .and_then(Value::as_map)
+                    .map(|d| d.keys().map(|k| (k.clone(), Fix::Make)).collect())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+/// Private state as the adapter keeps it: the refresh's fixes around the resource's own
+/// private state.
+#[derive(Serialize, Deserialize)]
+struct Private {
+    /// Always 1: marks the adapter's private state (a resource's own, written by an earlier
+    /// release, does not have it).
+    guide: u8,
+    #[serde(default)]
+    fixes: BTreeMap<String, Fix>,
+    #[serde(default)]
+    own: String,
+}
+
+impl Private {
+    /// The fixes (none in private state an earlier release wrote) and the resource's own.
+    fn read(bytes: &[u8]) -> (Option<BTreeMap<String, Fix>>, Vec<u8>) {
+        match serde_json::from_slice::<Private>(bytes) {
+            Ok(p) if p.guide == 1 => (Some(p.fixes), p.own.into_bytes()),
+            _ => (None, bytes.to_vec()),
+        }
+    }
+
+    fn write(fixes: BTreeMap<String, Fix>, own: Vec<u8>) -> Vec<u8> {
+        let p = Private {
+            guide: 1,
+            fixes,
+            own: String::from_utf8_lossy(&own).into_owned(),
+        };
+        serde_json::to_vec(&p).unwrap_or(own)
+    }
 }
 
 /// The power to import: a (possibly partial) state from an import id; refresh fills in the
@@ -233,36 +295,16 @@ pub fn report(diags: &mut Diagnostics, op: Op, what: &str, errors: &[StepError])
 
 /// The gone-piece plan rule, for the plan of an existing object: whatever drifted is
 /// repaired by this plan (`drift` is planned empty), and the ids of a piece that is gone,
-/// was never made or must be made again (its drift says one of `remade`) change: they are
-/// unknown. Returns the prior drift for the resource's own rules.
-pub fn plan_repairs<I: StepId>(
-    prior: &Value,
-    planned: &mut Value,
-    ids_of_piece: &[(I, &[&str])],
-    remade: &[&str],
-) -> BTreeMap<String, Value> {
-    let prior_drift = prior
-        .get("drift")
-        .and_then(Value::as_map)
-        .cloned()
-        .unwrap_or_default();
+/// was never made or is made again change: they are unknown.
+pub fn plan_repairs<I: StepId>(planned: &mut Value, ids_of_piece: &[(I, &[&str])], fixes: &Fixes) {
     set(planned, "drift", Value::Map(BTreeMap::new()));
-    let gone = [
-        Observed::Gone.problems().join("; "),
-        Observed::NotCreated.problems().join("; "),
-    ];
     for (piece, ids) in ids_of_piece {
-        let drift = prior_drift.get(piece.name()).and_then(Value::as_str);
-        let changes = |d: &str| {
-            gone.iter().any(|g| d.contains(g.as_str())) || remade.iter().any(|r| d.contains(r))
-        };
-        if drift.is_some_and(changes) {
+        if fixes.of(*piece) >= Some(Fix::Remake) {
             for id in *ids {
                 set(planned, id, Value::unknown());
             }
         }
     }
-    prior_drift
 }
 
 fn warn<G: Guided>(diags: &mut Diagnostics, cx: &G::Cx) {
@@ -302,7 +344,8 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
             return;
         }
         if let Some(p) = self.guide.plan() {
-            p.modify_plan(ctx, input, planned, diags).await;
+            let fixes = Fixes::for_plan(input.private, input.prior);
+            p.modify_plan(ctx, input, &fixes, planned, diags).await;
         }
     }
 
@@ -360,7 +403,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
         warn::<G>(diags, &cx);
         ApplyOutcome {
             state: Some(G::state_from(planned, &cx, BTreeMap::new())),
-            private: G::private_of(&cx, &[]),
+            private: Private::write(BTreeMap::new(), G::private_of(&cx, &[])),
         }
     }
 
@@ -379,6 +422,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
             state: None,
             private: private.to_vec(),
         };
+        let (_, own) = Private::read(private);
         let mut base = state.clone();
         let t = deadline(ctx, READ_TIMEOUT);
         let cx = match self
@@ -389,7 +433,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
                     op: Op::Read,
                     values: &mut base,
                     prior: state,
-                    private,
+                    private: &own,
                     deadline: t,
                 },
                 diags,
@@ -410,14 +454,18 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
             return keep(&base);
         }
         warn::<G>(diags, &cx);
-        let Refreshed { all_gone, drift } = engine::refreshed(&self.graph, &seen, G::TRANSIENT);
+        let Refreshed {
+            all_gone,
+            drift,
+            fixes,
+        } = engine::refreshed(&self.graph, &seen, G::TRANSIENT);
         if all_gone && !G::keep_when_gone(&cx) {
             return gone;
         }
         warn_drift(diags, &drift, &G::drift_place(&cx));
         // Ids of gone pieces stay in state (so plan can name them) until apply re-creates.
         ReadOutcome {
-            private: G::private_of(&cx, private),
+            private: Private::write(fixes, G::private_of(&cx, &own)),
             state: Some(G::state_from(&base, &cx, drift)),
         }
     }
@@ -431,6 +479,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
         private: &[u8],
         diags: &mut Diagnostics,
     ) -> ApplyOutcome {
+        let (_, own) = Private::read(private);
         let mut base = planned.clone();
         for k in G::STATE_IDS {
             if let Some(v) = prior.get(k) {
@@ -448,7 +497,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
                     op: Op::Update,
                     values: &mut base,
                     prior,
-                    private,
+                    private: &own,
                     deadline: t,
                 },
                 diags,
@@ -484,7 +533,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
         }
         ApplyOutcome {
             state: Some(state),
-            private: G::private_of(&cx, private),
+            private: Private::write(BTreeMap::new(), G::private_of(&cx, &own)),
         }
     }
 
@@ -496,6 +545,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
         diags: &mut Diagnostics,
     ) {
         let t = deadline(ctx, timeout(prior, "delete", G::DEFAULT_TIMEOUT));
+        let (_, own) = Private::read(private);
         let mut values = prior.clone();
         let Ok(cx) = self
             .guide
@@ -505,7 +555,7 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
                     op: Op::Delete,
                     values: &mut values,
                     prior,
-                    private,
+                    private: &own,
                     deadline: t,
                 },
                 diags,
@@ -576,5 +626,54 @@ mod tests {
             found[0].detail
         );
         assert_eq!(found[1].detail, "IAM role R belongs to another instance.");
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, strum::IntoStaticStr)]
+    #[strum(serialize_all = "snake_case")]
+    enum Piece {
+        ServiceAccount,
+        WebhookIntegration,
+    }
+
+    #[test]
+    fn the_refresh_fixes_reach_the_plan_around_the_resources_own_private_state() {
+        let own = br#"{"sa_rotated_at":"2026-01-01"}"#.to_vec();
+        let fixes = BTreeMap::from([("webhook_integration".to_string(), Fix::Remake)]);
+        let bytes = Private::write(fixes.clone(), own.clone());
+        assert_eq!(Private::read(&bytes), (Some(fixes), own.clone()));
+        let f = Fixes::for_plan(&bytes, &Value::Null);
+        assert_eq!(f.of(Piece::WebhookIntegration), Some(Fix::Remake));
+        assert_eq!(f.of(Piece::ServiceAccount), None);
+
+        // Only the pieces made (again) get unknown ids.
+        let ids: &[(Piece, &[&str])] = &[
+            (Piece::ServiceAccount, &["client_id"]),
+            (Piece::WebhookIntegration, &["integration_id"]),
+        ];
+        let mut planned = Value::object([
+            ("client_id", Value::string("c")),
+            ("integration_id", Value::string("i")),
+        ]);
+        plan_repairs(&mut planned, ids, &f);
+        assert_eq!(planned.get("client_id"), Some(&Value::string("c")));
+        assert_eq!(planned.get("integration_id"), Some(&Value::unknown()));
+        assert_eq!(planned.get("drift"), Some(&Value::Map(BTreeMap::new())));
+    }
+
+    #[test]
+    fn private_state_of_an_earlier_release_is_the_resources_own_and_its_drift_is_the_worst() {
+        let own = br#"{"domain_added":true}"#.to_vec();
+        assert_eq!(Private::read(&own), (None, own.clone()));
+        assert_eq!(Private::read(b""), (None, vec![]));
+        let prior = Value::object([(
+            "drift",
+            Value::Map(BTreeMap::from([(
+                "service_account".to_string(),
+                Value::string("service account scopes are [] instead of [\"read:issues\"]"),
+            )])),
+        )]);
+        let f = Fixes::for_plan(&own, &prior);
+        assert_eq!(f.of(Piece::ServiceAccount), Some(Fix::Make));
+        assert_eq!(f.of(Piece::WebhookIntegration), None);
     }
 }

@@ -5,7 +5,7 @@ use aws_sdk_iam::types::{Policy, Role, Tag};
 use serde_json::Value as Json;
 
 use crate::clients::aws::{err, AwsClients, AwsError, AwsErrorKind};
-use crate::engine::{Deadline, Observed, StepError};
+use crate::engine::{Cause, Deadline, Observed, StepError};
 use crate::policy::{self, PolicyKind};
 use crate::resources::support::ownership::{Claim, Owner};
 
@@ -258,10 +258,10 @@ impl Iam<'_> {
     /// The role's trust policy compared with ours by statement, and its policy attached;
     /// with the foreign trust statements that widen it (warnings, not drift: they are not ours
     /// to remove).
-    pub async fn observe_service_role(
+    pub async fn observe_service_role<K: Cause>(
         &self,
         r: &ServiceRoleSpec<'_>,
-    ) -> Result<(Observed, Vec<String>), StepError> {
+    ) -> Result<(Observed<K>, Vec<String>), StepError> {
         let Some(role) = self.role(r.name).await? else {
             return Ok((Observed::Gone, Vec::new()));
         };
@@ -276,7 +276,7 @@ impl Iam<'_> {
         if !self.attached(r.name, r.policy_arn).await? {
             p.push(format!("{} is detached from the role", r.policy_name));
         }
-        Ok((Observed::Present(p), widened))
+        Ok((Observed::differs(p), widened))
     }
 
     /// Puts our trust policy back and attaches the policy if it is not.
@@ -289,17 +289,17 @@ impl Iam<'_> {
     }
 
     /// The policy's default version compared with `expected` by statement (`what` names it).
-    pub async fn observe_policy(
+    pub async fn observe_policy<K: Cause>(
         &self,
         arn: &str,
         what: &str,
         expected: &Json,
-    ) -> Result<Observed, StepError> {
+    ) -> Result<Observed<K>, StepError> {
         let Some(p) = self.policy(arn).await? else {
             return Ok(Observed::Gone);
         };
         let doc = self.policy_document(&p).await?;
-        Ok(Observed::Present(policy::drift(what, expected, &doc)))
+        Ok(Observed::differs(policy::drift(what, expected, &doc)))
     }
 
     /// Puts our trust statements into the role's trust policy; others' statements stay.

@@ -12,12 +12,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::functions::soc_email::soc_email;
-use super::support::guided::{plan_repairs, Closed, Guided, Import, Op, Opening, Plan};
+use super::support::guided::{plan_repairs, Closed, Fixes, Guided, Import, Op, Opening, Plan};
 use super::support::ownership::{owner_in, Owner, OWNER_ATTR, OWNER_DESCRIPTION_TEXT};
 use super::support::workbench_pin;
 use super::ExpelData;
 use crate::clients::wiz::WizError;
-use crate::engine::{Deadline, Step, StepError};
+use crate::engine::{Deadline, Fix, Step, StepError};
 use tfplugin::diag::{AttrPath, Diagnostics};
 use tfplugin::provider::{Ctx, PlanInput};
 use tfplugin::schema::{validators, Attribute, Block, FnValidator, NestedBlock, Schema};
@@ -28,7 +28,7 @@ mod steps;
 
 pub use access::WizAccess;
 
-use steps::{Cx, Journal, Piece, Settings, REMADE};
+use steps::{Cx, Journal, Piece, Settings};
 
 /// How long an operation may take when `timeouts` does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -636,6 +636,7 @@ impl Plan for WizDevice {
         &self,
         ctx: &Ctx<ExpelData>,
         input: &PlanInput<'_>,
+        fixes: &Fixes,
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
@@ -789,12 +790,8 @@ impl Plan for WizDevice {
             return;
         }
         // A piece no patch can repair is made again; the integration takes its rule along.
-        let prior_drift = plan_repairs(input.prior, planned, IDS_OF_PIECE, &[REMADE]);
-        if prior_drift
-            .get("webhook_integration")
-            .and_then(Value::as_str)
-            .is_some_and(|d| d.contains(REMADE))
-        {
+        plan_repairs(planned, IDS_OF_PIECE, fixes);
+        if fixes.of(Piece::WebhookIntegration) == Some(Fix::Remake) {
             set(planned, "automation_rule_id", Value::unknown());
         }
         let changed = |k: &str| input.prior.get(k) != planned.get(k);

@@ -17,7 +17,7 @@ use serde_json::{json, Value as Json};
 use crate::clients::wiz::{RuleSpec, WizClient, WizError};
 use crate::clients::workbench::{DeviceSpec, SecurityDevice, WorkbenchClient, WorkbenchError};
 use crate::clients::Secret;
-use crate::engine::{Deadline, Observed, Step, StepContext, StepError};
+use crate::engine::{self, Deadline, Fix, Observed, Problem, Step, StepContext, StepError};
 use crate::resources::support::create_once::{create_once, Look, Made};
 use crate::resources::support::device_health::NotHealthy;
 use crate::resources::support::device_step::{
@@ -33,7 +33,7 @@ pub const EXPEL_DOMAIN: &str = "expel.io";
 pub const ANALYST_NAME: &str = "Expel Analyst";
 pub const GONE: &str = "deleted outside Terraform";
 /// Ends a drift that no patch can undo, so the piece is deleted and made again (new id).
-pub const REMADE: &str = "no patch can change that, so it is made again";
+const REMADE: &str = "no patch can change that, so it is made again";
 /// [G] Where the device keeps guide step 4's switch. No public API toggles Wiz
 /// synchronization rules (Workbench UI: My Organizations > Integrations > Wiz > Disable); our
 /// guess is a flag in the device's free-form `properties`, written and compared like the
@@ -140,8 +140,33 @@ pub enum Piece {
     WorkbenchDevice,
 }
 
+/// Why a Wiz piece differs, where its repair depends on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Cause {
+    /// A setting, patched in place.
+    #[default]
+    Setting,
+    /// The service account's secret was rotated outside Terraform: rotated again and handed
+    /// to Workbench.
+    SecretRotated,
+    /// No patch can change it (a name, scopes or projects of the service account, the
+    /// project scope of the integration or the rule): deleted and made again.
+    Unpatchable,
+}
+
+impl engine::Cause for Cause {
+    fn fix(self) -> Fix {
+        match self {
+            Cause::Setting => Fix::InPlace,
+            Cause::SecretRotated => Fix::Renew,
+            Cause::Unpatchable => Fix::Remake,
+        }
+    }
+}
+
 impl StepContext for Cx {
     type Id = Piece;
+    type Cause = Cause;
     fn deadline(&self) -> &Deadline {
         &self.deadline
     }
@@ -356,7 +381,7 @@ impl Step<Cx> for ServiceAccount {
         }
         self.make(cx).await
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         let Some(id) = cx.j().sa_id.clone() else {
             return Ok(Observed::NotCreated);
         };
@@ -365,20 +390,23 @@ impl Step<Cx> for ServiceAccount {
             return Ok(Observed::Gone);
         };
         let mut p = Vec::new();
+        let remade = |text: String| Problem::new(text, Cause::Unpatchable);
         if sa.name != cx.s.service_account_name {
-            p.push(format!(
+            p.push(remade(format!(
                 "service account name is {:?} instead of {:?}",
                 sa.name, cx.s.service_account_name
-            ));
+            )));
         }
         if sorted(&sa.scopes) != sorted(&cx.s.scopes) {
-            p.push(format!(
+            p.push(remade(format!(
                 "service account scopes are {:?} instead of {:?}",
                 sa.scopes, cx.s.scopes
-            ));
+            )));
         }
         if !sa.assigned_projects.is_empty() {
-            p.push("service account is limited to some projects instead of all".into());
+            p.push(remade(
+                "service account is limited to some projects instead of all".into(),
+            ));
         }
         {
             let mut j = cx.j();
@@ -388,13 +416,13 @@ impl Step<Cx> for ServiceAccount {
                 j.sa_rotated_at = sa.last_rotated_at.clone();
                 j.sa_rotation_known = true;
             } else if sa.last_rotated_at != j.sa_rotated_at {
-                p.push("client secret was rotated outside Terraform: the Workbench device's secret no longer works".into());
+                p.push(Problem::new("client secret was rotated outside Terraform: the Workbench device's secret no longer works", Cause::SecretRotated));
             }
         }
         Ok(Observed::Present(p))
     }
-    async fn repair(&self, cx: &Cx, problems: &[String]) -> Result<(), StepError> {
-        let only_rotated = problems.iter().all(|p| p.contains("rotated"));
+    async fn repair(&self, cx: &Cx, problems: &[Problem<Cause>]) -> Result<(), StepError> {
+        let only_rotated = problems.iter().all(|p| p.cause == Cause::SecretRotated);
         if only_rotated {
             return cx.rotate_secret(SA).await;
         }
@@ -700,7 +728,7 @@ impl Step<Cx> for ConsoleAccess {
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         self.ensure(cx).await
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         let wiz = cx.wiz()?;
         let settings = cx.w(CONSOLE, || wiz.login_settings()).await?;
         cx.j().domain_code = Some(settings.domain_verification_code.clone());
@@ -738,9 +766,9 @@ impl Step<Cx> for ConsoleAccess {
         } else if user_id.is_some() || (cx.j().domain_added && allowed) {
             p.push("console access is turned off: the Expel Analyst user and the expel.io login domain will be removed".into());
         }
-        Ok(Observed::Present(p))
+        Ok(Observed::differs(p))
     }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
         self.ensure(cx).await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
@@ -808,7 +836,7 @@ impl Step<Cx> for WebhookIntegration {
         }
         Ok(())
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         let Some(id) = cx.j().integration_id.clone() else {
             return Ok(Observed::NotCreated);
         };
@@ -818,39 +846,40 @@ impl Step<Cx> for WebhookIntegration {
         };
         let mut p = Vec::new();
         if i.name != cx.s.webhook_name {
-            p.push(format!(
+            p.push(Problem::from(format!(
                 "integration name is {:?} instead of {:?}",
                 i.name, cx.s.webhook_name
-            ));
+            )));
         }
         if !i.all_projects {
-            p.push(format!(
-                "integration is limited to one project instead of all ({REMADE}, with its rule)"
+            p.push(Problem::new(
+                format!("integration is limited to one project instead of all ({REMADE}, with its rule)"),
+                Cause::Unpatchable,
             ));
         }
         if let Some(d) = cx.device(HOOK).await? {
             if let Some((url, user, _)) = webhook_credentials(&d) {
                 if i.url != url {
-                    p.push(format!(
+                    p.push(Problem::from(format!(
                         "integration URL is {:?} instead of the device's webhook URL {url:?}",
                         i.url
-                    ));
+                    )));
                 }
                 if i.username.as_deref() != Some(user.as_str()) {
-                    p.push("integration basic-auth username differs from the device's webhook username".into());
+                    p.push(Problem::from("integration basic-auth username differs from the device's webhook username".to_string()));
                 }
             }
         }
         Ok(Observed::Present(p))
     }
-    async fn repair(&self, cx: &Cx, problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, problems: &[Problem<Cause>]) -> Result<(), StepError> {
         let wiz = cx.wiz()?;
         let id = cx
             .j()
             .integration_id
             .clone()
             .ok_or_else(|| StepError::new(HOOK, "no integration recorded"))?;
-        if problems.iter().any(|p| p.contains(REMADE)) {
+        if problems.iter().any(|p| p.cause == Cause::Unpatchable) {
             // UpdateIntegrationPatch is {name, params} (structs.go): the project scope is set
             // at create only. The rule using the integration goes first (Wiz refuses to
             // delete a used integration); the rule step makes it again on the new one.
@@ -1021,7 +1050,7 @@ impl Step<Cx> for AutomationRule {
         }
         Ok(())
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         let Some(id) = cx.j().rule_id.clone() else {
             return Ok(Observed::NotCreated);
         };
@@ -1032,14 +1061,14 @@ impl Step<Cx> for AutomationRule {
         let want = Self::spec(cx);
         Ok(Observed::Present(rule_differences(&want, &r)))
     }
-    async fn repair(&self, cx: &Cx, problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, problems: &[Problem<Cause>]) -> Result<(), StepError> {
         let wiz = cx.wiz()?;
         let id = cx
             .j()
             .rule_id
             .clone()
             .ok_or_else(|| StepError::new(RULE, "no rule recorded"))?;
-        if problems.iter().any(|p| p.contains(REMADE)) {
+        if problems.iter().any(|p| p.cause == Cause::Unpatchable) {
             // UpdateAutomationRulePatch has no projectId (structs.go): made again.
             cx.w(RULE, || wiz.delete_automation_rule(&id)).await?;
             cx.j().rule_id = None;
@@ -1060,9 +1089,12 @@ impl Step<Cx> for AutomationRule {
     }
 }
 
-/// What differs between the rule we want and the one Wiz has, in words.
-pub fn rule_differences(want: &RuleSpec, r: &crate::clients::wiz::AutomationRule) -> Vec<String> {
-    let mut p = Vec::new();
+/// What differs between the rule we want and the one Wiz has.
+pub fn rule_differences(
+    want: &RuleSpec,
+    r: &crate::clients::wiz::AutomationRule,
+) -> Vec<Problem<Cause>> {
+    let mut p: Vec<String> = Vec::new();
     if r.name != want.name {
         p.push(format!(
             "rule name is {:?} instead of {:?}",
@@ -1089,9 +1121,11 @@ pub fn rule_differences(want: &RuleSpec, r: &crate::clients::wiz::AutomationRule
         )),
         None => p.push("rule has no severity filter".into()),
     }
+    let mut p: Vec<Problem<Cause>> = p.into_iter().map(Problem::from).collect();
     if r.project_id.is_some() {
-        p.push(format!(
-            "rule is limited to one project instead of all ({REMADE})"
+        p.push(Problem::new(
+            format!("rule is limited to one project instead of all ({REMADE})"),
+            Cause::Unpatchable,
         ));
     }
     match r.actions.as_slice() {
@@ -1099,10 +1133,12 @@ pub fn rule_differences(want: &RuleSpec, r: &crate::clients::wiz::AutomationRule
             && a.integration_id.as_deref() == Some(want.integration_id.as_str()) =>
         {
             if a.body.as_deref() != Some(want.body.as_str()) {
-                p.push("rule webhook body differs from the Expel body template".into());
+                p.push(Problem::from(
+                    "rule webhook body differs from the Expel body template".to_string(),
+                ));
             }
         }
-        actions => p.push(format!(
+        actions => p.push(Problem::from(format!(
             "rule actions are {:?} instead of one WEBHOOK action on the Expel integration",
             actions
                 .iter()
@@ -1112,7 +1148,7 @@ pub fn rule_differences(want: &RuleSpec, r: &crate::clients::wiz::AutomationRule
                     a.integration_id.as_deref().unwrap_or("none")
                 ))
                 .collect::<Vec<_>>()
-        )),
+        ))),
     }
     p
 }
@@ -1184,7 +1220,12 @@ mod tests {
     #[test]
     fn rule_drift_is_named() {
         assert!(rule_differences(&want(), &rule(true, &["HIGH", "LOW"], "ISSUES")).is_empty());
-        let p = rule_differences(&want(), &rule(false, &["HIGH"], "DETECTIONS")).join("; ");
+        let p = Observed::Present(rule_differences(
+            &want(),
+            &rule(false, &["HIGH"], "DETECTIONS"),
+        ))
+        .problems()
+        .join("; ");
         assert!(
             p.contains("disabled") && p.contains("severity") && p.contains("trigger"),
             "{p}"
@@ -1199,10 +1240,13 @@ mod tests {
         let p = rule_differences(&want(), &r);
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(
-            p[0].contains("one project") && p[0].contains(REMADE),
+            p[0].text.contains("one project") && p[0].cause == Cause::Unpatchable,
             "{p:?}"
         );
-        assert!(p[1].contains("webhook body"), "{p:?}");
+        assert!(
+            p[1].text.contains("webhook body") && p[1].cause == Cause::Setting,
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
-use super::{Cx, Piece};
-use crate::engine::{Observed, Step, StepError};
+use super::{Cause, Cx, Piece};
+use crate::engine::{Observed, Problem, Step, StepError};
 use crate::policy;
 use crate::resources::support::iam::POLICY_KEPT;
 
@@ -51,12 +51,12 @@ impl Step<Cx> for ApiPolicy {
         cx.credentials_changed();
         Ok(())
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         cx.iam(POLICY)
             .observe_policy(&cx.policy_arn(), "ExpelAPIPolicy", &self.document(cx))
             .await
     }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
         cx.iam(POLICY)
             .put_policy_document(&cx.policy_arn(), &self.document(cx))
             .await?;

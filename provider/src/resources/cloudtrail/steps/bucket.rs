@@ -1,9 +1,9 @@
 //! The log bucket (guide steps 1 and 2).
 use async_trait::async_trait;
 
-use super::{Cx, Piece};
+use super::{Cause, Cx, Piece};
 use crate::clients::aws::err;
-use crate::engine::{Observed, Step, StepError};
+use crate::engine::{Observed, Problem, Step, StepError};
 use crate::policy::{self, PolicyKind};
 use crate::resources::support::ownership::{Claim, OWNER_KEY};
 
@@ -263,7 +263,7 @@ impl Step<Cx> for TrailBucket {
         }
         self.configure(cx).await
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         if !self.exists(cx).await? {
             return Ok(Observed::Gone);
         }
@@ -352,9 +352,9 @@ impl Step<Cx> for TrailBucket {
         if !blocked {
             problems.push("public access block of the log bucket is off".to_string());
         }
-        Ok(Observed::Present(problems))
+        Ok(Observed::differs(problems))
     }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
         self.configure(cx).await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {

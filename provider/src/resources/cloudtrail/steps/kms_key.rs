@@ -1,9 +1,9 @@
 //! The KMS key, its policy and alias (guide steps 1 and 4).
 use async_trait::async_trait;
 
-use super::{Cx, Piece};
+use super::{Cause, Cx, Piece};
 use crate::clients::aws::err;
-use crate::engine::{Observed, Step, StepError};
+use crate::engine::{Observed, Problem, Step, StepError};
 use crate::policy::{self, PolicyKind};
 use crate::resources::support::ownership::{Claim, OWNER_KEY};
 
@@ -141,7 +141,7 @@ impl Step<Cx> for KmsKey {
         .await?;
         Ok(())
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         match self.find(cx).await? {
             None => Ok(Observed::Gone),
             Some((id, arn, _)) => {
@@ -154,16 +154,14 @@ impl Step<Cx> for KmsKey {
             }
         }
     }
-    async fn repair(&self, cx: &Cx, problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, problems: &[Problem<Cause>]) -> Result<(), StepError> {
         let id = cx
             .j()
             .key_id
             .clone()
             .ok_or_else(|| StepError::new(KEY, "no key recorded"))?;
-        if problems
-            .iter()
-            .any(|p| p.contains("scheduled for deletion"))
-        {
+        let any = |c: Cause| problems.iter().any(|p| p.cause == c);
+        if any(Cause::KeyPendingDeletion) {
             cx.aws(KEY, || async {
                 cx.aws
                     .kms
@@ -175,10 +173,7 @@ impl Step<Cx> for KmsKey {
             })
             .await?;
         }
-        if problems
-            .iter()
-            .any(|p| p.contains("disabled") || p.contains("scheduled for deletion"))
-        {
+        if any(Cause::KeyDisabled) || any(Cause::KeyPendingDeletion) {
             cx.aws(KEY, || async {
                 cx.aws
                     .kms
@@ -277,7 +272,7 @@ impl Step<Cx> for KmsKey {
 }
 
 impl KmsKey {
-    async fn inspect(&self, cx: &Cx, id: &str) -> Result<Vec<String>, StepError> {
+    async fn inspect(&self, cx: &Cx, id: &str) -> Result<Vec<Problem<Cause>>, StepError> {
         let mut problems = Vec::new();
         let meta = cx
             .aws(KEY, || async {
@@ -295,10 +290,13 @@ impl KmsKey {
             .and_then(|m| m.key_state())
             .map(|s| s.as_str())
         {
-            Some("PendingDeletion") => {
-                problems.push("KMS key is scheduled for deletion".to_string())
+            Some("PendingDeletion") => problems.push(Problem::new(
+                "KMS key is scheduled for deletion",
+                Cause::KeyPendingDeletion,
+            )),
+            Some("Disabled") => {
+                problems.push(Problem::new("KMS key is disabled", Cause::KeyDisabled))
             }
-            Some("Disabled") => problems.push("KMS key is disabled".to_string()),
             _ => {}
         }
         let pol = cx
@@ -315,16 +313,24 @@ impl KmsKey {
             .await?;
         let expected = policy::key_policy(&cx.loc, &cx.names());
         let live = pol.policy().unwrap_or_default();
-        problems.extend(policy::drift("key policy", &expected, live));
+        problems.extend(
+            policy::drift("key policy", &expected, live)
+                .into_iter()
+                .map(Problem::from),
+        );
         cx.warn_defeats(
             "Another party's statement defeats ours in the key policy",
             policy::foreign_defeats("key policy", &expected, live, PolicyKind::Key),
         );
         match self.alias_target(cx, &cx.s.kms_alias).await? {
-            None => problems.push(format!("alias {} {ALIAS_MISSING}", cx.s.kms_alias)),
-            Some(k) if k != id => {
-                problems.push(format!("alias {} {ALIAS_ELSEWHERE} ({k})", cx.s.kms_alias))
-            }
+            None => problems.push(Problem::new(
+                format!("alias {} {ALIAS_MISSING}", cx.s.kms_alias),
+                Cause::AliasMissing,
+            )),
+            Some(k) if k != id => problems.push(Problem::new(
+                format!("alias {} {ALIAS_ELSEWHERE} ({k})", cx.s.kms_alias),
+                Cause::AliasElsewhere,
+            )),
             Some(_) => {}
         }
         Ok(problems)
@@ -348,13 +354,14 @@ impl KmsKey {
     }
     /// Points the configured alias at the key: created when missing, moved when it names
     /// another key.
-    async fn point_alias(&self, cx: &Cx, id: &str, problems: &[String]) -> Result<(), StepError> {
-        let about_alias = |what: &str| {
-            problems
-                .iter()
-                .any(|p| p.starts_with("alias ") && p.ends_with(what))
-        };
-        if about_alias(ALIAS_MISSING) {
+    async fn point_alias(
+        &self,
+        cx: &Cx,
+        id: &str,
+        problems: &[Problem<Cause>],
+    ) -> Result<(), StepError> {
+        let any = |c: Cause| problems.iter().any(|p| p.cause == c);
+        if any(Cause::AliasMissing) {
             cx.aws(KEY, || async {
                 cx.aws
                     .kms
@@ -366,10 +373,7 @@ impl KmsKey {
                     .map_err(err("kms", "CreateAlias"))
             })
             .await?;
-        } else if problems
-            .iter()
-            .any(|p| p.starts_with("alias ") && p.contains(ALIAS_ELSEWHERE))
-        {
+        } else if any(Cause::AliasElsewhere) {
             cx.aws(KEY, || async {
                 cx.aws
                     .kms

@@ -31,7 +31,7 @@ use std::sync::Mutex;
 
 use crate::clients::aws::{AwsClients, AwsError};
 use crate::clients::workbench::WorkbenchClient;
-use crate::engine::{Deadline, StepContext, StepError};
+use crate::engine::{self, Deadline, Fix, StepContext, StepError};
 use crate::policy::{self, CloudTrailNames, Location};
 use crate::resources::support::iam::{iam_tags, Iam, Kept};
 use crate::resources::support::ownership::{self, Claim, Mark, Owner};
@@ -98,6 +98,31 @@ pub enum Piece {
     WorkbenchDevice,
 }
 
+/// Why a CloudTrail piece differs, where its repair depends on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Cause {
+    /// A setting or policy, set back in place.
+    #[default]
+    Setting,
+    /// The KMS key is scheduled for deletion: the deletion is cancelled, the key enabled.
+    KeyPendingDeletion,
+    /// The KMS key is disabled: enabled again.
+    KeyDisabled,
+    /// The key's alias is missing: made again.
+    AliasMissing,
+    /// The key's alias points at another key: moved back.
+    AliasElsewhere,
+}
+
+impl engine::Cause for Cause {
+    fn fix(self) -> Fix {
+        match self {
+            Cause::KeyPendingDeletion => Fix::Restore,
+            _ => Fix::InPlace,
+        }
+    }
+}
+
 pub struct Cx {
     pub aws: AwsClients,
     pub data: std::sync::Arc<crate::resources::ExpelData>,
@@ -113,6 +138,7 @@ pub struct Cx {
 
 impl StepContext for Cx {
     type Id = Piece;
+    type Cause = Cause;
     fn deadline(&self) -> &Deadline {
         &self.deadline
     }

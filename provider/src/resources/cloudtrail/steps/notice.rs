@@ -1,9 +1,9 @@
 //! The bucket's event notification to the queue (guide step 5).
 use async_trait::async_trait;
 
-use super::{Cx, Piece};
+use super::{Cause, Cx, Piece};
 use crate::clients::aws::err;
-use crate::engine::{Observed, Step, StepError};
+use crate::engine::{Observed, Problem, Step, StepError};
 
 const NOTIFICATION_ID: &str = "ExpelNotifyQueue";
 
@@ -90,7 +90,7 @@ impl Step<Cx> for BucketNotice {
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         self.put(cx, true).await
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         let Some(cur) = self.current(cx).await? else {
             return Ok(Observed::Gone);
         };
@@ -116,11 +116,11 @@ impl Step<Cx> for BucketNotice {
                 {
                     p.push("notification no longer covers all object-create events".to_string());
                 }
-                Observed::Present(p)
+                Observed::differs(p)
             }
         })
     }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
         self.put(cx, true).await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {

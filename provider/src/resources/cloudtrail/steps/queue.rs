@@ -2,9 +2,9 @@
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
-use super::{Cx, Piece};
+use super::{Cause, Cx, Piece};
 use crate::clients::aws::err;
-use crate::engine::{Observed, Step, StepError};
+use crate::engine::{Observed, Problem, Step, StepError};
 use crate::policy::{self, PolicyKind};
 use crate::resources::support::ownership::Claim;
 
@@ -125,7 +125,7 @@ impl Step<Cx> for NotifyQueue {
         cx.j().queue_url = r.queue_url;
         Ok(())
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         let Some(url) = self.url(cx).await? else {
             return Ok(Observed::Gone);
         };
@@ -171,9 +171,9 @@ impl Step<Cx> for NotifyQueue {
                 ));
             }
         }
-        Ok(Observed::Present(problems))
+        Ok(Observed::differs(problems))
     }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
         let url = cx
             .j()
             .queue_url

@@ -1,8 +1,8 @@
 //! ExpelServiceRole (guide step 7).
 use async_trait::async_trait;
 
-use super::{Cx, Piece};
-use crate::engine::{Observed, Step, StepError};
+use super::{Cause, Cx, Piece};
+use crate::engine::{Observed, Problem, Step, StepError};
 use crate::policy;
 use crate::resources::support::iam::ServiceRoleSpec;
 
@@ -51,7 +51,7 @@ impl Step<Cx> for ServiceRole {
         cx.credentials_changed();
         Ok(())
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         let (seen, widened) = cx
             .iam(ROLE)
             .observe_service_role(&Self::spec(cx, &cx.policy_arn()))
@@ -62,7 +62,7 @@ impl Step<Cx> for ServiceRole {
         );
         Ok(seen)
     }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
         cx.iam(ROLE)
             .repair_service_role(&Self::spec(cx, &cx.policy_arn()))
             .await?;

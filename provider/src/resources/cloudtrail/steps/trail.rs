@@ -1,9 +1,9 @@
 //! The trail (guide step 1).
 use async_trait::async_trait;
 
-use super::{Cx, Piece};
+use super::{Cause, Cx, Piece};
 use crate::clients::aws::err;
-use crate::engine::{Observed, Step, StepError};
+use crate::engine::{Observed, Problem, Step, StepError};
 use crate::resources::support::ownership::Claim;
 
 pub struct Trail;
@@ -129,7 +129,7 @@ impl Step<Cx> for Trail {
         .await?;
         self.settle(cx).await
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         let Some(t) = self.get(cx).await? else {
             return Ok(Observed::Gone);
         };
@@ -187,9 +187,9 @@ impl Step<Cx> for Trail {
         if !mgmt_rw {
             p.push("trail no longer records all read and write management events".to_string());
         }
-        Ok(Observed::Present(p))
+        Ok(Observed::differs(p))
     }
-    async fn repair(&self, cx: &Cx, _problems: &[String]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
         let key = cx
             .j()
             .key_arn
