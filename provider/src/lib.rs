@@ -3,3 +3,7 @@ pub mod clients;
 pub mod engine;
 pub mod policy;
 pub mod resources;
+
+/// This release's version (from Cargo): `--version`, the first log line and the User-Agent
+/// of every call.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

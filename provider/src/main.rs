@@ -2,12 +2,21 @@
 use std::process::ExitCode;
 
 use expel_provider::resources::{ExpelProvider, ADDRESS};
+use expel_provider::VERSION;
+use tfplugin::handshake::{self, Invocation};
+use tfplugin::log;
 use tfplugin::provider::Provider as _;
-use tfplugin::{handshake, log};
 
 fn main() -> ExitCode {
-    let opts = match handshake::options_from_args(ADDRESS) {
-        Ok(o) => o,
+    let opts = match handshake::invocation_from_args(ADDRESS) {
+        Ok(Invocation::Serve(o)) => o,
+        Ok(Invocation::Version) => {
+            println!(
+                "terraform-provider-expel {VERSION} (Terraform plugin protocol {})",
+                handshake::PROTOCOL
+            );
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("terraform-provider-expel: {e}");
             return ExitCode::from(2);
@@ -17,6 +26,11 @@ fn main() -> ExitCode {
         ExpelProvider.type_name(),
         &["expel_provider", "terraform_provider_expel"],
         expel_provider::clients::secret::redact,
+    );
+    tracing::info!(
+        version = VERSION,
+        protocol = handshake::PROTOCOL,
+        "terraform-provider-expel starting"
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

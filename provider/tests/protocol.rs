@@ -145,13 +145,14 @@ fn function_result(r: &pb::call_function::Response) -> String {
     v.as_str().expect("string").to_string()
 }
 
-type Seen = (String, Option<String>);
+/// (request line, Authorization header, User-Agent header)
+type Seen = (String, Option<String>, Option<String>);
 
 /// A tiny Workbench: `GET /api/v2/organizations/<ORG>` with `Authorization: Bearer k`
 /// answers the organization; a wrong key gets a JSON:API 401; anything else 404.
 struct FakeWorkbench {
     url: String,
-    /// (request line, Authorization header) of every request.
+    /// Every request.
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -175,11 +176,17 @@ async fn fake_workbench() -> FakeWorkbench {
                 let text = String::from_utf8_lossy(&req).into_owned();
                 let mut lines = text.split("\r\n");
                 let line = lines.next().unwrap_or_default().to_string();
-                let auth = lines
-                    .filter_map(|h| h.split_once(':'))
-                    .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-                    .map(|(_, v)| v.trim().to_string());
-                log.lock().unwrap().push((line.clone(), auth.clone()));
+                let headers: Vec<(&str, &str)> = lines.filter_map(|h| h.split_once(':')).collect();
+                let header = |name: &str| {
+                    headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.trim().to_string())
+                };
+                let auth = header("authorization");
+                log.lock()
+                    .unwrap()
+                    .push((line.clone(), auth.clone(), header("user-agent")));
                 let target = line.split(' ').nth(1).unwrap_or_default();
                 let path = target.split('?').next().unwrap_or_default();
                 let (status, body) = if line.starts_with("GET ")
@@ -329,9 +336,13 @@ async fn terraform_sequence_reads_the_organization_and_calls_soc_email() {
         wb.seen.lock().unwrap().as_slice(),
         [(
             format!("GET /api/v2/organizations/{ORG} HTTP/1.1"),
-            Some("Bearer k".to_string())
+            Some("Bearer k".to_string()),
+            Some(format!(
+                "terraform-provider-expel/{}",
+                env!("CARGO_PKG_VERSION")
+            ))
         )],
-        "one authenticated request for the configured organization"
+        "one authenticated request for the configured organization, naming this release"
     );
 
     let f = call_soc_email(&mut s.client, name).await;
@@ -549,4 +560,35 @@ async fn concurrent_function_calls_all_succeed() {
         seen.insert(i);
     }
     assert_eq!(seen.len(), 20);
+}
+
+#[tokio::test]
+async fn the_version_is_printed_and_is_the_first_log_line() {
+    let out = std::process::Command::new(common::BIN)
+        .arg("--version")
+        .output()
+        .expect("run --version");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "terraform-provider-expel {} (Terraform plugin protocol 6)\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    let (mut p, _hs) = Plugin::start(&[("TF_LOG", "info")]).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !p.stderr().contains('\n') && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let log = p.stderr();
+    let first: serde_json::Value =
+        serde_json::from_str(log.lines().next().unwrap_or_default()).expect("an hclog JSON line");
+    assert_eq!(
+        first["@message"], "terraform-provider-expel starting",
+        "{log}"
+    );
+    assert_eq!(first["version"], env!("CARGO_PKG_VERSION"), "{log}");
+    assert_eq!(first["protocol"], "6", "{log}");
+    drop(p);
 }

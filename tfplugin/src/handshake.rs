@@ -22,6 +22,8 @@ pub const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
 pub const MAGIC_COOKIE_VALUE: &str =
     "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
 const MAX_MESSAGE: usize = 256 << 20;
+/// The plugin protocol this crate speaks (major version; Terraform negotiates only that).
+pub const PROTOCOL: u32 = 6;
 
 /// How the process was asked to serve.
 pub struct ServeOptions {
@@ -62,8 +64,11 @@ pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> ExitCode {
     }
     if !opts.debug {
         if let Ok(versions) = std::env::var("PLUGIN_PROTOCOL_VERSIONS") {
-            if !versions.split(',').any(|v| v.trim() == "6") {
-                eprintln!("{program} speaks plugin protocol 6; Terraform offered {versions:?}. Use Terraform 1.0 or newer.");
+            if !versions
+                .split(',')
+                .any(|v| v.trim() == PROTOCOL.to_string())
+            {
+                eprintln!("{program} speaks plugin protocol {PROTOCOL}; Terraform offered {versions:?}. Use Terraform 1.0 or newer.");
                 return ExitCode::from(1);
             }
         }
@@ -219,18 +224,26 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Parses the command line: `--debug` or nothing.
-pub fn options_from_args(address: &'static str) -> Result<ServeOptions, String> {
+/// What the command line asks for.
+pub enum Invocation {
+    Serve(ServeOptions),
+    /// `--version`: print the version and exit.
+    Version,
+}
+
+/// Parses the command line: nothing, `--debug` or `--version`.
+pub fn invocation_from_args(address: &'static str) -> Result<Invocation, String> {
     let mut debug = false;
     for a in std::env::args().skip(1) {
         match a.as_str() {
             "--debug" | "-debug" => debug = true,
+            "--version" | "-version" => return Ok(Invocation::Version),
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}; the only option is --debug"
+                    "unknown argument {other:?}; the options are --debug and --version"
                 ))
             }
         }
     }
-    Ok(ServeOptions { address, debug })
+    Ok(Invocation::Serve(ServeOptions { address, debug }))
 }

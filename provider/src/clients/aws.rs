@@ -101,12 +101,21 @@ async fn missing_profile(profile: &str, env: &aws_types::os_shim_internal::Env) 
     ))
 }
 
+/// This provider and its version in the User-Agent of every AWS call
+/// (`app/terraform-provider-expel-<version>`).
+fn app_name() -> Option<aws_types::app_name::AppName> {
+    aws_types::app_name::AppName::new(format!("terraform-provider-expel-{}", crate::VERSION)).ok()
+}
+
 impl AwsClients {
     pub async fn new(s: &AwsClientSettings) -> AwsClients {
         // One retry layer: the engine's (engine::retry) knows which answers to retry and for
         // how long; the SDK's standard retries would stack under it.
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(aws_config::retry::RetryConfig::disabled());
+        if let Some(a) = app_name() {
+            loader = loader.app_name(a);
+        }
         if let Some(r) = &s.region {
             loader = loader.region(aws_config::Region::new(r.clone()));
         }

@@ -39,10 +39,7 @@ impl Limits {
     /// An HTTP client bound by these limits.
     pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
         reqwest::Client::builder()
-            .user_agent(concat!(
-                "terraform-provider-expel/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(format!("terraform-provider-expel/{}", crate::VERSION))
             .connect_timeout(CONNECT.min(self.request))
             .timeout(self.request)
             .build()
