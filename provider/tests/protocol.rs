@@ -576,7 +576,7 @@ async fn the_version_is_printed_and_is_the_first_log_line() {
             env!("CARGO_PKG_VERSION")
         )
     );
-    let (mut p, _hs) = Plugin::start(&[("TF_LOG", "info")]).await;
+    let (p, _hs) = Plugin::start(&[("TF_LOG", "info")]).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !p.stderr().contains('\n') && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
