@@ -152,6 +152,9 @@ pub enum Cause {
     /// No patch can change it (a name, scopes or projects of the service account, the
     /// project scope of the integration or the rule): deleted and made again.
     Unpatchable,
+    /// A part the piece made was deleted outside Terraform (the Expel Analyst user): made
+    /// again, with a new id.
+    PartGone,
 }
 
 impl engine::Cause for Cause {
@@ -160,6 +163,7 @@ impl engine::Cause for Cause {
             Cause::Setting => Fix::InPlace,
             Cause::SecretRotated => Fix::Renew,
             Cause::Unpatchable => Fix::Remake,
+            Cause::PartGone => Fix::Make,
         }
     }
 }
@@ -734,6 +738,7 @@ impl Step<Cx> for ConsoleAccess {
         cx.j().domain_code = Some(settings.domain_verification_code.clone());
         let allowed = settings.allowed_domains.iter().any(|d| d == EXPEL_DOMAIN);
         let mut p = Vec::new();
+        let mut gone = None;
         let user_id = cx.j().user_id.clone();
         if cx.s.domain_validated {
             if !allowed {
@@ -745,7 +750,12 @@ impl Step<Cx> for ConsoleAccess {
                     cx.s.soc_email
                 )),
                 Some(id) => match cx.w(CONSOLE, || wiz.user(&id)).await? {
-                    None => p.push(format!("user {ANALYST_NAME} ({}) {GONE}", cx.s.soc_email)),
+                    None => {
+                        gone = Some(Problem::new(
+                            format!("user {ANALYST_NAME} ({}) {GONE}", cx.s.soc_email),
+                            Cause::PartGone,
+                        ))
+                    }
                     Some(u) => {
                         let role = self.role_id(cx).await?;
                         if u.role_id() != Some(role.as_str()) {
@@ -766,7 +776,9 @@ impl Step<Cx> for ConsoleAccess {
         } else if user_id.is_some() || (cx.j().domain_added && allowed) {
             p.push("console access is turned off: the Expel Analyst user and the expel.io login domain will be removed".into());
         }
-        Ok(Observed::differs(p))
+        let mut problems: Vec<Problem<Cause>> = p.into_iter().map(Problem::from).collect();
+        problems.extend(gone);
+        Ok(Observed::Present(problems))
     }
     async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
         self.ensure(cx).await
