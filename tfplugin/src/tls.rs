@@ -35,7 +35,15 @@ pub struct ServerTls {
 /// `organization` goes into the certificate's subject (O), e.g. the provider's program name.
 pub fn server_tls(client_cert_pem: &str, organization: &str) -> Result<ServerTls, TlsError> {
     let client = parse_pem_cert(client_cert_pem)?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    // ring makes our key and runs the handshakes: aws-lc seeds its random generator on first
+    // use, which took 35 ms (up to 250 ms on a busy machine) before the handshake line; ring
+    // asks the kernel. Verifying Terraform's P-521/SHA-512 signature needs no randomness and
+    // is aws-lc's (ring has no P-521).
+    let provider = Arc::new(CryptoProvider {
+        signature_verification_algorithms: rustls::crypto::aws_lc_rs::default_provider()
+            .signature_verification_algorithms,
+        ..rustls::crypto::ring::default_provider()
+    });
     let (cert_der, key_der) = self_signed(organization)?;
     let verifier = Arc::new(ExactClientCert {
         expected: client,
@@ -68,10 +76,9 @@ fn parse_pem_cert(pem: &str) -> Result<CertificateDer<'static>, TlsError> {
 /// use it as its only root, usable for server and client auth.
 fn self_signed(organization: &str) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose,
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
     };
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let key = ServerKey::generate()?;
     let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
     params
         .distinguished_name
@@ -91,7 +98,49 @@ fn self_signed(organization: &str) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     let cert = params.self_signed(&key)?;
-    Ok((cert.der().to_vec(), key.serialize_der()))
+    Ok((cert.der().to_vec(), key.pkcs8))
+}
+
+/// The server's ECDSA P-256 key, made and used with ring.
+struct ServerKey {
+    pair: ring::signature::EcdsaKeyPair,
+    pkcs8: Vec<u8>,
+    rng: ring::rand::SystemRandom,
+}
+
+impl ServerKey {
+    fn generate() -> Result<Self, rcgen::Error> {
+        use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING as ALG};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ALG, &rng).map_err(|_| rcgen::Error::RingUnspecified)?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ALG, pkcs8.as_ref(), &rng)
+            .map_err(|e| rcgen::Error::RingKeyRejected(e.to_string()))?;
+        Ok(ServerKey {
+            pair,
+            pkcs8: pkcs8.as_ref().to_vec(),
+            rng,
+        })
+    }
+}
+
+impl rcgen::PublicKeyData for ServerKey {
+    fn der_bytes(&self) -> &[u8] {
+        use ring::signature::KeyPair as _;
+        self.pair.public_key().as_ref()
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for ServerKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.pair
+            .sign(&self.rng, msg)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| rcgen::Error::RingUnspecified)
+    }
 }
 
 #[derive(Debug)]
