@@ -4,7 +4,7 @@
 //! the organization's Workbench record, opted in. Either undone behind Terraform's back is
 //! drift that apply repairs. Off removes both, ours only. The member role carries the
 //! permission alone (it has no device).
-use expel_e2e::{Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER};
+use expel_e2e::{sids, Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER};
 use serde_json::{json, Value as Json};
 
 const KEYS: &str = "DISABLE_AND_MODIFY_AWS_ACCESS_KEYS";
@@ -70,7 +70,7 @@ fn foreign_record(stack: &Stack, action: &str, opt_in: bool, device: &str) -> St
     body["data"]["id"].as_str().expect("record id").to_string()
 }
 
-/// Every remediation record the emulator holds: id -> (attributes, member device ids).
+/// Every remediation record the emulator holds (`id`, `attributes`, `security_device_ids`).
 fn records(stack: &Stack) -> Vec<Json> {
     stack.sandbox_state()["workbench"]["remediation_action_settings"]
         .as_array()
@@ -95,6 +95,16 @@ fn members(r: &Json) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The integration applied with the remediation on (the next plan empty): the working
+/// directory, our device id and the remediation records Workbench then holds.
+fn applied_on(stack: &Stack) -> (Workdir, String, Vec<Json>) {
+    let w = Workdir::with_hcl(&cloudtrail(true), stack);
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    let ours = our_device(&w);
+    (w, ours, records(stack))
+}
+
 fn our_device(w: &Workdir) -> String {
     w.state_of("expel_cloudtrail_integration")["id"]
         .as_str()
@@ -103,20 +113,7 @@ fn our_device(w: &Workdir) -> String {
 }
 
 fn api_policy(stack: &Stack, extra: &[&str]) -> Json {
-    let mut args = vec!["doc=api"];
-    args.extend_from_slice(extra);
-    serde_json::from_str(&stack.oob_with("policy-show", &args)).expect("policy JSON")
-}
-
-fn sids(doc: &Json) -> Vec<String> {
-    doc["Statement"]
-        .as_array()
-        .map(|s| {
-            s.iter()
-                .filter_map(|x| x["Sid"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    stack.policy_show("api", extra)
 }
 
 fn theirs() -> Json {
@@ -134,11 +131,7 @@ fn integration_joins_the_organizations_record_repairs_both_halves_and_leaves_onl
     let hosts = foreign_record(&stack, "CONTAIN_HOSTS", true, &other);
     let before_hosts = record(&records(&stack), &hosts).clone();
 
-    let w = Workdir::with_hcl(&cloudtrail(true), &stack);
-    w.tf_expect(APPLY, 0);
-    w.tf_expect(PLAN, 0);
-    let ours = our_device(&w);
-    let all = records(&stack);
+    let (w, ours, all) = applied_on(&stack);
     assert_eq!(all.len(), 2, "joined, not made: {all:?}");
     assert_eq!(
         members(record(&all, &keys)),
@@ -242,11 +235,7 @@ fn integration_joins_the_organizations_record_repairs_both_halves_and_leaves_onl
 fn a_record_the_integration_made_is_deleted_only_while_no_other_device_is_in_it() {
     let stack = Stack::local();
     let other = foreign_device(&stack, "GuardDuty (security team)");
-    let w = Workdir::with_hcl(&cloudtrail(true), &stack);
-    w.tf_expect(APPLY, 0);
-    w.tf_expect(PLAN, 0);
-    let ours = our_device(&w);
-    let all = records(&stack);
+    let (w, ours, all) = applied_on(&stack);
     assert_eq!(all.len(), 1, "{all:?}");
     let made = all[0]["id"].as_str().expect("id").to_string();
     assert_eq!(members(&all[0]), vec![ours.clone()]);

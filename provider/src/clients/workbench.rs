@@ -977,6 +977,14 @@ mod tests {
         .await
     }
 
+    /// The `i`-th request the fake saw: its request line and its JSON body (null if none).
+    fn sent(seen: &std::sync::Mutex<Vec<String>>, i: usize) -> (String, Json) {
+        let seen = seen.lock().unwrap();
+        let (head, body) = seen[i].split_once("\r\n\r\n").unwrap();
+        let line = head.lines().next().unwrap_or_default().to_string();
+        (line, serde_json::from_str(body).unwrap_or(Json::Null))
+    }
+
     #[tokio::test]
     async fn retry_after_of_the_last_answer_is_surfaced_uncapped() {
         let throttled = json!({"errors": [{"status": "429", "title": "Too Many Requests"}]});
@@ -1007,14 +1015,9 @@ mod tests {
             deleted_at: None,
         };
         c.recheck_device(&d).await.unwrap();
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 1, "{seen:?}");
-        let (head, body) = seen[0].split_once("\r\n\r\n").unwrap();
-        assert!(
-            head.starts_with("PATCH /api/v2/security_devices/d1 HTTP/1.1"),
-            "{head}"
-        );
-        let body: Json = serde_json::from_str(body).unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 1, "{seen:?}");
+        let (line, body) = sent(&seen, 0);
+        assert_eq!(line, "PATCH /api/v2/security_devices/d1 HTTP/1.1");
         assert_eq!(
             body["data"]["attributes"],
             json!({"name": "Acme"}),
@@ -1096,12 +1099,7 @@ mod tests {
         wb.set_remediation_opt_in("s1", true).await.unwrap();
         wb.remove_remediation_device("s1", "d1").await.unwrap();
         wb.delete_remediation_setting("s1").await.unwrap();
-        let seen = seen.lock().unwrap();
-        let split = |i: usize| -> (String, Json) {
-            let (head, body) = seen[i].split_once("\r\n\r\n").unwrap();
-            let line = head.lines().next().unwrap().to_string();
-            (line, serde_json::from_str(body).unwrap_or(Json::Null))
-        };
+        let split = |i: usize| sent(&seen, i);
         let linkage = json!({"data": [{"type": "security_devices", "id": "d1"}]});
         assert_eq!(
             split(0),
@@ -1142,13 +1140,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(made.device_ids, Some(vec!["d1".to_string()]));
-        let seen = seen.lock().unwrap();
-        let (head, body) = seen[0].split_once("\r\n\r\n").unwrap();
-        assert!(
-            head.starts_with("POST /api/v2/remediation_action_settings HTTP/1.1"),
-            "{head}"
-        );
-        let body: Json = serde_json::from_str(body).unwrap();
+        let (line, body) = sent(&seen, 0);
+        assert_eq!(line, "POST /api/v2/remediation_action_settings HTTP/1.1");
         assert_eq!(
             body["data"]["attributes"],
             json!({"action_type": DEACTIVATE_ACCESS_KEYS, "automate_opt_in": true,

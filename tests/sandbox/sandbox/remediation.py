@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from flask import Blueprint, request
 
-from . import jsonapi, schema
+from . import jsonapi
 from .jsonapi import ApiError, error_object
 
 if TYPE_CHECKING:
@@ -129,17 +129,7 @@ class RemediationSettings:
         if not isinstance(attributes, dict) or not isinstance(relationships, dict):
             raise ApiError(422, "data.attributes and data.relationships must be objects",
                            pointer="/data")
-        errors = []
-        for name, value in attributes.items():
-            pointer = f"/data/attributes/{name}"
-            if name in READ_ONLY:
-                errors.append(error_object(422, f"{name} is read-only", pointer=pointer))
-            elif name not in ATTRIBUTES:
-                errors.append(error_object(422, f"unknown attribute {name!r}; allowed: "
-                                                + ", ".join(ATTRIBUTES), pointer=pointer))
-            else:
-                errors += [error_object(422, e.detail, pointer=e.pointer)
-                           for e in schema.validate(value, ATTRIBUTES[name], pointer, name)]
+        errors = jsonapi.attribute_errors(attributes, ATTRIBUTES, READ_ONLY)
         for name in set(relationships) - RELATIONSHIPS:
             errors.append(error_object(422, f"unknown or read-only relationship {name!r}",
                                        pointer=f"/data/relationships/{name}"))

@@ -497,18 +497,7 @@ class WorkbenchEmulator(Emulator):
 
     def _attribute_errors(self, attributes: dict[str, Any], creating: bool
                           ) -> list[dict[str, Any]]:
-        errors = []
-        for name, value in attributes.items():
-            pointer = f"/data/attributes/{name}"
-            if name in READ_ONLY_ATTRIBUTES:
-                errors.append(error_object(422, f"{name} is read-only", pointer=pointer))
-            elif name not in DEVICE_ATTRIBUTES:
-                errors.append(error_object(
-                    422, f"unknown attribute {name!r}; allowed: {', '.join(DEVICE_ATTRIBUTES)}",
-                    pointer=pointer))
-            else:
-                for e in schema.validate(value, DEVICE_ATTRIBUTES[name], pointer, name):
-                    errors.append(error_object(422, e.detail, pointer=e.pointer))
+        errors = jsonapi.attribute_errors(attributes, DEVICE_ATTRIBUTES, READ_ONLY_ATTRIBUTES)
         if creating:
             for name in REQUIRED_ON_CREATE:
                 if name not in attributes:

@@ -10,24 +10,12 @@
 use async_trait::async_trait;
 
 use super::{Cause, Cx, Piece};
-use crate::clients::workbench::{RemediationSetting, WorkbenchError, DEACTIVATE_ACCESS_KEYS};
+use crate::clients::workbench::{RemediationSetting, DEACTIVATE_ACCESS_KEYS};
 use crate::engine::{Observed, Problem, Step, StepError};
 
 pub struct AutoRemediation;
 const REMEDIATION: &str =
     "Auto remediation: Deactivate Access Keys opted in through the security device in Workbench";
-
-/// A Workbench call retried within the operation's deadline.
-async fn wb<T, F, Fut>(cx: &Cx, op: F) -> Result<T, StepError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, WorkbenchError>>,
-{
-    cx.deadline
-        .retry(op)
-        .await
-        .map_err(|e| StepError::caused_by(REMEDIATION, e))
-}
 
 impl AutoRemediation {
     fn wanted(cx: &Cx) -> bool {
@@ -41,10 +29,12 @@ impl AutoRemediation {
         cx: &Cx,
     ) -> Result<Option<(RemediationSetting, Vec<String>)>, StepError> {
         let org = cx.s.workbench_org.as_str();
-        let found = wb(cx, || {
-            cx.wbc().remediation_settings(org, DEACTIVATE_ACCESS_KEYS)
-        })
-        .await?;
+        let found = cx
+            .deadline
+            .retry_step(REMEDIATION, || {
+                cx.wbc().remediation_settings(org, DEACTIVATE_ACCESS_KEYS)
+            })
+            .await?;
         let recorded = cx.j().remediation_id.clone();
         let chosen = found
             .iter()
@@ -54,7 +44,10 @@ impl AutoRemediation {
         let Some(setting) = chosen else {
             return Ok(None);
         };
-        let devices = wb(cx, || cx.wbc().remediation_devices(&setting)).await?;
+        let devices = cx
+            .deadline
+            .retry_step(REMEDIATION, || cx.wbc().remediation_devices(&setting))
+            .await?;
         Ok(Some((setting, devices)))
     }
 
@@ -81,10 +74,18 @@ impl AutoRemediation {
         let org = cx.s.workbench_org.as_str();
         if let Some((setting, devices)) = self.record(cx).await? {
             if !devices.contains(&device) {
-                wb(cx, || cx.wbc().add_remediation_device(&setting.id, &device)).await?;
+                cx.deadline
+                    .retry_step(REMEDIATION, || {
+                        cx.wbc().add_remediation_device(&setting.id, &device)
+                    })
+                    .await?;
             }
             if !setting.automate_opt_in {
-                wb(cx, || cx.wbc().set_remediation_opt_in(&setting.id, true)).await?;
+                cx.deadline
+                    .retry_step(REMEDIATION, || {
+                        cx.wbc().set_remediation_opt_in(&setting.id, true)
+                    })
+                    .await?;
             }
             Self::remember(cx, &setting.id, false);
             return Ok(());
@@ -124,15 +125,27 @@ impl AutoRemediation {
             return Ok(());
         };
         if let Some(device) = &device {
-            wb(cx, || cx.wbc().remove_remediation_device(&id, device)).await?;
+            cx.deadline
+                .retry_step(REMEDIATION, || {
+                    cx.wbc().remove_remediation_device(&id, device)
+                })
+                .await?;
         }
         if made {
-            if let Some(setting) = wb(cx, || cx.wbc().remediation_setting(&id)).await? {
-                if wb(cx, || cx.wbc().remediation_devices(&setting))
+            if let Some(setting) = cx
+                .deadline
+                .retry_step(REMEDIATION, || cx.wbc().remediation_setting(&id))
+                .await?
+            {
+                if cx
+                    .deadline
+                    .retry_step(REMEDIATION, || cx.wbc().remediation_devices(&setting))
                     .await?
                     .is_empty()
                 {
-                    wb(cx, || cx.wbc().delete_remediation_setting(&id)).await?;
+                    cx.deadline
+                        .retry_step(REMEDIATION, || cx.wbc().delete_remediation_setting(&id))
+                        .await?;
                 }
             }
         }
@@ -168,11 +181,18 @@ impl Step<Cx> for AutoRemediation {
             let (Some(id), Some(device)) = (cx.j().remediation_id.clone(), device) else {
                 return Ok(Observed::fine());
             };
-            let Some(setting) = wb(cx, || cx.wbc().remediation_setting(&id)).await? else {
+            let Some(setting) = cx
+                .deadline
+                .retry_step(REMEDIATION, || cx.wbc().remediation_setting(&id))
+                .await?
+            else {
                 cx.j().remediation_id = None;
                 return Ok(Observed::fine());
             };
-            let devices = wb(cx, || cx.wbc().remediation_devices(&setting)).await?;
+            let devices = cx
+                .deadline
+                .retry_step(REMEDIATION, || cx.wbc().remediation_devices(&setting))
+                .await?;
             return Ok(Observed::differs(if devices.contains(&device) {
                 vec!["the device is still opted in to Deactivate Access Keys in Workbench, though auto_remediation is off".to_string()]
             } else {
