@@ -3,7 +3,7 @@
 //! the four documents (key, bucket, queue, trust policy): another party adds a statement and
 //! removes one of ours; the plan names ours; apply restores ours and keeps theirs; a rename
 //! and a destroy keep theirs too. A foreign statement that defeats ours is reported.
-use expel_e2e::{Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER};
+use expel_e2e::{sids, Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER};
 use serde_json::{json, Value as Json};
 
 fn hcl(names: &str) -> String {
@@ -18,21 +18,7 @@ fn hcl(names: &str) -> String {
 
 /// The live document, through tests/e2e/oob.py.
 fn live(stack: &Stack, doc: &str, extra: &[&str]) -> Json {
-    let mut args = vec![format!("doc={doc}")];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    serde_json::from_str(&stack.oob_with("policy-show", &args)).expect("policy JSON")
-}
-
-fn sids(doc: &Json) -> Vec<String> {
-    doc["Statement"]
-        .as_array()
-        .map(|s| {
-            s.iter()
-                .filter_map(|x| x["Sid"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    stack.policy_show(doc, extra)
 }
 
 /// (document, one of our Sids, a foreign statement that only adds, one that defeats ours)

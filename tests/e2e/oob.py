@@ -353,7 +353,8 @@ def owner_strip(a):
 
 
 def _policy_doc(a):
-    """(read, write) of the live policy document named by doc=bucket|key|queue|trust."""
+    """(read, write) of the live policy document named by doc=bucket|key|queue|trust|api (api:
+    the default version of the customer-managed policy policy=<name>)."""
     kind = a["doc"]
     if kind == "bucket":
         s3 = client("s3")
@@ -372,6 +373,23 @@ def _policy_doc(a):
         # boto3 decodes IAM's percent-encoded document into a dict.
         return (lambda: json.dumps(iam.get_role(RoleName=a["role"])["Role"]["AssumeRolePolicyDocument"]),
                 lambda d: iam.update_assume_role_policy(RoleName=a["role"], PolicyDocument=d))
+    if kind == "api":
+        iam, arn = client("iam"), policy_arn(a)
+
+        def read_api():
+            version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+            # boto3 decodes IAM's percent-encoded document into a dict.
+            return json.dumps(iam.get_policy_version(PolicyArn=arn, VersionId=version)
+                              ["PolicyVersion"]["Document"])
+
+        def write_api(d):
+            old = [v for v in iam.list_policy_versions(PolicyArn=arn)["Versions"]
+                   if not v["IsDefaultVersion"]]
+            if len(old) >= 4:  # IAM keeps five versions
+                oldest = min(old, key=lambda v: v["CreateDate"])
+                iam.delete_policy_version(PolicyArn=arn, VersionId=oldest["VersionId"])
+            iam.create_policy_version(PolicyArn=arn, PolicyDocument=d, SetAsDefault=True)
+        return read_api, write_api
     raise SystemExit(f"unknown doc={kind}")
 
 

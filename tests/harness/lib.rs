@@ -94,6 +94,18 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The Sids of a policy document's statements, in order (statements without one left out).
+pub fn sids(doc: &Json) -> Vec<String> {
+    doc["Statement"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .filter_map(|x| x["Sid"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The directory holding the built `terraform-provider-expel` binary.
 pub fn provider_dir() -> PathBuf {
     if let Ok(d) = std::env::var("EXPEL_PROVIDER_DIR") {
@@ -284,6 +296,16 @@ impl Stack {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A live policy document through tests/e2e/oob.py (`doc` = bucket, key, queue, trust, or
+    /// api for a customer-managed policy; `extra` are `name=value` arguments), as JSON (a
+    /// string when it is not JSON).
+    pub fn policy_show(&self, doc: &str, extra: &[&str]) -> Json {
+        let mut args = vec![format!("doc={doc}")];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        serde_json::from_str(&self.oob_with("policy-show", &args)).expect("policy JSON")
     }
 
     /// Audits every policy document in moto with Duo's parliament

@@ -417,6 +417,220 @@ impl WorkbenchClient {
     }
 }
 
+/// The `action_type` of Workbench's "Deactivate Access Keys" auto remediation for AWS
+/// (pyexclient `RemediationActionSettings`, `action_type` values).
+pub const DEACTIVATE_ACCESS_KEYS: &str = "DISABLE_AND_MODIFY_AWS_ACCESS_KEYS";
+
+/// The agreement version an opt-in accepts (pyexclient: `automate_opt_in_agreement_version`,
+/// restricted to "V1").
+pub const OPT_IN_AGREEMENT: &str = "V1";
+
+/// A `remediation_action_settings` record: whether an organization lets Workbench run one kind
+/// of remediation on its own (`automate_opt_in`), and through which security devices
+/// (pyexclient `RemediationActionSettings`: attributes and the `organization` and
+/// `security_devices` relationships).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemediationSetting {
+    pub id: String,
+    pub action_type: String,
+    pub automate_opt_in: bool,
+    pub agreement_version: Option<String>,
+    /// DENY or ALLOW: how the record's context list (of access keys, for this action) is read.
+    pub list_type: Option<String>,
+    pub organization_id: Option<String>,
+    /// The member devices when the answer carries the relationship's `data`; `None` when it
+    /// only links to them (then [`WorkbenchClient::remediation_devices`] reads them).
+    pub device_ids: Option<Vec<String>>,
+}
+
+const SETTINGS: &str = "remediation_action_settings";
+
+fn device_linkage(device_id: &str) -> Json {
+    serde_json::json!({"data": [{"type": "security_devices", "id": device_id}]})
+}
+
+impl WorkbenchClient {
+    /// The organization's records for `action_type`: the listing filtered by both (pyexclient
+    /// `build_url` filters), each re-checked here (organization and action type as the record
+    /// says them), since a looser server filter must not hand us another organization's record.
+    pub async fn remediation_settings(
+        &self,
+        organization_id: &str,
+        action_type: &str,
+    ) -> Result<Vec<RemediationSetting>, WorkbenchError> {
+        let items = self
+            .list(
+                SETTINGS,
+                &[
+                    ("filter[organization][id]", organization_id),
+                    ("filter[action_type]", action_type),
+                ],
+            )
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(setting_from)
+            .filter(|s| {
+                s.action_type == action_type
+                    && s.organization_id.as_deref() == Some(organization_id)
+            })
+            .collect())
+    }
+
+    /// The record, or `None` when Workbench no longer has it.
+    pub async fn remediation_setting(
+        &self,
+        id: &str,
+    ) -> Result<Option<RemediationSetting>, WorkbenchError> {
+        let path = format!("{SETTINGS}/{id}");
+        match self.get(&path, &[]).await {
+            Ok(doc) => Ok(setting_from(doc.get("data").unwrap_or(&Json::Null))),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The record's member devices: its relationship `data` when the answer had it, else the
+    /// JSON:API relationship route `GET /<type>/<id>/relationships/security_devices`
+    /// (pyexclient `make_url` names these routes).
+    pub async fn remediation_devices(
+        &self,
+        setting: &RemediationSetting,
+    ) -> Result<Vec<String>, WorkbenchError> {
+        if let Some(ids) = &setting.device_ids {
+            return Ok(ids.clone());
+        }
+        let path = format!("{SETTINGS}/{}/relationships/security_devices", setting.id);
+        let doc = self.get(&path, &[]).await?;
+        linkage_ids(&doc).ok_or_else(|| decode_err(&path, "no `data` list of security devices"))
+    }
+
+    /// Creates the organization's record for `action_type`, opted in (agreement
+    /// [`OPT_IN_AGREEMENT`]) through `device_id` alone. The list type is DENY: an empty deny
+    /// list excludes no access key [G].
+    pub async fn create_remediation_setting(
+        &self,
+        organization_id: &str,
+        action_type: &str,
+        device_id: &str,
+    ) -> Result<RemediationSetting, WorkbenchError> {
+        let body = serde_json::json!({"data": {
+            "type": SETTINGS,
+            "attributes": {
+                "action_type": action_type,
+                "automate_opt_in": true,
+                "automate_opt_in_agreement_version": OPT_IN_AGREEMENT,
+                "automate_list_type": "DENY",
+            },
+            "relationships": {
+                "organization": {"data": {"type": "organizations", "id": organization_id}},
+                "security_devices": device_linkage(device_id),
+            },
+        }});
+        let doc = self
+            .send(reqwest::Method::POST, SETTINGS, &[], Some(&body))
+            .await?;
+        setting_from(doc.get("data").unwrap_or(&Json::Null))
+            .ok_or_else(|| decode_err(SETTINGS, "remediation setting without id"))
+    }
+
+    /// Opts the record in (with the agreement version) or out; nothing else of it changes.
+    pub async fn set_remediation_opt_in(
+        &self,
+        id: &str,
+        opt_in: bool,
+    ) -> Result<(), WorkbenchError> {
+        let path = format!("{SETTINGS}/{id}");
+        let mut attributes = serde_json::json!({"automate_opt_in": opt_in});
+        if opt_in {
+            attributes["automate_opt_in_agreement_version"] = Json::from(OPT_IN_AGREEMENT);
+        }
+        let body =
+            serde_json::json!({"data": {"type": SETTINGS, "id": id, "attributes": attributes}});
+        self.send(reqwest::Method::PATCH, &path, &[], Some(&body))
+            .await
+            .map(drop)
+    }
+
+    /// Adds `device_id` to the record's devices, leaving the others (a JSON:API POST to the
+    /// relationship route adds members).
+    pub async fn add_remediation_device(
+        &self,
+        id: &str,
+        device_id: &str,
+    ) -> Result<(), WorkbenchError> {
+        let path = format!("{SETTINGS}/{id}/relationships/security_devices");
+        self.send(
+            reqwest::Method::POST,
+            &path,
+            &[],
+            Some(&device_linkage(device_id)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Takes `device_id` out of the record's devices, leaving the others (a JSON:API DELETE on
+    /// the relationship route); a record already gone counts as done.
+    pub async fn remove_remediation_device(
+        &self,
+        id: &str,
+        device_id: &str,
+    ) -> Result<(), WorkbenchError> {
+        let path = format!("{SETTINGS}/{id}/relationships/security_devices");
+        let linkage = device_linkage(device_id);
+        match self
+            .send(reqwest::Method::DELETE, &path, &[], Some(&linkage))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a record (only ever one we made); one already gone counts as deleted.
+    pub async fn delete_remediation_setting(&self, id: &str) -> Result<(), WorkbenchError> {
+        let path = format!("{SETTINGS}/{id}");
+        match self.send(reqwest::Method::DELETE, &path, &[], None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn linkage_ids(doc: &Json) -> Option<Vec<String>> {
+    doc.get("data")?
+        .as_array()?
+        .iter()
+        .map(|d| d.get("id").and_then(Json::as_str).map(str::to_string))
+        .collect()
+}
+
+fn setting_from(item: &Json) -> Option<RemediationSetting> {
+    Some(RemediationSetting {
+        id: item.get("id")?.as_str()?.to_string(),
+        action_type: attr_str(item, "action_type"),
+        automate_opt_in: attr(item, "automate_opt_in")
+            .and_then(Json::as_bool)
+            .unwrap_or(false),
+        agreement_version: attr(item, "automate_opt_in_agreement_version")
+            .and_then(Json::as_str)
+            .map(str::to_string),
+        list_type: attr(item, "automate_list_type")
+            .and_then(Json::as_str)
+            .map(str::to_string),
+        organization_id: item
+            .pointer("/relationships/organization/data/id")
+            .and_then(Json::as_str)
+            .map(str::to_string),
+        device_ids: item
+            .pointer("/relationships/security_devices")
+            .and_then(linkage_ids),
+    })
+}
+
 fn device_from(item: &Json) -> Option<SecurityDevice> {
     Some(SecurityDevice {
         id: item.get("id")?.as_str()?.to_string(),
@@ -763,6 +977,14 @@ mod tests {
         .await
     }
 
+    /// The `i`-th request the fake saw: its request line and its JSON body (null if none).
+    fn sent(seen: &std::sync::Mutex<Vec<String>>, i: usize) -> (String, Json) {
+        let seen = seen.lock().unwrap();
+        let (head, body) = seen[i].split_once("\r\n\r\n").unwrap();
+        let line = head.lines().next().unwrap_or_default().to_string();
+        (line, serde_json::from_str(body).unwrap_or(Json::Null))
+    }
+
     #[tokio::test]
     async fn retry_after_of_the_last_answer_is_surfaced_uncapped() {
         let throttled = json!({"errors": [{"status": "429", "title": "Too Many Requests"}]});
@@ -793,18 +1015,145 @@ mod tests {
             deleted_at: None,
         };
         c.recheck_device(&d).await.unwrap();
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 1, "{seen:?}");
-        let (head, body) = seen[0].split_once("\r\n\r\n").unwrap();
-        assert!(
-            head.starts_with("PATCH /api/v2/security_devices/d1 HTTP/1.1"),
-            "{head}"
-        );
-        let body: Json = serde_json::from_str(body).unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 1, "{seen:?}");
+        let (line, body) = sent(&seen, 0);
+        assert_eq!(line, "PATCH /api/v2/security_devices/d1 HTTP/1.1");
         assert_eq!(
             body["data"]["attributes"],
             json!({"name": "Acme"}),
             "only the name, unchanged"
+        );
+    }
+
+    fn setting(id: &str, org: &str, action: &str, devices: Option<&[&str]>) -> Json {
+        let mut s = json!({"type": "remediation_action_settings", "id": id,
+            "attributes": {"action_type": action, "automate_opt_in": true,
+                "automate_opt_in_agreement_version": "V1", "automate_list_type": "DENY"},
+            "relationships": {"organization": {"data": {"type": "organizations", "id": org}}}});
+        if let Some(ids) = devices {
+            let data: Vec<Json> = ids
+                .iter()
+                .map(|d| json!({"type": "security_devices", "id": d}))
+                .collect();
+            s["relationships"]["security_devices"] = json!({"data": data});
+        }
+        s
+    }
+
+    #[tokio::test]
+    async fn remediation_settings_are_filtered_by_organization_and_action_and_rechecked() {
+        let (base, seen) = pages(vec![json!({"data": [
+            setting("ours", "org-a", DEACTIVATE_ACCESS_KEYS, Some(&["d1", "d2"])),
+            setting("other-org", "org-b", DEACTIVATE_ACCESS_KEYS, Some(&[])),
+            setting("other-action", "org-a", "CONTAIN_HOSTS", None),
+        ], "links": {"next": null}})])
+        .await;
+        let wb = WorkbenchClient::new(base, Secret::new("k")).unwrap();
+        let found = wb
+            .remediation_settings("org-a", DEACTIVATE_ACCESS_KEYS)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        let s = &found[0];
+        assert_eq!((s.id.as_str(), s.automate_opt_in), ("ours", true));
+        assert_eq!(s.agreement_version.as_deref(), Some("V1"));
+        assert_eq!(s.list_type.as_deref(), Some("DENY"));
+        assert_eq!(wb.remediation_devices(s).await.unwrap(), ["d1", "d2"]);
+        let line = seen.lock().unwrap()[0].lines().next().unwrap().to_string();
+        assert!(
+            line.contains("filter%5Borganization%5D%5Bid%5D=org-a")
+                && line.contains("filter%5Baction_type%5D=DISABLE_AND_MODIFY_AWS_ACCESS_KEYS"),
+            "{line}"
+        );
+    }
+
+    #[tokio::test]
+    async fn members_are_read_from_the_relationship_route_when_the_record_only_links_them() {
+        let (base, seen) = pages(vec![json!({"data": [
+            {"type": "security_devices", "id": "d1"}, {"type": "security_devices", "id": "d9"}]})])
+        .await;
+        let wb = WorkbenchClient::new(base, Secret::new("k")).unwrap();
+        let linked = setting_from(&setting("s1", "org-a", DEACTIVATE_ACCESS_KEYS, None)).unwrap();
+        assert_eq!(linked.device_ids, None);
+        assert_eq!(wb.remediation_devices(&linked).await.unwrap(), ["d1", "d9"]);
+        let line = seen.lock().unwrap()[0].lines().next().unwrap().to_string();
+        assert_eq!(
+            line,
+            "GET /api/v2/remediation_action_settings/s1/relationships/security_devices HTTP/1.1"
+        );
+    }
+
+    #[tokio::test]
+    async fn joining_and_leaving_touch_only_our_device_and_a_gone_record_is_left() {
+        let (base, seen) = scripted(|n| match n {
+            0 | 1 => (200, "", json!({"data": []})),
+            _ => (
+                404,
+                "",
+                json!({"errors": [{"status": "404", "title": "Not Found"}]}),
+            ),
+        })
+        .await;
+        let wb = WorkbenchClient::new(base, Secret::new("k")).unwrap();
+        wb.add_remediation_device("s1", "d1").await.unwrap();
+        wb.set_remediation_opt_in("s1", true).await.unwrap();
+        wb.remove_remediation_device("s1", "d1").await.unwrap();
+        wb.delete_remediation_setting("s1").await.unwrap();
+        let split = |i: usize| sent(&seen, i);
+        let linkage = json!({"data": [{"type": "security_devices", "id": "d1"}]});
+        assert_eq!(
+            split(0),
+            (
+                "POST /api/v2/remediation_action_settings/s1/relationships/security_devices HTTP/1.1".into(),
+                linkage.clone()
+            )
+        );
+        let (line, body) = split(1);
+        assert_eq!(
+            line,
+            "PATCH /api/v2/remediation_action_settings/s1 HTTP/1.1"
+        );
+        assert_eq!(
+            body["data"]["attributes"],
+            json!({"automate_opt_in": true, "automate_opt_in_agreement_version": "V1"})
+        );
+        assert_eq!(
+            split(2),
+            (
+                "DELETE /api/v2/remediation_action_settings/s1/relationships/security_devices HTTP/1.1".into(),
+                linkage
+            )
+        );
+        assert_eq!(
+            split(3).0,
+            "DELETE /api/v2/remediation_action_settings/s1 HTTP/1.1"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_record_is_opted_in_through_our_device_alone() {
+        let answer = json!({"data": setting("s1", "org-a", DEACTIVATE_ACCESS_KEYS, Some(&["d1"]))});
+        let (base, seen) = fake(201, "", answer).await;
+        let wb = WorkbenchClient::new(base, Secret::new("k")).unwrap();
+        let made = wb
+            .create_remediation_setting("org-a", DEACTIVATE_ACCESS_KEYS, "d1")
+            .await
+            .unwrap();
+        assert_eq!(made.device_ids, Some(vec!["d1".to_string()]));
+        let (line, body) = sent(&seen, 0);
+        assert_eq!(line, "POST /api/v2/remediation_action_settings HTTP/1.1");
+        assert_eq!(
+            body["data"]["attributes"],
+            json!({"action_type": DEACTIVATE_ACCESS_KEYS, "automate_opt_in": true,
+                   "automate_opt_in_agreement_version": "V1", "automate_list_type": "DENY"})
+        );
+        assert_eq!(
+            body["data"]["relationships"]["security_devices"],
+            json!({"data": [{"type": "security_devices", "id": "d1"}]})
+        );
+        assert_eq!(
+            body["data"]["relationships"]["organization"]["data"]["id"],
+            "org-a"
         );
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::StepError;
 use crate::clients::retry::{backoff, RetryKind, Retryable};
 
 /// How long a propagation-type answer is retried when nothing else is set: real AWS
@@ -35,6 +36,19 @@ impl Deadline {
     pub fn with_propagation(mut self, window: Duration) -> Self {
         self.propagation = window;
         self
+    }
+
+    /// [`Deadline::retry`] for a step: an error that outlasts the retries fails the step
+    /// (`step` names it) and stays the step error's source.
+    pub async fn retry_step<T, E, F, Fut>(&self, step: &'static str, op: F) -> Result<T, StepError>
+    where
+        E: Retryable + std::error::Error + Send + Sync + 'static,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.retry(op)
+            .await
+            .map_err(|e| StepError::caused_by(step, e))
     }
 
     /// Runs `op` until it succeeds, fails for good, the deadline passes or Terraform cancels.

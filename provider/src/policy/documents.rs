@@ -35,6 +35,8 @@ pub mod sid {
     pub const API_READ_QUEUE: &str = "ExpelReadQueue";
     pub const API_READ_LOGS: &str = "ExpelReadLogs";
     pub const API_DECRYPT_LOGS: &str = "ExpelDecryptLogs";
+    /// ExpelAPIPolicy: the auto remediation "Deactivate Access Keys" (`auto_remediation`).
+    pub const API_DEACTIVATE_ACCESS_KEYS: &str = "ExpelDeactivateAccessKeys";
     /// ExpelServiceRole trust policy: guide Step 7.
     pub const TRUST_EXPEL: &str = "ExpelAssumeRole";
 }
@@ -73,6 +75,50 @@ pub const READ_ONLY_ACTIONS: &[&str] = &[
     "ecs:ListClusters",
     "organizations:DescribeOrganization",
 ];
+
+/// Every Sid we ever write in ExpelAPIPolicy. A statement with one of them is ours: written,
+/// compared and removed by us; any other statement in the policy is someone else's and stays.
+pub const API_POLICY_SIDS: &[&str] = &[
+    sid::API_READ_ONLY,
+    sid::API_READ_QUEUE,
+    sid::API_READ_LOGS,
+    sid::API_DECRYPT_LOGS,
+    sid::API_DEACTIVATE_ACCESS_KEYS,
+];
+
+/// What the auto remediation "Deactivate Access Keys" needs beyond the read-only statement.
+/// Expel's setup guide for it (support.expel.io, "AWS GuardDuty: Deactivate Access Keys",
+/// Step 2) has the customer add `iam:List*`, `iam:Get*` and `iam:UpdateAccessKey` to the
+/// Expel policy's `"Resource": "*"` section; `iam:List*` and `iam:Get*` are already in the
+/// read-only statement. [G] The exact list for CloudTrail devices is not public: the statement
+/// names the two calls that deactivate a key (list a user's keys, set one Inactive) so that it
+/// stands on its own if the read-only statement is ever narrowed.
+pub const DEACTIVATE_ACCESS_KEYS_ACTIONS: &[&str] = &["iam:ListAccessKeys", "iam:UpdateAccessKey"];
+
+fn deactivate_access_keys_statement() -> Value {
+    json!({
+        "Sid": sid::API_DEACTIVATE_ACCESS_KEYS,
+        "Effect": "Allow",
+        "Action": DEACTIVATE_ACCESS_KEYS_ACTIONS,
+        "Resource": "*"
+    })
+}
+
+/// Whether ExpelAPIPolicy carries the permissions of auto remediations (`auto_remediation`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Remediations {
+    pub deactivate_access_keys: bool,
+}
+
+impl Remediations {
+    fn statements(self) -> Vec<Value> {
+        let mut out = Vec::new();
+        if self.deactivate_access_keys {
+            out.push(deactivate_access_keys_statement());
+        }
+        out
+    }
+}
 
 /// Key policy of the trail's KMS key (guide Steps 1 and 4; docs/ARCHITECTURE.md#aws).
 ///
@@ -222,9 +268,15 @@ fn read_only_statement() -> Value {
     })
 }
 
-/// ExpelAPIPolicy (guide Step 6): the guide's actions exactly, statements named by Sid.
-pub fn api_policy(queue_arn: &str, bucket_arn: &str, key_arn: &str) -> Value {
-    json!({
+/// ExpelAPIPolicy (guide Step 6): the guide's actions exactly, statements named by Sid, plus
+/// the statements of the auto remediations switched on.
+pub fn api_policy(
+    queue_arn: &str,
+    bucket_arn: &str,
+    key_arn: &str,
+    remediations: Remediations,
+) -> Value {
+    let mut doc = json!({
         "Version": POLICY_VERSION,
         "Statement": [
             read_only_statement(),
@@ -247,13 +299,21 @@ pub fn api_policy(queue_arn: &str, bucket_arn: &str, key_arn: &str) -> Value {
                 "Resource": key_arn
             }
         ]
-    })
+    });
+    if let Some(Value::Array(list)) = doc.get_mut("Statement") {
+        list.extend(remediations.statements());
+    }
+    doc
 }
 
-/// ExpelAPIPolicy for member accounts of an organization: the read-only statement only (guide
-/// Step 6: "The policy in the sub-accounts can be changed to exclude the SQS and S3 resources").
-pub fn member_api_policy() -> Value {
-    json!({ "Version": POLICY_VERSION, "Statement": [read_only_statement()] })
+/// ExpelAPIPolicy for member accounts of an organization: the read-only statement (guide
+/// Step 6: "The policy in the sub-accounts can be changed to exclude the SQS and S3
+/// resources"), plus the statements of the auto remediations switched on: Workbench acts in
+/// the account where the access key lives.
+pub fn member_api_policy(remediations: Remediations) -> Value {
+    let mut statements = vec![read_only_statement()];
+    statements.extend(remediations.statements());
+    json!({ "Version": POLICY_VERSION, "Statement": statements })
 }
 
 /// Trust policy of ExpelServiceRole (guide Step 7: another AWS account, with an external id).

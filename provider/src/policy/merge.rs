@@ -30,6 +30,55 @@ pub fn merged_for_write(
     }
 }
 
+/// Like [`merged_for_write`], for a document in which every Sid of `owned` is ours whether or
+/// not `ours` has it now: a statement with such a Sid that `ours` no longer carries (an auto
+/// remediation switched off) is dropped; every statement of someone else stays.
+pub fn merged_retiring(
+    ours: &Value,
+    live: Option<&str>,
+    kind: PolicyKind,
+    owned: &[&str],
+) -> Result<String, PolicyError> {
+    let merged = merged_for_write(ours, live, kind)?;
+    let Some(retired) = retired_sids(ours, owned) else {
+        return Ok(merged);
+    };
+    let mut doc = parse_document(&merged).map_err(|e| PolicyError::Unreadable {
+        kind,
+        reason: e.to_string(),
+    })?;
+    if let Some(Value::Array(list)) = doc.get_mut("Statement") {
+        list.retain(|s| sid_of(s).is_none_or(|sid| !retired.contains(&sid)));
+    }
+    Ok(render(&doc))
+}
+
+/// The statements of the live document that carry a Sid of `owned` that `ours` no longer has,
+/// in words ("`what` statement "Sid": present, though not wanted"): drift beside
+/// [`super::drift`], which only looks at the statements `ours` has.
+pub fn retired_present(what: &str, ours: &Value, live: &str, owned: &[&str]) -> Vec<String> {
+    let (Some(retired), Ok(doc)) = (retired_sids(ours, owned), parse_document(live)) else {
+        return Vec::new();
+    };
+    statements(&doc)
+        .into_iter()
+        .filter_map(sid_of)
+        .filter(|sid| retired.contains(sid))
+        .map(|sid| format!("{what} statement {sid:?}: present, though not wanted"))
+        .collect()
+}
+
+/// The Sids of `owned` that `ours` does not carry, if any.
+fn retired_sids<'a>(ours: &Value, owned: &[&'a str]) -> Option<Vec<&'a str>> {
+    let current: Vec<&str> = statements(ours).into_iter().filter_map(sid_of).collect();
+    let retired: Vec<&str> = owned
+        .iter()
+        .copied()
+        .filter(|sid| !current.contains(sid))
+        .collect();
+    (!retired.is_empty()).then_some(retired)
+}
+
 /// The live document without our statements, for a delete or a rename that retires them:
 /// `None` when nothing foreign remains (then the policy itself can go).
 pub fn without_ours(ours: &Value, live: &str) -> Result<Option<String>, PolicyError> {

@@ -24,11 +24,13 @@ pub use arn::{
 pub use compare::{compare, StatementDiff};
 pub use documents::{
     api_policy, bucket_policy, default_trust_principals, key_policy, member_api_policy,
-    queue_policy, sid, trust_policy, CLOUDTRAIL_SERVICE, EXPEL_ACCOUNT_ID, READ_ONLY_ACTIONS,
-    S3_SERVICE,
+    queue_policy, sid, trust_policy, Remediations, API_POLICY_SIDS, CLOUDTRAIL_SERVICE,
+    DEACTIVATE_ACCESS_KEYS_ACTIONS, EXPEL_ACCOUNT_ID, READ_ONLY_ACTIONS, S3_SERVICE,
 };
 pub use lint::{lint, lint_as, PolicyKind};
-pub use merge::{foreign_defeats, merged_for_write, without_ours};
+pub use merge::{
+    foreign_defeats, merged_for_write, merged_retiring, retired_present, without_ours,
+};
 
 use serde_json::Value;
 

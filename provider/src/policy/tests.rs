@@ -61,6 +61,7 @@ fn api_policy_for(l: &Location) -> Value {
         &queue_arn(l, &n.queue_name),
         &bucket_arn(l, &n.bucket_name),
         &key_arn(l, KEY_ID),
+        Remediations::default(),
     )
 }
 
@@ -75,7 +76,16 @@ fn all_documents(l: &Location, org: Option<&str>) -> Vec<(&'static str, PolicyKi
             queue_policy(&queue_arn(l, &n.queue_name), &bucket_arn(l, &n.bucket_name)),
         ),
         ("api", PolicyKind::Identity, api_policy_for(l)),
-        ("member api", PolicyKind::Identity, member_api_policy()),
+        (
+            "member api",
+            PolicyKind::Identity,
+            member_api_policy(Remediations::default()),
+        ),
+        (
+            "member api with remediation",
+            PolicyKind::Identity,
+            member_api_policy(KEYS_ON),
+        ),
         (
             "trust",
             PolicyKind::Trust,
@@ -302,7 +312,7 @@ fn api_policy_matches_the_guide_step6_statement_by_statement() {
             .replace("<YOUR_KMS_KEY_ARN>", &key),
     )
     .expect("guide JSON");
-    let ours = api_policy(&queue, &bucket, &key);
+    let ours = api_policy(&queue, &bucket, &key, Remediations::default());
     assert_eq!(ours["Version"], guide["Version"]);
     let guide_statements = statements(&guide);
     let our_statements = statements(&ours);
@@ -382,7 +392,7 @@ fn api_policy_matches_the_guide_step6_statement_by_statement() {
 
 #[test]
 fn member_api_policy_has_only_the_read_only_statement() {
-    let doc = member_api_policy();
+    let doc = member_api_policy(Remediations::default());
     assert_eq!(sids(&doc), vec!["VisualEditor0"]);
     let text = render(&doc);
     for absent in ["sqs:", "s3:GetObject\"", "kms:"] {
@@ -392,6 +402,98 @@ fn member_api_policy_has_only_the_read_only_statement() {
     assert_eq!(
         statement(&doc, "VisualEditor0"),
         statement(&full, "VisualEditor0")
+    );
+}
+
+// ---------- auto remediation "Deactivate Access Keys" ----------
+
+const KEYS_ON: Remediations = Remediations {
+    deactivate_access_keys: true,
+};
+
+#[test]
+fn deactivate_access_keys_adds_one_statement_of_ours_to_both_api_policies() {
+    let l = loc("aws");
+    let off = api_policy_for(&l);
+    let on = api_policy(
+        &queue_arn(&l, "ExpelMasterCloudTrailNotify"),
+        &bucket_arn(&l, "expel-cloudtrail-logs"),
+        &key_arn(&l, KEY_ID),
+        KEYS_ON,
+    );
+    let mut wanted = sids(&off);
+    wanted.push("ExpelDeactivateAccessKeys");
+    assert_eq!(sids(&on), wanted);
+    let keys = statement(&on, "ExpelDeactivateAccessKeys");
+    assert_eq!(
+        keys,
+        &json!({"Sid": "ExpelDeactivateAccessKeys", "Effect": "Allow",
+                "Action": ["iam:ListAccessKeys", "iam:UpdateAccessKey"], "Resource": "*"})
+    );
+    assert_eq!(
+        sids(&member_api_policy(KEYS_ON)),
+        vec!["VisualEditor0", "ExpelDeactivateAccessKeys"]
+    );
+    for sid in sids(&on) {
+        assert!(API_POLICY_SIDS.contains(&sid), "{sid} not owned");
+    }
+}
+
+#[test]
+fn switching_a_remediation_off_retires_our_statement_and_keeps_everyone_elses() {
+    let on = member_api_policy(KEYS_ON);
+    let off = member_api_policy(Remediations::default());
+    let theirs = json!({"Sid": "GuardDutyRemediation", "Effect": "Allow",
+                        "Action": "iam:UpdateAccessKey", "Resource": "*"});
+    let mut live = on.clone();
+    live["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .push(theirs.clone());
+    let live = render(&live);
+
+    assert_eq!(
+        retired_present("ExpelAPIPolicy", &off, &live, API_POLICY_SIDS),
+        vec!["ExpelAPIPolicy statement \"ExpelDeactivateAccessKeys\": present, though not wanted"]
+    );
+    assert!(retired_present("ExpelAPIPolicy", &on, &live, API_POLICY_SIDS).is_empty());
+    assert!(
+        drift("ExpelAPIPolicy", &off, &live).is_empty(),
+        "drift alone misses it"
+    );
+
+    let written: Value = serde_json::from_str(
+        &merged_retiring(&off, Some(&live), PolicyKind::Identity, API_POLICY_SIDS).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        sids(&written),
+        vec!["VisualEditor0", "GuardDutyRemediation"]
+    );
+    assert_eq!(statement(&written, "GuardDutyRemediation"), &theirs);
+
+    let back: Value = serde_json::from_str(
+        &merged_retiring(
+            &on,
+            Some(&render(&written)),
+            PolicyKind::Identity,
+            API_POLICY_SIDS,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        sids(&back),
+        vec![
+            "VisualEditor0",
+            "ExpelDeactivateAccessKeys",
+            "GuardDutyRemediation"
+        ]
+    );
+    let bad = merged_retiring(&on, Some("not json"), PolicyKind::Identity, API_POLICY_SIDS);
+    assert!(
+        matches!(bad, Err(PolicyError::Unreadable { .. })),
+        "{bad:?}"
     );
 }
 
@@ -432,7 +534,7 @@ fn govcloud_partition_is_used_everywhere_and_no_commercial_arn_remains() {
     for (name, _, doc) in all_documents(&l, Some("o-a1b2c3d4e5")) {
         let text = render(&doc);
         assert!(!text.contains("arn:aws:"), "{name}: {text}");
-        if name != "member api" {
+        if !name.starts_with("member api") {
             assert!(text.contains("arn:aws-us-gov:"), "{name}: {text}");
         }
     }

@@ -10,6 +10,8 @@ from urllib.parse import urlencode
 from flask import Request, Response
 from werkzeug.http import HTTP_STATUS_CODES
 
+from . import schema
+
 MEDIA_TYPE = "application/vnd.api+json"
 ACCEPTED_BODY_TYPES = {"application/json", MEDIA_TYPE}
 
@@ -26,6 +28,25 @@ def error_object(status: int, detail: str, pointer: str | None = None, parameter
     elif parameter is not None:
         err["source"] = {"parameter": parameter}
     return err
+
+
+def attribute_errors(attributes: dict[str, Any], writable: dict[str, dict[str, Any]],
+                     read_only: set[str]) -> list[dict[str, Any]]:
+    """422 error objects (with source.pointer) for a document's attributes: read-only ones,
+    unknown ones, and values that break their JSON Schema in `writable`."""
+    errors = []
+    for name, value in attributes.items():
+        pointer = f"/data/attributes/{name}"
+        if name in read_only:
+            errors.append(error_object(422, f"{name} is read-only", pointer=pointer))
+        elif name not in writable:
+            errors.append(error_object(
+                422, f"unknown attribute {name!r}; allowed: {', '.join(writable)}",
+                pointer=pointer))
+        else:
+            errors += [error_object(422, e.detail, pointer=e.pointer)
+                       for e in schema.validate(value, writable[name], pointer, name)]
+    return errors
 
 
 class ApiError(Exception):

@@ -1,4 +1,5 @@
-"""Expel Workbench emulator: JSON:API under /api/v2 (organizations, plugins, security_devices).
+"""Expel Workbench emulator: JSON:API under /api/v2 (organizations, plugins, security_devices,
+remediation_action_settings: see remediation.py).
 
 Shapes follow Expel's Python client pyexclient (PyPI, `pyexclient/workbench.py`; see
 docs/guides/api-assumptions.md#expel-workbench). Strict on purpose: Bearer auth on every route,
@@ -58,6 +59,7 @@ from .awshealth import check_aws_cloudtrail
 from .config import SandboxConfig
 from .emulator import Emulator, HealthCheck
 from .jsonapi import ApiError, error_object
+from .remediation import RemediationSettings
 
 PLUGINS_FILE = Path(__file__).with_name("plugins.json")
 
@@ -142,6 +144,7 @@ class WorkbenchEmulator(Emulator):
         self.health_context = health.HealthContext(config)
         self.lock = threading.RLock()
         self.devices: dict[str, dict[str, Any]] = {}
+        self.remediation = RemediationSettings(self, now_iso)
         self.alerts: list[dict[str, Any]] = []  # received through Wiz webhooks
         # /_admin/workbench/health: check delay, and N first aws checks forced unhealthy
         self.health_delay = config.health_delay
@@ -188,6 +191,7 @@ class WorkbenchEmulator(Emulator):
             self._seed_organizations()
             self.published_schemas.clear()
             self.devices.clear()
+            self.remediation.reset()
             self.alerts.clear()
             self.health_delay = self.config.health_delay
             self.unhealthy_first_checks = self.unhealthy_remaining = 0
@@ -201,6 +205,7 @@ class WorkbenchEmulator(Emulator):
                      "attributes": copy.deepcopy(r["attributes"])}
                     for r in self.devices.values()
                 ],
+                "remediation_action_settings": self.remediation.dump(),
                 "alerts": copy.deepcopy(self.alerts),
             }
 
@@ -492,18 +497,7 @@ class WorkbenchEmulator(Emulator):
 
     def _attribute_errors(self, attributes: dict[str, Any], creating: bool
                           ) -> list[dict[str, Any]]:
-        errors = []
-        for name, value in attributes.items():
-            pointer = f"/data/attributes/{name}"
-            if name in READ_ONLY_ATTRIBUTES:
-                errors.append(error_object(422, f"{name} is read-only", pointer=pointer))
-            elif name not in DEVICE_ATTRIBUTES:
-                errors.append(error_object(
-                    422, f"unknown attribute {name!r}; allowed: {', '.join(DEVICE_ATTRIBUTES)}",
-                    pointer=pointer))
-            else:
-                for e in schema.validate(value, DEVICE_ATTRIBUTES[name], pointer, name):
-                    errors.append(error_object(422, e.detail, pointer=e.pointer))
+        errors = jsonapi.attribute_errors(attributes, DEVICE_ATTRIBUTES, READ_ONLY_ATTRIBUTES)
         if creating:
             for name in REQUIRED_ON_CREATE:
                 if name not in attributes:
@@ -762,7 +756,10 @@ class WorkbenchEmulator(Emulator):
             with self.lock:
                 find(device_id, live=True)
                 del self.devices[device_id]
+                self.remediation.forget_device(device_id)
             return jsonapi.response(None, 204)
+
+        self.remediation.add_routes(bp)
 
         @bp.post("/webhooks/wiz/<device_id>")
         def wiz_webhook(device_id: str):

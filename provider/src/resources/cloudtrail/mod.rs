@@ -1,6 +1,7 @@
 //! Resource `expel_cloudtrail_integration`: the AWS CloudTrail guide as one resource.
 use super::support::common::{
-    bool_of, check_expel_principals, needs_default, opt, set, str_of, timeouts_block,
+    auto_remediation_block, bool_of, check_expel_principals, needs_default, opt, remediations_of,
+    set, str_of, timeouts_block,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -42,6 +43,7 @@ fn steps() -> Vec<&'static dyn Step<Cx>> {
         &steps::ServiceRole,
         &Checked(steps::Canary),
         &steps::WorkbenchDevice,
+        &steps::AutoRemediation,
     ]
 }
 
@@ -94,7 +96,8 @@ fn schema() -> Schema {
             .attr(s("role_arn", "ARN of ExpelServiceRole (the Workbench device's role ARN).").computed())
             .attr(s("device_status", "Workbench health of the device (`healthy`, `unhealthy`, ...); not drift.").computed())
             .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece, in words; filled by refresh, emptied by the plan that repairs it."))
-            .block(timeouts_block("20m"));
+            .block(timeouts_block("20m"))
+            .block(auto_remediation_block("Expel's auto remediations for this integration. Switching one on adds its permissions to `ExpelAPIPolicy` as a statement of ours and opts the device in through Workbench's remediation settings; refresh reports either undone as drift and apply restores it. Switching it off (or removing the block after it was on) removes both: our statement only, and our device only from Workbench's record."));
     for a in workbench_pin::attributes() {
         block = block.attr(a);
     }
@@ -162,6 +165,7 @@ fn settings(v: &Value, loc: &Location, workbench_org: &str) -> Settings {
             .unwrap_or(30) as i32,
         plugin_slug: str_of(v, "plugin_slug"),
         workbench_org: workbench_org.to_string(),
+        remediations: remediations_of(v),
     }
 }
 
@@ -181,6 +185,39 @@ fn journal(v: &Value) -> Journal {
         aws_org_id: None,
         credentials_changed: None,
         unclaimed: false,
+        remediation_id: None,
+        remediation_made: false,
+    }
+}
+
+/// Private state: what the journal knows that no attribute shows.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Private {
+    /// The Workbench remediation record our device was put in, and whether we made it.
+    #[serde(default)]
+    remediation_id: Option<String>,
+    #[serde(default)]
+    remediation_made: bool,
+}
+
+fn private_of(cx: &Cx) -> Vec<u8> {
+    let j = cx.journal.lock().map(|g| g.clone()).unwrap_or_default();
+    if j.remediation_id.is_none() {
+        return Vec::new();
+    }
+    serde_json::to_vec(&Private {
+        remediation_id: j.remediation_id,
+        remediation_made: j.remediation_made,
+    })
+    .unwrap_or_default()
+}
+
+/// The journal's fields kept in private state (nothing when it is empty or unreadable).
+fn restore_private(cx: &Cx, private: &[u8]) {
+    let p: Private = serde_json::from_slice(private).unwrap_or_default();
+    if let Ok(mut j) = cx.journal.lock() {
+        j.remediation_id = p.remediation_id;
+        j.remediation_made = p.remediation_made;
     }
 }
 
@@ -421,7 +458,8 @@ impl Guided for CloudTrailIntegration {
     const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
     const STATE_IDS: &'static [&'static str] = &["key_arn", "key_id", "queue_url", "id"];
     // The pipeline check leaves nothing behind.
-    const TRANSIENT: &'static [Piece] = &[Piece::Pipeline];
+    // Auto remediation is a setting of the device and the policy, not an object of its own.
+    const TRANSIENT: &'static [Piece] = &[Piece::Pipeline, Piece::AutoRemediation];
 
     fn schema() -> Schema {
         schema()
@@ -471,8 +509,8 @@ impl Guided for CloudTrailIntegration {
             op,
             values,
             prior,
+            private,
             deadline,
-            ..
         } = o;
         let (loc, org) = self.location(ctx, diags).await.ok_or(Closed::Failed)?;
         let org = if op == Op::Create {
@@ -489,6 +527,7 @@ impl Guided for CloudTrailIntegration {
         };
         let aws = ctx.data.aws_clients().await;
         let cx = self.cx(ctx, aws, loc, values, &org, deadline);
+        restore_private(&cx, private);
         if op == Op::Delete {
             return Ok(cx);
         }
@@ -509,6 +548,10 @@ impl Guided for CloudTrailIntegration {
 
     fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
         state_from(base, cx, drift)
+    }
+
+    fn private_of(cx: &Cx, _previous: &[u8]) -> Vec<u8> {
+        private_of(cx)
     }
 
     fn warnings(cx: &Cx) -> Vec<(String, String)> {
@@ -835,5 +878,23 @@ mod tests {
         assert!(trail.contains(&Piece::KmsKey) && trail.contains(&Piece::Bucket));
         let notice = needs::<CloudTrailIntegration>(Piece::BucketNotification);
         assert!(notice.contains(&Piece::Queue));
+        // The opt-in names the device, and follows the permission it relies on; it is a
+        // setting, not an object: it never makes the integration look gone.
+        let remediation = needs::<CloudTrailIntegration>(Piece::AutoRemediation);
+        assert!(
+            remediation.contains(&Piece::WorkbenchDevice)
+                && remediation.contains(&Piece::ApiPolicy)
+        );
+        assert!(CloudTrailIntegration::TRANSIENT.contains(&Piece::AutoRemediation));
+    }
+
+    #[test]
+    fn the_auto_remediation_block_switches_the_policy_statement() {
+        let with = |block: Value| Value::object([("auto_remediation", block)]);
+        let on = Value::object([("deactivate_access_keys", Value::Bool(true))]);
+        let off = Value::object([("deactivate_access_keys", Value::Bool(false))]);
+        assert!(remediations_of(&with(on)).deactivate_access_keys);
+        assert!(!remediations_of(&with(off)).deactivate_access_keys);
+        assert!(!remediations_of(&with(Value::Null)).deactivate_access_keys);
     }
 }

@@ -5,7 +5,10 @@
 //!
 //! One instance per account: point a provider alias at the account (`aws.assume_role`), and
 //! use this resource with that alias.
-use super::support::common::{check_expel_principals, needs_default, set, str_of, timeouts_block};
+use super::support::common::{
+    auto_remediation_block, check_expel_principals, needs_default, remediations_of, set, str_of,
+    timeouts_block,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -52,7 +55,8 @@ fn schema() -> Schema {
             .attr(s("role_arn", "ARN of the role.").computed())
             .attr(s("policy_arn", "ARN of the policy.").computed())
             .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece (`api_policy`, `service_role`), in words; filled by refresh, emptied by the plan that repairs it."))
-            .block(timeouts_block("10m")),
+            .block(timeouts_block("10m"))
+            .block(auto_remediation_block("Expel's auto remediations for this account. Switching one on adds its permissions to the policy as a statement of ours (Workbench acts in the account where an access key lives); refresh reports the statement removed as drift and apply restores it. Switching it off (or removing the block after it was on) removes our statement only. A member account has no security device: the remediation is opted in through Workbench by the `expel_cloudtrail_integration` of the management account, with the same block.")),
     )
     // Version 0 had no `owner`: the next plan records it and the apply re-marks the objects.
     .readable_from(0)
@@ -82,6 +86,7 @@ fn settings(v: &Value) -> Settings {
                     .collect()
             })
             .unwrap_or_default(),
+        remediations: remediations_of(v),
     }
 }
 
@@ -535,7 +540,7 @@ mod tests {
 
     #[test]
     fn member_policy_holds_only_the_read_only_statement() {
-        let doc = MemberPolicy::document();
+        let doc = crate::policy::member_api_policy(crate::policy::Remediations::default());
         let st = doc["Statement"].as_array().expect("statements");
         assert_eq!(st.len(), 1, "{doc}");
         let text = doc.to_string();

@@ -23,6 +23,8 @@ pub struct Settings {
     pub principals: Vec<String>,
     pub external_id: String,
     pub tags: BTreeMap<String, String>,
+    /// The auto remediations whose permissions the policy carries (`auto_remediation`).
+    pub remediations: policy::Remediations,
 }
 
 pub struct Cx {
@@ -108,11 +110,11 @@ impl Cx {
 
 // ---------------------------------------------------------------------------------------
 pub struct MemberPolicy;
-const POLICY: &str = "Step 6 (member account): IAM policy ExpelAPIPolicy, read-only statement only";
+const POLICY: &str = "Step 6 (member account): IAM policy ExpelAPIPolicy, read-only statement (and the auto remediations' permissions)";
 
 impl MemberPolicy {
-    pub fn document() -> Json {
-        policy::member_api_policy()
+    pub fn document(cx: &Cx) -> Json {
+        policy::member_api_policy(cx.s.remediations)
     }
     /// Whether the policy exists; if it does, it must be this instance's (one made before
     /// owners existed becomes this instance's).
@@ -157,19 +159,19 @@ impl Step<Cx> for MemberPolicy {
         cx.iam(POLICY).create_policy(
             &cx.s.policy_name,
             "Expel Workbench: read-only investigation access (member account of an AWS Organization)",
-            &Self::document(),
+            &Self::document(cx),
             &cx.tags(),
         )
         .await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
         cx.iam(POLICY)
-            .observe_policy(&cx.policy_arn(), &cx.s.policy_name, &Self::document())
+            .observe_policy(&cx.policy_arn(), &cx.s.policy_name, &Self::document(cx))
             .await
     }
     async fn repair(&self, cx: &Cx, _problems: &[Problem]) -> Result<(), StepError> {
         cx.iam(POLICY)
-            .put_policy_document(&cx.policy_arn(), &Self::document())
+            .put_policy_document(&cx.policy_arn(), &Self::document(cx))
             .await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {

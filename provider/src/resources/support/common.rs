@@ -140,6 +140,25 @@ pub fn timeouts_block(default: &str) -> NestedBlock {
     NestedBlock::single("timeouts", b)
 }
 
+/// The `auto_remediation` block of the AWS resources: which of Expel's auto remediations are
+/// switched on. `description` says what switching one on does for the resource.
+pub fn auto_remediation_block(description: &str) -> NestedBlock {
+    let b = Block::new(description).attr(
+        Attribute::bool("deactivate_access_keys")
+            .required()
+            .description("Deactivate Access Keys: Workbench deactivates a long-term IAM access key that Expel's SOC finds compromised. `true` switches it on, `false` off (and removes what switching it on added)."),
+    );
+    NestedBlock::single("auto_remediation", b)
+}
+
+/// The auto remediations the `auto_remediation` block switches on (none without the block).
+pub fn remediations_of(v: &Value) -> crate::policy::Remediations {
+    let block = v.get("auto_remediation").filter(|b| !b.is_null());
+    crate::policy::Remediations {
+        deactivate_access_keys: block.is_some_and(|b| bool_of(b, "deactivate_access_keys", false)),
+    }
+}
+
 /// Names each malformed duration of the `timeouts` block.
 pub fn check_timeouts(config: &Value, diags: &mut Diagnostics) {
     let Some(t) = config.get("timeouts").filter(|t| !t.is_null()) else {

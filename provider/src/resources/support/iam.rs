@@ -288,7 +288,8 @@ impl Iam<'_> {
         Ok(())
     }
 
-    /// The policy's default version compared with `expected` by statement (`what` names it).
+    /// The policy's default version compared with `expected` by statement (`what` names it);
+    /// a statement of ours (`policy::API_POLICY_SIDS`) that `expected` no longer has is drift.
     pub async fn observe_policy<K: Cause>(
         &self,
         arn: &str,
@@ -299,7 +300,14 @@ impl Iam<'_> {
             return Ok(Observed::Gone);
         };
         let doc = self.policy_document(&p).await?;
-        Ok(Observed::differs(policy::drift(what, expected, &doc)))
+        let mut problems = policy::drift(what, expected, &doc);
+        problems.extend(policy::retired_present(
+            what,
+            expected,
+            &doc,
+            policy::API_POLICY_SIDS,
+        ));
+        Ok(Observed::differs(problems))
     }
 
     /// Puts our trust statements into the role's trust policy; others' statements stay.
@@ -646,10 +654,25 @@ impl Iam<'_> {
         Ok(())
     }
 
-    /// Makes `document` the default version. IAM keeps at most five versions: the oldest
-    /// non-default one is retired first when four exist.
+    /// Makes `document`, merged into the live default version, the default version: our
+    /// statements (every Sid of `policy::API_POLICY_SIDS`) are replaced or, when `document` no
+    /// longer has them, removed; anyone else's statements stay (Expel's own remediation guides
+    /// have customers add statements to this policy by hand). IAM keeps at most five versions:
+    /// the oldest non-default one is retired first when four exist.
     pub async fn put_policy_document(&self, arn: &str, document: &Json) -> Result<(), StepError> {
-        let document = self.checked(document, PolicyKind::Identity)?;
+        // Ours is checked before anything is read or sent.
+        self.checked(document, PolicyKind::Identity)?;
+        let live = match self.policy(arn).await? {
+            Some(p) => Some(self.policy_document(&p).await?),
+            None => None,
+        };
+        let document = policy::merged_retiring(
+            document,
+            live.as_deref(),
+            PolicyKind::Identity,
+            policy::API_POLICY_SIDS,
+        )
+        .map_err(|e| StepError::caused_by(self.step, e))?;
         let mut old = self.old_versions(arn).await?;
         if old.len() >= 4 {
             old.sort_by_key(|(_, made)| *made);
@@ -873,6 +896,7 @@ mod tests {
             "arn:aws:sqs:us-east-1:123456789012:ExpelMasterCloudTrailNotify",
             "arn:aws:s3:::expel-cloudtrail-logs",
             "",
+            policy::Remediations::default(),
         );
         for result in [
             iam.create_policy("ExpelAPIPolicy", "test", &doc, &[]).await,

@@ -16,6 +16,7 @@ impl ApiPolicy {
             &cx.queue_arn(),
             &cx.bucket_arn(),
             &cx.j().key_arn.clone().unwrap_or_default(),
+            cx.s.remediations,
         )
     }
 }

@@ -11,6 +11,7 @@ mod device;
 mod kms_key;
 mod notice;
 mod queue;
+mod remediation;
 mod rename;
 mod service_role;
 mod trail;
@@ -22,6 +23,7 @@ pub use device::WorkbenchDevice;
 pub use kms_key::KmsKey;
 pub use notice::BucketNotice;
 pub use queue::NotifyQueue;
+pub use remediation::AutoRemediation;
 pub use rename::{adopted_unclaimed, claim, retag, retire};
 pub use service_role::ServiceRole;
 pub use trail::Trail;
@@ -61,6 +63,8 @@ pub struct Settings {
     pub key_deletion_window_days: i32,
     pub plugin_slug: String,
     pub workbench_org: String,
+    /// The auto remediations switched on (`auto_remediation`).
+    pub remediations: policy::Remediations,
     /// The instance whose objects these are (`ownership`).
     pub owner: Owner,
 }
@@ -81,6 +85,10 @@ pub struct Journal {
     /// This run adopted an object made before owners existed: every piece gets the owner
     /// tag once the steps are done (`retag`).
     pub unclaimed: bool,
+    /// The Workbench `remediation_action_settings` record our device was put in
+    /// (`auto_remediation`), and whether this instance made it. Kept in private state.
+    pub remediation_id: Option<String>,
+    pub remediation_made: bool,
 }
 
 /// The guide's pieces: the step ids, named (snake_case) as in the `drift` map.
@@ -96,6 +104,7 @@ pub enum Piece {
     ApiPolicy,
     ServiceRole,
     WorkbenchDevice,
+    AutoRemediation,
 }
 
 /// Why a CloudTrail piece differs, where its repair depends on it.
