@@ -706,12 +706,8 @@ fn log_bucket_security_defaults_on_drift_repaired_and_switched_off() {
         assert!(text.contains(words), "no {words:?} in:\n{}", out.all());
     }
 
-    w.edit_main(|m| {
-        m.replace(
-            "access_logging_bucket = \"no-grant-logs\"",
-            "enable_key_rotation = false\n  bucket_versioning = false",
-        )
-    });
+    let off = "enable_key_rotation = false\n  bucket_versioning = false";
+    w.edit_main(|m| m.replace("access_logging_bucket = \"no-grant-logs\"", off));
     w.tf_expect(APPLY, 0);
     w.tf_expect(PLAN, 0);
     assert_eq!(

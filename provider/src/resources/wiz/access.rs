@@ -80,14 +80,18 @@ impl Access for WizAccess {
             diags.attr_error(AttrPath::root("wiz").attr("api_url"), "Missing Wiz API URL", "Set `wiz.api_url` or WIZ_API_URL to your tenant's GraphQL endpoint (Wiz: User Settings > Tenant > API Endpoint URL).");
             return None;
         };
-        let api_url = secure_url(
-            &api.0,
-            &api.1,
-            AttrPath::root("wiz").attr("api_url"),
-            "WIZ_API_URL",
-            "the Wiz access token",
-            diags,
-        );
+        // Both URLs carry a secret: https, or plain http on this machine only.
+        let mut secure = |(value, source): &(String, String), attr: &str, var: &str, what: &str| {
+            secure_url(
+                value,
+                source,
+                AttrPath::root("wiz").attr(attr),
+                var,
+                what,
+                diags,
+            )
+        };
+        let api_url = secure(&api, "api_url", "WIZ_API_URL", "the Wiz access token");
         // The token endpoint of the tenant's environment (a GovCloud tenant signs in at
         // auth.gov.wiz.io), unless one is given.
         let auth = setting(block, &["auth_url"], "WIZ_AUTH_URL", env).unwrap_or_else(|| {
@@ -97,14 +101,7 @@ impl Access for WizAccess {
                 "the default".into(),
             )
         });
-        let auth_url = secure_url(
-            &auth.0,
-            &auth.1,
-            AttrPath::root("wiz").attr("auth_url"),
-            "WIZ_AUTH_URL",
-            "the Wiz client secret",
-            diags,
-        );
+        let auth_url = secure(&auth, "auth_url", "WIZ_AUTH_URL", "the Wiz client secret");
         let settings = WizSettings {
             client_id: id,
             client_secret: secret,
