@@ -111,6 +111,7 @@ locals {
 resource "aws_kms_key" "trail" {
   description             = "Expel CloudTrail: encrypts the trail's logs, its bucket and the notification queue"
   deletion_window_in_days = 7
+  enable_key_rotation     = true # as the expel side's enable_key_rotation (default true)
   policy = jsonencode({
     Version = "2012-10-17"
     Id      = "ExpelCloudTrailKeyPolicy"
@@ -166,6 +167,14 @@ resource "aws_kms_alias" "trail" {
 resource "aws_s3_bucket" "logs" {
   bucket        = local.bucket_name
   force_destroy = true # as the expel side's force_destroy = true
+}
+
+# As the expel side's bucket_versioning (default true).
+resource "aws_s3_bucket_versioning" "logs" {
+  bucket = aws_s3_bucket.logs.id
+  versioning_configuration {
+    status = "Enabled"
+  }
 }
 
 resource "aws_s3_bucket_public_access_block" "logs" {

@@ -187,11 +187,18 @@ resource "expel_cloudtrail_integration" "bad" {
             .replace("= 3", "= 7")
     };
     let aws_rules = ok_names(hcl)
-        .replace("= 7", "= 7\n  bucket_name = \"Expel_Logs\"\n  queue_name = \"notify.fifo\"\n  trail_name = \"my-_trail\"");
+        .replace("= 7", "= 7\n  bucket_name = \"Expel_Logs\"\n  queue_name = \"notify.fifo\"\n  trail_name = \"my-_trail\"\n  access_logging_bucket = \"Access..Logs\"");
     stack.aws_proxy("DELETE", "/_proxy/calls", None);
     let w = Workdir::with_hcl(&aws_rules, &stack);
     let out = w.tf_expect(&["plan", "-no-color"], 1).stderr;
-    for words in ["bucket_name", "Expel_Logs", "queue_name", "trail_name"] {
+    for words in [
+        "bucket_name",
+        "Expel_Logs",
+        "queue_name",
+        "trail_name",
+        "access_logging_bucket",
+        "Access..Logs",
+    ] {
         assert!(out.contains(words), "{words:?} missing:\n{out}");
     }
     let region = ok_names(hcl).replace(
@@ -648,4 +655,68 @@ fn wait_for_healthy_outlasts_iam_propagation_of_the_new_role() {
         "the unhealthy verdict was re-checked"
     );
     w.tf_expect(PLAN, 0);
+}
+
+/// The log bucket's security defaults (issue 11, part 4): KMS key rotation, bucket versioning
+/// and, with `access_logging_bucket`, server access logging into the customer's own bucket are
+/// on after apply; switched off out of band they are drift that apply repairs; switched off in
+/// the configuration, rotation is disabled, versioning suspended (the resource enabled it) and
+/// logging removed, and the customer's access-log bucket is never touched.
+#[test]
+fn log_bucket_security_defaults_on_drift_repaired_and_switched_off() {
+    let stack = Stack::local();
+    stack.oob_with("access-log-bucket", &["name=acme-access-logs"]);
+    let w = Workdir::from_example("cloudtrail", &stack);
+    w.edit_main(|m| {
+        m.replace(
+            "  tags = {",
+            "  access_logging_bucket = \"acme-access-logs\"\n\n  tags = {",
+        )
+    });
+    let show = || -> Value { serde_json::from_str(&stack.oob("security-show")).expect("json") };
+    let on = json!({
+        "key_rotation": true,
+        "versioning": "Enabled",
+        "logging": {
+            "bucket": "acme-access-logs",
+            "prefix": "expel-cloudtrail-123456789012-us-east-1/"
+        }
+    });
+    w.tf_expect(APPLY, 0);
+    assert_eq!(show(), on);
+    w.tf_expect(PLAN, 0);
+
+    stack.oob("security-off");
+    w.drift_repaired(
+        "security defaults switched off out of band",
+        &["key rotation", "versioning", "server access logging"],
+    );
+    assert_eq!(show(), on);
+
+    // A logging bucket that does not let the logging service write: a clear error.
+    w.edit_main(|m| m.replace("\"acme-access-logs\"", "\"no-grant-logs\""));
+    stack.oob_with("access-log-bucket", &["name=no-grant-logs", "grant=no"]);
+    let out = w.tf_expect(APPLY, 1);
+    let text = expel_e2e::flat(&out.all());
+    for words in [
+        "access_logging_bucket",
+        "no-grant-logs",
+        "logging.s3.amazonaws.com",
+    ] {
+        assert!(text.contains(words), "no {words:?} in:\n{}", out.all());
+    }
+
+    let off = "enable_key_rotation = false\n  bucket_versioning = false";
+    w.edit_main(|m| m.replace("access_logging_bucket = \"no-grant-logs\"", off));
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    assert_eq!(
+        show(),
+        json!({"key_rotation": false, "versioning": "Suspended", "logging": null})
+    );
+    w.tf_expect(DESTROY, 0);
+    let left = stack.aws_listing();
+    for b in ["acme-access-logs", "no-grant-logs"] {
+        assert!(names(&left["buckets"]).contains(&b.to_string()), "{left}");
+    }
 }

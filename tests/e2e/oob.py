@@ -162,6 +162,45 @@ def bucket_versions(a):
     print(json.dumps(counts))
 
 
+def security_off(a):
+    """What a person undoing the log bucket's security defaults does: KMS key rotation off,
+    bucket versioning suspended, server access logging removed."""
+    client("kms").disable_key_rotation(KeyId=key_id(a))
+    s3 = client("s3")
+    s3.put_bucket_versioning(Bucket=a["bucket"], VersioningConfiguration={"Status": "Suspended"})
+    s3.put_bucket_logging(Bucket=a["bucket"], BucketLoggingStatus={})
+
+
+def security_show(a):
+    """Key rotation, bucket versioning and server access logging of the log bucket, as JSON."""
+    s3 = client("s3")
+    logging = s3.get_bucket_logging(Bucket=a["bucket"]).get("LoggingEnabled")
+    print(json.dumps({
+        "key_rotation": client("kms").get_key_rotation_status(KeyId=key_id(a))["KeyRotationEnabled"],
+        "versioning": s3.get_bucket_versioning(Bucket=a["bucket"]).get("Status"),
+        "logging": logging and {"bucket": logging["TargetBucket"], "prefix": logging.get("TargetPrefix")},
+    }))
+
+
+def access_log_bucket(a):
+    """The customer's own access-log bucket `name`, as the S3 user guide sets one up: a bucket
+    policy letting the logging service (logging.s3.amazonaws.com) put objects, for the log
+    bucket as source, and someone else's object in it. `grant=no`: without that policy."""
+    s3 = client("s3")
+    s3.create_bucket(Bucket=a["name"])
+    s3.put_object(Bucket=a["name"], Key="other-team/access.log", Body=b"theirs")
+    if a.get("grant") == "no":
+        return
+    s3.put_bucket_policy(Bucket=a["name"], Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "S3ServerAccessLogsPolicy", "Effect": "Allow",
+            "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{a['name']}/*",
+            "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{a['bucket']}"},
+                          "StringEquals": {"aws:SourceAccount": _ACCOUNT[0]}}}]}))
+
+
 def bucket_hold(a):
     """Object Lock on the (empty) log bucket and a log file under legal hold, as an auditor
     might place one, next to `keys` ordinary ones."""
@@ -425,7 +464,7 @@ ACTIONS = {f.__name__.replace("_", "-"): f for f in (
     queue_policy_change, trail_stop, trail_delete, role_trust_change, policy_detach, policy_edit, role_delete, role_foreign,
     org_setup, org_trail, org_trust_off, org_trust_on, bucket_versions, bucket_hold, bucket_release,
     role_attach_foreign, role_foreign_off, role_inline_foreign, policy_attach_foreign, iam_attachments,
-    owner_strip)}
+    owner_strip, security_off, security_show, access_log_bucket)}
 ACTIONS["list"] = listing
 ACTIONS["tags"] = tags
 ACTIONS.update({"policy-foreign": policy_foreign, "policy-show": policy_show})

@@ -2,7 +2,7 @@
 //! emulators: apply, no-op plan, drift made through the emulators' APIs, repair, the
 //! two-phase console access, an issue reaching Workbench, import, destroy, bad inputs and
 //! secrets kept out of logs.
-use expel_e2e::{Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER};
+use expel_e2e::{flat, Stack, Workdir, APPLY, DESTROY, PLAN, TF_HEADER};
 use serde_json::{json, Value as Json};
 
 /// plan, apply and destroy with console access validated (`-var validated=true`).
@@ -1077,4 +1077,120 @@ fn console_edits_no_patch_can_undo_are_made_again_with_ids_known_after_apply() {
     w.tf_expect(DESTROY, 0);
     let st = wiz_state(&stack);
     assert_eq!(st["integrations"], json!([]), "{st}");
+}
+
+/// Wiz GovCloud (guide, prerequisites and step 2): a legal addendum comes first, then Expel
+/// enables event ingestion by hand and the device turns healthy. Without
+/// `govcloud_addendum_confirmed` the plan fails naming it and saying whom to ask; a
+/// commercial endpoint with `govcloud = true` (or a GovCloud one without it) is refused
+/// naming `govcloud`. Confirmed, the apply succeeds even with `wait_for_healthy`: the
+/// unhealthy device is a warning that says why; once Expel enables ingestion (the sandbox's
+/// admin call) a refresh records the device healthy and the warning is gone.
+#[test]
+fn govcloud_refused_without_the_addendum_then_applies_with_a_warning_until_ingestion() {
+    let stack = Stack::local();
+    let (s, b) = stack.admin(
+        "PUT",
+        "/_admin/wiz/settings",
+        Some(&json!({"govcloud": true})),
+    );
+    assert_eq!(s, 200, "{b}");
+    let config = |extra: &str| {
+        hcl(&format!(
+            r#"resource "expel_wiz_device" "g" {{
+  name             = "Agency Wiz"
+  govcloud         = true
+  wait_for_healthy = true
+  {extra}
+}}"#
+        ))
+    };
+    let w = Workdir::with_hcl(&config(""), &stack);
+    let out = w.terraform(&["plan", "-no-color"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let text = flat(&out.all());
+    for words in [
+        "govcloud_addendum_confirmed",
+        "legal addendum",
+        "Customer Success Manager",
+        "Expel Support",
+    ] {
+        assert!(text.contains(words), "no {words:?} in:\n{}", out.all());
+    }
+    assert!(wiz_state(&stack)["service_accounts"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    for (extra, words) in [
+        (
+            "govcloud_addendum_confirmed = true\n  api_endpoint_url = \"https://api.us17.app.wiz.io/graphql\"",
+            "commercial Wiz",
+        ),
+        (
+            "api_endpoint_url = \"https://api.us1.gov.wiz.io/graphql\"",
+            "GovCloud",
+        ),
+    ] {
+        let body = if extra.contains("gov.wiz.io") {
+            // A GovCloud endpoint while govcloud is false.
+            hcl(&format!(
+                "resource \"expel_wiz_device\" \"g\" {{\n  name = \"Agency Wiz\"\n  {extra}\n}}"
+            ))
+        } else {
+            config(extra)
+        };
+        let w = Workdir::with_hcl(&body, &stack);
+        let out = w.terraform(&["plan", "-no-color"]);
+        assert_eq!(out.code, 1, "{extra}: {}", out.all());
+        let text = flat(&out.all());
+        assert!(
+            text.contains("govcloud") && text.contains(words),
+            "{extra}: the diagnostic names govcloud and says {words:?}:\n{}",
+            out.all()
+        );
+    }
+
+    w.write("main.tf", &config("govcloud_addendum_confirmed = true"));
+    let out = w.tf_expect(APPLY, 0);
+    let text = flat(&out.all());
+    for words in [
+        "Warning",
+        "event ingestion",
+        "legal addendum",
+        "Expel Support",
+    ] {
+        assert!(text.contains(words), "no {words:?} in:\n{}", out.all());
+    }
+    let addr = "expel_wiz_device.g";
+    assert_eq!(state_attr(&w, addr, "device_status"), json!("unhealthy"));
+    assert_eq!(state_attr(&w, addr, "govcloud"), json!(true));
+    // Unhealthy is not drift: the plan is empty and still says why.
+    let out = w.tf_expect(PLAN, 0);
+    assert!(
+        flat(&out.all()).contains("event ingestion"),
+        "{}",
+        out.all()
+    );
+
+    // Expel enables ingestion: the device turns healthy and the warning goes.
+    let id = state_attr(&w, addr, "security_device_id");
+    let id = id.as_str().expect("device id");
+    let (s, b) = stack.admin(
+        "POST",
+        &format!("/_admin/workbench/security_devices/{id}/enable-ingestion"),
+        None,
+    );
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(settled_device(&stack, id)["status"], json!("healthy"));
+    w.tf_expect(&["apply", "-refresh-only", "-auto-approve", "-no-color"], 0);
+    assert_eq!(state_attr(&w, addr, "device_status"), json!("healthy"));
+    let out = w.tf_expect(PLAN, 0);
+    assert!(
+        !flat(&out.all()).contains("event ingestion"),
+        "{}",
+        out.all()
+    );
+    w.tf_expect(DESTROY, 0);
+    assert_nothing_left(&stack, "govcloud");
 }

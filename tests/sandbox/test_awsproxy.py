@@ -149,6 +149,22 @@ def test_s3_chunked_and_aws_chunked_bodies_pass_unchanged(aws, proxy, stack):
     assert operations(proxy)["s3.PutObject"] == 2
 
 
+def test_get_bucket_versioning_has_aws_root_element(aws):
+    """moto's <GetBucketVersioningResponse> root reaches the client as AWS's
+    <VersioningConfiguration> (the Rust SDK accepts no other)."""
+    s3 = aws("s3")
+    raw: list[bytes] = []
+    s3.meta.events.register("after-call.s3.GetBucketVersioning",
+                            lambda http_response, **_: raw.append(http_response.content))
+    s3.create_bucket(Bucket="versioned-bucket")
+    assert "Status" not in s3.get_bucket_versioning(Bucket="versioned-bucket")
+    s3.put_bucket_versioning(Bucket="versioned-bucket",
+                             VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket="versioned-bucket")["Status"] == "Enabled"
+    assert b"<VersioningConfiguration" in raw[0] and b"GetBucketVersioning" not in raw[0], raw
+    assert b"<Status>Enabled</Status></VersioningConfiguration>" in raw[1], raw
+
+
 def test_iam_and_sts_pass_through(aws, moto):
     trust = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Action": "sts:AssumeRole",

@@ -827,6 +827,32 @@ def test_health_check(api: Http, wiz: Gql):
     assert "HTTP 404" in attrs["status_details"]["checks"][-1]["detail"]
 
 
+def test_govcloud_device_is_unhealthy_until_expel_enables_ingestion(api: Http, admin: Http,
+                                                                     wiz: Gql):
+    r = admin.call("PUT", "/_admin/wiz/settings", {"govcloud": True},
+                   content_type="application/json")
+    assert r.status == 200 and r.body["govcloud"] is True
+    sa = create_sa(wiz, "Expel gov", ["read:issues"])
+    device = wiz_device(api, "Wiz gov", client_id=sa["clientId"], secret=sa["clientSecret"])
+    attrs = settled(api, device["id"])
+    assert attrs["status"] == "unhealthy"
+    last = attrs["status_details"]["checks"][-1]
+    assert last["name"] == "event_ingestion" and "legal addendum" in last["detail"], last
+    # The credentials themselves work: the token and the query passed.
+    assert [c["result"] for c in attrs["status_details"]["checks"][:2]] == ["ok", "ok"]
+
+    r = admin.post(f"/_admin/workbench/security_devices/{device['id']}/enable-ingestion")
+    assert r.status == 200 and r.body == {"id": device["id"], "ingestion_enabled": True}
+    attrs = settled(api, device["id"])
+    assert attrs["status"] == "healthy", attrs["status_details"]
+    assert "ingestion_enabled" not in attrs  # Expel's switch is not an API attribute
+    assert admin.post("/_admin/workbench/security_devices/nope/enable-ingestion").status == 404
+    assert admin.call("PUT", "/_admin/wiz/settings", {"govcloud": "yes"},
+                      content_type="application/json").status == 400
+    assert admin.post("/_admin/reset").status == 204
+    assert admin.get("/_admin/wiz/settings").body["govcloud"] is False
+
+
 # ---- reset and dump --------------------------------------------------------------------------
 
 def test_dump_and_reset(sandbox_url, api: Http, admin: Http, wiz: Gql):

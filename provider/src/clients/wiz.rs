@@ -234,6 +234,65 @@ const USER_FIELDS: &str = "id name email effectiveRole { id } isSuspended";
 const INTEGRATION_FIELDS: &str = "id name isAccessibleToAllProjects params { ... on WebhookIntegrationParams { url authorization { ... on WebhookIntegrationBasicAuthorization { username } } } }";
 const RULE_FIELDS: &str = "id name description enabled triggerSource triggerType filters project { id } actions { actionTemplateType integration { id } actionTemplateParams { ... on WebhookActionTemplateParams { body } } }";
 
+/// The Wiz environment a tenant's URL belongs to, by its host.
+///
+/// Wiz serves three: commercial (`app.wiz.io`), Wiz on AWS GovCloud (`gov.wiz.io`) and Wiz for
+/// Government, its FedRAMP environment (`app.wiz.us`). The token endpoints are `auth.app.wiz.io`,
+/// `auth.gov.wiz.io` and `auth.app.wiz.us`, all three with audience `wiz-api`: Wiz's own
+/// Cortex XSOAR integration accepts exactly those (wiz-sec-public/content,
+/// `Packs/Wiz/Integrations/Wiz/Wiz.py`: `COGNITO_PREFIX` `auth.app`, `auth.gov`, `auth.test`
+/// with the suffixes `wiz.io` and `wiz.us`) and derives the tenant's domain from the token
+/// host (`auth.gov.wiz.io` -> `gov.wiz.io`). [G] The API host of a government tenant,
+/// `api.<data center>.gov.wiz.io` or `api.<data center>.app.wiz.us`, follows the commercial
+/// `api.<data center>.app.wiz.io` form; it is seen in third-party clients only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WizCloud {
+    Commercial,
+    /// Wiz on AWS GovCloud (`*.gov.wiz.io`).
+    GovCloud,
+    /// Wiz for Government, FedRAMP (`*.wiz.us`).
+    Fedramp,
+}
+
+impl WizCloud {
+    /// The environment of a Wiz URL; `None` for a host that is not Wiz's (a test server).
+    pub fn of(url: &Url) -> Option<WizCloud> {
+        let host = url.host_str()?.trim_end_matches('.').to_ascii_lowercase();
+        let under = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
+        if under("gov.wiz.io") {
+            Some(WizCloud::GovCloud)
+        } else if under("wiz.us") {
+            Some(WizCloud::Fedramp)
+        } else if under("wiz.io") {
+            Some(WizCloud::Commercial)
+        } else {
+            None
+        }
+    }
+
+    /// A government environment: GovCloud or FedRAMP.
+    pub fn is_government(self) -> bool {
+        self != WizCloud::Commercial
+    }
+
+    /// The OAuth token endpoint of this environment.
+    pub fn token_url(self) -> &'static str {
+        match self {
+            WizCloud::Commercial => "https://auth.app.wiz.io/oauth/token",
+            WizCloud::GovCloud => "https://auth.gov.wiz.io/oauth/token",
+            WizCloud::Fedramp => "https://auth.app.wiz.us/oauth/token",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            WizCloud::Commercial => "commercial Wiz (app.wiz.io)",
+            WizCloud::GovCloud => "Wiz on AWS GovCloud (gov.wiz.io)",
+            WizCloud::Fedramp => "Wiz for Government, FedRAMP (app.wiz.us)",
+        }
+    }
+}
+
 impl WizClient {
     pub fn new(
         auth_url: Url,
@@ -263,6 +322,10 @@ impl WizClient {
 
     pub fn api_url(&self) -> &Url {
         &self.api_url
+    }
+
+    pub fn auth_url(&self) -> &Url {
+        &self.auth_url
     }
 
     /// A valid access token: the cached one, or a new one from the token endpoint within the
@@ -1012,6 +1075,43 @@ fn rule_from(v: &Json) -> Result<AutomationRule, WizError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wiz_environments_by_host() {
+        let of = |u: &str| WizCloud::of(&url::Url::parse(u).unwrap());
+        assert_eq!(
+            of("https://api.us17.app.wiz.io/graphql"),
+            Some(WizCloud::Commercial)
+        );
+        assert_eq!(
+            of("https://auth.wiz.io/oauth/token"),
+            Some(WizCloud::Commercial)
+        );
+        assert_eq!(
+            of("https://api.us1.gov.wiz.io/graphql"),
+            Some(WizCloud::GovCloud)
+        );
+        assert_eq!(
+            of("https://auth.gov.wiz.io/oauth/token"),
+            Some(WizCloud::GovCloud)
+        );
+        assert_eq!(
+            of("https://API.US2.APP.WIZ.US/graphql"),
+            Some(WizCloud::Fedramp)
+        );
+        assert_eq!(
+            of("https://auth.app.wiz.us/oauth/token"),
+            Some(WizCloud::Fedramp)
+        );
+        assert_eq!(of("http://127.0.0.1:5000/wiz/graphql"), None);
+        assert_eq!(of("https://notwiz.io/graphql"), None);
+        assert_eq!(of("https://gov.wiz.io.example.com/graphql"), None);
+        assert!(WizCloud::GovCloud.is_government() && !WizCloud::Commercial.is_government());
+        assert_eq!(
+            WizCloud::GovCloud.token_url(),
+            "https://auth.gov.wiz.io/oauth/token"
+        );
+    }
 
     #[test]
     fn errors_never_carry_secrets_and_classify() {

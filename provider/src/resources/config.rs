@@ -606,6 +606,55 @@ mod tests {
     }
 
     #[test]
+    fn the_wiz_token_endpoint_follows_the_api_host_unless_given() {
+        let auth = |api: &'static str, auth: Option<&'static str>| {
+            let mut env = HashMap::from([
+                ("EXPEL_API_KEY", "k"),
+                ("WIZ_CLIENT_ID", "id"),
+                ("WIZ_CLIENT_SECRET", "s"),
+                ("WIZ_API_URL", api),
+            ]);
+            if let Some(a) = auth {
+                env.insert("WIZ_AUTH_URL", a);
+            }
+            let mut d = Diagnostics::default();
+            let data = configure(&null_config(), &FakeEnv(env), &mut d).expect("configures");
+            assert!(!d.has_errors(), "{d:?}");
+            data.access::<WizAccess>()
+                .map(|w| w.settings.auth_url.to_string())
+                .unwrap_or_default()
+        };
+        for (api, want) in [
+            (
+                "https://api.us17.app.wiz.io/graphql",
+                "https://auth.app.wiz.io/oauth/token",
+            ),
+            (
+                "https://api.us1.gov.wiz.io/graphql",
+                "https://auth.gov.wiz.io/oauth/token",
+            ),
+            (
+                "https://api.us2.app.wiz.us/graphql",
+                "https://auth.app.wiz.us/oauth/token",
+            ),
+            (
+                "http://127.0.0.1:5000/wiz/graphql",
+                "https://auth.app.wiz.io/oauth/token",
+            ),
+        ] {
+            assert_eq!(auth(api, None), want, "{api}");
+        }
+        // The local stack stands in for a GovCloud tenant through WIZ_AUTH_URL.
+        assert_eq!(
+            auth(
+                "https://api.us1.gov.wiz.io/graphql",
+                Some("http://127.0.0.1:5000/wiz/oauth/token")
+            ),
+            "http://127.0.0.1:5000/wiz/oauth/token"
+        );
+    }
+
+    #[test]
     fn a_url_that_carries_a_secret_must_be_https_unless_on_this_machine() {
         let base = [
             ("EXPEL_API_KEY", "k"),

@@ -1151,12 +1151,21 @@ class ProxyHandler(BaseHTTPRequestHandler):
 _EMPTY_NOTIFICATION = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?<GetBucketNotificationResponse[^>]*/>\s*$")
 
 
+# moto (5.2.5) names the root element of its GetBucketVersioning answer
+# <GetBucketVersioningResponse>; AWS's is <VersioningConfiguration> (S3 API reference,
+# GetBucketVersioning, "Response Syntax"), and the Rust SDK rejects any other root. The proxy
+# renames it; the content (<Status>, <MfaDelete>) is AWS's already.
+_VERSIONING_ROOT = re.compile(rb"<(/?)GetBucketVersioningResponse\b")
+
+
 def fix_moto_answer(call: Call, status: int, body: bytes) -> bytes:
     if (status == 200 and call.service == "s3"
             and call.operation == "GetBucketNotificationConfiguration"
             and _EMPTY_NOTIFICATION.match(body)):
         return (b'<?xml version="1.0" encoding="UTF-8"?>\n'
                 b'<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>')
+    if status == 200 and call.service == "s3" and call.operation == "GetBucketVersioning":
+        return _VERSIONING_ROOT.sub(rb"<\1VersioningConfiguration", body)
     return body
 
 

@@ -265,7 +265,8 @@ class WizEmulator(Emulator):
         created = "2024-01-01T00:00:00.000Z"
         self.settings = {"token_ttl_seconds": float(self.config.setting(TOKEN_TTL)),
                          "unauthenticated_http_status": 200,
-                         "refuse_service_account_tokens": False}
+                         "refuse_service_account_tokens": False,
+                         "govcloud": False}
         self.service_accounts: dict[str, dict[str, Any]] = {SEED_ADMIN_SA_ID: {
             "id": SEED_ADMIN_SA_ID, "name": "Sandbox admin (seed)",
             "clientId": self.config.setting(CLIENT_ID),
@@ -306,8 +307,12 @@ class WizEmulator(Emulator):
   GET|PUT /_admin/wiz/settings          {"token_ttl_seconds", "unauthenticated_http_status":
                                         200|401, "refuse_service_account_tokens": bool (every
                                         client but the seeded admin gets 401 access_denied, over
-                                        HTTP and in Workbench's health check)}; PUT changes them
-                                        until /_admin/reset
+                                        HTTP and in Workbench's health check), "govcloud": bool
+                                        (the tenant is a Wiz GovCloud tenant: Workbench's health
+                                        check of a device stays unhealthy until POST
+                                        /_admin/workbench/security_devices/<id>/enable-ingestion,
+                                        as Expel enables ingestion by hand after the legal
+                                        addendum)}; PUT changes them until /_admin/reset
   POST   /_admin/wiz/expire-tokens      200 {"expired": n}: every issued token expires now
   POST   /_admin/wiz/console-edit       body {"serviceAccount": id, "scopes": [...]} or
                                         {"integration": id, "projectId": id}: an edit made in
@@ -1128,7 +1133,7 @@ class WizEmulator(Emulator):
 
     def admin_settings(self, body: Any) -> tuple[int, dict[str, Any]]:
         """GET (body None) or PUT {token_ttl_seconds?, unauthenticated_http_status?,
-        refuse_service_account_tokens?}."""
+        refuse_service_account_tokens?, govcloud?}."""
         with self.lock:
             if body is None:
                 return 200, dict(self.settings)
@@ -1142,6 +1147,9 @@ class WizEmulator(Emulator):
                               self.settings["refuse_service_account_tokens"])
             if not isinstance(refuse, bool):
                 return 400, {"error": "refuse_service_account_tokens must be true or false"}
+            govcloud = body.get("govcloud", self.settings["govcloud"])
+            if not isinstance(govcloud, bool):
+                return 400, {"error": "govcloud must be true or false"}
             ttl = body.get("token_ttl_seconds", self.settings["token_ttl_seconds"])
             status = body.get("unauthenticated_http_status",
                               self.settings["unauthenticated_http_status"])
@@ -1150,7 +1158,7 @@ class WizEmulator(Emulator):
             if status not in (200, 401):
                 return 400, {"error": "unauthenticated_http_status must be 200 or 401"}
             self.settings.update(token_ttl_seconds=float(ttl), unauthenticated_http_status=status,
-                                 refuse_service_account_tokens=refuse)
+                                 refuse_service_account_tokens=refuse, govcloud=govcloud)
             return 200, dict(self.settings)
 
     def admin_create_issue(self, body: Any) -> tuple[int, dict[str, Any]]:
@@ -1365,6 +1373,11 @@ HEALTH_QUERIES = {  # product -> (root field, query); needs read:issues / read:d
 }
 
 
+GOVCLOUD_PENDING = ("Wiz GovCloud: event ingestion is not enabled yet. Expel enables it by hand "
+                    "once the GovCloud legal addendum is complete (contact your Customer Success "
+                    "Manager or Expel Support).")
+
+
 def check_device_health(device: dict[str, Any], ctx: Any) -> tuple[str, dict[str, Any]]:
     """Healthy when the device's client credentials get a token from the Wiz emulator
     (in process: Workbench knows the auth service) and a one-item issues (cloud) or
@@ -1406,4 +1419,11 @@ def check_device_health(device: dict[str, Any], ctx: Any) -> tuple[str, dict[str
     if not isinstance(body.get("data"), dict) or body["data"].get(field) is None:
         return unhealthy("wiz_graphql", f"no {field} in the response")
     checks.append({"name": "wiz_graphql", "result": "ok", "query": field})
+    with wiz.lock:
+        govcloud = wiz.settings["govcloud"]
+    if govcloud and not device.get("ingestion_enabled"):
+        # The guide (Wiz, step 2): in GovCloud a legal addendum comes first, then "Expel will
+        # manually enable event ingestion for the integration and the device will appear
+        # healthy". [G] Workbench's wording of that state is not public; this is the sandbox's.
+        return unhealthy("event_ingestion", GOVCLOUD_PENDING)
     return "healthy", {"checks": checks}

@@ -251,6 +251,13 @@ class WorkbenchEmulator(Emulator):
                                         as a Workbench soft delete would (kept when already
                                         set); the device stays readable and listed, its name is
                                         free again, PATCH and DELETE answer 404. 404 {"error"}.
+  POST   /_admin/workbench/security_devices/<id>/enable-ingestion
+                                        200 {"id", "ingestion_enabled": true}: what Expel does
+                                        by hand for a Wiz GovCloud device once the legal
+                                        addendum is complete (the guide, Wiz step 2); the
+                                        device's health is checked again at once. Until then a
+                                        device of a GovCloud tenant (PUT /_admin/wiz/settings
+                                        {"govcloud": true}) is unhealthy. 404 {"error"}.
   PUT    /_admin/workbench/plugins/<slug>/published-schema
                                         body {"device_spec_json": {...}}: what GET /api/v2/plugins
                                         shows as that plugin's schema (e.g. {}, as pyexclient's
@@ -313,6 +320,12 @@ class WorkbenchEmulator(Emulator):
                 return jsonify(error=f"no security device {device_id}"), 404
             return jsonify(done)
 
+        @bp.post("/security_devices/<device_id>/enable-ingestion")
+        def enable_ingestion(device_id: str):
+            if not self.enable_ingestion(device_id):
+                return jsonify(error=f"no security device {device_id}"), 404
+            return jsonify(id=device_id, ingestion_enabled=True)
+
         @bp.put("/plugins/<slug>/published-schema")
         def published_schema(slug: str):
             try:
@@ -341,6 +354,17 @@ class WorkbenchEmulator(Emulator):
             attrs = record["attributes"]
             attrs.update(status=status, status_details=details,
                          status_updated_at=now_iso(), is_verifying_status=False)
+            return True
+
+    def enable_ingestion(self, device_id: str) -> bool:
+        """Expel enables event ingestion for a device (false: no such device); its health is
+        checked again."""
+        with self.lock:
+            record = self.devices.get(device_id)
+            if record is None:
+                return False
+            record["ingestion_enabled"] = True
+            self._schedule_health_check(record)
             return True
 
     def add_organization(self, body: Any) -> dict[str, Any]:
@@ -579,6 +603,7 @@ class WorkbenchEmulator(Emulator):
             if record is None or record["generation"] != generation:
                 return
             device = {"id": device_id, "organization_id": record["organization_id"],
+                      "ingestion_enabled": record.get("ingestion_enabled", False),
                       **copy.deepcopy(record["attributes"])}
             forced = device.get("plugin_slug") == "aws" and self.unhealthy_remaining > 0
             if forced:

@@ -31,6 +31,9 @@ pub struct Found {
     pub trail_name: String,
     pub organization_trail: bool,
     pub bucket_key_enabled: bool,
+    pub enable_key_rotation: bool,
+    pub bucket_versioning: bool,
+    pub access_logging_bucket: Option<String>,
     pub retention_seconds: i64,
 }
 
@@ -278,6 +281,35 @@ pub async fn find(data: &ExpelData, aws: &AwsClients, id: &str) -> Result<Found,
         .and_then(|c| c.rules().first())
         .and_then(|r| r.bucket_key_enabled())
         .unwrap_or(false);
+    let enable_key_rotation = aws
+        .kms
+        .get_key_rotation_status()
+        .key_id(&key_arn)
+        .send()
+        .await
+        .map_err(err("kms", "GetKeyRotationStatus"))
+        .map_err(aws_err)?
+        .key_rotation_enabled();
+    let bucket_versioning = aws
+        .s3
+        .get_bucket_versioning()
+        .bucket(&bucket_name)
+        .send()
+        .await
+        .map_err(err("s3", "GetBucketVersioning"))
+        .map_err(aws_err)?
+        .status()
+        .is_some_and(|s| s.as_str() == "Enabled");
+    let access_logging_bucket = aws
+        .s3
+        .get_bucket_logging()
+        .bucket(&bucket_name)
+        .send()
+        .await
+        .map_err(err("s3", "GetBucketLogging"))
+        .map_err(aws_err)?
+        .logging_enabled()
+        .map(|l| l.target_bucket().to_string());
     let url = aws
         .sqs
         .get_queue_url()
@@ -322,6 +354,9 @@ pub async fn find(data: &ExpelData, aws: &AwsClients, id: &str) -> Result<Found,
         trail_name: trail.name().unwrap_or_default().to_string(),
         organization_trail: trail.is_organization_trail().unwrap_or(false),
         bucket_key_enabled,
+        enable_key_rotation,
+        bucket_versioning,
+        access_logging_bucket,
         retention_seconds,
     })
 }
@@ -364,6 +399,12 @@ pub fn state(f: Found) -> Value {
         ("external_id", s(f.external_id)),
         ("organization_trail", Value::Bool(f.organization_trail)),
         ("bucket_key_enabled", Value::Bool(f.bucket_key_enabled)),
+        ("enable_key_rotation", Value::Bool(f.enable_key_rotation)),
+        ("bucket_versioning", Value::Bool(f.bucket_versioning)),
+        (
+            "access_logging_bucket",
+            f.access_logging_bucket.map(s).unwrap_or(Value::Null),
+        ),
         (
             "message_retention_seconds",
             Value::from(f.retention_seconds),

@@ -73,6 +73,9 @@ fn schema() -> Schema {
             .attr(s("external_id", "External id required in the trust policy. Default: the Workbench organization id.").optional().computed().validator(validators::non_empty()))
             .attr(Attribute::bool("organization_trail").default(Value::Bool(false)).description("Log every account of the AWS Organization (run in the management account)."))
             .attr(Attribute::bool("bucket_key_enabled").default(Value::Bool(true)).description("Use an S3 Bucket Key for SSE-KMS (fewer KMS calls)."))
+            .attr(Attribute::bool("enable_key_rotation").default(Value::Bool(true)).description("Yearly automatic rotation of the KMS key the resource made (KMS EnableKeyRotation), as AWS Security Hub (KMS.4) and Checkov expect. `false` turns rotation off again only if this resource turned it on."))
+            .attr(Attribute::bool("bucket_versioning").default(Value::Bool(true)).description("Versioning of the log bucket the resource made (S3 PutBucketVersioning `Enabled`), as Security Hub (S3.14) and Checkov expect. `false` suspends versioning only if this resource enabled it (a bucket once versioned can only be suspended, never unversioned)."))
+            .attr(s("access_logging_bucket", "Server access logging of the log bucket into this bucket of yours (S3 PutBucketLogging, objects under `<bucket_name>/`), as Security Hub (CloudTrail.7, S3.9) and Checkov expect. It must be in the same account and region and let the logging service `logging.s3.amazonaws.com` put objects (a bucket policy statement); the provider never changes it. Not the log bucket itself. Unset: logging that this resource set is removed.").optional().validator(aws_names::validator(AwsName::S3Bucket)))
             .attr(Attribute::number("message_retention_seconds").default(Value::from(604800i64)).description("Queue retention (guide: 7 days)."))
             .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("Tags for every AWS object made (the ownership tags `expel:managed-by` and `expel:owner` are always added)."))
             .attr(s(OWNER_ATTR, OWNER_DESCRIPTION).computed().use_state_for_unknown())
@@ -156,6 +159,13 @@ fn settings(v: &Value, loc: &Location, workbench_org: &str) -> Settings {
                     .collect()
             })
             .unwrap_or_default(),
+        enable_key_rotation: bool_of(v, "enable_key_rotation", true),
+        bucket_versioning: bool_of(v, "bucket_versioning", true),
+        access_logging_bucket: v
+            .get("access_logging_bucket")
+            .and_then(Value::as_str)
+            .filter(|b| !b.is_empty())
+            .map(str::to_string),
         verify: bool_of(v, "verify", true),
         wait_for_healthy: bool_of(v, "wait_for_healthy", false),
         force_destroy: bool_of(v, "force_destroy", false),
@@ -169,7 +179,38 @@ fn settings(v: &Value, loc: &Location, workbench_org: &str) -> Settings {
     }
 }
 
-fn journal(v: &Value) -> Journal {
+/// Private state: what the journal knows that no attribute shows. Which of the log bucket's
+/// security settings this resource switched on, so that switching them off in the
+/// configuration undoes only what it did; the Workbench remediation record our device was
+/// put in, and whether this instance made it.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Private {
+    #[serde(default)]
+    rotation_ours: bool,
+    #[serde(default)]
+    versioning_ours: bool,
+    #[serde(default)]
+    logging_ours: Option<String>,
+    #[serde(default)]
+    remediation_id: Option<String>,
+    #[serde(default)]
+    remediation_made: bool,
+}
+
+fn private_of(cx: &Cx) -> Vec<u8> {
+    let j = cx.journal.lock().map(|g| g.clone()).unwrap_or_default();
+    serde_json::to_vec(&Private {
+        rotation_ours: j.rotation_ours,
+        versioning_ours: j.versioning_ours,
+        logging_ours: j.logging_ours,
+        remediation_id: j.remediation_id,
+        remediation_made: j.remediation_made,
+    })
+    .unwrap_or_default()
+}
+
+fn journal(v: &Value, private: &[u8]) -> Journal {
+    let p: Private = serde_json::from_slice(private).unwrap_or_default();
     let o = |k: &str| {
         v.get(k)
             .and_then(Value::as_str)
@@ -185,39 +226,11 @@ fn journal(v: &Value) -> Journal {
         aws_org_id: None,
         credentials_changed: None,
         unclaimed: false,
-        remediation_id: None,
-        remediation_made: false,
-    }
-}
-
-/// Private state: what the journal knows that no attribute shows.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-struct Private {
-    /// The Workbench remediation record our device was put in, and whether we made it.
-    #[serde(default)]
-    remediation_id: Option<String>,
-    #[serde(default)]
-    remediation_made: bool,
-}
-
-fn private_of(cx: &Cx) -> Vec<u8> {
-    let j = cx.journal.lock().map(|g| g.clone()).unwrap_or_default();
-    if j.remediation_id.is_none() {
-        return Vec::new();
-    }
-    serde_json::to_vec(&Private {
-        remediation_id: j.remediation_id,
-        remediation_made: j.remediation_made,
-    })
-    .unwrap_or_default()
-}
-
-/// The journal's fields kept in private state (nothing when it is empty or unreadable).
-fn restore_private(cx: &Cx, private: &[u8]) {
-    let p: Private = serde_json::from_slice(private).unwrap_or_default();
-    if let Ok(mut j) = cx.journal.lock() {
-        j.remediation_id = p.remediation_id;
-        j.remediation_made = p.remediation_made;
+        rotation_ours: p.rotation_ours,
+        versioning_ours: p.versioning_ours,
+        logging_ours: p.logging_ours,
+        remediation_id: p.remediation_id,
+        remediation_made: p.remediation_made,
     }
 }
 
@@ -330,12 +343,13 @@ impl CloudTrailIntegration {
         }
     }
 
+    /// The step context for the values (plan or state) and the resource's private state.
     fn cx(
         &self,
         ctx: &Ctx<ExpelData>,
         aws: &crate::clients::aws::AwsClients,
         loc: Location,
-        v: &Value,
+        (v, private): (&Value, &[u8]),
         org: &str,
         deadline: Deadline,
     ) -> Cx {
@@ -345,7 +359,7 @@ impl CloudTrailIntegration {
             data: ctx.data.clone(),
             loc,
             s,
-            journal: Mutex::new(journal(v)),
+            journal: Mutex::new(journal(v, private)),
             deadline: deadline.with_propagation(ctx.data.aws.propagation_timeout),
             warnings: Mutex::new(Vec::new()),
             roles_kept: Mutex::new(Vec::new()),
@@ -526,8 +540,7 @@ impl Guided for CloudTrailIntegration {
                 .ok_or(Closed::Failed)?
         };
         let aws = ctx.data.aws_clients().await;
-        let cx = self.cx(ctx, aws, loc, values, &org, deadline);
-        restore_private(&cx, private);
+        let cx = self.cx(ctx, aws, loc, (values, private), &org, deadline);
         if op == Op::Delete {
             return Ok(cx);
         }
@@ -687,6 +700,13 @@ impl Plan for CloudTrailIntegration {
         if needs_default(input.config, planned, "bucket_name") {
             set(planned, "bucket_name", Value::string(default_bucket(&loc)));
         }
+        let known = |k: &str| planned.get(k).and_then(Value::as_str).map(str::to_string);
+        if let (Some(logs), Some(bucket)) = (known("access_logging_bucket"), known("bucket_name")) {
+            if logs == bucket {
+                diags.attr_error(AttrPath::root("access_logging_bucket"), "Access logs into the log bucket itself", format!("`access_logging_bucket` is the log bucket {bucket:?}: its access logs would land next to the CloudTrail logs, and each log object would notify Expel's queue. Name another bucket of yours in the same account and region, or leave it unset."));
+                return;
+            }
+        }
         if needs_default(input.config, planned, "device_location") {
             set(
                 planned,
@@ -811,6 +831,19 @@ mod tests {
     }
 
     #[test]
+    fn what_the_security_defaults_turned_on_survives_in_private_state() {
+        let j = journal(
+            &Value::Null,
+            br#"{"rotation_ours":true,"versioning_ours":true,"logging_ours":"acme-logs"}"#,
+        );
+        assert!(j.rotation_ours && j.versioning_ours);
+        assert_eq!(j.logging_ours.as_deref(), Some("acme-logs"));
+        // Private state written before these settings (or none): nothing was turned on.
+        let j = journal(&Value::Null, b"");
+        assert!(!j.rotation_ours && !j.versioning_ours && j.logging_ours.is_none());
+    }
+
+    #[test]
     fn the_guide_names_pass_validation() {
         assert_eq!(errors_with("name", Value::string("Acme")), vec![]);
     }
@@ -822,6 +855,7 @@ mod tests {
             ("bucket_name", "192.168.5.4", "IP address"),
             ("bucket_name", "my..bucket", "two adjacent periods"),
             ("bucket_name", "sthree-logs", "\"sthree-\""),
+            ("access_logging_bucket", "Access-Logs", "lowercase"),
             ("queue_name", "ExpelNotify.fifo", "FIFO"),
             ("queue_name", "Expel Notify", "\" \""),
             ("trail_name", "my-_namespace", "\"-_\""),

@@ -3,7 +3,7 @@
 use url::Url;
 
 use crate::clients::http::Limits;
-use crate::clients::wiz::WizClient;
+use crate::clients::wiz::{WizClient, WizCloud};
 use crate::clients::Secret;
 use crate::resources::config::{secure_url, setting, Access, Env};
 use tfplugin::diag::{AttrPath, Diagnostics};
@@ -32,7 +32,7 @@ impl Access for WizAccess {
         Block::new("Wiz tenant access (a service account with admin scopes).")
             .attr(Attribute::string("client_id").optional().description("Default: `WIZ_CLIENT_ID`."))
             .attr(Attribute::string("client_secret").optional().sensitive().description("Default: `WIZ_CLIENT_SECRET`."))
-            .attr(Attribute::string("auth_url").optional().description("OAuth token URL. Default: `WIZ_AUTH_URL` or `https://auth.app.wiz.io/oauth/token`. Must be https (it carries the client secret); plain http only for this machine.").validator(validators::url(&["https", "http"])))
+            .attr(Attribute::string("auth_url").optional().description("OAuth token URL. Default: `WIZ_AUTH_URL`, or the token endpoint of the environment `api_url` is in: `https://auth.app.wiz.io/oauth/token` (commercial), `https://auth.gov.wiz.io/oauth/token` (an `api_url` under `gov.wiz.io`, Wiz on AWS GovCloud), `https://auth.app.wiz.us/oauth/token` (under `wiz.us`, Wiz for Government). Must be https (it carries the client secret); plain http only for this machine.").validator(validators::url(&["https", "http"])))
             .attr(Attribute::string("api_url").optional().description("GraphQL endpoint of the tenant, e.g. `https://api.us17.app.wiz.io/graphql`. Default: `WIZ_API_URL`. Must be https (it carries the access token); plain http only for this machine.").validator(validators::url(&["https", "http"])))
     }
 
@@ -76,30 +76,32 @@ impl Access for WizAccess {
                 return None;
             }
         };
-        let auth = setting(block, &["auth_url"], "WIZ_AUTH_URL", env).unwrap_or((
-            "https://auth.app.wiz.io/oauth/token".into(),
-            "the default".into(),
-        ));
-        let auth_url = secure_url(
-            &auth.0,
-            &auth.1,
-            AttrPath::root("wiz").attr("auth_url"),
-            "WIZ_AUTH_URL",
-            "the Wiz client secret",
-            diags,
-        );
         let Some(api) = setting(block, &["api_url"], "WIZ_API_URL", env) else {
             diags.attr_error(AttrPath::root("wiz").attr("api_url"), "Missing Wiz API URL", "Set `wiz.api_url` or WIZ_API_URL to your tenant's GraphQL endpoint (Wiz: User Settings > Tenant > API Endpoint URL).");
             return None;
         };
-        let api_url = secure_url(
-            &api.0,
-            &api.1,
-            AttrPath::root("wiz").attr("api_url"),
-            "WIZ_API_URL",
-            "the Wiz access token",
-            diags,
-        );
+        // Both URLs carry a secret: https, or plain http on this machine only.
+        let mut secure = |(value, source): &(String, String), attr: &str, var: &str, what: &str| {
+            secure_url(
+                value,
+                source,
+                AttrPath::root("wiz").attr(attr),
+                var,
+                what,
+                diags,
+            )
+        };
+        let api_url = secure(&api, "api_url", "WIZ_API_URL", "the Wiz access token");
+        // The token endpoint of the tenant's environment (a GovCloud tenant signs in at
+        // auth.gov.wiz.io), unless one is given.
+        let auth = setting(block, &["auth_url"], "WIZ_AUTH_URL", env).unwrap_or_else(|| {
+            let cloud = api_url.as_ref().and_then(WizCloud::of);
+            (
+                cloud.unwrap_or(WizCloud::Commercial).token_url().into(),
+                "the default".into(),
+            )
+        });
+        let auth_url = secure(&auth, "auth_url", "WIZ_AUTH_URL", "the Wiz client secret");
         let settings = WizSettings {
             client_id: id,
             client_secret: secret,

@@ -16,7 +16,7 @@ use super::support::guided::{plan_repairs, Closed, Fixes, Guided, Import, Op, Op
 use super::support::ownership::{owner_in, Owner, OWNER_ATTR, OWNER_DESCRIPTION_TEXT};
 use super::support::workbench_pin;
 use super::ExpelData;
-use crate::clients::wiz::WizError;
+use crate::clients::wiz::{WizClient, WizCloud, WizError};
 use crate::engine::{Deadline, Fix, Step, StepError};
 use tfplugin::diag::{AttrPath, Diagnostics};
 use tfplugin::provider::{Ctx, PlanInput};
@@ -49,6 +49,9 @@ pub const DEFAULT_SCOPES: &[&str] = &[
     "read:cloud_events",
 ];
 const DEFAULT_ROLE: &str = "Global Incident Response Analyst";
+/// What the GovCloud legal addendum is and whom to ask (the guide's prerequisites).
+const GOVCLOUD_ADDENDUM: &str = "Expel ingests events from a Wiz GovCloud tenant only after a legal addendum to your agreement with Expel, which allows GovCloud ingestion of events for the integration. Your Customer Success Manager (CSM) or Expel Support (support@expel.com) helps you complete it; once it is complete, Expel enables event ingestion for the integration by hand and the device turns healthy in Workbench";
+const GOVCLOUD_ADDENDUM_CONFIRMED: &str = "Set to `true` once the GovCloud legal addendum with Expel is complete (your Customer Success Manager or Expel Support helps with it). Required with `govcloud = true`: without it, plan fails.";
 
 fn steps() -> Vec<&'static dyn Step<Cx>> {
     vec![
@@ -88,7 +91,9 @@ fn schema() -> Schema {
             .attr(s("organization_name", "Your organization's name as Expel knows it; the Expel Analyst is `soc+<organization>@expel.io`. Default: the Workbench organization's name.").optional().computed().validator(validators::non_empty()))
             .attr(Attribute::bool("sync_rules").optional().computed().description("Guide step 4: Expel's synchronization rules (status syncing). Default `true` for Wiz Cloud; Wiz Defend has no status syncing, so it cannot be set to `true` there. No public API toggles them; the value is kept on the Workbench device as `properties.sync_rules_enabled` (a guess at where Workbench's Disable/Enable switch lives), and a change made in Workbench is drift."))
             .attr(strings("severities").optional().computed().description("Severities the automation rule forwards. Default: every severity the tenant offers (`INFORMATIONAL`, `LOW`, `MEDIUM`, `HIGH`, `CRITICAL`). Checked against the tenant's `Severity` enum."))
-            .attr(Attribute::bool("wait_for_healthy").default(Value::Bool(false)).description("After the Workbench device is created or changed, wait (within the create/update timeout) until Workbench reports it healthy, i.e. it signed in to Wiz with the client id and secret and read issues (Wiz Cloud) or detections (Wiz Defend); fail naming the device status otherwise. Client-side only."))
+            .attr(Attribute::bool("wait_for_healthy").default(Value::Bool(false)).description("After the Workbench device is created or changed, wait (within the create/update timeout) until Workbench reports it healthy, i.e. it signed in to Wiz with the client id and secret and read issues (Wiz Cloud) or detections (Wiz Defend); fail naming the device status otherwise; with `govcloud`, an unhealthy verdict is a warning instead (the device is unhealthy until Expel enables event ingestion). Client-side only."))
+            .attr(Attribute::bool("govcloud").default(Value::Bool(false)).description("The Wiz tenant is a government tenant: Wiz on AWS GovCloud (`gov.wiz.io`) or Wiz for Government (FedRAMP, `wiz.us`). Expel ingests its events only after a legal addendum (see `govcloud_addendum_confirmed`), and enables ingestion by hand: until then the device is unhealthy, which is a warning (also with `wait_for_healthy`). The provider's `wiz.api_url` and `wiz.auth_url` and `api_endpoint_url` must then be the tenant's government endpoints; Wiz hosts of the other kind are an error."))
+            .attr(Attribute::bool("govcloud_addendum_confirmed").default(Value::Bool(false)).description(GOVCLOUD_ADDENDUM_CONFIRMED))
             .attr(s("webhook_name", "Name of the Wiz webhook integration.").default(Value::string("Expel Webhook")).validator(validators::non_empty()))
             .attr(s("rule_name", "Name of the Wiz automation rule.").default(Value::string("Expel Webhook Rule")).validator(validators::non_empty()))
             .attr(s("id", "The Workbench security device id (import id).").computed().use_state_for_unknown())
@@ -146,6 +151,52 @@ fn check_api_url(v: &Value, p: &AttrPath, d: &mut Diagnostics) {
             format!("`{p}`: {problem}."),
         );
     }
+}
+
+/// With `govcloud`, every Wiz host in the endpoints (the provider's token and API URLs and
+/// the device's `api_endpoint_url`) is a government one, and without it none is; hosts that
+/// are not Wiz's (a test server) say nothing. False after an error naming `govcloud`.
+fn check_environment(wiz: &WizClient, planned: &Value, diags: &mut Diagnostics) -> bool {
+    let Some(govcloud) = planned.get("govcloud").and_then(Value::as_bool) else {
+        return true;
+    };
+    let endpoint = planned
+        .get("api_endpoint_url")
+        .and_then(Value::as_str)
+        .and_then(|u| url::Url::parse(u).ok());
+    let urls = [
+        ("the provider's wiz.auth_url", Some(wiz.auth_url().clone())),
+        ("the provider's wiz.api_url", Some(wiz.api_url().clone())),
+        ("api_endpoint_url", endpoint),
+    ];
+    for (what, url) in urls {
+        let Some(url) = url else { continue };
+        let Some(cloud) = WizCloud::of(&url) else {
+            continue;
+        };
+        if cloud.is_government() == govcloud {
+            continue;
+        }
+        let fix = if govcloud {
+            "Point it at your GovCloud tenant (the API Endpoint URL the Wiz console shows, e.g. https://api.<data center>.gov.wiz.io/graphql; the token URL follows it), or set govcloud = false if the tenant is not a GovCloud one"
+        } else {
+            "Set govcloud = true (and `govcloud_addendum_confirmed` once the legal addendum with Expel is complete), or point it at a commercial tenant"
+        };
+        diags.attr_error(
+            AttrPath::root("govcloud"),
+            if govcloud {
+                "govcloud = true with a commercial Wiz endpoint"
+            } else {
+                "A Wiz GovCloud endpoint without govcloud = true"
+            },
+            format!(
+                "`govcloud` is {govcloud}, but {what} {url} is {}. {fix}.",
+                cloud.describe()
+            ),
+        );
+        return false;
+    }
+    true
 }
 
 fn opt_str(v: &Value, k: &str) -> Option<String> {
@@ -213,6 +264,7 @@ fn settings(v: &Value, org: &str) -> Settings {
         rule_name: str_of(v, "rule_name"),
         workbench_org: org.to_string(),
         wait_for_healthy: bool_of(v, "wait_for_healthy", false),
+        govcloud: bool_of(v, "govcloud", false),
         sync_rules: bool_of(
             v,
             "sync_rules",
@@ -418,6 +470,14 @@ impl WizDevice {
         set(state, "wiz_api_url", Value::string(self.tenant(ctx)));
         set(state, "webhook_name", Value::string("Expel Webhook"));
         set(state, "wait_for_healthy", Value::Bool(false));
+        // A device of a government tenant exists, so the addendum is taken as done.
+        let government = WizCloud::of(wiz.api_url()).is_some_and(WizCloud::is_government);
+        set(state, "govcloud", Value::Bool(government));
+        set(
+            state,
+            "govcloud_addendum_confirmed",
+            Value::Bool(government),
+        );
         set(state, "rule_name", Value::string("Expel Webhook Rule"));
         let product = spec("product").unwrap_or_else(|| "cloud".into());
         let sync = steps::sync_rules_of(&d).unwrap_or(product == "cloud");
@@ -543,6 +603,16 @@ impl Guided for WizDevice {
                 }
             }
         }
+        let confirmed = config.get("govcloud_addendum_confirmed");
+        if config.get("govcloud").and_then(Value::as_bool) == Some(true)
+            && confirmed.is_some_and(|c| c.is_known() && c.as_bool() != Some(true))
+        {
+            diags.attr_error(
+                AttrPath::root("govcloud_addendum_confirmed"),
+                "Wiz GovCloud needs the legal addendum first",
+                format!("govcloud = true, but `govcloud_addendum_confirmed` is not true. {GOVCLOUD_ADDENDUM}. Contact your CSM or Expel Support, and once the addendum is complete set `govcloud_addendum_confirmed = true` and plan again."),
+            );
+        }
         if let Some(l) = config.get("scopes").and_then(Value::as_list) {
             if l.is_empty() {
                 diags.attr_error(AttrPath::root("scopes"), "No scopes", "`scopes` is empty; an API-integration service account needs at least one scope. Remove it for the default.");
@@ -661,6 +731,9 @@ impl Plan for WizDevice {
         let Some(wiz) = ctx.data.access::<WizAccess>().map(|a| &a.client) else {
             return;
         };
+        if !check_environment(wiz, planned, diags) {
+            return;
+        }
         // The credentials are checked here, as SentinelOne's token is: a wrong secret fails
         // the plan instead of the apply's first call.
         if let Err(e) = wiz.authenticate().await {
@@ -879,6 +952,86 @@ mod tests {
             .collect();
         assert!(paths.iter().any(|p| p == "sync_rules"), "{paths:?}");
         assert!(paths.iter().any(|p| p == "severities"), "{paths:?}");
+    }
+
+    #[test]
+    fn govcloud_without_the_addendum_is_an_error_naming_the_confirmation() {
+        let cfg = |confirmed: Value| {
+            Value::object([
+                ("govcloud", Value::Bool(true)),
+                ("govcloud_addendum_confirmed", confirmed),
+            ])
+        };
+        let mut d = Diagnostics::default();
+        WizDevice::validate(&cfg(Value::Bool(false)), &mut d);
+        let e = d.iter().next().expect("an error");
+        assert_eq!(
+            e.path.as_ref().map(|p| p.to_string()).as_deref(),
+            Some("govcloud_addendum_confirmed")
+        );
+        for words in [
+            "legal addendum",
+            "Customer Success Manager",
+            "Expel Support",
+        ] {
+            assert!(e.detail.contains(words), "{words}: {}", e.detail);
+        }
+        for ok in [Value::Bool(true), Value::unknown()] {
+            let mut d = Diagnostics::default();
+            WizDevice::validate(&cfg(ok), &mut d);
+            assert!(!d.has_errors(), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn govcloud_must_match_the_environment_of_every_wiz_endpoint() {
+        let client = |auth: &str, api: &str| {
+            WizClient::new(
+                url::Url::parse(auth).unwrap(),
+                url::Url::parse(api).unwrap(),
+                "id".into(),
+                crate::clients::Secret::new("s".to_string()),
+            )
+            .unwrap()
+        };
+        let gov = client(
+            "https://auth.gov.wiz.io/oauth/token",
+            "https://api.us1.gov.wiz.io/graphql",
+        );
+        let commercial = client(
+            "https://auth.app.wiz.io/oauth/token",
+            "https://api.us17.app.wiz.io/graphql",
+        );
+        let local = client(
+            "http://127.0.0.1:5000/wiz/oauth/token",
+            "http://127.0.0.1:5000/wiz/graphql",
+        );
+        let cfg = |govcloud: bool, endpoint: Option<&str>| {
+            Value::object([
+                ("govcloud", Value::Bool(govcloud)),
+                (
+                    "api_endpoint_url",
+                    endpoint.map(Value::string).unwrap_or(Value::Null),
+                ),
+            ])
+        };
+        let check = |wiz: &WizClient, v: Value| {
+            let mut d = Diagnostics::default();
+            let ok = check_environment(wiz, &v, &mut d);
+            (ok, d.iter().map(|x| x.detail.clone()).collect::<Vec<_>>())
+        };
+        assert!(check(&gov, cfg(true, None)).0);
+        assert!(check(&commercial, cfg(false, None)).0);
+        assert!(check(&local, cfg(true, None)).0);
+        let (ok, why) = check(&commercial, cfg(true, None));
+        assert!(!ok && why[0].contains("commercial Wiz"), "{why:?}");
+        let (ok, why) = check(&gov, cfg(false, None));
+        assert!(!ok && why[0].contains("govcloud = true"), "{why:?}");
+        let (ok, why) = check(
+            &local,
+            cfg(true, Some("https://api.us17.app.wiz.io/graphql")),
+        );
+        assert!(!ok && why[0].contains("api_endpoint_url"), "{why:?}");
     }
 
     #[test]

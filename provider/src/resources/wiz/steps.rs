@@ -58,6 +58,8 @@ pub struct Settings {
     pub workbench_org: String,
     /// Wait, after the device is created or changed, until Workbench reports it healthy.
     pub wait_for_healthy: bool,
+    /// A Wiz GovCloud tenant: the device is unhealthy until Expel enables ingestion.
+    pub govcloud: bool,
     /// Guide step 4: Expel's synchronization rules on (Wiz Cloud only).
     pub sync_rules: bool,
     /// The instance whose automation rule this is (`ownership`).
@@ -554,7 +556,16 @@ impl DeviceGuide for Cx {
         self.j().secret = None;
     }
     fn warn_unhealthy(&self, detail: String) {
-        self.warn(detail);
+        if self.s.govcloud {
+            self.warn(format!("{GOVCLOUD_PENDING} {detail}"));
+        } else {
+            self.warn(detail);
+        }
+    }
+    /// In GovCloud the device is unhealthy until Expel enables event ingestion by hand (the
+    /// guide, step 2): expected, so a warning.
+    fn unhealthy_expected(&self) -> bool {
+        self.s.govcloud
     }
     async fn fresh_secret(&self, adopting: bool) -> Result<(), StepError> {
         if !adopting && self.j().secret.is_none() {
@@ -589,6 +600,9 @@ impl DeviceGuide for Cx {
         format!("wait_for_healthy: the Wiz device {:?} is not healthy (device status {}). {} Check that the service account can sign in and read issues (Wiz Cloud) or detections (Wiz Defend) at api_endpoint_url, then apply again; or set wait_for_healthy = false to not wait.", self.s.name, e.status.as_deref().unwrap_or("unknown"), e.message)
     }
 }
+
+/// Why a GovCloud device is unhealthy at first (the guide, prerequisites and step 2).
+const GOVCLOUD_PENDING: &str = "Wiz GovCloud: the device is unhealthy until Expel enables event ingestion, which Expel does by hand once the GovCloud legal addendum is complete (your Customer Success Manager or Expel Support can say where it stands). This is expected, not drift; a refresh after that records the device healthy.";
 
 /// The device's `properties` with our synchronization-rules flag set; others' keys kept.
 fn properties(cx: &Cx, d: Option<&SecurityDevice>) -> Json {
@@ -1187,6 +1201,7 @@ mod tests {
             rule_name: none(),
             workbench_org: none(),
             wait_for_healthy: false,
+            govcloud: false,
             sync_rules: false,
             owner: owner(),
         }

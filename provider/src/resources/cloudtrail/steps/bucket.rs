@@ -2,7 +2,7 @@
 use async_trait::async_trait;
 
 use super::{Cause, Cx, Piece};
-use crate::clients::aws::err;
+use crate::clients::aws::{err, AwsError};
 use crate::engine::{Observed, Problem, Step, StepError};
 use crate::policy::{self, PolicyKind};
 use crate::resources::support::ownership::{Claim, OWNER_KEY};
@@ -10,6 +10,14 @@ use crate::resources::support::ownership::{Claim, OWNER_KEY};
 pub struct TrailBucket;
 pub(super) const BUCKET: &str =
     "Step 1/2: log bucket with SSE-KMS, public access block and CloudTrail bucket policy";
+/// What S3 answers when the access-log bucket cannot take the logs (S3 API reference, error
+/// codes: "The target bucket for logging does not exist, is not owned by you, or does not
+/// have the appropriate grants for the log-delivery group"; the other: the target bucket is
+/// in another Region).
+const LOGGING_REFUSED: &[&str] = &[
+    "InvalidTargetBucketForLogging",
+    "CrossLocationLoggingProhibited",
+];
 
 impl TrailBucket {
     /// Removes our statements from the policy of a bucket that is kept: the policy is
@@ -64,6 +72,191 @@ impl TrailBucket {
             })
             .await?;
         Ok(pol.and_then(|p| p.policy))
+    }
+    /// The log bucket's versioning status (`Enabled`, `Suspended`; `None`: never enabled).
+    async fn versioning(&self, cx: &Cx) -> Result<Option<String>, StepError> {
+        let v = cx
+            .aws(BUCKET, || async {
+                cx.aws
+                    .s3
+                    .get_bucket_versioning()
+                    .bucket(&cx.s.bucket_name)
+                    .send()
+                    .await
+                    .map_err(err("s3", "GetBucketVersioning"))
+            })
+            .await?;
+        Ok(v.status().map(|s| s.as_str().to_string()))
+    }
+    async fn put_versioning(&self, cx: &Cx, on: bool) -> Result<(), StepError> {
+        use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+        let status = if on {
+            BucketVersioningStatus::Enabled
+        } else {
+            BucketVersioningStatus::Suspended
+        };
+        let config = VersioningConfiguration::builder().status(status).build();
+        cx.aws(BUCKET, || async {
+            cx.aws
+                .s3
+                .put_bucket_versioning()
+                .bucket(&cx.s.bucket_name)
+                .versioning_configuration(config.clone())
+                .send()
+                .await
+                .map_err(err("s3", "PutBucketVersioning"))
+        })
+        .await?;
+        cx.j().versioning_ours = on;
+        Ok(())
+    }
+    /// Where the log bucket's server access logs go: (target bucket, prefix), if anywhere.
+    async fn logging(&self, cx: &Cx) -> Result<Option<(String, String)>, StepError> {
+        let l = cx
+            .aws(BUCKET, || async {
+                cx.aws
+                    .s3
+                    .get_bucket_logging()
+                    .bucket(&cx.s.bucket_name)
+                    .send()
+                    .await
+                    .map_err(err("s3", "GetBucketLogging"))
+            })
+            .await?;
+        Ok(l.logging_enabled()
+            .map(|e| (e.target_bucket().to_string(), e.target_prefix().to_string())))
+    }
+    /// The key prefix of the log bucket's access logs in `access_logging_bucket`.
+    fn logging_prefix(cx: &Cx) -> String {
+        format!("{}/", cx.s.bucket_name)
+    }
+    /// Points the log bucket's server access logging at `target` (`None`: off). A target S3
+    /// refuses is an error naming `access_logging_bucket` and what that bucket needs.
+    async fn put_logging(&self, cx: &Cx, target: Option<&str>) -> Result<(), StepError> {
+        use aws_sdk_s3::types::{BucketLoggingStatus, LoggingEnabled};
+        let enabled = match target {
+            Some(t) => Some(
+                LoggingEnabled::builder()
+                    .target_bucket(t)
+                    .target_prefix(Self::logging_prefix(cx))
+                    .build()
+                    .map_err(|e| StepError::caused_by(BUCKET, e))?,
+            ),
+            None => None,
+        };
+        let status = BucketLoggingStatus::builder()
+            .set_logging_enabled(enabled)
+            .build();
+        let put = cx
+            .deadline
+            .retry(|| async {
+                cx.aws
+                    .s3
+                    .put_bucket_logging()
+                    .bucket(&cx.s.bucket_name)
+                    .bucket_logging_status(status.clone())
+                    .send()
+                    .await
+                    .map_err(err("s3", "PutBucketLogging"))
+                    .map_err(AwsError::expecting_existence)
+            })
+            .await;
+        match (put, target) {
+            (Ok(_), _) => {
+                cx.j().logging_ours = target.map(str::to_string);
+                Ok(())
+            }
+            (Err(e), Some(t)) if LOGGING_REFUSED.contains(&e.code.as_str()) => {
+                Err(StepError::new(BUCKET, format!(
+                    "access_logging_bucket = {t:?}: S3 refused to log into it ({e}). The bucket must exist in the same account and region as the log bucket {b} and let the logging service write: a bucket policy statement allowing the principal logging.s3.amazonaws.com s3:PutObject on arn:{p}:s3:::{t}/{prefix}* with aws:SourceArn = {arn} (S3 user guide, \"Enabling Amazon S3 server access logging\"). The provider does not change that bucket: add the statement, then apply again, or unset access_logging_bucket.",
+                    b = cx.s.bucket_name,
+                    p = cx.loc.partition,
+                    prefix = Self::logging_prefix(cx),
+                    arn = cx.bucket_arn(),
+                )))
+            }
+            (Err(e), _) => Err(StepError::caused_by(BUCKET, e)),
+        }
+    }
+    /// Versioning and server access logging as the configuration says. `fresh`: the bucket
+    /// was just made (neither is on yet, nothing to read). Turned off only what this resource
+    /// turned on.
+    async fn secure(&self, cx: &Cx, fresh: bool) -> Result<(), StepError> {
+        let versioning_ours = cx.j().versioning_ours;
+        if cx.s.bucket_versioning || versioning_ours {
+            let status = if fresh {
+                None
+            } else {
+                self.versioning(cx).await?
+            };
+            let enabled = status.as_deref() == Some("Enabled");
+            if cx.s.bucket_versioning && !enabled {
+                self.put_versioning(cx, true).await?;
+            } else if !cx.s.bucket_versioning {
+                // A versioned bucket can only be suspended (S3 user guide, "Using versioning").
+                if enabled {
+                    self.put_versioning(cx, false).await?;
+                }
+                cx.j().versioning_ours = false;
+            }
+        }
+        let logging_ours = cx.j().logging_ours.clone();
+        if cx.s.access_logging_bucket.is_none() && logging_ours.is_none() {
+            return Ok(());
+        }
+        let live = if fresh { None } else { self.logging(cx).await? };
+        match &cx.s.access_logging_bucket {
+            Some(t) => {
+                if live != Some((t.clone(), Self::logging_prefix(cx))) {
+                    self.put_logging(cx, Some(t)).await?;
+                }
+            }
+            None => {
+                if live.is_some_and(|(target, _)| Some(target) == logging_ours) {
+                    self.put_logging(cx, None).await?;
+                }
+                cx.j().logging_ours = None;
+            }
+        }
+        Ok(())
+    }
+    /// What differs in versioning and server access logging.
+    async fn security_problems(&self, cx: &Cx) -> Result<Vec<String>, StepError> {
+        let mut problems = Vec::new();
+        let (versioning_ours, logging_ours) = {
+            let j = cx.j();
+            (j.versioning_ours, j.logging_ours.clone())
+        };
+        if cx.s.bucket_versioning || versioning_ours {
+            let status = self.versioning(cx).await?;
+            let enabled = status.as_deref() == Some("Enabled");
+            if cx.s.bucket_versioning && !enabled {
+                problems.push(format!(
+                    "log bucket versioning is {} (bucket_versioning = true)",
+                    status.as_deref().unwrap_or("off")
+                ));
+            } else if !cx.s.bucket_versioning && enabled {
+                problems.push("log bucket versioning is Enabled, as this resource set it, but bucket_versioning = false".to_string());
+            }
+        }
+        if cx.s.access_logging_bucket.is_none() && logging_ours.is_none() {
+            return Ok(problems);
+        }
+        let live = self.logging(cx).await?;
+        let prefix = Self::logging_prefix(cx);
+        match (&cx.s.access_logging_bucket, live) {
+            (Some(t), None) => problems.push(format!(
+                "server access logging of the log bucket is off (access_logging_bucket = {t:?})"
+            )),
+            (Some(t), Some((target, p))) if *t != target || p != prefix => problems.push(format!(
+                "server access logging of the log bucket goes to {target}/{p} instead of {t}/{prefix}"
+            )),
+            (None, Some((target, _))) if Some(&target) == logging_ours.as_ref() => {
+                problems.push(format!("server access logging of the log bucket still goes to {target}, as this resource set it, but access_logging_bucket is not set"))
+            }
+            _ => {}
+        }
+        Ok(problems)
     }
     pub(super) async fn exists(&self, cx: &Cx) -> Result<bool, StepError> {
         Ok(cx
@@ -221,7 +414,8 @@ impl Step<Cx> for TrailBucket {
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         use aws_sdk_s3::types::*;
         let b = &cx.s.bucket_name;
-        if self.exists(cx).await? {
+        let fresh = !self.exists(cx).await?;
+        if !fresh {
             cx.adopt(BUCKET, &format!("S3 bucket {b}"), self.owned(cx).await?)?;
         } else {
             let cfg = (cx.loc.region != "us-east-1").then(|| {
@@ -261,7 +455,8 @@ impl Step<Cx> for TrailBucket {
             })
             .await?;
         }
-        self.configure(cx).await
+        self.configure(cx).await?;
+        self.secure(cx, fresh).await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         if !self.exists(cx).await? {
@@ -352,10 +547,12 @@ impl Step<Cx> for TrailBucket {
         if !blocked {
             problems.push("public access block of the log bucket is off".to_string());
         }
+        problems.extend(self.security_problems(cx).await?);
         Ok(Observed::differs(problems))
     }
     async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
-        self.configure(cx).await
+        self.configure(cx).await?;
+        self.secure(cx, false).await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
         if !self.exists(cx).await? {

@@ -36,20 +36,24 @@ impl Check<Cx> for Canary {
         // No "/" in the key: S3 URL-encodes keys in event records.
         let key = format!("expel-canary-{nanos}.txt");
         let b = &cx.s.bucket_name;
-        cx.aws(CANARY, || async {
-            cx.aws
-                .s3
-                .put_object()
-                .bucket(b)
-                .key(&key)
-                .body(aws_sdk_s3::primitives::ByteStream::from_static(
-                    b"terraform-provider-expel pipeline check",
-                ))
-                .send()
-                .await
-                .map_err(err("s3", "PutObject"))
-        })
-        .await?;
+        let put = cx
+            .aws(CANARY, || async {
+                cx.aws
+                    .s3
+                    .put_object()
+                    .bucket(b)
+                    .key(&key)
+                    .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                        b"terraform-provider-expel pipeline check",
+                    ))
+                    .send()
+                    .await
+                    .map_err(err("s3", "PutObject"))
+            })
+            .await?;
+        // In a versioned bucket, deleting the canary's own version removes it for good
+        // instead of leaving it behind a delete marker.
+        let version = put.version_id().map(str::to_string);
         let started = std::time::Instant::now();
         let mut delivered = false;
         while !delivered
@@ -97,6 +101,7 @@ impl Check<Cx> for Canary {
                 .delete_object()
                 .bucket(b)
                 .key(&key)
+                .set_version_id(version.clone())
                 .send()
                 .await
                 .map_err(err("s3", "DeleteObject"))

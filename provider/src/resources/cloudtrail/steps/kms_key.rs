@@ -10,6 +10,8 @@ use crate::resources::support::ownership::{Claim, OWNER_KEY};
 pub struct KmsKey;
 pub(super) const KEY: &str = "Step 1/4: KMS key, key policy and alias";
 const ALIAS_MISSING: &str = "does not exist";
+/// What the drift messages of `enable_key_rotation` call key rotation.
+const ROTATION: &str = "automatic key rotation";
 const ALIAS_ELSEWHERE: &str = "points at another key";
 
 impl KmsKey {
@@ -139,6 +141,9 @@ impl Step<Cx> for KmsKey {
                 .map_err(err("kms", "CreateAlias"))
         })
         .await?;
+        if cx.s.enable_key_rotation {
+            self.set_rotation(cx, &id, true).await?;
+        }
         Ok(())
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
@@ -216,7 +221,14 @@ impl Step<Cx> for KmsKey {
                 .map_err(err("kms", "PutKeyPolicy"))
         })
         .await?;
-        self.point_alias(cx, &id, problems).await
+        self.point_alias(cx, &id, problems).await?;
+        // A key that was disabled or scheduled for deletion could not be asked about its
+        // rotation: enabling it again is idempotent.
+        let revived = any(Cause::KeyDisabled) || any(Cause::KeyPendingDeletion);
+        if any(Cause::KeyRotation) || (revived && cx.s.enable_key_rotation) {
+            self.set_rotation(cx, &id, cx.s.enable_key_rotation).await?;
+        }
+        Ok(())
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
         let Some((id, _, state)) = self.find(cx).await? else {
@@ -285,11 +297,11 @@ impl KmsKey {
                     .map_err(err("kms", "DescribeKey"))
             })
             .await?;
-        match meta
+        let state = meta
             .key_metadata()
             .and_then(|m| m.key_state())
-            .map(|s| s.as_str())
-        {
+            .map(|s| s.as_str());
+        match state {
             Some("PendingDeletion") => problems.push(Problem::new(
                 "KMS key is scheduled for deletion",
                 Cause::KeyPendingDeletion,
@@ -298,6 +310,20 @@ impl KmsKey {
                 problems.push(Problem::new("KMS key is disabled", Cause::KeyDisabled))
             }
             _ => {}
+        }
+        // Rotation is compared while it is wanted, or while it is on because of us and no
+        // longer wanted; KMS answers only for a usable key.
+        let rotation_ours = cx.j().rotation_ours;
+        if state == Some("Enabled") && (cx.s.enable_key_rotation || rotation_ours) {
+            let on = self.rotation(cx, id).await?;
+            if cx.s.enable_key_rotation && !on {
+                problems.push(Problem::new(
+                    format!("KMS key's {ROTATION} is off (enable_key_rotation = true)"),
+                    Cause::KeyRotation,
+                ));
+            } else if !cx.s.enable_key_rotation && on {
+                problems.push(Problem::new(format!("KMS key's {ROTATION} is on, as this resource set it, but enable_key_rotation = false"), Cause::KeyRotation));
+            }
         }
         let pol = cx
             .aws(KEY, || async {
@@ -334,6 +360,50 @@ impl KmsKey {
             Some(_) => {}
         }
         Ok(problems)
+    }
+    /// Whether KMS rotates the key automatically.
+    async fn rotation(&self, cx: &Cx, id: &str) -> Result<bool, StepError> {
+        let status = cx
+            .aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .get_key_rotation_status()
+                    .key_id(id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "GetKeyRotationStatus"))
+            })
+            .await?;
+        Ok(status.key_rotation_enabled())
+    }
+    /// Turns automatic rotation on (KMS's default period, a year) or off, and records that
+    /// it is this resource's doing.
+    async fn set_rotation(&self, cx: &Cx, id: &str, on: bool) -> Result<(), StepError> {
+        if on {
+            cx.aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .enable_key_rotation()
+                    .key_id(id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "EnableKeyRotation"))
+            })
+            .await?;
+        } else {
+            cx.aws(KEY, || async {
+                cx.aws
+                    .kms
+                    .disable_key_rotation()
+                    .key_id(id)
+                    .send()
+                    .await
+                    .map_err(err("kms", "DisableKeyRotation"))
+            })
+            .await?;
+        }
+        cx.j().rotation_ours = on;
+        Ok(())
     }
     /// The id of the key an alias points at, if the alias exists.
     async fn alias_target(&self, cx: &Cx, alias: &str) -> Result<Option<String>, StepError> {

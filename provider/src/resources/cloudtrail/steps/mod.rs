@@ -55,6 +55,12 @@ pub struct Settings {
     pub external_id: String,
     pub organization_trail: bool,
     pub bucket_key_enabled: bool,
+    /// KMS automatic key rotation on.
+    pub enable_key_rotation: bool,
+    /// Log bucket versioning on.
+    pub bucket_versioning: bool,
+    /// Server access logging of the log bucket into this bucket.
+    pub access_logging_bucket: Option<String>,
     pub retention_seconds: i64,
     pub tags: BTreeMap<String, String>,
     pub verify: bool,
@@ -89,6 +95,14 @@ pub struct Journal {
     /// (`auto_remediation`), and whether this instance made it. Kept in private state.
     pub remediation_id: Option<String>,
     pub remediation_made: bool,
+    /// This resource turned key rotation on (private state): `enable_key_rotation = false`
+    /// turns it off again, and only then.
+    pub rotation_ours: bool,
+    /// This resource enabled the bucket's versioning (private state).
+    pub versioning_ours: bool,
+    /// The access-log bucket this resource pointed the log bucket's logging at (private
+    /// state).
+    pub logging_ours: Option<String>,
 }
 
 /// The guide's pieces: the step ids, named (snake_case) as in the `drift` map.
@@ -121,6 +135,9 @@ pub enum Cause {
     AliasMissing,
     /// The key's alias points at another key: moved back.
     AliasElsewhere,
+    /// The key's automatic rotation is not as `enable_key_rotation` says: turned on (or, when
+    /// this resource turned it on, off).
+    KeyRotation,
 }
 
 impl engine::Cause for Cause {
