@@ -143,6 +143,10 @@ fn api_key_never_appears_in_trace_logs() {
     // TF_LOG must be set for this one command only.
     if out.code == 0 {
         std::fs::remove_file(&log).ok();
+        // Throttled once: the retry is a warning line with its reason and wait.
+        let fault =
+            json!({"route": "GET /api/v2/plugins", "nth": 1, "status": 429, "retry_after": 1});
+        assert!(stack.admin("POST", "/_admin/faults", Some(&fault)).0 < 300);
         w.set_env("TF_LOG", Some("trace"));
         out = w.terraform(&["plan", "-no-color"]);
     }
@@ -157,4 +161,27 @@ fn api_key_never_appears_in_trace_logs() {
         !trace.contains(&key),
         "the API key leaked into TF_LOG=trace output"
     );
+    // Each remote call (service, operation or method and path, status, milliseconds) and each
+    // step (start, end, outcome) is a line of its own.
+    let line = |needles: &[&str]| trace.lines().any(|l| needles.iter().all(|n| l.contains(n)));
+    assert!(
+        line(&["aws call", "service=", "operation=", "status=200", "ms="]),
+        "no AWS call lines:\n{trace}"
+    );
+    assert!(
+        line(&["call=\"Workbench GET ", "status=200", "attempt=1", "ms="]),
+        "no Workbench call lines:\n{trace}"
+    );
+    assert!(
+        line(&[
+            "[WARN]",
+            "retrying",
+            "reason=\"HTTP 429\"",
+            "wait_ms=",
+            "Workbench GET "
+        ]),
+        "no retry line:\n{trace}"
+    );
+    assert!(line(&["step started", "op=observe"]), "no step lines");
+    assert!(line(&["step done", "op=observe", "ms="]), "no step lines");
 }

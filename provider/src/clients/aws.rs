@@ -101,6 +101,56 @@ async fn missing_profile(profile: &str, env: &aws_types::os_shim_internal::Env) 
     ))
 }
 
+/// Logs every AWS call at debug: service, operation, HTTP status (none when no answer came)
+/// and milliseconds. Retries are the engine's, which logs them at warn.
+#[derive(Debug)]
+struct CallLog;
+
+/// When the attempt being logged started.
+#[derive(Debug, Clone)]
+struct Started(std::time::Instant);
+
+impl aws_smithy_types::config_bag::Storable for Started {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for CallLog {
+    fn name(&self) -> &'static str {
+        "CallLog"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        cfg.interceptor_state()
+            .store_put(Started(std::time::Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let meta = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>();
+        let ms = cfg
+            .load::<Started>()
+            .map(|s| s.0.elapsed().as_millis() as u64);
+        tracing::debug!(
+            service = meta.map(|m| m.service()),
+            operation = meta.map(|m| m.name()),
+            status = context.response().map(|r| r.status().as_u16()),
+            ms,
+            "aws call"
+        );
+        Ok(())
+    }
+}
+
 /// This provider and its version in the User-Agent of every AWS call
 /// (`app/terraform-provider-expel-<version>`).
 fn app_name() -> Option<aws_types::app_name::AppName> {
@@ -176,7 +226,7 @@ impl AwsClients {
             .collect();
         macro_rules! client {
             ($krate:ident, $svc:literal) => {{
-                let mut b = $krate::config::Builder::from(&shared);
+                let mut b = $krate::config::Builder::from(&shared).interceptor(CallLog);
                 if let Some(u) = endpoint($svc) {
                     b = b.endpoint_url(u);
                 }
@@ -185,7 +235,7 @@ impl AwsClients {
         }
         let s3 = {
             // Path-style addressing whenever an endpoint is overridden (emulators, private endpoints).
-            let mut b = aws_sdk_s3::config::Builder::from(&shared);
+            let mut b = aws_sdk_s3::config::Builder::from(&shared).interceptor(CallLog);
             if let Some(u) = endpoint("s3") {
                 b = b.endpoint_url(u).force_path_style(true);
             }

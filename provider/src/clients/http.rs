@@ -112,12 +112,29 @@ impl Attempts {
         Attempts { policy, made: 0 }
     }
 
-    /// After a failed attempt: waits `hint`, or the backoff, and says whether to attempt
-    /// again; false at once when the attempts are spent or the wait would not fit in
-    /// `deadline`, and false when Terraform cancelled meanwhile.
-    pub async fn again(&self, deadline: &Deadline, hint: Option<Duration>) -> bool {
+    /// After a failed attempt of `call` (why: `reason`): waits `hint`, or the backoff, and
+    /// says whether to attempt again (logged at warn); false at once when the attempts are
+    /// spent or the wait would not fit in `deadline`, and false when Terraform cancelled
+    /// meanwhile.
+    pub async fn again(
+        &self,
+        deadline: &Deadline,
+        hint: Option<Duration>,
+        call: &str,
+        reason: impl std::fmt::Display,
+    ) -> bool {
         let wait = hint.unwrap_or_else(|| backoff(self.made));
-        self.made < self.policy.attempts && deadline.allows(wait) && pause(wait).await
+        if self.made >= self.policy.attempts || !deadline.allows(wait) {
+            return false;
+        }
+        tracing::warn!(
+            call,
+            attempt = self.made,
+            wait_ms = wait.as_millis() as u64,
+            %reason,
+            "retrying"
+        );
+        pause(wait).await
     }
 }
 
@@ -164,12 +181,18 @@ impl Transport {
         request: reqwest::RequestBuilder,
     ) -> Result<Option<reqwest::Response>, reqwest::Error> {
         tries.made += 1;
-        let resp = match request.timeout(deadline.attempt()).send().await {
+        let request = request.timeout(deadline.attempt()).build()?;
+        let call = format!("{} {} {what}", self.vendor, request.method());
+        let started = std::time::Instant::now();
+        let sent = self.http.execute(request).await;
+        let ms = started.elapsed().as_millis() as u64;
+        let resp = match sent {
             Ok(r) => r,
             Err(e) => {
+                tracing::debug!(call, attempt = tries.made, ms, error = %e, "call failed");
                 if tries.policy.after_failure
                     && (e.is_connect() || e.is_timeout())
-                    && tries.again(deadline, None).await
+                    && tries.again(deadline, None, &call, &e).await
                 {
                     return Ok(None);
                 }
@@ -177,6 +200,7 @@ impl Transport {
             }
         };
         let status = resp.status().as_u16();
+        tracing::debug!(call, status, attempt = tries.made, ms, "call");
         let again = status == 429 || (tries.policy.after_failure && transient(status));
         if again && tries.made < tries.policy.attempts {
             let hint = if tries.policy.retry_after {
@@ -184,14 +208,8 @@ impl Transport {
             } else {
                 None
             };
-            tracing::debug!(
-                status,
-                path = what,
-                attempt = tries.made,
-                "{} retry",
-                self.vendor
-            );
-            if tries.again(deadline, hint).await {
+            let reason = format!("HTTP {status}");
+            if tries.again(deadline, hint, &call, reason).await {
                 return Ok(None);
             }
         }

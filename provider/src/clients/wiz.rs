@@ -488,7 +488,12 @@ impl WizClient {
                     code: code.unwrap_or_else(|| "UNKNOWN".into()),
                     message: message.unwrap_or_default(),
                 };
-                if is_query && err.is_transient() && tries.again(&deadline, None).await {
+                if is_query
+                    && err.is_transient()
+                    && tries
+                        .again(&deadline, None, &format!("wiz {operation}"), &err)
+                        .await
+                {
                     continue;
                 }
                 return Err(err);

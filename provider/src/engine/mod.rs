@@ -369,9 +369,11 @@ impl<'s, C: StepContext> Graph<'s, C> {
 /// Runs `run` for every step once all the steps it needs are done, concurrently.
 /// Stops starting new steps after the first failure or once Terraform cancels (Ctrl-C), lets
 /// running ones finish (so the journal records what they made), and returns every error.
+/// Each step's start and end (with its outcome and milliseconds) is logged at info, as `op`.
 async fn in_order<'a, C, F>(
     graph: &'a Graph<'a, C>,
     cx: &'a C,
+    op: &'static str,
     reverse: bool,
     run: F,
 ) -> Vec<StepError>
@@ -400,7 +402,20 @@ where
                 if !started.contains(&i) && waits_for[i].is_subset(&done) {
                     started.insert(i);
                     let fut = crate::clients::pause::with_cancel(cancel.clone(), run(steps[i]));
-                    running.push(Box::pin(async move { (i, fut.await) }));
+                    let step = steps[i].title();
+                    running.push(Box::pin(async move {
+                        tracing::info!(step, op, "step started");
+                        let started = std::time::Instant::now();
+                        let r = fut.await;
+                        let ms = started.elapsed().as_millis() as u64;
+                        match &r {
+                            Ok(()) => tracing::info!(step, op, ms, "step done"),
+                            Err(e) => {
+                                tracing::info!(step, op, ms, error = %e.message, "step failed")
+                            }
+                        }
+                        (i, r)
+                    }));
                 }
             }
         }
@@ -417,13 +432,7 @@ where
 
 /// Creates (or adopts) every piece, in dependency order.
 pub async fn create_all<C: StepContext>(graph: &Graph<'_, C>, cx: &C) -> Vec<StepError> {
-    in_order(graph, cx, false, |s| {
-        Box::pin(async move {
-            tracing::debug!(step = s.title(), "create");
-            s.create(cx).await
-        })
-    })
-    .await
+    in_order(graph, cx, "create", false, |s| Box::pin(s.create(cx))).await
 }
 
 /// Observes every piece, each only after the pieces it needs (independent ones
@@ -435,7 +444,7 @@ pub async fn observe_all<C: StepContext>(
 ) -> (HashMap<C::Id, Observed<C::Cause>>, Vec<StepError>) {
     let seen = std::sync::Mutex::new(HashMap::new());
     let seen_ref = &seen;
-    let errors = in_order(graph, cx, false, |s| {
+    let errors = in_order(graph, cx, "observe", false, |s| {
         Box::pin(async move {
             let o = s.observe(cx).await?;
             if let Ok(mut g) = seen_ref.lock() {
@@ -494,7 +503,7 @@ pub fn refreshed<C: StepContext>(
 /// have converged, so it compares itself with what they are now (e.g. a re-created queue's
 /// new URL) and is repaired if it points at the old one.
 pub async fn converge<C: StepContext>(graph: &Graph<'_, C>, cx: &C) -> Vec<StepError> {
-    in_order(graph, cx, false, |s| {
+    in_order(graph, cx, "converge", false, |s| {
         Box::pin(async move {
             match s.observe(cx).await? {
                 Observed::NotCreated | Observed::Gone => {
@@ -514,13 +523,7 @@ pub async fn converge<C: StepContext>(graph: &Graph<'_, C>, cx: &C) -> Vec<StepE
 
 /// Deletes every piece in reverse dependency order.
 pub async fn delete_all<C: StepContext>(graph: &Graph<'_, C>, cx: &C) -> Vec<StepError> {
-    in_order(graph, cx, true, |s| {
-        Box::pin(async move {
-            tracing::debug!(step = s.title(), "delete");
-            s.delete(cx).await
-        })
-    })
-    .await
+    in_order(graph, cx, "delete", true, |s| Box::pin(s.delete(cx))).await
 }
 
 #[cfg(test)]

@@ -81,7 +81,12 @@ impl Deadline {
             if !self.room_for(wait) {
                 return Err(err);
             }
-            tracing::debug!(attempt, error = %err, "retrying");
+            tracing::warn!(
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                reason = %err,
+                "retrying"
+            );
             if !self.sleep(wait).await {
                 return Err(err);
             }
