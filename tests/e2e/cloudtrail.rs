@@ -235,6 +235,72 @@ resource "expel_cloudtrail_integration" "bad" {
     );
 }
 
+/// `aws.allowed_account_ids` / `aws.forbidden_account_ids` keep the provider out of an
+/// account: the plan fails naming the attribute and the account, after asking AWS only who
+/// the caller is; both lists at once, or a malformed id, are refused before any call.
+#[test]
+fn account_lists_refuse_an_account_before_any_write() {
+    let stack = Stack::local();
+    let resource = r#"
+resource "expel_cloudtrail_integration" "ct" {
+  name = "Acme"
+}
+"#;
+    let with_aws = |aws: &str| {
+        tf_config(resource).replace(
+            "provider \"expel\" {}",
+            &format!("provider \"expel\" {{\n  aws {{\n    {aws}\n  }}\n}}"),
+        )
+    };
+    let account = stack.aws_account();
+    for (aws, attr) in [
+        (
+            r#"allowed_account_ids = ["111111111111"]"#.to_string(),
+            "aws.allowed_account_ids",
+        ),
+        (
+            format!("forbidden_account_ids = [\"{account}\"]"),
+            "aws.forbidden_account_ids",
+        ),
+    ] {
+        stack.aws_proxy("DELETE", "/_proxy/calls", None);
+        let w = Workdir::with_hcl(&with_aws(&aws), &stack);
+        let out = w.tf_expect(&["plan", "-no-color"], 1).stderr;
+        assert!(
+            out.contains("AWS account not allowed") && out.contains(attr) && out.contains(&account),
+            "{out}"
+        );
+        let (_, calls) = stack.aws_proxy("GET", "/_proxy/calls", None);
+        let ops = calls["operations"].as_object().expect("operations").clone();
+        assert!(
+            ops.keys().all(|o| o == "sts.GetCallerIdentity"),
+            "only who the caller is was asked: {calls}"
+        );
+    }
+    // The account itself is allowed: the plan goes on.
+    let w = Workdir::with_hcl(
+        &with_aws(&format!("allowed_account_ids = [\"{account}\"]")),
+        &stack,
+    );
+    w.tf_expect(&["plan", "-no-color"], 0);
+    let both = with_aws(
+        r#"allowed_account_ids = ["111111111111"]
+    forbidden_account_ids = ["222222222222"]"#,
+    );
+    let out = Workdir::with_hcl(&both, &stack)
+        .tf_expect(&["plan", "-no-color"], 1)
+        .stderr;
+    assert!(out.contains("Conflicting account lists"), "{out}");
+    let bad = with_aws(r#"allowed_account_ids = ["12345"]"#);
+    let out = Workdir::with_hcl(&bad, &stack)
+        .tf_expect(&["plan", "-no-color"], 1)
+        .stderr;
+    assert!(
+        out.contains("Malformed AWS account id") && out.contains("12345"),
+        "{out}"
+    );
+}
+
 #[test]
 fn import_by_device_id_then_by_role_name() {
     let stack = Stack::local();

@@ -13,7 +13,7 @@ use crate::resources::support::aws_names::{self, AwsName};
 use crate::resources::support::aws_regions;
 use tfplugin::diag::{AttrPath, Diagnostics};
 use tfplugin::schema::{validators, Attribute, Block, NestedBlock, Schema};
-use tfplugin::value::Value;
+use tfplugin::value::{Type, Value};
 
 pub const DEFAULT_WORKBENCH_URL: &str = "https://workbench.expel.io";
 
@@ -41,6 +41,25 @@ pub struct AwsSettings {
     pub endpoints: Vec<(String, Url)>,
     /// How long one call keeps retrying AWS's "not propagated yet" answers.
     pub propagation_timeout: std::time::Duration,
+    /// `allowed_account_ids`: when set, only these accounts may be written to.
+    pub allowed_account_ids: Option<Vec<String>>,
+    /// `forbidden_account_ids`: accounts never written to.
+    pub forbidden_account_ids: Vec<String>,
+}
+
+impl AwsSettings {
+    /// Whether the provider may work in `account`: an error naming the attribute that
+    /// refuses it (`aws.allowed_account_ids` or `aws.forbidden_account_ids`) and saying why.
+    pub fn refuses(&self, account: &str) -> Option<(AttrPath, String)> {
+        let at = |a: &str| AttrPath::root("aws").attr(a);
+        if self.forbidden_account_ids.iter().any(|a| a == account) {
+            return Some((at("forbidden_account_ids"), format!("The AWS credentials point at account {account}, which `aws.forbidden_account_ids` lists: nothing is read or written there. Use credentials (or `aws.assume_role`, `aws.profile`) for another account.")));
+        }
+        match &self.allowed_account_ids {
+            Some(allowed) if !allowed.iter().any(|a| a == account) => Some((at("allowed_account_ids"), format!("The AWS credentials point at account {account}, which is not in `aws.allowed_account_ids` ({}): nothing is read or written there. Use credentials (or `aws.assume_role`, `aws.profile`) for an allowed account, or add it to the list.", allowed.join(", ")))),
+            _ => None,
+        }
+    }
 }
 
 impl Default for AwsSettings {
@@ -51,6 +70,8 @@ impl Default for AwsSettings {
             assume_role: None,
             endpoints: Vec::new(),
             propagation_timeout: crate::engine::retry::DEFAULT_PROPAGATION,
+            allowed_account_ids: None,
+            forbidden_account_ids: Vec::new(),
         }
     }
 }
@@ -151,6 +172,19 @@ impl ExpelData {
             .await
     }
 
+    /// False, with an error naming the attribute, when `aws.allowed_account_ids` or
+    /// `aws.forbidden_account_ids` keeps the provider out of `account`: checked before any
+    /// write by every resource working in AWS.
+    pub fn account_allowed(&self, account: &str, diags: &mut Diagnostics) -> bool {
+        match self.aws.refuses(account) {
+            Some((path, detail)) => {
+                diags.attr_error(path, "AWS account not allowed", detail);
+                false
+            }
+            None => true,
+        }
+    }
+
     /// The AWS partition, account and region the provider points at (one STS call, cached).
     pub async fn aws_location(&self) -> Result<AwsLocation, AwsError> {
         let clients = self.aws_clients().await;
@@ -186,6 +220,8 @@ pub fn schema() -> Schema {
     let aws = Block::new("AWS account the CloudTrail resources are created in. Unset values come from the AWS default credential chain (environment, shared config, instance role).")
         .attr(Attribute::string("region").optional().description("AWS region. Default: `AWS_REGION` / `AWS_DEFAULT_REGION` or the shared config.").validator(region_validator()))
         .attr(Attribute::string("profile").optional().description("Shared config profile. Default: `AWS_PROFILE`. A profile in neither ~/.aws/config nor ~/.aws/credentials (or AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE) is an error naming it."))
+        .attr(Attribute::new("allowed_account_ids", Type::list(Type::String)).optional().description("AWS account ids the provider may work in (as hashicorp/aws): with credentials for any other account, every AWS resource fails before its first write, naming the account. Conflicts with `forbidden_account_ids`.").validator(account_ids_validator()))
+        .attr(Attribute::new("forbidden_account_ids", Type::list(Type::String)).optional().description("AWS account ids the provider must never work in (as hashicorp/aws): with credentials for one of them, every AWS resource fails before its first write. Conflicts with `allowed_account_ids`.").validator(account_ids_validator()))
         .attr(Attribute::string("propagation_timeout").optional().description("How long one call keeps retrying AWS answers that mean \"not propagated yet\" (a new bucket, key or role not visible yet, `Invalid principal` right after a role is made, `InsufficientEncryptionPolicy` right after a key policy changes). They can also be permanent (a typo'd principal), so the wait is bounded; then the error names the likely causes. Default `2m` or `EXPEL_AWS_PROPAGATION_TIMEOUT`.").validator(duration_validator()))
         .block(
             NestedBlock::single(
@@ -234,6 +270,18 @@ fn uuid_validator() -> impl tfplugin::schema::Validator {
     })
 }
 
+fn account_ids_validator() -> impl tfplugin::schema::Validator {
+    tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
+        for a in v.as_list().unwrap_or_default() {
+            if let Some(s) = a.as_str() {
+                if s.len() != 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
+                    d.attr_error(p.clone(), "Malformed AWS account id", format!("`{p}` holds {s:?}, which is not a 12-digit AWS account id such as \"123456789012\"."));
+                }
+            }
+        }
+    })
+}
+
 fn arn_validator() -> impl tfplugin::schema::Validator {
     tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
         if let Some(s) = v.as_str() {
@@ -275,6 +323,19 @@ pub fn is_role_arn(s: &str) -> bool {
 
 /// Cross-attribute checks that need no remote call.
 pub fn validate(config: &Value, diags: &mut Diagnostics) {
+    let listed = |k: &str| {
+        config
+            .get("aws")
+            .and_then(|a| a.get(k))
+            .is_some_and(|v| !v.is_null())
+    };
+    if listed("allowed_account_ids") && listed("forbidden_account_ids") {
+        diags.attr_error(
+            AttrPath::root("aws").attr("forbidden_account_ids"),
+            "Conflicting account lists",
+            "Set `aws.allowed_account_ids` or `aws.forbidden_account_ids`, not both.",
+        );
+    }
     for v in vendors() {
         if let Some(block) = config.get(v.name).filter(|b| !b.is_null()) {
             (v.validate)(block, diags);
@@ -522,12 +583,22 @@ fn aws_settings(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> AwsSe
             crate::engine::retry::DEFAULT_PROPAGATION
         }),
     };
+    let accounts = |k: &str| {
+        aws.get(k).and_then(Value::as_list).map(|l| {
+            l.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+    };
     AwsSettings {
         region: region.map(|(r, _)| r),
         profile: setting(&aws, &["profile"], "AWS_PROFILE", env).map(|(p, _)| p),
         assume_role,
         endpoints,
         propagation_timeout,
+        allowed_account_ids: accounts("allowed_account_ids"),
+        forbidden_account_ids: accounts("forbidden_account_ids").unwrap_or_default(),
     }
 }
 
@@ -554,6 +625,26 @@ mod tests {
         d.iter()
             .filter_map(|x| x.path.as_ref().map(|p| p.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn account_lists_refuse_by_name_of_the_list() {
+        let allowed = AwsSettings {
+            allowed_account_ids: Some(vec!["111111111111".into()]),
+            ..Default::default()
+        };
+        assert_eq!(allowed.refuses("111111111111"), None);
+        let (path, detail) = allowed.refuses("123456789012").expect("refused");
+        assert_eq!(path.to_string(), "aws.allowed_account_ids");
+        assert!(detail.contains("123456789012") && detail.contains("111111111111"));
+        let forbidden = AwsSettings {
+            forbidden_account_ids: vec!["123456789012".into()],
+            ..Default::default()
+        };
+        assert_eq!(forbidden.refuses("111111111111"), None);
+        let (path, _) = forbidden.refuses("123456789012").expect("refused");
+        assert_eq!(path.to_string(), "aws.forbidden_account_ids");
+        assert_eq!(AwsSettings::default().refuses("123456789012"), None);
     }
 
     #[test]

@@ -280,6 +280,7 @@ impl CloudTrailIntegration {
             return None;
         };
         match ctx.data.aws_location().await {
+            Ok(l) if !ctx.data.account_allowed(&l.account_id, diags) => None,
             Ok(l) => Some((
                 Location {
                     partition: l.partition,

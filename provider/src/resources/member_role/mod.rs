@@ -143,6 +143,7 @@ fn with_drift(base: &Value, drift: BTreeMap<String, String>) -> Value {
 impl AwsMemberRole {
     async fn location(&self, ctx: &Ctx<ExpelData>, diags: &mut Diagnostics) -> Option<Location> {
         match ctx.data.aws_location().await {
+            Ok(l) if !ctx.data.account_allowed(&l.account_id, diags) => None,
             Ok(l) => Some(Location {
                 partition: l.partition,
                 account_id: l.account_id,
