@@ -4,7 +4,8 @@
 terraform {
   required_providers {
     expel = {
-      source = "expel-io/expel"
+      source  = "expel-io/expel"
+      version = "~> 0.1"
     }
   }
 }

@@ -1,6 +1,7 @@
 //! End-to-end harness: the local stack (moto + sandbox, started by `scripts/stack`, the
 //! same mechanism as the demo) and Terraform working directories that drive the real
-//! `terraform` CLI against the built provider through dev_overrides.
+//! `terraform` CLI against the built provider through dev_overrides (or, with
+//! `Workdir::use_cli_config`, any other installation method).
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
@@ -633,6 +634,14 @@ impl Workdir {
     pub fn edit_main(&self, edit: impl FnOnce(&str) -> String) {
         let main = std::fs::read_to_string(self.dir.path().join("main.tf")).expect("main.tf");
         self.write("main.tf", &edit(&main));
+    }
+
+    /// Replaces the dev_overrides CLI configuration with `config` (e.g. a
+    /// `provider_installation` block that installs from a mirror, as a user's does).
+    pub fn use_cli_config(&mut self, config: &str) {
+        self.write("cli.tfrc", config);
+        let path = self.dir.path().join("cli.tfrc");
+        self.set_env("TF_CLI_CONFIG_FILE", Some(&path.display().to_string()));
     }
 
     /// Overrides (or with `None`, removes) one environment variable for later commands.
