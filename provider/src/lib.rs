@@ -1,5 +1,6 @@
 //! terraform-provider-expel: Expel Workbench onboarding guides as Terraform resources.
 pub mod clients;
+pub mod docgen;
 pub mod engine;
 pub mod policy;
 pub mod resources;

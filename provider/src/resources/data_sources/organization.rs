@@ -19,7 +19,7 @@ impl DataSource<ExpelData> for OrganizationDataSource {
         Schema::new(
             0,
             Block::new("The Workbench organization the provider's API key belongs to (or the one named by `id`).")
-                .attr(Attribute::string("id").optional().computed().description("Organization id (GUID). Default: the provider's `organization_id`, else the key's only organization."))
+                .attr(Attribute::string("id").optional().computed().description("Organization id (GUID). Default: the provider's `organization_id`, else the key's only organization. An id Workbench does not know is an error on `id`."))
                 .attr(Attribute::string("name").computed().description("Organization name, e.g. for `provider::expel::soc_email(...)`.")),
         )
     }

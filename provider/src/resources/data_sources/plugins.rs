@@ -30,9 +30,9 @@ impl DataSource<ExpelData> for PluginsDataSource {
         Schema::new(
             0,
             Block::new("The Workbench plugin catalogue: one entry per integration that can be registered as a security device.")
-                .attr(Attribute::string("slug").optional().description("Only the plugin with this slug (e.g. `aws`); an unknown slug is an error."))
+                .attr(Attribute::string("slug").optional().description("Only the plugin with this slug (e.g. `aws`); an unknown slug is an error that lists the known ones."))
                 .attr(Attribute::string("vendor_name").optional().description("Only plugins of this vendor (case-insensitive), e.g. `SentinelOne`."))
-                .attr(Attribute::new("plugins", Type::list(plugin_type())).computed().description("Matching plugins, sorted by slug. `device_spec_schema` is the JSON schema (as a JSON string) of the device's `device_spec`; decode it with `jsondecode`.")),
+                .attr(Attribute::new("plugins", Type::list(plugin_type())).computed().description("Matching plugins, sorted by slug, each with `id`, `slug`, `display_name`, `vendor_name` and `device_spec_schema`. `device_spec_schema` is the JSON schema (as a JSON string) of the device's `device_spec`; decode it with `jsondecode`.")),
         )
     }
 

@@ -29,7 +29,7 @@ impl Function for SocEmail {
             parameters: vec![Parameter {
                 name: "org_name",
                 ty: Type::String,
-                description: "Your organization's name as Expel knows it, e.g. `Acme Corp`.",
+                description: "Your organization's name as Expel knows it, e.g. `Acme Corp`. A name without letters or digits is an error on this argument.",
             }],
             returns: Type::String,
             summary: "The e-mail address of Expel's SOC for an organization",

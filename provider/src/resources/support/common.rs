@@ -133,7 +133,7 @@ pub fn warn_drift(diags: &mut Diagnostics, drift: &BTreeMap<String, String>, pla
 /// The `timeouts` block: `create`, `update` and `delete` durations, each `default` when unset.
 pub fn timeouts_block(default: &str) -> NestedBlock {
     let d = format!("Default `{default}`.");
-    let b = Block::new("How long each operation may take, e.g. `30m`; throttling and transient errors are retried until then.")
+    let b = Block::new("How long each operation may take: durations such as `30m`, `1h`, `90s`; throttling and transient errors are retried until then. A malformed value is an error on `timeouts.<operation>`.")
         .attr(Attribute::string("create").description(&d).optional())
         .attr(Attribute::string("update").description(&d).optional())
         .attr(Attribute::string("delete").description(&d).optional());
@@ -146,7 +146,7 @@ pub fn auto_remediation_block(description: &str) -> NestedBlock {
     let b = Block::new(description).attr(
         Attribute::bool("deactivate_access_keys")
             .required()
-            .description("Deactivate Access Keys: Workbench deactivates a long-term IAM access key that Expel's SOC finds compromised. `true` switches it on, `false` off (and removes what switching it on added)."),
+            .description("Deactivate Access Keys: Workbench deactivates a long-term IAM access key that Expel's SOC finds compromised. `true` switches it on (the statement `ExpelDeactivateAccessKeys` in the policy), `false` off (and removes what switching it on added)."),
     );
     NestedBlock::single("auto_remediation", b)
 }

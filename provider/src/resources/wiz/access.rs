@@ -32,7 +32,7 @@ impl Access for WizAccess {
         Block::new("Wiz tenant access (a service account with admin scopes).")
             .attr(Attribute::string("client_id").optional().description("Default: `WIZ_CLIENT_ID`."))
             .attr(Attribute::string("client_secret").optional().sensitive().description("Default: `WIZ_CLIENT_SECRET`."))
-            .attr(Attribute::string("auth_url").optional().description("OAuth token URL. Default: `WIZ_AUTH_URL`, or the token endpoint of the environment `api_url` is in: `https://auth.app.wiz.io/oauth/token` (commercial), `https://auth.gov.wiz.io/oauth/token` (an `api_url` under `gov.wiz.io`, Wiz on AWS GovCloud), `https://auth.app.wiz.us/oauth/token` (under `wiz.us`, Wiz for Government). Must be https (it carries the client secret); plain http only for this machine.").validator(validators::url(&["https", "http"])))
+            .attr(Attribute::string("auth_url").optional().description("OAuth token URL. Default: `WIZ_AUTH_URL`, or the token endpoint of the environment `api_url` is in: `https://auth.app.wiz.io/oauth/token` (commercial), `https://auth.gov.wiz.io/oauth/token` (an `api_url` under `gov.wiz.io`, Wiz on AWS GovCloud), `https://auth.app.wiz.us/oauth/token` (under `wiz.us`, Wiz for Government). Must be https (it carries the client secret); plain http only for this machine, as for `workbench_url`. See `expel_wiz_device`'s `govcloud`.").validator(validators::url(&["https", "http"])))
             .attr(Attribute::string("api_url").optional().description("GraphQL endpoint of the tenant, e.g. `https://api.us17.app.wiz.io/graphql`. Default: `WIZ_API_URL`. Must be https (it carries the access token); plain http only for this machine.").validator(validators::url(&["https", "http"])))
     }
 

@@ -80,7 +80,7 @@ fn schema() -> Schema {
     let strings = |n: &str| Attribute::new(n, Type::list(Type::String));
     let console = Block::new("Guide step 3: console access for Expel's analysts.")
         .attr(Attribute::bool("domain_validated").default(Value::Bool(false)).description("Set to `true` once Expel has told you the domain verification code (`domain_verification_code`) is validated. Then `expel.io` is added to the tenant's allowed login domains and the Expel Analyst user is invited. Setting it back to `false` removes both."))
-        .attr(s("role_name", "Wiz role of the Expel Analyst user, looked up by name.").default(Value::string(DEFAULT_ROLE)).validator(validators::non_empty()));
+        .attr(s("role_name", "Wiz role of the Expel Analyst user, looked up by name; an unknown name is a plan error listing the tenant's roles.").default(Value::string(DEFAULT_ROLE)).validator(validators::non_empty()));
     let mut block = Block::new("The Wiz onboarding guide (Wiz Cloud or Wiz Defend) as one resource: the Expel API service account, the Wiz security device in Workbench, console access for Expel, the Expel Webhook integration and the Expel Webhook Rule.")
             .attr(s("name", "Name of the security device in Workbench, e.g. `Acme Wiz`.").required().validator(validators::non_empty()))
             .attr(s("product", "`cloud` (Wiz Cloud: issues) or `defend` (Wiz Defend: detections). Changing it replaces the resource.").default(Value::string("cloud")).requires_replace().validator(validators::one_of(&["cloud", "defend"])))
@@ -90,16 +90,16 @@ fn schema() -> Schema {
             .attr(strings("scopes").optional().computed().description(&format!("Scopes of the service account. The guide's \"Expel API\" deployment has fixed permissions that are not published; the default is our best reading: `{}`.", DEFAULT_SCOPES.join("`, `"))))
             .attr(s("organization_name", "Your organization's name as Expel knows it; the Expel Analyst is `soc+<organization>@expel.io`. Default: the Workbench organization's name.").optional().computed().validator(validators::non_empty()))
             .attr(Attribute::bool("sync_rules").optional().computed().description("Guide step 4: Expel's synchronization rules (status syncing). Default `true` for Wiz Cloud; Wiz Defend has no status syncing, so it cannot be set to `true` there. No public API toggles them; the value is kept on the Workbench device as `properties.sync_rules_enabled` (a guess at where Workbench's Disable/Enable switch lives), and a change made in Workbench is drift."))
-            .attr(strings("severities").optional().computed().description("Severities the automation rule forwards. Default: every severity the tenant offers (`INFORMATIONAL`, `LOW`, `MEDIUM`, `HIGH`, `CRITICAL`). Checked against the tenant's `Severity` enum."))
+            .attr(strings("severities").optional().computed().description("Severities the automation rule forwards. Default: every severity the tenant offers (`INFORMATIONAL`, `LOW`, `MEDIUM`, `HIGH`, `CRITICAL`). Checked against the tenant's `Severity` enum; an empty list is an error."))
             .attr(Attribute::bool("wait_for_healthy").default(Value::Bool(false)).description("After the Workbench device is created or changed, wait (within the create/update timeout) until Workbench reports it healthy, i.e. it signed in to Wiz with the client id and secret and read issues (Wiz Cloud) or detections (Wiz Defend); fail naming the device status otherwise; with `govcloud`, an unhealthy verdict is a warning instead (the device is unhealthy until Expel enables event ingestion). Client-side only."))
-            .attr(Attribute::bool("govcloud").default(Value::Bool(false)).description("The Wiz tenant is a government tenant: Wiz on AWS GovCloud (`gov.wiz.io`) or Wiz for Government (FedRAMP, `wiz.us`). Expel ingests its events only after a legal addendum (see `govcloud_addendum_confirmed`), and enables ingestion by hand: until then the device is unhealthy, which is a warning (also with `wait_for_healthy`). The provider's `wiz.api_url` and `wiz.auth_url` and `api_endpoint_url` must then be the tenant's government endpoints; Wiz hosts of the other kind are an error."))
+            .attr(Attribute::bool("govcloud").default(Value::Bool(false)).description("The Wiz tenant is a government tenant: Wiz on AWS GovCloud (`gov.wiz.io`) or Wiz for Government (FedRAMP, `wiz.us`). Expel ingests its events only after a legal addendum (see `govcloud_addendum_confirmed`), and enables ingestion by hand: until then the device is unhealthy, which is a warning (also with `wait_for_healthy`). The provider's `wiz.api_url` and `wiz.auth_url` and `api_endpoint_url` must then be the tenant's government endpoints; Wiz hosts of the other kind are an error. See [Wiz in GovCloud](#wiz-in-govcloud-govcloud)."))
             .attr(Attribute::bool("govcloud_addendum_confirmed").default(Value::Bool(false)).description(GOVCLOUD_ADDENDUM_CONFIRMED))
             .attr(s("webhook_name", "Name of the Wiz webhook integration.").default(Value::string("Expel Webhook")).validator(validators::non_empty()))
             .attr(s("rule_name", "Name of the Wiz automation rule.").default(Value::string("Expel Webhook Rule")).validator(validators::non_empty()))
-            .attr(s("id", "The Workbench security device id (import id).").computed().use_state_for_unknown())
+            .attr(s("id", "The Workbench security device id (the import id).").computed().use_state_for_unknown())
             .attr(s(OWNER_ATTR, OWNER_DESCRIPTION_TEXT).computed().use_state_for_unknown())
             .attr(s("security_device_id", "The Workbench security device id.").computed().use_state_for_unknown())
-            .attr(s("wiz_api_url", "The Wiz tenant (GraphQL URL of the provider) this resource lives in; pinned.").computed().use_state_for_unknown())
+            .attr(s("wiz_api_url", "The Wiz tenant (GraphQL URL of the provider) this resource lives in; pinned: a provider pointing at another tenant is an error.").computed().use_state_for_unknown())
             .attr(s("service_account_id", "Id of the Wiz service account.").computed().use_state_for_unknown())
             .attr(s("client_id", "Client id of the Wiz service account (its secret is handed to Workbench and never stored).").computed().use_state_for_unknown())
             .attr(s("domain_verification_code", "The tenant's domain verification code (SPF value). Send it to Expel (support@expel.com, subject \"Wiz Integration\"); set `console_access.domain_validated = true` once Expel confirms.").computed().use_state_for_unknown())
@@ -108,7 +108,7 @@ fn schema() -> Schema {
             .attr(s("webhook_url", "The Workbench webhook URL the integration posts to.").computed().use_state_for_unknown())
             .attr(s("integration_id", "Id of the Wiz webhook integration.").computed().use_state_for_unknown())
             .attr(s("automation_rule_id", "Id of the Wiz automation rule.").computed().use_state_for_unknown())
-            .attr(s("device_status", "Workbench health of the device; not drift.").computed())
+            .attr(s("device_status", "Workbench health of the device; an unhealthy device is a warning, not drift.").computed())
             .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece, in words; filled by refresh, emptied by the plan that repairs it."))
             .block(NestedBlock::single("console_access", console))
             .block(timeouts_block("10m"));

@@ -1,0 +1,2 @@
+terraform import expel_cloudtrail_integration.this 3eb52f03-db3a-48e7-b2e9-e97c4a3990a1
+terraform import expel_cloudtrail_integration.this ExpelServiceRole

@@ -1,0 +1,1 @@
+terraform import expel_wiz_device.this <workbench security device id>
