@@ -117,15 +117,17 @@ pub trait Resource<D>: Send + Sync {
         _raw: &serde_json::Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        diags.error(
-            "Unsupported state version",
-            format!(
-                "{} has no upgrade from schema version {version}.",
-                self.type_name()
-            ),
-        );
-        None
+        no_upgrade(self.type_name(), version, diags)
     }
+}
+
+/// The answer of a resource with no upgrade from `version`: an error saying so.
+pub fn no_upgrade(type_name: &str, version: i64, diags: &mut Diagnostics) -> Option<Value> {
+    diags.error(
+        "Unsupported state version",
+        format!("{type_name} has no upgrade from schema version {version}."),
+    );
+    None
 }
 
 /// A data source.

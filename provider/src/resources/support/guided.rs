@@ -7,7 +7,8 @@
 //! timeouts, the engine call, the report of failed steps with advice that fits the
 //! operation, warnings, drift, "gone", interrupted creates, and the claim of state written
 //! before owners existed. Powers a resource may have or lack are their own traits
-//! ([`Plan`], [`Import`]), offered through [`Guided::plan`] and [`Guided::import`].
+//! ([`Plan`], [`Import`], [`Upgrade`]), offered through [`Guided::plan`], [`Guided::import`]
+//! and [`Guided::upgrade`].
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -172,6 +173,11 @@ pub trait Guided: Send + Sync + 'static {
     fn import(&self) -> Option<&dyn Import> {
         None
     }
+    /// An upgrade of state older than the schema reads by itself (its `readable_from`), when
+    /// the resource has one. None has yet: every state a release wrote is readable as is.
+    fn upgrade(&self) -> Option<&dyn Upgrade> {
+        None
+    }
 }
 
 /// The power to adjust a plan (defaults derived from the provider, computed values that
@@ -258,6 +264,31 @@ pub trait Import: Send + Sync {
         id: &str,
         diags: &mut Diagnostics,
     ) -> Option<Value>;
+}
+
+/// The power to upgrade state written under an older schema version than the schema reads
+/// by itself (`raw` is the JSON of the state file).
+pub trait Upgrade: Send + Sync {
+    fn upgrade_state(
+        &self,
+        version: i64,
+        raw: &serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value>;
+}
+
+/// State of `version` through the resource's upgrade, or the error that it has none.
+fn upgraded(
+    upgrade: Option<&dyn Upgrade>,
+    type_name: &str,
+    version: i64,
+    raw: &serde_json::Value,
+    diags: &mut Diagnostics,
+) -> Option<Value> {
+    match upgrade {
+        Some(u) => u.upgrade_state(version, raw, diags),
+        None => tfplugin::provider::no_upgrade(type_name, version, diags),
+    }
 }
 
 /// A guided resource as Terraform sees it: the guide and its step graph, built once.
@@ -570,6 +601,15 @@ impl<G: Guided> Resource<ExpelData> for Guide<G> {
         G::after_delete(&cx, diags);
     }
 
+    fn upgrade_state(
+        &self,
+        version: i64,
+        raw: &serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        upgraded(self.guide.upgrade(), G::TYPE_NAME, version, raw, diags)
+    }
+
     async fn import(
         &self,
         ctx: &Ctx<ExpelData>,
@@ -626,6 +666,35 @@ mod tests {
             found[0].detail
         );
         assert_eq!(found[1].detail, "IAM role R belongs to another instance.");
+    }
+
+    /// Renames `old_name` (schema version -1) to `name`.
+    struct Rename;
+
+    impl Upgrade for Rename {
+        fn upgrade_state(
+            &self,
+            _version: i64,
+            raw: &serde_json::Value,
+            _diags: &mut Diagnostics,
+        ) -> Option<Value> {
+            let name = raw.get("old_name")?.as_str()?;
+            Some(Value::object([("name", Value::string(name))]))
+        }
+    }
+
+    #[test]
+    fn an_upgrade_is_a_power_a_resource_may_lack() {
+        let raw = serde_json::json!({"old_name": "Acme"});
+        let mut d = Diagnostics::default();
+        let v = upgraded(Some(&Rename), "expel_x", -1, &raw, &mut d);
+        assert_eq!(v, Some(Value::object([("name", Value::string("Acme"))])));
+        assert!(d.iter().next().is_none());
+        assert_eq!(upgraded(None, "expel_x", -1, &raw, &mut d), None);
+        let found: Vec<_> = d.iter().collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].summary, "Unsupported state version");
+        assert!(found[0].detail.contains("expel_x") && found[0].detail.contains("-1"));
     }
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, strum::IntoStaticStr)]
