@@ -31,7 +31,7 @@ use crate::resources::ExpelData;
 const LEGACY_RULE_MARKER: &str = "Managed by terraform-provider-expel (expel_wiz_device).";
 pub const EXPEL_DOMAIN: &str = "expel.io";
 pub const ANALYST_NAME: &str = "Expel Analyst";
-pub const GONE: &str = "deleted outside Terraform";
+const GONE: &str = "deleted outside Terraform";
 /// Ends a drift that no patch can undo, so the piece is deleted and made again (new id).
 const REMADE: &str = "no patch can change that, so it is made again";
 /// [G] Where the device keeps guide step 4's switch. No public API toggles Wiz
