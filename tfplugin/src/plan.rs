@@ -112,9 +112,15 @@ fn collect_replace(
         }
     }
     for b in block.blocks.iter().filter(|b| b.nesting == Nesting::Single) {
-        if let (Some(pr), Some(pl)) = (prior.get(&b.name), planned.get(&b.name)) {
-            collect_replace(&b.block, pr, pl, &child(path, &b.name), out);
+        let pr = prior.get(&b.name).unwrap_or(&Value::Null);
+        let pl = planned.get(&b.name).unwrap_or(&Value::Null);
+        // A block of attributes that each replace the resource when changed replaces it
+        // when it comes or goes, too.
+        if pr.is_null() != pl.is_null() && b.block.attributes.iter().any(|a| a.requires_replace) {
+            out.push(child(path, &b.name));
+            continue;
         }
+        collect_replace(&b.block, pr, pl, &child(path, &b.name), out);
     }
 }
 
@@ -387,6 +393,59 @@ mod tests {
         );
         assert!(requires_replace(&b, &with(Value::Null), &planned).is_empty());
         assert!(requires_replace(&b, &with(Value::string("o2")), &planned).is_empty());
+    }
+
+    #[test]
+    fn a_block_of_replacing_attributes_replaces_when_it_comes_or_goes() {
+        let b = Block::new("t")
+            .attr(Attribute::string("name").required())
+            .block(NestedBlock::single(
+                "existing",
+                Block::new("e").attr(Attribute::string("bucket").required().requires_replace()),
+            ))
+            .block(NestedBlock::single(
+                "opts",
+                Block::new("o").attr(Attribute::string("region").optional()),
+            ));
+        let with = |existing: Value, opts: Value| {
+            obj(&[
+                ("name", Value::string("a")),
+                ("existing", existing),
+                ("opts", opts),
+            ])
+        };
+        let block = |k: &str, v: &str| obj(&[(k, Value::string(v))]);
+        let (none, logs) = (Value::Null, block("bucket", "logs"));
+        let path = vec![AttrPath::root("existing")];
+        assert_eq!(
+            requires_replace(
+                &b,
+                &with(none.clone(), none.clone()),
+                &with(logs.clone(), none.clone())
+            ),
+            path
+        );
+        assert_eq!(
+            requires_replace(
+                &b,
+                &with(logs.clone(), none.clone()),
+                &with(none.clone(), none.clone())
+            ),
+            path
+        );
+        assert_eq!(
+            requires_replace(
+                &b,
+                &with(logs.clone(), none.clone()),
+                &with(block("bucket", "other"), none.clone())
+            ),
+            vec![AttrPath::root("existing").attr("bucket")]
+        );
+        // A block without such attributes comes and goes in place.
+        let eu = block("region", "eu-west-1");
+        assert!(
+            requires_replace(&b, &with(none.clone(), none.clone()), &with(none, eu)).is_empty()
+        );
     }
 
     #[test]
