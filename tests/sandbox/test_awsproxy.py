@@ -165,6 +165,39 @@ def test_get_bucket_versioning_has_aws_root_element(aws):
     assert b"<Status>Enabled</Status></VersioningConfiguration>" in raw[1], raw
 
 
+def test_overlapping_bucket_notifications_are_refused_as_s3_does(aws):
+    """S3 refuses two configurations that share an event type with overlapping key filters
+    (moto stores them); disjoint prefixes, or other event types, are accepted."""
+    s3, sqs = aws("s3"), aws("sqs")
+    s3.create_bucket(Bucket="shared-logs")
+    url = sqs.create_queue(QueueName="consumer")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def conf(*rules):
+        return {"QueueConfigurations": [
+            {"Id": f"c{i}", "QueueArn": arn, "Events": events,
+             **({"Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}}}
+                if prefix else {})}
+            for i, (events, prefix) in enumerate(rules)]}
+
+    for refused in (
+        conf((["s3:ObjectCreated:*"], ""), (["s3:ObjectCreated:Put"], "AWSLogs/")),
+        conf((["s3:ObjectCreated:Put"], "AWSLogs/"), (["s3:ObjectCreated:Put"], "AWSLogs/o-1/")),
+    ):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.put_bucket_notification_configuration(Bucket="shared-logs",
+                                                     NotificationConfiguration=refused)
+        assert error_of(e) == ("InvalidArgument", 400)
+        assert "Configurations overlap" in str(e.value)
+    for accepted in (
+        conf((["s3:ObjectCreated:*"], "AWSLogs/"), (["s3:ObjectCreated:*"], "Digest/")),
+        conf((["s3:ObjectCreated:*"], ""), (["s3:ObjectRemoved:*"], "")),
+    ):
+        s3.put_bucket_notification_configuration(Bucket="shared-logs",
+                                                 NotificationConfiguration=accepted)
+    assert len(s3.get_bucket_notification_configuration(Bucket="shared-logs")["QueueConfigurations"]) == 2
+
+
 def test_iam_and_sts_pass_through(aws, moto):
     trust = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Action": "sts:AssumeRole",

@@ -1049,6 +1049,13 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if d.action is not None and d.action.phase == "before":
             act(d.action, carried_out=False)
             return
+        overlap = notification_overlap(call, decoded)
+        if overlap is not None:
+            status, headers, body = error_reply(call, 400, "InvalidArgument", overlap, request_id,
+                                                head=False)
+            finish(status=status, outcome="refused like S3")
+            self.reply(status, headers, body, keep_length=False)
+            return
         try:
             refusal = eventual.refusal(call, path, decoded, self.caller_arn)
         except UpstreamError:
@@ -1167,6 +1174,59 @@ def fix_moto_answer(call: Call, status: int, body: bytes) -> bytes:
     if status == 200 and call.service == "s3" and call.operation == "GetBucketVersioning":
         return _VERSIONING_ROOT.sub(rb"<\1VersioningConfiguration", body)
     return body
+
+
+# S3 refuses a notification configuration in which two configurations share an event type
+# and their key filters overlap; moto (5.2.5) stores it. S3 user guide, "Configuring event
+# notifications using object key name filtering": a configuration with no prefix (suffix)
+# overlaps every prefix (suffix); two prefixes overlap when one begins the other, two suffixes
+# when one ends the other; configurations overlap when both their prefixes and their suffixes
+# do. S3's answer: 400 InvalidArgument "Configurations overlap. Configurations on the same
+# bucket cannot share a common event type." (quoted in minio/minio issue 2472, and in
+# aws-cdk and serverless issues that hit it).
+OVERLAP_MESSAGE = ("Configurations overlap. Configurations on the same bucket cannot share a "
+                   "common event type.")
+_S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+def _events_overlap(a: str, b: str) -> bool:
+    """s3:ObjectCreated:* covers s3:ObjectCreated:Put, and so on."""
+    if a == b:
+        return True
+    for x, y in ((a, b), (b, a)):
+        if x.endswith(":*") and y.startswith(x[:-1]):
+            return True
+    return False
+
+
+def _affix_overlap(a: str, b: str, suffix: bool) -> bool:
+    if not a or not b:
+        return True
+    return (a.endswith(b) or b.endswith(a)) if suffix else (a.startswith(b) or b.startswith(a))
+
+
+def notification_overlap(call: Call, body: bytes) -> str | None:
+    """S3's refusal of an overlapping PutBucketNotificationConfiguration, or None."""
+    if call.service != "s3" or call.operation != "PutBucketNotificationConfiguration":
+        return None
+    import xml.etree.ElementTree as ET
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return None  # moto answers malformed XML as S3 does
+    configs = []
+    for kind in ("QueueConfiguration", "TopicConfiguration", "CloudFunctionConfiguration"):
+        for c in root.iter(f"{_S3_NS}{kind}"):
+            events = [e.text or "" for e in c.iter(f"{_S3_NS}Event")]
+            rules = {(r.findtext(f"{_S3_NS}Name") or "").lower(): r.findtext(f"{_S3_NS}Value") or ""
+                     for r in c.iter(f"{_S3_NS}FilterRule")}
+            configs.append((events, rules.get("prefix", ""), rules.get("suffix", "")))
+    for i, (ev1, p1, s1) in enumerate(configs):
+        for ev2, p2, s2 in configs[i + 1:]:
+            if (any(_events_overlap(a, b) for a in ev1 for b in ev2)
+                    and _affix_overlap(p1, p2, False) and _affix_overlap(s1, s2, True)):
+                return OVERLAP_MESSAGE
+    return None
 
 
 def write_port_file(path: str, port: int) -> None:
