@@ -459,12 +459,153 @@ def policy_show(a):
         print(json.dumps(text))
 
 
+# ---- A Control Tower-shaped organization -------------------------------------------------
+# What an AWS Control Tower landing zone leaves behind (AWS Control Tower user guide, "About
+# logging"; "Optionally configure AWS KMS keys"): an organization trail in the management
+# account writing to the bucket aws-controltower-logs-<Log Archive account>-<region> in the Log
+# Archive account, encrypted with a customer-managed key; here the bucket also already has a
+# consumer of its object-create events (a SIEM's queue), either subscribed to a topic the bucket
+# publishes to (consumer=topic) or notified directly (consumer=queue), plus a configuration for
+# deletions (another event type, which never overlaps ours).
+CT_TRAIL = "aws-controltower-BaselineCloudTrail"
+
+
+def ct_names(la):
+    return {"bucket": f"aws-controltower-logs-{la}-{REGION}", "topic": "aws-controltower-logs-events",
+            "consumer": "siem-consumer", "deletes": "audit-deletes"}
+
+
+def queue_arn_of(sqs, url):
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def control_tower(a):
+    """Prints JSON: the Log Archive account and the bucket, key, topic and trail ARNs."""
+    org_setup(dict(a, members="1"))  # prints the member id first: the caller reads the last line
+    _ACCOUNT[0] = ACCOUNT
+    la = client("organizations").list_accounts()["Accounts"]
+    la = next(x["Id"] for x in la if x["Id"] != ACCOUNT)
+    _ACCOUNT[0] = la
+    n = ct_names(la)
+    kms, s3, sns, sqs = client("kms"), client("s3"), client("sns"), client("sqs")
+    key_policy = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+         "Principal": {"AWS": f"arn:aws:iam::{la}:root"}, "Action": "kms:*", "Resource": "*"},
+        {"Sid": "Allow CloudTrail to encrypt logs", "Effect": "Allow",
+         "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "kms:GenerateDataKey*", "Resource": "*",
+         "Condition": {"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": f"arn:aws:cloudtrail:*:{ACCOUNT}:trail/*"}}}]}
+    key = kms.create_key(Description="Control Tower logs", Policy=json.dumps(key_policy),
+                         Tags=[{"TagKey": "aws-control-tower", "TagValue": "managed-by-aws-control-tower"}])["KeyMetadata"]
+    kms.enable_key_rotation(KeyId=key["KeyId"])
+    s3.create_bucket(Bucket=n["bucket"])
+    s3.put_bucket_versioning(Bucket=n["bucket"], VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(Bucket=n["bucket"], ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key["Arn"]}}]})
+    s3.put_bucket_tagging(Bucket=n["bucket"], Tagging={"TagSet": [{"Key": "aws-control-tower", "Value": "managed-by-aws-control-tower"}]})
+    s3.put_bucket_policy(Bucket=n["bucket"], Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "AWSBucketPermissionsCheck", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+         "Action": "s3:GetBucketAcl", "Resource": f"arn:aws:s3:::{n['bucket']}"},
+        {"Sid": "AWSBucketDelivery", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+         "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{n['bucket']}/*/*"}]}))
+    topic = sns.create_topic(Name=n["topic"])["TopicArn"]
+    consumer = sqs.create_queue(QueueName=n["consumer"])["QueueUrl"]
+    deletes = sqs.create_queue(QueueName=n["deletes"])["QueueUrl"]
+    conf = {"QueueConfigurations": [{"Id": "audit-deletes", "QueueArn": queue_arn_of(sqs, deletes),
+                                     "Events": ["s3:ObjectRemoved:*"]}]}
+    if a.get("consumer", "topic") == "topic":
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn_of(sqs, consumer))
+        conf["TopicConfigurations"] = [{"Id": "siem", "TopicArn": topic, "Events": ["s3:ObjectCreated:*"]}]
+    elif a.get("consumer") == "queue":
+        conf["QueueConfigurations"].append({"Id": "siem", "QueueArn": queue_arn_of(sqs, consumer),
+                                            "Events": ["s3:ObjectCreated:*"],
+                                            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "AWSLogs/"}]}}})
+    s3.put_bucket_notification_configuration(Bucket=n["bucket"], NotificationConfiguration=conf)
+    _ACCOUNT[0] = ACCOUNT
+    trail = client("cloudtrail").create_trail(Name=CT_TRAIL, S3BucketName=n["bucket"], IsMultiRegionTrail=True,
+                                              IsOrganizationTrail=True, KmsKeyId=key["Arn"],
+                                              EnableLogFileValidation=True)["TrailARN"]
+    client("cloudtrail").start_logging(Name=CT_TRAIL)
+    print(json.dumps({"log_archive": la, "bucket": n["bucket"], "key_arn": key["Arn"], "topic_arn": topic,
+                      "trail_arn": trail}))
+
+
+def ct_snapshot(a):
+    """What onboarding must leave as it was, as JSON: the trail (management account); the
+    bucket's settings and notifications, the key's policy without our statement, its rotation
+    and tags, the topic's other subscriptions (Log Archive account, `account=`)."""
+    la = _ACCOUNT[0]
+    n = ct_names(la)
+    kms, s3, sns, sqs = client("kms"), client("s3"), client("sns"), client("sqs")
+    key = kms.describe_key(KeyId=a["key"])["KeyMetadata"]["KeyId"]
+    policy = json.loads(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
+    ours = [s for s in policy["Statement"] if s.get("Sid") == "ExpelServiceRoleDecryptLogs"]
+    policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != "ExpelServiceRoleDecryptLogs"]
+    conf = s3.get_bucket_notification_configuration(Bucket=n["bucket"])
+    conf.pop("ResponseMetadata", None)
+    topic_arn = sns.list_topics()["Topics"][0]["TopicArn"] if sns.list_topics()["Topics"] else None
+    subs = sorted(s["Endpoint"] for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]) if topic_arn else []
+    _ACCOUNT[0] = ACCOUNT
+    trail = client("cloudtrail").get_trail(Name=CT_TRAIL)["Trail"]
+    logging_on = client("cloudtrail").get_trail_status(Name=CT_TRAIL)["IsLogging"]
+    _ACCOUNT[0] = la
+    print(json.dumps({
+        "trail": trail, "trail_logging": logging_on,
+        "bucket_versioning": s3.get_bucket_versioning(Bucket=n["bucket"]).get("Status"),
+        "bucket_encryption": s3.get_bucket_encryption(Bucket=n["bucket"])["ServerSideEncryptionConfiguration"],
+        "bucket_policy": json.loads(s3.get_bucket_policy(Bucket=n["bucket"])["Policy"]),
+        "bucket_tags": s3.get_bucket_tagging(Bucket=n["bucket"])["TagSet"],
+        "other_notifications": {k: sorted((c for c in v if c.get("Id") != "ExpelNotifyQueue"), key=lambda c: c.get("Id", ""))
+                                for k, v in conf.items()},
+        "our_notification": [c for v in conf.values() if isinstance(v, list) for c in v if c.get("Id") == "ExpelNotifyQueue"],
+        "key_policy_others": policy, "our_key_statement": ours,
+        "key_rotation": kms.get_key_rotation_status(KeyId=key)["KeyRotationEnabled"],
+        "key_tags": kms.list_resource_tags(KeyId=key)["Tags"],
+        "topic_subscriptions": subs,
+        "queues": sorted(sqs.list_queues().get("QueueUrls", [])),
+    }, sort_keys=True, default=str))
+
+
+def ct_deliver(a):
+    """Puts a log file into the bucket as the trail would and prints, as JSON, which queues
+    (`queues`, comma-separated names) received its ObjectCreated event, through a topic or not."""
+    n = ct_names(_ACCOUNT[0])
+    # No "/" in the key: S3 URL-encodes keys in event records.
+    key = a.get("object", "delivery-check.json.gz")
+    client("s3").put_object(Bucket=n["bucket"], Key=key, Body=b"{}")
+    sqs = client("sqs")
+    got = {}
+    for q in a["queues"].split(","):
+        url = sqs.get_queue_url(QueueName=q)["QueueUrl"]
+        bodies = []
+        for _ in range(3):
+            bodies += [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])]
+        got[q] = any(key in b or json.dumps(key)[1:-1] in b for b in bodies)
+    print(json.dumps(got))
+
+
+def key_statement_drop(a):
+    """Takes our statement out of the existing key's policy (`key`), as a key admin might."""
+    kms = client("kms")
+    doc = json.loads(kms.get_key_policy(KeyId=a["key"], PolicyName="default")["Policy"])
+    doc["Statement"] = [s for s in doc["Statement"] if s.get("Sid") != "ExpelServiceRoleDecryptLogs"]
+    kms.put_key_policy(KeyId=a["key"], PolicyName="default", Policy=json.dumps(doc))
+
+
+def topic_unsubscribe(a):
+    """Removes our queue's subscription to `topic` (the other consumers' stay)."""
+    sns = client("sns")
+    for sub in sns.list_subscriptions_by_topic(TopicArn=a["topic"])["Subscriptions"]:
+        if sub["Endpoint"].endswith(":" + a["queue"]):
+            sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+
+
 ACTIONS = {f.__name__.replace("_", "-"): f for f in (
     key_policy_edit, key_disable, key_schedule_deletion, bucket_encryption_remove, notification_remove,
     queue_policy_change, trail_stop, trail_delete, role_trust_change, policy_detach, policy_edit, role_delete, role_foreign,
     org_setup, org_trail, org_trust_off, org_trust_on, bucket_versions, bucket_hold, bucket_release,
     role_attach_foreign, role_foreign_off, role_inline_foreign, policy_attach_foreign, iam_attachments,
-    owner_strip, security_off, security_show, access_log_bucket)}
+    owner_strip, security_off, security_show, access_log_bucket, control_tower, ct_snapshot, ct_deliver, key_statement_drop,
+    topic_unsubscribe)}
 ACTIONS["list"] = listing
 ACTIONS["tags"] = tags
 ACTIONS.update({"policy-foreign": policy_foreign, "policy-show": policy_show})

@@ -44,6 +44,7 @@ pub struct AwsClients {
     pub sts: aws_sdk_sts::Client,
     pub cloudtrail: aws_sdk_cloudtrail::Client,
     pub organizations: aws_sdk_organizations::Client,
+    pub sns: aws_sdk_sns::Client,
     pub region: Option<String>,
     /// Why the configured profile cannot work (it is in neither shared file), if it cannot.
     profile_problem: Option<String>,
@@ -61,6 +62,7 @@ const SERVICES: &[&str] = &[
     "sts",
     "cloudtrail",
     "organizations",
+    "sns",
 ];
 
 fn endpoint_of(service: &str) -> String {
@@ -249,6 +251,7 @@ impl AwsClients {
             sts: client!(aws_sdk_sts, "sts"),
             cloudtrail: client!(aws_sdk_cloudtrail, "cloudtrail"),
             organizations: client!(aws_sdk_organizations, "organizations"),
+            sns: client!(aws_sdk_sns, "sns"),
             region: shared.region().map(|r| r.to_string()),
             profile_problem,
         }

@@ -39,7 +39,15 @@ pub mod sid {
     pub const API_DEACTIVATE_ACCESS_KEYS: &str = "ExpelDeactivateAccessKeys";
     /// ExpelServiceRole trust policy: guide Step 7.
     pub const TRUST_EXPEL: &str = "ExpelAssumeRole";
+    /// Queue policy of an existing trail whose bucket publishes to an SNS topic
+    /// (`existing_trail.sns_topic_arn`): the topic may send to our queue.
+    pub const QUEUE_FROM_TOPIC: &str = "ExpelFromTopic";
+    /// The statement we add to an existing trail's KMS key policy: our role may decrypt.
+    pub const KEY_EXPEL_DECRYPT: &str = "ExpelServiceRoleDecryptLogs";
 }
+
+/// The SNS service principal (delivers a topic's messages to a subscribed queue).
+pub const SNS_SERVICE: &str = "sns.amazonaws.com";
 
 /// The guide's Step 6 read-only actions, in the guide's order.
 pub const READ_ONLY_ACTIONS: &[&str] = &[
@@ -259,6 +267,47 @@ pub fn queue_policy(queue_arn: &str, bucket_arn: &str) -> Value {
     })
 }
 
+/// Access policy of the queue of an existing trail whose bucket publishes to an SNS topic
+/// (`existing_trail.sns_topic_arn`): the topic, and only it, may send. The SNS developer guide
+/// ("Sending Amazon SNS messages to an Amazon SQS queue": the queue policy allows the
+/// `sns.amazonaws.com` principal `sqs:SendMessage` with `aws:SourceArn` the topic), as Expel's
+/// own module writes it for an existing topic.
+pub fn queue_policy_from_topic(queue_arn: &str, topic_arn: &str) -> Value {
+    json!({
+        "Version": POLICY_VERSION,
+        "Id": "__default_policy_ID",
+        "Statement": [
+            {
+                "Sid": sid::QUEUE_FROM_TOPIC,
+                "Effect": "Allow",
+                "Principal": { "Service": SNS_SERVICE },
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": { "ArnEquals": { "aws:SourceArn": topic_arn } }
+            }
+        ]
+    })
+}
+
+/// Our statement in an existing trail's KMS key policy (`existing_trail.kms_key_arn`):
+/// ExpelServiceRole may decrypt the log files. Merged by Sid into the key's policy, every
+/// other statement kept; removed on destroy. A key policy's Resource is always `*` (the key
+/// itself), and KMS refuses a principal that does not exist yet: written once the role exists.
+pub fn existing_key_statement(role_arn: &str) -> Value {
+    json!({
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": sid::KEY_EXPEL_DECRYPT,
+                "Effect": "Allow",
+                "Principal": { "AWS": role_arn },
+                "Action": "kms:Decrypt",
+                "Resource": "*"
+            }
+        ]
+    })
+}
+
 fn read_only_statement() -> Value {
     json!({
         "Sid": sid::API_READ_ONLY,
@@ -273,7 +322,7 @@ fn read_only_statement() -> Value {
 pub fn api_policy(
     queue_arn: &str,
     bucket_arn: &str,
-    key_arn: &str,
+    key_arn: Option<&str>,
     remediations: Remediations,
 ) -> Value {
     let mut doc = json!({
@@ -292,15 +341,18 @@ pub fn api_policy(
                 "Action": ["s3:GetObject"],
                 "Resource": format!("{bucket_arn}/*")
             },
-            {
+        ]
+    });
+    if let Some(Value::Array(list)) = doc.get_mut("Statement") {
+        // An existing trail's logs may be encrypted with SSE-S3 only: nothing to decrypt.
+        if let Some(key_arn) = key_arn {
+            list.push(json!({
                 "Sid": sid::API_DECRYPT_LOGS,
                 "Effect": "Allow",
                 "Action": ["kms:Decrypt"],
                 "Resource": key_arn
-            }
-        ]
-    });
-    if let Some(Value::Array(list)) = doc.get_mut("Statement") {
+            }));
+        }
         list.extend(remediations.statements());
     }
     doc

@@ -23,9 +23,10 @@ pub use arn::{
 };
 pub use compare::{compare, StatementDiff};
 pub use documents::{
-    api_policy, bucket_policy, default_trust_principals, key_policy, member_api_policy,
-    queue_policy, sid, trust_policy, Remediations, API_POLICY_SIDS, CLOUDTRAIL_SERVICE,
-    DEACTIVATE_ACCESS_KEYS_ACTIONS, EXPEL_ACCOUNT_ID, READ_ONLY_ACTIONS, S3_SERVICE,
+    api_policy, bucket_policy, default_trust_principals, existing_key_statement, key_policy,
+    member_api_policy, queue_policy, queue_policy_from_topic, sid, trust_policy, Remediations,
+    API_POLICY_SIDS, CLOUDTRAIL_SERVICE, DEACTIVATE_ACCESS_KEYS_ACTIONS, EXPEL_ACCOUNT_ID,
+    READ_ONLY_ACTIONS, S3_SERVICE,
 };
 pub use lint::{lint, lint_as, PolicyKind};
 pub use merge::{

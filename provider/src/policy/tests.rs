@@ -60,7 +60,7 @@ fn api_policy_for(l: &Location) -> Value {
     api_policy(
         &queue_arn(l, &n.queue_name),
         &bucket_arn(l, &n.bucket_name),
-        &key_arn(l, KEY_ID),
+        Some(&key_arn(l, KEY_ID)),
         Remediations::default(),
     )
 }
@@ -312,7 +312,7 @@ fn api_policy_matches_the_guide_step6_statement_by_statement() {
             .replace("<YOUR_KMS_KEY_ARN>", &key),
     )
     .expect("guide JSON");
-    let ours = api_policy(&queue, &bucket, &key, Remediations::default());
+    let ours = api_policy(&queue, &bucket, Some(&key), Remediations::default());
     assert_eq!(ours["Version"], guide["Version"]);
     let guide_statements = statements(&guide);
     let our_statements = statements(&ours);
@@ -418,7 +418,7 @@ fn deactivate_access_keys_adds_one_statement_of_ours_to_both_api_policies() {
     let on = api_policy(
         &queue_arn(&l, "ExpelMasterCloudTrailNotify"),
         &bucket_arn(&l, "expel-cloudtrail-logs"),
-        &key_arn(&l, KEY_ID),
+        Some(&key_arn(&l, KEY_ID)),
         KEYS_ON,
     );
     let mut wanted = sids(&off);

@@ -19,13 +19,13 @@ use crate::engine::{Checked, Deadline, Step, StepError};
 use crate::policy::{self, Location};
 use tfplugin::diag::{AttrPath, Diagnostics};
 use tfplugin::provider::{Ctx, PlanInput};
-use tfplugin::schema::{validators, Attribute, Block, Schema};
+use tfplugin::schema::{validators, Attribute, Block, NestedBlock, Schema};
 use tfplugin::value::{Type, Value};
 
 pub(crate) mod import;
 mod steps;
 
-use steps::{Cx, Journal, Piece, Settings};
+use steps::{Cx, Existing, Journal, Piece, Settings};
 
 /// How long an operation may take when `timeouts` does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
@@ -41,6 +41,7 @@ fn steps() -> Vec<&'static dyn Step<Cx>> {
         &steps::Trail,
         &steps::ApiPolicy,
         &steps::ServiceRole,
+        &steps::KeyAccess,
         &Checked(steps::Canary),
         &steps::WorkbenchDevice,
         &steps::AutoRemediation,
@@ -99,6 +100,7 @@ fn schema() -> Schema {
             .attr(s("role_arn", "ARN of ExpelServiceRole (the Workbench device's role ARN).").computed())
             .attr(s("device_status", "Workbench health of the device (`healthy`, `unhealthy`, ...); not drift.").computed())
             .attr(Attribute::new("drift", Type::map(Type::String)).computed().description("What differs from the guide, per piece, in words; filled by refresh, emptied by the plan that repairs it."))
+            .block(existing_trail_block())
             .block(timeouts_block("20m"))
             .block(auto_remediation_block("Expel's auto remediations for this integration. Switching one on adds its permissions to `ExpelAPIPolicy` as a statement of ours and opts the device in through Workbench's remediation settings; refresh reports either undone as drift and apply restores it. Switching it off (or removing the block after it was on) removes both: our statement only, and our device only from Workbench's record."));
     for a in workbench_pin::attributes() {
@@ -106,6 +108,79 @@ fn schema() -> Schema {
     }
     // Version 0 had no `owner`: the next plan records it and the apply re-marks the objects.
     Schema::new(1, block).readable_from(0)
+}
+
+/// `existing_trail`: attach to a trail that already exists (Control Tower's, an organization's).
+fn existing_trail_block() -> NestedBlock {
+    let s = |n: &str, d: &str| Attribute::string(n).description(d).requires_replace();
+    NestedBlock::single("existing_trail", Block::new("Attach to a trail that already exists, such as the organization trail of an AWS Control Tower landing zone, instead of making the KMS key, log bucket and trail. The resource then makes only what is missing: the queue (SQS-managed encryption), the bucket's notification to it (merged into the bucket's notification configuration, every other consumer's kept) or, with `sns_topic_arn`, the queue's subscription to the topic the bucket already publishes to; with `kms_key_arn` in this account, our statement in the key's policy (ExpelServiceRole may decrypt); and ExpelServiceRole with ExpelAPIPolicy reading that bucket and key. It never modifies or deletes the existing trail, bucket or key: destroy removes only what it added. Run it with the provider configured for the account that holds the bucket (Control Tower: the Log Archive account), see the guide \"Existing trails and Control Tower\". `trail_name`, `kms_alias`, `organization_trail`, `bucket_key_enabled`, `enable_key_rotation`, `bucket_versioning`, `access_logging_bucket` and `force_destroy` concern what the resource makes and are not used with it; `bucket_name` is the existing bucket's.")
+        .attr(s("bucket_name", "The bucket the existing trail writes to (Control Tower: `aws-controltower-logs-<Log Archive account>-<region>`). It must be in the provider's account and region.").required().validator(aws_names::validator(AwsName::S3Bucket)))
+        .attr(s("bucket_account_id", "The account that holds the bucket, checked against the provider's: a plan for another account fails and says to configure the provider for the bucket's account.").optional().validator(validators::non_empty()))
+        .attr(s("kms_key_arn", "The KMS key the trail encrypts its logs with, if any (in the bucket's region). ExpelAPIPolicy grants kms:Decrypt on it; if the key is in this account, our statement is merged into its key policy (and removed on destroy); a key of another account is a warning that shows the statement its owner adds.").optional().validator(validators::non_empty()))
+        .attr(s("sns_topic_arn", "A topic the bucket already publishes its object-create events to: the queue subscribes to it instead of a notification of its own. Needed when another consumer already takes the bucket's object-create events (S3 allows one configuration per event type and prefix), as in many Control Tower setups. Checked at plan time.").optional().validator(validators::non_empty()))
+        .attr(s("trail_arn", "The existing trail, for validation only: the plan fails if it writes to another bucket or encrypts with another key than these settings say.").optional().validator(validators::non_empty())))
+}
+
+/// The `existing_trail` block of a configuration, plan or state, if set.
+fn existing_of(v: &Value) -> Option<Existing> {
+    let b = v.get("existing_trail").filter(|b| !b.is_null())?;
+    let o = |k: &str| {
+        b.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    Some(Existing {
+        bucket_name: o("bucket_name")?,
+        bucket_account_id: o("bucket_account_id"),
+        kms_key_arn: o("kms_key_arn"),
+        sns_topic_arn: o("sns_topic_arn"),
+        trail_arn: o("trail_arn"),
+    })
+}
+
+/// Settings that concern what the resource makes, refused beside `existing_trail` when set
+/// to what would change the existing trail or bucket.
+fn check_existing_conflicts(config: &Value, diags: &mut Diagnostics) {
+    if config.get("existing_trail").is_none_or(Value::is_null) {
+        return;
+    }
+    let set_true = |k: &str| config.get(k).and_then(Value::as_bool) == Some(true);
+    for (attr, why) in [
+        (
+            "organization_trail",
+            "the existing trail decides whether it logs the organization",
+        ),
+        (
+            "force_destroy",
+            "the existing bucket and key are never deleted by this resource",
+        ),
+    ] {
+        if set_true(attr) {
+            diags.attr_error(
+                AttrPath::root(attr),
+                "Not used with existing_trail",
+                format!("`{attr}` = true with `existing_trail`: {why}. Remove `{attr}`."),
+            );
+        }
+    }
+    if config
+        .get("access_logging_bucket")
+        .and_then(Value::as_str)
+        .is_some()
+    {
+        diags.attr_error(AttrPath::root("access_logging_bucket"), "Not used with existing_trail", "`access_logging_bucket` with `existing_trail`: the existing bucket's settings are its owner's and never changed here. Remove `access_logging_bucket` (and turn on its access logging where the bucket is managed).".to_string());
+    }
+    let bucket = config.get("bucket_name").and_then(Value::as_str);
+    let existing = config
+        .get("existing_trail")
+        .and_then(|b| b.get("bucket_name"))
+        .and_then(Value::as_str);
+    if let (Some(b), Some(e)) = (bucket, existing) {
+        if b != e {
+            diags.attr_error(AttrPath::root("bucket_name"), "Two log buckets", format!("`bucket_name` = {b:?} but `existing_trail.bucket_name` = {e:?}. With `existing_trail`, the log bucket is the existing one: remove `bucket_name`."));
+        }
+    }
 }
 
 fn default_bucket(loc: &Location) -> String {
@@ -176,6 +251,7 @@ fn settings(v: &Value, loc: &Location, workbench_org: &str) -> Settings {
         plugin_slug: str_of(v, "plugin_slug"),
         workbench_org: workbench_org.to_string(),
         remediations: remediations_of(v),
+        existing: existing_of(v),
     }
 }
 
@@ -257,11 +333,11 @@ fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
     // Derived from names and location, as the plan computes them (import leaves them out).
     set(&mut v, "bucket_arn", Value::string(cx.bucket_arn()));
     set(&mut v, "queue_arn", Value::string(cx.queue_arn()));
-    set(
-        &mut v,
-        "trail_arn",
-        Value::string(policy::trail_arn(&cx.loc, &cx.s.trail_name)),
-    );
+    let trail_arn = match &cx.s.existing {
+        Some(e) => opt(e.trail_arn.clone()),
+        None => Value::string(policy::trail_arn(&cx.loc, &cx.s.trail_name)),
+    };
+    set(&mut v, "trail_arn", trail_arn);
     set(&mut v, "policy_arn", Value::string(cx.policy_arn()));
     set(&mut v, "role_arn", Value::string(cx.role_arn()));
     workbench_pin::record(&mut v, &cx.s.workbench_org, &cx.data);
@@ -294,6 +370,32 @@ impl CloudTrailIntegration {
                 None
             }
         }
+    }
+
+    /// `existing_trail` checked before anything is written: what needs no AWS call on every
+    /// plan, what does (the bucket, its notifications, the trail) when the block is new or
+    /// changed. Each finding is an error naming its attribute.
+    async fn existing_ok(
+        &self,
+        ctx: &Ctx<ExpelData>,
+        loc: &Location,
+        e: &Existing,
+        changed: bool,
+        diags: &mut Diagnostics,
+    ) -> bool {
+        let mut found = steps::existing::offline_findings(e, loc);
+        if found.is_empty() && changed {
+            found = steps::existing::findings(ctx.data.aws_clients().await, loc, e).await;
+        }
+        for f in &found {
+            let path = AttrPath::root("existing_trail").attr(f.attr);
+            if f.warning {
+                diags.attr_warning(path, f.summary, f.detail.clone());
+            } else {
+                diags.attr_error(path, f.summary, f.detail.clone());
+            }
+        }
+        !found.iter().any(|f| !f.warning)
     }
 
     /// State pins the location: a provider now pointing elsewhere is an error, never "gone".
@@ -482,6 +584,7 @@ impl Guided for CloudTrailIntegration {
 
     fn validate(config: &Value, diags: &mut Diagnostics) {
         check_expel_principals(config, diags);
+        check_existing_conflicts(config, diags);
         if let Some(n) = config
             .get("key_deletion_window_days")
             .and_then(Value::as_i64)
@@ -547,6 +650,12 @@ impl Guided for CloudTrailIntegration {
         }
         if !self.organization(aws, &cx, diags).await {
             return Err(Closed::Failed);
+        }
+        // What the plan could not check (names known only now) is checked before any write.
+        if let (Op::Create, Some(e)) = (op, &cx.s.existing) {
+            if !self.existing_ok(ctx, &cx.loc, e, true, diags).await {
+                return Err(Closed::Failed);
+            }
         }
         if op == Op::Read {
             if cx.s.organization_trail {
@@ -698,7 +807,27 @@ impl Plan for CloudTrailIntegration {
                 return;
             }
         }
-        if needs_default(input.config, planned, "bucket_name") {
+        let block = planned
+            .get("existing_trail")
+            .filter(|b| !b.is_null())
+            .cloned();
+        let existing = existing_of(planned);
+        if block.as_ref().is_some_and(|b| !b.is_wholly_known()) {
+            // Names from other resources: known at apply, and checked then (`open`).
+            let bucket = block
+                .as_ref()
+                .and_then(|b| b.get("bucket_name"))
+                .filter(|b| b.is_known())
+                .cloned()
+                .unwrap_or(Value::unknown());
+            set(planned, "bucket_name", bucket);
+        } else if let Some(e) = &existing {
+            set(planned, "bucket_name", Value::string(e.bucket_name.clone()));
+            let changed = input.prior.is_null() || existing_of(input.prior).as_ref() != Some(e);
+            if !self.existing_ok(ctx, &loc, e, changed, diags).await {
+                return;
+            }
+        } else if needs_default(input.config, planned, "bucket_name") {
             set(planned, "bucket_name", Value::string(default_bucket(&loc)));
         }
         let known = |k: &str| planned.get(k).and_then(Value::as_str).map(str::to_string);
@@ -762,6 +891,15 @@ impl Plan for CloudTrailIntegration {
         ];
         for (k, v) in arns {
             set(planned, k, v.map(Value::string).unwrap_or(Value::unknown()));
+        }
+        if let Some(e) = existing
+            .as_ref()
+            .filter(|_| block.as_ref().is_some_and(Value::is_wholly_known))
+        {
+            // The existing trail is not ours: its ARN only if given; the key is the trail's.
+            set(planned, "trail_arn", opt(e.trail_arn.clone()));
+            set(planned, "key_arn", opt(e.kms_key_arn.clone()));
+            set(planned, "key_id", Value::Null);
         }
         plan_repairs(planned, IDS_OF_PIECE, fixes);
         // A renamed queue is a new queue: its URL is known once it exists.

@@ -895,7 +895,7 @@ mod tests {
         let doc = policy::api_policy(
             "arn:aws:sqs:us-east-1:123456789012:ExpelMasterCloudTrailNotify",
             "arn:aws:s3:::expel-cloudtrail-logs",
-            "",
+            Some(""),
             policy::Remediations::default(),
         );
         for result in [

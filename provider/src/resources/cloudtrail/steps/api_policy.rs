@@ -15,7 +15,7 @@ impl ApiPolicy {
         policy::api_policy(
             &cx.queue_arn(),
             &cx.bucket_arn(),
-            &cx.j().key_arn.clone().unwrap_or_default(),
+            cx.j().key_arn.as_deref(),
             cx.s.remediations,
         )
     }

@@ -414,6 +414,14 @@ impl Step<Cx> for TrailBucket {
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         use aws_sdk_s3::types::*;
         let b = &cx.s.bucket_name;
+        if cx.s.existing.is_some() {
+            // An existing trail's bucket is never made, changed or deleted here.
+            return if self.exists(cx).await? {
+                Ok(())
+            } else {
+                Err(StepError::new(BUCKET, format!("the existing trail's bucket {b} does not exist; it is never made here: correct `existing_trail.bucket_name`")))
+            };
+        }
         let fresh = !self.exists(cx).await?;
         if !fresh {
             cx.adopt(BUCKET, &format!("S3 bucket {b}"), self.owned(cx).await?)?;
@@ -461,6 +469,10 @@ impl Step<Cx> for TrailBucket {
     async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         if !self.exists(cx).await? {
             return Ok(Observed::Gone);
+        }
+        if cx.s.existing.is_some() {
+            // Its settings are its owner's: only its existence matters here.
+            return Ok(Observed::Present(Vec::new()));
         }
         let b = &cx.s.bucket_name;
         let mut problems = Vec::new();
@@ -551,11 +563,14 @@ impl Step<Cx> for TrailBucket {
         Ok(Observed::differs(problems))
     }
     async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
+        if cx.s.existing.is_some() {
+            return self.create(cx).await;
+        }
         self.configure(cx).await?;
         self.secure(cx, false).await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
-        if !self.exists(cx).await? {
+        if cx.s.existing.is_some() || !self.exists(cx).await? {
             return Ok(());
         }
         let claim = self.owned(cx).await?;

@@ -61,6 +61,18 @@ impl KmsKey {
             .await?;
         Ok(cx.claim(tags.tags().iter().map(|t| (t.tag_key(), t.tag_value()))))
     }
+    /// Beside an existing trail there is no key of ours: the trail's own key (if any) is
+    /// recorded as the key, and never changed here (our statement in its policy is
+    /// `KeyAccess`'s).
+    fn existing(&self, cx: &Cx) -> bool {
+        let Some(e) = &cx.s.existing else {
+            return false;
+        };
+        let mut j = cx.j();
+        j.key_arn = e.kms_key_arn.clone();
+        j.key_id = None;
+        true
+    }
     /// The key policy as CreateKey sends it (a new key has no one else's statements), once
     /// it passes the linter.
     fn policy(&self, cx: &Cx) -> Result<String, StepError> {
@@ -81,6 +93,9 @@ impl Step<Cx> for KmsKey {
         &[]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        if self.existing(cx) {
+            return Ok(());
+        }
         if let Some((id, arn, _)) = self.find(cx).await? {
             let claim = self.owned(cx, &id).await?;
             cx.adopt(KEY, &format!("KMS key {}", cx.s.kms_alias), claim)?;
@@ -147,6 +162,9 @@ impl Step<Cx> for KmsKey {
         Ok(())
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
+        if self.existing(cx) {
+            return Ok(Observed::Present(Vec::new()));
+        }
         match self.find(cx).await? {
             None => Ok(Observed::Gone),
             Some((id, arn, _)) => {
@@ -160,6 +178,9 @@ impl Step<Cx> for KmsKey {
         }
     }
     async fn repair(&self, cx: &Cx, problems: &[Problem<Cause>]) -> Result<(), StepError> {
+        if self.existing(cx) {
+            return Ok(());
+        }
         let id = cx
             .j()
             .key_id
@@ -231,6 +252,9 @@ impl Step<Cx> for KmsKey {
         Ok(())
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        if self.existing(cx) {
+            return Ok(());
+        }
         let Some((id, _, state)) = self.find(cx).await? else {
             return Ok(());
         };

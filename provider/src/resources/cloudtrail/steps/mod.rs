@@ -8,6 +8,7 @@ mod api_policy;
 mod bucket;
 mod canary;
 mod device;
+pub mod existing;
 mod kms_key;
 mod notice;
 mod queue;
@@ -20,6 +21,7 @@ pub use api_policy::ApiPolicy;
 pub use bucket::TrailBucket;
 pub use canary::Canary;
 pub use device::WorkbenchDevice;
+pub use existing::KeyAccess;
 pub use kms_key::KmsKey;
 pub use notice::BucketNotice;
 pub use queue::NotifyQueue;
@@ -38,6 +40,17 @@ use crate::policy::{self, CloudTrailNames, Location};
 use crate::resources::support::iam::{iam_tags, Iam, Kept};
 use crate::resources::support::ownership::{self, Claim, Mark, Owner};
 use crate::resources::support::s3::S3;
+
+/// The trail, bucket and key that already exist (`existing_trail`): the integration adds its
+/// queue, notification (or subscription), role and policy, and never changes or deletes these.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Existing {
+    pub bucket_name: String,
+    pub bucket_account_id: Option<String>,
+    pub kms_key_arn: Option<String>,
+    pub sns_topic_arn: Option<String>,
+    pub trail_arn: Option<String>,
+}
 
 /// The desired state, from the plan.
 #[derive(Clone, Debug)]
@@ -73,6 +86,8 @@ pub struct Settings {
     pub remediations: policy::Remediations,
     /// The instance whose objects these are (`ownership`).
     pub owner: Owner,
+    /// An existing trail to attach to instead of making one (`existing_trail`).
+    pub existing: Option<Existing>,
 }
 
 /// Ids only known once objects exist.
@@ -119,6 +134,8 @@ pub enum Piece {
     ServiceRole,
     WorkbenchDevice,
     AutoRemediation,
+    /// Our statement in an existing trail's key policy (`existing_trail.kms_key_arn`).
+    KeyAccess,
 }
 
 /// Why a CloudTrail piece differs, where its repair depends on it.
@@ -257,6 +274,10 @@ impl Cx {
                 None
             },
         }
+    }
+    /// The topic the existing trail's bucket publishes to, if the queue subscribes to one.
+    pub fn topic(&self) -> Option<&str> {
+        self.s.existing.as_ref()?.sns_topic_arn.as_deref()
     }
     pub fn bucket_arn(&self) -> String {
         policy::bucket_arn(&self.loc, &self.s.bucket_name)

@@ -1,15 +1,18 @@
 //! The bucket's event notification to the queue (guide step 5).
 use async_trait::async_trait;
 
+use super::existing::{self, OBJECT_CREATED};
 use super::{Cause, Cx, Piece};
 use crate::clients::aws::err;
 use crate::engine::{Observed, Problem, Step, StepError};
 
-const NOTIFICATION_ID: &str = "ExpelNotifyQueue";
+pub(super) const NOTIFICATION_ID: &str = "ExpelNotifyQueue";
 
 pub struct BucketNotice;
 const NOTICE: &str =
     "Step 5: S3 event notification ExpelNotifyQueue (all object-create events to the queue)";
+const NOTICE_TOPIC: &str =
+    "Step 5 (existing trail): the queue subscribed to the topic the log bucket publishes to";
 
 impl BucketNotice {
     async fn current(&self, cx: &Cx) -> Result<Option<aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput>, StepError>{
@@ -29,6 +32,16 @@ impl BucketNotice {
     async fn put(&self, cx: &Cx, keep_ours: bool) -> Result<(), StepError> {
         use aws_sdk_s3::types::*;
         let cur = self.current(cx).await?;
+        if let (true, Some(c), Some(_)) = (keep_ours, &cur, &cx.s.existing) {
+            let others = existing::overlapping(c, NOTIFICATION_ID);
+            if !others.is_empty() {
+                return Err(StepError::new(NOTICE, format!(
+                    "bucket {} already has {}: S3 allows one configuration per event type, and the other consumer's is left alone. Set `existing_trail.sns_topic_arn` to the topic the bucket publishes to",
+                    cx.s.bucket_name,
+                    others.join("; ")
+                )));
+            }
+        }
         let mut queues: Vec<QueueConfiguration> = cur
             .as_ref()
             .map(|c| {
@@ -44,7 +57,7 @@ impl BucketNotice {
                 QueueConfiguration::builder()
                     .id(NOTIFICATION_ID)
                     .queue_arn(cx.queue_arn())
-                    .events(Event::from("s3:ObjectCreated:*"))
+                    .events(Event::from(OBJECT_CREATED))
                     .build()
                     .map_err(|e| StepError::caused_by(NOTICE, e))?,
             );
@@ -88,9 +101,20 @@ impl Step<Cx> for BucketNotice {
         &[Piece::Bucket, Piece::Queue]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        if let Some(topic) = cx.topic() {
+            return existing::subscribe(cx, NOTICE_TOPIC, topic).await;
+        }
         self.put(cx, true).await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
+        if let Some(topic) = cx.topic() {
+            return Ok(
+                match existing::subscription(cx, NOTICE_TOPIC, topic).await? {
+                    Some(_) => Observed::Present(Vec::new()),
+                    None => Observed::Gone,
+                },
+            );
+        }
         let Some(cur) = self.current(cx).await? else {
             return Ok(Observed::Gone);
         };
@@ -109,11 +133,7 @@ impl Step<Cx> for BucketNotice {
                         cx.queue_arn()
                     ));
                 }
-                if !q
-                    .events()
-                    .iter()
-                    .any(|e| e.as_str() == "s3:ObjectCreated:*")
-                {
+                if !q.events().iter().any(|e| e.as_str() == OBJECT_CREATED) {
                     p.push("notification no longer covers all object-create events".to_string());
                 }
                 Observed::differs(p)
@@ -121,9 +141,12 @@ impl Step<Cx> for BucketNotice {
         })
     }
     async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
-        self.put(cx, true).await
+        self.create(cx).await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        if let Some(topic) = cx.topic() {
+            return existing::unsubscribe(cx, NOTICE_TOPIC, topic).await;
+        }
         if self.current(cx).await?.is_none() {
             return Ok(());
         }

@@ -24,15 +24,25 @@ impl NotifyQueue {
             (A::DelaySeconds, "0".into()),
             (A::MaximumMessageSize, "262144".into()),
             (A::ReceiveMessageWaitTimeSeconds, "0".into()),
-            (
-                A::KmsMasterKeyId,
-                cx.j().key_arn.clone().unwrap_or_default(),
-            ),
-            (
-                A::Policy,
-                policy::render(&policy::queue_policy(&cx.queue_arn(), &cx.bucket_arn())),
-            ),
+            // The key this resource makes encrypts the queue too (guide Step 3). Beside an
+            // existing trail there is no key of ours: SQS-managed encryption (SSE-SQS), which
+            // S3 and SNS deliver to without any key policy.
+            match cx.s.existing {
+                None => (
+                    A::KmsMasterKeyId,
+                    cx.j().key_arn.clone().unwrap_or_default(),
+                ),
+                Some(_) => (A::SqsManagedSseEnabled, "true".into()),
+            },
+            (A::Policy, policy::render(&self.access(cx))),
         ]
+    }
+    /// Who may send: the log bucket (guide Step 3), or the topic it publishes to.
+    fn access(&self, cx: &Cx) -> serde_json::Value {
+        match cx.topic() {
+            Some(topic) => policy::queue_policy_from_topic(&cx.queue_arn(), topic),
+            None => policy::queue_policy(&cx.queue_arn(), &cx.bucket_arn()),
+        }
     }
     /// What CreateQueue and SetQueueAttributes send: `attributes`, once the access policy in
     /// them passes the linter.
@@ -43,7 +53,7 @@ impl NotifyQueue {
         cx: &Cx,
         live: Option<&str>,
     ) -> Result<Vec<(aws_sdk_sqs::types::QueueAttributeName, String)>, StepError> {
-        let access = policy::queue_policy(&cx.queue_arn(), &cx.bucket_arn());
+        let access = self.access(cx);
         let checked = policy::merged_for_write(&access, live, PolicyKind::Queue)
             .map_err(|e| StepError::caused_by(QUEUE, e))?;
         let mut attrs = self.attributes(cx);

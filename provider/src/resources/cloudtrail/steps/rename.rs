@@ -71,7 +71,9 @@ pub async fn claim(cx: &Cx) -> Result<(), StepError> {
         let claim = KmsKey.owned(cx, &id).await?;
         cx.adopt(KEY, &format!("KMS key {}", cx.s.kms_alias), claim)?;
     }
-    if TrailBucket.exists(cx).await? {
+    // An existing trail's bucket and trail are not ours to claim.
+    let existing = cx.s.existing.is_some();
+    if !existing && TrailBucket.exists(cx).await? {
         let claim = TrailBucket.owned(cx).await?;
         cx.adopt(BUCKET, &format!("S3 bucket {}", cx.s.bucket_name), claim)?;
     }
@@ -79,7 +81,7 @@ pub async fn claim(cx: &Cx) -> Result<(), StepError> {
         let claim = NotifyQueue.owned(cx, &url).await?;
         cx.adopt(QUEUE, &format!("SQS queue {}", cx.s.queue_name), claim)?;
     }
-    if let Some(t) = Trail.get(cx).await? {
+    if let Some(t) = Trail.get(cx).await?.filter(|_| !existing) {
         let claim = Trail.owned(cx, t.trail_arn().unwrap_or_default()).await?;
         cx.adopt(TRAIL, &format!("trail {}", cx.s.trail_name), claim)?;
     }
@@ -142,6 +144,18 @@ pub async fn retag(cx: &Cx, removed: &[String]) -> Result<(), StepError> {
             .await?;
         }
     }
+    if let Some(url) = &queue_url {
+        retag_queue(cx, url, &tags, removed).await?;
+    }
+    let iam = cx.iam(TAGS);
+    iam.retag_policy(&cx.policy_arn(), &cx.iam_tags(), removed)
+        .await?;
+    iam.retag_role(&cx.s.role_name, &cx.iam_tags(), removed)
+        .await?;
+    // An existing trail's bucket and trail are its owner's: never tagged here.
+    if cx.s.existing.is_some() {
+        return Ok(());
+    }
     let b = &cx.s.bucket_name;
     let current = cx
         .aws_opt(TAGS, || async {
@@ -191,33 +205,6 @@ pub async fn retag(cx: &Cx, removed: &[String]) -> Result<(), StepError> {
             .map_err(err("s3", "PutBucketTagging"))
     })
     .await?;
-    if let Some(url) = &queue_url {
-        let map: std::collections::HashMap<String, String> = tags.iter().cloned().collect();
-        cx.aws(TAGS, || async {
-            cx.aws
-                .sqs
-                .tag_queue()
-                .queue_url(url)
-                .set_tags(Some(map.clone()))
-                .send()
-                .await
-                .map_err(err("sqs", "TagQueue"))
-        })
-        .await?;
-        if !removed.is_empty() {
-            cx.aws(TAGS, || async {
-                cx.aws
-                    .sqs
-                    .untag_queue()
-                    .queue_url(url)
-                    .set_tag_keys(Some(removed.to_vec()))
-                    .send()
-                    .await
-                    .map_err(err("sqs", "UntagQueue"))
-            })
-            .await?;
-        }
-    }
     let trail = policy::trail_arn(&cx.loc, &cx.s.trail_name);
     let ct: Vec<_> = tags
         .iter()
@@ -262,10 +249,39 @@ pub async fn retag(cx: &Cx, removed: &[String]) -> Result<(), StepError> {
         })
         .await?;
     }
-    let iam = cx.iam(TAGS);
-    iam.retag_policy(&cx.policy_arn(), &cx.iam_tags(), removed)
+    Ok(())
+}
+
+async fn retag_queue(
+    cx: &Cx,
+    url: &str,
+    tags: &[(String, String)],
+    removed: &[String],
+) -> Result<(), StepError> {
+    let map: std::collections::HashMap<String, String> = tags.iter().cloned().collect();
+    cx.aws(TAGS, || async {
+        cx.aws
+            .sqs
+            .tag_queue()
+            .queue_url(url)
+            .set_tags(Some(map.clone()))
+            .send()
+            .await
+            .map_err(err("sqs", "TagQueue"))
+    })
+    .await?;
+    if !removed.is_empty() {
+        cx.aws(TAGS, || async {
+            cx.aws
+                .sqs
+                .untag_queue()
+                .queue_url(url)
+                .set_tag_keys(Some(removed.to_vec()))
+                .send()
+                .await
+                .map_err(err("sqs", "UntagQueue"))
+        })
         .await?;
-    iam.retag_role(&cx.s.role_name, &cx.iam_tags(), removed)
-        .await?;
+    }
     Ok(())
 }

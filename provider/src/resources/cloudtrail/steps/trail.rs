@@ -89,6 +89,10 @@ impl Step<Cx> for Trail {
         &[Piece::KmsKey, Piece::Bucket, Piece::BucketNotification]
     }
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
+        // An existing trail is never made, changed or deleted here.
+        if cx.s.existing.is_some() {
+            return Ok(());
+        }
         if let Some(t) = self.get(cx).await? {
             let claim = self.owned(cx, t.trail_arn().unwrap_or_default()).await?;
             cx.adopt(TRAIL, &format!("trail {}", cx.s.trail_name), claim)?;
@@ -130,6 +134,9 @@ impl Step<Cx> for Trail {
         self.settle(cx).await
     }
     async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
+        if cx.s.existing.is_some() {
+            return Ok(Observed::Present(Vec::new()));
+        }
         let Some(t) = self.get(cx).await? else {
             return Ok(Observed::Gone);
         };
@@ -190,6 +197,9 @@ impl Step<Cx> for Trail {
         Ok(Observed::differs(p))
     }
     async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
+        if cx.s.existing.is_some() {
+            return Ok(());
+        }
         let key = cx
             .j()
             .key_arn
@@ -214,6 +224,9 @@ impl Step<Cx> for Trail {
         self.settle(cx).await
     }
     async fn delete(&self, cx: &Cx) -> Result<(), StepError> {
+        if cx.s.existing.is_some() {
+            return Ok(());
+        }
         let Some(t) = self.get(cx).await? else {
             return Ok(());
         };
