@@ -216,7 +216,16 @@ fn bad_existing_trail_inputs_name_the_attribute() {
     let la = lz["log_archive"].as_str().unwrap();
     let key = lz["key_arn"].as_str().unwrap();
     let bucket = format!("aws-controltower-logs-{la}-us-east-1");
+    let other_trail = stack
+        .oob_with("trail-elsewhere", &[&format!("account={la}")])
+        .trim()
+        .to_string();
     let cases = [
+        (
+            format!("trail_arn = \"{other_trail}\""),
+            "existing_trail.trail_arn",
+            "writes its logs to bucket",
+        ),
         (
             format!(
                 "kms_key_arn = \"{}\"",

@@ -583,6 +583,13 @@ def ct_deliver(a):
     print(json.dumps(got))
 
 
+def trail_elsewhere(a):
+    """A trail of the current account writing to another bucket of its own; prints its ARN."""
+    bucket = f"other-logs-{_ACCOUNT[0]}"
+    client("s3").create_bucket(Bucket=bucket)
+    print(client("cloudtrail").create_trail(Name="team-trail", S3BucketName=bucket)["TrailARN"])
+
+
 def key_statement_drop(a):
     """Takes our statement out of the existing key's policy (`key`), as a key admin might."""
     kms = client("kms")
@@ -605,7 +612,7 @@ ACTIONS = {f.__name__.replace("_", "-"): f for f in (
     org_setup, org_trail, org_trust_off, org_trust_on, bucket_versions, bucket_hold, bucket_release,
     role_attach_foreign, role_foreign_off, role_inline_foreign, policy_attach_foreign, iam_attachments,
     owner_strip, security_off, security_show, access_log_bucket, control_tower, ct_snapshot, ct_deliver, key_statement_drop,
-    topic_unsubscribe)}
+    topic_unsubscribe, trail_elsewhere)}
 ACTIONS["list"] = listing
 ACTIONS["tags"] = tags
 ACTIONS.update({"policy-foreign": policy_foreign, "policy-show": policy_show})
