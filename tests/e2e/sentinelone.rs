@@ -508,6 +508,57 @@ fn faults_leave_no_orphans_and_rerun_converges() {
     }
 }
 
+/// A create whose answer is lost (the console acted, then answered 500) is looked for before
+/// it is sent again: the same apply adopts what it made, with one POST and no conflict, and
+/// the service user found that way gets a token of its own (the first one was in the lost
+/// answer).
+#[test]
+fn a_lost_create_answer_is_adopted_without_sending_the_create_again() {
+    let stack = Stack::local();
+    for route in [
+        "/web/api/v2.1/rbac/role",
+        "/web/api/v2.1/users",
+        "/web/api/v2.1/service-users",
+    ] {
+        let w = Workdir::with_hcl(&hcl(&stack, ""), &stack);
+        stack.admin("DELETE", "/_admin/calls", None);
+        let fault =
+            json!({"route": format!("POST {route}"), "count": 1, "status": 500, "phase": "after"});
+        assert_eq!(stack.admin("POST", "/_admin/faults", Some(&fault)).0, 201);
+        w.tf_expect(APPLY, 0);
+        stack.admin("DELETE", "/_admin/faults", None);
+        let (_, calls) = stack.admin("GET", "/_admin/calls", None);
+        let posts: Vec<u64> = calls["log"]
+            .as_array()
+            .expect("a call log")
+            .iter()
+            .filter(|c| c["method"] == "POST" && c["path"].as_str() == Some(route))
+            .filter_map(|c| c["status"].as_u64())
+            .collect();
+        assert_eq!(posts, [500], "{route}: sent once, never again: {posts:?}");
+        let st = stack.sandbox_state();
+        let named = |kind: &str, key: &str, value: &str| {
+            st["sentinelone"][kind]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|o| o[key] == value)
+                .count()
+        };
+        assert_eq!(
+            named("custom_roles", "name", "Viewer - Expel"),
+            1,
+            "{route}"
+        );
+        assert_eq!(named("service_users", "name", "Expel API"), 1, "{route}");
+        let token = id(&attrs(&w), "token_expires_at");
+        assert!(!token.is_empty(), "{route}: a token is recorded");
+        w.tf_expect(PLAN, 0);
+        w.tf_expect(DESTROY, 0);
+        nothing_left(&stack, route);
+    }
+}
+
 /// Nothing of ours is left in SentinelOne or Workbench (the admin is the only console user).
 fn nothing_left(stack: &Stack, case: &str) {
     let st = stack.sandbox_state();

@@ -21,12 +21,12 @@ use serde_json::{json, Value as Json};
 
 use super::when;
 use crate::clients::sentinelone::{
-    NewToken, PermissionPage, Scope, SentinelOneClient, SentinelOneError, ServiceUser, User,
+    NewToken, PermissionPage, Role, Scope, SentinelOneClient, SentinelOneError, ServiceUser, User,
 };
 use crate::clients::workbench::{DeviceSpec, SecurityDevice, WorkbenchClient};
 use crate::clients::Secret;
 use crate::engine::{self, Deadline, Fix, Observed, Problem, Step, StepContext, StepError};
-use crate::resources::support::create_once::or_look_again;
+use crate::resources::support::create_once::{create_once, or_look_again, Look, Made};
 use crate::resources::support::device_step::{DeviceAt, DeviceGuide, IdStatus, LostAnswer};
 use crate::resources::support::ownership::{Claim, Mark, Owner};
 /// The predefined role the guide gives the service user.
@@ -471,25 +471,41 @@ impl ViewerRole {
             return Err(StepError::new(ROLE, format!("{:?} is a predefined role; the guide duplicates Viewer into a new role: choose another role_name", r.name)));
         }
         if let Some(r) = existing.into_iter().next() {
-            // Adopted: the write below also puts this instance's owner in the description.
-            adoptable(
-                cx,
-                ROLE,
-                &format!("the role {:?}", r.name),
-                r.description.as_deref(),
-            )?;
-            cx.j().role_id = Some(r.id.clone());
-            return self.write(cx, &r.id).await;
+            return self.adopt(cx, r).await;
         }
         let ids: Vec<String> = cx.desired().await?.permissions.keys().cloned().collect();
         let desc = Self::description(cx);
-        let r = cx
-            .s1(ROLE, || {
-                cx.s1.create_role(scope, &cx.s.role_name, &desc, &ids)
-            })
-            .await?;
-        cx.j().role_id = Some(r.id);
-        Ok(())
+        // A lost answer may hide a role made: looked for before it is sent again.
+        let made = create_once(
+            &cx.deadline,
+            ROLE,
+            Look::AfterLostAnswer,
+            || async {
+                let found = cx.s1.roles_named(scope, &cx.s.role_name).await?;
+                Ok(found.into_iter().find(|r| !r.predefined_role))
+            },
+            || cx.s1.create_role(scope, &cx.s.role_name, &desc, &ids),
+        )
+        .await?;
+        match made {
+            Made::Created(r) => {
+                cx.j().role_id = Some(r.id);
+                Ok(())
+            }
+            Made::Found(r) => self.adopt(cx, r).await,
+        }
+    }
+    /// A role of our name found in our scope (after a crash, or a lost answer): the write
+    /// also puts this instance's owner in its description.
+    async fn adopt(&self, cx: &Cx, r: Role) -> Result<(), StepError> {
+        adoptable(
+            cx,
+            ROLE,
+            &format!("the role {:?}", r.name),
+            r.description.as_deref(),
+        )?;
+        cx.j().role_id = Some(r.id.clone());
+        self.write(cx, &r.id).await
     }
 }
 
@@ -630,34 +646,51 @@ impl ConsoleUser {
             .s1(CONSOLE_USER, || cx.s1.users_with_email(&email))
             .await?;
         if let Some(u) = existing.into_iter().next() {
-            // The console e-mail is per organization: another account of the tenant may
-            // already have it. Ours (Expel's address and our full name): add this scope.
-            if !Self::is_ours(cx, &u) {
-                return Err(StepError::new(CONSOLE_USER, format!("a console user {email} named {:?} (not {:?}) already exists and was not made by this provider; import it (terraform import of the device adopts it), or rename it to {:?} in the console to let Terraform adopt it and add this {} to it", u.full_name, cx.s.console_user_name, cx.s.console_user_name, cx.s.scope.kind())));
-            }
-            cx.j().console_user_id = Some(u.id.clone());
-            let role = cx.j().role_id.clone().unwrap_or_default();
-            if !u
-                .scope_roles
-                .iter()
-                .any(|sr| sr.id == cx.s.scope.id() && sr.role_id == role)
-            {
-                self.set_role(cx, &u).await?;
-            }
-            return Ok(());
+            return self.adopt(cx, u).await;
         }
         let role = cx
             .j()
             .role_id
             .clone()
             .ok_or_else(|| StepError::new(CONSOLE_USER, "the role is not made yet"))?;
-        let u = cx
-            .s1(CONSOLE_USER, || {
+        // A lost answer may hide a user made (and invited): looked for before it is sent again.
+        let made = create_once(
+            &cx.deadline,
+            CONSOLE_USER,
+            Look::AfterLostAnswer,
+            || async { Ok(cx.s1.users_with_email(&email).await?.into_iter().next()) },
+            || {
                 cx.s1
                     .create_user(&email, &cx.s.console_user_name, &cx.s.scope, &role)
-            })
-            .await?;
-        cx.j().console_user_id = Some(u.id);
+            },
+        )
+        .await?;
+        match made {
+            Made::Created(u) => {
+                cx.j().console_user_id = Some(u.id);
+                Ok(())
+            }
+            Made::Found(u) => self.adopt(cx, u).await,
+        }
+    }
+    /// A console user with Expel's address (after a crash, a lost answer, or made for another
+    /// account or site of the tenant).
+    async fn adopt(&self, cx: &Cx, u: User) -> Result<(), StepError> {
+        let email = &cx.s.console_email;
+        // The console e-mail is per organization: another account of the tenant may
+        // already have it. Ours (Expel's address and our full name): add this scope.
+        if !Self::is_ours(cx, &u) {
+            return Err(StepError::new(CONSOLE_USER, format!("a console user {email} named {:?} (not {:?}) already exists and was not made by this provider; import it (terraform import of the device adopts it), or rename it to {:?} in the console to let Terraform adopt it and add this {} to it", u.full_name, cx.s.console_user_name, cx.s.console_user_name, cx.s.scope.kind())));
+        }
+        cx.j().console_user_id = Some(u.id.clone());
+        let role = cx.j().role_id.clone().unwrap_or_default();
+        if !u
+            .scope_roles
+            .iter()
+            .any(|sr| sr.id == cx.s.scope.id() && sr.role_id == role)
+        {
+            self.set_role(cx, &u).await?;
+        }
         Ok(())
     }
 }
@@ -783,15 +816,33 @@ impl ApiServiceUser {
         let role = cx.desired().await?.service_role_id.clone();
         let exp = cx.expiration(SERVICE_USER)?;
         let desc = Self::description(cx);
-        let (su, token) = cx
-            .s1(SERVICE_USER, || {
+        // A lost answer may hide a service user made: looked for before it is sent again
+        // (its token, only in the lost answer, is then made anew).
+        let made = create_once(
+            &cx.deadline,
+            SERVICE_USER,
+            Look::AfterLostAnswer,
+            || async {
+                let found = cx
+                    .s1
+                    .service_users_named(&cx.s.scope, &cx.s.service_user_name)
+                    .await?;
+                Ok(found.into_iter().next())
+            },
+            || {
                 cx.s1
                     .create_service_user(&cx.s.service_user_name, &desc, &exp, &cx.s.scope, &role)
-            })
-            .await?;
-        cx.j().service_user_id = Some(su.id);
-        cx.record_token(token, &exp);
-        Ok(())
+            },
+        )
+        .await?;
+        match made {
+            Made::Created((su, token)) => {
+                cx.j().service_user_id = Some(su.id);
+                cx.record_token(token, &exp);
+                Ok(())
+            }
+            Made::Found(su) => self.adopt(cx, su).await,
+        }
     }
     fn problems(&self, cx: &Cx, su: &ServiceUser, service_role: &str) -> Vec<Problem<Cause>> {
         let mut p = Vec::new();
@@ -858,23 +909,27 @@ impl ApiServiceUser {
                     .service_users_named(&cx.s.scope, &cx.s.service_user_name)
             })
             .await?;
-        if let Some(su) = existing.into_iter().next() {
-            let what = format!("the service user {:?}", su.name);
-            let unclaimed = adoptable(cx, SERVICE_USER, &what, su.description.as_deref())?;
-            // Adopted after a crash: its token was lost with the crash; make a new one.
-            cx.j().service_user_id = Some(su.id.clone());
-            let role = cx.desired().await?.service_role_id.clone();
-            if unclaimed
-                || !su
-                    .scope_roles
-                    .iter()
-                    .any(|sr| sr.id == cx.s.scope.id() && sr.role_id == role)
-            {
-                self.set_role(cx, &su.id).await?;
-            }
-            return cx.rotate_token(SERVICE_USER).await;
+        match existing.into_iter().next() {
+            Some(su) => self.adopt(cx, su).await,
+            None => self.make(cx).await,
         }
-        self.make(cx).await
+    }
+    /// A service user of our name found in our scope (after a crash, or a lost answer).
+    async fn adopt(&self, cx: &Cx, su: ServiceUser) -> Result<(), StepError> {
+        let what = format!("the service user {:?}", su.name);
+        let unclaimed = adoptable(cx, SERVICE_USER, &what, su.description.as_deref())?;
+        // Adopted after a crash: its token was lost with the crash; make a new one.
+        cx.j().service_user_id = Some(su.id.clone());
+        let role = cx.desired().await?.service_role_id.clone();
+        if unclaimed
+            || !su
+                .scope_roles
+                .iter()
+                .any(|sr| sr.id == cx.s.scope.id() && sr.role_id == role)
+        {
+            self.set_role(cx, &su.id).await?;
+        }
+        cx.rotate_token(SERVICE_USER).await
     }
 }
 
