@@ -559,6 +559,56 @@ fn a_lost_create_answer_is_adopted_without_sending_the_create_again() {
     }
 }
 
+/// A service user someone took our marker off is left in place by destroy; the API token this
+/// resource made for it (known only to the deleted Workbench device) is revoked, unless a
+/// token was made since.
+#[test]
+fn a_service_user_left_in_place_loses_only_the_token_we_made() {
+    let stack = Stack::local();
+    for regenerated in [false, true] {
+        let w = Workdir::with_hcl(&hcl(&stack, ""), &stack);
+        w.tf_expect(APPLY, 0);
+        let su = id(&attrs(&w), "service_user_id");
+        let (code, body) = stack.sentinelone(
+            "PUT",
+            &format!("/service-users/{su}"),
+            Some(&json!({"data": {"description": "Taken over by the SOC tooling team"}})),
+        );
+        assert_eq!(code, 200, "{body}");
+        if regenerated {
+            let (code, body) = stack.sentinelone(
+                "POST",
+                &format!("/service-users/{su}/generate-api-token"),
+                Some(&json!({"data": {"expirationDate": "2099-01-01T00:00:00Z"}})),
+            );
+            assert_eq!(code, 200, "{body}");
+        }
+        let out = w.tf_expect(DESTROY, 0);
+        let (code, kept) = stack.sentinelone("GET", &format!("/service-users/{su}"), None);
+        assert_eq!(code, 200, "the service user is left in place: {kept}");
+        let kept = &kept["data"];
+        let flat = expel_e2e::flat(&out.all());
+        if regenerated {
+            assert!(
+                !kept["apiToken"].is_null(),
+                "a token made since stays: {kept}"
+            );
+            assert!(!flat.contains("was revoked"), "{flat}");
+        } else {
+            assert!(kept["apiToken"].is_null(), "our token is revoked: {kept}");
+            assert!(flat.contains("was revoked"), "said: {flat}");
+        }
+        assert!(flat.contains("left in place"), "{flat}");
+        // Clean up what was left on purpose, for the next round.
+        assert_eq!(
+            stack
+                .sentinelone("DELETE", &format!("/service-users/{su}"), None)
+                .0,
+            200
+        );
+    }
+}
+
 /// Nothing of ours is left in SentinelOne or Workbench (the admin is the only console user).
 fn nothing_left(stack: &Stack, case: &str) {
     let st = stack.sandbox_state();

@@ -914,6 +914,38 @@ impl ApiServiceUser {
             None => self.make(cx).await,
         }
     }
+    /// A service user left in place on destroy (someone removed our marker from it) may still
+    /// hold the token this resource made, known only to the Workbench device being deleted:
+    /// a live credential nobody uses. It is revoked when it is still ours (the expiry this
+    /// resource recorded); a token made since, or a service user another instance has
+    /// claimed, is left alone.
+    async fn revoke_ours(&self, cx: &Cx, su: &ServiceUser) -> Result<(), StepError> {
+        if matches!(
+            cx.s.owner
+                .claim_text(su.description.as_deref().unwrap_or("")),
+            Claim::Other(_)
+        ) {
+            return Ok(());
+        }
+        let recorded = cx.j().token_expires_at.as_deref().and_then(when::parse);
+        let live = su
+            .api_token
+            .as_ref()
+            .and_then(|t| t.expires_at.as_deref())
+            .and_then(when::parse);
+        let (Some(recorded), Some(live)) = (recorded, live) else {
+            return Ok(());
+        };
+        if (recorded - live).abs() > 1 {
+            return Ok(());
+        }
+        cx.s1(SERVICE_USER, || cx.s1.revoke_token(&su.id)).await?;
+        cx.warn(format!(
+            "the API token this resource made for the service user {:?} was revoked: only the deleted Workbench device knew it",
+            su.name
+        ));
+        Ok(())
+    }
     /// A service user of our name found in our scope (after a crash, or a lost answer).
     async fn adopt(&self, cx: &Cx, su: ServiceUser) -> Result<(), StepError> {
         let what = format!("the service user {:?}", su.name);
@@ -989,7 +1021,7 @@ impl Step<Cx> for ApiServiceUser {
         if let Some(su) = cx.s1(SERVICE_USER, || cx.s1.service_user(&id)).await? {
             let what = format!("the service user {:?}", su.name);
             if !deletable(cx, &what, su.description.as_deref()) {
-                return Ok(());
+                return self.revoke_ours(cx, &su).await;
             }
         }
         cx.s1(SERVICE_USER, || cx.s1.delete_service_user(&id)).await
