@@ -1,3 +1,9 @@
+variable "s1_admin_token" {
+  description = "A SentinelOne API token that may manage roles, users and service users."
+  type        = string
+  sensitive   = true
+}
+
 provider "expel" {
   sentinelone {
     api_token = var.s1_admin_token # or SENTINELONE_API_TOKEN
