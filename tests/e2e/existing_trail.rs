@@ -117,6 +117,39 @@ fn control_tower_is_onboarded_through_its_topic_without_touching_the_trail_bucke
     );
     w.tf_expect(PLAN, 0);
 
+    // Import by device id finds the attachment: the same block, nothing to re-make (the
+    // configuration's checks, bucket_account_id and trail_arn, are recorded in place).
+    let device = w.state_of("expel_cloudtrail_integration")["id"]
+        .as_str()
+        .expect("device id")
+        .to_string();
+    w.tf_expect(
+        &[
+            "state",
+            "rm",
+            "-no-color",
+            "expel_cloudtrail_integration.control_tower",
+        ],
+        0,
+    );
+    w.tf_expect(
+        &[
+            "import",
+            "-no-color",
+            "expel_cloudtrail_integration.control_tower",
+            &device,
+        ],
+        0,
+    );
+    let plan = w.tf_expect(PLAN, 2);
+    let text = plan.all();
+    assert!(
+        text.contains("0 to add, 1 to change, 0 to destroy") && !text.contains("must be replaced"),
+        "an in-place update only:\n{text}"
+    );
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+
     // Our statement taken out of the key policy, our subscription removed: drift, repaired.
     let la = format!("account={}", lz["log_archive"].as_str().unwrap());
     stack.oob_with(

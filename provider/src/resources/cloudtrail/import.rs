@@ -35,6 +35,14 @@ pub struct Found {
     pub bucket_versioning: bool,
     pub access_logging_bucket: Option<String>,
     pub retention_seconds: i64,
+    /// The bucket is not one this provider made: the integration was attached to an existing
+    /// trail (`existing_trail`), with the queue subscribed to this topic, if any.
+    pub existing: Option<ExistingFound>,
+}
+
+/// What import finds of an integration attached to an existing trail.
+pub struct ExistingFound {
+    pub sns_topic_arn: Option<String>,
 }
 
 fn last_segment(arn: &str, sep: char) -> String {
@@ -232,7 +240,7 @@ pub async fn find(data: &ExpelData, aws: &AwsClients, id: &str) -> Result<Found,
     let queue_arn =
         resource_of(&doc, sid::API_READ_QUEUE).ok_or("ExpelAPIPolicy names no queue")?;
     let logs = resource_of(&doc, sid::API_READ_LOGS).ok_or("ExpelAPIPolicy names no log bucket")?;
-    let key_arn = resource_of(&doc, sid::API_DECRYPT_LOGS).ok_or("ExpelAPIPolicy names no key")?;
+    let key_arn = resource_of(&doc, sid::API_DECRYPT_LOGS);
     let queue_name = last_segment(&queue_arn, ':');
     let bucket_name = logs
         .trim_end_matches("/*")
@@ -240,6 +248,77 @@ pub async fn find(data: &ExpelData, aws: &AwsClients, id: &str) -> Result<Found,
         .next()
         .unwrap_or_default()
         .to_string();
+    let url = aws
+        .sqs
+        .get_queue_url()
+        .queue_name(&queue_name)
+        .send()
+        .await
+        .map_err(err("sqs", "GetQueueUrl"))
+        .map_err(aws_err)?;
+    let attrs = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url.queue_url().unwrap_or_default())
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .map_err(err("sqs", "GetQueueAttributes"))
+        .map_err(aws_err)?;
+    let attr = |name: aws_sdk_sqs::types::QueueAttributeName| {
+        attrs.attributes().and_then(|a| a.get(&name)).cloned()
+    };
+    let retention_seconds = attr(aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(604800);
+    let role_session_name = device
+        .as_ref()
+        .and_then(|d| d.device_spec.get("role_session_name"))
+        .and_then(Json::as_str)
+        .unwrap_or("ExpelCloudTrail")
+        .to_string();
+    let base = Found {
+        role_session_name,
+        device,
+        role_name,
+        principals,
+        external_id,
+        tags,
+        owner,
+        policy_name,
+        queue_name,
+        bucket_name: bucket_name.clone(),
+        key_arn: key_arn.clone().unwrap_or_default(),
+        kms_alias: "alias/ExpelCloudTrail".into(),
+        trail_name: "GlobalCloudTrail".into(),
+        organization_trail: false,
+        bucket_key_enabled: true,
+        enable_key_rotation: true,
+        bucket_versioning: true,
+        access_logging_bucket: None,
+        retention_seconds,
+        existing: None,
+    };
+    // A bucket without our marker is an existing trail's: the integration was attached to it,
+    // and the trail, bucket and key settings are not ours to read back.
+    if !bucket_is_ours(aws, &bucket_name).await? {
+        let topic = attr(aws_sdk_sqs::types::QueueAttributeName::Policy)
+            .and_then(|p| policy::parse_document(&p).ok())
+            .and_then(|doc| {
+                policy::statements(&doc)
+                    .into_iter()
+                    .find(|s| s.get("Sid").and_then(Json::as_str) == Some(sid::QUEUE_FROM_TOPIC))
+                    .and_then(|s| s.pointer("/Condition/ArnEquals/aws:SourceArn").cloned())
+            })
+            .and_then(|t| t.as_str().map(str::to_string));
+        return Ok(Found {
+            existing: Some(ExistingFound {
+                sns_topic_arn: topic,
+            }),
+            ..base
+        });
+    }
+    let key_arn = key_arn.ok_or("ExpelAPIPolicy names no key")?;
 
     let aliases = aws
         .kms
@@ -310,45 +389,7 @@ pub async fn find(data: &ExpelData, aws: &AwsClients, id: &str) -> Result<Found,
         .map_err(aws_err)?
         .logging_enabled()
         .map(|l| l.target_bucket().to_string());
-    let url = aws
-        .sqs
-        .get_queue_url()
-        .queue_name(&queue_name)
-        .send()
-        .await
-        .map_err(err("sqs", "GetQueueUrl"))
-        .map_err(aws_err)?;
-    let attrs = aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url.queue_url().unwrap_or_default())
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod)
-        .send()
-        .await
-        .map_err(err("sqs", "GetQueueAttributes"))
-        .map_err(aws_err)?;
-    let retention_seconds = attrs
-        .attributes()
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod))
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(604800);
-    let role_session_name = device
-        .as_ref()
-        .and_then(|d| d.device_spec.get("role_session_name"))
-        .and_then(Json::as_str)
-        .unwrap_or("ExpelCloudTrail")
-        .to_string();
     Ok(Found {
-        role_session_name,
-        device,
-        role_name,
-        principals,
-        external_id,
-        tags,
-        owner,
-        policy_name,
-        queue_name,
-        bucket_name,
         key_arn,
         kms_alias,
         trail_name: trail.name().unwrap_or_default().to_string(),
@@ -357,14 +398,35 @@ pub async fn find(data: &ExpelData, aws: &AwsClients, id: &str) -> Result<Found,
         enable_key_rotation,
         bucket_versioning,
         access_logging_bucket,
-        retention_seconds,
+        ..base
     })
+}
+
+/// Whether the log bucket carries our marker (this provider made it).
+async fn bucket_is_ours(aws: &AwsClients, bucket: &str) -> Result<bool, String> {
+    match aws
+        .s3
+        .get_bucket_tagging()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(err("s3", "GetBucketTagging"))
+    {
+        Ok(t) => Ok(t
+            .tag_set()
+            .iter()
+            .any(|t| t.key() == MARKER_KEY && t.value() == MARKER_VALUE)),
+        // NoSuchTagSet: a bucket without tags is not ours.
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(aws_err(e)),
+    }
 }
 
 /// The state import hands to Read: every configurable attribute as found (client-only
 /// settings at their defaults, so that a following plan is empty), ids filled by Read.
 pub fn state(f: Found) -> Value {
     let s = Value::string;
+    let bucket = f.bucket_name.clone();
     let (id, name, location, slug) = match &f.device {
         Some(d) => (
             s(d.id.clone()),
@@ -386,7 +448,7 @@ pub fn state(f: Found) -> Value {
         ("device_location", location),
         ("plugin_slug", slug),
         ("trail_name", s(f.trail_name)),
-        ("bucket_name", s(f.bucket_name)),
+        ("bucket_name", s(f.bucket_name.clone())),
         ("queue_name", s(f.queue_name)),
         ("kms_alias", s(f.kms_alias)),
         ("policy_name", s(f.policy_name)),
@@ -418,7 +480,39 @@ pub fn state(f: Found) -> Value {
         ("wait_for_healthy", Value::Bool(false)),
         ("force_destroy", Value::Bool(false)),
         ("key_deletion_window_days", Value::from(30i64)),
-        ("key_arn", s(f.key_arn)),
+        (
+            "key_arn",
+            if f.key_arn.is_empty() {
+                Value::Null
+            } else {
+                s(f.key_arn.clone())
+            },
+        ),
         ("drift", Value::Map(Default::default())),
+        (
+            "existing_trail",
+            match f.existing {
+                None => Value::Null,
+                // `bucket_account_id` and `trail_arn` are checks of the configuration, not
+                // found in AWS: the first plan records them in place.
+                Some(e) => Value::object([
+                    ("bucket_name", s(bucket)),
+                    ("bucket_account_id", Value::Null),
+                    (
+                        "kms_key_arn",
+                        if f.key_arn.is_empty() {
+                            Value::Null
+                        } else {
+                            s(f.key_arn)
+                        },
+                    ),
+                    (
+                        "sns_topic_arn",
+                        e.sns_topic_arn.map(s).unwrap_or(Value::Null),
+                    ),
+                    ("trail_arn", Value::Null),
+                ]),
+            },
+        ),
     ])
 }
