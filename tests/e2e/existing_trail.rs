@@ -9,6 +9,20 @@ use serde_json::Value;
 
 const ACCESS_ROLE: &str = "OrganizationAccountAccessRole";
 
+/// What of the landing zone is others' (oob.py ct-snapshot): never changed by us.
+const THEIRS: &[&str] = &[
+    "trail",
+    "trail_logging",
+    "bucket_versioning",
+    "bucket_encryption",
+    "bucket_policy",
+    "bucket_tags",
+    "other_notifications",
+    "key_policy_others",
+    "key_rotation",
+    "key_tags",
+];
+
 /// The landing zone (`consumer` = topic or queue); its ids as JSON (oob.py control-tower).
 fn landing_zone(stack: &Stack, consumer: &str) -> Value {
     let out = stack.oob_with("control-tower", &[&format!("consumer={consumer}")]);
@@ -71,19 +85,8 @@ fn control_tower_is_onboarded_through_its_topic_without_touching_the_trail_bucke
     w.tf_expect(APPLY, 0);
     let after = snapshot(&stack, &lz);
     // What belongs to others is exactly as it was; only our statement and subscription are new.
-    for k in [
-        "trail",
-        "trail_logging",
-        "bucket_versioning",
-        "bucket_encryption",
-        "bucket_policy",
-        "bucket_tags",
-        "other_notifications",
-        "key_policy_others",
-        "key_rotation",
-        "key_tags",
-    ] {
-        assert_eq!(before[k], after[k], "{k} changed by apply");
+    for k in THEIRS {
+        assert_eq!(before[*k], after[*k], "{k} changed by apply");
     }
     assert_eq!(
         after["our_notification"],
@@ -168,19 +171,8 @@ fn control_tower_is_onboarded_through_its_topic_without_touching_the_trail_bucke
 
     w.tf_expect(DESTROY, 0);
     let gone = snapshot(&stack, &lz);
-    for k in [
-        "trail",
-        "trail_logging",
-        "bucket_versioning",
-        "bucket_encryption",
-        "bucket_policy",
-        "bucket_tags",
-        "other_notifications",
-        "key_policy_others",
-        "key_rotation",
-        "key_tags",
-    ] {
-        assert_eq!(before[k], gone[k], "{k} changed by destroy");
+    for k in THEIRS {
+        assert_eq!(before[*k], gone[*k], "{k} changed by destroy");
     }
     assert_eq!(gone["our_key_statement"], serde_json::json!([]));
     assert_eq!(gone["topic_subscriptions"], before["topic_subscriptions"]);

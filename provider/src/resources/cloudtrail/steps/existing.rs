@@ -373,34 +373,13 @@ impl KeyAccess {
         policy::existing_key_statement(&cx.role_arn())
     }
     async fn live(&self, cx: &Cx, key: &str) -> Result<Option<String>, StepError> {
-        let got = cx
-            .aws_opt(KEY_ACCESS, || async {
-                cx.aws
-                    .kms
-                    .get_key_policy()
-                    .key_id(key)
-                    .policy_name("default")
-                    .send()
-                    .await
-                    .map_err(err("kms", "GetKeyPolicy"))
-            })
-            .await?;
-        Ok(got.and_then(|g| g.policy))
+        Ok(cx
+            .aws_opt(KEY_ACCESS, || cx.get_key_policy(key))
+            .await?
+            .flatten())
     }
     async fn put(&self, cx: &Cx, key: &str, doc: String) -> Result<(), StepError> {
-        cx.aws(KEY_ACCESS, || async {
-            cx.aws
-                .kms
-                .put_key_policy()
-                .key_id(key)
-                .policy_name("default")
-                .policy(&doc)
-                .send()
-                .await
-                .map_err(err("kms", "PutKeyPolicy"))
-        })
-        .await?;
-        Ok(())
+        cx.aws(KEY_ACCESS, || cx.put_key_policy(key, &doc)).await
     }
 }
 

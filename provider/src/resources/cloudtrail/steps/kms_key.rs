@@ -211,37 +211,14 @@ impl Step<Cx> for KmsKey {
             })
             .await?;
         }
-        let live = cx
-            .aws(KEY, || async {
-                cx.aws
-                    .kms
-                    .get_key_policy()
-                    .key_id(&id)
-                    .policy_name("default")
-                    .send()
-                    .await
-                    .map_err(err("kms", "GetKeyPolicy"))
-            })
-            .await?
-            .policy;
+        let live = cx.aws(KEY, || cx.get_key_policy(&id)).await?;
         let doc = policy::merged_for_write(
             &policy::key_policy(&cx.loc, &cx.names()),
             live.as_deref(),
             PolicyKind::Key,
         )
         .map_err(|e| StepError::caused_by(KEY, e))?;
-        cx.aws(KEY, || async {
-            cx.aws
-                .kms
-                .put_key_policy()
-                .key_id(&id)
-                .policy_name("default")
-                .policy(&doc)
-                .send()
-                .await
-                .map_err(err("kms", "PutKeyPolicy"))
-        })
-        .await?;
+        cx.aws(KEY, || cx.put_key_policy(&id, &doc)).await?;
         self.point_alias(cx, &id, problems).await?;
         // A key that was disabled or scheduled for deletion could not be asked about its
         // rotation: enabling it again is idempotent.
@@ -349,20 +326,9 @@ impl KmsKey {
                 problems.push(Problem::new(format!("KMS key's {ROTATION} is on, as this resource set it, but enable_key_rotation = false"), Cause::KeyRotation));
             }
         }
-        let pol = cx
-            .aws(KEY, || async {
-                cx.aws
-                    .kms
-                    .get_key_policy()
-                    .key_id(id)
-                    .policy_name("default")
-                    .send()
-                    .await
-                    .map_err(err("kms", "GetKeyPolicy"))
-            })
-            .await?;
+        let pol = cx.aws(KEY, || cx.get_key_policy(id)).await?;
         let expected = policy::key_policy(&cx.loc, &cx.names());
-        let live = pol.policy().unwrap_or_default();
+        let live = pol.as_deref().unwrap_or_default();
         problems.extend(
             policy::drift("key policy", &expected, live)
                 .into_iter()

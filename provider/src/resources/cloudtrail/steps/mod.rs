@@ -275,6 +275,31 @@ impl Cx {
             },
         }
     }
+    /// KMS GetKeyPolicy of `key` (KMS has one policy name: "default"), for `aws` or `aws_opt`.
+    async fn get_key_policy(&self, key: &str) -> Result<Option<String>, AwsError> {
+        self.aws
+            .kms
+            .get_key_policy()
+            .key_id(key)
+            .policy_name("default")
+            .send()
+            .await
+            .map(|o| o.policy)
+            .map_err(crate::clients::aws::err("kms", "GetKeyPolicy"))
+    }
+    /// KMS PutKeyPolicy of `key`, for `aws`.
+    async fn put_key_policy(&self, key: &str, doc: &str) -> Result<(), AwsError> {
+        self.aws
+            .kms
+            .put_key_policy()
+            .key_id(key)
+            .policy_name("default")
+            .policy(doc)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(crate::clients::aws::err("kms", "PutKeyPolicy"))
+    }
     /// The topic the existing trail's bucket publishes to, if the queue subscribes to one.
     pub fn topic(&self) -> Option<&str> {
         self.s.existing.as_ref()?.sns_topic_arn.as_deref()
