@@ -45,6 +45,7 @@ pub struct AwsClients {
     pub cloudtrail: aws_sdk_cloudtrail::Client,
     pub organizations: aws_sdk_organizations::Client,
     pub sns: aws_sdk_sns::Client,
+    pub cloudformation: aws_sdk_cloudformation::Client,
     pub region: Option<String>,
     /// Why the configured profile cannot work (it is in neither shared file), if it cannot.
     profile_problem: Option<String>,
@@ -63,6 +64,7 @@ const SERVICES: &[&str] = &[
     "cloudtrail",
     "organizations",
     "sns",
+    "cloudformation",
 ];
 
 fn endpoint_of(service: &str) -> String {
@@ -252,6 +254,7 @@ impl AwsClients {
             cloudtrail: client!(aws_sdk_cloudtrail, "cloudtrail"),
             organizations: client!(aws_sdk_organizations, "organizations"),
             sns: client!(aws_sdk_sns, "sns"),
+            cloudformation: client!(aws_sdk_cloudformation, "cloudformation"),
             region: shared.region().map(|r| r.to_string()),
             profile_problem,
         }
@@ -371,6 +374,8 @@ const NOT_FOUND: &[&str] = &[
     "ServerSideEncryptionConfigurationNotFoundError",
     "NoSuchTagSet",
     "NoSuchPublicAccessBlockConfiguration",
+    "StackSetNotFoundException",
+    "StackInstanceNotFoundException",
 ];
 
 const TRANSIENT: &[&str] = &[
@@ -392,6 +397,8 @@ const TRANSIENT: &[&str] = &[
     "ConcurrentModificationException",
     "OperationAbortedException",
     "OperationAborted",
+    // The stack set's one operation slot is taken (managed execution queues most of these).
+    "OperationInProgressException",
 ];
 
 const PROPAGATION: &[&str] = &[

@@ -14,6 +14,7 @@ mod compare;
 mod documents;
 mod lint;
 mod merge;
+mod template;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,9 @@ pub use documents::{
 pub use lint::{lint, lint_as, PolicyKind};
 pub use merge::{
     foreign_defeats, merged_for_write, merged_retiring, retired_present, without_ours,
+};
+pub use template::{
+    member_roles_template, template_documents, MemberRolesTemplate, ROLE_LOGICAL_ID,
 };
 
 use serde_json::Value;

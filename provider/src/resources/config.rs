@@ -203,6 +203,7 @@ const AWS_SERVICES: &[&str] = &[
     "sts",
     "cloudtrail",
     "organizations",
+    "cloudformation",
 ];
 
 pub fn schema() -> Schema {
