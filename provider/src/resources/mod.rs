@@ -13,6 +13,7 @@ pub mod config;
 pub mod data_sources;
 pub mod functions;
 pub mod member_role;
+pub mod org_roles;
 pub mod sentinelone;
 pub mod support;
 pub mod wiz;
@@ -55,6 +56,9 @@ impl Provider for ExpelProvider {
                 cloudtrail::CloudTrailIntegration,
             )),
             Arc::new(support::guided::Guide::new(member_role::AwsMemberRole)),
+            Arc::new(support::guided::Guide::new(
+                org_roles::OrganizationMemberRoles,
+            )),
             Arc::new(support::guided::Guide::new(sentinelone::SentinelOneDevice)),
             Arc::new(support::guided::Guide::new(wiz::WizDevice)),
         ]
