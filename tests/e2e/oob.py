@@ -605,6 +605,102 @@ def topic_unsubscribe(a):
         if sub["Endpoint"].endswith(":" + a["queue"]):
             sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
 
+def _member_access(org, ids):
+    """OrganizationAccountAccessRole in each account (moto's CreateAccount makes it, as AWS does)."""
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                                                    "Action": "sts:AssumeRole"}]}
+    for acct in ids:
+        _ACCOUNT[0] = acct
+        iam = client("iam")
+        if ORG_ROLE not in [r["RoleName"] for r in iam.list_roles()["Roles"]]:
+            iam.create_role(RoleName=ORG_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+    _ACCOUNT[0] = ACCOUNT
+
+
+def _account_in(org, root, parent, name):
+    st = org.create_account(Email=f"{name}@example.com", AccountName=name)["CreateAccountStatus"]
+    acct = st["AccountId"]
+    if parent != root:
+        org.move_account(AccountId=acct, SourceParentId=root, DestinationParentId=parent)
+    return acct
+
+
+def stacksets_org(a):
+    """An organization with nested OUs and members=<n> accounts spread over them (StackSets'
+    trusted access off), as JSON: root, ous {workloads, prod, deep, sandbox}, accounts {ou name: [ids]}."""
+    org = client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    mk = lambda parent, name: org.create_organizational_unit(ParentId=parent, Name=name)["OrganizationalUnit"]["Id"]
+    ous = {"workloads": mk(root, "Workloads")}
+    ous["prod"] = mk(ous["workloads"], "Prod")
+    ous["deep"] = mk(ous["prod"], "Deep")
+    ous["sandbox"] = mk(root, "Sandbox")
+    order = ["workloads", "prod", "deep", "sandbox"]
+    accounts = {k: [] for k in order + ["root"]}
+    n = int(a.get("members", "2"))
+    for i in range(n):
+        where = order[i % len(order)] if i < n - 1 else "root"
+        parent = root if where == "root" else ous[where]
+        accounts[where].append(_account_in(org, root, parent, f"m{i}"))
+    _member_access(org, [x for v in accounts.values() for x in v])
+    print(json.dumps({"root": root, "ous": ous, "accounts": accounts}))
+
+
+def account_join(a):
+    """A new account created in the organization and moved into ou=<id>; prints its id."""
+    org = client("organizations")
+    root = org.list_roots()["Roots"][0]["Id"]
+    acct = _account_in(org, root, a["ou"], a.get("name", "joiner"))
+    _member_access(org, [acct])
+    print(acct)
+
+
+def stacksets_access_on(a):
+    client("cloudformation").activate_organizations_access()
+
+
+def stacksets_access_off(a):
+    client("cloudformation").deactivate_organizations_access()
+
+
+def roles_everywhere(a):
+    """Every account of the organization -> its role names, as JSON."""
+    org = client("organizations")
+    ids = [x["Id"] for x in org.list_accounts()["Accounts"]]
+    out = {}
+    for acct in ids:
+        _ACCOUNT[0] = acct
+        out[acct] = sorted(r["RoleName"] for r in client("iam").list_roles()["Roles"])
+    _ACCOUNT[0] = ACCOUNT
+    print(json.dumps(out))
+
+
+def stackset_foreign(a):
+    """Someone else's service-managed stack set `Foreign` (no ownership tags) with instances in ou=<id>."""
+    cf = client("cloudformation")
+    t = {"Resources": {"R": {"Type": "AWS::IAM::Role", "Properties": {
+        "RoleName": "ForeignRole", "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}}}}}
+    cf.create_stack_set(StackSetName=a.get("name", "Foreign"), TemplateBody=json.dumps(t), PermissionModel="SERVICE_MANAGED",
+                        AutoDeployment={"Enabled": False}, Capabilities=["CAPABILITY_NAMED_IAM"])
+    cf.create_stack_instances(StackSetName=a.get("name", "Foreign"), Regions=[REGION],
+                              DeploymentTargets={"OrganizationalUnitIds": [a["ou"]]})
+
+
+def stacksets(a):
+    """Every stack set (not deleted) -> its template body and instance accounts, as JSON."""
+    cf = client("cloudformation")
+    out = {}
+    for s in cf.list_stack_sets()["Summaries"]:
+        if s.get("Status") == "DELETED":
+            continue
+        name = s["StackSetName"]
+        body = cf.describe_stack_set(StackSetName=name)["StackSet"]["TemplateBody"]
+        inst = sorted(i["Account"] for i in cf.list_stack_instances(StackSetName=name)["Summaries"])
+        out[name] = {"template": body, "accounts": inst}
+    print(json.dumps(out))
+
 
 ACTIONS = {f.__name__.replace("_", "-"): f for f in (
     key_policy_edit, key_disable, key_schedule_deletion, bucket_encryption_remove, notification_remove,
@@ -614,6 +710,8 @@ ACTIONS = {f.__name__.replace("_", "-"): f for f in (
     owner_strip, security_off, security_show, access_log_bucket, control_tower, ct_snapshot, ct_deliver, key_statement_drop,
     topic_unsubscribe, trail_elsewhere)}
 ACTIONS["list"] = listing
+ACTIONS.update({f.__name__.replace("_", "-"): f for f in (
+    stacksets_org, account_join, stacksets_access_on, stacksets_access_off, roles_everywhere, stackset_foreign, stacksets)})
 ACTIONS["tags"] = tags
 ACTIONS.update({"policy-foreign": policy_foreign, "policy-show": policy_show})
 

@@ -87,6 +87,24 @@ fn venv() -> PathBuf {
         .unwrap_or_else(|_| repo_root().join(".stack/venv"))
 }
 
+/// Lints a CloudFormation template with the venv's cfn-lint (AWS's resource specification;
+/// moto validates no template): panics with cfn-lint's findings unless it passes.
+pub fn cfn_lint(template: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("template.json");
+    std::fs::write(&file, template).expect("write template");
+    let out = Command::new(venv().join("bin/cfn-lint"))
+        .arg(&file)
+        .output()
+        .expect("run cfn-lint (tests/sandbox/requirements.txt installs it in the venv)");
+    assert!(
+        out.status.success(),
+        "cfn-lint finds problems in the template:\n{}{}\n{template}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -501,7 +501,9 @@ impl Step<Cx> for RolloutInstances {
                     .await?;
             }
         }
-        if has(Cause::Uncovered) {
+        // After deletions too: an account of a listed OU whose instance came through an OU no
+        // longer listed (the root narrowed to an OU) lost it with that OU's instances.
+        if has(Cause::Uncovered) || has(Cause::OutOfScope) {
             let op = api.create_instances(&cx.s.ous, &cx.s.exclude).await?;
             cx.settle(INSTANCES, &op, "Deploying the role to accounts without it")
                 .await?;
