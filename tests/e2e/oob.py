@@ -113,6 +113,8 @@ def role_delete(a):
     iam = client("iam")
     for p in iam.list_attached_role_policies(RoleName=a["role"])["AttachedPolicies"]:
         iam.detach_role_policy(RoleName=a["role"], PolicyArn=p["PolicyArn"])
+    for name in iam.list_role_policies(RoleName=a["role"])["PolicyNames"]:
+        iam.delete_role_policy(RoleName=a["role"], PolicyName=name)
     iam.delete_role(RoleName=a["role"])
 
 

@@ -167,6 +167,30 @@ fn rollout_to_an_organization_follows_its_ous_and_leaves_others_stack_sets() {
     w.tf_expect(PLAN, 0);
     assert!(has_role(&roles(&stack), &joiner, "ExpelServiceRole"));
 
+    // The role deleted in one member account: the next apply (here a change of concurrency)
+    // starts drift detection, the refresh after it reports the account, apply makes its
+    // stack instance again.
+    let victim = org.accounts(&["deep"])[1].clone();
+    stack.oob_with("role-delete", &[&format!("account={victim}")]);
+    w.edit_main(|m| {
+        m.replace(
+            "auto_deployment         = false",
+            "auto_deployment         = false\n  max_concurrent_percentage = 50",
+        )
+    });
+    w.tf_expect(APPLY, 0);
+    let text = w.tf_expect(PLAN, 2).all();
+    for words in [
+        "Drift in stack_instances",
+        "role was deleted or changed there",
+        victim.as_str(),
+    ] {
+        assert!(text.contains(words), "no {words:?} in:\n{text}");
+    }
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    assert!(has_role(&roles(&stack), &victim, "ExpelServiceRole"));
+
     // Sandbox removed from the list: its instances go (ours only), the stack set stays.
     w.write(
         "main.tf",

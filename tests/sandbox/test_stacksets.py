@@ -132,3 +132,24 @@ def test_organizations_access_and_delegated_admin(org):
     with pytest.raises(ClientError) as e:
         cf.describe_organizations_access(CallAs="DELEGATED_ADMIN")
     assert e.value.response["Error"]["Code"] == "ValidationError"
+
+
+def test_drift_detection_finds_a_role_deleted_or_edited_in_a_member_account(org):
+    a, b = org["account"]("a", org["top"]), org["account"]("b", org["nested"])
+    cf = stack_set()
+    cf.create_stack_instances(StackSetName="expel", Regions=[REGION],
+                              DeploymentTargets={"OrganizationalUnitIds": [org["top"]]})
+    drift = lambda: {i["Account"]: i["DriftStatus"] for i in cf.list_stack_instances(StackSetName="expel")["Summaries"]}
+    assert drift() == {a: "NOT_CHECKED", b: "NOT_CHECKED"}
+    op = cf.detect_stack_set_drift(StackSetName="expel")["OperationId"]
+    assert cf.describe_stack_set_operation(StackSetName="expel", OperationId=op)["StackSetOperation"]["Action"] == "DETECT_DRIFT"
+    assert drift() == {a: "IN_SYNC", b: "IN_SYNC"}
+    sts = boto3.client("sts", region_name=REGION)
+    c = sts.assume_role(RoleArn=f"arn:aws:iam::{b}:role/OrganizationAccountAccessRole", RoleSessionName="oob")["Credentials"]
+    iam = boto3.client("iam", region_name=REGION, aws_access_key_id=c["AccessKeyId"],
+                       aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])
+    iam.delete_role_policy(RoleName="ExpelServiceRole", PolicyName="ExpelAPIPolicy")
+    iam.delete_role(RoleName="ExpelServiceRole")
+    assert drift() == {a: "IN_SYNC", b: "IN_SYNC"}, "refresh-like reads keep the last result"
+    cf.detect_stack_set_drift(StackSetName="expel")
+    assert drift() == {a: "IN_SYNC", b: "DRIFTED"}

@@ -13,7 +13,9 @@
 //! - `ConcurrencyMode=SOFT_FAILURE_TOLERANCE` keeps the concurrency at
 //!   `MaxConcurrentPercentage` whatever the failures (API_StackSetOperationPreferences);
 //! - `ListStackInstances` pages with `NextToken` (at most 100 a page);
-//! - `DeleteStackSet` of a stack set with instances: `StackSetNotEmptyException`.
+//! - `DeleteStackSet` of a stack set with instances: `StackSetNotEmptyException`;
+//! - `DetectStackSetDrift` is an operation like the others (it holds the stack set's one
+//!   operation slot); its verdicts are each instance's `DriftStatus` (API_DetectStackSetDrift).
 use std::collections::BTreeMap;
 
 use aws_sdk_cloudformation::types::{
@@ -44,6 +46,8 @@ pub struct Instance {
     /// The detailed status: SUCCEEDED, FAILED, RUNNING, PENDING, CANCELLED, INOPERABLE, ...
     pub detailed: String,
     pub reason: String,
+    /// The last drift detection's verdict: DRIFTED, IN_SYNC, NOT_CHECKED, UNKNOWN.
+    pub drift: String,
 }
 
 impl Instance {
@@ -263,6 +267,24 @@ impl Api<'_> {
         Ok(o.operation_id.unwrap_or_default())
     }
 
+    /// DetectStackSetDrift: each instance's stack compared with the template; the verdicts
+    /// land in the instances' DriftStatus once the operation ends.
+    pub async fn detect_drift(&self) -> Result<String, StepError> {
+        let cf = &self.aws.cloudformation;
+        let o = self
+            .call(|| async {
+                cf.detect_stack_set_drift()
+                    .stack_set_name(self.t.name)
+                    .operation_preferences(self.preferences())
+                    .call_as(call_as(self.t.call_as))
+                    .send()
+                    .await
+                    .map_err(err("cloudformation", "DetectStackSetDrift"))
+            })
+            .await?;
+        Ok(o.operation_id.unwrap_or_default())
+    }
+
     /// DeleteStackSet; Err names the accounts still holding instances.
     pub async fn delete(&self) -> Result<(), StepError> {
         let cf = &self.aws.cloudformation;
@@ -398,6 +420,10 @@ fn instance(s: &StackInstanceSummary) -> Instance {
             .map(|x| x.as_str().to_string())
             .unwrap_or_default(),
         reason: s.status_reason().unwrap_or_default().to_string(),
+        drift: s
+            .drift_status()
+            .map(|x| x.as_str().to_string())
+            .unwrap_or_default(),
     }
 }
 

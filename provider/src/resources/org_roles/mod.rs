@@ -468,6 +468,20 @@ impl Guided for OrganizationMemberRoles {
         Ok(())
     }
 
+    async fn after_create(cx: &Cx) -> Result<(), StepError> {
+        steps::detect_drift(cx).await
+    }
+
+    async fn after_converge(
+        &self,
+        cx: &Cx,
+        _prior: &Value,
+        _planned: &Value,
+        _diags: &mut Diagnostics,
+    ) -> Result<(), StepError> {
+        steps::detect_drift(cx).await
+    }
+
     fn drift_place(cx: &Cx) -> String {
         format!(" (stack set {})", cx.s.stack_set_name)
     }

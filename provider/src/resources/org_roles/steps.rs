@@ -78,6 +78,10 @@ pub enum Cause {
     OutOfScope,
     /// Instances outdated or failed: the template redeployed to their OUs.
     Outdated,
+    /// The last drift detection found the stack differs (the role deleted or edited in the
+    /// account): the instance is deleted and made again (CloudFormation does not re-create
+    /// a resource deleted behind its back on update).
+    Drifted,
 }
 
 impl engine::Cause for Cause {
@@ -461,6 +465,14 @@ impl Step<Cx> for RolloutInstances {
                 )
             })
             .collect();
+        let drifted: Vec<String> = list
+            .iter()
+            .filter(|i| scope.contains_key(&i.account) && i.drift == "DRIFTED")
+            .map(|i| i.account.clone())
+            .collect();
+        if !drifted.is_empty() {
+            out.push(Problem::new(format!("{} account(s) whose role was deleted or changed there (the last drift detection, which every apply starts): {}", drifted.len(), some(&drifted)), Cause::Drifted));
+        }
         if !stale.is_empty() {
             out.push(Problem::new(
                 format!(
@@ -501,9 +513,29 @@ impl Step<Cx> for RolloutInstances {
                     .await?;
             }
         }
+        if has(Cause::Drifted) {
+            let list = api.instances().await?;
+            let mut by_ou: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for i in list.iter().filter(|i| i.drift == "DRIFTED") {
+                if let Some(ou) = &i.ou {
+                    by_ou.entry(ou.clone()).or_default().push(i.account.clone());
+                }
+            }
+            for (ou, accounts) in by_ou {
+                let op = api
+                    .delete_instances(std::slice::from_ref(&ou), &accounts, false)
+                    .await?;
+                cx.settle(
+                    INSTANCES,
+                    &op,
+                    "Removing drifted stack instances to make them again",
+                )
+                .await?;
+            }
+        }
         // After deletions too: an account of a listed OU whose instance came through an OU no
         // longer listed (the root narrowed to an OU) lost it with that OU's instances.
-        if has(Cause::Uncovered) || has(Cause::OutOfScope) {
+        if has(Cause::Uncovered) || has(Cause::OutOfScope) || has(Cause::Drifted) {
             let op = api.create_instances(&cx.s.ous, &cx.s.exclude).await?;
             cx.settle(INSTANCES, &op, "Deploying the role to accounts without it")
                 .await?;
@@ -544,4 +576,18 @@ impl Step<Cx> for RolloutInstances {
         }
         Ok(())
     }
+}
+
+// ---------------------------------------------------------------------------------------
+/// Starts stack set drift detection and waits for it: run by apply (create and update), never
+/// by refresh, since it holds the stack set's one operation slot; the next refresh reports
+/// its verdicts (`Cause::Drifted`).
+pub async fn detect_drift(cx: &Cx) -> Result<(), StepError> {
+    const STEP: &str = "Organization rollout: stack set drift detection";
+    let api = cx.api(STEP);
+    let op = api.detect_drift().await?;
+    if let Some(f) = api.wait(&op).await? {
+        cx.warn("Drift detection did not finish", format!("stack set operation {op} (drift detection) ended {}{}; the next apply starts it again.", f.status, if f.reason.is_empty() { String::new() } else { format!(": {}", f.reason) }));
+    }
+    Ok(())
 }
