@@ -285,3 +285,70 @@ resource "expel_aws_organization_member_roles" "all" {{
         assert!(text.contains(words), "no {words:?} in:\n{text}");
     }
 }
+
+#[test]
+fn imports_by_stack_set_name_to_an_empty_plan() {
+    let stack = Stack::local();
+    let org = organization(&stack);
+    stack.oob("stacksets-access-on");
+    let w = Workdir::with_hcl(
+        &tf_config(
+            r#"
+resource "expel_aws_organization_member_roles" "all" {}
+"#,
+        ),
+        &stack,
+    );
+    w.tf_expect(APPLY, 0);
+    let state = w.state_of("expel_aws_organization_member_roles");
+    assert_eq!(
+        state["organizational_unit_ids"][0],
+        org.root.as_str(),
+        "{state}"
+    );
+    w.tf_expect(
+        &[
+            "state",
+            "rm",
+            "-no-color",
+            "expel_aws_organization_member_roles.all",
+        ],
+        0,
+    );
+    w.tf_expect(
+        &[
+            "import",
+            "-no-color",
+            "expel_aws_organization_member_roles.all",
+            "ExpelMemberRoles",
+        ],
+        0,
+    );
+    w.tf_expect(PLAN, 0);
+    // A stack set that is not ours is not imported as ours.
+    stack.oob_with(
+        "stackset-foreign",
+        &[&format!("ou={}", org.ou("sandbox")), "name=Other"],
+    );
+    w.tf_expect(
+        &[
+            "state",
+            "rm",
+            "-no-color",
+            "expel_aws_organization_member_roles.all",
+        ],
+        0,
+    );
+    let text = w
+        .tf_expect(
+            &[
+                "import",
+                "-no-color",
+                "expel_aws_organization_member_roles.all",
+                "Other",
+            ],
+            1,
+        )
+        .all();
+    assert!(text.contains("was not made by this provider"), "{text}");
+}
