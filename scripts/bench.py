@@ -27,7 +27,7 @@ from benchlib.common import AWS, EXPEL, ROOT, SAAS, die, say
 from benchlib.handshake import handshakes
 from benchlib.report import print_table, print_values
 from benchlib.rss import RssSampler
-from benchlib.runs import NO_VERIFY, apply_once, eventual_side, run_side, saas_side
+from benchlib.runs import NO_VERIFY, apply_once, eventual_side, org_side, run_side, saas_side
 from benchlib.stack import Stack
 from benchlib.terraform import (Terraform, aws_mirror_or_die, copy_tf, write_dev_overrides,
                                 write_mirror_config)
@@ -40,10 +40,15 @@ def main():
     ap.add_argument("--plan-runs", type=int, default=5, help="no-op plans per side (median)")
     ap.add_argument("--aws-mirror", default=os.environ.get("EXPEL_BENCH_AWS_MIRROR", "/opt/tf-plugins"))
     ap.add_argument("--no-latency", action="store_true", help="skip the 50 ms/AWS call applies")
+    ap.add_argument("--org-accounts", type=int, default=1000,
+                    help="member accounts of the organization rollout (expel_aws_organization_member_roles)")
+    ap.add_argument("--only-org", action="store_true",
+                    help="only the organization rollout (needs no hashicorp/aws mirror)")
     a = ap.parse_args()
     if not os.access(a.provider, os.X_OK):
         die(f"{a.provider} is not an executable (build it: cargo build -p terraform-provider-expel)")
-    aws_mirror_or_die(a.aws_mirror)  # before anything is started
+    if not a.only_org:
+        aws_mirror_or_die(a.aws_mirror)  # before anything is started
     stack = Stack()
     if shutil.which("terraform") is None:
         die("terraform is not on PATH")
@@ -76,6 +81,9 @@ def bench(a, tmp, stack, sampler, tf):
     os.makedirs(plugins)
     provider = os.path.join(plugins, "terraform-provider-expel")
     shutil.copy2(a.provider, provider)
+    if a.only_org:
+        org_bench(a, tmp, stack, tf, plugins)
+        return
 
     load0 = os.getloadavg()[0]
     say("handshakes")
@@ -116,6 +124,10 @@ def bench(a, tmp, stack, sampler, tf):
         d = copy_tf(os.path.join(ROOT, "examples", name), os.path.join(tmp, name))
         saas += saas_side(name, d, dict(expel_env, **extra), tf, stack, a.plan_runs)
 
+    say(f"[expel] organization rollout, {a.org_accounts} accounts")
+    org_dir = copy_tf(os.path.join(ROOT, "bench", "org"), os.path.join(tmp, "org"))
+    saas += org_side(org_dir, expel_env, tf, stack, a.org_accounts, a.plan_runs)
+
     say("[expel] quickstart apply with eventual consistency off and on")
     quick_env = dict(common, TF_CLI_CONFIG_FILE=dev_rc)
     ec = eventual_side(quick, quick_env, tf, stack, max(1, a.plan_runs))
@@ -138,6 +150,18 @@ def bench(a, tmp, stack, sampler, tf):
     saas += ec
     print()
     print_values("SaaS resources against the sandbox; quickstart under eventual consistency", saas)
+
+
+def org_bench(a, tmp, stack, tf, plugins):
+    """The organization rollout alone: plan time and AWS calls per refresh at `--org-accounts`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_LOG")}
+    env.update(TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1", TF_INPUT="0",
+               TF_CLI_CONFIG_FILE=write_dev_overrides(os.path.join(tmp, "dev.tfrc"), plugins))
+    d = copy_tf(os.path.join(ROOT, "bench", "org"), os.path.join(tmp, "org"))
+    rows = org_side(d, env, tf, stack, a.org_accounts, max(1, a.plan_runs))
+    stack.reset()
+    print_values("Organization rollout (expel_aws_organization_member_roles) against moto with "
+                 "the StackSets emulation; its operations end at once, AWS's take minutes", rows)
 
 
 def quickstart_plans(quick, env, tmp, tf, stack, runs):

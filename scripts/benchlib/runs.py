@@ -134,3 +134,40 @@ def saas_side(name, workdir, env, tf, stack, plan_runs):
     dt, _ = tf(SAAS, workdir, env, "destroy", "-auto-approve", "-input=false", "-no-color")
     out += [(f"{name}: destroy (s)", dt), (f"{name}:   API calls in destroy", calls(stack.saas_calls()))]
     return out
+
+
+def org_side(workdir, env, tf, stack, accounts, plan_runs):
+    """expel_aws_organization_member_roles (bench/org) over an organization of `accounts`
+    member accounts in nested OUs: apply, no-op plans, destroy; the AWS calls of each, by
+    operation (a no-op plan's calls are the calls per refresh: pages, not accounts).
+    [(metric, value)]."""
+    def ops(snapshot):
+        per = {}
+        for e in snapshot.get("log", []):
+            k = f"{e['service']}:{e['operation']}"
+            per[k] = per.get(k, 0) + 1
+        return ", ".join(f"{k} {v}" for k, v in sorted(per.items())) + f" = {sum(per.values())}"
+
+    stack.reset()
+    fresh_state(workdir)
+    say(f"[org] an organization of {accounts} member accounts")
+    stack.oob_with("stacksets-org", f"members={accounts}")
+    stack.oob_with("stacksets-access-on")
+    out = []
+    stack.clear_calls()
+    say("[org] apply")
+    dt, _ = tf(EXPEL, workdir, env, "apply", "-auto-approve", "-input=false", "-no-color")
+    out += [(f"org of {accounts}: apply (s)", dt), ("org:   AWS calls in apply", ops(stack.call_log()))]
+    plans, refresh = [], None
+    for _ in range(plan_runs):
+        stack.clear_calls()
+        dt, _ = tf(EXPEL, workdir, env, "plan", "-detailed-exitcode", "-input=false", "-no-color")
+        plans.append(dt)
+        refresh = stack.call_log()
+    out += [(f"org of {accounts}: no-op plan, median of {plan_runs} (s)", statistics.median(plans)),
+            ("org:   AWS calls per refresh (no-op plan)", ops(refresh))]
+    say("[org] destroy")
+    stack.clear_calls()
+    dt, _ = tf(EXPEL, workdir, env, "destroy", "-auto-approve", "-input=false", "-no-color")
+    out += [(f"org of {accounts}: destroy (s)", dt), ("org:   AWS calls in destroy", ops(stack.call_log()))]
+    return out

@@ -75,8 +75,15 @@ class Stack:
     def clear_faults(self):
         http("DELETE", f"{self.proxy}/_proxy/faults")
 
+    def call_log(self):
+        """The proxy's log of the calls since clear_calls (service, operation, status)."""
+        return http("GET", f"{self.proxy}/_proxy/calls")
+
     def oob(self, action):
-        r = subprocess.run([sys.executable, OOB, action], env=dict(os.environ), text=True,
+        return self.oob_with(action)
+
+    def oob_with(self, action, *args):
+        r = subprocess.run([sys.executable, OOB, action, *args], env=dict(os.environ), text=True,
                            capture_output=True)
         if r.returncode:
             die(f"tests/e2e/oob.py {action} failed:\n{r.stdout}{r.stderr}")
