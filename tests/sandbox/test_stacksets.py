@@ -153,3 +153,17 @@ def test_drift_detection_finds_a_role_deleted_or_edited_in_a_member_account(org)
     assert drift() == {a: "IN_SYNC", b: "IN_SYNC"}, "refresh-like reads keep the last result"
     cf.detect_stack_set_drift(StackSetName="expel")
     assert drift() == {a: "IN_SYNC", b: "DRIFTED"}
+
+
+def test_stack_instances_come_in_pages_of_at_most_100(org):
+    top = org["top"]
+    for i in range(105):
+        org["account"](f"p{i}", top)
+    cf = stack_set()
+    cf.create_stack_instances(StackSetName="expel", Regions=[REGION], DeploymentTargets={"OrganizationalUnitIds": [top]})
+    first = cf.list_stack_instances(StackSetName="expel", StackInstanceRegion=REGION)
+    assert len(first["Summaries"]) == 100 and first["NextToken"]
+    rest = cf.list_stack_instances(StackSetName="expel", NextToken=first["NextToken"], MaxResults=100)
+    assert len(rest["Summaries"]) == 5 and "NextToken" not in rest
+    small = cf.list_stack_instances(StackSetName="expel", MaxResults=40)
+    assert len(small["Summaries"]) == 40

@@ -20,6 +20,8 @@ What moto 5.2.5 does and this adds (AWS CloudFormation API Reference, the pages 
   updates AutoDeployment.
 - Automatic deployment (API_AutoDeployment): an account created in or moved into a targeted
   OU gets an instance; one moved out loses it unless RetainStacksOnAccountRemoval.
+- ListStackInstances pages: at most MaxResults (default and maximum 100) a page, NextToken for
+  the rest (API_ListStackInstances; moto returns everything at once).
 - DetectStackSetDrift (moto: HTTP 500): each instance's IAM roles compared with its template
   (the role, its trust policy and its inline policies), its DriftStatus (DRIFTED, IN_SYNC;
   NOT_CHECKED before) and LastDriftCheckTimestamp in ListStackInstances
@@ -430,6 +432,20 @@ def move_account(self: Any, **kwargs: Any) -> None:
     _auto_deploy(self, kwargs["AccountId"])
 
 
+def list_stack_instances(self: Any) -> ActionResult:
+    stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+    region = self._get_param("StackInstanceRegion")
+    items = [i.to_dict() for i in stackset.instances.stack_instances
+             if region is None or i.region_name == region]
+    size = min(int(self._get_param("MaxResults") or 100), 100)
+    start = int(self._get_param("NextToken") or 0)
+    page = items[start:start + size]
+    result: dict[str, Any] = {"Summaries": page}
+    if start + size < len(items):
+        result["NextToken"] = str(start + size)
+    return ActionResult(result)
+
+
 def install() -> None:
     """Applies the patches (idempotent: the originals are kept at import)."""
     R = cfr.CloudFormationResponse
@@ -437,6 +453,7 @@ def install() -> None:
     R.create_stack_instances = create_stack_instances  # type: ignore[method-assign]
     R.delete_stack_instances = delete_stack_instances  # type: ignore[method-assign]
     R.update_stack_set = update_stack_set  # type: ignore[method-assign]
+    R.list_stack_instances = list_stack_instances  # type: ignore[method-assign]
     R.detect_stack_set_drift = detect_stack_set_drift  # type: ignore[attr-defined]
     R.describe_organizations_access = describe_organizations_access  # type: ignore[attr-defined]
     R.activate_organizations_access = activate_organizations_access  # type: ignore[attr-defined]
