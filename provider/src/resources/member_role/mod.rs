@@ -6,8 +6,7 @@
 //! One instance per account: point a provider alias at the account (`aws.assume_role`), and
 //! use this resource with that alias.
 use super::support::common::{
-    auto_remediation_block, check_expel_principals, needs_default, remediations_of, set, str_of,
-    timeouts_block,
+    auto_remediation_block, check_expel_principals, remediations_of, set, str_of, timeouts_block,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +16,7 @@ use async_trait::async_trait;
 use super::support::aws_names::{self, AwsName};
 use super::support::guided::{plan_repairs, Closed, Fixes, Guided, Import, Op, Opening, Plan};
 use super::support::iam::{OLD_ROLE_KEPT, ROLE_KEPT};
+use super::support::member_account;
 use super::support::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION};
 use super::ExpelData;
 use crate::engine::{Deadline, Step, StepError};
@@ -139,46 +139,7 @@ fn with_drift(base: &Value, drift: BTreeMap<String, String>) -> Value {
     v
 }
 
-/// A principal is a 12-digit account id or an IAM ARN.
 impl AwsMemberRole {
-    async fn location(&self, ctx: &Ctx<ExpelData>, diags: &mut Diagnostics) -> Option<Location> {
-        match ctx.data.aws_location().await {
-            Ok(l) if !ctx.data.account_allowed(&l.account_id, diags) => None,
-            Ok(l) => Some(Location {
-                partition: l.partition,
-                account_id: l.account_id,
-                region: l.region,
-            }),
-            Err(e) => {
-                let how = match &ctx.data.aws.assume_role {
-                    Some(a) => format!(
-                        " The provider assumes {}: check that the role exists in the member account and trusts the caller.",
-                        a.role_arn
-                    ),
-                    None => String::new(),
-                };
-                diags.error("Cannot determine the AWS account", format!("{e}.{how}"));
-                None
-            }
-        }
-    }
-
-    /// State pins the account: a provider now pointing elsewhere is an error, never "gone".
-    fn check_pinned(&self, state: &Value, loc: &Location, diags: &mut Diagnostics) -> bool {
-        let pinned = str_of(state, "account_id");
-        if pinned.is_empty() || pinned == loc.account_id {
-            return true;
-        }
-        diags.error(
-            "The provider points at another AWS account",
-            format!(
-                "This role lives in account {pinned}, but the provider is configured for account {}. Point the provider (aws.assume_role) back at {pinned}, or remove the resource from state.",
-                loc.account_id
-            ),
-        );
-        false
-    }
-
     async fn cx(&self, ctx: &Ctx<ExpelData>, loc: Location, v: &Value, deadline: Deadline) -> Cx {
         let s = settings(v);
         Cx {
@@ -239,8 +200,10 @@ impl Guided for AwsMemberRole {
             deadline,
             ..
         } = o;
-        let loc = self.location(ctx, diags).await.ok_or(Closed::Failed)?;
-        if op != Op::Create && !self.check_pinned(prior, &loc, diags) {
+        let loc = member_account::location(ctx, diags)
+            .await
+            .ok_or(Closed::Failed)?;
+        if op != Op::Create && !member_account::check_pinned(prior, &loc, "This role", "", diags) {
             return Err(Closed::Failed);
         }
         Ok(self.cx(ctx, loc, values, deadline).await)
@@ -341,30 +304,18 @@ impl Plan for AwsMemberRole {
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
-        let Some(loc) = self.location(ctx, diags).await else {
+        let Some(loc) = member_account::location(ctx, diags).await else {
             return;
         };
-        if !input.prior.is_null() && !self.check_pinned(input.prior, &loc, diags) {
+        if !input.prior.is_null()
+            && !member_account::check_pinned(input.prior, &loc, "This role", "", diags)
+        {
             return;
         }
-        if needs_default(input.config, planned, "external_id") {
-            match &ctx.data.organization_id {
-                Some(org) => set(planned, "external_id", Value::string(org.clone())),
-                None => {
-                    diags.attr_error(AttrPath::root("external_id"), "Missing external id", "Set `external_id`, or the provider's `organization_id` (or EXPEL_ORGANIZATION_ID): the Workbench organization id is the role's external id.");
-                    return;
-                }
-            }
+        if !member_account::plan_trust_defaults(ctx, input, &loc, planned, diags) {
+            return;
         }
         follow_organization(ctx, input, planned, diags);
-        if needs_default(input.config, planned, "expel_principals") {
-            let p = policy::default_trust_principals(&loc.partition);
-            set(
-                planned,
-                "expel_principals",
-                Value::List(p.into_iter().map(Value::string).collect()),
-            );
-        }
         set(planned, "account_id", Value::string(loc.account_id.clone()));
         set(planned, "partition", Value::string(loc.partition.clone()));
         let name = |k: &str| planned.get(k).and_then(Value::as_str).map(str::to_string);
@@ -390,7 +341,7 @@ impl Import for AwsMemberRole {
         id: &str,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        let loc = self.location(ctx, diags).await?;
+        let loc = member_account::location(ctx, diags).await?;
         let role_name = match policy::parse_arn(id) {
             None if !id.starts_with("arn:") && !id.is_empty() => id.to_string(),
             Some(a) if a.service == "iam" && a.resource.starts_with("role/") => {

@@ -24,6 +24,8 @@ use aws_sdk_cloudformation::types::{
     StackSetOperationPreferences, StackSetOperationStatus, Tag,
 };
 
+use aws_sdk_cloudformation::operation::update_stack_set::builders::UpdateStackSetFluentBuilder;
+
 use crate::clients::aws::{err, AwsClients, AwsError};
 use crate::engine::{Deadline, StepError};
 
@@ -156,65 +158,56 @@ impl Api<'_> {
         }
     }
 
-    /// UpdateStackSet with a new template: rolled out to every instance. Returns the operation.
-    pub async fn update_template(&self, template: &str) -> Result<String, StepError> {
+    /// UpdateStackSet of the stack set as `with` changes it; returns the operation.
+    async fn update(
+        &self,
+        with: impl Fn(UpdateStackSetFluentBuilder) -> UpdateStackSetFluentBuilder,
+    ) -> Result<String, StepError> {
         let cf = &self.aws.cloudformation;
         let o = self
-            .call(|| async {
-                cf.update_stack_set()
-                    .stack_set_name(self.t.name)
-                    .template_body(template)
-                    .capabilities(Capability::CapabilityNamedIam)
-                    .operation_preferences(self.preferences())
-                    .managed_execution(ManagedExecution::builder().active(true).build())
-                    .call_as(call_as(self.t.call_as))
-                    .send()
-                    .await
-                    .map_err(err("cloudformation", "UpdateStackSet"))
+            .call(|| {
+                let b = with(
+                    cf.update_stack_set()
+                        .stack_set_name(self.t.name)
+                        .capabilities(Capability::CapabilityNamedIam)
+                        .call_as(call_as(self.t.call_as)),
+                );
+                async move {
+                    b.send()
+                        .await
+                        .map_err(err("cloudformation", "UpdateStackSet"))
+                }
             })
             .await?;
         Ok(o.operation_id.unwrap_or_default())
     }
 
-    /// UpdateStackSet of the automatic deployment alone: AWS refuses it together with
-    /// deployment targets or regions (API_UpdateStackSet).
+    /// A new template: rolled out to every instance.
+    pub async fn update_template(&self, template: &str) -> Result<String, StepError> {
+        self.update(|b| {
+            b.template_body(template)
+                .operation_preferences(self.preferences())
+                .managed_execution(ManagedExecution::builder().active(true).build())
+        })
+        .await
+    }
+
+    /// The automatic deployment alone: AWS refuses it together with deployment targets or
+    /// regions (API_UpdateStackSet).
     pub async fn update_auto_deployment(&self, a: (bool, bool)) -> Result<String, StepError> {
-        let cf = &self.aws.cloudformation;
-        let o = self
-            .call(|| async {
-                cf.update_stack_set()
-                    .stack_set_name(self.t.name)
-                    .use_previous_template(true)
-                    .capabilities(Capability::CapabilityNamedIam)
-                    .auto_deployment(auto(a))
-                    .call_as(call_as(self.t.call_as))
-                    .send()
-                    .await
-                    .map_err(err("cloudformation", "UpdateStackSet"))
-            })
-            .await?;
-        Ok(o.operation_id.unwrap_or_default())
+        self.update(|b| b.use_previous_template(true).auto_deployment(auto(a)))
+            .await
     }
 
     /// Redeploys the current template to the instances of `ous` (outdated or failed ones).
     pub async fn redeploy(&self, ous: &[String]) -> Result<String, StepError> {
-        let cf = &self.aws.cloudformation;
-        let o = self
-            .call(|| async {
-                cf.update_stack_set()
-                    .stack_set_name(self.t.name)
-                    .use_previous_template(true)
-                    .capabilities(Capability::CapabilityNamedIam)
-                    .deployment_targets(targets(ous, None, &[]))
-                    .regions(self.t.region)
-                    .operation_preferences(self.preferences())
-                    .call_as(call_as(self.t.call_as))
-                    .send()
-                    .await
-                    .map_err(err("cloudformation", "UpdateStackSet"))
-            })
-            .await?;
-        Ok(o.operation_id.unwrap_or_default())
+        self.update(|b| {
+            b.use_previous_template(true)
+                .deployment_targets(targets(ous, None, &[]))
+                .regions(self.t.region)
+                .operation_preferences(self.preferences())
+        })
+        .await
     }
 
     /// CreateStackInstances for every account of `ous` but `exclude`.

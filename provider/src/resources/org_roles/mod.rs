@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use super::support::aws_names::{self, AwsName};
 use super::support::common::{check_expel_principals, needs_default, set, str_of, timeouts_block};
 use super::support::guided::{plan_repairs, Closed, Fixes, Guided, Import, Op, Opening, Plan};
+use super::support::member_account;
 use super::support::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION};
 use super::ExpelData;
 use crate::clients::aws::{err, AwsClients, AwsError};
@@ -38,6 +39,9 @@ const TYPE_NAME: &str = "expel_aws_organization_member_roles";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// The service principal of StackSets' trusted access with AWS Organizations.
 const STACKSETS_PRINCIPAL: &str = "member.org.stacksets.cloudformation.amazonaws.com";
+/// The pinned account, as a provider pointed elsewhere is told.
+const WHERE: &str = "This stack set";
+const PINNED_HINT: &str = " (the management or delegated administrator account)";
 
 fn steps() -> Vec<&'static dyn Step<Cx>> {
     vec![&RolloutStackSet, &RolloutInstances]
@@ -252,33 +256,6 @@ fn state_of(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
 }
 
 impl OrganizationMemberRoles {
-    async fn location(&self, ctx: &Ctx<ExpelData>, diags: &mut Diagnostics) -> Option<Location> {
-        match ctx.data.aws_location().await {
-            Ok(l) if !ctx.data.account_allowed(&l.account_id, diags) => None,
-            Ok(l) => Some(Location {
-                partition: l.partition,
-                account_id: l.account_id,
-                region: l.region,
-            }),
-            Err(e) => {
-                diags.error("Cannot determine the AWS account", e.to_string());
-                None
-            }
-        }
-    }
-
-    fn check_pinned(&self, state: &Value, loc: &Location, diags: &mut Diagnostics) -> bool {
-        let pinned = str_of(state, "account_id");
-        if pinned.is_empty() || pinned == loc.account_id {
-            return true;
-        }
-        diags.error(
-            "The provider points at another AWS account",
-            format!("This stack set lives in account {pinned}, but the provider is configured for account {}. Point the provider back at {pinned} (the management or delegated administrator account), or remove the resource from state.", loc.account_id),
-        );
-        false
-    }
-
     /// What AWS would refuse later, said at plan on the attribute that causes it: the caller
     /// is neither the management account (`SELF`) nor a registered delegated administrator;
     /// StackSets' trusted access with Organizations is off; an OU of another organization.
@@ -439,8 +416,11 @@ impl Guided for OrganizationMemberRoles {
             deadline,
             ..
         } = o;
-        let loc = self.location(ctx, diags).await.ok_or(Closed::Failed)?;
-        if op != Op::Create && !self.check_pinned(prior, &loc, diags) {
+        let loc = member_account::location(ctx, diags)
+            .await
+            .ok_or(Closed::Failed)?;
+        if op != Op::Create && !member_account::check_pinned(prior, &loc, WHERE, PINNED_HINT, diags)
+        {
             return Err(Closed::Failed);
         }
         let s = settings(values, &loc);
@@ -505,29 +485,17 @@ impl Plan for OrganizationMemberRoles {
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
-        let Some(loc) = self.location(ctx, diags).await else {
+        let Some(loc) = member_account::location(ctx, diags).await else {
             return;
         };
-        if !input.prior.is_null() && !self.check_pinned(input.prior, &loc, diags) {
+        if !input.prior.is_null()
+            && !member_account::check_pinned(input.prior, &loc, WHERE, PINNED_HINT, diags)
+        {
             return;
         }
         let aws = ctx.data.aws_clients().await;
-        if needs_default(input.config, planned, "external_id") {
-            match &ctx.data.organization_id {
-                Some(org) => set(planned, "external_id", Value::string(org.clone())),
-                None => {
-                    diags.attr_error(AttrPath::root("external_id"), "Missing external id", "Set `external_id`, or the provider's `organization_id` (or EXPEL_ORGANIZATION_ID): the Workbench organization id is the role's external id.");
-                    return;
-                }
-            }
-        }
-        if needs_default(input.config, planned, "expel_principals") {
-            let p = policy::default_trust_principals(&loc.partition);
-            set(
-                planned,
-                "expel_principals",
-                Value::List(p.into_iter().map(Value::string).collect()),
-            );
+        if !member_account::plan_trust_defaults(ctx, input, &loc, planned, diags) {
+            return;
         }
         if needs_default(input.config, planned, "region") {
             set(planned, "region", Value::string(loc.region.clone()));
@@ -579,7 +547,7 @@ impl Import for OrganizationMemberRoles {
         id: &str,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        let loc = self.location(ctx, diags).await?;
+        let loc = member_account::location(ctx, diags).await?;
         let (call, name) = match id.split_once('/') {
             Some(("DELEGATED_ADMIN", n)) => ("DELEGATED_ADMIN", n),
             Some(_) => {

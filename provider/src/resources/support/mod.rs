@@ -9,6 +9,7 @@ pub mod device_health;
 pub mod device_step;
 pub mod guided;
 pub mod iam;
+pub mod member_account;
 pub mod ownership;
 pub mod s3;
 pub mod workbench_pin;
