@@ -577,7 +577,8 @@ def test_eventual_assume_role_refused_for_n_seconds(aws, proxy):
                                      f"sts:AssumeRole on resource: {role['Arn']}")
             assert err.response["Error"]["Type"] == "Sender"
             time.sleep(0.2)
-    assert attempts >= 3 and time.monotonic() - created >= 1.0
+    # Refused until the window ends, however many attempts fit in it (fewer on a loaded machine).
+    assert attempts >= 1 and time.monotonic() - created >= 1.0
     assert proxy.get("/_proxy/eventual").body["refused"] == {"sts.AssumeRole": attempts}
 
 
