@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -206,6 +207,31 @@ def test_iam_and_sts_pass_through(aws, moto):
     assert role["Role"]["RoleName"] == "ProxyRole"
     assert moto("iam").get_role(RoleName="ProxyRole")["Role"]["AssumeRolePolicyDocument"] == trust
     assert aws("sts").get_caller_identity()["Account"] == "123456789012"
+
+
+def test_sts_role_calls_record_what_they_asked_for_but_never_the_token(aws, proxy):
+    sts = aws("sts")
+    sts.assume_role(
+        RoleArn="arn:aws:iam::123456789012:role/Deploy", RoleSessionName="ci",
+        DurationSeconds=900, Policy='{"Version":"2012-10-17","Statement":[]}',
+        PolicyArns=[{"arn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}],
+        Tags=[{"Key": "team", "Value": "sec"}, {"Key": "env", "Value": "ci"}],
+        TransitiveTagKeys=["team"], SourceIdentity="ci-bot", ExternalId="x-123")
+    sts.assume_role_with_web_identity(
+        RoleArn="arn:aws:iam::123456789012:role/Oidc", RoleSessionName="gh",
+        WebIdentityToken="eyJ-not-a-real-token")
+    log = proxy.get("/_proxy/calls").body["log"]
+    sessions = [e["session"] for e in log if "session" in e]
+    assert sessions[0] == {
+        "RoleArn": "arn:aws:iam::123456789012:role/Deploy", "RoleSessionName": "ci",
+        "DurationSeconds": "900", "Policy": '{"Version":"2012-10-17","Statement":[]}',
+        "SourceIdentity": "ci-bot", "PolicyArns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+        "Tags": {"team": "sec", "env": "ci"}, "TransitiveTagKeys": ["team"],
+        "ExternalId": True}
+    web = sessions[1]
+    assert web["RoleArn"].endswith("role/Oidc") and web["ExternalId"] is False
+    assert "eyJ-not-a-real-token" not in json.dumps(log)
+    assert web["WebIdentityTokenSha256"] == hashlib.sha256(b"eyJ-not-a-real-token").hexdigest()
 
 
 def test_moto_api_passes_untouched_and_uncounted(proxy):

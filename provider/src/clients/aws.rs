@@ -14,6 +14,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use url::Url;
 
 use super::retry::{RetryKind, Retryable};
+use super::sts::{AssumeRoleSpec, RoleSession, WebIdentitySpec};
 
 /// Where AWS calls land: read from STS, pinned in state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,7 +29,15 @@ pub struct AwsLocation {
 pub struct AwsClientSettings {
     pub region: Option<String>,
     pub profile: Option<String>,
-    pub assume_role: Option<(String, Option<String>, String)>,
+    /// A role session opened with the credentials of the chain (or of `web_identity`).
+    pub assume_role: Option<AssumeRoleSpec>,
+    /// A role session opened with a web identity token: the source credentials.
+    pub web_identity: Option<WebIdentitySpec>,
+    /// Shared config and credentials files read instead of the default ones
+    /// (`~/.aws/config`, `~/.aws/credentials`, or AWS_CONFIG_FILE and
+    /// AWS_SHARED_CREDENTIALS_FILE); an empty list keeps the default of its kind.
+    pub config_files: Vec<std::path::PathBuf>,
+    pub credentials_files: Vec<std::path::PathBuf>,
     pub endpoints: Vec<(String, Url)>,
     /// How long one attempt of a call may take (the provider's `request_timeout`); the
     /// SDK's defaults when unset.
@@ -77,11 +86,35 @@ fn endpoint_of(service: &str) -> String {
         .unwrap_or_else(|| format!("the AWS {service} endpoint"))
 }
 
+/// The shared files the SDK reads: the default ones (or AWS_CONFIG_FILE and
+/// AWS_SHARED_CREDENTIALS_FILE) unless `config` or `credentials` lists others.
+fn profile_files(
+    config: &[std::path::PathBuf],
+    credentials: &[std::path::PathBuf],
+) -> aws_runtime::env_config::file::EnvConfigFiles {
+    use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+    let mut b = EnvConfigFiles::builder()
+        .include_default_config_file(config.is_empty())
+        .include_default_credentials_file(credentials.is_empty());
+    for f in config {
+        b = b.with_file(EnvConfigFileKind::Config, f);
+    }
+    for f in credentials {
+        b = b.with_file(EnvConfigFileKind::Credentials, f);
+    }
+    b.build()
+}
+
 /// Why `profile` cannot be used, when it is in neither the shared config nor the
-/// credentials file (read as the SDK reads them: AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE
-/// in `env`).
-async fn missing_profile(profile: &str, env: &aws_types::os_shim_internal::Env) -> Option<String> {
-    let files = aws_runtime::env_config::file::EnvConfigFiles::default();
+/// credentials files (read as the SDK reads them: `config` and `credentials`, else
+/// AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE in `env`, else the defaults).
+async fn missing_profile(
+    profile: &str,
+    config: &[std::path::PathBuf],
+    credentials: &[std::path::PathBuf],
+    env: &aws_types::os_shim_internal::Env,
+) -> Option<String> {
+    let files = profile_files(config, credentials);
     let set = aws_config::profile::load(
         &aws_types::os_shim_internal::Fs::real(),
         env,
@@ -93,11 +126,18 @@ async fn missing_profile(profile: &str, env: &aws_types::os_shim_internal::Env) 
     if found {
         return None;
     }
-    let path = |var: &str, default: &str| env.get(var).unwrap_or_else(|_| default.into());
+    let path = |listed: &[std::path::PathBuf], var: &str, default: &str| match listed {
+        [] => env.get(var).unwrap_or_else(|_| default.into()),
+        l => l
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
     Some(format!(
         "AWS profile `{profile}` (from `aws.profile` or AWS_PROFILE) not found in {} or {}{}: check its spelling against the profiles there (`aws configure list-profiles`), or unset it to use the default credential chain",
-        path("AWS_CONFIG_FILE", "~/.aws/config"),
-        path("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+        path(config, "AWS_CONFIG_FILE", "~/.aws/config"),
+        path(credentials, "AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
         match set {
             Err(e) => format!(" (they cannot be read: {e})"),
             Ok(_) => String::new(),
@@ -176,6 +216,9 @@ impl AwsClients {
         if let Some(p) = &s.profile {
             loader = loader.profile_name(p);
         }
+        if !s.config_files.is_empty() || !s.credentials_files.is_empty() {
+            loader = loader.profile_files(profile_files(&s.config_files, &s.credentials_files));
+        }
         if let Some(t) = s.request_timeout {
             loader = loader.timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
@@ -185,32 +228,42 @@ impl AwsClients {
             );
         }
         let profile_problem = match &s.profile {
-            Some(p) => missing_profile(p, &aws_types::os_shim_internal::Env::real()).await,
+            Some(p) => {
+                missing_profile(
+                    p,
+                    &s.config_files,
+                    &s.credentials_files,
+                    &aws_types::os_shim_internal::Env::real(),
+                )
+                .await
+            }
             None => None,
         };
         let mut shared = loader.load().await;
-        if let Some((role_arn, external_id, session)) = &s.assume_role {
-            // AssumeRole goes to the configured STS endpoint too (an emulator, a private one).
-            let sts_conf = match s.endpoints.iter().find(|(n, _)| n == "sts") {
-                Some((_, u)) => shared
-                    .to_builder()
-                    .endpoint_url(u.as_str().trim_end_matches('/'))
-                    .build(),
-                None => shared.clone(),
-            };
-            let mut b = aws_config::sts::AssumeRoleProvider::builder(role_arn.clone())
-                .session_name(session.clone())
-                .configure(&sts_conf);
-            if let Some(x) = external_id {
-                b = b.external_id(x.clone());
+        // The role sessions call the configured STS endpoint too (an emulator, a private
+        // one). A web identity session gives the credentials an assume_role session starts
+        // from, as in hashicorp/aws.
+        let sts_of = |conf: &aws_types::SdkConfig| {
+            let mut b = aws_sdk_sts::config::Builder::from(conf).interceptor(CallLog);
+            if let Some((_, u)) = s.endpoints.iter().find(|(n, _)| n == "sts") {
+                b = b.endpoint_url(u.as_str().trim_end_matches('/'));
             }
-            let provider = b.build().await;
-            shared = shared
-                .into_builder()
+            aws_sdk_sts::Client::from_conf(b.build())
+        };
+        let with_session = |conf: aws_types::SdkConfig, session: RoleSession| {
+            conf.into_builder()
                 .credentials_provider(
-                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+                    aws_credential_types::provider::SharedCredentialsProvider::new(session),
                 )
-                .build();
+                .build()
+        };
+        if let Some(w) = &s.web_identity {
+            let session = RoleSession::web_identity(sts_of(&shared), w.clone());
+            shared = with_session(shared, session);
+        }
+        if let Some(a) = &s.assume_role {
+            let session = RoleSession::assume(sts_of(&shared), a.clone());
+            shared = with_session(shared, session);
         }
         let endpoint = |svc: &str| {
             s.endpoints
@@ -355,6 +408,9 @@ impl Retryable for AwsError {
             AwsErrorKind::Propagation => RetryKind::Propagation,
             AwsErrorKind::NotFound | AwsErrorKind::User => RetryKind::Fail,
         }
+    }
+    fn counts_toward_retry_limit(&self) -> bool {
+        true
     }
     fn outlasted_propagation(self, waited: std::time::Duration) -> Self {
         self.with_likely_causes(waited)
@@ -820,11 +876,22 @@ mod tests {
             ("AWS_CONFIG_FILE", config.as_str()),
             ("AWS_SHARED_CREDENTIALS_FILE", credentials.as_str()),
         ]);
-        let missing = missing_profile("prdo", &env).await.expect("not found");
+        let missing = missing_profile("prdo", &[], &[], &env)
+            .await
+            .expect("not found");
         assert!(missing.contains("`prdo`"), "{missing}");
         assert!(missing.contains(&config), "{missing}");
         assert!(missing.contains("AWS_PROFILE"), "{missing}");
-        assert_eq!(missing_profile("prod", &env).await, None);
+        assert_eq!(missing_profile("prod", &[], &[], &env).await, None);
+        // Listed files replace the variables' and are named instead.
+        let other = dir.path().join("ci-config");
+        std::fs::write(&other, "[profile ci]\nregion = eu-west-1\n").unwrap();
+        let listed = [other.clone()];
+        assert_eq!(missing_profile("ci", &listed, &[], &env).await, None);
+        let missing = missing_profile("prod", &listed, &[], &env)
+            .await
+            .expect("not in the listed file");
+        assert!(missing.contains(&other.display().to_string()), "{missing}");
     }
 
     #[test]

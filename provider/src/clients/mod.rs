@@ -8,6 +8,7 @@ pub mod retry;
 mod sandbox;
 pub mod secret;
 pub mod sentinelone;
+pub mod sts;
 pub mod wiz;
 pub mod workbench;
 

@@ -32,6 +32,11 @@ pub trait Retryable: Sized {
     fn outlasted_propagation(self, _waited: Duration) -> Self {
         self
     }
+    /// Whether the engine's retry limit (`aws.max_retries`, for AWS calls) bounds the
+    /// `Retry` answers of this error; the HTTP clients keep their own attempt counts.
+    fn counts_toward_retry_limit(&self) -> bool {
+        false
+    }
 }
 
 /// The one backoff: the wait after failed attempt `attempt` (1, 2, ...), 400 ms doubling

@@ -21,6 +21,10 @@ pub struct Deadline {
     pub cancel: CancellationToken,
     /// How long one call keeps retrying a propagation-type answer.
     pub propagation: Duration,
+    /// At most this many retries of a call's throttling, 5xx and network answers, for the
+    /// errors it bounds ([`Retryable::counts_toward_retry_limit`]: AWS's, `aws.max_retries`);
+    /// unbounded but for the deadline when unset.
+    pub max_retries: Option<u32>,
 }
 
 impl Deadline {
@@ -29,7 +33,14 @@ impl Deadline {
             until: Instant::now() + timeout,
             cancel,
             propagation: DEFAULT_PROPAGATION,
+            max_retries: None,
         }
+    }
+
+    /// The same deadline with a limit on the retries of transient answers.
+    pub fn with_max_retries(mut self, max: Option<u32>) -> Self {
+        self.max_retries = max;
+        self
     }
 
     /// The same deadline with another propagation window.
@@ -60,6 +71,7 @@ impl Deadline {
         Fut: Future<Output = Result<T, E>>,
     {
         let mut attempt: u32 = 0;
+        let mut retries: u32 = 0;
         let mut propagating_since: Option<Instant> = None;
         loop {
             let err = match op().await {
@@ -76,7 +88,16 @@ impl Deadline {
                         return Err(err.outlasted_propagation(since.elapsed()));
                     }
                 }
-                RetryKind::Retry => {}
+                RetryKind::Retry => {
+                    if let Some(max) = self.max_retries.filter(|_| err.counts_toward_retry_limit())
+                    {
+                        if retries >= max {
+                            tracing::warn!(attempt, max_retries = max, reason = %err, "giving up: max_retries reached");
+                            return Err(err);
+                        }
+                    }
+                    retries += 1;
+                }
             }
             if !self.room_for(wait) {
                 return Err(err);
@@ -227,6 +248,39 @@ mod tests {
             start.elapsed() < Duration::from_secs(1),
             "ended by the cancel"
         );
+    }
+
+    #[tokio::test]
+    async fn max_retries_bounds_transient_aws_answers_only() {
+        let d = Deadline::after(Duration::from_secs(60), CancellationToken::new())
+            .with_max_retries(Some(2));
+        let n = AtomicU32::new(0);
+        let r: Result<(), AwsError> = d
+            .retry(|| async {
+                n.fetch_add(1, Ordering::SeqCst);
+                Err(aws(AwsErrorKind::Transient))
+            })
+            .await;
+        assert!(r.is_err());
+        assert_eq!(
+            n.load(Ordering::SeqCst),
+            3,
+            "the first attempt and 2 retries"
+        );
+
+        let d = d.with_max_retries(Some(0));
+        let n = AtomicU32::new(0);
+        let r: Result<u32, AwsError> = d
+            .retry(|| async {
+                let i = n.fetch_add(1, Ordering::SeqCst);
+                if i < 2 {
+                    Err(aws(AwsErrorKind::Propagation))
+                } else {
+                    Ok(i)
+                }
+            })
+            .await;
+        assert_eq!(r.ok(), Some(2), "propagation answers keep their own window");
     }
 
     #[tokio::test]

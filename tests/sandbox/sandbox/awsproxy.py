@@ -43,6 +43,8 @@ Admin API on the same port (JSON; the server listens on 127.0.0.1 only):
                                  {"total": N, "operations": {"sqs.CreateQueue": 2, ...},
                                   "log": [{"seq", "service", "operation", "method", "path",
                                            "status", "outcome", "fault_ids", "ms"}]}
+                                 STS AssumeRole and AssumeRoleWithWebIdentity entries add
+                                 "session": what the call asked for (see session_params).
   DELETE /_proxy/calls           204
   POST   /_proxy/reset           204 (faults, calls, and the objects the eventual-consistency
                                  mode tracks and its counters; its settings stay)
@@ -84,6 +86,7 @@ reset fault decides the outcome. A fault counts only the calls it matches.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import itertools
 import json
@@ -797,6 +800,39 @@ def _json_body(body: bytes) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
+# What an STS role call asked for, so tests can check what a client sent. moto keeps the
+# session name, inline policy and duration of an AssumeRole (sts/models.py AssumedRole) but
+# not the session tags, transitive keys, policy ARNs or source identity, and it verifies
+# nothing of a web identity token (signature, issuer, audience, expiry: any string is
+# accepted, moto/sts/responses.py assume_role_with_web_identity). The token itself is never
+# kept: only its SHA-256, so a test can tell which token was sent.
+SESSION_CALLS = {"AssumeRole", "AssumeRoleWithWebIdentity"}
+SESSION_KEYS = ("RoleArn", "RoleSessionName", "DurationSeconds", "Policy", "SourceIdentity")
+
+
+def _members(form: dict[str, str], prefix: str, suffix: str = "") -> list[str]:
+    """The values of a query-protocol list `<prefix>.member.N<suffix>`, in N order."""
+    found = []
+    for k, v in form.items():
+        m = re.fullmatch(re.escape(prefix) + r"\.member\.(\d+)" + re.escape(suffix), k)
+        if m:
+            found.append((int(m.group(1)), v))
+    return [v for _, v in sorted(found)]
+
+
+def session_params(body: bytes) -> dict[str, Any]:
+    form = _form_body(body)
+    out: dict[str, Any] = {k: form[k] for k in SESSION_KEYS if k in form}
+    out["PolicyArns"] = _members(form, "PolicyArns", ".arn")
+    out["Tags"] = dict(zip(_members(form, "Tags", ".Key"), _members(form, "Tags", ".Value")))
+    out["TransitiveTagKeys"] = _members(form, "TransitiveTagKeys")
+    out["ExternalId"] = "ExternalId" in form
+    if "WebIdentityToken" in form:
+        out["WebIdentityTokenSha256"] = hashlib.sha256(
+            form["WebIdentityToken"].encode()).hexdigest()
+    return out
+
+
 def _form_body(body: bytes) -> dict[str, str]:
     try:
         return dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"),
@@ -1019,6 +1055,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
         # but refused like any other while AWS would refuse them.
         internal = bool(self.headers.get(INTERNAL_HEADER))
         entry = None if internal else calls.record(call, self.command, self.path)
+        if entry is not None and call.service == "sts" and call.operation in SESSION_CALLS:
+            calls.finish(entry, session=session_params(decoded))
         d = Decision() if internal else self.server.faults.decide(call)
         done = {"fault_ids": d.fault_ids}
         request_id = str(uuid.uuid4())

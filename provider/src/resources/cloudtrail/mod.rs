@@ -463,7 +463,9 @@ impl CloudTrailIntegration {
             loc,
             s,
             journal: Mutex::new(journal(v, private)),
-            deadline: deadline.with_propagation(ctx.data.aws.propagation_timeout),
+            deadline: deadline
+                .with_propagation(ctx.data.aws.propagation_timeout)
+                .with_max_retries(ctx.data.aws.max_retries),
             warnings: Mutex::new(Vec::new()),
             roles_kept: Mutex::new(Vec::new()),
         }

@@ -147,7 +147,9 @@ impl AwsMemberRole {
             owner: Owner::recorded(v).unwrap_or_else(|| owner(&loc, &s.role_name)),
             loc,
             s,
-            deadline: deadline.with_propagation(ctx.data.aws.propagation_timeout),
+            deadline: deadline
+                .with_propagation(ctx.data.aws.propagation_timeout)
+                .with_max_retries(ctx.data.aws.max_retries),
             warnings: Default::default(),
             roles_kept: Default::default(),
         }
