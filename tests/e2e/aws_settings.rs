@@ -279,3 +279,127 @@ fn max_retries_bounds_the_attempts_of_a_throttled_call() {
     w.tf_expect(APPLY, 0);
     w.tf_expect(DESTROY, 0);
 }
+
+/// The tags of the pieces (`oob.py tags`), with `names` overriding the default names.
+fn tags_of(stack: &Stack, names: &[&str]) -> Json {
+    serde_json::from_str(&stack.oob_with("tags", names)).expect("tags JSON")
+}
+
+const MEMBER: &[&str] = &["role=ExpelMemberRole", "policy=ExpelMemberPolicy"];
+
+fn default_tags_config(defaults: &str) -> String {
+    format!(
+        r#"{TF_REQUIRED}provider "expel" {{
+  aws {{
+    default_tags {{
+      tags = {defaults}
+    }}
+  }}
+}}
+
+resource "expel_cloudtrail_integration" "ct" {{
+  name          = "Acme - AWS CloudTrail"
+  force_destroy = true
+  tags          = {{ env = "dev" }}
+}}
+
+resource "expel_aws_member_role" "member" {{
+  role_name   = "ExpelMemberRole"
+  policy_name = "ExpelMemberPolicy"
+  tags        = {{ env = "dev" }}
+}}
+
+output "tags_all" {{
+  value = expel_cloudtrail_integration.ct.tags_all
+}}
+"#
+    )
+}
+
+/// Every piece of both resources carries `want` (and the ownership tags).
+fn assert_tagged(stack: &Stack, want: &Json, case: &str) {
+    let want = want.as_object().expect("map");
+    let ct = tags_of(stack, &[]);
+    let member = tags_of(stack, MEMBER);
+    let pieces = ["key", "bucket", "queue", "trail", "policy", "role"]
+        .iter()
+        .map(|p| (format!("cloudtrail {p}"), &ct[*p]))
+        .chain(
+            ["policy", "role"]
+                .iter()
+                .map(|p| (format!("member {p}"), &member[*p])),
+        );
+    for (piece, tags) in pieces {
+        for (k, v) in want {
+            assert_eq!(&tags[k], v, "{case}: {piece} tag {k}: {tags}");
+        }
+        assert_eq!(
+            tags["expel:managed-by"], "terraform-provider-expel",
+            "{case}: {piece}: the ownership tags stay: {tags}"
+        );
+    }
+}
+
+#[test]
+fn default_tags_are_on_every_object_are_drift_and_update_in_place() {
+    let stack = Stack::local();
+    let w = Workdir::with_hcl(
+        &default_tags_config(r#"{ team = "secops", env = "prod" }"#),
+        &stack,
+    );
+    w.tf_expect(APPLY, 0);
+    // The resource's own tags win on equal keys.
+    let want = json!({"team": "secops", "env": "dev"});
+    assert_eq!(w.outputs()["tags_all"]["value"], want);
+    assert_tagged(&stack, &want, "after apply");
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+
+    // Another party's tag is not drift; a default tag removed or changed is.
+    stack.oob_with("tag-edit", &["tag=someone", "value=else", "pieces=bucket"]);
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    stack.oob_with("tag-edit", &["tag=team", "pieces=key,queue"]);
+    stack.oob_with("tag-edit", &["tag=team", "value=other", "pieces=role"]);
+    let mut member = MEMBER.to_vec();
+    member.extend(["tag=team", "pieces=policy"]);
+    stack.oob_with("tag-edit", &member);
+    w.drift_repaired(
+        "default tag removed and changed",
+        &[
+            "tag team missing",
+            "tag team is \\\"other\\\" instead of \\\"secops\\\"",
+        ],
+    );
+    assert_tagged(&stack, &want, "after the repair");
+    assert_eq!(
+        tags_of(&stack, &[])["bucket"]["someone"],
+        "else",
+        "others' tags stay"
+    );
+
+    // A change of default_tags updates in place: new values, new keys, dropped keys removed.
+    w.write(
+        "main.tf",
+        &default_tags_config(r#"{ team = "blue", cost-center = "1234" }"#),
+    );
+    let plan = w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 2);
+    assert!(
+        plan.stdout.contains("updated in-place") && !plan.stdout.contains("must be replaced"),
+        "{}",
+        plan.stdout
+    );
+    w.tf_expect(APPLY, 0);
+    let want = json!({"team": "blue", "cost-center": "1234", "env": "dev"});
+    assert_eq!(w.outputs()["tags_all"]["value"], want);
+    assert_tagged(&stack, &want, "after the change");
+    w.write("main.tf", &default_tags_config(r#"{ team = "blue" }"#));
+    w.tf_expect(APPLY, 0);
+    for (piece, tags) in tags_of(&stack, &[]).as_object().expect("pieces") {
+        assert!(
+            tags.get("cost-center").is_none(),
+            "{piece}: dropped key removed: {tags}"
+        );
+    }
+    assert!(tags_of(&stack, MEMBER)["role"].get("cost-center").is_none());
+    w.tf_expect(&["plan", "-detailed-exitcode", "-no-color"], 0);
+    w.tf_expect(DESTROY, 0);
+}

@@ -373,24 +373,48 @@ def tags(a):
     print(json.dumps({piece: t for piece, t in found.items() if t is not None}))
 
 
+PIECES = ("key", "bucket", "queue", "trail", "policy", "role")
+
+
+def _edit_tags(a, pieces, key, value=None):
+    """Sets tag `key` to `value` (or with None, removes it) on each piece of `pieces` that
+    exists, leaving its other tags."""
+    kms, s3, sqs, ct, iam = (client(n) for n in ("kms", "s3", "sqs", "cloudtrail", "iam"))
+    trail_arn = f"arn:aws:cloudtrail:{REGION}:{_ACCOUNT[0]}:trail/{a['trail']}"
+    add = value is not None
+
+    def bucket():
+        tagset = [t for t in s3.get_bucket_tagging(Bucket=a["bucket"])["TagSet"] if t["Key"] != key]
+        tagset += [{"Key": key, "Value": value}] if add else []
+        s3.put_bucket_tagging(Bucket=a["bucket"], Tagging={"TagSet": tagset})
+
+    edits = {
+        "key": lambda: kms.tag_resource(KeyId=key_id(a), Tags=[{"TagKey": key, "TagValue": value}])
+        if add else kms.untag_resource(KeyId=key_id(a), TagKeys=[key]),
+        "bucket": bucket,
+        "queue": lambda: sqs.tag_queue(QueueUrl=queue_url(a), Tags={key: value})
+        if add else sqs.untag_queue(QueueUrl=queue_url(a), TagKeys=[key]),
+        "trail": lambda: ct.add_tags(ResourceId=trail_arn, TagsList=[{"Key": key, "Value": value}])
+        if add else ct.remove_tags(ResourceId=trail_arn, TagsList=[{"Key": key}]),
+        "policy": lambda: iam.tag_policy(PolicyArn=policy_arn(a), Tags=[{"Key": key, "Value": value}])
+        if add else iam.untag_policy(PolicyArn=policy_arn(a), TagKeys=[key]),
+        "role": lambda: iam.tag_role(RoleName=a["role"], Tags=[{"Key": key, "Value": value}])
+        if add else iam.untag_role(RoleName=a["role"], TagKeys=[key]),
+    }
+    for piece in pieces:
+        if_exists(edits[piece])
+
+
 def owner_strip(a):
     """Takes the `expel:owner` tag off every piece that exists, leaving the marker: objects as
     a release before per-instance owners made them."""
-    kms, s3, sqs, ct, iam = (client(n) for n in ("kms", "s3", "sqs", "cloudtrail", "iam"))
-    key = "expel:owner"
-    trail_arn = f"arn:aws:cloudtrail:{REGION}:{_ACCOUNT[0]}:trail/{a['trail']}"
+    _edit_tags(a, PIECES, "expel:owner")
 
-    def bucket():
-        tagset = s3.get_bucket_tagging(Bucket=a["bucket"])["TagSet"]
-        s3.put_bucket_tagging(Bucket=a["bucket"], Tagging={"TagSet": [t for t in tagset if t["Key"] != key]})
 
-    for strip in (lambda: kms.untag_resource(KeyId=key_id(a), TagKeys=[key]),
-                  bucket,
-                  lambda: sqs.untag_queue(QueueUrl=queue_url(a), TagKeys=[key]),
-                  lambda: ct.remove_tags(ResourceId=trail_arn, TagsList=[{"Key": key}]),
-                  lambda: iam.untag_policy(PolicyArn=policy_arn(a), TagKeys=[key]),
-                  lambda: iam.untag_role(RoleName=a["role"], TagKeys=[key])):
-        if_exists(strip)
+def tag_edit(a):
+    """Another party edits tag `tag` on `pieces` (comma-separated, default every piece):
+    `value=` sets it, no value removes it."""
+    _edit_tags(a, a.get("pieces", ",".join(PIECES)).split(","), a["tag"], a.get("value"))
 
 
 def _policy_doc(a):
@@ -709,7 +733,7 @@ ACTIONS = {f.__name__.replace("_", "-"): f for f in (
     queue_policy_change, trail_stop, trail_delete, role_trust_change, policy_detach, policy_edit, role_delete, role_foreign,
     org_setup, org_trail, org_trust_off, org_trust_on, bucket_versions, bucket_hold, bucket_release,
     role_attach_foreign, role_foreign_off, role_inline_foreign, policy_attach_foreign, iam_attachments,
-    owner_strip, security_off, security_show, access_log_bucket, control_tower, ct_snapshot, ct_deliver, key_statement_drop,
+    owner_strip, tag_edit, security_off, security_show, access_log_bucket, control_tower, ct_snapshot, ct_deliver, key_statement_drop,
     topic_unsubscribe, trail_elsewhere)}
 ACTIONS["list"] = listing
 ACTIONS.update({f.__name__.replace("_", "-"): f for f in (

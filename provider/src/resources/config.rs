@@ -14,6 +14,7 @@ use crate::clients::workbench::WorkbenchClient;
 use crate::clients::Secret;
 use crate::resources::support::aws_names::{self, AwsName};
 use crate::resources::support::aws_regions;
+use crate::resources::support::ownership::{MARKER_KEY, OWNER_KEY};
 use tfplugin::diag::{AttrPath, Diagnostics};
 use tfplugin::schema::{validators, Attribute, Block, NestedBlock, Schema};
 use tfplugin::value::{Type, Value};
@@ -45,6 +46,8 @@ pub struct AwsSettings {
     pub assume_role: Option<AssumeRoleSpec>,
     /// `assume_role_with_web_identity`: the credentials `assume_role` (if any) starts from.
     pub web_identity: Option<WebIdentitySpec>,
+    /// `default_tags.tags`: on every AWS object the resources make, under their own `tags`.
+    pub default_tags: BTreeMap<String, String>,
     /// `max_retries`: at most this many retries of one AWS call's throttling, 5xx or network
     /// answers.
     pub max_retries: Option<u32>,
@@ -82,6 +85,7 @@ impl Default for AwsSettings {
             shared_credentials_files: Vec::new(),
             assume_role: None,
             web_identity: None,
+            default_tags: BTreeMap::new(),
             max_retries: None,
             endpoints: Vec::new(),
             propagation_timeout: crate::engine::retry::DEFAULT_PROPAGATION,
@@ -260,7 +264,11 @@ pub fn schema() -> Schema {
                     .attr(session_policy_arns()),
             ),
         )
-
+        .block(NestedBlock::single(
+            "default_tags",
+            Block::new("Tags on every AWS object the resources make (KMS key, bucket, queue, trail, roles and policies of `expel_cloudtrail_integration` and `expel_aws_member_role`), as hashicorp/aws: a resource's own `tags` win on equal keys, and the ownership tags `expel:managed-by` and `expel:owner` are always the provider's. The resources' `tags_all` shows the result. A default tag removed or changed outside Terraform is drift, repaired by apply; changing `default_tags` updates the objects in place.")
+                .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("The tags: keys of 1 to 128 characters, not starting with `aws:` (AWS reserves it) and not the ownership tags; values up to 256 characters.").validator(default_tags_validator())),
+        ))
         .block(NestedBlock::single("endpoints", endpoints));
     let mut block = Block::new("Configures access to Expel Workbench and to the tools the onboarding guides connect to it.")
             .attr(Attribute::string("workbench_url").optional().description("Workbench base URL. Default: `EXPEL_WORKBENCH_URL` or `https://workbench.expel.io`. Must be https (it carries the API key); plain http is refused at configuration, before any connection, unless the host is this machine (`localhost`, `127.0.0.0/8`, `::1`, e.g. the local stack).").validator(validators::url(&["https", "http"])))
@@ -381,6 +389,22 @@ fn session_tags_validator() -> impl tfplugin::schema::Validator {
                     "Bad session tag",
                     format!("`{p}` key {k:?}: {problem}."),
                 );
+            }
+        }
+    })
+}
+
+fn default_tags_validator() -> impl tfplugin::schema::Validator {
+    tfplugin::schema::FnValidator(|v: &Value, p: &AttrPath, d: &mut Diagnostics| {
+        let Some(tags) = v.as_map() else { return };
+        for (k, x) in tags {
+            let at = p.clone().key(k);
+            if k == MARKER_KEY || k == OWNER_KEY {
+                d.attr_error(at, "Reserved tag", format!("`{p}` cannot set {k}: the provider sets it on every object it makes to know which objects are whose. Remove it."));
+            } else if k.to_ascii_lowercase().starts_with("aws:") {
+                d.attr_error(at, "Reserved tag", format!("`{p}` key {k:?} starts with `aws:`, which AWS reserves for its own tags. Choose another key."));
+            } else if let Some(problem) = x.as_str().and_then(|x| tag_problem(k, x)) {
+                d.attr_error(at, "Bad tag", format!("`{p}` key {k:?}: {problem}."));
             }
         }
     })
@@ -806,6 +830,7 @@ fn aws_settings(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> AwsSe
             }
         }),
     };
+    let default_tags = string_map(aws.get("default_tags").and_then(|d| d.get("tags")));
     let mut endpoints = Vec::new();
     for svc in AWS_SERVICES {
         let var = format!("AWS_ENDPOINT_URL_{}", svc.to_ascii_uppercase());
@@ -855,6 +880,7 @@ fn aws_settings(config: &Value, env: &dyn Env, diags: &mut Diagnostics) -> AwsSe
         shared_credentials_files,
         assume_role,
         web_identity,
+        default_tags,
         max_retries,
         endpoints,
         propagation_timeout,
@@ -1363,7 +1389,28 @@ mod tests {
     }
 
     #[test]
-    fn max_retries_is_checked_at_validation() {
+    fn default_tags_and_max_retries_are_checked_at_validation() {
+        let tags = |t: Value| aws_block(vec![("default_tags", Value::object([("tags", t)]))]);
+        for (t, key) in [
+            (map(&[("expel:owner", "x")]), "expel:owner"),
+            (
+                map(&[("aws:cloudformation:stack", "x")]),
+                "aws:cloudformation:stack",
+            ),
+        ] {
+            let d = validated(&tags(t));
+            assert_eq!(
+                paths(&d),
+                vec![format!("aws.default_tags.tags[\"{key}\"]")],
+                "{d:?}"
+            );
+            assert_eq!(d.0[0].summary, "Reserved tag");
+        }
+        let long = "v".repeat(257);
+        let d = validated(&tags(map(&[("env", long.as_str())])));
+        assert_eq!(paths(&d), vec!["aws.default_tags.tags[\"env\"]"]);
+        assert_eq!(validated(&tags(map(&[("env", "prod")]))).0, vec![]);
+
         let d = validated(&aws_block(vec![("max_retries", Value::from(-1i64))]));
         assert_eq!(paths(&d), vec!["aws.max_retries"]);
         assert_eq!(

@@ -13,6 +13,7 @@ use super::support::aws_names::{self, AwsName};
 use super::support::guided::{plan_repairs, Closed, Fixes, Guided, Import, Op, Opening, Plan};
 use super::support::iam::{Kept, OLD_ROLE_KEPT, ROLE_KEPT};
 use super::support::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION};
+use super::support::tags::{self, WithTags};
 use super::support::workbench_pin;
 use super::ExpelData;
 use crate::engine::{Checked, Deadline, Step, StepError};
@@ -34,13 +35,13 @@ pub struct CloudTrailIntegration;
 
 fn steps() -> Vec<&'static dyn Step<Cx>> {
     vec![
-        &steps::KmsKey,
-        &steps::TrailBucket,
-        &steps::NotifyQueue,
+        &WithTags(steps::KmsKey),
+        &WithTags(steps::TrailBucket),
+        &WithTags(steps::NotifyQueue),
         &steps::BucketNotice,
-        &steps::Trail,
-        &steps::ApiPolicy,
-        &steps::ServiceRole,
+        &WithTags(steps::Trail),
+        &WithTags(steps::ApiPolicy),
+        &WithTags(steps::ServiceRole),
         &steps::KeyAccess,
         &Checked(steps::Canary),
         &steps::WorkbenchDevice,
@@ -78,7 +79,8 @@ fn schema() -> Schema {
             .attr(Attribute::bool("bucket_versioning").default(Value::Bool(true)).description("Versioning of the log bucket the resource made (S3 PutBucketVersioning `Enabled`), as Security Hub (S3.14) and Checkov expect. `false` suspends versioning only if this resource enabled it (a bucket once versioned can only be suspended, never unversioned)."))
             .attr(s("access_logging_bucket", "Server access logging of the log bucket into this bucket of yours (S3 PutBucketLogging, objects under `<bucket_name>/`), as Security Hub (CloudTrail.7, S3.9) and Checkov expect. It must be in the same account and region and let the logging service `logging.s3.amazonaws.com` put objects (a bucket policy statement); the provider never changes it. Not the log bucket itself. Unset: logging that this resource set is removed.").optional().validator(aws_names::validator(AwsName::S3Bucket)))
             .attr(Attribute::number("message_retention_seconds").default(Value::from(604800i64)).description("Queue retention (guide: 7 days), 60 to 1209600."))
-            .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("Tags for every AWS object made (the ownership tags `expel:managed-by` and `expel:owner` are always added; `tags` cannot set them)."))
+            .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("Tags for every AWS object made, over the provider's `aws.default_tags` (these win on equal keys; `tags_all` shows the result). The ownership tags `expel:managed-by` and `expel:owner` are always added; `tags` cannot set them. A change is applied in place: keys removed from the configuration are removed from the objects; tags others add are left alone and are not drift."))
+            .attr(tags::tags_all_attribute())
             .attr(s(OWNER_ATTR, OWNER_DESCRIPTION).computed().use_state_for_unknown())
             .attr(Attribute::bool("verify").default(Value::Bool(true)).description("After apply, put a canary object in the bucket and wait for its ObjectCreated message in the queue. The check runs when the resource is created."))
             .attr(Attribute::bool("wait_for_healthy").default(Value::Bool(false)).description("Wait (within the create/update timeout) until Workbench reports the device healthy. An unhealthy verdict within 2 minutes after this apply made or changed the role or its policy is re-checked (IAM propagation); later, it fails the apply with Workbench's verdict."))
@@ -340,6 +342,7 @@ fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
     set(&mut v, "trail_arn", trail_arn);
     set(&mut v, "policy_arn", Value::string(cx.policy_arn()));
     set(&mut v, "role_arn", Value::string(cx.role_arn()));
+    tags::record(&mut v, &cx.s.tags);
     workbench_pin::record(&mut v, &cx.s.workbench_org, &cx.data);
     v
 }
@@ -456,7 +459,8 @@ impl CloudTrailIntegration {
         org: &str,
         deadline: Deadline,
     ) -> Cx {
-        let s = settings(v, &loc, org);
+        let mut s = settings(v, &loc, org);
+        s.tags = tags::wanted(v, &ctx.data.aws.default_tags);
         Cx {
             aws: aws.clone(),
             data: ctx.data.clone(),
@@ -702,24 +706,10 @@ impl Guided for CloudTrailIntegration {
         planned: &Value,
         diags: &mut Diagnostics,
     ) -> Result<(), StepError> {
-        let tags_of = |v: &Value| -> BTreeMap<String, String> {
-            v.get("tags")
-                .and_then(Value::as_map)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, x)| x.as_str().map(|s| (k.clone(), s.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let (before, after) = (tags_of(prior), tags_of(planned));
-        if before != after || steps::adopted_unclaimed(cx) {
-            let removed: Vec<String> = before
-                .keys()
-                .filter(|k| !after.contains_key(*k))
-                .cloned()
-                .collect();
-            steps::retag(cx, &removed).await?;
+        // `tags_all` before and now: a change of `tags` or of the provider's `default_tags`.
+        let (before, after) = (tags::recorded(prior), &cx.s.tags);
+        if before != *after || steps::adopted_unclaimed(cx) {
+            steps::retag(cx, &tags::removed(&before, after)).await?;
         }
         if renamed(prior, planned).is_empty() {
             return Ok(());
@@ -780,6 +770,7 @@ impl Plan for CloudTrailIntegration {
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
+        tags::plan(planned, &ctx.data.aws.default_tags);
         let Some((loc, org)) = self.location(ctx, diags).await else {
             return;
         };
@@ -927,6 +918,7 @@ impl Import for CloudTrailIntegration {
         match import::find(&ctx.data, aws, id).await {
             Ok(found) => {
                 let mut v = import::state(found);
+                tags::imported(&mut v, &ctx.data.aws.default_tags);
                 set(&mut v, "account_id", Value::string(loc.account_id));
                 set(&mut v, "region", Value::string(loc.region));
                 set(&mut v, "partition", Value::string(loc.partition));

@@ -18,6 +18,7 @@ use super::support::guided::{plan_repairs, Closed, Fixes, Guided, Import, Op, Op
 use super::support::iam::{OLD_ROLE_KEPT, ROLE_KEPT};
 use super::support::member_account;
 use super::support::ownership::{Owner, OWNER_ATTR, OWNER_DESCRIPTION};
+use super::support::tags::{self, WithTags};
 use super::ExpelData;
 use crate::engine::{Deadline, Step, StepError};
 use crate::policy::{self, Location};
@@ -33,7 +34,7 @@ use steps::{Cx, MemberPolicy, MemberRole, Piece, Settings};
 pub struct AwsMemberRole;
 
 fn steps() -> Vec<&'static dyn Step<Cx>> {
-    vec![&MemberPolicy, &MemberRole]
+    vec![&WithTags(MemberPolicy), &WithTags(MemberRole)]
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -47,7 +48,8 @@ fn schema() -> Schema {
             .attr(s("policy_name", "IAM policy attached to the role. Renaming is an in-place update: the new policy is created and attached, then the old one is detached and deleted. If a rename fails part way, the state keeps the old name so that the next apply finishes it.").default(Value::string("ExpelAPIPolicy")).validator(aws_names::validator(AwsName::IamPolicy)))
             .attr(Attribute::new("expel_principals", Type::list(Type::String)).optional().computed().description("Principals trusted to assume the role: 12-digit account ids or IAM ARNs. Default: Expel's account `012205512454` in the account's partition (`arn:<partition>:iam::012205512454:root`). A malformed entry is an error on `expel_principals[i]`."))
             .attr(s("external_id", "External id required in the trust policy. Default: the provider's `organization_id` (or `EXPEL_ORGANIZATION_ID`); with neither set, planning fails with an error on `external_id`. Left to its default, it follows the organization: when the provider's `organization_id` changes, the plan updates the trust policy in place to the new id, with a warning naming both (the member accounts must trust the organization the CloudTrail device now lives in). Set it to keep a fixed value.").optional().computed().validator(validators::non_empty()))
-            .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("Tags for the role and the policy; `expel:managed-by` and `expel:owner` are always added (`tags` cannot set them). A change is applied in place (keys removed from the configuration are removed; tags added by others are left alone and are not drift)."))
+            .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("Tags for the role and the policy, over the provider's `aws.default_tags` (these win on equal keys; `tags_all` shows the result); `expel:managed-by` and `expel:owner` are always added (`tags` cannot set them). A change is applied in place (keys removed from the configuration are removed; tags added by others are left alone and are not drift)."))
+            .attr(tags::tags_all_attribute())
             .attr(s(OWNER_ATTR, OWNER_DESCRIPTION).computed().use_state_for_unknown())
             .attr(s("id", "ARN of the role.").computed().use_state_for_unknown())
             .attr(s("account_id", "AWS account the role lives in (pinned).").computed().use_state_for_unknown())
@@ -141,7 +143,8 @@ fn with_drift(base: &Value, drift: BTreeMap<String, String>) -> Value {
 
 impl AwsMemberRole {
     async fn cx(&self, ctx: &Ctx<ExpelData>, loc: Location, v: &Value, deadline: Deadline) -> Cx {
-        let s = settings(v);
+        let mut s = settings(v);
+        s.tags = tags::wanted(v, &ctx.data.aws.default_tags);
         Cx {
             aws: ctx.data.aws_clients().await.clone(),
             owner: Owner::recorded(v).unwrap_or_else(|| owner(&loc, &s.role_name)),
@@ -211,8 +214,10 @@ impl Guided for AwsMemberRole {
         Ok(self.cx(ctx, loc, values, deadline).await)
     }
 
-    fn state_from(base: &Value, _cx: &Cx, drift: BTreeMap<String, String>) -> Value {
-        with_drift(base, drift)
+    fn state_from(base: &Value, cx: &Cx, drift: BTreeMap<String, String>) -> Value {
+        let mut v = with_drift(base, drift);
+        tags::record(&mut v, &cx.s.tags);
+        v
     }
 
     fn warnings(cx: &Cx) -> Vec<(String, String)> {
@@ -257,12 +262,10 @@ impl Guided for AwsMemberRole {
             }
             retired?;
         }
-        if prior.get("tags") != planned.get("tags") {
-            let removed: Vec<String> = settings(prior)
-                .tags
-                .into_keys()
-                .filter(|k| !cx.s.tags.contains_key(k))
-                .collect();
+        // `tags_all` before and now: a change of `tags` or of the provider's `default_tags`.
+        let before = tags::recorded(prior);
+        if before != cx.s.tags {
+            let removed = tags::removed(&before, &cx.s.tags);
             // Both are retagged even when one fails; the first failure is reported.
             let policy = MemberPolicy.retag(cx, &removed).await;
             let role = MemberRole.retag(cx, &removed).await;
@@ -306,6 +309,7 @@ impl Plan for AwsMemberRole {
         planned: &mut Value,
         diags: &mut Diagnostics,
     ) {
+        tags::plan(planned, &ctx.data.aws.default_tags);
         let Some(loc) = member_account::location(ctx, diags).await else {
             return;
         };
@@ -376,7 +380,7 @@ impl Import for AwsMemberRole {
                             .collect(),
                     )
                 };
-                Some(Value::object([
+                let mut v = Value::object([
                     ("id", Value::string(role_arn.clone())),
                     ("role_arn", Value::string(role_arn)),
                     ("role_name", Value::string(role_name)),
@@ -395,7 +399,9 @@ impl Import for AwsMemberRole {
                     ("account_id", Value::string(loc.account_id)),
                     ("partition", Value::string(loc.partition)),
                     ("drift", Value::Map(BTreeMap::new())),
-                ]))
+                ]);
+                tags::imported(&mut v, &ctx.data.aws.default_tags);
+                Some(v)
             }
             Err(e) => {
                 diags.error(

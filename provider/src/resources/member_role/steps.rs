@@ -10,10 +10,12 @@ use async_trait::async_trait;
 use serde_json::Value as Json;
 
 use crate::clients::aws::AwsClients;
-use crate::engine::{Deadline, Observed, Problem, Step, StepContext, StepError};
+use crate::engine::{self, Deadline, Fix, Observed, Problem, Step, StepContext, StepError};
 use crate::policy::{self, Location};
+use crate::resources::support::iam::tag_map;
 use crate::resources::support::iam::{iam_tags, Iam, Kept, ServiceRoleSpec, POLICY_KEPT};
 use crate::resources::support::ownership::{self, Claim, Mark, Owner};
+use crate::resources::support::tags::{TagContext, TaggedPiece, Tags};
 
 /// The desired state, from the plan.
 #[derive(Clone, Debug, Default)]
@@ -22,6 +24,8 @@ pub struct Settings {
     pub policy_name: String,
     pub principals: Vec<String>,
     pub external_id: String,
+    /// What both objects carry besides the ownership tags: `tags_all` (the provider's
+    /// `default_tags` under `tags`).
     pub tags: BTreeMap<String, String>,
     /// The auto remediations whose permissions the policy carries (`auto_remediation`).
     pub remediations: policy::Remediations,
@@ -49,9 +53,34 @@ pub enum Piece {
     ServiceRole,
 }
 
+/// Why a piece differs: its repair depends on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Cause {
+    /// A document or the trust policy, set back in place.
+    #[default]
+    Setting,
+    /// A tag of `tags_all` is missing or changed: the object is tagged again.
+    Tags,
+}
+
+impl engine::Cause for Cause {
+    fn fix(self) -> Fix {
+        Fix::InPlace
+    }
+}
+
+impl TagContext for Cx {
+    fn wanted_tags(&self) -> &Tags {
+        &self.s.tags
+    }
+    fn tag_cause() -> Cause {
+        Cause::Tags
+    }
+}
+
 impl StepContext for Cx {
     type Id = Piece;
-    type Cause = ();
+    type Cause = Cause;
     fn deadline(&self) -> &Deadline {
         &self.deadline
     }
@@ -164,12 +193,12 @@ impl Step<Cx> for MemberPolicy {
         )
         .await
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         cx.iam(POLICY)
             .observe_policy(&cx.policy_arn(), &cx.s.policy_name, &Self::document(cx))
             .await
     }
-    async fn repair(&self, cx: &Cx, _problems: &[Problem]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
         cx.iam(POLICY)
             .put_policy_document(&cx.policy_arn(), &Self::document(cx))
             .await
@@ -250,7 +279,7 @@ impl Step<Cx> for MemberRole {
             .create_service_role(&Self::spec(cx, &cx.policy_arn()), &cx.tags())
             .await
     }
-    async fn observe(&self, cx: &Cx) -> Result<Observed, StepError> {
+    async fn observe(&self, cx: &Cx) -> Result<Observed<Cause>, StepError> {
         let (seen, widened) = cx
             .iam(ROLE)
             .observe_service_role(&Self::spec(cx, &cx.policy_arn()))
@@ -260,7 +289,7 @@ impl Step<Cx> for MemberRole {
         }
         Ok(seen)
     }
-    async fn repair(&self, cx: &Cx, _problems: &[Problem]) -> Result<(), StepError> {
+    async fn repair(&self, cx: &Cx, _problems: &[Problem<Cause>]) -> Result<(), StepError> {
         cx.iam(ROLE)
             .repair_service_role(&Self::spec(cx, &cx.policy_arn()))
             .await
@@ -280,6 +309,28 @@ impl Step<Cx> for MemberRole {
             cx.keep_role(kept);
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl TaggedPiece<Cx> for MemberPolicy {
+    async fn live_tags(&self, cx: &Cx) -> Result<Tags, StepError> {
+        Ok(tag_map(
+            &cx.iam(POLICY).policy_tags(&cx.policy_arn()).await?,
+        ))
+    }
+    async fn put_tags(&self, cx: &Cx) -> Result<(), StepError> {
+        self.retag(cx, &[]).await
+    }
+}
+
+#[async_trait]
+impl TaggedPiece<Cx> for MemberRole {
+    async fn live_tags(&self, cx: &Cx) -> Result<Tags, StepError> {
+        Ok(tag_map(&cx.iam(ROLE).role_tags(&cx.s.role_name).await?))
+    }
+    async fn put_tags(&self, cx: &Cx) -> Result<(), StepError> {
+        self.retag(cx, &[]).await
     }
 }
 

@@ -207,16 +207,20 @@ impl Iam<'_> {
         Ok(r.and_then(|r| r.role))
     }
 
-    /// Whether the role carries our ownership tag.
-    /// Whose the role is, from its tags.
-    pub async fn role_claim(&self, name: &str, owner: &Owner) -> Result<Claim, StepError> {
+    /// The role's tags.
+    pub async fn role_tags(&self, name: &str) -> Result<Vec<Tag>, StepError> {
         let r = self
             .call(|| async {
                 let r = self.aws.iam.list_role_tags().role_name(name).send().await;
                 r.map_err(err("iam", "ListRoleTags"))
             })
             .await?;
-        Ok(claim(owner, r.tags()))
+        Ok(r.tags().to_vec())
+    }
+
+    /// Whose the role is, from its tags.
+    pub async fn role_claim(&self, name: &str, owner: &Owner) -> Result<Claim, StepError> {
+        Ok(claim(owner, &self.role_tags(name).await?))
     }
 
     async fn create_role(
@@ -555,16 +559,20 @@ impl Iam<'_> {
         Ok(r.and_then(|r| r.policy))
     }
 
-    /// Whether the policy carries our ownership tag.
-    /// Whose the policy is, from its tags.
-    pub async fn policy_claim(&self, arn: &str, owner: &Owner) -> Result<Claim, StepError> {
+    /// The policy's tags.
+    pub async fn policy_tags(&self, arn: &str) -> Result<Vec<Tag>, StepError> {
         let r = self
             .call(|| async {
                 let r = self.aws.iam.list_policy_tags().policy_arn(arn).send().await;
                 r.map_err(err("iam", "ListPolicyTags"))
             })
             .await?;
-        Ok(claim(owner, r.tags()))
+        Ok(r.tags().to_vec())
+    }
+
+    /// Whose the policy is, from its tags.
+    pub async fn policy_claim(&self, arn: &str, owner: &Owner) -> Result<Claim, StepError> {
+        Ok(claim(owner, &self.policy_tags(arn).await?))
     }
 
     /// The document of the policy's default version, as IAM returns it (URL-encoded).
@@ -764,13 +772,19 @@ impl Iam<'_> {
     }
 }
 
-/// The IAM tags of an object: `tags` plus the ownership tag.
 /// The user's tags plus the ownership tags, as IAM takes them.
 pub fn iam_tags<'a>(owner: &'a Owner, user: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<Tag> {
     owner
         .tags(user)
         .into_iter()
         .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+        .collect()
+}
+
+/// IAM tags as a map, for comparing.
+pub fn tag_map(tags: &[Tag]) -> super::tags::Tags {
+    tags.iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
         .collect()
 }
 

@@ -12,4 +12,5 @@ pub mod iam;
 pub mod member_account;
 pub mod ownership;
 pub mod s3;
+pub mod tags;
 pub mod workbench_pin;

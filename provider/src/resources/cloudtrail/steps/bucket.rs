@@ -6,6 +6,7 @@ use crate::clients::aws::{err, AwsError};
 use crate::engine::{Observed, Problem, Step, StepError};
 use crate::policy::{self, PolicyKind};
 use crate::resources::support::ownership::{Claim, OWNER_KEY};
+use crate::resources::support::tags::Tags;
 
 pub struct TrailBucket;
 pub(super) const BUCKET: &str =
@@ -309,7 +310,8 @@ impl TrailBucket {
         .await?;
         Ok(())
     }
-    pub(super) async fn owned(&self, cx: &Cx) -> Result<Claim, StepError> {
+    /// The bucket's tags; `None` when it has no tag set.
+    pub(super) async fn tags_of(&self, cx: &Cx) -> Result<Option<Tags>, StepError> {
         let tags = cx
             .aws_opt(BUCKET, || async {
                 cx.aws
@@ -321,8 +323,16 @@ impl TrailBucket {
                     .map_err(err("s3", "GetBucketTagging"))
             })
             .await?;
-        Ok(match tags {
-            Some(t) => cx.claim(t.tag_set().iter().map(|t| (t.key(), t.value()))),
+        Ok(tags.map(|t| {
+            t.tag_set()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect()
+        }))
+    }
+    pub(super) async fn owned(&self, cx: &Cx) -> Result<Claim, StepError> {
+        Ok(match self.tags_of(cx).await? {
+            Some(t) => cx.claim(t.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
             None => Claim::Foreign,
         })
     }
@@ -442,26 +452,7 @@ impl Step<Cx> for TrailBucket {
                     .map_err(err("s3", "CreateBucket"))
             })
             .await?;
-            let tagging = Tagging::builder()
-                .set_tag_set(Some(
-                    cx.tags()
-                        .into_iter()
-                        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
-                        .collect(),
-                ))
-                .build()
-                .map_err(|e| StepError::caused_by(BUCKET, e))?;
-            cx.aws(BUCKET, || async {
-                cx.aws
-                    .s3
-                    .put_bucket_tagging()
-                    .bucket(b)
-                    .tagging(tagging.clone())
-                    .send()
-                    .await
-                    .map_err(err("s3", "PutBucketTagging"))
-            })
-            .await?;
+            super::tagging::put_bucket_tags(cx, BUCKET, cx.tags()).await?;
         }
         self.configure(cx).await?;
         self.secure(cx, fresh).await

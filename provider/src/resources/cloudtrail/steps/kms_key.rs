@@ -6,6 +6,7 @@ use crate::clients::aws::err;
 use crate::engine::{Observed, Problem, Step, StepError};
 use crate::policy::{self, PolicyKind};
 use crate::resources::support::ownership::{Claim, OWNER_KEY};
+use crate::resources::support::tags::Tags;
 
 pub struct KmsKey;
 pub(super) const KEY: &str = "Step 1/4: KMS key, key policy and alias";
@@ -47,7 +48,7 @@ impl KmsKey {
             )
         }))
     }
-    pub(super) async fn owned(&self, cx: &Cx, key_id: &str) -> Result<Claim, StepError> {
+    pub(super) async fn tags_of(&self, cx: &Cx, key_id: &str) -> Result<Tags, StepError> {
         let tags = cx
             .aws(KEY, || async {
                 cx.aws
@@ -59,7 +60,15 @@ impl KmsKey {
                     .map_err(err("kms", "ListResourceTags"))
             })
             .await?;
-        Ok(cx.claim(tags.tags().iter().map(|t| (t.tag_key(), t.tag_value()))))
+        Ok(tags
+            .tags()
+            .iter()
+            .map(|t| (t.tag_key().to_string(), t.tag_value().to_string()))
+            .collect())
+    }
+    pub(super) async fn owned(&self, cx: &Cx, key_id: &str) -> Result<Claim, StepError> {
+        let tags = self.tags_of(cx, key_id).await?;
+        Ok(cx.claim(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
     }
     /// Beside an existing trail there is no key of ours: the trail's own key (if any) is
     /// recorded as the key, and never changed here (our statement in its policy is
@@ -111,17 +120,7 @@ impl Step<Cx> for KmsKey {
                 self.repair(cx, &problems).await
             };
         }
-        let tags: Vec<_> = cx
-            .tags()
-            .into_iter()
-            .filter_map(|(k, v)| {
-                aws_sdk_kms::types::Tag::builder()
-                    .tag_key(k)
-                    .tag_value(v)
-                    .build()
-                    .ok()
-            })
-            .collect();
+        let tags = super::tagging::kms_tags(cx);
         let doc = self.policy(cx)?;
         let created = cx
             .aws(KEY, || async {

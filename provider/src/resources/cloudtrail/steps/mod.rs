@@ -15,6 +15,7 @@ mod queue;
 mod remediation;
 mod rename;
 mod service_role;
+mod tagging;
 mod trail;
 
 pub use api_policy::ApiPolicy;
@@ -26,8 +27,9 @@ pub use kms_key::KmsKey;
 pub use notice::BucketNotice;
 pub use queue::NotifyQueue;
 pub use remediation::AutoRemediation;
-pub use rename::{adopted_unclaimed, claim, retag, retire};
+pub use rename::{adopted_unclaimed, claim, retire};
 pub use service_role::ServiceRole;
+pub use tagging::retag;
 pub use trail::Trail;
 
 use std::collections::BTreeMap;
@@ -75,6 +77,8 @@ pub struct Settings {
     /// Server access logging of the log bucket into this bucket.
     pub access_logging_bucket: Option<String>,
     pub retention_seconds: i64,
+    /// What every object carries besides the ownership tags: `tags_all` (the provider's
+    /// `default_tags` under `tags`).
     pub tags: BTreeMap<String, String>,
     pub verify: bool,
     pub wait_for_healthy: bool,
@@ -155,6 +159,8 @@ pub enum Cause {
     /// The key's automatic rotation is not as `enable_key_rotation` says: turned on (or, when
     /// this resource turned it on, off).
     KeyRotation,
+    /// A tag of `tags_all` is missing or changed: the object is tagged again.
+    Tags,
 }
 
 impl engine::Cause for Cause {

@@ -7,6 +7,7 @@ use crate::clients::aws::err;
 use crate::engine::{Observed, Problem, Step, StepError};
 use crate::policy::{self, PolicyKind};
 use crate::resources::support::ownership::Claim;
+use crate::resources::support::tags::Tags;
 
 pub struct NotifyQueue;
 pub(super) const QUEUE: &str =
@@ -78,7 +79,7 @@ impl NotifyQueue {
             .await?;
         Ok(r.and_then(|r| r.queue_url))
     }
-    pub(super) async fn owned(&self, cx: &Cx, url: &str) -> Result<Claim, StepError> {
+    pub(super) async fn tags_of(&self, cx: &Cx, url: &str) -> Result<Tags, StepError> {
         let t = cx
             .aws(QUEUE, || async {
                 cx.aws
@@ -90,12 +91,15 @@ impl NotifyQueue {
                     .map_err(err("sqs", "ListQueueTags"))
             })
             .await?;
-        Ok(cx.claim(
-            t.tags()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        ))
+        Ok(t.tags()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+    pub(super) async fn owned(&self, cx: &Cx, url: &str) -> Result<Claim, StepError> {
+        let tags = self.tags_of(cx, url).await?;
+        Ok(cx.claim(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
     }
 }
 

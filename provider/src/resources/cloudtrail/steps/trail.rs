@@ -5,6 +5,7 @@ use super::{Cause, Cx, Piece};
 use crate::clients::aws::err;
 use crate::engine::{Observed, Problem, Step, StepError};
 use crate::resources::support::ownership::Claim;
+use crate::resources::support::tags::Tags;
 
 pub struct Trail;
 pub(super) const TRAIL: &str = "Step 1: multi-region trail with log file validation, SSE-KMS and management events; logging on";
@@ -27,7 +28,7 @@ impl Trail {
             .await?;
         Ok(r.and_then(|r| r.trail))
     }
-    pub(super) async fn owned(&self, cx: &Cx, arn: &str) -> Result<Claim, StepError> {
+    pub(super) async fn tags_of(&self, cx: &Cx, arn: &str) -> Result<Tags, StepError> {
         let r = cx
             .aws(TRAIL, || async {
                 cx.aws
@@ -39,12 +40,20 @@ impl Trail {
                     .map_err(err("cloudtrail", "ListTags"))
             })
             .await?;
-        Ok(cx.claim(
-            r.resource_tag_list()
-                .iter()
-                .flat_map(|t| t.tags_list())
-                .map(|t| (t.key(), t.value().unwrap_or_default())),
-        ))
+        Ok(r.resource_tag_list()
+            .iter()
+            .flat_map(|t| t.tags_list())
+            .map(|t| {
+                (
+                    t.key().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect())
+    }
+    pub(super) async fn owned(&self, cx: &Cx, arn: &str) -> Result<Claim, StepError> {
+        let tags = self.tags_of(cx, arn).await?;
+        Ok(cx.claim(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
     }
     async fn settle(&self, cx: &Cx) -> Result<(), StepError> {
         use aws_sdk_cloudtrail::types::*;
@@ -103,17 +112,7 @@ impl Step<Cx> for Trail {
             .key_arn
             .clone()
             .ok_or_else(|| StepError::new(TRAIL, "the KMS key does not exist"))?;
-        let tags: Vec<_> = cx
-            .tags()
-            .into_iter()
-            .filter_map(|(k, v)| {
-                aws_sdk_cloudtrail::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .ok()
-            })
-            .collect();
+        let tags = super::tagging::trail_tags(cx);
         cx.aws(TRAIL, || async {
             cx.aws
                 .cloudtrail
