@@ -169,6 +169,27 @@ fn control_tower_is_onboarded_through_its_topic_without_touching_the_trail_bucke
     );
     w.drift_repaired("subscription removed", &["bucket_notification"]);
 
+    // default_tags reach what the resource made, never the existing trail, bucket or key.
+    w.edit_main(|m| {
+        m.replace(
+            "  aws {\n    region = var.region",
+            "  aws {\n    default_tags {\n      tags = { team = \"secops\" }\n    }\n    region = var.region",
+        )
+    });
+    w.tf_expect(APPLY, 0);
+    let tagged = snapshot(&stack, &lz);
+    for k in ["trail", "bucket_tags", "key_tags"] {
+        assert_eq!(before[k], tagged[k], "{k} changed by default_tags");
+    }
+    let role_tags = stack.aws_listing_in(lz["log_archive"].as_str().unwrap())["role_tags"]
+        ["ExpelServiceRole"]
+        .clone();
+    assert_eq!(
+        role_tags["team"], "secops",
+        "our role is tagged: {role_tags}"
+    );
+    w.tf_expect(PLAN, 0);
+
     w.tf_expect(DESTROY, 0);
     let gone = snapshot(&stack, &lz);
     for k in THEIRS {
