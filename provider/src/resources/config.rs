@@ -266,7 +266,7 @@ pub fn schema() -> Schema {
         )
         .block(NestedBlock::single(
             "default_tags",
-            Block::new("Tags on every AWS object the resources make (KMS key, bucket, queue, trail, roles and policies of `expel_cloudtrail_integration` and `expel_aws_member_role`), as hashicorp/aws: a resource's own `tags` win on equal keys, and the ownership tags `expel:managed-by` and `expel:owner` are always the provider's. The resources' `tags_all` shows the result. A default tag removed or changed outside Terraform is drift, repaired by apply; changing `default_tags` updates the objects in place.")
+            Block::new("Tags on every AWS object the resources make (KMS key, bucket, queue, trail, roles and policies of `expel_cloudtrail_integration` and `expel_aws_member_role`), as hashicorp/aws: a resource's own `tags` win on equal keys, and the ownership tags `expel:managed-by` and `expel:owner` are always the provider's. The resources' `tags_all` shows the result. A default tag removed or changed outside Terraform is drift, repaired by apply; changing `default_tags` updates the objects in place. `expel_aws_organization_member_roles` does not apply them yet: its stack set and the roles it deploys do not carry them.")
                 .attr(Attribute::new("tags", Type::map(Type::String)).optional().description("The tags: keys of 1 to 128 characters, not starting with `aws:` (AWS reserves it) and not the ownership tags; values up to 256 characters.").validator(default_tags_validator())),
         ))
         .block(NestedBlock::single("endpoints", endpoints));

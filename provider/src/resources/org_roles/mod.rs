@@ -429,7 +429,9 @@ impl Guided for OrganizationMemberRoles {
             owner: Owner::recorded(values).unwrap_or_else(|| owner(&loc, &s.stack_set_name)),
             loc,
             s,
-            deadline: deadline.with_propagation(ctx.data.aws.propagation_timeout),
+            deadline: deadline
+                .with_propagation(ctx.data.aws.propagation_timeout)
+                .with_max_retries(ctx.data.aws.max_retries),
             journal: Default::default(),
             warnings: Default::default(),
         })
