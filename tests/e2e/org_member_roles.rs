@@ -3,7 +3,7 @@
 //! (tests/sandbox/sandbox/motoext.py: nested OUs, account filters, delete by OU, automatic
 //! deployment, organizations access, as AWS documents them). An organization with nested OUs
 //! and 22 member accounts, someone else's stack set beside ours.
-use expel_e2e::{cfn_lint, tf_config, Stack, Workdir, APPLY, DESTROY, PLAN};
+use expel_e2e::{cfn_lint, tf_config, Stack, Workdir, APPLY, DESTROY, PLAN, TF_REQUIRED};
 use serde_json::Value;
 
 struct Org {
@@ -351,4 +351,50 @@ resource "expel_aws_organization_member_roles" "all" {}
         )
         .all();
     assert!(text.contains("was not made by this provider"), "{text}");
+}
+
+/// The provider's `aws.default_tags` reach the role in every member account (the template's
+/// role tags, under the ownership tags); changing them rolls the new tags out in place.
+#[test]
+fn default_tags_reach_every_member_role_and_change_in_place() {
+    let stack = Stack::local();
+    let org = organization(&stack);
+    stack.oob("stacksets-access-on");
+    let hcl = |team: &str| {
+        format!(
+            r#"{TF_REQUIRED}
+provider "expel" {{
+  aws {{
+    default_tags {{
+      tags = {{ team = "{team}" }}
+    }}
+  }}
+}}
+resource "expel_aws_organization_member_roles" "all" {{}}
+"#
+        )
+    };
+    let w = Workdir::with_hcl(&hcl("platform"), &stack);
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    let member = org.accounts(&["deep"])[0].clone();
+    let tags = |stack: &Stack| -> Value {
+        serde_json::from_str(&stack.oob_with("tags", &[&format!("account={member}")]))
+            .expect("tags JSON")
+    };
+    let t = tags(&stack);
+    assert_eq!(t["role"]["team"], "platform", "{t}");
+    assert!(t["role"]["expel:owner"].is_string(), "{t}");
+
+    w.write("main.tf", &hcl("security"));
+    let plan = w.tf_expect(PLAN, 2);
+    assert!(
+        plan.all().contains("0 to add, 1 to change, 0 to destroy"),
+        "{}",
+        plan.all()
+    );
+    w.tf_expect(APPLY, 0);
+    w.tf_expect(PLAN, 0);
+    assert_eq!(tags(&stack)["role"]["team"], "security");
+    w.tf_expect(DESTROY, 0);
 }

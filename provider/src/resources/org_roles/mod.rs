@@ -198,6 +198,7 @@ fn settings(v: &Value, loc: &Location) -> Settings {
         },
         max_concurrent_percentage: int(v, "max_concurrent_percentage", 100),
         failure_tolerance_percentage: int(v, "failure_tolerance_percentage", 10),
+        default_tags: BTreeMap::new(),
     }
 }
 
@@ -423,7 +424,10 @@ impl Guided for OrganizationMemberRoles {
         {
             return Err(Closed::Failed);
         }
-        let s = settings(values, &loc);
+        let s = Settings {
+            default_tags: ctx.data.aws.default_tags.clone(),
+            ..settings(values, &loc)
+        };
         Ok(Cx {
             aws: ctx.data.aws_clients().await.clone(),
             owner: Owner::recorded(values).unwrap_or_else(|| owner(&loc, &s.stack_set_name)),

@@ -35,6 +35,8 @@ pub struct Settings {
     pub call_as: String,
     pub max_concurrent_percentage: i32,
     pub failure_tolerance_percentage: i32,
+    /// The provider's `aws.default_tags`: on the stack set and on each role it deploys.
+    pub default_tags: BTreeMap<String, String>,
 }
 
 /// What the steps learnt: the stack set's ids and its instances.
@@ -130,8 +132,17 @@ impl Cx {
         }
     }
     /// The template every member account gets.
+    /// The tags of the stack set and of every role: `default_tags`, then the ownership tags.
+    fn tags(&self) -> Vec<(String, String)> {
+        self.owner.tags(
+            self.s
+                .default_tags
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+    }
     pub fn template(&self) -> Json {
-        let tags = self.owner.tags(std::iter::empty());
+        let tags = self.tags();
         policy::member_roles_template(&MemberRolesTemplate {
             role_name: &self.s.role_name,
             policy_name: &self.s.policy_name,
@@ -300,7 +311,7 @@ impl Step<Cx> for RolloutStackSet {
     async fn create(&self, cx: &Cx) -> Result<(), StepError> {
         let api = cx.api(STACK_SET);
         let body = cx.template_body(STACK_SET)?;
-        let tags = cx.owner.tags(std::iter::empty());
+        let tags = cx.tags();
         let made = api
             .create(&body, "Expel Workbench: ExpelServiceRole in every member account (terraform-provider-expel)", cx.auto(), &tags)
             .await?;
