@@ -1,14 +1,12 @@
 //! The go-plugin handshake, and serving the gRPC server it announces: magic cookie,
-//! protocol 6, a unix socket, AutoMTLS, the health and controller services, the handshake
+//! protocol 6, a unix socket (TCP on the loopback on Windows, as go-plugin), AutoMTLS, the health and controller services, the handshake
 //! line (or, with `--debug`, the reattach line).
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use base64::Engine;
-use tokio::net::UnixListener;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
@@ -83,16 +81,48 @@ pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> ExitCode {
     }
 }
 
-async fn run<P: Provider>(
-    provider: P,
-    opts: ServeOptions,
-) -> Result<(), Box<dyn std::error::Error>> {
+/// Where the plugin listens, as go-plugin does: a unix socket in a fresh directory (under
+/// `PLUGIN_UNIX_SOCKET_DIR` when Terraform sets it), kept as long as the `Keep` value lives.
+#[cfg(unix)]
+type Keep = tempfile::TempDir;
+
+#[cfg(unix)]
+async fn listen() -> std::io::Result<(tokio::net::UnixListener, &'static str, String, Keep)> {
     let dir = match std::env::var_os("PLUGIN_UNIX_SOCKET_DIR") {
         Some(d) => tempfile::Builder::new().prefix("plugin").tempdir_in(d)?,
         None => tempfile::Builder::new().prefix("plugin").tempdir()?,
     };
-    let socket: PathBuf = dir.path().join("plugin.sock");
-    let listener = UnixListener::bind(&socket)?;
+    let socket = dir.path().join("plugin.sock");
+    let listener = tokio::net::UnixListener::bind(&socket)?;
+    Ok((listener, "unix", socket.to_string_lossy().to_string(), dir))
+}
+
+#[cfg(unix)]
+fn incoming(l: tokio::net::UnixListener) -> tokio_stream::wrappers::UnixListenerStream {
+    tokio_stream::wrappers::UnixListenerStream::new(l)
+}
+
+/// On Windows go-plugin serves over TCP on the loopback interface, on a free port.
+#[cfg(windows)]
+type Keep = ();
+
+#[cfg(windows)]
+async fn listen() -> std::io::Result<(tokio::net::TcpListener, &'static str, String, Keep)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let address = listener.local_addr()?.to_string();
+    Ok((listener, "tcp", address, ()))
+}
+
+#[cfg(windows)]
+fn incoming(l: tokio::net::TcpListener) -> tokio_stream::wrappers::TcpListenerStream {
+    tokio_stream::wrappers::TcpListenerStream::new(l)
+}
+
+async fn run<P: Provider>(
+    provider: P,
+    opts: ServeOptions,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (listener, network, socket_str, keep) = listen().await?;
 
     let tls = match std::env::var("PLUGIN_CLIENT_CERT") {
         Ok(pem) if !opts.debug && !pem.trim().is_empty() => {
@@ -122,17 +152,16 @@ async fn run<P: Provider>(
         .as_ref()
         .map(|t| base64::engine::general_purpose::STANDARD_NO_PAD.encode(&t.cert_der))
         .unwrap_or_default();
-    let socket_str = socket.to_string_lossy().to_string();
     if opts.debug {
         let reattach = serde_json::json!({ opts.address: {
             "Protocol": "grpc", "ProtocolVersion": 6, "Pid": std::process::id(), "Test": true,
-            "Addr": { "Network": "unix", "String": socket_str }
+            "Addr": { "Network": network, "String": socket_str }
         }});
         println!(
             "Provider started. To attach Terraform CLI, set the TF_REATTACH_PROVIDERS environment variable with the following:\n\n\tTF_REATTACH_PROVIDERS='{reattach}'\n"
         );
     } else {
-        println!("1|6|unix|{socket_str}|grpc|{cert_field}");
+        println!("1|6|{network}|{socket_str}|grpc|{cert_field}");
     }
     std::io::stdout().flush()?;
 
@@ -163,8 +192,7 @@ async fn run<P: Provider>(
 
     match tls {
         None => {
-            let serve =
-                router.serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown);
+            let serve = router.serve_with_incoming_shutdown(incoming(listener), shutdown);
             tokio::select! {
                 r = serve => r?,
                 _ = grace => tracing::warn!("calls still running at shutdown were abandoned"),
@@ -207,7 +235,8 @@ async fn run<P: Provider>(
             }
         }
     }
-    drop(dir);
+    // The socket's directory goes now, before the last line.
+    drop(keep);
     tracing::info!(peak_rss_kib = peak_rss_kib(), "plugin exiting");
     Ok(())
 }
