@@ -102,15 +102,16 @@ fn incoming(l: tokio::net::UnixListener) -> tokio_stream::wrappers::UnixListener
     tokio_stream::wrappers::UnixListenerStream::new(l)
 }
 
-/// On Windows go-plugin serves over TCP on the loopback interface, on a free port.
+/// On Windows go-plugin serves over TCP on the loopback interface, on a free port: nothing
+/// to keep.
 #[cfg(windows)]
-type Keep = ();
+struct Keep;
 
 #[cfg(windows)]
 async fn listen() -> std::io::Result<(tokio::net::TcpListener, &'static str, String, Keep)> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let address = listener.local_addr()?.to_string();
-    Ok((listener, "tcp", address, ()))
+    Ok((listener, "tcp", address, Keep))
 }
 
 #[cfg(windows)]
